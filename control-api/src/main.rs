@@ -1,0 +1,4 @@
+//! The `dialer` binary.
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

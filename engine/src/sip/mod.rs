@@ -1,0 +1,1 @@
+//! Sans-IO SIP: message codec, URIs, SDP, digest authentication, transactions, dialogs.
