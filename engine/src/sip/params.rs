@@ -1,0 +1,142 @@
+//! `;name=value` parameter lists, read lazily from the borrowed text.
+
+use super::error::ParseError;
+use super::text::{is_token, trim_lws, unquote};
+
+/// A parameter list as written (without the leading `;`). Lookups walk the text; lists are
+/// short, so this is cheaper than building a map for every header of every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Params<'a> {
+    raw: &'a str,
+}
+
+impl<'a> Params<'a> {
+    /// An empty list.
+    pub const fn empty() -> Self {
+        Params { raw: "" }
+    }
+
+    /// Checks the grammar of `raw` (`name[=value]` separated by `;`, LWS allowed around the
+    /// separators, values tokens, bracketed IPv6 references or quoted strings).
+    pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
+        let p = Params { raw };
+        if trim_lws(raw).is_empty() {
+            return Ok(Params::empty());
+        }
+        for item in split_quoted(raw, b';') {
+            let item = trim_lws(item);
+            let (name, value) = match item.find('=') {
+                Some(i) => (trim_lws(&item[..i]), Some(trim_lws(&item[i + 1..]))),
+                None => (item, None),
+            };
+            if name.is_empty() || !is_token(name) {
+                return Err(ParseError::Param);
+            }
+            if let Some(v) = value {
+                let ok = if v.starts_with('"') {
+                    unquote(v).is_some()
+                } else if v.starts_with('[') {
+                    v.ends_with(']') && v[1..v.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+                } else {
+                    !v.is_empty() && v.bytes().all(|b| is_token_byte_or_colon(b))
+                };
+                if !ok {
+                    return Err(ParseError::Param);
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The text as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Iterates `(name, value)` pairs, names and values trimmed, quotes removed.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        let raw = self.raw;
+        split_quoted(raw, b';').filter_map(|item| {
+            let item = trim_lws(item);
+            if item.is_empty() {
+                return None;
+            }
+            Some(match item.find('=') {
+                Some(i) => {
+                    let v = trim_lws(&item[i + 1..]);
+                    (trim_lws(&item[..i]), Some(unquote(v).unwrap_or(v)))
+                }
+                None => (item, None),
+            })
+        })
+    }
+
+    /// Looks a parameter up by name, case-insensitively. `Some(None)` means present without
+    /// a value (`;lr`).
+    pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+fn is_token_byte_or_colon(b: u8) -> bool {
+    super::text::is_token_byte(b) || b == b':'
+}
+
+/// Splits on `sep` outside double quotes (a quoted string may hold `;` or `,`) and outside
+/// angle brackets (a URI inside `<...>` has its own `;` and `,`).
+pub(crate) fn split_quoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut in_quote = false;
+        let mut angle = 0u32;
+        while i < b.len() {
+            let c = b[i];
+            if in_quote {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == b'"' {
+                    in_quote = false;
+                }
+            } else if c == b'"' {
+                in_quote = true;
+            } else if c == b'<' {
+                angle += 1;
+            } else if c == b'>' {
+                angle = angle.saturating_sub(1);
+            } else if c == sep && angle == 0 {
+                let item = &s[start..i];
+                i += 1;
+                start = i;
+                return Some(item);
+            }
+            i += 1;
+        }
+        done = true;
+        Some(&s[start.min(s.len())..])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        let p = Params::parse("branch=z9hG4bK1 ; rport;received=[2001:db8::1];x=\"a;b\"").unwrap();
+        assert_eq!(p.get("BRANCH"), Some(Some("z9hG4bK1")));
+        assert_eq!(p.get("rport"), Some(None));
+        assert_eq!(p.get("received"), Some(Some("[2001:db8::1]")));
+        assert_eq!(p.get("x"), Some(Some("a;b")));
+        assert_eq!(p.get("nope"), None);
+        assert!(Params::parse(";;").is_err());
+        assert!(Params::parse("a=").is_err());
+    }
+}

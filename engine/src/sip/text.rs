@@ -1,0 +1,50 @@
+//! Character classes and whitespace rules of RFC 3261 §25.1.
+
+/// Whether `b` may appear in a `token`.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Whether `s` is a non-empty `token`.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// Linear white space: SP, HTAB and the CR LF of a folded line.
+pub fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims LWS (including folds) from both ends.
+pub fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+/// If `s` is exactly one quoted string, returns its content (escapes kept as written).
+pub fn unquote(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    if b.len() < 2 || b[0] != b'"' {
+        return None;
+    }
+    let end = quoted_end(s, 0)?;
+    (end == b.len()).then(|| &s[1..end - 1])
+}
+
+/// Given `s[start] == '"'`, returns the index just past the closing quote, honouring
+/// backslash escapes; `None` when the string is unterminated.
+pub fn quoted_end(s: &str, start: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
