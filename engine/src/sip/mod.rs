@@ -6,10 +6,15 @@
 
 pub mod builder;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 pub mod message;
+pub mod outcome;
 pub mod params;
 pub mod text;
+pub mod timer;
+pub mod transaction;
 pub mod uri;
 
 pub use builder::MessageWriter;
