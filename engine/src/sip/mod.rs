@@ -4,6 +4,7 @@
 //! an argument and bytes go out through `poll_*` methods, so every path runs in tests on
 //! virtual time.
 
+pub mod auth;
 pub mod builder;
 pub mod error;
 #[doc(hidden)]
@@ -12,6 +13,7 @@ pub mod headers;
 pub mod message;
 pub mod outcome;
 pub mod params;
+pub mod sdp;
 pub mod text;
 pub mod timer;
 pub mod transaction;
