@@ -1,1 +1,35 @@
-//! Audio codecs and prompts.
+//! Audio codecs and prompts for the dialer.
+//!
+//! The dialer never transcodes per call (see `DESIGN.md`, principle 3). An uploaded message is
+//! imported once ([`import`]), levelled once ([`level`]), resampled to each codec's rate
+//! ([`resample`]) and encoded once per codec and packet time into a [`Prompt`]: one contiguous
+//! buffer of ready RTP payloads plus offsets. Thousands of calls then share an `Arc<Prompt>` and
+//! fetch frame `n` by slicing, without copying or allocating.
+//!
+//! Codecs: G.711 µ-law and A-law ([`g711`], exact to ITU-T G.711), Opus ([`opus_codec`], through
+//! libopus), and G.722 ([`g722`], an SB-ADPCM implementation written for this crate from the
+//! ITU-T G.722 algorithm description). Every codec also has a decoder ([`PayloadDecoder`]) for tests
+//! and for the load tester's audio check.
+//!
+//! Untrusted input never panics: every failure is a [`CodecError`].
+
+pub mod cache;
+mod codec;
+mod error;
+pub mod g711;
+pub mod g722;
+pub mod import;
+pub mod level;
+pub mod opus_codec;
+mod prompt;
+pub mod resample;
+pub mod tts;
+pub mod wav;
+
+pub use cache::PromptCache;
+pub use codec::{Codec, PayloadDecoder};
+pub use error::CodecError;
+pub use import::{Audio, SourceFormat};
+pub use prompt::{
+    EncodeSettings, PreparedAudio, Prompt, PromptInfo, PromptKey, PROMPT_FORMAT_VERSION,
+};
