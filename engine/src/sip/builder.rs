@@ -44,6 +44,9 @@ impl MessageWriter {
             let has_tag = req.headers.to().map(|t| t.tag().is_some()).unwrap_or(true);
             match to_tag {
                 Some(tag) if !has_tag => {
+                    // A To with an empty parameter list (`<sip:b@h>;`) parses; appending
+                    // `;tag=` to it as written would make `;;`, which does not.
+                    let t = t.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
                     let _ = write!(w.buf, "To: {t};tag={tag}\r\n");
                 }
                 _ => w = w.header("To", t),

@@ -506,13 +506,11 @@ fn validate_headers(h: &Headers<'_>) -> Result<(), ParseError> {
             HeaderName::To => {
                 NameAddr::parse(v, "To")?;
             }
-            HeaderName::Contact => {
-                if v != "*" {
-                    for e in split_list(v) {
-                        let c = NameAddr::parse(e, "Contact")?;
-                        if let Some(Some(exp)) = c.params.get("expires") {
-                            parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
-                        }
+            HeaderName::Contact if v != "*" => {
+                for e in split_list(v) {
+                    let c = NameAddr::parse(e, "Contact")?;
+                    if let Some(Some(exp)) = c.params.get("expires") {
+                        parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
                     }
                 }
             }
@@ -521,10 +519,8 @@ fn validate_headers(h: &Headers<'_>) -> Result<(), ParseError> {
                     NameAddr::parse(e, "Route")?;
                 }
             }
-            HeaderName::CallId => {
-                if v.is_empty() || v.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-                    return Err(ParseError::Header("Call-ID"));
-                }
+            HeaderName::CallId if v.is_empty() || v.bytes().any(|b| b <= b' ' || b >= 0x7f) => {
+                return Err(ParseError::Header("Call-ID"));
             }
             HeaderName::CSeq => {
                 CSeq::parse(v)?;

@@ -38,7 +38,7 @@ impl<'a> Params<'a> {
                 } else if v.starts_with('[') {
                     v.ends_with(']') && v[1..v.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
                 } else {
-                    !v.is_empty() && v.bytes().all(|b| is_token_byte_or_colon(b))
+                    !v.is_empty() && v.bytes().all(is_token_byte_or_colon)
                 };
                 if !ok {
                     return Err(ParseError::Param);
