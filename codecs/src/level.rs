@@ -63,18 +63,38 @@ pub fn measure(samples: &[f32], rate: u32) -> Result<Loudness, CodecError> {
     let lufs = meter
         .loudness_global()
         .map_err(|e| CodecError::Malformed(format!("loudness meter: {e}")))?;
-    Ok(Loudness {
-        integrated_lufs: if lufs.is_finite() {
-            lufs
+    // EBU R128 gates in 400 ms blocks: shorter clips have no integrated loudness. Fall back to
+    // the plain (unweighted, ungated) mean-square level, which is what R128 reads for speech
+    // within a dB or two.
+    let integrated_lufs = if lufs.is_finite() {
+        lufs
+    } else if samples.is_empty() {
+        f64::NEG_INFINITY
+    } else {
+        let ms = samples
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>()
+            / samples.len() as f64;
+        let db = if ms > 0.0 {
+            10.0 * ms.log10()
         } else {
             f64::NEG_INFINITY
-        },
+        };
+        if db < -70.0 {
+            f64::NEG_INFINITY
+        } else {
+            db
+        }
+    };
+    Ok(Loudness {
+        integrated_lufs,
         peak_dbfs: to_db(f64::from(peak)),
     })
 }
 
 /// Fails with [`CodecError::SilenceOnly`] when `samples` hold nothing audible: a peak under one
-/// 16-bit LSB, or no 400 ms block above EBU R128's −70 LUFS absolute gate.
+/// 16-bit LSB, or a level under EBU R128's −70 LUFS absolute gate.
 pub fn check_not_silent(samples: &[f32], loudness: &Loudness) -> Result<(), CodecError> {
     let peak = samples.iter().fold(0.0f32, |m, &s| m.max(s.abs()));
     if peak < SILENCE_PEAK || loudness.integrated_lufs == f64::NEG_INFINITY {

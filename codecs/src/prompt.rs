@@ -1,6 +1,7 @@
 //! `Prompt`: a message encoded once for one codec and packet time, as ready RTP payloads.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
@@ -130,6 +131,9 @@ pub struct PreparedAudio {
     sample_rate: u32,
     info: PromptInfo,
     settings: EncodeSettings,
+    /// 16-bit PCM at 8, 16 and 48 kHz, resampled on first use and reused for every codec and
+    /// ptime at that rate.
+    pcm: [OnceLock<Vec<i16>>; 3],
 }
 
 impl PreparedAudio {
@@ -203,6 +207,7 @@ impl PreparedAudio {
             sample_rate,
             info,
             settings: settings.clone(),
+            pcm: Default::default(),
         })
     }
 
@@ -223,9 +228,18 @@ impl PreparedAudio {
 
     /// The levelled audio resampled to `codec`'s rate as 16-bit samples: exactly what the
     /// encoder of that codec is fed.
-    pub fn pcm_for(&self, codec: Codec) -> Result<Vec<i16>, CodecError> {
+    pub fn pcm_for(&self, codec: Codec) -> Result<&[i16], CodecError> {
+        let slot = match codec.sample_rate() {
+            8000 => &self.pcm[0],
+            16000 => &self.pcm[1],
+            _ => &self.pcm[2],
+        };
+        if let Some(p) = slot.get() {
+            return Ok(p);
+        }
         let x = resample::resample(&self.samples, self.sample_rate, codec.sample_rate())?;
-        Ok(x.iter().map(|&s| f32_to_i16(s)).collect())
+        let pcm: Vec<i16> = x.iter().map(|&s| f32_to_i16(s)).collect();
+        Ok(slot.get_or_init(|| pcm))
     }
 
     /// Encodes for `codec` with packets of `ptime_ms`.
@@ -267,7 +281,7 @@ impl PreparedAudio {
             }
             Codec::Opus => {
                 opus_codec::encode_frames(
-                    &pcm,
+                    pcm,
                     spf,
                     self.settings.opus_bitrate,
                     &mut data,

@@ -44,14 +44,14 @@ pub fn snr_db(reference: &[i16], out: &[i16], delay: usize, margin: usize) -> f6
     10.0 * (sig / noise.max(1e-9)).log10()
 }
 
-/// Best SNR over delays `0..=max_delay` (codecs with algorithmic delay), and that delay.
+/// Best SNR over `delays` (codecs with algorithmic delay), and that delay.
 pub fn best_snr_db(
     reference: &[i16],
     out: &[i16],
-    max_delay: usize,
+    delays: std::ops::RangeInclusive<usize>,
     margin: usize,
 ) -> (f64, usize) {
-    (0..=max_delay)
+    delays
         .map(|d| (snr_db(reference, out, d, margin), d))
         .fold((f64::NEG_INFINITY, 0), |a, b| if b.0 > a.0 { b } else { a })
 }
