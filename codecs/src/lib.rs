@@ -33,3 +33,24 @@ pub use import::{Audio, SourceFormat};
 pub use prompt::{
     EncodeSettings, PreparedAudio, Prompt, PromptInfo, PromptKey, PROMPT_FORMAT_VERSION,
 };
+
+/// The body of the `audio_import` fuzz target, shared with the test that replays its corpus:
+/// import with a 2-second cap, then level and encode to PCMA whatever imports. Returns whether
+/// the input became a prompt. Not part of the stable API.
+#[doc(hidden)]
+pub fn fuzz_entry(data: &[u8]) -> bool {
+    let settings = EncodeSettings {
+        max_duration_ms: 2_000,
+        ..EncodeSettings::default()
+    };
+    match PreparedAudio::from_bytes(data, &settings) {
+        Ok(prep) => {
+            let p = prep.encode(Codec::Pcma, 20);
+            if let Ok(p) = &p {
+                assert_eq!(p.payload_len(), p.frame_count() * 160);
+            }
+            p.is_ok()
+        }
+        Err(_) => false,
+    }
+}

@@ -29,8 +29,7 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, CodecEr
     if from == to || samples.is_empty() {
         return Ok(samples.to_vec());
     }
-    let step = f64::from(from) / f64::from(to); // input samples per output sample
-                                                // Cut-off in cycles per input sample.
+    // Cut-off in cycles per input sample.
     let fc = 0.5 * CUTOFF * (f64::from(to) / f64::from(from)).min(1.0);
     let half_width = ZERO_CROSSINGS / (2.0 * fc); // in input samples
     let table_len = (half_width * TABLE_STEPS).ceil() as usize + 2;
