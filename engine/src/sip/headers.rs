@@ -113,8 +113,16 @@ macro_rules! header_names {
         impl<'a> HeaderName<'a> {
             /// Looks a header name up, case-insensitively, including compact forms.
             pub fn parse(name: &'a str) -> Self {
+                // Compare the first letter (a constant per arm) before the whole name.
+                let first = match name.as_bytes().first() {
+                    Some(b) => b.to_ascii_lowercase(),
+                    None => return HeaderName::Other(name),
+                };
                 $(
-                    if name.eq_ignore_ascii_case($full) $(|| name.eq_ignore_ascii_case($compact))? {
+                    if (first == $full.as_bytes()[0].to_ascii_lowercase()
+                        && name.eq_ignore_ascii_case($full))
+                        $(|| (name.len() == 1 && name.eq_ignore_ascii_case($compact)))?
+                    {
                         return HeaderName::$variant;
                     }
                 )*

@@ -293,9 +293,59 @@ fn parse_content_length(v: &str) -> Result<usize, ParseError> {
 /// Finds the end of the header section: the index of the empty line's CRLF CRLF, and the
 /// offset where the body starts.
 fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    buf.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4))
+    // Visit each LF (word-at-a-time) and look back for CR LF CR: far fewer comparisons
+    // than testing every 4-byte window.
+    let mut from = 3;
+    while from < buf.len() {
+        let lf = from + find_byte(&buf[from..], b'\n')?;
+        if &buf[lf - 3..lf] == b"\r\n\r" {
+            return Some((lf - 3, lf + 1));
+        }
+        from = lf + 1;
+    }
+    None
+}
+
+/// How many times `needle` occurs in `hay`, eight bytes at a time.
+fn count_byte(hay: &[u8], needle: u8) -> usize {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = 0x0101_0101_0101_0101 * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // High bit set exactly in the bytes of `x` that are zero (no borrow between bytes).
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        n += zero.count_ones() as usize;
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == needle).count()
+}
+
+/// The index of the first `needle` in `hay`, eight bytes at a time.
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // The lowest flagged byte is exactly the first zero byte of `x`.
+        let zero = x.wrapping_sub(LO) & !x & HI;
+        if zero != 0 {
+            return Some(offset + (zero.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|i| offset + i)
 }
 
 /// Skips the CRLFs a peer may send before a message (RFC 3261 §7.5) or as a keep-alive.
@@ -346,8 +396,9 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         return Err(ParseError::HeaderLine);
     }
     let head = std::str::from_utf8(&buf_from[..end]).map_err(|_| ParseError::Utf8)?;
-    let (start_line, header_text) = match head.find("\r\n") {
-        Some(i) => (&head[..i], &head[i + 2..]),
+    let (start_line, header_text) = match head.find('\n') {
+        Some(i) if i > 0 && head.as_bytes()[i - 1] == b'\r' => (&head[..i - 1], &head[i + 1..]),
+        Some(_) => return Err(ParseError::StartLine("bare LF")),
         None => (head, ""),
     };
     let headers = split_headers(header_text)?;
@@ -438,52 +489,65 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
 }
 
 /// Splits the header section into lines, joining folded continuation lines. Each value is
-/// one slice of the input, folds included.
+/// one slice of the input, folds included. A CR or LF that is not part of a CRLF is an error.
 fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
-    let mut out: Vec<Header<'_>> = Vec::with_capacity(16);
+    let mut out: Vec<Header<'_>> = Vec::with_capacity(24);
     if text.is_empty() {
         return Ok(out);
     }
-    let base = text.as_ptr() as usize;
+    let bytes = text.as_bytes();
     let mut current: Option<(HeaderName<'_>, usize, usize)> = None; // name, value start, value end
-    for line in text.split("\r\n") {
+    let mut start = 0;
+    let mut lines = 0;
+    while start <= text.len() {
+        // One line: [start, end), then CRLF (or the end of the section).
+        let (end, next) = match text[start..].find('\n') {
+            Some(i) => {
+                let lf = start + i;
+                if lf == start || bytes[lf - 1] != b'\r' {
+                    return Err(ParseError::HeaderLine);
+                }
+                (lf - 1, lf + 1)
+            }
+            None => (text.len(), text.len() + 1),
+        };
+        let line = &text[start..end];
+        lines += 1;
         if line.starts_with(' ') || line.starts_with('\t') {
-            let (_, _, end) = current.as_mut().ok_or(ParseError::HeaderLine)?;
-            *end = line.as_ptr() as usize - base + line.len();
-            continue;
+            let (_, _, value_end) = current.as_mut().ok_or(ParseError::HeaderLine)?;
+            *value_end = end;
+        } else {
+            if let Some((name, value_start, value_end)) = current.take() {
+                out.push(Header {
+                    name,
+                    value: trim_lws(&text[value_start..value_end]),
+                });
+            }
+            if out.len() >= MAX_HEADERS {
+                return Err(ParseError::HeaderLine);
+            }
+            // Names are short: a plain loop beats a memchr call here.
+            let colon = line
+                .bytes()
+                .position(|b| b == b':')
+                .ok_or(ParseError::HeaderLine)?;
+            let name = line[..colon].trim_end_matches([' ', '\t']);
+            if !is_token(name) {
+                return Err(ParseError::HeaderLine);
+            }
+            current = Some((HeaderName::parse(name), start + colon + 1, end));
         }
-        if let Some((name, start, end)) = current.take() {
-            out.push(Header {
-                name,
-                value: trim_lws(&text[start..end]),
-            });
-        }
-        if out.len() >= MAX_HEADERS {
-            return Err(ParseError::HeaderLine);
-        }
-        let colon = line.find(':').ok_or(ParseError::HeaderLine)?;
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if !is_token(name) {
-            return Err(ParseError::HeaderLine);
-        }
-        let start = line.as_ptr() as usize - base + colon + 1;
-        current = Some((
-            HeaderName::parse(name),
-            start,
-            line.as_ptr() as usize - base + line.len(),
-        ));
+        start = next;
     }
-    if let Some((name, start, end)) = current {
+    if let Some((name, value_start, value_end)) = current {
         out.push(Header {
             name,
-            value: trim_lws(&text[start..end]),
+            value: trim_lws(&text[value_start..value_end]),
         });
     }
-    if text.contains('\n')
-        && text
-            .split("\r\n")
-            .any(|l| l.contains('\n') || l.contains('\r'))
-    {
+    // Every LF seen was checked to follow a CR; any other CR is a bare one. Counting them
+    // once (vectorized) is cheaper than searching every line.
+    if count_byte(bytes, b'\r') != lines - 1 {
         return Err(ParseError::HeaderLine);
     }
     Ok(out)
@@ -590,6 +654,26 @@ Content-Length: 4\r\n\r\nv=0\nEXTRA";
         assert_eq!(stream_message_len(&two[..one - 1]).unwrap(), None);
         let (_, used) = parse_framed(&two, true).unwrap();
         assert_eq!(used, one);
+    }
+
+    #[test]
+    fn byte_scanners_match_naive() {
+        let hay: Vec<u8> = (0..200u32)
+            .map(|i| [b'\r', b'\n', b'a', 0x8d, 0x0d ^ 0x80][(i * 7 % 5) as usize])
+            .collect();
+        for start in 0..hay.len() {
+            for needle in [b'\r', b'\n', b'a', 0x8d, b'z'] {
+                let h = &hay[start..];
+                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+                assert_eq!(
+                    count_byte(h, needle),
+                    h.iter().filter(|&&b| b == needle).count()
+                );
+            }
+        }
+        assert_eq!(header_end(b"A\r\n\r\nB"), Some((1, 5)));
+        assert_eq!(header_end(b"\r\n\r\n"), Some((0, 4)));
+        assert_eq!(header_end(b"\n\r\n\r\r\n"), None);
     }
 
     #[test]

@@ -21,7 +21,16 @@ pub fn is_lws(b: u8) -> bool {
 
 /// Trims LWS (including folds) from both ends.
 pub fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let (mut start, mut end) = (0, b.len());
+    while start < end && is_lws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_lws(b[end - 1]) {
+        end -= 1;
+    }
+    // LWS bytes are ASCII, so both ends are character boundaries.
+    &s[start..end]
 }
 
 /// If `s` is exactly one quoted string, returns its content (escapes kept as written).
