@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod builder;
+pub mod endpoint;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

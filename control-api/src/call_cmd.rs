@@ -1,0 +1,449 @@
+//! `dialer call`: place calls through a trunk, play a prompt on answer, hang up, and print
+//! one JSON line per call plus a summary.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use codecs::{Codec, EncodeSettings, Prompt};
+use engine::media::{RtpStream, StreamParams};
+use engine::net::{bind_rtp_port, play, SipDriver};
+use engine::sip::auth::Credentials;
+use engine::sip::endpoint::{CallEnd, CallHandle, CallParams, EndpointConfig, Event, Transport};
+use engine::sip::sdp::{OfferCodec, OfferParams};
+use engine::sip::Uri;
+use serde_json::json;
+use tokio::sync::{mpsc, Semaphore};
+
+/// Arguments of `dialer call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The trunk: `sip:HOST[:PORT]`.
+    #[arg(long)]
+    trunk: String,
+    /// Numbers to call, comma-separated; cycled through when `--calls` is larger.
+    #[arg(long, value_delimiter = ',', required = true)]
+    to: Vec<String>,
+    /// The WAV prompt to play on answer.
+    #[arg(long)]
+    prompt: PathBuf,
+    /// Local SIP address; while the command runs it also answers OPTIONS there.
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// SIP transport.
+    #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
+    transport: String,
+    /// From URI (default `sip:dialer@LOCAL_IP`).
+    #[arg(long)]
+    from: Option<String>,
+    /// Preferred codec (offered first; the other G.711 law is offered too).
+    #[arg(long, default_value = "pcma", value_parser = ["pcmu", "pcma"])]
+    codec: String,
+    /// Seconds to ring before CANCEL.
+    #[arg(long, default_value_t = 30)]
+    ring_timeout: u64,
+    /// Digest user name.
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Digest password.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// Number of calls to place.
+    #[arg(long)]
+    calls: Option<usize>,
+    /// Most calls at once.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Most new calls per second.
+    #[arg(long, default_value_t = 10.0)]
+    cps: f64,
+    /// RTP port range `MIN-MAX`.
+    #[arg(long, default_value = "20000-39999")]
+    rtp_ports: String,
+    /// How many times the prompt plays.
+    #[arg(long, default_value_t = 1)]
+    play_count: u32,
+}
+
+struct CallRecord {
+    to: String,
+    call_id: String,
+    end: CallEnd,
+    pdd: Option<Duration>,
+    answer: Option<Duration>,
+    duration: Option<Duration>,
+    rtp_packets_sent: u64,
+}
+
+/// Runs the command.
+pub async fn run(args: CallArgs) -> Result<()> {
+    let trunk =
+        Uri::parse(&args.trunk).map_err(|e| anyhow::anyhow!("--trunk {}: {e}", args.trunk))?;
+    let host = trunk.host.context("--trunk needs a host")?;
+    let port = trunk.port.unwrap_or(5060);
+    let proxy: SocketAddr = tokio::net::lookup_host(format!(
+        "{}:{port}",
+        host.to_string().trim_matches(['[', ']'])
+    ))
+    .await
+    .with_context(|| format!("resolving {host}"))?
+    .next()
+    .context("trunk host has no address")?;
+    if args.concurrency == 0 || args.cps <= 0.0 {
+        bail!("--concurrency and --cps must be positive");
+    }
+    let (rtp_min, rtp_max) = parse_range(&args.rtp_ports)?;
+    let transport = if args.transport == "tcp" {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    let preferred: Codec = args
+        .codec
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--codec: {e}"))?;
+    let other = if preferred == Codec::Pcma {
+        Codec::Pcmu
+    } else {
+        Codec::Pcma
+    };
+    let settings = EncodeSettings::default();
+    let mut prompts = HashMap::new();
+    for c in [preferred, other] {
+        let p = Prompt::from_file(&args.prompt, c, 20, &settings)
+            .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+        prompts.insert(c.payload_type(), Arc::new(p));
+    }
+
+    let local_ip = match args.bind {
+        Some(b) => b.ip(),
+        None => local_ip_towards(proxy)?,
+    };
+    let bind = args.bind.unwrap_or(SocketAddr::new(local_ip, 0));
+    let mut cfg = EndpointConfig::new(bind);
+    cfg.transport = transport;
+    let (driver, mut events) = SipDriver::start(bind, cfg)
+        .await
+        .context("binding SIP socket")?;
+    let local = driver.local_addr();
+    let from = args
+        .from
+        .clone()
+        .unwrap_or_else(|| format!("sip:dialer@{}", host_port(local)));
+
+    // Route endpoint events to each call's task.
+    let routes: Arc<
+        std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<(Instant, Event)>>>,
+    > = Default::default();
+    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<(Instant, Event)>>>> =
+        Default::default();
+    {
+        let (routes, early) = (routes.clone(), early.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let now = Instant::now();
+                let h = match &ev {
+                    Event::Progress { call, .. }
+                    | Event::Answered { call, .. }
+                    | Event::Info { call, .. }
+                    | Event::Ended { call, .. } => *call,
+                };
+                let tx = routes.lock().expect("lock").get(&h).cloned();
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send((now, ev));
+                    }
+                    None => early
+                        .lock()
+                        .expect("lock")
+                        .entry(h)
+                        .or_default()
+                        .push((now, ev)),
+                }
+            }
+        });
+    }
+
+    let total = args.calls.unwrap_or(args.to.len());
+    let sem = Arc::new(Semaphore::new(args.concurrency));
+    let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<CallRecord>();
+    let printer = tokio::spawn(async move {
+        let mut records = Vec::new();
+        while let Some(r) = rec_rx.recv().await {
+            println!("{}", record_json(&r));
+            records.push(r);
+        }
+        records
+    });
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / args.cps);
+    let offer_codecs: Vec<OfferCodec> = [preferred, other]
+        .iter()
+        .map(|c| OfferCodec {
+            payload_type: c.payload_type(),
+            name: c.sdp_name(),
+            clock_rate: c.clock_rate(),
+            channels: None,
+            fmtp: None,
+        })
+        .collect();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+        tokio::time::sleep_until((started + interval * i as u32).into()).await;
+        let number = args.to[i % args.to.len()].clone();
+        let rtp = bind_rtp_port(
+            local_ip,
+            rtp_min,
+            rtp_max,
+            (i as u16).wrapping_mul(2).wrapping_add(rtp_min),
+        )
+        .await
+        .context("allocating an RTP port")?;
+        let rtp_port = rtp.local_addr()?.port();
+        let offer = OfferParams {
+            session_id: rand_u32() as u64,
+            version: 1,
+            addr: local_ip,
+            rtp_port,
+            codecs: offer_codecs.clone(),
+            ptime_ms: 20,
+            telephone_event_pt: Some(101),
+        };
+        let target_host = host.to_string();
+        let ruri = format!(
+            "sip:{number}@{target_host}{}",
+            trunk.port.map(|p| format!(":{p}")).unwrap_or_default()
+        );
+        let params = CallParams {
+            proxy,
+            request_uri: ruri.clone(),
+            to_uri: ruri,
+            from_uri: from.clone(),
+            from_display: None,
+            offer,
+            ring_timeout: Duration::from_secs(args.ring_timeout),
+            credentials: match (&args.username, &args.password) {
+                (Some(u), Some(p)) => Some(Credentials {
+                    username: u.clone(),
+                    password: p.clone(),
+                }),
+                _ => None,
+            },
+            transport: Some(transport),
+            extra_headers: Vec::new(),
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let invited = Instant::now();
+        let (handle, call_id) = driver.place_call(params).await?;
+        {
+            routes.lock().expect("lock").insert(handle, tx.clone());
+            for ev in early
+                .lock()
+                .expect("lock")
+                .remove(&handle)
+                .unwrap_or_default()
+            {
+                let _ = tx.send(ev);
+            }
+        }
+        let driver = driver.clone();
+        let prompts = prompts.clone();
+        let rec_tx = rec_tx.clone();
+        let routes = routes.clone();
+        let play_count = args.play_count;
+        tasks.push(tokio::spawn(async move {
+            let rec = follow_call(
+                driver, handle, number, call_id, invited, rx, rtp, prompts, play_count,
+            )
+            .await;
+            routes.lock().expect("lock").remove(&handle);
+            let _ = rec_tx.send(rec);
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    drop(rec_tx);
+    let records = printer.await?;
+    let elapsed = started.elapsed();
+    println!("{}", summary_json(&records, elapsed));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow_call(
+    driver: SipDriver,
+    handle: CallHandle,
+    to: String,
+    call_id: String,
+    invited: Instant,
+    mut rx: mpsc::UnboundedReceiver<(Instant, Event)>,
+    rtp: tokio::net::UdpSocket,
+    prompts: HashMap<u8, Arc<Prompt>>,
+    play_count: u32,
+) -> CallRecord {
+    let mut pdd = None;
+    let mut answered_at = None;
+    let mut sent = 0u64;
+    let mut player: Option<tokio::task::JoinHandle<u64>> = None;
+    let rtp = Arc::new(rtp);
+    loop {
+        let Some((at, ev)) = rx.recv().await else {
+            // The driver stopped: report what we know.
+            return CallRecord {
+                to,
+                call_id,
+                end: CallEnd {
+                    outcome: engine::sip::outcome::Outcome::Failed,
+                    status: 0,
+                    reason: "SIP driver stopped".into(),
+                    hangup: engine::sip::endpoint::Hangup::None,
+                },
+                pdd,
+                answer: None,
+                duration: None,
+                rtp_packets_sent: sent,
+            };
+        };
+        match ev {
+            Event::Progress { .. } => {
+                pdd.get_or_insert(at - invited);
+            }
+            Event::Answered { media, .. } => {
+                pdd.get_or_insert(at - invited);
+                answered_at = Some(at);
+                let prompt = prompts.get(&media.payload_type).cloned();
+                let (rtp, driver) = (rtp.clone(), driver.clone());
+                player = Some(tokio::spawn(async move {
+                    let Some(prompt) = prompt else {
+                        driver.hangup(handle);
+                        return 0;
+                    };
+                    let params = StreamParams {
+                        payload_type: media.payload_type,
+                        ssrc: rand_u32(),
+                        first_seq: rand_u32() as u16,
+                        first_timestamp: rand_u32(),
+                        play_count,
+                        gap_frames: 50,
+                    };
+                    let ptime = Duration::from_millis(u64::from(prompt.ptime_ms()));
+                    let n = play(
+                        &rtp,
+                        media.remote_rtp,
+                        RtpStream::new(prompt, params),
+                        ptime,
+                    )
+                    .await;
+                    driver.hangup(handle);
+                    n
+                }));
+            }
+            Event::Info { .. } => {}
+            Event::Ended { end, .. } => {
+                if let Some(p) = player.take() {
+                    p.abort();
+                    sent = match p.await {
+                        Ok(n) => n,
+                        // Aborted mid-prompt (the callee hung up): count from elapsed time.
+                        Err(_) => answered_at
+                            .map(|a| (at - a).as_millis() as u64 / 20)
+                            .unwrap_or(0),
+                    };
+                }
+                if pdd.is_none() && end.status != 0 {
+                    pdd = Some(at - invited);
+                }
+                return CallRecord {
+                    to,
+                    call_id,
+                    pdd,
+                    answer: answered_at.map(|a| a - invited),
+                    duration: answered_at.map(|a| at - a),
+                    rtp_packets_sent: sent,
+                    end,
+                };
+            }
+        }
+    }
+}
+
+fn record_json(r: &CallRecord) -> serde_json::Value {
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+    json!({
+        "to": r.to,
+        "call_id": r.call_id,
+        "outcome": r.end.outcome.as_str(),
+        "sip_status": r.end.status,
+        "sip_reason": r.end.reason,
+        "pdd_ms": ms(r.pdd),
+        "answer_ms": ms(r.answer),
+        "duration_ms": ms(r.duration),
+        "rtp_packets_sent": r.rtp_packets_sent,
+    })
+}
+
+fn summary_json(records: &[CallRecord], elapsed: Duration) -> serde_json::Value {
+    let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in records {
+        *outcomes.entry(r.end.outcome.as_str()).or_default() += 1;
+    }
+    let mut pdds: Vec<u64> = records
+        .iter()
+        .filter_map(|r| r.pdd.map(|d| d.as_millis() as u64))
+        .collect();
+    pdds.sort_unstable();
+    let pct = |p: f64| -> Option<u64> {
+        if pdds.is_empty() {
+            return None;
+        }
+        let i = ((p * pdds.len() as f64).ceil() as usize).clamp(1, pdds.len()) - 1;
+        Some(pdds[i])
+    };
+    json!({"summary": {
+        "calls": records.len(),
+        "outcomes": outcomes,
+        "cps": if elapsed.as_secs_f64() > 0.0 { records.len() as f64 / elapsed.as_secs_f64() } else { 0.0 },
+        "elapsed_ms": elapsed.as_millis() as u64,
+        "pdd_p50_ms": pct(0.50),
+        "pdd_p99_ms": pct(0.99),
+    }})
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').context("--rtp-ports must be MIN-MAX")?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    if a >= b {
+        bail!("--rtp-ports: MIN must be below MAX");
+    }
+    Ok((a, b))
+}
+
+/// The local address the kernel would use to reach `dest` (no packet is sent).
+fn local_ip_towards(dest: SocketAddr) -> Result<IpAddr> {
+    let bind: SocketAddr = if dest.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(dest)?;
+    Ok(s.local_addr()?.ip())
+}
+
+fn host_port(a: SocketAddr) -> String {
+    match a.ip() {
+        IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", a.port()),
+    }
+}
+
+fn rand_u32() -> u32 {
+    rand::random()
+}

@@ -1,0 +1,233 @@
+//! The SIP driver: one task that owns the [`Endpoint`], a UDP socket and TCP connections.
+//!
+//! Every input (a datagram, a framed TCP message, a command, a timer) is handed to the
+//! endpoint with the current instant; afterwards its transmits are sent and its events
+//! forwarded. UDP responses go to the source address (symmetric response routing, RFC
+//! 3581), so peers behind NAT and SIPp's default setup both work.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::sip::endpoint::{CallHandle, CallParams, Endpoint, EndpointConfig, Event, Transport};
+use crate::sip::message::stream_message_len;
+use crate::sip::transaction::Wire;
+
+enum Command {
+    Place(Box<CallParams>, oneshot::Sender<(CallHandle, String)>),
+    Hangup(CallHandle),
+}
+
+/// A handle to the running driver: place calls and hang them up.
+#[derive(Clone)]
+pub struct SipDriver {
+    cmd: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+}
+
+/// Events of the endpoint, in order.
+pub type SipEvents = mpsc::UnboundedReceiver<Event>;
+
+impl SipDriver {
+    /// Binds UDP and TCP on `bind` (port 0 picks a free port, the same for both when
+    /// possible), and starts the driver task. `cfg.local_addr` is replaced by the bound
+    /// address.
+    pub async fn start(
+        bind: SocketAddr,
+        mut cfg: EndpointConfig,
+    ) -> io::Result<(SipDriver, SipEvents)> {
+        let udp = UdpSocket::bind(bind).await?;
+        let local_addr = udp.local_addr()?;
+        let tcp = TcpListener::bind(local_addr).await.ok();
+        if tcp.is_none() {
+            warn!(%local_addr, "TCP listener unavailable; inbound TCP disabled");
+        }
+        cfg.local_addr = local_addr;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let ep = Endpoint::new(cfg);
+        tokio::spawn(run(ep, Arc::new(udp), tcp, cmd_rx, ev_tx));
+        Ok((
+            SipDriver {
+                cmd: cmd_tx,
+                local_addr,
+            },
+            ev_rx,
+        ))
+    }
+
+    /// The bound SIP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Places a call; returns its handle and Call-ID once the INVITE is queued.
+    pub async fn place_call(&self, params: CallParams) -> io::Result<(CallHandle, String)> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Place(Box::new(params), tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Hangs a call up (BYE or CANCEL).
+    pub fn hangup(&self, call: CallHandle) {
+        let _ = self.cmd.send(Command::Hangup(call));
+    }
+}
+
+struct Tcp {
+    conns: HashMap<SocketAddr, mpsc::UnboundedSender<Wire>>,
+    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+}
+
+impl Tcp {
+    fn send(&mut self, dest: SocketAddr, bytes: Wire) {
+        if let Some(tx) = self.conns.get(&dest) {
+            match tx.send(bytes) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.conns.remove(&dest);
+                    return self.connect(dest, e.0);
+                }
+            }
+        }
+        self.connect(dest, bytes);
+    }
+
+    fn connect(&mut self, dest: SocketAddr, first: Wire) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(first);
+        self.conns.insert(dest, tx);
+        let inbound = self.inbound.clone();
+        tokio::spawn(async move {
+            match TcpStream::connect(dest).await {
+                Ok(s) => serve_conn(s, dest, rx, inbound).await,
+                Err(e) => warn!(%dest, error = %e, "SIP TCP connect failed"),
+            }
+        });
+    }
+
+    fn accept(&mut self, s: TcpStream, peer: SocketAddr) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.conns.insert(peer, tx);
+        tokio::spawn(serve_conn(s, peer, rx, self.inbound.clone()));
+    }
+}
+
+/// Reads framed messages from a TCP connection and writes what the endpoint sends to it.
+async fn serve_conn(
+    s: TcpStream,
+    peer: SocketAddr,
+    mut out: mpsc::UnboundedReceiver<Wire>,
+    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+) {
+    let _ = s.set_nodelay(true);
+    let (mut r, mut w) = s.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(b) = out.recv().await {
+            if w.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match stream_message_len(&buf) {
+                Ok(Some(len)) => {
+                    let msg: Vec<u8> = buf.drain(..len).collect();
+                    if inbound.send((peer, msg)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(%peer, error = %e, "unframeable SIP over TCP; closing");
+                    writer.abort();
+                    return;
+                }
+            }
+        }
+    }
+    writer.abort();
+}
+
+async fn run(
+    mut ep: Endpoint,
+    udp: Arc<UdpSocket>,
+    tcp_listener: Option<TcpListener>,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel();
+    let mut tcp = Tcp {
+        conns: HashMap::new(),
+        inbound: in_tx,
+    };
+    let mut buf = vec![0u8; 65536];
+    let mut commands_open = true;
+    loop {
+        let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    ep.handle_datagram(Instant::now(), from, Transport::Udp, &buf[..n]);
+                }
+            }
+            Some((from, msg)) = in_rx.recv() => {
+                ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
+            }
+            accepted = async { tcp_listener.as_ref().expect("guarded").accept().await }, if tcp_listener.is_some() => {
+                if let Ok((s, peer)) = accepted {
+                    tcp.accept(s, peer);
+                }
+            }
+            cmd = cmds.recv(), if commands_open => match cmd {
+                Some(Command::Place(params, reply)) => {
+                    let h = ep.place_call(Instant::now(), *params);
+                    let id = ep.call_id(h).unwrap_or_default().to_string();
+                    let _ = reply.send((h, id));
+                }
+                Some(Command::Hangup(h)) => ep.hangup(Instant::now(), h),
+                None => commands_open = false,
+            },
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                ep.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(t) = ep.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    if let Err(e) = udp.try_send_to(&t.bytes, t.dest) {
+                        if e.kind() == io::ErrorKind::WouldBlock {
+                            let _ = udp.send_to(&t.bytes, t.dest).await;
+                        } else {
+                            debug!(dest = %t.dest, error = %e, "UDP send failed");
+                        }
+                    }
+                }
+                Transport::Tcp => tcp.send(t.dest, t.bytes),
+            }
+        }
+        while let Some(e) = ep.poll_event() {
+            let _ = events.send(e);
+        }
+        if !commands_open && ep.active_calls() == 0 && events.is_closed() {
+            return;
+        }
+    }
+}
