@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::error::ParseError;
 use super::params::{split_quoted, Params};
-use super::text::{is_lws, is_token, is_token_byte, quoted_end, trim_lws};
+use super::text::{find_ascii, is_lws, is_token, is_token_byte, quoted_end, rfind_ascii, trim_lws};
 use super::uri::{parse_host_port, Host, Uri};
 
 /// A SIP method. Unknown extension methods keep their name (RFC 4475 §3.1.1.2).
@@ -119,7 +119,8 @@ macro_rules! header_names {
                     None => return HeaderName::Other(name),
                 };
                 $(
-                    if (first == $full.as_bytes()[0].to_ascii_lowercase()
+                    if (name.len() == $full.len()
+                        && first == $full.as_bytes()[0].to_ascii_lowercase()
                         && name.eq_ignore_ascii_case($full))
                         $(|| (name.len() == 1 && name.eq_ignore_ascii_case($compact)))?
                     {
@@ -233,7 +234,7 @@ impl<'a> Via<'a> {
             return Err(E);
         }
         let rest = trim_lws(rest);
-        let (sent_by, params) = match rest.find(';') {
+        let (sent_by, params) = match find_ascii(rest, b';') {
             Some(i) => (trim_lws(&rest[..i]), &rest[i + 1..]),
             None => (rest, ""),
         };
@@ -242,7 +243,7 @@ impl<'a> Via<'a> {
         let (host, port) = match parse_host_port(sent_by) {
             Ok(hp) => hp,
             Err(_) => {
-                let i = sent_by.rfind(':').ok_or(E)?;
+                let i = rfind_ascii(sent_by, b':').ok_or(E)?;
                 let (h, p) = (trim_lws(&sent_by[..i]), trim_lws(&sent_by[i + 1..]));
                 let (host, none) = parse_host_port(h).map_err(|_| E)?;
                 if none.is_some() {
@@ -324,7 +325,7 @@ impl<'a> NameAddr<'a> {
                 }
                 Some(before)
             };
-            let gt = s[lt..].find('>').ok_or(e.clone())? + lt;
+            let gt = find_ascii(&s[lt..], b'>').ok_or(e.clone())? + lt;
             (display, &s[lt + 1..gt], &s[gt + 1..])
         } else {
             if s.starts_with('"') {

@@ -1,7 +1,7 @@
 //! `;name=value` parameter lists, read lazily from the borrowed text.
 
 use super::error::ParseError;
-use super::text::{is_token, trim_lws, unquote};
+use super::text::{find_ascii, is_token, trim_lws, unquote};
 
 /// A parameter list as written (without the leading `;`). Lookups walk the text; lists are
 /// short, so this is cheaper than building a map for every header of every message.
@@ -25,7 +25,7 @@ impl<'a> Params<'a> {
         }
         for item in split_quoted(raw, b';') {
             let item = trim_lws(item);
-            let (name, value) = match item.find('=') {
+            let (name, value) = match find_ascii(item, b'=') {
                 Some(i) => (trim_lws(&item[..i]), Some(trim_lws(&item[i + 1..]))),
                 None => (item, None),
             };
@@ -61,7 +61,7 @@ impl<'a> Params<'a> {
             if item.is_empty() {
                 return None;
             }
-            Some(match item.find('=') {
+            Some(match find_ascii(item, b'=') {
                 Some(i) => {
                     let v = trim_lws(&item[i + 1..]);
                     (trim_lws(&item[..i]), Some(unquote(v).unwrap_or(v)))

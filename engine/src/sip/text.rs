@@ -19,6 +19,19 @@ pub fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// The first index of the ASCII byte `b` in `s`. For the short strings of a header value
+/// a plain loop is faster than the `memchr` behind `str::find`.
+#[inline]
+pub fn find_ascii(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// The last index of the ASCII byte `b` in `s`.
+#[inline]
+pub fn rfind_ascii(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
+}
+
 /// Trims LWS (including folds) from both ends.
 pub fn trim_lws(s: &str) -> &str {
     let b = s.as_bytes();

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::error::ParseError;
 use super::params::Params;
+use super::text::{find_ascii, rfind_ascii};
 
 /// The scheme of a URI. `sip`, `sips` and `tel` are understood; any other scheme is kept
 /// by name so that a header carrying it (RFC 4475 §3.3.4) still parses.
@@ -69,7 +70,7 @@ pub struct Uri<'a> {
 impl<'a> Uri<'a> {
     /// Parses a URI. `s` must have no surrounding whitespace.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, ParseError> {
-        let colon = s.find(':').ok_or(ParseError::Uri("missing scheme"))?;
+        let colon = find_ascii(s, b':').ok_or(ParseError::Uri("missing scheme"))?;
         let scheme_str = &s[..colon];
         if scheme_str.is_empty()
             || !scheme_str.as_bytes()[0].is_ascii_alphabetic()
@@ -111,7 +112,7 @@ impl<'a> Uri<'a> {
         match scheme {
             Scheme::Sip | Scheme::Sips => parse_sip_rest(rest, &mut uri)?,
             Scheme::Tel => {
-                let (number, params) = match rest.find(';') {
+                let (number, params) = match find_ascii(rest, b';') {
                     Some(i) => (&rest[..i], &rest[i + 1..]),
                     None => (rest, ""),
                 };
@@ -196,11 +197,11 @@ fn check_escaped(s: &str, extra: &[u8], what: &'static str) -> Result<(), ParseE
 fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError> {
     // Neither URI parameters nor headers may hold an unescaped '@' (RFC 3261 §25.1), but a
     // user part may hold '?' and ';' (RFC 4475 §3.1.1.2, §3.1.1.9): the last '@' ends it.
-    let (userinfo, hostpart) = match rest.rfind('@') {
+    let (userinfo, hostpart) = match rfind_ascii(rest, b'@') {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),
     };
-    let hostpart = match hostpart.find('?') {
+    let hostpart = match find_ascii(hostpart, b'?') {
         Some(i) => {
             let h = &hostpart[i + 1..];
             check_escaped(h, b"[]/?:+$=&", "bad URI header")?;
@@ -210,7 +211,7 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
         None => hostpart,
     };
     if let Some(ui) = userinfo {
-        let (user, password) = match ui.find(':') {
+        let (user, password) = match find_ascii(ui, b':') {
             Some(i) => (&ui[..i], Some(&ui[i + 1..])),
             None => (ui, None),
         };
@@ -224,7 +225,7 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
         uri.user = Some(user);
         uri.password = password;
     }
-    let (hostport, params) = match hostpart.find(';') {
+    let (hostport, params) = match find_ascii(hostpart, b';') {
         Some(i) => (&hostpart[..i], &hostpart[i + 1..]),
         None => (hostpart, ""),
     };
@@ -260,7 +261,7 @@ pub fn parse_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), ParseError> {
         };
         return Ok((Host::V6(addr), port));
     }
-    let (h, port) = match s.find(':') {
+    let (h, port) = match find_ascii(s, b':') {
         Some(i) => (&s[..i], Some(parse_port(&s[i + 1..])?)),
         None => (s, None),
     };
