@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ pub struct CallArgs {
     #[arg(long)]
     from: Option<String>,
     /// Preferred codec (offered first; the other G.711 law is offered too).
-    #[arg(long, default_value = "pcma", value_parser = ["pcmu", "pcma"])]
+    #[arg(long, default_value = "pcmu", value_parser = ["pcmu", "pcma"])]
     codec: String,
     /// Seconds to ring before CANCEL.
     #[arg(long, default_value_t = 30)]
@@ -290,8 +291,8 @@ async fn follow_call(
 ) -> CallRecord {
     let mut pdd = None;
     let mut answered_at = None;
-    let mut sent = 0u64;
-    let mut player: Option<tokio::task::JoinHandle<u64>> = None;
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut player: Option<tokio::task::JoinHandle<()>> = None;
     let rtp = Arc::new(rtp);
     loop {
         let Some((at, ev)) = rx.recv().await else {
@@ -308,7 +309,7 @@ async fn follow_call(
                 pdd,
                 answer: None,
                 duration: None,
-                rtp_packets_sent: sent,
+                rtp_packets_sent: sent.load(Ordering::Relaxed),
             };
         };
         match ev {
@@ -319,11 +320,11 @@ async fn follow_call(
                 pdd.get_or_insert(at - invited);
                 answered_at = Some(at);
                 let prompt = prompts.get(&media.payload_type).cloned();
-                let (rtp, driver) = (rtp.clone(), driver.clone());
+                let (rtp, driver, sent) = (rtp.clone(), driver.clone(), sent.clone());
                 player = Some(tokio::spawn(async move {
                     let Some(prompt) = prompt else {
                         driver.hangup(handle);
-                        return 0;
+                        return;
                     };
                     let params = StreamParams {
                         payload_type: media.payload_type,
@@ -334,28 +335,23 @@ async fn follow_call(
                         gap_frames: 50,
                     };
                     let ptime = Duration::from_millis(u64::from(prompt.ptime_ms()));
-                    let n = play(
+                    play(
                         &rtp,
                         media.remote_rtp,
                         RtpStream::new(prompt, params),
                         ptime,
+                        &sent,
                     )
                     .await;
                     driver.hangup(handle);
-                    n
                 }));
             }
             Event::Info { .. } => {}
             Event::Ended { end, .. } => {
                 if let Some(p) = player.take() {
+                    // The callee may hang up mid-prompt: stop sending at once.
                     p.abort();
-                    sent = match p.await {
-                        Ok(n) => n,
-                        // Aborted mid-prompt (the callee hung up): count from elapsed time.
-                        Err(_) => answered_at
-                            .map(|a| (at - a).as_millis() as u64 / 20)
-                            .unwrap_or(0),
-                    };
+                    let _ = p.await;
                 }
                 if pdd.is_none() && end.status != 0 {
                     pdd = Some(at - invited);
@@ -366,7 +362,7 @@ async fn follow_call(
                     pdd,
                     answer: answered_at.map(|a| a - invited),
                     duration: answered_at.map(|a| at - a),
-                    rtp_packets_sent: sent,
+                    rtp_packets_sent: sent.load(Ordering::Relaxed),
                     end,
                 };
             }

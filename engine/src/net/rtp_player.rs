@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -30,22 +31,23 @@ pub async fn bind_rtp_port(ip: IpAddr, min: u16, max: u16, hint: u16) -> io::Res
     ))
 }
 
-/// Streams `stream` to `dest` every `ptime` until it ends; returns the packets sent.
+/// Streams `stream` to `dest` every `ptime` until it ends, counting each packet handed to
+/// the kernel in `sent` (readable while it plays, exact if the task is aborted).
 pub async fn play(
     socket: &UdpSocket,
     dest: SocketAddr,
     mut stream: RtpStream,
     ptime: Duration,
-) -> u64 {
+    sent: &AtomicU64,
+) {
     let mut buf = [0u8; 1500];
     let start = tokio::time::Instant::now();
     let mut slot: u32 = 0;
     while let Some(len) = stream.next_packet(&mut buf) {
-        if len > 0 {
-            let _ = socket.send_to(&buf[..len], dest).await;
+        if len > 0 && socket.send_to(&buf[..len], dest).await.is_ok() {
+            sent.fetch_add(1, Ordering::Relaxed);
         }
         slot += 1;
         tokio::time::sleep_until(start + ptime * slot).await;
     }
-    stream.packets_sent()
 }
