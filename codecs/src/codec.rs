@@ -97,7 +97,7 @@ impl Codec {
     pub fn supports_ptime(self, ptime_ms: u32) -> bool {
         match self {
             Codec::Opus => matches!(ptime_ms, 10 | 20 | 40 | 60),
-            _ => ptime_ms % 10 == 0 && (10..=60).contains(&ptime_ms),
+            _ => matches!(ptime_ms, 10 | 20 | 30 | 40 | 50 | 60),
         }
     }
 

@@ -268,11 +268,11 @@ mod tests {
         let v: Vec<f32> = (0..200).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
         for r in [1, 3, 10] {
             let fast = sliding_min(&v, r);
-            for i in 0..v.len() {
+            for (i, f) in fast.iter().enumerate() {
                 let lo = i.saturating_sub(r);
                 let hi = (i + r).min(v.len() - 1);
                 let m = v[lo..=hi].iter().cloned().fold(f32::INFINITY, f32::min);
-                assert_eq!(fast[i], m);
+                assert_eq!(*f, m);
             }
         }
     }
