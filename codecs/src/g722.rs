@@ -13,7 +13,10 @@
 //!
 //! Levels follow the usual 16-bit convention of telephony stacks: the lower band is fed
 //! `(xA + xB) >> 14` of 16-bit input and the decoder output is the QMF sum `>> 11`, which gives
-//! unity gain end to end and interoperates with other G.722 implementations.
+//! unity gain end to end.
+//!
+//! Interoperability is tested, not assumed: encoder and decoder are bit-exact with FFmpeg's G.722
+//! on speech and on a full-scale stress signal (`tests/g722_interop.rs`).
 
 /// QMF coefficients h(0)..h(23) (G.722 Table 11, scaled by 2^13; symmetric).
 const QMF: [i32; 24] = [
