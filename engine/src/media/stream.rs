@@ -41,6 +41,7 @@ pub struct RtpStream {
     timestamp: u32,
     first: bool,
     sent: u64,
+    octets: u64,
 }
 
 impl RtpStream {
@@ -55,6 +56,7 @@ impl RtpStream {
             timestamp: params.first_timestamp,
             first: true,
             sent: 0,
+            octets: 0,
             params,
         }
     }
@@ -62,6 +64,26 @@ impl RtpStream {
     /// Packets produced so far.
     pub fn packets_sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Payload octets sent so far (the RTCP sender report's octet count).
+    pub fn octets_sent(&self) -> u64 {
+        self.octets
+    }
+
+    /// The parameters the stream was made with.
+    pub fn params(&self) -> &StreamParams {
+        &self.params
+    }
+
+    /// RTP clock ticks per packet slot.
+    pub fn timestamp_step(&self) -> u32 {
+        self.prompt.timestamp_step()
+    }
+
+    /// The shared prompt.
+    pub fn prompt(&self) -> &Arc<Prompt> {
+        &self.prompt
     }
 
     /// Whether every play of the prompt has been sent.
@@ -95,6 +117,7 @@ impl RtpStream {
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(step);
         self.sent += 1;
+        self.octets += payload.len() as u64;
         self.frame += 1;
         if self.frame >= self.prompt.frame_count() {
             self.frame = 0;
