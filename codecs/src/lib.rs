@@ -35,10 +35,12 @@ pub use prompt::{
 };
 
 /// The body of the `audio_import` fuzz target, shared with the test that replays its corpus:
-/// import with a 2-second cap, then level and encode to PCMA whatever imports. Returns whether
-/// the input became a prompt. Not part of the stable API.
+/// parse as a cache file, import with a 2-second cap, then level and encode to PCMA whatever
+/// imports. Returns whether the input became a prompt. Not part of the stable API.
 #[doc(hidden)]
 pub fn fuzz_entry(data: &[u8]) -> bool {
+    // The cache file parser reads files that may be corrupt: it must not panic either.
+    let _ = cache::from_cache_bytes(data);
     let settings = EncodeSettings {
         max_duration_ms: 2_000,
         ..EncodeSettings::default()

@@ -78,13 +78,50 @@ impl OpusDecoder {
         })
     }
 
-    /// Decodes one packet (an empty payload is treated as a lost packet and concealed).
+    /// Decodes one packet. An empty payload stands for a lost packet: libopus conceals it with
+    /// as much audio as the previous packet carried (20 ms before any packet).
     pub fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) -> Result<(), CodecError> {
+        let room = if payload.is_empty() {
+            let last = self.dec.get_last_packet_duration().unwrap_or(0) as usize;
+            let n = if last == 0 { 960 } else { last };
+            n.clamp(120, self.buf.len())
+        } else {
+            self.buf.len()
+        };
         let n = self
             .dec
-            .decode(payload, &mut self.buf, false)
+            .decode(payload, &mut self.buf[..room], false)
             .map_err(|e| CodecError::Decoder(format!("opus: {e}")))?;
         out.extend_from_slice(&self.buf[..n]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_is_concealed_with_one_frame() {
+        let pcm: Vec<i16> = (0..4800).map(|i| ((i % 96) as i16 - 48) * 200).collect();
+        let (mut data, mut offsets) = (Vec::new(), vec![0u32]);
+        encode_frames(&pcm, 960, DEFAULT_BITRATE, &mut data, &mut offsets).unwrap();
+        assert_eq!(offsets.len(), 6);
+        let mut d = OpusDecoder::new().unwrap();
+        let mut out = Vec::new();
+        d.decode(&[], &mut out).unwrap();
+        assert_eq!(out.len(), 960);
+        d.decode(&data[..offsets[1] as usize], &mut out).unwrap();
+        d.decode(&[], &mut out).unwrap();
+        assert_eq!(out.len(), 3 * 960);
+        // Garbage is an error, not a panic.
+        let mut e = Vec::new();
+        for junk in [&[0xFFu8, 0xFF, 0xFF][..], &[0x03, 0xFF], &[0x7F; 40]] {
+            let _ = d.decode(junk, &mut e);
+        }
+        assert!(matches!(
+            encode_frames(&pcm, 960, 1, &mut data, &mut offsets),
+            Err(CodecError::InvalidSettings(_))
+        ));
     }
 }
