@@ -70,6 +70,11 @@ pub struct CallArgs {
     play_count: u32,
 }
 
+/// An endpoint event with the instant the dispatcher received it.
+type TimedEvent = (Instant, Event);
+/// Where each call's events go.
+type Routes = Arc<std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<TimedEvent>>>>;
+
 struct CallRecord {
     to: String,
     call_id: String,
@@ -137,11 +142,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
         .unwrap_or_else(|| format!("sip:dialer@{}", host_port(local)));
 
     // Route endpoint events to each call's task.
-    let routes: Arc<
-        std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<(Instant, Event)>>>,
-    > = Default::default();
-    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<(Instant, Event)>>>> =
-        Default::default();
+    let routes: Routes = Default::default();
+    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<TimedEvent>>>> = Default::default();
     {
         let (routes, early) = (routes.clone(), early.clone());
         tokio::spawn(async move {

@@ -24,7 +24,15 @@ fn bad_usage_fails_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--trunk"));
     let out = dialer()
-        .args(["call", "--trunk", "not a uri", "--to", "1", "--prompt", "/nonexistent.wav"])
+        .args([
+            "call",
+            "--trunk",
+            "not a uri",
+            "--to",
+            "1",
+            "--prompt",
+            "/nonexistent.wav",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -32,7 +40,11 @@ fn bad_usage_fails_with_a_message() {
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_prompt(path: &std::path::Path) {
@@ -59,16 +71,23 @@ fn bound_address_answers_options_while_calling() {
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let trunk = format!("sip:{}", carrier.local_addr().unwrap());
     let port = free_udp_port();
-    let mut child = dialer()
+    let child = dialer()
         .args(["call", "--trunk", &trunk, "--to", "100", "--prompt"])
         .arg(&wav)
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--ring-timeout", "3"])
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--ring-timeout",
+            "3",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-    probe.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    probe
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let me = probe.local_addr().unwrap();
     let options = format!(
         "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe1\r\nMax-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: probe1@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
@@ -76,7 +95,9 @@ fn bound_address_answers_options_while_calling() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut answered = None;
     while Instant::now() < deadline && answered.is_none() {
-        probe.send_to(options.as_bytes(), ("127.0.0.1", port)).unwrap();
+        probe
+            .send_to(options.as_bytes(), ("127.0.0.1", port))
+            .unwrap();
         let mut buf = [0u8; 4096];
         if let Ok((n, _)) = probe.recv_from(&mut buf) {
             answered = Some(String::from_utf8_lossy(&buf[..n]).to_string());
@@ -87,6 +108,10 @@ fn bound_address_answers_options_while_calling() {
     // The unanswered call ends (Timer B: no provisional, so no CANCEL) and the tool exits 0.
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().to_string();
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     assert!(last.contains("\"summary\""), "{last}");
 }

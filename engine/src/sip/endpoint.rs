@@ -898,32 +898,28 @@ impl Endpoint {
     fn on_call_response(&mut self, now: Instant, h: u64, method: &str, r: &Response<'_>) {
         match method {
             "INVITE" => self.on_invite_response(now, h, r),
-            "BYE" => {
-                if r.status >= 200 {
-                    if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, "BYE", r) {
-                        return;
-                    }
-                    let end = self.calls.get_mut(&h).and_then(|c| c.end_after_bye.take());
-                    if let Some(end) = end {
-                        self.end_call(h, end);
-                    }
+            "BYE" if r.status >= 200 => {
+                if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, "BYE", r) {
+                    return;
+                }
+                let end = self.calls.get_mut(&h).and_then(|c| c.end_after_bye.take());
+                if let Some(end) = end {
+                    self.end_call(h, end);
                 }
             }
-            "UPDATE" => {
-                if r.status >= 300 && r.status != 491 {
-                    if let Some(c) = self.calls.get_mut(&h) {
-                        c.refresh_at = None;
-                    }
-                    // A failed refresh ends the session (RFC 4028 §10).
-                    if matches!(r.status, 408 | 481) {
-                        let end = CallEnd {
-                            outcome: Outcome::Answered,
-                            status: 200,
-                            reason: "session refresh failed".into(),
-                            hangup: Hangup::Local,
-                        };
-                        self.send_bye(now, h, end);
-                    }
+            "UPDATE" if r.status >= 300 && r.status != 491 => {
+                if let Some(c) = self.calls.get_mut(&h) {
+                    c.refresh_at = None;
+                }
+                // A failed refresh ends the session (RFC 4028 §10).
+                if matches!(r.status, 408 | 481) {
+                    let end = CallEnd {
+                        outcome: Outcome::Answered,
+                        status: 200,
+                        reason: "session refresh failed".into(),
+                        hangup: Hangup::Local,
+                    };
+                    self.send_bye(now, h, end);
                 }
             }
             _ => {}
