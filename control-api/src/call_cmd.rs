@@ -149,11 +149,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 let now = Instant::now();
-                let h = match &ev {
-                    Event::Progress { call, .. }
-                    | Event::Answered { call, .. }
-                    | Event::Info { call, .. }
-                    | Event::Ended { call, .. } => *call,
+                let Some(h) = ev.call() else {
+                    continue;
                 };
                 let tx = routes.lock().expect("lock").get(&h).cloned();
                 match tx {
@@ -348,7 +345,7 @@ async fn follow_call(
                     driver.hangup(handle);
                 }));
             }
-            Event::Info { .. } => {}
+            Event::Info { .. } | Event::OptionsReply { .. } | Event::Registration { .. } => {}
             Event::Ended { end, .. } => {
                 if let Some(p) = player.take() {
                     // The callee may hang up mid-prompt: stop sending at once.
