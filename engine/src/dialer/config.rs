@@ -1,0 +1,254 @@
+//! The dialer's TOML configuration: SIP/RTP binding, the default region for numbers, the
+//! default retry policy and the trunks.
+//!
+//! Every key can be overridden by an environment variable: `DIALER_<KEY>` for top-level
+//! keys (`DIALER_SIP_BIND`), `DIALER_TRUNK_<NAME>_<KEY>` for a trunk's
+//! (`DIALER_TRUNK_CARRIER_A_CPS=20`; the name upper-cased, `-` as `_`). String values
+//! may be written `${ENV_NAME}` (for secrets), replaced when loaded.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::retry::RetryPolicy;
+use super::trunk::TrunkConfig;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DialerConfig {
+    /// Local SIP address (`0.0.0.0:5060`; port 0 picks one).
+    #[serde(default = "default_bind")]
+    pub sip_bind: String,
+    /// RTP port range `MIN-MAX`.
+    #[serde(default = "default_rtp_ports")]
+    pub rtp_ports: String,
+    /// Region for numbers written without `+` (CLDR code).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// Retry rules for campaigns that give none.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Carrier trunks.
+    #[serde(default, rename = "trunk")]
+    pub trunks: Vec<TrunkConfig>,
+}
+
+fn default_bind() -> String {
+    "0.0.0.0:5060".into()
+}
+fn default_rtp_ports() -> String {
+    "20000-29999".into()
+}
+fn default_region() -> String {
+    "IT".into()
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not TOML, or keys of the wrong type.
+    #[error("config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// `${NAME}` names an unset variable.
+    #[error("config: environment variable {0} is not set")]
+    MissingEnv(String),
+    /// A semantic problem.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+fn env_key(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// An override's text as a TOML value: a number, boolean or array when it parses as one,
+/// else a string.
+fn env_value(s: &str) -> toml::Value {
+    toml::from_str::<HashMap<String, toml::Value>>(&format!("v = {s}"))
+        .ok()
+        .and_then(|mut m| m.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(s.to_string()))
+}
+
+fn expand(v: &mut toml::Value, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => {
+            if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+                *s = env(name).ok_or_else(|| ConfigError::MissingEnv(name.to_string()))?;
+            }
+        }
+        toml::Value::Array(a) => {
+            for x in a {
+                expand(x, env)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (_, x) in t.iter_mut() {
+                expand(x, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+const TOP_KEYS: &[&str] = &["sip_bind", "rtp_ports", "default_region"];
+const TRUNK_KEYS: &[&str] = &[
+    "proxy",
+    "transport",
+    "realm",
+    "username",
+    "password",
+    "register",
+    "from_user",
+    "from_domain",
+    "caller_id",
+    "codecs",
+    "ptime_ms",
+    "max_channels",
+    "cps",
+    "options_ping_interval_s",
+    "priority",
+    "weight",
+    "ring_timeout_s",
+    "routes",
+];
+
+impl DialerConfig {
+    /// Parses `text` with overrides from the process environment.
+    pub fn load(text: &str) -> Result<DialerConfig, ConfigError> {
+        Self::load_with(text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses `text` with overrides from `env` (tests pass a map).
+    pub fn load_with(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DialerConfig, ConfigError> {
+        let mut v: toml::Table = toml::from_str(text)?;
+        for k in TOP_KEYS {
+            if let Some(o) = env(&format!("DIALER_{}", env_key(k))) {
+                v.insert((*k).to_string(), env_value(&o));
+            }
+        }
+        if let Some(toml::Value::Array(trunks)) = v.get_mut("trunk") {
+            for t in trunks {
+                let Some(tab) = t.as_table_mut() else {
+                    continue;
+                };
+                let name = tab
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                for k in TRUNK_KEYS {
+                    let var = format!("DIALER_TRUNK_{}_{}", env_key(&name), env_key(k));
+                    if let Some(o) = env(&var) {
+                        let val = match *k {
+                            // Always strings, even when they look like numbers.
+                            "password" | "username" | "from_user" | "caller_id" | "proxy" => {
+                                toml::Value::String(o)
+                            }
+                            _ => env_value(&o),
+                        };
+                        tab.insert((*k).to_string(), val);
+                    }
+                }
+            }
+        }
+        let mut value = toml::Value::Table(v);
+        expand(&mut value, env)?;
+        let cfg: DialerConfig = value.try_into()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for t in &self.trunks {
+            if !names.insert(t.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("duplicate trunk {}", t.name)));
+            }
+            if !(t.cps > 0.0 && t.cps.is_finite()) || t.max_channels == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk {}: cps and max_channels must be positive",
+                    t.name
+                )));
+            }
+            if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk {}: transport must be udp or tcp",
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+        sip_bind = "127.0.0.1:0"
+        [retry]
+        busy = { interval_s = 2, max_attempts = 3 }
+        [[trunk]]
+        name = "carrier-a"
+        proxy = "127.0.0.1:5070"
+        max_channels = 30
+        cps = 10
+        password = "${A_SECRET}"
+        routes = ["fixed", "+39"]
+        [[trunk]]
+        name = "b"
+        proxy = "127.0.0.1:5080"
+        max_channels = 5
+        cps = 2.5
+        priority = 1
+    "#;
+
+    #[test]
+    fn loads_with_env_overrides_and_secrets() {
+        let env = |k: &str| match k {
+            "A_SECRET" => Some("s3cret".to_string()),
+            "DIALER_TRUNK_CARRIER_A_CPS" => Some("20".to_string()),
+            "DIALER_TRUNK_B_PASSWORD" => Some("1234".to_string()),
+            "DIALER_SIP_BIND" => Some("127.0.0.1:5999".to_string()),
+            _ => None,
+        };
+        let c = DialerConfig::load_with(TEXT, &env).unwrap();
+        assert_eq!(c.sip_bind, "127.0.0.1:5999");
+        assert_eq!(c.trunks[0].cps, 20.0);
+        assert_eq!(c.trunks[0].password.as_deref(), Some("s3cret"));
+        assert_eq!(c.trunks[1].password.as_deref(), Some("1234"));
+        assert_eq!(c.trunks[1].cps, 2.5);
+        assert_eq!(c.trunks[0].weight, 1);
+        assert_eq!(c.retry.busy.interval_s, 2);
+        assert_eq!(c.default_region, "IT");
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            DialerConfig::load_with(TEXT, &|_| None),
+            Err(ConfigError::MissingEnv(_))
+        ));
+        assert!(DialerConfig::load_with(
+            "[[trunk]]\nname='a'\nproxy='x'\nmax_channels=1\ncps=0\n",
+            &|_| None
+        )
+        .is_err());
+        assert!(DialerConfig::load_with("bogus = 1", &|_| None).is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The per-trunk calls-per-second limiter: a token bucket whose rate congestion control may
+//! lower, guarded by a sliding one-second window that enforces the configured ceiling.
+//!
+//! Our own code rather than `governor`: governor fixes a limiter's quota at construction
+//! (AIMD changes the rate on every 503, which would mean rebuilding limiters and losing
+//! their state), and its clocks are its own types, whereas every decision here takes
+//! `now: Instant` as an argument so tests run on virtual time. The sliding window makes
+//! the carrier's promise ("never more than `cps` INVITEs in any second") a checked
+//! invariant instead of a property of the bucket's arithmetic.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// Admits call attempts at most at the current rate and never more than `ceiling` in any
+/// one-second window.
+#[derive(Debug, Clone)]
+pub struct CpsLimiter {
+    ceiling: f64,
+    /// Admissions allowed in any one-second window.
+    window_max: usize,
+    rate: f64,
+    tokens: f64,
+    capacity: f64,
+    last: Option<Instant>,
+    /// Admission instants of the last second, oldest first.
+    recent: VecDeque<Instant>,
+    hold_until: Option<Instant>,
+}
+
+impl CpsLimiter {
+    /// A limiter at full rate `ceiling` (calls per second, > 0).
+    pub fn new(ceiling: f64) -> Self {
+        let ceiling = if ceiling.is_finite() && ceiling > 0.0 {
+            ceiling
+        } else {
+            1.0
+        };
+        let window_max = (ceiling.floor() as usize).max(1);
+        let mut l = CpsLimiter {
+            ceiling,
+            window_max,
+            rate: ceiling,
+            tokens: 1.0,
+            capacity: 1.0,
+            last: None,
+            recent: VecDeque::with_capacity(window_max + 1),
+            hold_until: None,
+        };
+        l.set_rate(ceiling);
+        l
+    }
+
+    /// The configured ceiling.
+    pub fn ceiling(&self) -> f64 {
+        self.ceiling
+    }
+
+    /// The current rate (at most the ceiling).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Changes the rate, clamped to `(0, ceiling]`. The bucket holds at most a tenth of a
+    /// second's worth of tokens (and at least one), so a rate cut takes effect at once.
+    pub fn set_rate(&mut self, rate: f64) {
+        self.rate = rate.clamp(0.01, self.ceiling);
+        self.capacity = (self.rate / 10.0).max(1.0);
+        self.tokens = self.tokens.min(self.capacity);
+    }
+
+    /// No admissions before `until` (a carrier's Retry-After).
+    pub fn hold(&mut self, until: Instant) {
+        self.hold_until = Some(self.hold_until.map_or(until, |h| h.max(until)));
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate).min(self.capacity);
+        }
+        self.last = Some(now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
+        {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Whether an attempt may start now; takes a token when it may.
+    pub fn try_acquire(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.hold_until.is_some_and(|h| now < h) {
+            return false;
+        }
+        if self.tokens < 1.0 - 1e-9 || self.recent.len() >= self.window_max {
+            return false;
+        }
+        self.tokens -= 1.0;
+        self.recent.push_back(now);
+        true
+    }
+
+    /// The earliest instant at which [`CpsLimiter::try_acquire`] may succeed.
+    pub fn next_ready(&mut self, now: Instant) -> Instant {
+        self.refill(now);
+        let mut at = now;
+        if self.tokens < 1.0 - 1e-9 {
+            let wait = (1.0 - self.tokens) / self.rate;
+            at = at.max(now + Duration::from_secs_f64(wait));
+        }
+        if self.recent.len() >= self.window_max {
+            if let Some(oldest) = self.recent.front() {
+                at = at.max(*oldest + WINDOW);
+            }
+        }
+        if let Some(h) = self.hold_until {
+            at = at.max(h);
+        }
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a backlog: polls at every `next_ready` and returns admission instants.
+    fn drive(l: &mut CpsLimiter, start: Instant, secs: u64, step: Duration) -> Vec<Instant> {
+        let end = start + Duration::from_secs(secs);
+        let mut now = start;
+        let mut out = vec![];
+        while now < end {
+            while l.try_acquire(now) {
+                out.push(now);
+            }
+            // A real loop wakes at next_ready, rounded up to its timer granularity.
+            let next = l.next_ready(now);
+            let n = ((next - start).as_nanos().div_ceil(step.as_nanos())) as u32;
+            now = (start + step * n).max(now + Duration::from_nanos(1));
+        }
+        out
+    }
+
+    fn max_in_any_window(t: &[Instant]) -> usize {
+        let mut best = 0;
+        let mut j = 0;
+        for i in 0..t.len() {
+            while t[i].duration_since(t[j]) >= WINDOW {
+                j += 1;
+            }
+            best = best.max(i - j + 1);
+        }
+        best
+    }
+
+    #[test]
+    fn never_over_ceiling_and_uses_98_percent() {
+        for (cps, step_us) in [
+            (10.0, 1),
+            (30.0, 1000),
+            (100.0, 1000),
+            (7.5, 500),
+            (250.0, 1),
+        ] {
+            let mut l = CpsLimiter::new(cps);
+            let t0 = Instant::now();
+            let adm = drive(&mut l, t0, 60, Duration::from_micros(step_us));
+            let max = max_in_any_window(&adm);
+            assert!(
+                max <= (cps as f64).floor() as usize,
+                "cps {cps}: {max} in one second"
+            );
+            // A fractional ceiling allows floor(cps) calls in a one-second window.
+            let used = adm.len() as f64 / (cps.floor() * 60.0);
+            assert!(used >= 0.98, "cps {cps}: used {used:.3} of the ceiling");
+        }
+    }
+
+    #[test]
+    fn lower_rate_is_respected_and_hold_blocks() {
+        let mut l = CpsLimiter::new(50.0);
+        l.set_rate(10.0);
+        let t0 = Instant::now();
+        let adm = drive(&mut l, t0, 10, Duration::from_millis(1));
+        assert!(adm.len() <= 101 && adm.len() >= 98, "{}", adm.len());
+        let t1 = t0 + Duration::from_secs(20);
+        l.hold(t1 + Duration::from_secs(5));
+        assert!(!l.try_acquire(t1 + Duration::from_secs(4)));
+        assert_eq!(l.next_ready(t1), t1 + Duration::from_secs(5));
+        assert!(l.try_acquire(t1 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn idle_bucket_bursts_no_more_than_the_ceiling() {
+        let mut l = CpsLimiter::new(20.0);
+        let t0 = Instant::now();
+        // Idle for a minute, then a backlog arrives all at once.
+        let t = t0 + Duration::from_secs(60);
+        let _ = l.try_acquire(t0);
+        let mut n = 0;
+        while l.try_acquire(t) {
+            n += 1;
+        }
+        assert!(n <= 2, "burst of {n}");
+    }
+}

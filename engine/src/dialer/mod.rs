@@ -1,0 +1,24 @@
+//! The dialer: trunks, routing, per-trunk limits with congestion control, campaigns with
+//! retries and calling windows, the scheduler, and the orchestrator that joins them to the
+//! SIP core, the media path and the store.
+//!
+//! Decisions (which contact, which trunk, whether a limit admits a call, whether to retry)
+//! are plain synchronous code over data with `now` passed in, unit-tested on virtual time;
+//! only [`orchestrator`] has tasks, sockets and clocks.
+
+pub mod campaign;
+pub mod config;
+pub mod congestion;
+pub mod contacts;
+pub mod limiter;
+pub mod numbers;
+pub mod retry;
+pub mod routing;
+pub mod scheduler;
+pub mod trunk;
+pub mod window;
+
+pub use campaign::{CampaignSpec, CampaignState, Priority, Target};
+pub use config::DialerConfig;
+pub use numbers::NumberType;
+pub use retry::RetryPolicy;

@@ -1,0 +1,370 @@
+//! The scheduler: which due contact is dialled next.
+//!
+//! Fair across running campaigns: emergency campaigns first, then round robin by tenant
+//! (and by campaign within a tenant), so one town's 50,000-contact campaign cannot starve a
+//! village's. It never starts a second simultaneous call to one number (across all
+//! campaigns) and never offers again a contact answered in a campaign. Plain data: the
+//! orchestrator fills the queues from the store and asks routing through a closure.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::campaign::Priority;
+use super::numbers::NumberType;
+use super::routing::Route;
+
+/// A contact due for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueItem {
+    /// Campaign id.
+    pub campaign: i64,
+    /// Contact id.
+    pub contact: i64,
+    /// E.164 number.
+    pub number: String,
+    /// Fixed, mobile or unknown.
+    pub number_type: NumberType,
+    /// Counted attempts so far.
+    pub attempts: u32,
+    /// Trunks that already failed this attempt with a carrier fault (indices).
+    pub excluded: Vec<usize>,
+}
+
+/// The scheduler's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pick {
+    /// Dial this item on this trunk.
+    Dial(DueItem, usize),
+    /// No trunk carries this number: finish it as failed.
+    NoRoute(DueItem),
+    /// Nothing can start now.
+    Idle,
+}
+
+#[derive(Debug)]
+struct Slot {
+    tenant: String,
+    priority: Priority,
+    open: bool,
+    queue: VecDeque<DueItem>,
+}
+
+/// How many queued items of one campaign are looked at per pick (the head may be blocked
+/// by a number already in a call, or by a full trunk while others are free).
+const SCAN: usize = 32;
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    slots: HashMap<i64, Slot>,
+    /// Round-robin order of tenants per priority class (emergency = 0).
+    tenants: [VecDeque<String>; 2],
+    /// Round-robin order of campaigns per (class, tenant).
+    by_tenant: HashMap<(usize, String), VecDeque<i64>>,
+    known: HashSet<(i64, i64)>,
+    in_flight: HashSet<String>,
+    answered: HashSet<(i64, i64)>,
+}
+
+fn class(p: Priority) -> usize {
+    match p {
+        Priority::Emergency => 0,
+        Priority::Normal => 1,
+    }
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a running campaign (idempotent).
+    pub fn add_campaign(&mut self, id: i64, tenant: &str, priority: Priority) {
+        if self.slots.contains_key(&id) {
+            return;
+        }
+        let c = class(priority);
+        self.slots.insert(
+            id,
+            Slot {
+                tenant: tenant.to_string(),
+                priority,
+                open: true,
+                queue: VecDeque::new(),
+            },
+        );
+        let key = (c, tenant.to_string());
+        if !self.by_tenant.contains_key(&key) {
+            self.tenants[c].push_back(tenant.to_string());
+        }
+        self.by_tenant.entry(key).or_default().push_back(id);
+    }
+
+    /// Removes a campaign (paused, canceled, completed) and forgets its queue; calls in
+    /// progress stay counted until [`Scheduler::finish`].
+    pub fn remove_campaign(&mut self, id: i64) {
+        let Some(slot) = self.slots.remove(&id) else {
+            return;
+        };
+        for it in &slot.queue {
+            self.known.remove(&(it.campaign, it.contact));
+        }
+        let c = class(slot.priority);
+        let key = (c, slot.tenant.clone());
+        if let Some(q) = self.by_tenant.get_mut(&key) {
+            q.retain(|&x| x != id);
+            if q.is_empty() {
+                self.by_tenant.remove(&key);
+                self.tenants[c].retain(|t| *t != slot.tenant);
+            }
+        }
+    }
+
+    /// Campaign ids known to the scheduler.
+    pub fn campaigns(&self) -> Vec<i64> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// Opens or closes a campaign's calling window.
+    pub fn set_open(&mut self, id: i64, open: bool) {
+        if let Some(s) = self.slots.get_mut(&id) {
+            s.open = open;
+        }
+    }
+
+    /// Items queued for a campaign.
+    pub fn queued(&self, id: i64) -> usize {
+        self.slots.get(&id).map_or(0, |s| s.queue.len())
+    }
+
+    /// Whether a contact is queued or in a call.
+    pub fn is_known(&self, campaign: i64, contact: i64) -> bool {
+        self.known.contains(&(campaign, contact))
+    }
+
+    /// Queues a due item; false if it is already queued or in a call, answered, or its
+    /// campaign is not running.
+    pub fn push(&mut self, item: DueItem) -> bool {
+        let key = (item.campaign, item.contact);
+        if self.known.contains(&key) || self.answered.contains(&key) {
+            return false;
+        }
+        let Some(slot) = self.slots.get_mut(&item.campaign) else {
+            return false;
+        };
+        self.known.insert(key);
+        slot.queue.push_back(item);
+        true
+    }
+
+    /// Puts an item that is already known (a failover to another trunk) at the head of its
+    /// campaign's queue.
+    pub fn requeue_front(&mut self, item: DueItem) {
+        let key = (item.campaign, item.contact);
+        self.in_flight.remove(&item.number);
+        match self.slots.get_mut(&item.campaign) {
+            Some(slot) if !self.answered.contains(&key) => {
+                self.known.insert(key);
+                slot.queue.push_front(item);
+            }
+            _ => {
+                self.known.remove(&key);
+            }
+        }
+    }
+
+    /// Marks an attempt over: the number is free again; an answered contact is never
+    /// offered again by this campaign.
+    pub fn finish(&mut self, campaign: i64, contact: i64, number: &str, answered: bool) {
+        self.in_flight.remove(number);
+        self.known.remove(&(campaign, contact));
+        if answered {
+            self.answered.insert((campaign, contact));
+        }
+    }
+
+    /// Records a contact answered before (recovery), so it is never offered again.
+    pub fn mark_answered(&mut self, campaign: i64, contact: i64) {
+        self.answered.insert((campaign, contact));
+    }
+
+    /// Numbers in a call now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Picks the next attempt. `route` tells where an item could go now.
+    pub fn next(&mut self, mut route: impl FnMut(&DueItem) -> Route) -> Pick {
+        for c in 0..2 {
+            let mut blocked = false;
+            let nt = self.tenants[c].len();
+            for ti in 0..nt {
+                let tenant = self.tenants[c][ti].clone();
+                let key = (c, tenant.clone());
+                let camps: Vec<i64> = self
+                    .by_tenant
+                    .get(&key)
+                    .map(|q| q.iter().copied().collect())
+                    .unwrap_or_default();
+                for (ci, cid) in camps.iter().enumerate() {
+                    let Some(slot) = self.slots.get_mut(cid) else {
+                        continue;
+                    };
+                    if !slot.open {
+                        continue;
+                    }
+                    let mut idx = 0;
+                    let mut scanned = 0;
+                    while idx < slot.queue.len() && scanned < SCAN {
+                        scanned += 1;
+                        let it = &slot.queue[idx];
+                        if self.in_flight.contains(&it.number)
+                            || self.answered.contains(&(it.campaign, it.contact))
+                        {
+                            if self.answered.contains(&(it.campaign, it.contact)) {
+                                let it = slot.queue.remove(idx).expect("in range");
+                                self.known.remove(&(it.campaign, it.contact));
+                                continue;
+                            }
+                            idx += 1;
+                            continue;
+                        }
+                        match route(it) {
+                            Route::Trunk(t) => {
+                                let it = slot.queue.remove(idx).expect("in range");
+                                self.in_flight.insert(it.number.clone());
+                                // Round robin: this tenant and campaign go to the back.
+                                self.tenants[c].remove(ti);
+                                self.tenants[c].push_back(tenant);
+                                if let Some(q) = self.by_tenant.get_mut(&key) {
+                                    if let Some(pos) = q.iter().position(|x| x == cid) {
+                                        q.remove(pos);
+                                        q.push_back(*cid);
+                                    }
+                                }
+                                let _ = ci;
+                                return Pick::Dial(it, t);
+                            }
+                            Route::NoRoute => {
+                                let it = slot.queue.remove(idx).expect("in range");
+                                self.known.remove(&(it.campaign, it.contact));
+                                return Pick::NoRoute(it);
+                            }
+                            Route::Wait => {
+                                blocked = true;
+                                idx += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            // Emergency calls waiting for capacity keep it from normal campaigns.
+            if c == 0 && blocked {
+                return Pick::Idle;
+            }
+        }
+        Pick::Idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(campaign: i64, contact: i64, number: &str) -> DueItem {
+        DueItem {
+            campaign,
+            contact,
+            number: number.into(),
+            number_type: NumberType::Fixed,
+            attempts: 0,
+            excluded: vec![],
+        }
+    }
+
+    #[test]
+    fn round_robin_by_tenant_not_by_campaign_size() {
+        let mut s = Scheduler::new();
+        s.add_campaign(1, "big-town", Priority::Normal);
+        s.add_campaign(2, "big-town", Priority::Normal);
+        s.add_campaign(3, "village", Priority::Normal);
+        for i in 0..100 {
+            s.push(item(1, i, &format!("+1{i}")));
+            s.push(item(2, 1000 + i, &format!("+2{i}")));
+        }
+        for i in 0..10 {
+            s.push(item(3, 5000 + i, &format!("+3{i}")));
+        }
+        let mut per = HashMap::new();
+        for _ in 0..20 {
+            match s.next(|_| Route::Trunk(0)) {
+                Pick::Dial(it, _) => *per.entry(it.campaign).or_insert(0) += 1,
+                p => panic!("{p:?}"),
+            }
+        }
+        // The village gets half of the capacity; big-town's two campaigns share the rest.
+        assert_eq!(per[&3], 10);
+        assert_eq!(per[&1], 5);
+        assert_eq!(per[&2], 5);
+    }
+
+    #[test]
+    fn emergency_preempts_and_holds_capacity() {
+        let mut s = Scheduler::new();
+        s.add_campaign(1, "a", Priority::Normal);
+        s.add_campaign(2, "b", Priority::Emergency);
+        s.push(item(1, 1, "+1"));
+        s.push(item(2, 2, "+2"));
+        s.push(item(2, 3, "+3"));
+        assert!(matches!(
+            s.next(|_| Route::Trunk(0)),
+            Pick::Dial(DueItem { campaign: 2, .. }, _)
+        ));
+        // Capacity is full for the emergency: the normal campaign must not take it.
+        assert_eq!(s.next(|_| Route::Wait), Pick::Idle);
+        assert!(matches!(
+            s.next(|_| Route::Trunk(0)),
+            Pick::Dial(DueItem { campaign: 2, .. }, _)
+        ));
+        assert!(matches!(
+            s.next(|_| Route::Trunk(0)),
+            Pick::Dial(DueItem { campaign: 1, .. }, _)
+        ));
+        assert_eq!(s.next(|_| Route::Trunk(0)), Pick::Idle);
+    }
+
+    #[test]
+    fn one_call_per_number_and_answered_never_again() {
+        let mut s = Scheduler::new();
+        s.add_campaign(1, "a", Priority::Normal);
+        s.add_campaign(2, "b", Priority::Normal);
+        s.push(item(1, 1, "+39111"));
+        s.push(item(2, 9, "+39111")); // same person, another town's campaign
+        let Pick::Dial(first, _) = s.next(|_| Route::Trunk(0)) else {
+            panic!()
+        };
+        assert_eq!(s.next(|_| Route::Trunk(0)), Pick::Idle);
+        s.finish(first.campaign, first.contact, &first.number, true);
+        let Pick::Dial(second, _) = s.next(|_| Route::Trunk(0)) else {
+            panic!()
+        };
+        assert_ne!(second.campaign, first.campaign);
+        // The answered contact cannot be queued again in its campaign.
+        assert!(!s.push(item(first.campaign, first.contact, "+39111")));
+        // A queued duplicate is refused too.
+        assert!(s.push(item(1, 2, "+39222")));
+        assert!(!s.push(item(1, 2, "+39222")));
+    }
+
+    #[test]
+    fn no_route_and_closed_windows() {
+        let mut s = Scheduler::new();
+        s.add_campaign(1, "a", Priority::Normal);
+        s.push(item(1, 1, "+1"));
+        s.set_open(1, false);
+        assert_eq!(s.next(|_| Route::Trunk(0)), Pick::Idle);
+        s.set_open(1, true);
+        assert!(matches!(s.next(|_| Route::NoRoute), Pick::NoRoute(_)));
+        assert_eq!(s.queued(1), 0);
+    }
+}

@@ -1,0 +1,311 @@
+//! Trunks: their configuration (keys as in FreeSWITCH gateways / jambonz carriers) and their
+//! run-time state: channels in use, the CPS limiter under congestion control, and health
+//! from OPTIONS pings with hysteresis.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::congestion::{Aimd, AimdConfig, Signal};
+use super::limiter::CpsLimiter;
+
+/// One carrier trunk as configured (`[[trunk]]` in the TOML file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name used in metrics labels and the journal.
+    pub name: String,
+    /// `host:port` of the carrier's SIP proxy.
+    pub proxy: String,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Digest realm (informational: the challenge's realm is used).
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Digest user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password (may be written `${ENV_NAME}`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Whether to REGISTER to the proxy.
+    #[serde(default)]
+    pub register: bool,
+    /// User part of the From URI when the campaign gives no caller ID.
+    #[serde(default)]
+    pub from_user: Option<String>,
+    /// Host part of From and the Request-URI (defaults to the proxy host).
+    #[serde(default)]
+    pub from_domain: Option<String>,
+    /// Caller ID presented on this trunk (overrides the campaign's when set).
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Codec names in preference order (`PCMU`, `PCMA`, `G722`, `opus`).
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<String>,
+    /// Packet time in milliseconds.
+    #[serde(default = "default_ptime")]
+    pub ptime_ms: u32,
+    /// Concurrent calls the carrier allows.
+    pub max_channels: u32,
+    /// Calls per second the carrier allows: a ceiling never exceeded in any 1 s window.
+    pub cps: f64,
+    /// Seconds between OPTIONS pings; 0 disables them.
+    #[serde(default)]
+    pub options_ping_interval_s: u64,
+    /// Lower is tried first.
+    #[serde(default)]
+    pub priority: u32,
+    /// Share of calls among trunks of the same priority.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Seconds of ringing before we CANCEL.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_s: u64,
+    /// What the trunk carries: number types (`fixed`, `mobile`, `unknown`) and E.164
+    /// prefixes (`+39`); empty carries everything.
+    #[serde(default)]
+    pub routes: Vec<String>,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+fn default_codecs() -> Vec<String> {
+    vec!["PCMA".into(), "PCMU".into()]
+}
+fn default_ptime() -> u32 {
+    20
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_ring_timeout() -> u64 {
+    40
+}
+
+/// Consecutive ping results that flip a trunk's health.
+#[derive(Debug, Clone, Copy)]
+pub struct Hysteresis {
+    /// Failures in a row that mark an up trunk down.
+    pub down_after: u32,
+    /// Successes in a row that mark a down trunk up.
+    pub up_after: u32,
+}
+
+impl Default for Hysteresis {
+    fn default() -> Self {
+        Hysteresis {
+            down_after: 3,
+            up_after: 2,
+        }
+    }
+}
+
+/// Trunk health from OPTIONS pings (or REGISTER), with hysteresis so that one lost ping
+/// does not flap the trunk.
+#[derive(Debug, Clone)]
+pub struct Health {
+    up: bool,
+    streak: u32,
+    h: Hysteresis,
+}
+
+impl Health {
+    /// Starts up: a trunk is trusted until pings say otherwise.
+    pub fn new(h: Hysteresis) -> Self {
+        Health {
+            up: true,
+            streak: 0,
+            h,
+        }
+    }
+
+    /// Whether the trunk carries calls.
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    /// Feeds one ping result; returns `Some(new state)` when it flips.
+    pub fn on_ping(&mut self, ok: bool) -> Option<bool> {
+        if ok == self.up {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let need = if self.up {
+            self.h.down_after
+        } else {
+            self.h.up_after
+        };
+        if self.streak >= need {
+            self.up = ok;
+            self.streak = 0;
+            Some(ok)
+        } else {
+            None
+        }
+    }
+}
+
+/// Run-time state of one trunk. Plain data: the orchestrator calls it with `now`.
+#[derive(Debug)]
+pub struct Trunk {
+    /// Its configuration.
+    pub cfg: TrunkConfig,
+    limiter: CpsLimiter,
+    aimd: Aimd,
+    /// Calls in progress (from INVITE to the end of the call).
+    pub active: u32,
+    /// Health from pings.
+    pub health: Health,
+    /// Attempts admitted so far (for weighted sharing).
+    pub admitted: u64,
+}
+
+impl Trunk {
+    /// A trunk at full rate, up, idle.
+    pub fn new(cfg: TrunkConfig) -> Self {
+        Trunk {
+            limiter: CpsLimiter::new(cfg.cps),
+            aimd: Aimd::new(cfg.cps, AimdConfig::default()),
+            active: 0,
+            health: Health::new(Hysteresis::default()),
+            admitted: 0,
+            cfg,
+        }
+    }
+
+    fn sync(&mut self, now: Instant) {
+        let r = self.aimd.rate(now);
+        self.limiter.set_rate(r);
+        if let Some(h) = self.aimd.hold_until() {
+            self.limiter.hold(h);
+        }
+    }
+
+    /// Whether an attempt could start now: up, a channel free, the limiter ready.
+    pub fn available(&mut self, now: Instant) -> bool {
+        self.sync(now);
+        self.health.is_up()
+            && self.active < self.cfg.max_channels
+            && self.limiter.next_ready(now) <= now
+    }
+
+    /// When this trunk may next admit a call (ignoring channels and health).
+    pub fn next_ready(&mut self, now: Instant) -> Instant {
+        self.sync(now);
+        self.limiter.next_ready(now)
+    }
+
+    /// Takes a CPS token and a channel. False if either is missing.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        self.sync(now);
+        if !self.health.is_up() || self.active >= self.cfg.max_channels {
+            return false;
+        }
+        if !self.limiter.try_acquire(now) {
+            metrics::counter!("dialer_cps_throttled_total", "trunk" => self.cfg.name.clone())
+                .increment(1);
+            return false;
+        }
+        self.active += 1;
+        self.admitted += 1;
+        true
+    }
+
+    /// A call that was admitted ended (or never left): frees its channel and feeds
+    /// congestion control.
+    pub fn release(&mut self, now: Instant, signal: Signal) {
+        self.active = self.active.saturating_sub(1);
+        if self.aimd.on_signal(now, signal) {
+            tracing::info!(trunk = %self.cfg.name, rate = self.aimd.rate(now), "congestion: CPS lowered");
+        }
+    }
+
+    /// Feeds an OPTIONS ping result.
+    pub fn on_ping(&mut self, now: Instant, ok: bool) {
+        if let Some(up) = self.health.on_ping(ok) {
+            tracing::warn!(trunk = %self.cfg.name, up, "trunk health changed");
+            metrics::gauge!("dialer_trunk_up", "trunk" => self.cfg.name.clone()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
+            if !up {
+                self.aimd.on_signal(now, Signal::Down);
+            }
+        }
+    }
+
+    /// The current effective CPS.
+    pub fn effective_cps(&mut self, now: Instant) -> f64 {
+        self.sync(now);
+        self.limiter.rate()
+    }
+
+    /// Ring timeout.
+    pub fn ring_timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.ring_timeout_s.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn cfg(name: &str, cps: f64, ch: u32) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            proxy: "127.0.0.1:5060".into(),
+            transport: "udp".into(),
+            realm: None,
+            username: None,
+            password: None,
+            register: false,
+            from_user: None,
+            from_domain: None,
+            caller_id: None,
+            codecs: default_codecs(),
+            ptime_ms: 20,
+            max_channels: ch,
+            cps,
+            options_ping_interval_s: 0,
+            priority: 0,
+            weight: 1,
+            ring_timeout_s: 30,
+            routes: vec![],
+        }
+    }
+
+    #[test]
+    fn hysteresis() {
+        let mut h = Health::new(Hysteresis::default());
+        assert_eq!(h.on_ping(false), None);
+        assert_eq!(h.on_ping(false), None);
+        assert_eq!(h.on_ping(true), None); // streak broken
+        assert_eq!(h.on_ping(false), None);
+        assert_eq!(h.on_ping(false), None);
+        assert_eq!(h.on_ping(false), Some(false));
+        assert!(!h.is_up());
+        assert_eq!(h.on_ping(true), None);
+        assert_eq!(h.on_ping(true), Some(true));
+    }
+
+    #[test]
+    fn channels_and_down_block_admission() {
+        let t0 = Instant::now();
+        let mut t = Trunk::new(cfg("a", 100.0, 2));
+        assert!(t.admit(t0));
+        assert!(t.admit(t0 + Duration::from_millis(10)));
+        assert!(!t.available(t0 + Duration::from_millis(20)));
+        t.release(t0 + Duration::from_millis(30), Signal::Ok);
+        assert!(t.available(t0 + Duration::from_millis(40)));
+        for i in 0..3 {
+            t.on_ping(t0 + Duration::from_secs(i), false);
+        }
+        assert!(!t.available(t0 + Duration::from_secs(5)));
+        assert!(t.effective_cps(t0 + Duration::from_secs(5)) <= 20.0 + 1e-9);
+    }
+}
