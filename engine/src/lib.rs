@@ -8,3 +8,4 @@ pub mod dialer;
 pub mod media;
 pub mod net;
 pub mod sip;
+pub mod store;
