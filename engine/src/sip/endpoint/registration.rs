@@ -1,0 +1,222 @@
+//! OPTIONS pings (trunk health) and registrations (RFC 3261 §10).
+
+use super::*;
+
+impl Endpoint {
+    // ----- OPTIONS pings and registrations ----------------------------------------------
+
+    /// Sends an OPTIONS ping to `dest` (a trunk's health check); the answer comes back as
+    /// [`Event::OptionsReply`], a timeout (Timer F) as status 408.
+    pub fn send_options(&mut self, now: Instant, dest: SocketAddr, uri: &str) -> RequestHandle {
+        let h = self.next_handle;
+        self.next_handle += 1;
+        let branch = self.branch();
+        let tag = self.token(10);
+        let call_id = format!("{}@{}", self.token(20), self.cfg.local_addr.ip());
+        let transport = self.cfg.transport;
+        let bytes = MessageWriter::request("OPTIONS", uri)
+            .header("Via", via_value(&self.cfg, transport, &branch))
+            .header("Max-Forwards", 70)
+            .header(
+                "From",
+                format!(
+                    "<sip:dialer@{}>;tag={tag}",
+                    sip_host_port(self.cfg.local_addr)
+                ),
+            )
+            .header("To", format!("<{uri}>"))
+            .header("Call-ID", call_id)
+            .header("CSeq", "1 OPTIONS")
+            .header("Accept", "application/sdp")
+            .header("User-Agent", &self.cfg.user_agent)
+            .finish();
+        self.pings.insert(h, Ping { sent_at: now });
+        self.start_client(
+            now,
+            branch,
+            false,
+            bytes.into(),
+            dest,
+            transport,
+            Some(h),
+            "OPTIONS",
+        );
+        RequestHandle(h)
+    }
+
+    /// Starts registering (RFC 3261 §10): REGISTER now, refreshed before the granted expiry,
+    /// retried with exponential backoff after a failure, answering digest challenges.
+    pub fn register(&mut self, now: Instant, params: RegisterParams) -> RequestHandle {
+        let h = self.next_handle;
+        self.next_handle += 1;
+        let reg = Registration {
+            call_id: format!("{}@{}", self.token(20), self.cfg.local_addr.ip()),
+            local_tag: self.token(10),
+            cseq: 0,
+            auth: DigestClient::default(),
+            auth_header: None,
+            auth_tries: 0,
+            failures: 0,
+            refresh_at: None,
+            unregistering: false,
+            in_flight: false,
+            params,
+        };
+        self.regs.insert(h, reg);
+        self.send_register(now, h);
+        RequestHandle(h)
+    }
+
+    /// Removes a registration's binding (REGISTER with expires 0).
+    pub fn unregister(&mut self, now: Instant, reg: RequestHandle) {
+        if let Some(r) = self.regs.get_mut(&reg.0) {
+            r.unregistering = true;
+            r.refresh_at = None;
+            r.auth_tries = 0;
+            self.send_register(now, reg.0);
+        }
+    }
+
+    pub(super) fn send_register(&mut self, now: Instant, h: u64) {
+        let branch = self.branch();
+        let cfg = self.cfg.clone();
+        let Some(r) = self.regs.get_mut(&h) else {
+            return;
+        };
+        r.cseq += 1;
+        r.in_flight = true;
+        let transport = r.params.transport.unwrap_or(cfg.transport);
+        let expires = if r.unregistering { 0 } else { r.params.expires };
+        let mut w = MessageWriter::request("REGISTER", &r.params.registrar_uri)
+            .header("Via", via_value(&cfg, transport, &branch))
+            .header("Max-Forwards", 70)
+            .header("From", format!("<{}>;tag={}", r.params.aor, r.local_tag))
+            .header("To", format!("<{}>", r.params.aor))
+            .header("Call-ID", &r.call_id)
+            .header("CSeq", format_args!("{} REGISTER", r.cseq))
+            .header("Contact", contact_value(&cfg, transport))
+            .header("Expires", expires)
+            .header("User-Agent", &cfg.user_agent);
+        if let Some((n, v)) = &r.auth_header {
+            w.push_header(n, v);
+        }
+        let dest = r.params.registrar;
+        self.start_client(
+            now,
+            branch,
+            false,
+            w.finish().into(),
+            dest,
+            transport,
+            Some(h),
+            "REGISTER",
+        );
+    }
+
+    pub(super) fn registration_timeout(&mut self, now: Instant, h: u64) {
+        let Some(r) = self.regs.get_mut(&h) else {
+            return;
+        };
+        if r.refresh_at.is_some_and(|t| t <= now) && !r.in_flight {
+            r.refresh_at = None;
+            r.auth_tries = 0;
+            self.send_register(now, h);
+        }
+    }
+
+    /// A final response (or timeout) for an OPTIONS ping or a REGISTER.
+    pub(super) fn on_aux_final(
+        &mut self,
+        now: Instant,
+        h: u64,
+        status: u16,
+        r: Option<&Response<'_>>,
+    ) {
+        if let Some(p) = self.pings.remove(&h) {
+            self.events.push_back(Event::OptionsReply {
+                ping: RequestHandle(h),
+                status,
+                rtt: now - p.sent_at,
+            });
+            return;
+        }
+        let cnonce = format!("{:016x}", self.rng.random::<u64>());
+        let Some(reg) = self.regs.get_mut(&h) else {
+            return;
+        };
+        reg.in_flight = false;
+        if let (Some(resp), 401 | 407, Some(creds)) = (r, status, reg.params.credentials.clone()) {
+            let (values, header): (Vec<&str>, &'static str) = if status == 407 {
+                (
+                    resp.headers.proxy_authenticate().collect(),
+                    "Proxy-Authorization",
+                )
+            } else {
+                (resp.headers.www_authenticate().collect(), "Authorization")
+            };
+            if let Ok(ch) = auth::select_challenge(values.iter().copied()) {
+                if reg.auth_tries < 2 && reg.auth.should_retry(&ch, reg.auth_tries > 0) {
+                    let uri = reg.params.registrar_uri.clone();
+                    if let Ok(v) = reg.auth.authorize(&ch, &creds, "REGISTER", &uri, &cnonce) {
+                        reg.auth_tries += 1;
+                        reg.auth_header = Some((header, v));
+                        self.send_register(now, h);
+                        return;
+                    }
+                }
+            }
+        }
+        reg.auth_tries = 0;
+        let state = if (200..300).contains(&status) && !reg.unregistering {
+            reg.failures = 0;
+            let asked = reg.params.expires;
+            // The registrar's grant: our Contact's expires parameter, else Expires.
+            let granted = r
+                .and_then(|resp| {
+                    resp.headers
+                        .contacts()
+                        .ok()
+                        .and_then(|cs| {
+                            cs.iter()
+                                .find(|c| {
+                                    c.uri.host.map(|h| h.to_string())
+                                        == Some(self.cfg.local_addr.ip().to_string())
+                                })
+                                .and_then(|c| c.params.get("expires").flatten())
+                                .and_then(crate::sip::headers::parse_u32)
+                        })
+                        .or_else(|| resp.headers.expires())
+                })
+                .unwrap_or(asked)
+                .max(1);
+            // Refresh at 80 % of the grant (at least 5 s early on short grants).
+            let lead = (u64::from(granted) / 5).max(5.min(u64::from(granted) / 2));
+            reg.refresh_at = Some(now + Duration::from_secs(u64::from(granted) - lead));
+            RegistrationState::Registered { expires: granted }
+        } else if reg.unregistering {
+            self.regs.remove(&h);
+            self.events.push_back(Event::Registration {
+                reg: RequestHandle(h),
+                state: RegistrationState::Unregistered,
+            });
+            return;
+        } else {
+            reg.failures += 1;
+            // Back off exponentially from 30 s to 30 min; honour Retry-After when larger.
+            let backoff = (30u64 << (reg.failures - 1).min(6)).min(1800);
+            let retry_after = r
+                .and_then(|x| x.headers.retry_after())
+                .map(u64::from)
+                .unwrap_or(0);
+            let retry_in = Duration::from_secs(backoff.max(retry_after));
+            reg.refresh_at = Some(now + retry_in);
+            RegistrationState::Failed { status, retry_in }
+        };
+        let at = reg.refresh_at;
+        self.events.push_back(Event::Registration {
+            reg: RequestHandle(h),
+            state,
+        });
+        self.wake(at, Owner::Registration(h));
+    }
+}

@@ -1,0 +1,331 @@
+//! Requests we did not ask for: OPTIONS, in-dialog BYE/re-INVITE/UPDATE/INFO, and the
+//! refusals (400, 405, 416, 420, 480, 481, 501). A response is never answered.
+
+use super::*;
+
+impl Endpoint {
+    // ----- requests ---------------------------------------------------------------------
+
+    pub(super) fn server_key(r: &Request<'_>) -> Option<String> {
+        let via = r.headers.top_via().ok()?;
+        let method = match r.method {
+            Method::Ack => "INVITE",
+            m => m.as_str(),
+        };
+        match via.branch() {
+            Some(b) if b.starts_with(BRANCH_MAGIC) => Some(format!(
+                "{b}|{}:{}|{method}",
+                via.host,
+                via.port.unwrap_or(5060)
+            )),
+            _ => {
+                // RFC 2543 peers (RFC 4475 §3.2.1): match on the request's identity.
+                let cseq = r.headers.cseq().ok()?;
+                let from_tag = r.headers.from().ok()?.tag().unwrap_or("");
+                Some(format!(
+                    "2543|{}|{}|{}|{}|{}:{}|{method}",
+                    r.headers.call_id().ok()?,
+                    cseq.seq,
+                    from_tag,
+                    r.uri.raw,
+                    via.host,
+                    via.port.unwrap_or(5060)
+                ))
+            }
+        }
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        r: &Request<'_>,
+    ) {
+        let Some(key) = Self::server_key(r) else {
+            self.reject_malformed(from, transport, &[], "missing Via");
+            return;
+        };
+        if r.method == Method::Ack {
+            self.on_ack(now, &key, r);
+            return;
+        }
+        if let Some(e) = self.servers.get_mut(&key) {
+            // A retransmission: resend our last response, if any.
+            if let Some(b) = e.tx.on_retransmission() {
+                let (t, d) = (e.transport, e.dest);
+                self.send(t, d, b);
+            }
+            return;
+        }
+        let invite = r.method == Method::Invite;
+        self.servers.insert(
+            key.clone(),
+            ServerEntry {
+                tx: ServerTx::new(invite, transport.reliable(), self.cfg.timers),
+                dest: from,
+                transport,
+            },
+        );
+        let (status, reason, extra, body) = self.decide(now, r);
+        let to_tag = self.token(10);
+        let mut w = MessageWriter::response_to(r, status, reason, Some(&to_tag));
+        for (n, v) in &extra {
+            w.push_header(n, v);
+        }
+        w.push_header("Server", &self.cfg.user_agent);
+        let bytes: Wire = match &body {
+            Some(b) => w.finish_with_body(Some("application/sdp"), b.as_bytes()),
+            None => w.finish(),
+        }
+        .into();
+        let Some(e) = self.servers.get_mut(&key) else {
+            return;
+        };
+        let actions = e.tx.respond(now, status, bytes);
+        let next = e.tx.next_timeout();
+        for a in actions {
+            match a {
+                ServerAction::Send(b) => self.send(transport, from, b),
+                ServerAction::Terminated => {
+                    self.servers.remove(&key);
+                    return;
+                }
+                ServerAction::NoAck => {}
+            }
+        }
+        if invite && (200..300).contains(&status) {
+            if let Some(&h) = r
+                .headers
+                .call_id()
+                .ok()
+                .and_then(|id| self.by_call_id.get(id))
+            {
+                if let (Some(c), Ok(cseq)) = (self.calls.get_mut(&h), r.headers.cseq()) {
+                    c.pending_reinvite = Some((cseq.seq, key.clone()));
+                }
+            }
+        }
+        self.wake(next, Owner::Server(key));
+    }
+
+    pub(super) fn on_ack(&mut self, now: Instant, key: &str, r: &Request<'_>) {
+        if let Some(e) = self.servers.get_mut(key) {
+            let acts = e.tx.on_ack(now);
+            let next = e.tx.next_timeout();
+            if acts.contains(&ServerAction::Terminated) {
+                self.servers.remove(key);
+            } else {
+                self.wake(next, Owner::Server(key.to_string()));
+            }
+            return;
+        }
+        // The ACK of a 2xx to a re-INVITE has its own branch: match it by dialog and CSeq.
+        let Some(&h) = r
+            .headers
+            .call_id()
+            .ok()
+            .and_then(|id| self.by_call_id.get(id))
+        else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if let (Some((seq, k)), Ok(cseq)) = (&c.pending_reinvite, r.headers.cseq()) {
+            if *seq == cseq.seq {
+                let k = k.clone();
+                c.pending_reinvite = None;
+                if let Some(e) = self.servers.get_mut(&k) {
+                    e.tx.on_ack(now);
+                }
+            }
+        }
+    }
+
+    /// Chooses the response to a new request: status, reason, extra headers, SDP body.
+    pub(super) fn decide(
+        &mut self,
+        now: Instant,
+        r: &Request<'_>,
+    ) -> (u16, &'static str, Vec<(String, String)>, Option<String>) {
+        let h = &r.headers;
+        let mut extra = Vec::new();
+        if h.from().is_err() || h.to().is_err() || h.call_id().is_err() || h.cseq().is_err() {
+            return (
+                400,
+                "Bad Request (missing or repeated required header)",
+                extra,
+                None,
+            );
+        }
+        if h.content_length().is_err() {
+            return (400, "Bad Request (Content-Length)", extra, None);
+        }
+        if !matches!(r.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
+            return (416, "Unsupported URI Scheme", extra, None);
+        }
+        let known = matches!(
+            r.method,
+            Method::Invite
+                | Method::Bye
+                | Method::Cancel
+                | Method::Options
+                | Method::Update
+                | Method::Info
+        );
+        if !known {
+            extra.push(("Allow".into(), ALLOW.into()));
+            return match r.method {
+                Method::Other(_) => (501, "Not Implemented", extra, None),
+                _ => (405, "Method Not Allowed", extra, None),
+            };
+        }
+        let unsupported: Vec<&str> = h
+            .require()
+            .filter(|t| !t.eq_ignore_ascii_case("timer"))
+            .collect();
+        if !unsupported.is_empty() && r.method != Method::Cancel {
+            extra.push(("Unsupported".into(), unsupported.join(", ")));
+            return (420, "Bad Extension", extra, None);
+        }
+        let to_tag = h.to().ok().and_then(|t| t.tag().map(str::to_string));
+        let call = h
+            .call_id()
+            .ok()
+            .and_then(|id| self.by_call_id.get(id).copied())
+            .filter(|hd| {
+                let c = &self.calls[hd];
+                to_tag.as_deref() == Some(c.local_tag.as_str())
+                    && c.dialog
+                        .as_ref()
+                        .is_some_and(|d| h.from().ok().and_then(|f| f.tag()) == Some(&d.remote_tag))
+            });
+        match (r.method, call) {
+            (Method::Options, _) => {
+                extra.push(("Allow".into(), ALLOW.into()));
+                extra.push(("Accept".into(), "application/sdp".into()));
+                extra.push(("Supported".into(), "timer".into()));
+                (200, "OK", extra, None)
+            }
+            (Method::Bye, Some(hd)) => {
+                if let Some(c) = self.calls.get(&hd) {
+                    if c.state != CallState::Terminating {
+                        self.end_call(
+                            hd,
+                            CallEnd {
+                                outcome: Outcome::Answered,
+                                status: 200,
+                                reason: "OK".into(),
+                                hangup: Hangup::Remote,
+                            },
+                        );
+                    } else if let Some(end) =
+                        self.calls.get_mut(&hd).and_then(|c| c.end_after_bye.take())
+                    {
+                        // BYEs crossed: both sides are done.
+                        self.end_call(hd, end);
+                    }
+                }
+                (200, "OK", extra, None)
+            }
+            (Method::Bye | Method::Cancel, None) => {
+                (481, "Call/Transaction Does Not Exist", extra, None)
+            }
+            (Method::Cancel, Some(_)) => (200, "OK", extra, None),
+            (Method::Invite, None) => (480, "Temporarily Unavailable", extra, None),
+            (Method::Invite | Method::Update, Some(hd)) => self.answer_refresh(now, hd, r, extra),
+            (Method::Info, Some(hd)) => {
+                self.events.push_back(Event::Info {
+                    call: CallHandle(hd),
+                    content_type: h.content_type().unwrap_or("").to_string(),
+                    body: r.body.to_vec(),
+                });
+                (200, "OK", extra, None)
+            }
+            (_, None) => (481, "Call/Transaction Does Not Exist", extra, None),
+            _ => (501, "Not Implemented", extra, None),
+        }
+    }
+
+    /// Answers a far-end re-INVITE or UPDATE: a session refresh, possibly with a new offer.
+    pub(super) fn answer_refresh(
+        &mut self,
+        now: Instant,
+        hd: u64,
+        r: &Request<'_>,
+        mut extra: Vec<(String, String)>,
+    ) -> (u16, &'static str, Vec<(String, String)>, Option<String>) {
+        let Some(c) = self.calls.get_mut(&hd) else {
+            return (481, "Call/Transaction Does Not Exist", extra, None);
+        };
+        if c.state != CallState::Confirmed {
+            return (491, "Request Pending", extra, None);
+        }
+        if let Some(se) = r.headers.session_expires() {
+            let secs = se.secs.max(r.headers.min_se().unwrap_or(0)).max(90);
+            // The far end sent the refresh, so it is the refresher unless it says otherwise.
+            let we_refresh = se.refresher_is_uac == Some(false);
+            extra.push((
+                "Session-Expires".into(),
+                format!(
+                    "{secs};refresher={}",
+                    if we_refresh { "uas" } else { "uac" }
+                ),
+            ));
+            extra.push(("Require".into(), "timer".into()));
+            c.session_interval = Some(secs);
+            if we_refresh {
+                c.refresh_at = Some(now + Duration::from_secs(u64::from(secs) / 2));
+                c.expire_at = None;
+            } else {
+                c.expire_at = Some(now + session_guard(secs));
+                c.refresh_at = None;
+            }
+        } else if c.expire_at.is_some() {
+            if let Some(secs) = c.session_interval {
+                c.expire_at = Some(now + session_guard(secs));
+            }
+        }
+        extra.push((
+            "Contact".into(),
+            format!("<sip:dialer@{}>", sip_host_port(self.cfg.local_addr)),
+        ));
+        extra.push(("Allow".into(), ALLOW.into()));
+        let has_offer = !r.body.is_empty();
+        let body = if r.method == Method::Invite || has_offer {
+            // Answer (or re-offer) what is already in use.
+            let mut offer = c.params.offer.clone();
+            if has_offer {
+                if let Some(m) = &c.media {
+                    offer.codecs.retain(|k| k.payload_type == m.payload_type);
+                }
+                if c.answer_version == c.params.offer.version {
+                    c.answer_version += 1;
+                }
+            }
+            offer.version = c.answer_version;
+            Some(sdp::build_offer(&offer))
+        } else {
+            None
+        };
+        let hd2 = hd;
+        self.schedule_call(hd2);
+        (200, "OK", extra, body)
+    }
+
+    /// Answers 400 to a request we could not parse, when enough of it is readable to
+    /// address a response; responses and ACKs are never answered.
+    pub(super) fn reject_malformed(
+        &mut self,
+        from: SocketAddr,
+        transport: Transport,
+        bytes: &[u8],
+        why: &str,
+    ) {
+        let Some(bytes) = lenient_400(bytes, why) else {
+            return;
+        };
+        self.send(transport, from, bytes.into());
+    }
+}

@@ -1,0 +1,260 @@
+//! Building the requests and responses the endpoint sends.
+
+use super::*;
+
+pub(super) fn status_label(status: u16) -> &'static str {
+    match status {
+        100 => "100",
+        180 => "180",
+        183 => "183",
+        200 => "200",
+        401 => "401",
+        407 => "407",
+        404 => "404",
+        408 => "408",
+        480 => "480",
+        481 => "481",
+        486 => "486",
+        487 => "487",
+        500 => "500",
+        503 => "503",
+        603 => "603",
+        s if s < 200 => "1xx",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        s if s < 600 => "5xx",
+        _ => "6xx",
+    }
+}
+
+pub(super) fn is_sdp(r: &Response<'_>) -> bool {
+    r.headers
+        .content_type()
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/sdp"))
+}
+
+pub(super) fn sip_host_port(a: SocketAddr) -> String {
+    match a.ip() {
+        IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", a.port()),
+    }
+}
+
+pub(super) fn via_value(cfg: &EndpointConfig, transport: Transport, branch: &str) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={branch};rport",
+        transport.as_str(),
+        sip_host_port(cfg.local_addr)
+    )
+}
+
+pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("<sip:dialer@{}>", sip_host_port(cfg.local_addr)),
+        Transport::Tcp => format!(
+            "<sip:dialer@{};transport=tcp>",
+            sip_host_port(cfg.local_addr)
+        ),
+    }
+}
+
+pub(super) fn build_invite(
+    cfg: &EndpointConfig,
+    c: &Call,
+    branch: &str,
+    transport: Transport,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut w = MessageWriter::request("INVITE", &c.params.request_uri)
+        .header("Via", via_value(cfg, transport, branch))
+        .header("Max-Forwards", 70)
+        .header("From", &c.local_party)
+        .header("To", format!("<{}>", c.params.to_uri))
+        .header("Call-ID", &c.call_id)
+        .header("CSeq", format_args!("{} INVITE", c.cseq))
+        .header("Contact", contact_value(cfg, transport))
+        .header("Allow", ALLOW)
+        .header("Supported", "timer")
+        .header("User-Agent", &cfg.user_agent);
+    for (n, v) in &c.params.extra_headers {
+        w.push_header(n, v);
+    }
+    if let Some((n, v)) = &c.auth_header {
+        w.push_header(n, v);
+    }
+    w.finish_with_body(Some("application/sdp"), body)
+}
+
+/// Builds a request inside the dialog of `c` and finds where it goes: the first Route if
+/// there is a route set, else the remote target; a host name goes to the trunk's proxy.
+pub(super) fn build_in_dialog(
+    cfg: &EndpointConfig,
+    c: &mut Call,
+    method: &str,
+    cseq: u32,
+    branch: &str,
+    extra: &[(&str, String)],
+    body: Option<(&str, &[u8])>,
+) -> Option<(Vec<u8>, SocketAddr)> {
+    let d = c.dialog.as_ref()?;
+    let first_route_strict = d
+        .route_set
+        .first()
+        .and_then(|r| NameAddr::parse(r, "Route").ok())
+        .is_some_and(|n| !n.uri.is_loose_router());
+    // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI.
+    let (ruri, routes): (String, Vec<String>) = if first_route_strict {
+        let first = NameAddr::parse(&d.route_set[0], "Route")
+            .ok()?
+            .uri
+            .raw
+            .to_string();
+        let mut rest: Vec<String> = d.route_set[1..].to_vec();
+        rest.push(format!("<{}>", d.remote_target));
+        (first, rest)
+    } else {
+        (d.remote_target.clone(), d.route_set.clone())
+    };
+    let next_hop = d
+        .route_set
+        .first()
+        .and_then(|r| {
+            NameAddr::parse(r, "Route")
+                .ok()
+                .map(|n| n.uri.raw.to_string())
+        })
+        .unwrap_or_else(|| d.remote_target.clone());
+    let dest = Uri::parse(&next_hop)
+        .ok()
+        .and_then(|u| {
+            let port = u.port.unwrap_or(5060);
+            match u.host? {
+                Host::V4(ip) => Some(SocketAddr::new(ip.into(), port)),
+                Host::V6(ip) => Some(SocketAddr::new(ip.into(), port)),
+                Host::Domain(_) => None,
+            }
+        })
+        .unwrap_or(c.params.proxy);
+    let cseq_method = if method == "ACK" { "ACK" } else { method };
+    let mut w = MessageWriter::request(method, &ruri)
+        .header("Via", via_value(cfg, c.transport, branch))
+        .header("Max-Forwards", 70)
+        .header("From", &c.local_party)
+        .header("To", &d.remote_party)
+        .header("Call-ID", &c.call_id)
+        .header("CSeq", format_args!("{cseq} {cseq_method}"));
+    for r in &routes {
+        w.push_header("Route", r);
+    }
+    if method != "BYE" && method != "ACK" {
+        w.push_header("Contact", contact_value(cfg, c.transport));
+    }
+    for (n, v) in extra {
+        w.push_header(n, v);
+    }
+    w.push_header("User-Agent", &cfg.user_agent);
+    let bytes = match body {
+        Some((ct, b)) => w.finish_with_body(Some(ct), b),
+        None => w.finish(),
+    };
+    Some((bytes, dest))
+}
+
+/// CANCEL for an INVITE we sent: same Request-URI, top Via, From, To, Call-ID, CSeq
+/// number and Route (RFC 3261 §9.1).
+pub(super) fn build_cancel(invite: &[u8]) -> Option<Vec<u8>> {
+    let Ok(Message::Request(inv)) = crate::sip::message::parse(invite) else {
+        return None;
+    };
+    let cseq = inv.headers.cseq().ok()?;
+    let mut w = MessageWriter::request("CANCEL", inv.uri.raw)
+        .header("Via", inv.headers.first(HeaderName::Via)?)
+        .header("Max-Forwards", 70)
+        .header("From", inv.headers.first(HeaderName::From)?)
+        .header("To", inv.headers.first(HeaderName::To)?)
+        .header("Call-ID", inv.headers.call_id().ok()?)
+        .header("CSeq", format_args!("{} CANCEL", cseq.seq));
+    for r in inv.headers.values(HeaderName::Route) {
+        w.push_header("Route", r);
+    }
+    Some(w.finish())
+}
+
+/// The ACK a client INVITE transaction sends for a non-2xx final response: same branch,
+/// the response's To (with its tag), RFC 3261 §17.1.1.3.
+pub(super) fn build_ack_for_error(invite: &[u8], resp: &Response<'_>) -> Vec<u8> {
+    let Ok(Message::Request(inv)) = crate::sip::message::parse(invite) else {
+        return Vec::new();
+    };
+    let seq = inv.headers.cseq().map(|c| c.seq).unwrap_or(0);
+    let mut w = MessageWriter::request("ACK", inv.uri.raw)
+        .header("Via", inv.headers.first(HeaderName::Via).unwrap_or(""))
+        .header("Max-Forwards", 70)
+        .header("From", inv.headers.first(HeaderName::From).unwrap_or(""))
+        .header(
+            "To",
+            resp.headers
+                .first(HeaderName::To)
+                .or(inv.headers.first(HeaderName::To))
+                .unwrap_or(""),
+        )
+        .header("Call-ID", inv.headers.call_id().unwrap_or(""))
+        .header("CSeq", format_args!("{seq} ACK"));
+    for r in inv.headers.values(HeaderName::Route) {
+        w.push_header("Route", r);
+    }
+    w.finish()
+}
+
+/// Builds a 400 for a request that failed to parse, copying Via, From, To, Call-ID and CSeq
+/// lines as written. `None` for responses, ACKs, and anything without those lines.
+pub(super) fn lenient_400(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let head = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let start = lines.next()?;
+    if start.starts_with("SIP/") || start.starts_with("ACK ") || !start.contains(" SIP/") {
+        return None;
+    }
+    let mut want: [(&str, &str, Vec<&str>); 5] = [
+        ("Via", "v", Vec::new()),
+        ("From", "f", Vec::new()),
+        ("To", "t", Vec::new()),
+        ("Call-ID", "i", Vec::new()),
+        ("CSeq", "", Vec::new()),
+    ];
+    for line in lines {
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
+        let n = n.trim();
+        for (full, compact, vals) in want.iter_mut() {
+            if n.eq_ignore_ascii_case(full)
+                || (!compact.is_empty() && n.eq_ignore_ascii_case(compact))
+            {
+                vals.push(v.trim());
+            }
+        }
+    }
+    if want.iter().any(|(_, _, v)| v.is_empty()) {
+        return None;
+    }
+    let reason: String = why
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(80)
+        .collect();
+    let mut out = String::new();
+    let _ = write!(out, "SIP/2.0 400 Bad Request ({reason})\r\n");
+    for (full, _, vals) in &want {
+        for v in vals {
+            let _ = write!(out, "{full}: {v}\r\n");
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
