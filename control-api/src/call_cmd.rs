@@ -4,15 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use codecs::{Codec, EncodeSettings, Prompt};
-use engine::media::{RtpStream, StreamParams};
-use engine::net::{bind_rtp_port, play, SipDriver};
+use engine::media::{dtmf, StreamParams};
+use engine::net::{
+    MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
+    SipDriver,
+};
 use engine::sip::auth::Credentials;
 use engine::sip::endpoint::{CallEnd, CallHandle, CallParams, EndpointConfig, Event, Transport};
 use engine::sip::sdp::{OfferCodec, OfferParams};
@@ -63,17 +65,41 @@ pub struct CallArgs {
     #[arg(long, default_value_t = 10.0)]
     cps: f64,
     /// RTP port range `MIN-MAX`.
-    #[arg(long, default_value = "20000-39999")]
-    rtp_ports: String,
+    #[arg(long, default_value = "20000-39999", value_parser = parse_range)]
+    rtp_ports: (u16, u16),
     /// How many times the prompt plays.
     #[arg(long, default_value_t = 1)]
     play_count: u32,
+    /// Silence between plays, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    play_gap_ms: u32,
+    /// Media pacing threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    media_loops: u16,
+    /// How RTP leaves: `raw` (one sendmmsg per slot through a raw socket, needs
+    /// CAP_NET_RAW), `socket` (sendto on each call's socket), `auto` (raw when permitted).
+    #[arg(long, value_enum, default_value_t = SendModeArg::Auto)]
+    send_mode: SendModeArg,
 }
 
-/// An endpoint event with the instant the dispatcher received it.
-type TimedEvent = (Instant, Event);
-/// Where each call's events go.
-type Routes = Arc<std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<TimedEvent>>>>;
+/// `--send-mode` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SendModeArg {
+    Auto,
+    Raw,
+    Socket,
+}
+
+/// What a call's task hears: its SIP events and its media events.
+enum Input {
+    Sip(Event),
+    Media(MediaEvent),
+}
+
+/// An input with the instant the dispatcher received it.
+type TimedInput = (Instant, Input);
+/// Where each call's inputs go.
+type Routes = Arc<std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<TimedInput>>>>;
 
 struct CallRecord {
     to: String,
@@ -83,6 +109,7 @@ struct CallRecord {
     answer: Option<Duration>,
     duration: Option<Duration>,
     rtp_packets_sent: u64,
+    dtmf: String,
 }
 
 /// Runs the command.
@@ -102,7 +129,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
     if args.concurrency == 0 || args.cps <= 0.0 {
         bail!("--concurrency and --cps must be positive");
     }
-    let (rtp_min, rtp_max) = parse_range(&args.rtp_ports)?;
+    let (rtp_min, rtp_max) = args.rtp_ports;
     let transport = if args.transport == "tcp" {
         Transport::Tcp
     } else {
@@ -130,6 +157,17 @@ pub async fn run(args: CallArgs) -> Result<()> {
         None => local_ip_towards(proxy)?,
     };
     let bind = args.bind.unwrap_or(SocketAddr::new(local_ip, 0));
+    let mut pump_cfg = PumpConfig::new(local_ip);
+    pump_cfg.port_min = rtp_min;
+    pump_cfg.port_max = rtp_max;
+    pump_cfg.loops = usize::from(args.media_loops);
+    pump_cfg.send_mode = match args.send_mode {
+        SendModeArg::Raw => SendMode::Raw,
+        SendModeArg::Socket => SendMode::PerSocket,
+        SendModeArg::Auto => SendMode::Auto,
+    };
+    let (pump, mut media_events) = MediaPump::start(pump_cfg).context("starting the media pump")?;
+    let pump = Arc::new(pump);
     let mut cfg = EndpointConfig::new(bind);
     cfg.transport = transport;
     let (driver, mut events) = SipDriver::start(bind, cfg)
@@ -141,29 +179,45 @@ pub async fn run(args: CallArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("sip:dialer@{}", host_port(local)));
 
-    // Route endpoint events to each call's task.
+    // Route endpoint and media events to each call's task (a media token is the call's
+    // handle number).
     let routes: Routes = Default::default();
-    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<TimedEvent>>>> = Default::default();
-    {
+    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<TimedInput>>>> = Default::default();
+    let route = {
         let (routes, early) = (routes.clone(), early.clone());
+        move |h: CallHandle, input: Input| {
+            let now = Instant::now();
+            let tx = routes.lock().expect("lock").get(&h).cloned();
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send((now, input));
+                }
+                None => early
+                    .lock()
+                    .expect("lock")
+                    .entry(h)
+                    .or_default()
+                    .push((now, input)),
+            }
+        }
+    };
+    {
+        let sip_route = route.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                let now = Instant::now();
-                let Some(h) = ev.call() else {
-                    continue;
-                };
-                let tx = routes.lock().expect("lock").get(&h).cloned();
-                match tx {
-                    Some(tx) => {
-                        let _ = tx.send((now, ev));
-                    }
-                    None => early
-                        .lock()
-                        .expect("lock")
-                        .entry(h)
-                        .or_default()
-                        .push((now, ev)),
+                if let Some(h) = ev.call() {
+                    sip_route(h, Input::Sip(ev));
                 }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(ev) = media_events.recv().await {
+                let token = match ev {
+                    MediaEvent::Finished { token, .. }
+                    | MediaEvent::Stopped { token, .. }
+                    | MediaEvent::Dtmf { token, .. } => token,
+                };
+                route(CallHandle(token), Input::Media(ev));
             }
         });
     }
@@ -196,15 +250,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
         tokio::time::sleep_until((started + interval * i as u32).into()).await;
         let number = args.to[i % args.to.len()].clone();
-        let rtp = bind_rtp_port(
-            local_ip,
-            rtp_min,
-            rtp_max,
-            (i as u16).wrapping_mul(2).wrapping_add(rtp_min),
-        )
-        .await
-        .context("allocating an RTP port")?;
-        let rtp_port = rtp.local_addr()?.port();
+        let rtp = pump.bind_port().context("allocating an RTP port")?;
+        let rtp_port = rtp.port();
         let offer = OfferParams {
             session_id: rand_u32() as u64,
             version: 1,
@@ -255,10 +302,15 @@ pub async fn run(args: CallArgs) -> Result<()> {
         let prompts = prompts.clone();
         let rec_tx = rec_tx.clone();
         let routes = routes.clone();
-        let play_count = args.play_count;
+        let pump = pump.clone();
+        let play = Play {
+            count: args.play_count,
+            gap_ms: args.play_gap_ms,
+            telephone_event_pt: Some(101),
+        };
         tasks.push(tokio::spawn(async move {
             let rec = follow_call(
-                driver, handle, number, call_id, invited, rx, rtp, prompts, play_count,
+                driver, pump, handle, number, call_id, invited, rx, rtp, prompts, play,
             )
             .await;
             routes.lock().expect("lock").remove(&handle);
@@ -272,29 +324,41 @@ pub async fn run(args: CallArgs) -> Result<()> {
     drop(rec_tx);
     let records = printer.await?;
     let elapsed = started.elapsed();
-    println!("{}", summary_json(&records, elapsed));
+    let media = pump.shutdown();
+    let mut summary = summary_json(&records, elapsed);
+    summary["summary"]["media"] = media_json(&media);
+    println!("{summary}");
     Ok(())
+}
+
+/// How the prompt plays on every call.
+#[derive(Debug, Clone, Copy)]
+struct Play {
+    count: u32,
+    gap_ms: u32,
+    telephone_event_pt: Option<u8>,
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn follow_call(
     driver: SipDriver,
+    pump: Arc<MediaPump>,
     handle: CallHandle,
     to: String,
     call_id: String,
     invited: Instant,
-    mut rx: mpsc::UnboundedReceiver<(Instant, Event)>,
-    rtp: tokio::net::UdpSocket,
+    mut rx: mpsc::UnboundedReceiver<TimedInput>,
+    rtp: RtpPort,
     prompts: HashMap<u8, Arc<Prompt>>,
-    play_count: u32,
+    play: Play,
 ) -> CallRecord {
     let mut pdd = None;
     let mut answered_at = None;
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut player: Option<tokio::task::JoinHandle<()>> = None;
-    let rtp = Arc::new(rtp);
+    let mut media: Option<MediaHandle> = None;
+    let mut rtp = Some(rtp);
+    let mut digits = String::new();
     loop {
-        let Some((at, ev)) = rx.recv().await else {
+        let Some((at, input)) = rx.recv().await else {
             // The driver stopped: report what we know.
             return CallRecord {
                 to,
@@ -308,49 +372,72 @@ async fn follow_call(
                 pdd,
                 answer: None,
                 duration: None,
-                rtp_packets_sent: sent.load(Ordering::Relaxed),
+                rtp_packets_sent: 0,
+                dtmf: digits,
             };
         };
-        match ev {
-            Event::Progress { .. } => {
+        match input {
+            Input::Sip(Event::Progress { .. }) => {
                 pdd.get_or_insert(at - invited);
             }
-            Event::Answered { media, .. } => {
+            Input::Sip(Event::Answered { media: m, .. }) => {
                 pdd.get_or_insert(at - invited);
                 answered_at = Some(at);
-                let prompt = prompts.get(&media.payload_type).cloned();
-                let (rtp, driver, sent) = (rtp.clone(), driver.clone(), sent.clone());
-                player = Some(tokio::spawn(async move {
-                    let Some(prompt) = prompt else {
-                        driver.hangup(handle);
-                        return;
-                    };
-                    let params = StreamParams {
-                        payload_type: media.payload_type,
-                        ssrc: rand_u32(),
-                        first_seq: rand_u32() as u16,
-                        first_timestamp: rand_u32(),
-                        play_count,
-                        gap_frames: 50,
-                    };
-                    let ptime = Duration::from_millis(u64::from(prompt.ptime_ms()));
-                    play(
-                        &rtp,
-                        media.remote_rtp,
-                        RtpStream::new(prompt, params),
-                        ptime,
-                        &sent,
-                    )
-                    .await;
+                let (Some(prompt), Some(port)) =
+                    (prompts.get(&m.payload_type).cloned(), rtp.take())
+                else {
                     driver.hangup(handle);
-                }));
+                    continue;
+                };
+                let gap_frames = play.gap_ms / prompt.ptime_ms().max(1);
+                let params = StreamParams {
+                    payload_type: m.payload_type,
+                    ssrc: rand_u32(),
+                    first_seq: rand_u32() as u16,
+                    first_timestamp: rand_u32(),
+                    play_count: play.count,
+                    gap_frames,
+                };
+                media = Some(pump.start_media(
+                    MediaStart {
+                        token: handle.0,
+                        remote_rtp: m.remote_rtp,
+                        remote_rtcp: m.remote_rtcp,
+                        rtcp_mux: m.rtcp_mux,
+                        clock_rate: m.clock_rate,
+                        prompt,
+                        params,
+                        telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
+                    },
+                    port,
+                ));
             }
-            Event::Info { .. } | Event::OptionsReply { .. } | Event::Registration { .. } => {}
-            Event::Ended { end, .. } => {
-                if let Some(p) = player.take() {
-                    // The callee may hang up mid-prompt: stop sending at once.
-                    p.abort();
-                    let _ = p.await;
+            Input::Sip(Event::Info {
+                content_type, body, ..
+            }) => {
+                if let Some(d) = dtmf::parse_info(&content_type, &body) {
+                    digits.push(d.digit);
+                }
+            }
+            Input::Media(MediaEvent::Finished { .. }) => driver.hangup(handle),
+            Input::Media(MediaEvent::Dtmf { event, .. }) => digits.push(event.digit),
+            Input::Sip(Event::Ended { end, .. }) => {
+                // The callee may hang up mid-prompt: stop sending at once, and count exactly.
+                let mut packets = 0;
+                if let Some(h) = media.take() {
+                    pump.stop(h);
+                    while let Some((_, input)) = rx.recv().await {
+                        match input {
+                            Input::Media(MediaEvent::Stopped { packets: p, .. }) => {
+                                packets = p;
+                                break;
+                            }
+                            Input::Media(MediaEvent::Dtmf { event, .. }) => {
+                                digits.push(event.digit)
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 if pdd.is_none() && end.status != 0 {
                     pdd = Some(at - invited);
@@ -361,12 +448,30 @@ async fn follow_call(
                     pdd,
                     answer: answered_at.map(|a| a - invited),
                     duration: answered_at.map(|a| at - a),
-                    rtp_packets_sent: sent.load(Ordering::Relaxed),
+                    rtp_packets_sent: packets,
+                    dtmf: digits,
                     end,
                 };
             }
+            Input::Sip(_) | Input::Media(MediaEvent::Stopped { .. }) => {}
         }
     }
+}
+
+fn media_json(m: &PumpStats) -> serde_json::Value {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    json!({
+        "send_mode": if m.raw { "raw" } else { "socket" },
+        "rtp_packets_sent": m.rtp_sent,
+        "rtcp_packets_sent": m.rtcp_sent,
+        "send_errors": m.send_errors,
+        "packets_received": m.received,
+        "packets_dropped_source": m.dropped_source,
+        "peak_streams": m.peak_streams,
+        "send_lag_p50_ms": ms(m.lag.quantile(0.50)),
+        "send_lag_p99_ms": ms(m.lag.quantile(0.99)),
+        "send_lag_max_ms": ms(m.lag.max()),
+    })
 }
 
 fn record_json(r: &CallRecord) -> serde_json::Value {
@@ -381,6 +486,7 @@ fn record_json(r: &CallRecord) -> serde_json::Value {
         "answer_ms": ms(r.answer),
         "duration_ms": ms(r.duration),
         "rtp_packets_sent": r.rtp_packets_sent,
+        "dtmf": r.dtmf,
     })
 }
 

@@ -316,10 +316,18 @@ mod tests {
     #[test]
     fn info_bodies() {
         let e = parse_info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n").unwrap();
-        assert_eq!((e.digit, e.duration_ms, e.source), ('5', 160, DtmfSource::SipInfo));
+        assert_eq!(
+            (e.digit, e.duration_ms, e.source),
+            ('5', 160, DtmfSource::SipInfo)
+        );
         let e = parse_info("Application/DTMF-Relay; x=y", b"signal= *\nduration=100").unwrap();
         assert_eq!(e.digit, '*');
-        assert_eq!(parse_info("application/dtmf-relay", b"Signal=11").unwrap().digit, '#');
+        assert_eq!(
+            parse_info("application/dtmf-relay", b"Signal=11")
+                .unwrap()
+                .digit,
+            '#'
+        );
         assert_eq!(parse_info("application/dtmf", b"#").unwrap().digit, '#');
         assert_eq!(parse_info("application/dtmf", b"7\r\n").unwrap().digit, '7');
         assert!(parse_info("application/dtmf-relay", b"Signal=X").is_none());

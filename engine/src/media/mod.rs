@@ -8,5 +8,7 @@ pub mod rtcp;
 pub mod stream;
 
 pub use dtmf::{DtmfDecoder, DtmfEvent, DtmfSource};
-pub use pacer::{Batch, BatchItem, PacerConfig, PacerEvent, Pacer, PacketKind, StreamId, StreamSpec};
+pub use pacer::{
+    Batch, BatchItem, Pacer, PacerConfig, PacerEvent, PacketKind, StreamId, StreamSpec,
+};
 pub use stream::{RtpStream, StreamParams};

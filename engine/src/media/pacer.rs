@@ -663,7 +663,11 @@ mod tests {
                 return;
             }
             let fd = *first_due.get_or_insert(it.due_ns);
-            assert_eq!(it.due_ns, fd + n * 20_000_000, "packet {n} due off schedule");
+            assert_eq!(
+                it.due_ns,
+                fd + n * 20_000_000,
+                "packet {n} due off schedule"
+            );
             assert!(t >= it.due_ns, "sent early");
             max_lag = max_lag.max(t - it.due_ns);
             let r = rtp_rs::RtpReader::new(pkt).unwrap();
@@ -684,7 +688,14 @@ mod tests {
         // An SR every ~5 s plus the final SR+BYE.
         assert!((700..=740).contains(&srs), "{srs} RTCP packets");
         let ev = pacer.poll_event().unwrap();
-        assert!(matches!(ev, PacerEvent::Finished { token: 1, packets: 180_000, .. }));
+        assert!(matches!(
+            ev,
+            PacerEvent::Finished {
+                token: 1,
+                packets: 180_000,
+                ..
+            }
+        ));
         assert_eq!(pacer.active(), 0);
     }
 
@@ -715,13 +726,18 @@ mod tests {
         let id = pacer.add(t0, spec(7, &p, 3, 5)).unwrap();
         let mut rtp = Vec::new();
         let mut rtcp = Vec::new();
-        run(&mut pacer, Duration::from_secs(2), 1, |_, it, pkt| match it.kind {
-            PacketKind::Rtp => {
-                let r = rtp_rs::RtpReader::new(pkt).unwrap();
-                rtp.push((it.due_ns, r.timestamp(), r.mark()));
-            }
-            PacketKind::Rtcp => rtcp.push(pkt.to_vec()),
-        });
+        run(
+            &mut pacer,
+            Duration::from_secs(2),
+            1,
+            |_, it, pkt| match it.kind {
+                PacketKind::Rtp => {
+                    let r = rtp_rs::RtpReader::new(pkt).unwrap();
+                    rtp.push((it.due_ns, r.timestamp(), r.mark()));
+                }
+                PacketKind::Rtcp => rtcp.push(pkt.to_vec()),
+            },
+        );
         assert_eq!(rtp.len(), 30);
         // Plays start at slots 0, 15, 30 (10 frames + 5 gap frames) with the marker bit.
         let marks: Vec<usize> = (0..30).filter(|&i| rtp[i].2).collect();
@@ -766,7 +782,9 @@ mod tests {
         }
         assert!(pacer.poll_event().is_none());
         // The slot is reused with a new generation: the old id stays stale.
-        let b = pacer.add(t0 + Duration::from_millis(200), spec(2, &p, 1, 0)).unwrap();
+        let b = pacer
+            .add(t0 + Duration::from_millis(200), spec(2, &p, 1, 0))
+            .unwrap();
         assert_ne!(a, b);
         assert_eq!(pacer.stop(a), None);
         assert_eq!(pacer.entries.len(), 1);

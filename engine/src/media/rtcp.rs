@@ -284,11 +284,11 @@ mod tests {
         assert_eq!(b[0].jitter, 42);
         // Truncated length and bad version are errors, not panics.
         p[3] = 9;
-        assert_eq!(
-            Compound::new(&p).next(),
-            Some(Err(RtcpError::Truncated))
-        );
+        assert_eq!(Compound::new(&p).next(), Some(Err(RtcpError::Truncated)));
         p[0] = 0x41;
-        assert!(matches!(Compound::new(&p).next(), Some(Err(RtcpError::Version(1)))));
+        assert!(matches!(
+            Compound::new(&p).next(),
+            Some(Err(RtcpError::Version(1)))
+        ));
     }
 }
