@@ -11,6 +11,7 @@
 //! everything before it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -54,13 +55,19 @@ impl PromptCache {
     /// Stores `prompt` atomically under its key.
     pub fn put(&self, prompt: &Prompt) -> Result<PathBuf, CodecError> {
         let path = self.path_for(&prompt.key);
+        // Unique per process and call, so concurrent writers of one key never share a temp file.
+        static SEQ: AtomicU64 = AtomicU64::new(0);
         let tmp = self.dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{}.{}.tmp",
             prompt.key.to_hex(),
-            std::process::id()
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::write(&tmp, to_cache_bytes(prompt)).map_err(|e| CodecError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| CodecError::io(&path, e))?;
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(CodecError::io(&path, e));
+        }
         Ok(path)
     }
 
