@@ -22,35 +22,16 @@ impl Endpoint {
             None => format!("<{}>;tag={local_tag}", params.from_uri),
         };
         let transport = params.transport.unwrap_or(self.cfg.transport);
-        let call = Call {
+        let cseq = self.rng.random_range(1..10_000);
+        let mut call = Call::new(
+            params,
             transport,
-            call_id: call_id.clone(),
+            call_id.clone(),
             local_tag,
             local_party,
-            cseq: self.rng.random_range(1..10_000),
-            invite_cseq: 0,
-            invite_branch: String::new(),
-            state: CallState::Inviting,
-            provisional_seen: false,
-            cancel: None,
-            cancel_sent: false,
-            dialog: None,
-            ack: None,
-            ring_deadline: Some(now + params.ring_timeout),
-            cancel_deadline: None,
-            auth: DigestClient::default(),
-            auth_header: None,
-            auth_tries: 0,
-            media: None,
-            early_sdp: None,
-            refresh_at: None,
-            expire_at: None,
-            session_interval: None,
-            pending_reinvite: None,
-            answer_version: params.offer.version,
-            end_after_bye: None,
-            params,
-        };
+            cseq,
+        );
+        call.ring_deadline = Some(now + call.params.ring_timeout);
         self.calls.insert(handle, call);
         self.by_call_id.insert(call_id, handle);
         self.send_invite(now, handle);
@@ -442,29 +423,24 @@ impl Endpoint {
         let Some(creds) = c.params.credentials.clone() else {
             return false;
         };
-        let (values, header): (Vec<&str>, &'static str) = if r.status == 407 {
-            (
-                r.headers.proxy_authenticate().collect(),
-                "Proxy-Authorization",
-            )
-        } else {
-            (r.headers.www_authenticate().collect(), "Authorization")
-        };
-        let Ok(ch) = auth::select_challenge(values.iter().copied()) else {
-            return false;
-        };
-        if c.auth_tries >= 3 || !c.auth.should_retry(&ch, c.auth_tries > 0) {
-            return false;
-        }
-        c.auth_tries += 1;
         let uri = match (method, &c.dialog) {
             ("INVITE", _) | (_, None) => c.params.request_uri.clone(),
             (_, Some(d)) => d.remote_target.clone(),
         };
         let cnonce = format!("{:016x}", self.rng.random::<u64>());
-        let Ok(value) = c.auth.authorize(&ch, &creds, method, &uri, &cnonce) else {
+        let Some((header, value)) = answer_challenge(
+            &mut c.auth,
+            c.auth_tries,
+            3,
+            r,
+            &creds,
+            method,
+            &uri,
+            &cnonce,
+        ) else {
             return false;
         };
+        c.auth_tries += 1;
         c.auth_header = Some((header, value));
         match method {
             "INVITE" => {
@@ -612,20 +588,43 @@ impl Endpoint {
 impl Call {
     /// A throwaway copy of a call's identity for a second fork's dialog (to ACK and BYE it).
     pub(super) fn fork_of(c: &Call, dialog: Dialog) -> Call {
+        let mut fork = Call::new(
+            c.params.clone(),
+            c.transport,
+            c.call_id.clone(),
+            c.local_tag.clone(),
+            c.local_party.clone(),
+            c.invite_cseq,
+        );
+        fork.invite_cseq = c.invite_cseq;
+        fork.state = CallState::Confirmed;
+        fork.provisional_seen = true;
+        fork.dialog = Some(dialog);
+        fork
+    }
+
+    /// A call about to send its first INVITE.
+    fn new(
+        params: CallParams,
+        transport: Transport,
+        call_id: String,
+        local_tag: String,
+        local_party: String,
+        cseq: u32,
+    ) -> Call {
         Call {
-            params: c.params.clone(),
-            transport: c.transport,
-            call_id: c.call_id.clone(),
-            local_tag: c.local_tag.clone(),
-            local_party: c.local_party.clone(),
-            cseq: c.invite_cseq,
-            invite_cseq: c.invite_cseq,
+            transport,
+            call_id,
+            local_tag,
+            local_party,
+            cseq,
+            invite_cseq: 0,
             invite_branch: String::new(),
-            state: CallState::Confirmed,
-            provisional_seen: true,
+            state: CallState::Inviting,
+            provisional_seen: false,
             cancel: None,
             cancel_sent: false,
-            dialog: Some(dialog),
+            dialog: None,
             ack: None,
             ring_deadline: None,
             cancel_deadline: None,
@@ -638,8 +637,9 @@ impl Call {
             expire_at: None,
             session_interval: None,
             pending_reinvite: None,
-            answer_version: 0,
+            answer_version: params.offer.version,
             end_after_bye: None,
+            params,
         }
     }
 }

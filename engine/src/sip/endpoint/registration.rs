@@ -146,24 +146,21 @@ impl Endpoint {
         };
         reg.in_flight = false;
         if let (Some(resp), 401 | 407, Some(creds)) = (r, status, reg.params.credentials.clone()) {
-            let (values, header): (Vec<&str>, &'static str) = if status == 407 {
-                (
-                    resp.headers.proxy_authenticate().collect(),
-                    "Proxy-Authorization",
-                )
-            } else {
-                (resp.headers.www_authenticate().collect(), "Authorization")
-            };
-            if let Ok(ch) = auth::select_challenge(values.iter().copied()) {
-                if reg.auth_tries < 2 && reg.auth.should_retry(&ch, reg.auth_tries > 0) {
-                    let uri = reg.params.registrar_uri.clone();
-                    if let Ok(v) = reg.auth.authorize(&ch, &creds, "REGISTER", &uri, &cnonce) {
-                        reg.auth_tries += 1;
-                        reg.auth_header = Some((header, v));
-                        self.send_register(now, h);
-                        return;
-                    }
-                }
+            let uri = reg.params.registrar_uri.clone();
+            if let Some(auth) = answer_challenge(
+                &mut reg.auth,
+                reg.auth_tries,
+                2,
+                resp,
+                &creds,
+                "REGISTER",
+                &uri,
+                &cnonce,
+            ) {
+                reg.auth_tries += 1;
+                reg.auth_header = Some(auth);
+                self.send_register(now, h);
+                return;
             }
         }
         reg.auth_tries = 0;

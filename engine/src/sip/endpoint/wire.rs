@@ -258,3 +258,33 @@ pub(super) fn lenient_400(bytes: &[u8], why: &str) -> Option<Vec<u8>> {
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }
+
+/// Answers a 401/407 for a request: picks the strongest challenge, checks that answering is
+/// worthwhile (at most `max_tries`, no repeat of a rejected nonce), and returns the header to
+/// add (`Authorization` or `Proxy-Authorization`) with its value.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn answer_challenge(
+    auth: &mut DigestClient,
+    tries: u32,
+    max_tries: u32,
+    r: &Response<'_>,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Option<(&'static str, String)> {
+    let (values, header): (Vec<&str>, &'static str) = if r.status == 407 {
+        (
+            r.headers.proxy_authenticate().collect(),
+            "Proxy-Authorization",
+        )
+    } else {
+        (r.headers.www_authenticate().collect(), "Authorization")
+    };
+    let ch = auth::select_challenge(values.iter().copied()).ok()?;
+    if tries >= max_tries || !auth.should_retry(&ch, tries > 0) {
+        return None;
+    }
+    let value = auth.authorize(&ch, creds, method, uri, cnonce).ok()?;
+    Some((header, value))
+}
