@@ -87,8 +87,8 @@ fn multiples_of_8_fixture_matches_sox_bytes() {
 }
 
 /// The acceptance check of `dialer prompt fixture.wav --codec pcmu --no-normalize --out x.ul`:
-/// the prompt's concatenated payloads equal sox's output (up to the silence padding of the
-/// last packet, which sox does not add).
+/// the prompt's concatenated payloads are byte-identical to sox's output. The fixture holds
+/// 23 520 samples, a whole number of 10, 20 and 30 ms packets, so no padding is involved.
 #[test]
 fn prompt_payloads_equal_sox_output() {
     let wav = fixture("speech_8k_m8.wav");
@@ -96,16 +96,32 @@ fn prompt_payloads_equal_sox_output() {
         normalize: false,
         ..EncodeSettings::default()
     };
-    for (codec, expected, silence) in [
-        (Codec::Pcmu, fixture("speech_8k_m8.ul"), 0xFFu8),
-        (Codec::Pcma, fixture("speech_8k_m8.al"), 0xD5u8),
+    for (codec, expected) in [
+        (Codec::Pcmu, fixture("speech_8k_m8.ul")),
+        (Codec::Pcma, fixture("speech_8k_m8.al")),
     ] {
         for ptime in [10, 20, 30] {
             let p = Prompt::from_bytes(&wav, codec, ptime, &settings).unwrap();
-            let bytes = p.payload_bytes();
-            assert_eq!(&bytes[..expected.len()], &expected[..], "{codec} {ptime}");
-            assert!(bytes[expected.len()..].iter().all(|&b| b == silence));
-            assert!(bytes.len() - expected.len() < (ptime * 8) as usize);
+            assert!(p.payload_bytes() == &expected[..], "{codec} {ptime} ms");
+            assert_eq!(p.frame_count(), 23520 / (8 * ptime as usize));
         }
+    }
+}
+
+/// A last partial packet is padded with encoded silence (0xFF µ-law, 0xD5 A-law).
+#[test]
+fn last_packet_is_padded_with_silence() {
+    let (samples, _) = wav_samples("speech_8k_m8.wav");
+    let wav = codecs::wav::to_wav_bytes(&samples[..1000], 8000).unwrap();
+    let settings = EncodeSettings {
+        normalize: false,
+        ..EncodeSettings::default()
+    };
+    for (codec, silence) in [(Codec::Pcmu, 0xFFu8), (Codec::Pcma, 0xD5u8)] {
+        let p = Prompt::from_bytes(&wav, codec, 20, &settings).unwrap();
+        assert_eq!(p.frame_count(), 7);
+        let bytes = p.payload_bytes();
+        assert_eq!(bytes.len(), 1120);
+        assert!(bytes[1000..].iter().all(|&b| b == silence));
     }
 }
