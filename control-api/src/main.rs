@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod call_cmd;
+mod campaign_cmd;
 mod prompt_cmd;
 
 /// High-throughput SIP dialer for mass voice notification.
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Place calls through a trunk, play a prompt on answer, print one JSON line per call.
     Call(call_cmd::CallArgs),
+    /// Run a campaign through the configured trunks (create, import contacts, resume).
+    Campaign(campaign_cmd::CampaignArgs),
     /// Encode an audio file exactly as a call streams it; print its metadata.
     Prompt(prompt_cmd::PromptArgs),
 }
@@ -37,5 +40,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Call(args) => rt.block_on(call_cmd::run(args)),
         Command::Prompt(args) => prompt_cmd::run(args),
+        Command::Campaign(args) => rt.block_on(campaign_cmd::run(args)),
     }
 }

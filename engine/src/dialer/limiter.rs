@@ -11,7 +11,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-const WINDOW: Duration = Duration::from_secs(1);
+/// The sliding window: one second plus a 15 ms guard, so that scheduling jitter between
+/// the admission and the datagram leaving cannot put `cps + 1` INVITEs into one second as
+/// the carrier measures it. Costs 1.5 % of the ceiling.
+const WINDOW: Duration = Duration::from_millis(1015);
 
 /// Admits call attempts at most at the current rate and never more than `ceiling` in any
 /// one-second window.

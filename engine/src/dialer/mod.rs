@@ -6,12 +6,14 @@
 //! are plain synchronous code over data with `now` passed in, unit-tested on virtual time;
 //! only [`orchestrator`] has tasks, sockets and clocks.
 
+pub mod call_media;
 pub mod campaign;
 pub mod config;
 pub mod congestion;
 pub mod contacts;
 pub mod limiter;
 pub mod numbers;
+pub mod orchestrator;
 pub mod retry;
 pub mod routing;
 pub mod scheduler;
@@ -21,4 +23,5 @@ pub mod window;
 pub use campaign::{CampaignSpec, CampaignState, Priority, Target};
 pub use config::DialerConfig;
 pub use numbers::NumberType;
+pub use orchestrator::{Dialer, DialerError, DialerSnapshot, TrunkStatus};
 pub use retry::RetryPolicy;

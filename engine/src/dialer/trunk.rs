@@ -215,6 +215,25 @@ impl Trunk {
         true
     }
 
+    /// Reserves a channel for an attempt being journaled (the CPS token is taken when its
+    /// INVITE leaves, see [`Trunk::take_token`]).
+    pub fn reserve_channel(&mut self) {
+        self.active += 1;
+        self.admitted += 1;
+    }
+
+    /// Takes a CPS token for an INVITE about to leave; false when the limiter says wait.
+    pub fn take_token(&mut self, now: Instant) -> bool {
+        self.sync(now);
+        if self.limiter.try_acquire(now) {
+            true
+        } else {
+            metrics::counter!("dialer_cps_throttled_total", "trunk" => self.cfg.name.clone())
+                .increment(1);
+            false
+        }
+    }
+
     /// A call that was admitted ended (or never left): frees its channel and feeds
     /// congestion control.
     pub fn release(&mut self, now: Instant, signal: Signal) {

@@ -14,7 +14,7 @@ pub struct CallingWindow {
     pub days: Vec<String>,
     /// Local opening time, `HH:MM`.
     pub start: String,
-    /// Local closing time, `HH:MM` (exclusive).
+    /// Local closing time, `HH:MM` (exclusive; `24:00` for the end of the day).
     pub end: String,
 }
 
@@ -68,6 +68,18 @@ fn day(s: &str) -> Option<Weekday> {
 }
 
 impl CallingWindow {
+    /// Every day, all day: for operators who choose to call at any hour.
+    pub fn always() -> CallingWindow {
+        CallingWindow {
+            tz: "Europe/Rome".into(),
+            days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                .map(String::from)
+                .to_vec(),
+            start: "00:00".into(),
+            end: "24:00".into(),
+        }
+    }
+
     /// Validates the window.
     pub fn compile(&self) -> Result<Window, WindowError> {
         let tz: Tz = self
@@ -81,7 +93,12 @@ impl CallingWindow {
         }
         let bad = || WindowError::Times(self.start.clone(), self.end.clone());
         let start = NaiveTime::parse_from_str(&self.start, "%H:%M").map_err(|_| bad())?;
-        let end = NaiveTime::parse_from_str(&self.end, "%H:%M").map_err(|_| bad())?;
+        // `24:00` closes at the end of the day.
+        let end = if self.end == "24:00" {
+            NaiveTime::from_hms_nano_opt(23, 59, 59, 999_999_999).ok_or_else(bad)?
+        } else {
+            NaiveTime::parse_from_str(&self.end, "%H:%M").map_err(|_| bad())?
+        };
         if start >= end {
             return Err(bad());
         }

@@ -16,13 +16,19 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use crate::sip::endpoint::{CallHandle, CallParams, Endpoint, EndpointConfig, Event, Transport};
+use crate::sip::endpoint::{
+    CallHandle, CallParams, Endpoint, EndpointConfig, Event, RegisterParams, RequestHandle,
+    Transport,
+};
 use crate::sip::message::stream_message_len;
 use crate::sip::transaction::Wire;
 
 enum Command {
     Place(Box<CallParams>, oneshot::Sender<(CallHandle, String)>),
+    PlaceWithId(Box<CallParams>, String, oneshot::Sender<CallHandle>),
     Hangup(CallHandle),
+    Options(SocketAddr, String, oneshot::Sender<RequestHandle>),
+    Register(Box<RegisterParams>, oneshot::Sender<RequestHandle>),
 }
 
 /// A handle to the running driver: place calls and hang them up.
@@ -73,6 +79,39 @@ impl SipDriver {
         let (tx, rx) = oneshot::channel();
         self.cmd
             .send(Command::Place(Box::new(params), tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Places a call with a Call-ID the caller already journaled (see
+    /// [`Endpoint::place_call_with_id`]); returns its handle once the INVITE is queued.
+    pub async fn place_call_with_id(
+        &self,
+        params: CallParams,
+        call_id: String,
+    ) -> io::Result<CallHandle> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::PlaceWithId(Box::new(params), call_id, tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Sends an OPTIONS ping; the reply comes as [`Event::OptionsReply`] with this handle.
+    pub async fn send_options(&self, dest: SocketAddr, uri: String) -> io::Result<RequestHandle> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Options(dest, uri, tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Starts a registration (refreshed and retried by the endpoint); its changes come as
+    /// [`Event::Registration`].
+    pub async fn register(&self, params: RegisterParams) -> io::Result<RequestHandle> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Register(Box::new(params), tx))
             .map_err(|_| io::Error::other("SIP driver stopped"))?;
         rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
     }
@@ -202,7 +241,17 @@ async fn run(
                     let id = ep.call_id(h).unwrap_or_default().to_string();
                     let _ = reply.send((h, id));
                 }
+                Some(Command::PlaceWithId(params, id, reply)) => {
+                    let h = ep.place_call_with_id(Instant::now(), *params, id);
+                    let _ = reply.send(h);
+                }
                 Some(Command::Hangup(h)) => ep.hangup(Instant::now(), h),
+                Some(Command::Options(dest, uri, reply)) => {
+                    let _ = reply.send(ep.send_options(Instant::now(), dest, &uri));
+                }
+                Some(Command::Register(params, reply)) => {
+                    let _ = reply.send(ep.register(Instant::now(), *params));
+                }
                 None => commands_open = false,
             },
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {

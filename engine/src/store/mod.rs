@@ -202,6 +202,10 @@ pub struct ImportReport {
 
 /// Persistence for the dialer. Every method is a future so that the store may batch and
 /// commit on its own writer; implementations are cheap to clone into tasks.
+///
+/// Writes are ordered by call, not by first poll: a write is queued when its method is
+/// called, so `attempt_answered` then `finish_attempt` apply in that order even when their
+/// futures are awaited elsewhere or dropped.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Inserts or updates contacts (one per number per tenant). An opt-out given here is
     /// kept; a later import without it does not clear it.
@@ -262,7 +266,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<DueContact>>> + Send;
 
     /// Journals an attempt; resolves once it is durable. Returns its id.
-    fn begin_attempt(&self, a: AttemptStart) -> impl Future<Output = StoreResult<i64>> + Send;
+    fn begin_attempt(
+        &self,
+        a: AttemptStart,
+    ) -> impl Future<Output = StoreResult<i64>> + Send + use<Self>;
 
     /// Journals that an attempt was answered: its contact is done in this campaign even if
     /// the process dies before the call ends.
@@ -270,14 +277,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         attempt: i64,
         at_ms: i64,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Closes a contact without an attempt (no trunk carries its number).
+    fn close_contact(
+        &self,
+        campaign: i64,
+        contact: i64,
+        outcome: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
 
     /// Journals an attempt's end and where its contact goes next.
     fn finish_attempt(
         &self,
         end: AttemptEnd,
         next: ContactNext,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
 
     /// Attempts left `dialing` (by a crash): for the orchestrator to close by policy.
     fn dangling(&self) -> impl Future<Output = StoreResult<Vec<Dangling>>> + Send;

@@ -7,6 +7,7 @@
 //! commits (fsyncs) a second, and a caller awaiting [`Store::begin_attempt`] is answered
 //! only after its commit: the journal entry is durable before the INVITE leaves.
 
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ enum Op {
     Begin(AttemptStart, Reply<i64>),
     Answered(i64, i64, Reply<()>),
     Finish(AttemptEnd, ContactNext, Reply<()>),
+    Close(i64, i64, String, Reply<()>),
 }
 
 /// The SQLite implementation of [`Store`]. Clones share the writer and the readers.
@@ -99,10 +101,20 @@ impl SqliteStore {
         Self::open(Path::new(p), o).await
     }
 
-    async fn call<T>(&self, f: impl FnOnce(Reply<T>) -> Op) -> StoreResult<T> {
+    /// Queues `op` on the writer now (so that operations keep their call order) and
+    /// returns the future of its reply.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Reply<T>) -> Op,
+    ) -> impl Future<Output = StoreResult<T>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(f(tx)).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        let sent = self.tx.send(f(tx)).is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
     }
 }
 
@@ -190,6 +202,7 @@ fn fail(op: Op, msg: &str) {
         Op::Begin(_, r) => drop(r.send(Err(e()))),
         Op::Answered(_, _, r) => drop(r.send(Err(e()))),
         Op::Finish(_, _, r) => drop(r.send(Err(e()))),
+        Op::Close(_, _, _, r) => drop(r.send(Err(e()))),
     }
 }
 
@@ -213,6 +226,20 @@ async fn apply(c: &mut SqliteConnection, op: Op) -> Deferred {
         Op::Begin(a, r) => defer(r, begin(c, a).await),
         Op::Answered(id, at, r) => defer(r, answered(c, id, at).await),
         Op::Finish(e, n, r) => defer(r, finish(c, e, n).await),
+        Op::Close(camp, contact, o, r) => {
+            let res = sqlx::query(
+                "UPDATE campaign_contacts SET state = 'done', last_outcome = ?
+                 WHERE campaign_id = ? AND contact_id = ?",
+            )
+            .bind(&o)
+            .bind(camp)
+            .bind(contact)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
+            defer(r, res)
+        }
     }
 }
 
@@ -470,26 +497,31 @@ fn attempt_row(r: &SqliteRow) -> StoreResult<AttemptRecord> {
 }
 
 impl Store for SqliteStore {
-    async fn upsert_contacts(
+    fn upsert_contacts(
         &self,
         tenant: &str,
         contacts: Vec<NewContact>,
-    ) -> StoreResult<ImportReport> {
+    ) -> impl Future<Output = StoreResult<ImportReport>> + Send {
         let t = tenant.to_string();
-        self.call(|r| Op::Upsert(t, contacts, r)).await
+        self.call(move |r| Op::Upsert(t, contacts, r))
     }
 
-    async fn set_opt_out(&self, tenant: &str, number: &str, opt_out: bool) -> StoreResult<bool> {
+    fn set_opt_out(
+        &self,
+        tenant: &str,
+        number: &str,
+        opt_out: bool,
+    ) -> impl Future<Output = StoreResult<bool>> + Send {
         let (t, n) = (tenant.to_string(), number.to_string());
-        self.call(|r| Op::OptOut(t, n, opt_out, r)).await
+        self.call(move |r| Op::OptOut(t, n, opt_out, r))
     }
 
-    async fn create_campaign(
+    fn create_campaign(
         &self,
         spec: CampaignSpec,
         now_ms: i64,
-    ) -> StoreResult<CampaignRecord> {
-        self.call(|r| Op::Create(Box::new(spec), now_ms, r)).await
+    ) -> impl Future<Output = StoreResult<CampaignRecord>> + Send {
+        self.call(move |r| Op::Create(Box::new(spec), now_ms, r))
     }
 
     async fn campaign(&self, id: i64) -> StoreResult<Option<CampaignRecord>> {
@@ -527,13 +559,13 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn set_campaign_state(
+    fn set_campaign_state(
         &self,
         id: i64,
         to: CampaignState,
         now_ms: i64,
-    ) -> StoreResult<CampaignRecord> {
-        self.call(|r| Op::SetState(id, to, now_ms, r)).await
+    ) -> impl Future<Output = StoreResult<CampaignRecord>> + Send {
+        self.call(move |r| Op::SetState(id, to, now_ms, r))
     }
 
     async fn due_contacts(
@@ -566,16 +598,37 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn begin_attempt(&self, a: AttemptStart) -> StoreResult<i64> {
-        self.call(|r| Op::Begin(a, r)).await
+    fn begin_attempt(
+        &self,
+        a: AttemptStart,
+    ) -> impl Future<Output = StoreResult<i64>> + Send + use<> {
+        self.call(move |r| Op::Begin(a, r))
     }
 
-    async fn attempt_answered(&self, attempt: i64, at_ms: i64) -> StoreResult<()> {
-        self.call(|r| Op::Answered(attempt, at_ms, r)).await
+    fn attempt_answered(
+        &self,
+        attempt: i64,
+        at_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        self.call(move |r| Op::Answered(attempt, at_ms, r))
     }
 
-    async fn finish_attempt(&self, end: AttemptEnd, next: ContactNext) -> StoreResult<()> {
-        self.call(|r| Op::Finish(end, next, r)).await
+    fn close_contact(
+        &self,
+        campaign: i64,
+        contact: i64,
+        outcome: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        let o = outcome.to_string();
+        self.call(move |r| Op::Close(campaign, contact, o, r))
+    }
+
+    fn finish_attempt(
+        &self,
+        end: AttemptEnd,
+        next: ContactNext,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        self.call(move |r| Op::Finish(end, next, r))
     }
 
     async fn dangling(&self) -> StoreResult<Vec<Dangling>> {

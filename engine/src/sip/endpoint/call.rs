@@ -9,9 +9,21 @@ impl Endpoint {
     /// Places a call: builds and sends the INVITE with the SDP offer. The Call-ID is known
     /// (via [`Endpoint::call_id`]) as soon as this returns, before the INVITE is drained.
     pub fn place_call(&mut self, now: Instant, params: CallParams) -> CallHandle {
+        let call_id = format!("{}@{}", self.token(20), self.cfg.local_addr.ip());
+        self.place_call_with_id(now, params, call_id)
+    }
+
+    /// Places a call with a Call-ID chosen by the caller, so that an attempt journal can
+    /// record it durably before asking for the call (the dialer journals, then places).
+    /// The Call-ID must be unique (RFC 3261 §8.1.1.4): a random token is.
+    pub fn place_call_with_id(
+        &mut self,
+        now: Instant,
+        params: CallParams,
+        call_id: String,
+    ) -> CallHandle {
         let handle = self.next_handle;
         self.next_handle += 1;
-        let call_id = format!("{}@{}", self.token(20), self.cfg.local_addr.ip());
         let local_tag = self.token(10);
         let local_party = match &params.from_display {
             Some(d) => format!(

@@ -1,0 +1,204 @@
+//! `dialer campaign run`: import contacts, create (or find) a campaign, run it to the end
+//! through the configured trunks, and print its progress as JSON.
+//!
+//! Idempotent, so the same command line resumes after a crash: contacts are upserted, an
+//! existing campaign (same tenant and name) is resumed rather than created again, and the
+//! engine's recovery closes the attempts the previous run left open.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use engine::dialer::call_media::PumpMedia;
+use engine::dialer::campaign::{CampaignSpec, CampaignState, Priority, Target};
+use engine::dialer::contacts::parse_csv;
+use engine::dialer::window::CallingWindow;
+use engine::dialer::{Dialer, DialerConfig};
+use engine::store::{SqliteOptions, SqliteStore, Store};
+
+/// `dialer campaign ...`
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    #[command(subcommand)]
+    cmd: CampaignCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum CampaignCmd {
+    /// Run a campaign to completion (creating it, and importing contacts, if needed).
+    Run(RunArgs),
+}
+
+/// Options of `dialer campaign run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// SQLite database file (created if missing).
+    #[arg(long)]
+    db: PathBuf,
+    /// TOML configuration with the trunks (see engine::dialer::config).
+    #[arg(long)]
+    config: PathBuf,
+    /// Contacts CSV to import first (columns: number, street, house_number, zone, source,
+    /// opt_out).
+    #[arg(long)]
+    contacts: Option<PathBuf>,
+    /// Tenant (town).
+    #[arg(long)]
+    tenant: String,
+    /// Campaign name (unique per tenant; an existing one is resumed).
+    #[arg(long)]
+    name: String,
+    /// Prompt audio file (WAV or MP3).
+    #[arg(long)]
+    prompt: PathBuf,
+    /// Target zones, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    zones: Vec<String>,
+    /// Target streets, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    streets: Vec<String>,
+    /// Target every contact of the tenant.
+    #[arg(long)]
+    all: bool,
+    /// `normal` or `emergency`.
+    #[arg(long, default_value = "normal")]
+    priority: String,
+    /// Call at any hour (normal campaigns default to Mon–Sat 09:00–20:00 Europe/Rome).
+    #[arg(long)]
+    no_window: bool,
+    /// Caller ID (E.164) when the trunk does not force one.
+    #[arg(long)]
+    caller_id: Option<String>,
+    /// Ring timeout, seconds (the trunk's when absent).
+    #[arg(long)]
+    ring_timeout: Option<u64>,
+    /// How many times the message plays.
+    #[arg(long, default_value_t = 1)]
+    play_count: u32,
+    /// `synchronous=NORMAL` instead of FULL (survives a process crash, not a power cut).
+    #[arg(long)]
+    fast_sync: bool,
+}
+
+/// Runs the command.
+pub async fn run(args: CampaignArgs) -> Result<()> {
+    match args.cmd {
+        CampaignCmd::Run(a) => run_campaign(a).await,
+    }
+}
+
+async fn run_campaign(a: RunArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    let cfg = DialerConfig::load(&text)?;
+    let store = SqliteStore::open(
+        &a.db,
+        SqliteOptions {
+            full_sync: !a.fast_sync,
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| format!("opening {}", a.db.display()))?;
+
+    if let Some(path) = &a.contacts {
+        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let (ok, bad) = parse_csv(std::io::BufReader::new(f), &cfg.default_region);
+        for e in bad.iter().take(20) {
+            tracing::warn!("contacts: {e}");
+        }
+        let rep = store.upsert_contacts(&a.tenant, ok).await?;
+        eprintln!(
+            "contacts: {} new, {} updated, {} rejected",
+            rep.inserted,
+            rep.updated,
+            bad.len()
+        );
+    }
+
+    let ip = media_ip(&cfg).await?;
+    let (lo, hi) = cfg
+        .rtp_ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
+        .context("rtp_ports must be MIN-MAX")?;
+    let (media, notes) = PumpMedia::start(ip, lo, hi).context("starting the media pump")?;
+    let retry = cfg.retry;
+    let dialer = Dialer::start(cfg, store.clone(), Arc::clone(&media), notes).await?;
+
+    let rec = match store.campaign_by_name(&a.tenant, &a.name).await? {
+        Some(r) => r,
+        None => {
+            let priority =
+                Priority::parse(&a.priority).context("--priority: normal or emergency")?;
+            let spec = CampaignSpec {
+                tenant: a.tenant.clone(),
+                name: a.name.clone(),
+                prompt: a.prompt.display().to_string(),
+                target: Target {
+                    all: a.all,
+                    zones: a.zones.clone(),
+                    streets: a.streets.clone(),
+                },
+                priority,
+                window: a.no_window.then(CallingWindow::always),
+                caller_id: a.caller_id.clone(),
+                ring_timeout_s: a.ring_timeout,
+                play_count: a.play_count,
+                retry,
+            };
+            dialer.create_campaign(spec).await?
+        }
+    };
+    let id = rec.id;
+    match rec.state {
+        CampaignState::Draft => drop(dialer.start_campaign(id).await?),
+        CampaignState::Paused => drop(dialer.resume(id).await?),
+        CampaignState::Running => {}
+        CampaignState::Completed | CampaignState::Canceled => {
+            bail!("campaign {} is already {}", a.name, rec.state)
+        }
+    }
+    eprintln!("campaign {id} running");
+    let progress = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(p) = store.progress(id).await {
+                    eprintln!("{}", serde_json::json!({ "progress": p }));
+                }
+            }
+        })
+    };
+    dialer.wait_completed(id).await?;
+    progress.abort();
+    dialer.shutdown().await?;
+    let p = store.progress(id).await?;
+    let snap = store.campaign(id).await?.map(|c| c.state.as_str());
+    println!(
+        "{}",
+        serde_json::json!({ "campaign": id, "state": snap, "progress": p })
+    );
+    Ok(())
+}
+
+/// The address for SDP: the one the kernel would use towards the first trunk.
+async fn media_ip(cfg: &DialerConfig) -> Result<std::net::IpAddr> {
+    let bind: std::net::SocketAddr = cfg.sip_bind.parse().context("sip_bind")?;
+    if !bind.ip().is_unspecified() {
+        return Ok(bind.ip());
+    }
+    let Some(t) = cfg.trunks.first() else {
+        bail!("no trunk configured");
+    };
+    let dest = tokio::net::lookup_host(&t.proxy)
+        .await?
+        .next()
+        .context("trunk proxy has no address")?;
+    let s = std::net::UdpSocket::bind(("0.0.0.0", 0))?;
+    s.connect(dest)?;
+    Ok(s.local_addr()?.ip())
+}
