@@ -1,4 +1,45 @@
-//! `loadtest`: fake carrier and load scenarios (see issue: media pump).
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("loadtest: no verb implemented yet")
+//! `loadtest`: the fake carrier that measures the dialer (`carrier`), a bare `sendmmsg`
+//! loop that measures the machine's floor (`floor`), and the side-by-side benchmark of the
+//! dialer and SIPp (`bench`). See `loadtest/README.md`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod analysis;
+mod bench;
+mod carrier;
+mod floor;
+mod uas;
+
+/// Load tools for the dialer.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A fake carrier: answers a configurable mix, analyses every call's RTP, reports.
+    Carrier(Box<carrier::CarrierArgs>),
+    /// A bare sendmmsg loop at a given packet rate: CPU per packet, the machine's floor.
+    Floor(floor::FloorArgs),
+    /// The side-by-side benchmark: dialer and SIPp against the carrier at several sizes.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOADTEST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Carrier(a) => carrier::run(*a),
+        Command::Floor(a) => floor::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
 }
