@@ -121,10 +121,8 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     set_buf(&sip, libc::SO_RCVBUF, 8 << 20);
     set_buf(&sip, libc::SO_SNDBUF, 8 << 20);
     let local = sip.local_addr()?;
-    let rtp = UdpSocket::bind(args.media).with_context(|| format!("binding {}", args.media))?;
+    let (rtp, rtcp) = bind_media(args.media)?;
     let media = rtp.local_addr()?;
-    let rtcp = UdpSocket::bind(SocketAddr::new(media.ip(), media.port() + 1))
-        .context("binding the RTCP port")?;
     set_buf(&rtp, libc::SO_RCVBUF, 32 << 20);
     let expected = match &args.expect_prompt {
         Some(p) => {
@@ -267,6 +265,25 @@ pub fn run(args: CarrierArgs) -> Result<()> {
         write_csv(p, &calls, &a)?;
     }
     Ok(())
+}
+
+/// Binds the RTP port and the RTCP port above it; with port 0, tries free pairs.
+fn bind_media(addr: SocketAddr) -> Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..if addr.port() == 0 { 100 } else { 1 } {
+        let rtp = UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))?;
+        let a = rtp.local_addr()?;
+        if a.port() == u16::MAX {
+            continue;
+        }
+        match UdpSocket::bind(SocketAddr::new(a.ip(), a.port() + 1)) {
+            Ok(rtcp) => return Ok((rtp, rtcp)),
+            Err(e) if addr.port() != 0 => {
+                return Err(e).with_context(|| format!("binding RTCP port {}", a.port() + 1))
+            }
+            Err(_) => continue,
+        }
+    }
+    bail!("no free RTP/RTCP port pair on {}", addr.ip())
 }
 
 fn set_buf(s: &UdpSocket, opt: libc::c_int, size: libc::c_int) {
