@@ -1,5 +1,341 @@
-pub fn run(_a: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+//! `loadtest bench`: the side-by-side benchmark. For each size N it runs, one after the other,
+//! `dialer call --calls N --concurrency N` and SIPp (`rtp_stream` UAC) against a fresh
+//! `loadtest carrier`, with calls of the same length, and records for each sender: calls the
+//! carrier held at once, failed calls, sender CPU (user + system, from `wait4`, i.e. the
+//! kernel's accounting also shown in /proc) per call-minute and per packet, peak RSS, the
+//! dialer's own send lag, and the carrier's view (arrival lag, RFC 3550 jitter, loss). It also
+//! runs `loadtest floor` at the same packet rate. Raw results go to `--out` as JSON, and a
+//! Markdown table is printed.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+/// Arguments of `loadtest bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent calls to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000,8000")]
+    pub sizes: Vec<u64>,
+    /// Length of every call in seconds (the prompt must be at least this long).
+    #[arg(long, default_value_t = 30)]
+    pub secs: u64,
+    /// Seconds over which the N calls are placed (cps = N / ramp).
+    #[arg(long, default_value_t = 20)]
+    pub ramp_secs: u64,
+    /// The prompt WAV (the dialer imports it; SIPp gets a PCMU copy made with sox).
+    #[arg(long)]
+    pub prompt: PathBuf,
+    /// Where raw results go.
+    #[arg(long, default_value = "loadtest/results")]
+    pub out: PathBuf,
+    /// The dialer binary (default: next to this one).
+    #[arg(long)]
+    pub dialer: Option<PathBuf>,
+    /// The SIPp binary.
+    #[arg(long, default_value = "sipp")]
+    pub sipp: String,
+    /// Senders to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "dialer,sipp")]
+    pub senders: Vec<String>,
+    /// The dialer's `--send-mode`.
+    #[arg(long, default_value = "raw")]
+    pub send_mode: String,
+    /// Seconds of the bare sendmmsg loop per size (0: skip).
+    #[arg(long, default_value_t = 10)]
+    pub floor_secs: u64,
 }
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+
+/// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
+fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
+    let pid = child.id() as libc::pid_t;
+    let t0 = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: wait4 on our own child with pointers to locals.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        if r == pid {
+            let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            };
+            return Ok((s(ru.ru_utime) + s(ru.ru_stime), ru.ru_maxrss as u64, code));
+        }
+        if r < 0 {
+            bail!("wait4: {}", std::io::Error::last_os_error());
+        }
+        if t0.elapsed() > limit {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Carrier {
+    child: Child,
+    sip: String,
+    report: PathBuf,
+}
+
+fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) -> Result<Carrier> {
+    let report = out.join(format!("carrier-{tag}.json"));
+    let mut child = Command::new(exe)
+        .args([
+            "carrier",
+            "--listen",
+            "127.0.0.1:0",
+            "--media",
+            "127.0.0.1:0",
+        ])
+        .args(["--exit-after-calls", &calls.to_string()])
+        .args(["--duration", &limit_s.to_string()])
+        .arg("--report")
+        .arg(&report)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("spawning the carrier")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("carrier stdout")?).read_line(&mut line)?;
+    let v: Value = serde_json::from_str(&line).context("carrier ready line")?;
+    let sip = v["ready"]["sip"].as_str().context("ready.sip")?.to_string();
+    Ok(Carrier { child, sip, report })
+}
+
+fn finish_carrier(mut c: Carrier) -> Result<Value> {
+    let t0 = Instant::now();
+    loop {
+        if c.child.try_wait()?.is_some() {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            // SAFETY: signalling our own child; it writes its report on SIGTERM.
+            unsafe { libc::kill(c.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = c.child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = std::fs::read_to_string(&c.report)
+        .with_context(|| format!("reading {}", c.report.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Runs the benchmark.
+pub fn run(a: BenchArgs) -> Result<()> {
+    let me = std::env::current_exe()?;
+    let dialer = a
+        .dialer
+        .clone()
+        .unwrap_or_else(|| me.with_file_name("dialer"));
+    if !dialer.is_file() {
+        bail!(
+            "{} missing: cargo build --release -p control-api --bin dialer",
+            dialer.display()
+        );
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let work = std::env::temp_dir().join(format!("loadtest-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let wav_u = work.join("prompt-pcmu.wav");
+    let st = Command::new("sox")
+        .arg(&a.prompt)
+        .args(["-e", "mu-law", "-r", "8000", "-c", "1"])
+        .arg(&wav_u)
+        .status()
+        .context("running sox (needed for SIPp's PCMU WAV)")?;
+    if !st.success() {
+        bail!("sox failed");
+    }
+    let scenario = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp/uac_rtp_stream.xml"),
+    )?
+    .replace("@WAV@", &wav_u.display().to_string())
+    .replace("@HOLD_MS@", &(a.secs * 1000).to_string());
+    let scen = work.join("uac_rtp_stream.xml");
+    std::fs::write(&scen, scenario)?;
+    let limit = a.ramp_secs + a.secs + 120;
+    let call_min = a.secs as f64 / 60.0;
+    let mut runs = Vec::new();
+    for &n in &a.sizes {
+        let cps = (n as f64 / a.ramp_secs.max(1) as f64).max(1.0);
+        for sender in &a.senders {
+            let tag = format!("{sender}-{n}");
+            eprintln!("bench: {tag} ({cps:.0} cps, {}s calls)", a.secs);
+            let carrier = start_carrier(&me, &a.out, &tag, n, limit)?;
+            let t0 = Instant::now();
+            let (cpu, rss, code, sender_out) = match sender.as_str() {
+                "dialer" => {
+                    let stdout_path = work.join(format!("{tag}.jsonl"));
+                    let child = Command::new(&dialer)
+                        .args([
+                            "call",
+                            "--trunk",
+                            &format!("sip:{}", carrier.sip),
+                            "--to",
+                            "100",
+                        ])
+                        .arg("--prompt")
+                        .arg(&a.prompt)
+                        .args(["--calls", &n.to_string(), "--concurrency", &n.to_string()])
+                        .args(["--cps", &format!("{cps}"), "--rtp-ports", "20000-39999"])
+                        .args(["--send-mode", &a.send_mode])
+                        .stdout(std::fs::File::create(&stdout_path)?)
+                        .spawn()
+                        .context("spawning the dialer")?;
+                    let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(limit))?;
+                    let text = std::fs::read_to_string(&stdout_path)?;
+                    let summary = text
+                        .lines()
+                        .last()
+                        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+                        .map(|v| v["summary"].clone())
+                        .unwrap_or(Value::Null);
+                    (cpu, rss, code, summary)
+                }
+                "sipp" => {
+                    let port = free_udp_port()?;
+                    let child = Command::new(&a.sipp)
+                        .arg(&carrier.sip)
+                        .arg("-sf")
+                        .arg(&scen)
+                        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+                        .args(["-p", &port.to_string(), "-mp", "40000"])
+                        .args(["-m", &n.to_string(), "-l", &n.to_string()])
+                        .args(["-r", &format!("{}", cps.round() as u64), "-rp", "1000"])
+                        .args(["-timeout", &format!("{limit}s"), "-nostdin"])
+                        .current_dir(&work)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .context("spawning sipp")?;
+                    let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(limit))?;
+                    (cpu, rss, code, Value::Null)
+                }
+                other => bail!("unknown sender {other}"),
+            };
+            let wall = t0.elapsed().as_secs_f64();
+            let rep = finish_carrier(carrier)?;
+            let packets = rep["rtp"]["packets"].as_u64().unwrap_or(0);
+            let answered = rep["answered"].as_u64().unwrap_or(0);
+            let caller_bye = rep["ended_by"]["caller_bye"].as_u64().unwrap_or(0);
+            let media = &sender_out["media"];
+            let run = json!({
+                "sender": sender,
+                "calls": n,
+                "cps": cps,
+                "call_secs": a.secs,
+                "exit_code": code,
+                "wall_s": wall,
+                "held": rep["peak_concurrent_answered"],
+                "answered": answered,
+                "failed": n.saturating_sub(caller_bye),
+                "cpu_s": cpu,
+                "cpu_s_per_call_min": cpu / (n as f64 * call_min),
+                "cpu_us_per_packet": if packets > 0 { cpu / packets as f64 * 1e6 } else { 0.0 },
+                "max_rss_kib": rss,
+                "rss_kib_per_call": rss as f64 / n as f64,
+                "send_lag_p50_ms": media["send_lag_p50_ms"],
+                "send_lag_p99_ms": media["send_lag_p99_ms"],
+                "send_lag_max_ms": media["send_lag_max_ms"],
+                "pump_cpu_s": media["loop_cpu_seconds"],
+                "pump_us_per_packet": media["loop_cpu_seconds"].as_f64().map(|c| {
+                    c / media["rtp_packets_sent"].as_f64().unwrap_or(1.0).max(1.0) * 1e6
+                }),
+                "packets_received": packets,
+                "lost": rep["rtp"]["lost"],
+                "calls_with_loss": rep["rtp"]["calls_with_loss"],
+                "arrival_lag_p50_ms": rep["rtp"]["arrival_lag_ms_p50"],
+                "arrival_lag_p99_ms": rep["rtp"]["arrival_lag_ms_p99"],
+                "arrival_lag_max_ms": rep["rtp"]["arrival_lag_ms_max"],
+                "jitter_p99_ms": rep["rtp"]["jitter_ms_p99"],
+                "carrier_cpu_s": rep["process"]["cpu_seconds"],
+                "dialer_summary": sender_out,
+            });
+            eprintln!("bench: {run}");
+            runs.push(run);
+        }
+        if a.floor_secs > 0 {
+            let rate = n * 1000 / 20;
+            let out = Command::new(&me)
+                .args(["floor", "--rate", &rate.to_string()])
+                .args(["--secs", &a.floor_secs.to_string()])
+                .output()?;
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            runs.push(json!({"sender": "floor", "calls": n, "floor": v["floor"]}));
+        }
+    }
+    let uname = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let result = json!({
+        "machine": {
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "kernel": uname,
+        },
+        "args": {"sizes": a.sizes, "secs": a.secs, "ramp_secs": a.ramp_secs, "send_mode": a.send_mode},
+        "runs": runs,
+    });
+    let path = a.out.join("bench.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
+    println!("{}", table(&result));
+    eprintln!("raw results: {}", path.display());
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// The Markdown results table.
+pub fn table(result: &Value) -> String {
+    let f = |v: &Value, d: usize| v.as_f64().map_or("–".into(), |x| format!("{x:.d$}"));
+    let mut s = String::from(
+        "| sender | calls | held | failed | CPU s / call-min | CPU µs / pkt | pump µs / pkt | RSS MiB | send lag p50 / p99 / max ms | arrival lag p99 ms | jitter p99 ms | lost |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in result["runs"].as_array().into_iter().flatten() {
+        if r["sender"] == "floor" {
+            let fl = &r["floor"];
+            s.push_str(&format!(
+                "| bare sendmmsg | {} pps | | | | {} | | | | | | |\n",
+                fl["rate"],
+                f(&fl["sender_us_per_packet"], 2)
+            ));
+            continue;
+        }
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} | {} | {} |\n",
+            r["sender"].as_str().unwrap_or(""),
+            r["calls"],
+            r["held"],
+            r["failed"],
+            f(&r["cpu_s_per_call_min"], 3),
+            f(&r["cpu_us_per_packet"], 2),
+            f(&r["pump_us_per_packet"], 2),
+            r["max_rss_kib"]
+                .as_f64()
+                .map_or("–".into(), |k| format!("{:.0}", k / 1024.0)),
+            f(&r["send_lag_p50_ms"], 2),
+            f(&r["send_lag_p99_ms"], 2),
+            f(&r["send_lag_max_ms"], 2),
+            f(&r["arrival_lag_p99_ms"], 2),
+            f(&r["jitter_p99_ms"], 2),
+            r["lost"],
+        ));
+    }
+    s
+}

@@ -465,7 +465,9 @@ fn build_report(
             .entry(c.ended_by.map_or("not_ended", |e| e.as_str()))
             .or_default() += 1;
     }
-    let by_call = streams_by_call(a);
+    let joined = streams_by_call(a).len();
+    let all: HashMap<usize, &StreamStats> = a.streams.values().enumerate().collect();
+    let by_call = all;
     let answered = calls.values().filter(|c| c.answered).count();
     let mut jit: Vec<f64> = by_call.values().map(|s| s.jitter_ms()).collect();
     let mut jit_max: Vec<f64> = by_call.values().map(|s| s.jitter_max / 8.0).collect();
@@ -490,7 +492,7 @@ fn build_report(
         "elapsed_s": elapsed.as_secs_f64(),
         "rtp": {
             "streams": a.streams.len(),
-            "answered_calls_with_media": by_call.len(),
+            "answered_calls_with_media": joined,
             "packets": packets,
             "packets_all_sources": a.packets,
             "malformed": a.malformed,

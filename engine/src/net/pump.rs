@@ -247,6 +247,8 @@ pub struct PumpStats {
     pub raw: bool,
     /// Most streams playing at once (sum of each loop's peak).
     pub peak_streams: usize,
+    /// CPU time of the pacing threads (user + system), published at shutdown.
+    pub loop_cpu: Duration,
 }
 
 enum Cmd {
@@ -491,6 +493,20 @@ impl MediaPump {
     }
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage with a pointer to a local struct.
+    let r = unsafe {
+        let mut r: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut r);
+        r
+    };
+    let d = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    d(r.ru_utime) + d(r.ru_stime)
+}
+
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
@@ -638,6 +654,7 @@ impl Loop {
                     Ok(Cmd::Stop(token)) => self.stop(token),
                     Ok(Cmd::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
                         self.publish();
+                        self.shared.lock().expect("stats lock").loop_cpu += thread_cpu();
                         return;
                     }
                     Err(std_mpsc::TryRecvError::Empty) => break,
