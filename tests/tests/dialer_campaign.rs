@@ -1,0 +1,451 @@
+//! End-to-end tests of `dialer campaign run` against two SIPp carriers (issue 5
+//! acceptance): a zone-targeted campaign over 2,000 contacts, checked from the journal and
+//! from the carriers' own message traces; and a crash (kill -9) in the middle of a campaign
+//! followed by a restart.
+//!
+//! Loopback only, free ports, temporary directories; every child process is bounded in
+//! time and killed on failure. Needs `sipp` (skipped locally without it, a failure in CI)
+//! and the `dialer` binary (`cargo build -p control-api --bin dialer`, or `DIALER_BIN`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use engine::store::{AttemptRecord, SqliteOptions, SqliteStore, Store};
+use tempfile::TempDir;
+
+fn sipp_available() -> bool {
+    match Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(_) => true,
+        Err(e) => {
+            let reason = format!("sipp is not runnable ({e}); install the Debian package sip-tester");
+            if std::env::var_os("CI").is_some() {
+                panic!("{reason} (CI is set, so this is a failure, not a skip)");
+            }
+            eprintln!("SKIPPED: {reason}");
+            false
+        }
+    }
+}
+
+fn dialer_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DIALER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps");
+    let bin = dir.join(format!("dialer{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo build -p control-api --bin dialer (or set DIALER_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
+}
+
+fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port");
+}
+
+fn write_prompt(dir: &Path, secs: f32) -> PathBuf {
+    let path = dir.join("prompt.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..(8000.0 * secs) as u32 {
+        let t = i as f32 / 8000.0;
+        w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 12000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    path
+}
+
+/// Contacts: `n` rows, zones z1..z3 in turn, even rows landlines, odd rows mobiles.
+fn write_contacts(dir: &Path, n: usize) -> PathBuf {
+    let path = dir.join("contacts.csv");
+    let mut s = String::from("number,street,house_number,zone,source\n");
+    for i in 0..n {
+        let number = if i % 2 == 0 {
+            format!("0771 {:06}", 200_000 + i)
+        } else {
+            format!("347 {:07}", 2_000_000 + i)
+        };
+        let source = if i % 2 == 0 { "directory" } else { "registration" };
+        s.push_str(&format!("{number},Via {},{},z{},{source}\n", i % 7, i, i % 3 + 1));
+    }
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// A SIPp UAS that traces every message with its timestamp. Killed on drop.
+struct Carrier {
+    child: Child,
+    port: u16,
+    trace: PathBuf,
+    _rtp_sink: UdpSocket,
+}
+
+impl Carrier {
+    fn start(dir: &Path, name: &str, scen: &str) -> Carrier {
+        let port = free_port();
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtp = sink.local_addr().unwrap().port();
+        let trace = dir.join(format!("{name}.msg"));
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(scenario(scen))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1000000"])
+            .args(["-key", "rtp_port", &rtp.to_string()])
+            .args(["-mp", &free_port().to_string()])
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(&trace)
+            .args(["-nostdin"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipp");
+        thread::sleep(Duration::from_millis(300));
+        Carrier {
+            child,
+            port,
+            trace,
+            _rtp_sink: sink,
+        }
+    }
+
+    /// Per Call-ID: when the INVITE arrived and when the call was over for the carrier
+    /// (final non-2xx sent, or BYE received), in seconds since the epoch.
+    fn calls(&self) -> HashMap<String, (f64, Option<f64>)> {
+        let text = String::from_utf8_lossy(&std::fs::read(&self.trace).unwrap_or_default()).into_owned();
+        let mut out: HashMap<String, (f64, Option<f64>)> = HashMap::new();
+        for block in text.split("----------------------------------------------- ").skip(1) {
+            let mut lines = block.lines();
+            let Some(ts) = lines.next().and_then(parse_ts) else { continue };
+            let Some(dir) = lines.next() else { continue };
+            let received = dir.contains("received");
+            let body: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
+            let Some(first) = body.first() else { continue };
+            let call_id = body
+                .iter()
+                .find_map(|l| l.strip_prefix("Call-ID:").or_else(|| l.strip_prefix("i:")))
+                .map(|v| v.trim().to_string());
+            let Some(cid) = call_id else { continue };
+            if received && first.starts_with("INVITE ") {
+                out.entry(cid).or_insert((ts, None));
+            } else if received && first.starts_with("BYE ") {
+                if let Some(e) = out.get_mut(&cid) {
+                    e.1.get_or_insert(ts);
+                }
+            } else if !received && first.starts_with("SIP/2.0 ") {
+                let code: u16 = first[8..11].parse().unwrap_or(0);
+                if code >= 300 {
+                    if let Some(e) = out.get_mut(&cid) {
+                        e.1.get_or_insert(ts);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_ts(s: &str) -> Option<f64> {
+    // "2026-11-28 21:23:20.930683" (or with a tab between date and time)
+    let s = s.trim();
+    let time = s.split_whitespace().nth(1)?;
+    let mut it = time.split(':');
+    let h: f64 = it.next()?.parse().ok()?;
+    let m: f64 = it.next()?.parse().ok()?;
+    let sec: f64 = it.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + sec)
+}
+
+/// Most INVITEs in any one-second window.
+fn max_per_second(mut starts: Vec<f64>) -> usize {
+    starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut best, mut j) = (0, 0);
+    for i in 0..starts.len() {
+        while starts[i] - starts[j] >= 1.0 {
+            j += 1;
+        }
+        best = best.max(i - j + 1);
+    }
+    best
+}
+
+/// Most calls open at once.
+fn max_concurrent(calls: &HashMap<String, (f64, Option<f64>)>) -> usize {
+    let mut ev: Vec<(f64, i32)> = vec![];
+    for (s, e) in calls.values() {
+        ev.push((*s, 1));
+        ev.push((e.unwrap_or(f64::MAX), -1));
+    }
+    // Ends before starts at the same instant.
+    ev.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, d) in ev {
+        cur += d;
+        best = best.max(cur);
+    }
+    best as usize
+}
+
+fn write_config(dir: &Path, a: &Carrier, b: &Carrier, a_cps: u32, a_ch: u32, b_cps: u32, b_ch: u32) -> PathBuf {
+    let path = dir.join("dialer.toml");
+    let rtp = free_port() / 2 * 2;
+    let (lo, hi) = if rtp > 60000 { (20000, 29998) } else { (rtp, rtp + 3000) };
+    std::fs::write(
+        &path,
+        format!(
+            r#"sip_bind = "127.0.0.1:0"
+rtp_ports = "{lo}-{hi}"
+[retry]
+busy = {{ interval_s = 1, max_attempts = 3 }}
+no_answer = {{ interval_s = 1, max_attempts = 2 }}
+failed = {{ interval_s = 1, max_attempts = 3 }}
+[[trunk]]
+name = "landline-carrier"
+proxy = "127.0.0.1:{}"
+max_channels = {a_ch}
+cps = {a_cps}
+routes = ["fixed"]
+codecs = ["PCMU"]
+ring_timeout_s = 10
+[[trunk]]
+name = "mobile-carrier"
+proxy = "127.0.0.1:{}"
+max_channels = {b_ch}
+cps = {b_cps}
+routes = ["mobile"]
+codecs = ["PCMU"]
+ring_timeout_s = 10
+"#,
+            a.port, b.port
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run_args(dir: &Path, config: &Path, contacts: &Path, prompt: &Path) -> Command {
+    let mut c = Command::new(dialer_bin());
+    c.args(["campaign", "run", "--tenant", "latina", "--name", "boil-water", "--zones", "z1,z2"])
+        .arg("--db")
+        .arg(dir.join("dialer.db"))
+        .arg("--config")
+        .arg(config)
+        .arg("--contacts")
+        .arg(contacts)
+        .arg("--prompt")
+        .arg(prompt)
+        .args(["--no-window", "--fast-sync"])
+        .env("DIALER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(dir.join("dialer.err")).unwrap()));
+    c
+}
+
+fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("dialer did not finish within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn journal(dir: &Path) -> Vec<AttemptRecord> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let s = SqliteStore::open(&dir.join("dialer.db"), SqliteOptions::default()).await.unwrap();
+        let c = s.campaign_by_name("latina", "boil-water").await.unwrap().expect("campaign");
+        assert_eq!(c.state.as_str(), "completed");
+        let mut all = vec![];
+        let mut after = 0;
+        loop {
+            let page = s.attempts(c.id, after, 1000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            all.extend(page);
+        }
+        all
+    })
+}
+
+/// Expected numbers of the targeted zones (z1, z2), by type.
+fn targeted(n: usize) -> (HashSet<String>, HashSet<String>) {
+    let (mut fixed, mut mobile) = (HashSet::new(), HashSet::new());
+    for i in 0..n {
+        if i % 3 + 1 == 3 {
+            continue;
+        }
+        if i % 2 == 0 {
+            fixed.insert(format!("+390771{:06}", 200_000 + i));
+        } else {
+            mobile.insert(format!("+39347{:07}", 2_000_000 + i));
+        }
+    }
+    (fixed, mobile)
+}
+
+#[test]
+fn campaign_on_two_zones_over_two_carriers() {
+    if !sipp_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
+    let mobile_co = Carrier::start(d, "mobile", "uas_busy.xml");
+    let (a_cps, a_ch, b_cps, b_ch) = (40, 30, 60, 20);
+    let config = write_config(d, &fixed_co, &mobile_co, a_cps, a_ch, b_cps, b_ch);
+    let contacts = write_contacts(d, 2000);
+    let prompt = write_prompt(d, 0.3);
+    let mut child = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
+    let st = wait(&mut child, Duration::from_secs(240));
+    let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
+    assert!(st.success(), "dialer failed: {st}\n{}", &err[err.len().saturating_sub(3000)..]);
+
+    let attempts = journal(d);
+    let (fixed, mobile) = targeted(2000);
+    // Exactly the contacts of zones z1 and z2 were called.
+    let called: HashSet<String> = attempts.iter().map(|a| a.number.clone()).collect();
+    let expected: HashSet<String> = fixed.union(&mobile).cloned().collect();
+    assert_eq!(called, expected, "called set differs from the two zones' contacts");
+    // Every outcome journaled, one final record per attempt.
+    assert!(attempts.iter().all(|a| a.state == "final" && a.outcome.is_some()));
+    let mut per: BTreeMap<&str, Vec<&AttemptRecord>> = BTreeMap::new();
+    for a in &attempts {
+        per.entry(a.number.as_str()).or_default().push(a);
+    }
+    for (n, list) in &per {
+        if fixed.contains(*n) {
+            assert_eq!(list.len(), 1, "{n}: answered contacts are called once");
+            assert_eq!(list[0].outcome.as_deref(), Some("answered"));
+            assert_eq!(list[0].trunk, "landline-carrier");
+            assert_eq!(list[0].played_permille, Some(1000), "{n}: whole message played");
+        } else {
+            // Busy: retried by policy, 3 attempts in all, at least the interval apart.
+            assert_eq!(list.len(), 3, "{n}: busy contacts get 3 attempts");
+            assert!(list.iter().all(|a| a.outcome.as_deref() == Some("busy") && a.sip_status == Some(486)));
+            for w in list.windows(2) {
+                let gap = w[1].started_ms - w[0].ended_ms.unwrap();
+                assert!(gap >= 1000, "{n}: retried after {gap} ms, policy says 1 s");
+            }
+        }
+    }
+    // The carriers' view: each saw exactly the journaled Call-IDs, and no limit exceeded.
+    for (co, trunk, cps, ch) in [
+        (&fixed_co, "landline-carrier", a_cps, a_ch),
+        (&mobile_co, "mobile-carrier", b_cps, b_ch),
+    ] {
+        let calls = co.calls();
+        let journaled: HashSet<String> = attempts
+            .iter()
+            .filter(|a| a.trunk == trunk)
+            .map(|a| a.call_id.clone())
+            .collect();
+        let seen: HashSet<String> = calls.keys().cloned().collect();
+        assert_eq!(seen, journaled, "{trunk}: carrier's Call-IDs differ from the journal");
+        let peak = max_per_second(calls.values().map(|c| c.0).collect());
+        assert!(peak <= cps as usize, "{trunk}: {peak} INVITEs in one second, limit {cps}");
+        let conc = max_concurrent(&calls);
+        assert!(conc <= ch as usize, "{trunk}: {conc} concurrent calls, limit {ch}");
+        eprintln!("{trunk}: {} calls, peak {peak}/s (limit {cps}), peak {conc} channels (limit {ch})", calls.len());
+    }
+}
+
+#[test]
+fn crash_mid_campaign_and_restart() {
+    if !sipp_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
+    let mobile_co = Carrier::start(d, "mobile", "uas_busy.xml");
+    let config = write_config(d, &fixed_co, &mobile_co, 20, 15, 30, 10);
+    let contacts = write_contacts(d, 450);
+    // A long message, so that the crash finds calls being played.
+    let prompt = write_prompt(d, 1.5);
+    let mut first = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
+    thread::sleep(Duration::from_millis(3500));
+    assert!(first.try_wait().unwrap().is_none(), "campaign ended before the crash");
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+
+    let mut second = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
+    let st = wait(&mut second, Duration::from_secs(180));
+    let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
+    assert!(st.success(), "restarted dialer failed: {st}\n{}", &err[err.len().saturating_sub(3000)..]);
+
+    let attempts = journal(d);
+    let recovered = attempts
+        .iter()
+        .filter(|a| a.sip_reason.as_deref() == Some("recovered after restart"))
+        .count();
+    assert!(recovered > 0, "the crash left no attempt open: not a mid-campaign crash");
+    // Every attempt has exactly one final record.
+    assert!(attempts.iter().all(|a| a.state == "final" && a.outcome.is_some()));
+    let ids: HashSet<i64> = attempts.iter().map(|a| a.id).collect();
+    assert_eq!(ids.len(), attempts.len());
+    // No answered contact called again.
+    let mut per: HashMap<&str, Vec<&AttemptRecord>> = HashMap::new();
+    for a in &attempts {
+        per.entry(a.number.as_str()).or_default().push(a);
+    }
+    for (n, list) in &per {
+        if let Some(pos) = list.iter().position(|a| a.answered_ms.is_some() || a.outcome.as_deref() == Some("answered")) {
+            assert_eq!(pos, list.len() - 1, "{n}: called again after an answer: {list:?}");
+        }
+    }
+    // Every targeted contact reached an end: answered landlines, busy mobiles.
+    let (fixed, mobile) = targeted(450);
+    for n in &fixed {
+        let list = per.get(n.as_str()).unwrap_or_else(|| panic!("{n} never called"));
+        assert_eq!(list.last().unwrap().outcome.as_deref(), Some("answered"), "{n}");
+    }
+    for n in &mobile {
+        assert!(per.contains_key(n.as_str()), "{n} never called");
+    }
+    // Every INVITE that reached a carrier is in the journal (journal before INVITE).
+    let journaled: HashSet<String> = attempts.iter().map(|a| a.call_id.clone()).collect();
+    for co in [&fixed_co, &mobile_co] {
+        for cid in co.calls().keys() {
+            assert!(journaled.contains(cid), "INVITE {cid} reached the carrier but is not journaled");
+        }
+    }
+    eprintln!("{} attempts, {} recovered after the crash", attempts.len(), recovered);
+}
