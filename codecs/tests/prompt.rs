@@ -300,3 +300,47 @@ fn text_to_speech_when_available() {
         Err(CodecError::Tts(_))
     ));
 }
+
+#[test]
+fn from_file_and_missing_file() {
+    let p = Prompt::from_file(
+        fixture_path("speech_8k_m8.wav"),
+        Codec::Pcmu,
+        20,
+        &EncodeSettings::default(),
+    )
+    .unwrap();
+    assert_eq!(p.frame_count(), 147);
+    assert_eq!(p.duration_ms(), 2940);
+    let e = Prompt::from_file(
+        fixture_path("no-such-file.wav"),
+        Codec::Pcmu,
+        20,
+        &EncodeSettings::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, CodecError::Io { .. }), "{e:?}");
+}
+
+/// The load tester feeds network payloads to these decoders: garbage must give samples or an
+/// error, never a panic.
+#[test]
+fn payload_decoders_survive_garbage() {
+    let mut x: u32 = 0x9E37_79B9;
+    for codec in Codec::ALL {
+        let mut d = codecs::PayloadDecoder::new(codec).unwrap();
+        assert_eq!(d.codec(), codec);
+        let mut out = Vec::new();
+        for len in [0usize, 1, 2, 3, 7, 160, 1275, 1500] {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            let _ = d.decode(&buf, &mut out);
+        }
+    }
+}
