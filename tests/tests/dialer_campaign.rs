@@ -18,10 +18,16 @@ use engine::store::{AttemptRecord, SqliteOptions, SqliteStore, Store};
 use tempfile::TempDir;
 
 fn sipp_available() -> bool {
-    match Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+    match Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
         Ok(_) => true,
         Err(e) => {
-            let reason = format!("sipp is not runnable ({e}); install the Debian package sip-tester");
+            let reason =
+                format!("sipp is not runnable ({e}); install the Debian package sip-tester");
             if std::env::var_os("CI").is_some() {
                 panic!("{reason} (CI is set, so this is a failure, not a skip)");
             }
@@ -36,7 +42,10 @@ fn dialer_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>/deps");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps");
     let bin = dir.join(format!("dialer{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
@@ -47,7 +56,9 @@ fn dialer_bin() -> PathBuf {
 }
 
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sipp")
+        .join(name)
 }
 
 fn free_port() -> u16 {
@@ -72,7 +83,8 @@ fn write_prompt(dir: &Path, secs: f32) -> PathBuf {
     let mut w = hound::WavWriter::create(&path, spec).unwrap();
     for i in 0..(8000.0 * secs) as u32 {
         let t = i as f32 / 8000.0;
-        w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 12000.0) as i16).unwrap();
+        w.write_sample(((t * 440.0 * std::f32::consts::TAU).sin() * 12000.0) as i16)
+            .unwrap();
     }
     w.finalize().unwrap();
     path
@@ -88,8 +100,17 @@ fn write_contacts(dir: &Path, n: usize) -> PathBuf {
         } else {
             format!("347 {:07}", 2_000_000 + i)
         };
-        let source = if i % 2 == 0 { "directory" } else { "registration" };
-        s.push_str(&format!("{number},Via {},{},z{},{source}\n", i % 7, i, i % 3 + 1));
+        let source = if i % 2 == 0 {
+            "directory"
+        } else {
+            "registration"
+        };
+        s.push_str(&format!(
+            "{number},Via {},{},z{},{source}\n",
+            i % 7,
+            i,
+            i % 3 + 1
+        ));
     }
     std::fs::write(&path, s).unwrap();
     path
@@ -135,11 +156,17 @@ impl Carrier {
     /// Per Call-ID: when the INVITE arrived and when the call was over for the carrier
     /// (final non-2xx sent, or BYE received), in seconds since the epoch.
     fn calls(&self) -> HashMap<String, (f64, Option<f64>)> {
-        let text = String::from_utf8_lossy(&std::fs::read(&self.trace).unwrap_or_default()).into_owned();
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&self.trace).unwrap_or_default()).into_owned();
         let mut out: HashMap<String, (f64, Option<f64>)> = HashMap::new();
-        for block in text.split("----------------------------------------------- ").skip(1) {
+        for block in text
+            .split("----------------------------------------------- ")
+            .skip(1)
+        {
             let mut lines = block.lines();
-            let Some(ts) = lines.next().and_then(parse_ts) else { continue };
+            let Some(ts) = lines.next().and_then(parse_ts) else {
+                continue;
+            };
             let Some(dir) = lines.next() else { continue };
             let received = dir.contains("received");
             let body: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
@@ -216,10 +243,22 @@ fn max_concurrent(calls: &HashMap<String, (f64, Option<f64>)>) -> usize {
     best as usize
 }
 
-fn write_config(dir: &Path, a: &Carrier, b: &Carrier, a_cps: u32, a_ch: u32, b_cps: u32, b_ch: u32) -> PathBuf {
+fn write_config(
+    dir: &Path,
+    a: &Carrier,
+    b: &Carrier,
+    a_cps: u32,
+    a_ch: u32,
+    b_cps: u32,
+    b_ch: u32,
+) -> PathBuf {
     let path = dir.join("dialer.toml");
     let rtp = free_port() / 2 * 2;
-    let (lo, hi) = if rtp > 60000 { (20000, 29998) } else { (rtp, rtp + 3000) };
+    let (lo, hi) = if rtp > 60000 {
+        (20000, 29998)
+    } else {
+        (rtp, rtp + 3000)
+    };
     std::fs::write(
         &path,
         format!(
@@ -255,19 +294,30 @@ ring_timeout_s = 10
 
 fn run_args(dir: &Path, config: &Path, contacts: &Path, prompt: &Path) -> Command {
     let mut c = Command::new(dialer_bin());
-    c.args(["campaign", "run", "--tenant", "latina", "--name", "boil-water", "--zones", "z1,z2"])
-        .arg("--db")
-        .arg(dir.join("dialer.db"))
-        .arg("--config")
-        .arg(config)
-        .arg("--contacts")
-        .arg(contacts)
-        .arg("--prompt")
-        .arg(prompt)
-        .args(["--no-window", "--fast-sync"])
-        .env("DIALER_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("dialer.err")).unwrap()));
+    c.args([
+        "campaign",
+        "run",
+        "--tenant",
+        "latina",
+        "--name",
+        "boil-water",
+        "--zones",
+        "z1,z2",
+    ])
+    .arg("--db")
+    .arg(dir.join("dialer.db"))
+    .arg("--config")
+    .arg(config)
+    .arg("--contacts")
+    .arg(contacts)
+    .arg("--prompt")
+    .arg(prompt)
+    .args(["--no-window", "--fast-sync"])
+    .env("DIALER_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::from(
+        std::fs::File::create(dir.join("dialer.err")).unwrap(),
+    ));
     c
 }
 
@@ -287,10 +337,19 @@ fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 }
 
 fn journal(dir: &Path) -> Vec<AttemptRecord> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let s = SqliteStore::open(&dir.join("dialer.db"), SqliteOptions::default()).await.unwrap();
-        let c = s.campaign_by_name("latina", "boil-water").await.unwrap().expect("campaign");
+        let s = SqliteStore::open(&dir.join("dialer.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let c = s
+            .campaign_by_name("latina", "boil-water")
+            .await
+            .unwrap()
+            .expect("campaign");
         assert_eq!(c.state.as_str(), "completed");
         let mut all = vec![];
         let mut after = 0;
@@ -336,16 +395,25 @@ fn campaign_on_two_zones_over_two_carriers() {
     let mut child = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
     let st = wait(&mut child, Duration::from_secs(240));
     let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
-    assert!(st.success(), "dialer failed: {st}\n{}", &err[err.len().saturating_sub(3000)..]);
+    assert!(
+        st.success(),
+        "dialer failed: {st}\n{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
 
     let attempts = journal(d);
     let (fixed, mobile) = targeted(2000);
     // Exactly the contacts of zones z1 and z2 were called.
     let called: HashSet<String> = attempts.iter().map(|a| a.number.clone()).collect();
     let expected: HashSet<String> = fixed.union(&mobile).cloned().collect();
-    assert_eq!(called, expected, "called set differs from the two zones' contacts");
+    assert_eq!(
+        called, expected,
+        "called set differs from the two zones' contacts"
+    );
     // Every outcome journaled, one final record per attempt.
-    assert!(attempts.iter().all(|a| a.state == "final" && a.outcome.is_some()));
+    assert!(attempts
+        .iter()
+        .all(|a| a.state == "final" && a.outcome.is_some()));
     let mut per: BTreeMap<&str, Vec<&AttemptRecord>> = BTreeMap::new();
     for a in &attempts {
         per.entry(a.number.as_str()).or_default().push(a);
@@ -355,11 +423,17 @@ fn campaign_on_two_zones_over_two_carriers() {
             assert_eq!(list.len(), 1, "{n}: answered contacts are called once");
             assert_eq!(list[0].outcome.as_deref(), Some("answered"));
             assert_eq!(list[0].trunk, "landline-carrier");
-            assert_eq!(list[0].played_permille, Some(1000), "{n}: whole message played");
+            assert_eq!(
+                list[0].played_permille,
+                Some(1000),
+                "{n}: whole message played"
+            );
         } else {
             // Busy: retried by policy, 3 attempts in all, at least the interval apart.
             assert_eq!(list.len(), 3, "{n}: busy contacts get 3 attempts");
-            assert!(list.iter().all(|a| a.outcome.as_deref() == Some("busy") && a.sip_status == Some(486)));
+            assert!(list
+                .iter()
+                .all(|a| a.outcome.as_deref() == Some("busy") && a.sip_status == Some(486)));
             for w in list.windows(2) {
                 let gap = w[1].started_ms - w[0].ended_ms.unwrap();
                 assert!(gap >= 1000, "{n}: retried after {gap} ms, policy says 1 s");
@@ -378,12 +452,24 @@ fn campaign_on_two_zones_over_two_carriers() {
             .map(|a| a.call_id.clone())
             .collect();
         let seen: HashSet<String> = calls.keys().cloned().collect();
-        assert_eq!(seen, journaled, "{trunk}: carrier's Call-IDs differ from the journal");
+        assert_eq!(
+            seen, journaled,
+            "{trunk}: carrier's Call-IDs differ from the journal"
+        );
         let peak = max_per_second(calls.values().map(|c| c.0).collect());
-        assert!(peak <= cps as usize, "{trunk}: {peak} INVITEs in one second, limit {cps}");
+        assert!(
+            peak <= cps as usize,
+            "{trunk}: {peak} INVITEs in one second, limit {cps}"
+        );
         let conc = max_concurrent(&calls);
-        assert!(conc <= ch as usize, "{trunk}: {conc} concurrent calls, limit {ch}");
-        eprintln!("{trunk}: {} calls, peak {peak}/s (limit {cps}), peak {conc} channels (limit {ch})", calls.len());
+        assert!(
+            conc <= ch as usize,
+            "{trunk}: {conc} concurrent calls, limit {ch}"
+        );
+        eprintln!(
+            "{trunk}: {} calls, peak {peak}/s (limit {cps}), peak {conc} channels (limit {ch})",
+            calls.len()
+        );
     }
 }
 
@@ -402,23 +488,35 @@ fn crash_mid_campaign_and_restart() {
     let prompt = write_prompt(d, 1.5);
     let mut first = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
     thread::sleep(Duration::from_millis(3500));
-    assert!(first.try_wait().unwrap().is_none(), "campaign ended before the crash");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "campaign ended before the crash"
+    );
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
 
     let mut second = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
     let st = wait(&mut second, Duration::from_secs(180));
     let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
-    assert!(st.success(), "restarted dialer failed: {st}\n{}", &err[err.len().saturating_sub(3000)..]);
+    assert!(
+        st.success(),
+        "restarted dialer failed: {st}\n{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
 
     let attempts = journal(d);
     let recovered = attempts
         .iter()
         .filter(|a| a.sip_reason.as_deref() == Some("recovered after restart"))
         .count();
-    assert!(recovered > 0, "the crash left no attempt open: not a mid-campaign crash");
+    assert!(
+        recovered > 0,
+        "the crash left no attempt open: not a mid-campaign crash"
+    );
     // Every attempt has exactly one final record.
-    assert!(attempts.iter().all(|a| a.state == "final" && a.outcome.is_some()));
+    assert!(attempts
+        .iter()
+        .all(|a| a.state == "final" && a.outcome.is_some()));
     let ids: HashSet<i64> = attempts.iter().map(|a| a.id).collect();
     assert_eq!(ids.len(), attempts.len());
     // No answered contact called again.
@@ -427,15 +525,28 @@ fn crash_mid_campaign_and_restart() {
         per.entry(a.number.as_str()).or_default().push(a);
     }
     for (n, list) in &per {
-        if let Some(pos) = list.iter().position(|a| a.answered_ms.is_some() || a.outcome.as_deref() == Some("answered")) {
-            assert_eq!(pos, list.len() - 1, "{n}: called again after an answer: {list:?}");
+        if let Some(pos) = list
+            .iter()
+            .position(|a| a.answered_ms.is_some() || a.outcome.as_deref() == Some("answered"))
+        {
+            assert_eq!(
+                pos,
+                list.len() - 1,
+                "{n}: called again after an answer: {list:?}"
+            );
         }
     }
     // Every targeted contact reached an end: answered landlines, busy mobiles.
     let (fixed, mobile) = targeted(450);
     for n in &fixed {
-        let list = per.get(n.as_str()).unwrap_or_else(|| panic!("{n} never called"));
-        assert_eq!(list.last().unwrap().outcome.as_deref(), Some("answered"), "{n}");
+        let list = per
+            .get(n.as_str())
+            .unwrap_or_else(|| panic!("{n} never called"));
+        assert_eq!(
+            list.last().unwrap().outcome.as_deref(),
+            Some("answered"),
+            "{n}"
+        );
     }
     for n in &mobile {
         assert!(per.contains_key(n.as_str()), "{n} never called");
@@ -444,8 +555,15 @@ fn crash_mid_campaign_and_restart() {
     let journaled: HashSet<String> = attempts.iter().map(|a| a.call_id.clone()).collect();
     for co in [&fixed_co, &mobile_co] {
         for cid in co.calls().keys() {
-            assert!(journaled.contains(cid), "INVITE {cid} reached the carrier but is not journaled");
+            assert!(
+                journaled.contains(cid),
+                "INVITE {cid} reached the carrier but is not journaled"
+            );
         }
     }
-    eprintln!("{} attempts, {} recovered after the crash", attempts.len(), recovered);
+    eprintln!(
+        "{} attempts, {} recovered after the crash",
+        attempts.len(),
+        recovered
+    );
 }

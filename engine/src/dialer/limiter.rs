@@ -174,7 +174,7 @@ mod tests {
             let adm = drive(&mut l, t0, 60, Duration::from_micros(step_us));
             let max = max_in_any_window(&adm);
             assert!(
-                max <= (cps as f64).floor() as usize,
+                max <= cps.floor() as usize,
                 "cps {cps}: {max} in one second"
             );
             // A fractional ceiling allows floor(cps) calls in a one-second window.

@@ -731,7 +731,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                             campaign = it.campaign,
                             "no trunk carries this number type/prefix"
                         );
-                        let _ = self.store.close_contact(it.campaign, it.contact, "failed");
+                        spawn_logged(self.store.close_contact(it.campaign, it.contact, "failed"));
                         metrics::counter!("dialer_calls_completed_total", "trunk" => "none", "outcome" => "failed").increment(1);
                     }
                     Pick::Dial(it, t) => self.begin(it, t, now),
@@ -925,7 +925,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     .increment(1.0);
                 if let Some(a) = c.attempt {
                     // Durable soon; ordered before the attempt's end by the store.
-                    let _ = self.store.attempt_answered(a, now_ms());
+                    spawn_logged(self.store.attempt_answered(a, now_ms()));
                 }
                 let (prompt, plays) = self
                     .campaigns
@@ -1151,6 +1151,15 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             );
         }
     }
+}
+
+/// Runs a queued store write to its end, logging a failure.
+fn spawn_logged(f: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = f.await {
+            warn!(error = %e, "journal write failed");
+        }
+    });
 }
 
 fn host_of(proxy: &str) -> String {

@@ -218,14 +218,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_windows() {
-        let mut c = CallingWindow::default();
-        c.tz = "Mars/Olympus".into();
-        assert!(c.compile().is_err());
-        let mut c = CallingWindow::default();
-        c.days = vec!["xyz".into()];
-        assert!(c.compile().is_err());
-        let mut c = CallingWindow::default();
-        c.start = "21:00".into();
-        assert!(c.compile().is_err());
+        let bad = [
+            CallingWindow {
+                tz: "Mars/Olympus".into(),
+                ..Default::default()
+            },
+            CallingWindow {
+                days: vec!["xyz".into()],
+                ..Default::default()
+            },
+            CallingWindow {
+                start: "21:00".into(),
+                ..Default::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.compile().is_err(), "{c:?}");
+        }
+        assert!(CallingWindow::always()
+            .compile()
+            .unwrap()
+            .is_open(utc("2026-03-29T01:30:00Z")));
     }
 }
