@@ -368,6 +368,7 @@ async fn follow_call(
                     status: 0,
                     reason: "SIP driver stopped".into(),
                     hangup: engine::sip::endpoint::Hangup::None,
+                    retry_after: None,
                 },
                 pdd,
                 answer: None,

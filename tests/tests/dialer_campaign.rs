@@ -567,3 +567,96 @@ fn crash_mid_campaign_and_restart() {
         recovered
     );
 }
+
+#[test]
+fn carrier_fault_fails_over_without_using_retries() {
+    if !sipp_available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let flaky = Carrier::start(d, "flaky", "uas_503.xml"); // 503 with Retry-After: 30
+    let backup = Carrier::start(d, "backup", "uas_answer.xml");
+    let rtp = free_port() / 2 * 2;
+    let (lo, hi) = if rtp > 60000 {
+        (20000, 29998)
+    } else {
+        (rtp, rtp + 2000)
+    };
+    let config = d.join("dialer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"sip_bind = "127.0.0.1:0"
+rtp_ports = "{lo}-{hi}"
+[retry]
+failed = {{ interval_s = 60, max_attempts = 1 }}
+[[trunk]]
+name = "flaky"
+proxy = "127.0.0.1:{}"
+max_channels = 10
+cps = 10
+priority = 0
+[[trunk]]
+name = "backup"
+proxy = "127.0.0.1:{}"
+max_channels = 20
+cps = 30
+priority = 1
+"#,
+            flaky.port, backup.port
+        ),
+    )
+    .unwrap();
+    let contacts = write_contacts(d, 90);
+    let prompt = write_prompt(d, 0.2);
+    let mut child = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
+    let st = wait(&mut child, Duration::from_secs(120));
+    let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
+    assert!(
+        st.success(),
+        "dialer failed: {st}\n{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
+
+    let attempts = journal(d);
+    let (fixed, mobile) = targeted(90);
+    let mut answered = HashSet::new();
+    let mut on_flaky = 0;
+    for a in &attempts {
+        match a.trunk.as_str() {
+            "flaky" => {
+                // 503 from the carrier, or (status 0) moved off the trunk while it was
+                // held, before its INVITE left.
+                if a.sip_status == Some(503) {
+                    on_flaky += 1;
+                } else {
+                    assert_eq!(a.sip_status, Some(0), "{a:?}");
+                }
+                assert_eq!(a.outcome.as_deref(), Some("failed"));
+                assert!(
+                    !a.counted,
+                    "a carrier fault must not use up the citizen's retries"
+                );
+            }
+            "backup" => {
+                assert_eq!(a.outcome.as_deref(), Some("answered"));
+                assert!(a.counted);
+                assert!(
+                    answered.insert(a.number.clone()),
+                    "{} answered twice",
+                    a.number
+                );
+            }
+            t => panic!("unknown trunk {t}"),
+        }
+    }
+    // Every contact reached, although the failed rule allows a single attempt.
+    assert_eq!(answered.len(), fixed.len() + mobile.len());
+    // Retry-After: 30 held the flaky trunk after its first 503s.
+    assert!(
+        on_flaky >= 1 && on_flaky < 12,
+        "{on_flaky} attempts on the flaky trunk"
+    );
+    assert_eq!(flaky.calls().len(), on_flaky);
+}

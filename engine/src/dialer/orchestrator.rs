@@ -738,6 +738,26 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 }
             }
         }
+        // Attempts waiting on a trunk that went down or was told to stay away (Retry-After)
+        // go to another trunk instead of waiting.
+        for t in 0..self.trunks.len() {
+            if self.send_queues[t].is_empty() {
+                continue;
+            }
+            let held = self.trunks[t].next_ready(now) > now + Duration::from_secs(1);
+            if held || !self.trunks[t].health.is_up() {
+                for token in std::mem::take(&mut self.send_queues[t]) {
+                    let end = CallEnd {
+                        outcome: Outcome::Failed,
+                        status: 0,
+                        reason: "trunk unavailable before the INVITE left".into(),
+                        hangup: crate::sip::endpoint::Hangup::None,
+                        retry_after: None,
+                    };
+                    self.finish(token, end);
+                }
+            }
+        }
         // Send what the limiters admit.
         for t in 0..self.trunks.len() {
             while let Some(&token) = self.send_queues[t].front() {
@@ -812,6 +832,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 status: 0,
                 reason: "campaign stopped before the INVITE".into(),
                 hangup: crate::sip::endpoint::Hangup::None,
+                retry_after: None,
             };
             self.finish(token, end);
             return;
@@ -825,6 +846,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     status: 0,
                     reason: format!("no RTP port: {e}"),
                     hangup: crate::sip::endpoint::Hangup::None,
+                    retry_after: None,
                 };
                 self.finish(token, end);
                 return;
@@ -888,6 +910,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     status: 0,
                     reason: format!("SIP driver: {e}"),
                     hangup: crate::sip::endpoint::Hangup::None,
+                    retry_after: None,
                 };
                 self.finish(token, end);
             }
@@ -1044,10 +1067,12 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             self.pending[t] = self.pending[t].saturating_sub(1);
             self.send_queues[t].retain(|x| *x != token);
         }
-        self.trunks[t].release(
-            now,
-            Signal::from_status(if sent { end.status } else { 200 }),
-        );
+        let signal = match (sent, end.status) {
+            (false, _) => Signal::Ok,
+            (true, 503) => Signal::Overloaded(end.retry_after),
+            (true, s) => Signal::from_status(s),
+        };
+        self.trunks[t].release(now, signal);
         metrics::counter!("dialer_calls_completed_total", "trunk" => name.clone(), "outcome" => end.outcome.as_str()).increment(1);
         if let Some(p) = c.pdd {
             metrics::histogram!("dialer_post_dial_delay_seconds", "trunk" => name.clone())

@@ -70,6 +70,7 @@ impl Endpoint {
                     status: 200,
                     reason: "OK".into(),
                     hangup: Hangup::Local,
+                    retry_after: None,
                 };
                 self.send_bye(now, call.0, end);
             }
@@ -240,6 +241,7 @@ impl Endpoint {
                     status: 0,
                     reason: "no final response after CANCEL".into(),
                     hangup: Hangup::None,
+                    retry_after: None,
                 },
             );
             return;
@@ -258,6 +260,7 @@ impl Endpoint {
                 status: 200,
                 reason: "session expired".into(),
                 hangup: Hangup::Local,
+                retry_after: None,
             };
             self.send_bye(now, h, end);
         }
@@ -302,6 +305,7 @@ impl Endpoint {
                         status: 408,
                         reason: "Request Timeout (no response)".into(),
                         hangup: Hangup::None,
+                        retry_after: None,
                     },
                 );
             }
@@ -318,6 +322,7 @@ impl Endpoint {
                     status: 200,
                     reason: "session refresh timed out".into(),
                     hangup: Hangup::Local,
+                    retry_after: None,
                 };
                 self.send_bye(now, h, end);
             }
@@ -360,6 +365,7 @@ impl Endpoint {
                         status: 200,
                         reason: "session refresh failed".into(),
                         hangup: Hangup::Local,
+                        retry_after: None,
                     };
                     self.send_bye(now, h, end);
                 }
@@ -414,6 +420,7 @@ impl Endpoint {
                         status: r.status,
                         reason: r.reason.to_string(),
                         hangup: Hangup::None,
+                        retry_after: r.headers.retry_after(),
                     },
                 );
             }
@@ -560,6 +567,7 @@ impl Endpoint {
                 status: 200,
                 reason: "answered after CANCEL".into(),
                 hangup: Hangup::Local,
+                retry_after: None,
             };
             self.send_bye(now, h, end);
             return;
@@ -590,6 +598,7 @@ impl Endpoint {
                     status: r.status,
                     reason: format!("unusable answer: {reason}"),
                     hangup: Hangup::Local,
+                    retry_after: None,
                 };
                 self.send_bye(now, h, end);
             }

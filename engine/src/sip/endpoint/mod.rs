@@ -153,6 +153,9 @@ pub struct CallEnd {
     pub reason: String,
     /// Who hung up.
     pub hangup: Hangup,
+    /// Seconds from a final response's Retry-After (a 503's: how long the carrier asks us
+    /// to stay away), for congestion control.
+    pub retry_after: Option<u32>,
 }
 
 /// Something the application must know.

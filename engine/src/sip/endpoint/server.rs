@@ -218,6 +218,7 @@ impl Endpoint {
                                 status: 200,
                                 reason: "OK".into(),
                                 hangup: Hangup::Remote,
+                                retry_after: None,
                             },
                         );
                     } else if let Some(end) =
