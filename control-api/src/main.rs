@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 
 mod call_cmd;
 mod campaign_cmd;
+mod demo;
 mod prompt_cmd;
+mod serve_cmd;
 
 /// High-throughput SIP dialer for mass voice notification.
 #[derive(Debug, Parser)]
@@ -23,6 +25,10 @@ enum Command {
     Campaign(campaign_cmd::CampaignArgs),
     /// Encode an audio file exactly as a call streams it; print its metadata.
     Prompt(prompt_cmd::PromptArgs),
+    /// Run the engine and the HTTP API (tenants, prompts, contacts, campaigns, /metrics).
+    Serve(serve_cmd::ServeArgs),
+    /// A demo on this machine with no trunk: fake carrier, 1,000 contacts, live progress.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,5 +47,7 @@ fn main() -> Result<()> {
         Command::Call(args) => rt.block_on(call_cmd::run(args)),
         Command::Prompt(args) => prompt_cmd::run(args),
         Command::Campaign(args) => rt.block_on(campaign_cmd::run(args)),
+        Command::Serve(args) => rt.block_on(serve_cmd::run(args)),
+        Command::Demo(args) => rt.block_on(demo::run(args)),
     }
 }

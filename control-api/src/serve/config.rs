@@ -1,0 +1,494 @@
+//! `dialer serve` configuration: one TOML file, every key overridable by a
+//! `DIALER_<SECTION>_<KEY>` environment variable (`DIALER_<KEY>` for top-level keys),
+//! secrets written `${ENV_NAME}`. A bad configuration names the key and what is wrong.
+//!
+//! The `[[trunk]]` tables and `[retry]` are the engine's ([`DialerConfig`]): they are passed
+//! through to [`DialerConfig::load_with`], which applies its own `DIALER_TRUNK_<NAME>_<KEY>`
+//! overrides, so trunk keys stay defined in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use engine::dialer::DialerConfig;
+use serde::Deserialize;
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML (the message carries line and column).
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    /// A key has a bad value, is unknown, or names an unset variable.
+    #[error("config key `{key}`: {msg}")]
+    Key {
+        /// Dotted key (`media.rtp_port_min`).
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+fn key_err(key: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// `[http]`: the API listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// Address of the HTTP API (`127.0.0.1:8080`; port 0 picks a free one).
+    pub listen: String,
+    /// Largest request body accepted (prompt uploads, CSV imports), bytes.
+    pub max_body_bytes: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[sip]`: the SIP listener (UDP and TCP).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// Local SIP address.
+    pub listen: String,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        SipSection {
+            listen: "127.0.0.1:5060".into(),
+        }
+    }
+}
+
+/// `[media]`: RTP.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// Lowest RTP port.
+    pub rtp_port_min: u16,
+    /// Highest RTP port.
+    pub rtp_port_max: u16,
+    /// Address written in SDP offers; by default the SIP address, or the one the kernel
+    /// routes towards the first trunk when SIP listens on 0.0.0.0.
+    pub ip: Option<String>,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        MediaSection {
+            rtp_port_min: 20000,
+            rtp_port_max: 39999,
+            ip: None,
+        }
+    }
+}
+
+/// `[store]`: persistence.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite://PATH` (PostgreSQL is planned, not available yet).
+    pub url: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            url: "sqlite://./dialer.db".into(),
+        }
+    }
+}
+
+/// The whole `dialer serve` configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// HTTP API.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// SIP.
+    #[serde(default)]
+    pub sip: SipSection,
+    /// RTP.
+    #[serde(default)]
+    pub media: MediaSection,
+    /// Persistence.
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Admin bearer token (write `${ENV}`). Absent: `DIALER_ADMIN_TOKEN`, else one is
+    /// generated and printed once at first start (only its hash is kept).
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// Seconds live calls get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_drain")]
+    pub drain_timeout_s: u64,
+    /// Region for numbers written without `+` (CLDR code).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+    /// Where uploaded prompts are kept; default: `<database>.prompts/` beside the database.
+    #[serde(default)]
+    pub data_dir: Option<String>,
+    /// Default retry policy (engine keys), passed to the engine.
+    #[serde(default)]
+    pub retry: Option<toml::Value>,
+    /// `[[trunk]]` tables (engine keys, see DESIGN), passed to the engine.
+    #[serde(default, rename = "trunk")]
+    pub trunks: Vec<toml::Value>,
+}
+
+fn default_drain() -> u64 {
+    30
+}
+fn default_region() -> String {
+    "IT".into()
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Keys of this file that have an environment override (the trunk keys have theirs in
+/// the engine): section (empty for top level), key, type.
+const KEYS: &[(&str, &str, Kind)] = &[
+    ("http", "listen", Kind::Str),
+    ("http", "max_body_bytes", Kind::Int),
+    ("sip", "listen", Kind::Str),
+    ("media", "rtp_port_min", Kind::Int),
+    ("media", "rtp_port_max", Kind::Int),
+    ("media", "ip", Kind::Str),
+    ("store", "url", Kind::Str),
+    ("", "admin_token", Kind::Str),
+    ("", "drain_timeout_s", Kind::Int),
+    ("", "default_region", Kind::Str),
+    ("", "data_dir", Kind::Str),
+];
+
+/// The environment variable overriding `section.key`.
+pub fn env_name(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        format!("DIALER_{}", key.to_ascii_uppercase())
+    } else {
+        format!(
+            "DIALER_{}_{}",
+            section.to_ascii_uppercase(),
+            key.to_ascii_uppercase()
+        )
+    }
+}
+
+fn dotted(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        key.to_string()
+    } else {
+        format!("{section}.{key}")
+    }
+}
+
+/// Replaces a whole-string `${NAME}` by the variable's value.
+fn expand(
+    key: &str,
+    v: &mut toml::Value,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let toml::Value::String(s) = v {
+        if let Some(name) = s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            *s = env(name)
+                .ok_or_else(|| key_err(key, format!("environment variable {name} is not set")))?;
+        }
+    }
+    Ok(())
+}
+
+impl ServeConfig {
+    /// The built-in configuration (`dialer serve` with no `--config`), with environment
+    /// overrides.
+    pub fn from_env() -> Result<ServeConfig, ConfigError> {
+        Self::parse_with("", &|k| std::env::var(k).ok())
+    }
+
+    /// Reads `path` with overrides from the process environment.
+    pub fn load(path: &std::path::Path) -> Result<ServeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_with(&text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses `text` with overrides from `env` (tests pass a map), then checks values.
+    pub fn parse_with(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServeConfig, ConfigError> {
+        let mut root: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        for &(section, key, kind) in KEYS {
+            let name = env_name(section, key);
+            let table = if section.is_empty() {
+                &mut root
+            } else {
+                let t = root
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(Default::default()));
+                match t {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(key_err(section, "must be a table")),
+                }
+            };
+            if let Some(raw) = env(&name) {
+                let v = match kind {
+                    Kind::Str => toml::Value::String(raw),
+                    Kind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                        key_err(
+                            &dotted(section, key),
+                            format!("{name}={raw:?} is not an integer"),
+                        )
+                    })?),
+                };
+                table.insert(key.to_string(), v);
+            }
+            if let Some(v) = table.get_mut(key) {
+                expand(&dotted(section, key), v, env)?;
+            }
+        }
+        let cfg: ServeConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                // Unknown keys are reported at their parent: name the key itself.
+                let key = if path == "." { String::new() } else { path };
+                ConfigError::Key {
+                    key: if key.is_empty() {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    msg: inner,
+                }
+            })?;
+        cfg.check()?;
+        // The engine part is validated now so that a bad trunk fails at start.
+        cfg.dialer_config_with(env)?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (k, v) in [
+            ("http.listen", &self.http.listen),
+            ("sip.listen", &self.sip.listen),
+        ] {
+            v.parse::<SocketAddr>()
+                .map_err(|e| key_err(k, format!("{v:?} is not IP:PORT ({e})")))?;
+        }
+        if self.media.rtp_port_min < 1024 || self.media.rtp_port_min >= self.media.rtp_port_max {
+            return Err(key_err(
+                "media.rtp_port_min",
+                format!(
+                    "{}..{} is not a port range (1024 <= min < max)",
+                    self.media.rtp_port_min, self.media.rtp_port_max
+                ),
+            ));
+        }
+        if let Some(ip) = &self.media.ip {
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|e| key_err("media.ip", format!("{ip:?}: {e}")))?;
+        }
+        self.sqlite_path()?;
+        if self.drain_timeout_s == 0 || self.drain_timeout_s > 3600 {
+            return Err(key_err("drain_timeout_s", "must be 1..3600 seconds"));
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                return Err(key_err("admin_token", "must be at least 16 characters"));
+            }
+        }
+        if self.default_region.len() != 2 {
+            return Err(key_err(
+                "default_region",
+                "must be a two-letter region code (IT)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file of `store.url`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+        let url = &self.store.url;
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(key_err(
+                "store.url",
+                "PostgreSQL is not supported yet; use sqlite://PATH",
+            ));
+        }
+        let p = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| key_err("store.url", format!("{url:?} is not sqlite://PATH")))?;
+        if p.is_empty() {
+            return Err(key_err("store.url", "empty path"));
+        }
+        Ok(PathBuf::from(p))
+    }
+
+    /// Directory of uploaded prompts.
+    pub fn prompt_dir(&self) -> PathBuf {
+        match &self.data_dir {
+            Some(d) => PathBuf::from(d).join("prompts"),
+            None => {
+                let db = self.sqlite_path().unwrap_or_else(|_| "dialer.db".into());
+                let mut s = db.into_os_string();
+                s.push(".prompts");
+                PathBuf::from(s)
+            }
+        }
+    }
+
+    /// The engine's configuration (SIP, RTP, region, retry, trunks) with the process
+    /// environment.
+    pub fn dialer_config(&self) -> Result<DialerConfig, ConfigError> {
+        self.dialer_config_with(&|k| std::env::var(k).ok())
+    }
+
+    fn dialer_config_with(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<DialerConfig, ConfigError> {
+        let mut t = toml::Table::new();
+        t.insert("sip_bind".into(), self.sip.listen.clone().into());
+        t.insert(
+            "rtp_ports".into(),
+            format!("{}-{}", self.media.rtp_port_min, self.media.rtp_port_max).into(),
+        );
+        t.insert("default_region".into(), self.default_region.clone().into());
+        if let Some(r) = &self.retry {
+            t.insert("retry".into(), r.clone());
+        }
+        if !self.trunks.is_empty() {
+            t.insert("trunk".into(), toml::Value::Array(self.trunks.clone()));
+        }
+        let text = toml::to_string(&t).map_err(|e| key_err("trunk", e.to_string()))?;
+        // Only trunk overrides reach the engine: its top-level keys are ours here.
+        let engine_env = |k: &str| {
+            if k.starts_with("DIALER_") && !k.starts_with("DIALER_TRUNK_") {
+                None
+            } else {
+                env(k)
+            }
+        };
+        let cfg = DialerConfig::load_with(&text, &engine_env).map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("config: ").unwrap_or(&msg).to_string();
+            key_err(
+                if self.trunks.is_empty() {
+                    "retry"
+                } else {
+                    "trunk"
+                },
+                msg,
+            )
+        })?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(text: &str, vars: &[(&str, &str)]) -> Result<ServeConfig, ConfigError> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServeConfig::parse_with(text, &|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
+        assert_eq!(c.sip.listen, "127.0.0.1:5060");
+        assert_eq!((c.media.rtp_port_min, c.media.rtp_port_max), (20000, 39999));
+        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("./dialer.db"));
+        assert_eq!(c.prompt_dir(), PathBuf::from("./dialer.db.prompts"));
+    }
+
+    #[test]
+    fn env_overrides_and_secrets() {
+        let c = parse(
+            "admin_token = \"${TOK}\"\n[http]\nlisten = \"127.0.0.1:1\"\n",
+            &[
+                ("DIALER_HTTP_LISTEN", "127.0.0.1:9999"),
+                ("DIALER_MEDIA_RTP_PORT_MIN", "30000"),
+                ("TOK", "0123456789abcdef0123"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:9999");
+        assert_eq!(c.media.rtp_port_min, 30000);
+        assert_eq!(c.admin_token.as_deref(), Some("0123456789abcdef0123"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[media]\nrtp_port_min = \"x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("media.rtp_port_min"), "{e}");
+        let e = parse("[http]\nlisten = \"nope\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("http.listen"), "{e}");
+        let e = parse("[http]\nlistn = \"x\"\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("http") && e.to_string().contains("listn"),
+            "{e}"
+        );
+        let e = parse("admin_token = \"${NOPE}\"\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("admin_token") && e.to_string().contains("NOPE"),
+            "{e}"
+        );
+        let e = parse("", &[("DIALER_MEDIA_RTP_PORT_MAX", "many")]).unwrap_err();
+        assert!(e.to_string().contains("media.rtp_port_max"), "{e}");
+        let e = parse("[store]\nurl = \"postgres://x\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("store.url"), "{e}");
+        let e = parse(
+            "[[trunk]]\nname = \"a\"\nproxy = \"127.0.0.1:5070\"\ncps = \"fast\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("trunk"), "{e}");
+    }
+
+    #[test]
+    fn trunks_reach_the_engine() {
+        let c = parse(
+            "[[trunk]]\nname = \"a\"\nproxy = \"127.0.0.1:5070\"\nmax_channels = 4\ncps = 2\n",
+            &[("DIALER_TRUNK_A_CPS", "7")],
+        )
+        .unwrap();
+        let d = c
+            .dialer_config_with(&|k| (k == "DIALER_TRUNK_A_CPS").then(|| "7".into()))
+            .unwrap();
+        assert_eq!(d.trunks.len(), 1);
+        assert_eq!(d.trunks[0].cps, 7.0);
+        assert_eq!(d.sip_bind, "127.0.0.1:5060");
+    }
+}

@@ -1,0 +1,270 @@
+//! `dialer serve`: the engine and the HTTP API in one process.
+//!
+//! [`Server::start`] opens the store, starts the media pump and the dialer, and binds the
+//! API; [`Server::run_until_signal`] serves until SIGTERM/SIGINT and drains. Tests start a
+//! server on `127.0.0.1:0` and talk to it over real HTTP.
+
+pub mod auth;
+pub mod config;
+pub mod drain;
+pub mod idempotency;
+pub mod openapi;
+pub mod pagination;
+pub mod problem;
+pub mod routes;
+pub mod state;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use engine::dialer::call_media::PumpMedia;
+use engine::dialer::Dialer;
+use engine::store::{SqliteOptions, SqliteStore};
+use tokio::sync::watch;
+
+pub use config::{ConfigError, ServeConfig};
+use problem::problem_response;
+use routes::{campaigns, contacts, metrics, prompts, streets, tenants, trunks};
+use state::{AppState, Inner};
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] engine::store::StoreError),
+    /// The API tables could not be opened.
+    #[error("api tables: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The dialer did not start.
+    #[error("dialer: {0}")]
+    Dialer(#[from] engine::dialer::DialerError),
+    /// Sockets.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running server.
+pub struct Server {
+    /// Shared state (tests read it).
+    pub state: AppState,
+    /// The bound HTTP address.
+    pub addr: SocketAddr,
+    /// The admin token generated at first start, to print once (None when configured).
+    pub generated_admin_token: Option<String>,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+/// The router over a state.
+pub fn router(st: AppState) -> Router {
+    let max_body = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/tenants", post(tenants::create).get(tenants::list))
+        .route("/v1/trunks", get(trunks::list).post(trunks::create))
+        .route(
+            "/v1/trunks/{name}",
+            get(trunks::get).put(trunks::replace).delete(trunks::delete),
+        )
+        .route("/v1/prompts", post(prompts::create).get(prompts::list))
+        .route(
+            "/v1/prompts/{id}",
+            get(prompts::get).delete(prompts::delete),
+        )
+        .route("/v1/prompts/{id}/audio", get(prompts::audio))
+        .route("/v1/streets", post(streets::import))
+        .route("/v1/zones", get(streets::zones))
+        .route("/v1/contacts/import", post(contacts::import))
+        .route("/v1/contacts", post(contacts::create).get(contacts::list))
+        .route(
+            "/v1/contacts/{number}",
+            axum::routing::delete(contacts::erase),
+        )
+        .route("/v1/contacts/{number}/opt-out", post(contacts::opt_out))
+        .route(
+            "/v1/campaigns",
+            post(campaigns::create).get(campaigns::list),
+        )
+        .route("/v1/campaigns/{id}", get(campaigns::get))
+        .route("/v1/campaigns/{id}/start", post(campaigns::start))
+        .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/v1/campaigns/{id}/resume", post(campaigns::resume))
+        .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
+        .route("/v1/campaigns/{id}/calls", get(campaigns::calls))
+        .route("/v1/campaigns/{id}/calls.csv", get(campaigns::calls_csv))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .route("/readyz", get(metrics::readyz))
+        .route(
+            "/openapi.json",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    openapi::json(),
+                )
+            }),
+        )
+        .route("/docs", get(metrics::docs_index))
+        .route("/docs/", get(metrics::docs_index))
+        .route("/docs/swagger-ui-bundle.js", get(metrics::docs_js))
+        .route("/docs/swagger-ui.css", get(metrics::docs_css))
+        .fallback(|| async {
+            problem_response(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            problem_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "method not allowed on this endpoint",
+            )
+            .into_response()
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            idempotency::layer,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(st)
+}
+
+/// The address for SDP offers.
+async fn media_ip(cfg: &ServeConfig, dc: &engine::dialer::DialerConfig) -> IpAddr {
+    if let Some(ip) = cfg.media.ip.as_deref().and_then(|s| s.parse().ok()) {
+        return ip;
+    }
+    let sip: SocketAddr = cfg
+        .sip
+        .listen
+        .parse()
+        .unwrap_or_else(|_| ([127, 0, 0, 1], 0).into());
+    if !sip.ip().is_unspecified() {
+        return sip.ip();
+    }
+    if let Some(t) = dc.trunks.first() {
+        if let Ok(mut addrs) = tokio::net::lookup_host(&t.proxy).await {
+            if let Some(dest) = addrs.next() {
+                if let Ok(s) = std::net::UdpSocket::bind(("0.0.0.0", 0)) {
+                    if s.connect(dest).is_ok() {
+                        if let Ok(a) = s.local_addr() {
+                            return a.ip();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    IpAddr::from([127, 0, 0, 1])
+}
+
+impl Server {
+    /// Opens the store, starts media and dialer, binds HTTP. Must run inside tokio.
+    pub async fn start(cfg: ServeConfig) -> Result<Server, ServeError> {
+        let metrics = state::metrics_handle();
+        let dc = cfg.dialer_config()?;
+        let db_path = cfg.sqlite_path()?;
+        if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
+        }
+        let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
+        let db = state::open_api_db(&db_path).await?;
+        let (admin_hash, generated) = state::admin_hash(&db, cfg.admin_token.as_deref()).await?;
+        let ip = media_ip(&cfg, &dc).await;
+        let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
+            .map_err(|source| ServeError::Io {
+            what: "starting the media pump".into(),
+            source,
+        })?;
+        let dialer = Dialer::start(dc, store.clone(), media, notes).await?;
+        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: format!("binding http.listen {}", cfg.http.listen),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Io {
+            what: "http address".into(),
+            source,
+        })?;
+        let prompt_dir = cfg.prompt_dir();
+        let state = Arc::new(Inner {
+            cfg,
+            store,
+            dialer,
+            db,
+            metrics,
+            admin_hash,
+            prompt_dir,
+            ready: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+        });
+        tracing::info!(http = %addr, "dialer serve started");
+        Ok(Server {
+            state,
+            addr,
+            generated_admin_token: generated,
+            listener: Some(listener),
+        })
+    }
+
+    /// Serves until `stop` turns true, then drains the dialer (bounded by
+    /// `drain_timeout_s`) while still answering HTTP (`/readyz` says 503), then closes the
+    /// HTTP server. Returns whether the drain finished in time.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<bool, ServeError> {
+        let listener = self.listener.take().ok_or_else(|| ServeError::Io {
+            what: "server already running".into(),
+            source: std::io::ErrorKind::Other.into(),
+        })?;
+        let app = router(self.state.clone());
+        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = http_stop_rx.wait_for(|v| *v).await;
+                })
+                .await
+        });
+        let _ = stop.wait_for(|v| *v).await;
+        let in_time = drain::drain(&self.state).await;
+        self.state.ready.store(false, Ordering::SeqCst);
+        let _ = http_stop_tx.send(true);
+        match http.await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(ServeError::Io {
+                    what: "http server".into(),
+                    source,
+                })
+            }
+            Err(e) => tracing::error!(error = %e, "http task"),
+        }
+        tracing::info!(in_time, "dialer serve stopped");
+        Ok(in_time)
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains (see [`drain`]).
+    pub async fn run_until_signal(self) -> Result<bool, ServeError> {
+        let (tx, rx) = drain::trigger();
+        tokio::spawn(async move {
+            drain::first_signal().await;
+            tracing::info!("signal received: draining");
+            let _ = tx.send(true);
+        });
+        self.run(rx).await
+    }
+}

@@ -1,0 +1,112 @@
+//! Operational endpoints: `/metrics` (Prometheus text), `/healthz` (the process runs),
+//! `/readyz` (store and dialer answer, not draining).
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::serve::problem::{ApiError, Problem};
+use crate::serve::state::AppState;
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    refresh_campaign_gauges(&st).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `dialer_campaign_contacts{campaign_state}`: computed at scrape time from the store.
+async fn refresh_campaign_gauges(st: &AppState) {
+    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "SELECT c.state, COUNT(*) FROM campaign_contacts cc JOIN campaigns c
+         ON c.id = cc.campaign_id GROUP BY c.state",
+    )
+    .fetch_all(&st.db)
+    .await;
+    if let Ok(rows) = rows {
+        for s in ["draft", "running", "paused", "completed", "canceled"] {
+            let n = rows.iter().find(|r| r.0 == s).map(|r| r.1).unwrap_or(0);
+            metrics::gauge!("dialer_campaign_contacts", "campaign_state" => s).set(n as f64);
+        }
+    }
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: store and dialer answer and the process is not draining.
+#[utoipa::path(get, path = "/readyz", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, body = Problem)))]
+pub async fn readyz(State(st): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if !st.is_ready() {
+        return Err(ApiError::unavailable("not ready (starting or draining)"));
+    }
+    let db: Result<i64, _> = sqlx::query_scalar("SELECT 1").fetch_one(&st.db).await;
+    if db.is_err() {
+        return Err(ApiError::unavailable("store does not answer"));
+    }
+    if st.dialer.snapshot().await.is_err() {
+        return Err(ApiError::unavailable("dialer stopped"));
+    }
+    Ok(Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+/// `/docs` and its assets: Swagger UI, vendored from the npm package `swagger-ui-dist`.
+pub async fn docs_index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("../../../assets/swagger-ui/index.html"),
+    )
+        .into_response()
+}
+
+/// `swagger-ui-bundle.js`.
+pub async fn docs_js() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/javascript"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        &include_bytes!("../../../assets/swagger-ui/swagger-ui-bundle.js")[..],
+    )
+        .into_response()
+}
+
+/// `swagger-ui.css`.
+pub async fn docs_css() -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/css"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        &include_bytes!("../../../assets/swagger-ui/swagger-ui.css")[..],
+    )
+        .into_response()
+}

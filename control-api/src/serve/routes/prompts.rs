@@ -1,0 +1,328 @@
+//! `/v1/prompts`: the recorded message (WAV or MP3 upload, or text spoken by espeak-ng),
+//! checked and encoded once when uploaded; the file is kept for the media path, which
+//! encodes it per codec when a campaign starts (cached).
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use codecs::{Codec, CodecError, EncodeSettings, PreparedAudio};
+use engine::dialer::CampaignState;
+use engine::store::Store;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::serve::auth::Tenant;
+use crate::serve::pagination::{Page, PageQuery};
+use crate::serve::problem::{
+    body_bytes, media_type, parse_json, parse_query, ApiError, ApiResult, Problem,
+};
+use crate::serve::state::{hex, now_ms, AppState};
+
+/// Codecs every prompt is checked against (the ones the media path offers).
+const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+
+/// Loudness figures of a prompt.
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
+pub struct LoudnessOut {
+    /// Integrated loudness of the upload, LUFS.
+    pub before_lufs: f64,
+    /// After levelling, LUFS.
+    pub after_lufs: f64,
+    /// Sample peak after levelling, dBFS.
+    pub peak_dbfs: f64,
+    /// Gain applied, dB.
+    pub gain_db: f64,
+}
+
+/// A prompt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PromptOut {
+    /// Identifier.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Duration, ms.
+    pub duration_ms: i64,
+    /// Codecs it is ready for.
+    pub codecs: Vec<String>,
+    /// Loudness.
+    pub loudness: LoudnessOut,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+/// Text to speak.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextPrompt {
+    /// The message.
+    pub text: String,
+    /// espeak-ng voice (`it`, `en`, ...).
+    #[serde(default)]
+    pub voice: Option<String>,
+}
+
+/// `?name=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NameQuery {
+    /// Prompt name (1–200 characters).
+    pub name: String,
+}
+
+type Row = (String, String, i64, String, String, i64);
+
+fn out(r: Row) -> PromptOut {
+    PromptOut {
+        id: r.0,
+        name: r.1,
+        duration_ms: r.2,
+        codecs: serde_json::from_str(&r.3).unwrap_or_default(),
+        loudness: serde_json::from_str(&r.4).unwrap_or(LoudnessOut {
+            before_lufs: 0.0,
+            after_lufs: 0.0,
+            peak_dbfs: 0.0,
+            gain_db: 0.0,
+        }),
+        created_ms: r.5,
+    }
+}
+
+fn codec_error(e: CodecError) -> ApiError {
+    match e {
+        CodecError::TtsUnavailable(m) => ApiError::unavailable(m),
+        other => ApiError::invalid(other.to_string()),
+    }
+}
+
+/// Upload a prompt: `audio/wav`, `audio/mpeg`, or `application/json` `{"text","voice"}`.
+#[utoipa::path(post, path = "/v1/prompts", tag = "prompts", params(NameQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Replay-safe create")),
+    request_body(content(
+        (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/mpeg"), (TextPrompt = "application/json"))),
+    responses((status = 201, body = PromptOut), (status = 400, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    uri: Uri,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<PromptOut>)> {
+    let q: NameQuery = parse_query(&uri)?;
+    let name = q.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::invalid("name: 1-200 characters"));
+    }
+    let mt = media_type(req.headers());
+    let (bytes, ext) = match mt.as_str() {
+        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => {
+            (body_bytes(req).await?.to_vec(), "wav")
+        }
+        "audio/mpeg" | "audio/mp3" => (body_bytes(req).await?.to_vec(), "mp3"),
+        "application/json" => {
+            let t: TextPrompt = parse_json(&body_bytes(req).await?)?;
+            let wav = tokio::task::spawn_blocking(move || {
+                codecs::tts::synthesize_wav(&t.text, t.voice.as_deref())
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(codec_error)?;
+            (wav, "wav")
+        }
+        _ => {
+            return Err(ApiError::unsupported_media(
+                "expected audio/wav, audio/mpeg or application/json",
+            ))
+        }
+    };
+    let (bytes, duration_ms, loud) = tokio::task::spawn_blocking(move || {
+        let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
+        let mut duration = 0;
+        for c in CODECS {
+            duration = prep.encode(c, 20)?.duration_ms();
+        }
+        let i = prep.info();
+        let loud = LoudnessOut {
+            before_lufs: finite(i.loudness_before_lufs),
+            after_lufs: finite(i.loudness_after_lufs),
+            peak_dbfs: finite(i.peak_after_dbfs),
+            gain_db: finite(i.gain_db),
+        };
+        Ok::<_, CodecError>((bytes, duration, loud))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(codec_error)?;
+
+    let id = hex(&rand::random::<[u8; 8]>());
+    std::fs::create_dir_all(&st.prompt_dir).map_err(ApiError::internal)?;
+    let path = st.prompt_dir.join(format!("{id}.{ext}"));
+    std::fs::write(&path, &bytes).map_err(ApiError::internal)?;
+    let codecs: Vec<String> = CODECS.iter().map(|c| c.name().to_string()).collect();
+    let row: Row = (
+        id,
+        name,
+        duration_ms as i64,
+        serde_json::to_string(&codecs).unwrap_or_default(),
+        serde_json::to_string(&loud).unwrap_or_default(),
+        now_ms(),
+    );
+    let r = sqlx::query(
+        "INSERT INTO api_prompts (id, tenant, name, path, duration_ms, codecs, loudness, created_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&row.0)
+    .bind(&tenant)
+    .bind(&row.1)
+    .bind(path.to_string_lossy().to_string())
+    .bind(row.2)
+    .bind(&row.3)
+    .bind(&row.4)
+    .bind(row.5)
+    .execute(&st.db)
+    .await;
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&path);
+        return Err(e.into());
+    }
+    Ok((StatusCode::CREATED, Json(out(row))))
+}
+
+fn finite(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 100.0).round() / 100.0
+    } else {
+        -99.0
+    }
+}
+
+/// The prompt's file path, if it belongs to `tenant`.
+pub async fn prompt_path(st: &AppState, tenant: &str, id: &str) -> ApiResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT path FROM api_prompts WHERE tenant = ? AND id = ?")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&st.db)
+            .await?,
+    )
+}
+
+/// List prompts.
+#[utoipa::path(get, path = "/v1/prompts", tag = "prompts", params(PageQuery),
+    responses((status = 200, body = Page<PromptOut>), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    uri: Uri,
+) -> ApiResult<Json<Page<PromptOut>>> {
+    let q: PageQuery = parse_query(&uri)?;
+    let limit = q.limit()?;
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
+         WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(&tenant)
+    .bind(q.after()?)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&st.db)
+    .await?;
+    Ok(Json(Page::from_fetched(
+        rows.into_iter().map(out).collect(),
+        limit,
+        |p| p.id.clone(),
+    )))
+}
+
+async fn one(st: &AppState, tenant: &str, id: &str) -> ApiResult<PromptOut> {
+    let r: Option<Row> = sqlx::query_as(
+        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
+         WHERE tenant = ? AND id = ?",
+    )
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(&st.db)
+    .await?;
+    r.map(out)
+        .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))
+}
+
+/// One prompt.
+#[utoipa::path(get, path = "/v1/prompts/{id}", tag = "prompts",
+    params(("id" = String, Path, description = "Prompt id")),
+    responses((status = 200, body = PromptOut), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PromptOut>> {
+    one(&st, &tenant, &id).await.map(Json)
+}
+
+/// Delete a prompt; 409 while a running or paused campaign uses it.
+#[utoipa::path(delete, path = "/v1/prompts/{id}", tag = "prompts",
+    params(("id" = String, Path, description = "Prompt id")),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let path = prompt_path(&st, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))?;
+    let live = st
+        .store
+        .campaigns(&[CampaignState::Running, CampaignState::Paused])
+        .await?;
+    if let Some(c) = live
+        .iter()
+        .find(|c| c.spec.tenant == tenant && c.spec.prompt == path)
+    {
+        return Err(ApiError::conflict(format!(
+            "campaign {} ({}) uses this prompt",
+            c.id, c.state
+        )));
+    }
+    sqlx::query("DELETE FROM api_prompts WHERE tenant = ? AND id = ?")
+        .bind(&tenant)
+        .bind(&id)
+        .execute(&st.db)
+        .await?;
+    let _ = std::fs::remove_file(&path);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The 8 kHz WAV a callee hears (the message levelled, through A-law).
+#[utoipa::path(get, path = "/v1/prompts/{id}/audio", tag = "prompts",
+    params(("id" = String, Path, description = "Prompt id")),
+    responses((status = 200, content_type = "audio/wav", body = Vec<u8>),
+        (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn audio(
+    State(st): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let path = prompt_path(&st, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))?;
+    let wav = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&path).map_err(|source| CodecError::Io {
+            path: path.clone().into(),
+            source,
+        })?;
+        let p = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?
+            .encode(Codec::Pcma, 20)?;
+        codecs::wav::to_wav_bytes(&p.decode()?, 8000)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], wav).into_response())
+}

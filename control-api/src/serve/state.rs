@@ -1,0 +1,235 @@
+//! Shared state of `dialer serve`: the engine's store and dialer, the API's own tables,
+//! the Prometheus handle and the readiness flags.
+//!
+//! The API keeps a few tables of its own (tenants with token hashes, prompt metadata,
+//! street lists, idempotency keys) in the engine's SQLite file, named `api_*` and created
+//! with `CREATE TABLE IF NOT EXISTS`, so they never collide with the engine's numbered
+//! migrations (`schema_migrations`). Reads of engine tables that the `Store` trait does not
+//! offer (contact lists, per-zone counts) go through this pool too.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use engine::dialer::Dialer;
+use engine::store::SqliteStore;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::SqlitePool;
+
+use super::config::ServeConfig;
+
+/// Shared, cheap to clone.
+pub type AppState = Arc<Inner>;
+
+/// What every handler can reach.
+pub struct Inner {
+    /// The configuration in force.
+    pub cfg: ServeConfig,
+    /// The engine's store (journal, campaigns, contacts).
+    pub store: SqliteStore,
+    /// The dialer service.
+    pub dialer: Dialer<SqliteStore>,
+    /// Read-write pool for the `api_*` tables and extra reads.
+    pub db: SqlitePool,
+    /// Prometheus renderer.
+    pub metrics: PrometheusHandle,
+    /// SHA-256 (hex) of the admin token.
+    pub admin_hash: String,
+    /// Where prompt files live.
+    pub prompt_dir: PathBuf,
+    /// Set once everything started; cleared when draining.
+    pub ready: AtomicBool,
+    /// Set on the first SIGTERM/SIGINT.
+    pub draining: AtomicBool,
+}
+
+impl Inner {
+    /// Whether `/readyz` should say yes.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Lower-case hex SHA-256 of a token: what is stored and compared.
+pub fn token_hash(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A random token: 32 bytes, hex.
+pub fn new_token() -> String {
+    let b: [u8; 32] = rand::random();
+    hex(&b)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const API_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS api_tenants (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,
+        created_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS api_prompts (
+        id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL, codecs TEXT NOT NULL, loudness TEXT NOT NULL,
+        created_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS api_prompts_tenant ON api_prompts (tenant, id)",
+    "CREATE TABLE IF NOT EXISTS api_streets (
+        tenant TEXT NOT NULL, street TEXT NOT NULL COLLATE NOCASE, zone TEXT NOT NULL,
+        PRIMARY KEY (tenant, street))",
+    "CREATE TABLE IF NOT EXISTS api_idempotency (
+        scope TEXT NOT NULL, key TEXT NOT NULL, request_sha256 TEXT NOT NULL,
+        status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL,
+        created_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))",
+    "CREATE TABLE IF NOT EXISTS api_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+];
+
+/// Opens the API pool on the engine's database file and creates the `api_*` tables.
+pub async fn open_api_db(path: &std::path::Path) -> Result<SqlitePool, sqlx::Error> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await?;
+    for s in API_SCHEMA {
+        sqlx::query(s).execute(&pool).await?;
+    }
+    Ok(pool)
+}
+
+/// The admin token's hash: from the configuration, else the one generated at first start
+/// (kept hashed in `api_meta`), else a new one, returned in clear to be printed once.
+pub async fn admin_hash(
+    db: &SqlitePool,
+    configured: Option<&str>,
+) -> Result<(String, Option<String>), sqlx::Error> {
+    if let Some(t) = configured {
+        return Ok((token_hash(t), None));
+    }
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM api_meta WHERE key = 'admin_token_sha256'")
+            .fetch_optional(db)
+            .await?;
+    if let Some(h) = stored {
+        return Ok((h, None));
+    }
+    let t = new_token();
+    let h = token_hash(&t);
+    sqlx::query("INSERT INTO api_meta (key, value) VALUES ('admin_token_sha256', ?)")
+        .bind(&h)
+        .execute(db)
+        .await?;
+    Ok((h, Some(t)))
+}
+
+/// Installs the Prometheus recorder (once per process; later calls get the same handle),
+/// with the histogram buckets of DESIGN's histograms.
+pub fn metrics_handle() -> PrometheusHandle {
+    static H: OnceLock<PrometheusHandle> = OnceLock::new();
+    H.get_or_init(|| {
+        let b = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("dialer_post_dial_delay_seconds".into()),
+                &[0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("dialer_call_duration_seconds".into()),
+                    &[
+                        1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0,
+                    ],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("dialer_rtp_send_lag_seconds".into()),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                    ],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Suffix("_seconds".into()),
+                    &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0],
+                )
+            })
+            .expect("bucket lists are non-empty");
+        let recorder = b.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        describe();
+        handle
+    })
+    .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("dialer_call_attempts_total", "Attempts started, per trunk");
+    describe_counter!(
+        "dialer_calls_completed_total",
+        "Attempts ended, per trunk and outcome"
+    );
+    describe_gauge!(
+        "dialer_calls_active",
+        "Calls in progress, per trunk and state"
+    );
+    describe_counter!(
+        "dialer_sip_responses_total",
+        "SIP responses received, per trunk, method and code"
+    );
+    describe_counter!(
+        "dialer_sip_retransmissions_total",
+        "SIP retransmissions, per trunk"
+    );
+    describe_histogram!(
+        "dialer_post_dial_delay_seconds",
+        Unit::Seconds,
+        "INVITE to first ringing or answer"
+    );
+    describe_histogram!(
+        "dialer_call_duration_seconds",
+        Unit::Seconds,
+        "Answered call duration"
+    );
+    describe_gauge!("dialer_trunk_up", "1 when the trunk answers OPTIONS pings");
+    describe_gauge!("dialer_trunk_cps_limit", "Configured calls per second");
+    describe_gauge!(
+        "dialer_trunk_channels_limit",
+        "Configured concurrent channels"
+    );
+    describe_counter!(
+        "dialer_cps_throttled_total",
+        "Attempts delayed by the CPS limiter"
+    );
+    describe_counter!("dialer_rtp_packets_sent_total", "RTP packets sent");
+    describe_histogram!(
+        "dialer_rtp_send_lag_seconds",
+        Unit::Seconds,
+        "How late RTP packets leave versus their schedule"
+    );
+    describe_gauge!(
+        "dialer_campaign_contacts",
+        "Targeted contacts, by the state of their campaign"
+    );
+}

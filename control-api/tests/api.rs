@@ -1,0 +1,731 @@
+//! API tests over real HTTP: a server per test on 127.0.0.1:0 with its own SQLite file,
+//! no trunk (nothing is dialled). Every bad input must give 4xx problem+json and change
+//! nothing.
+
+use std::time::Duration;
+
+use control_api::serve::{ServeConfig, Server};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+const ADMIN: &str = "test-admin-token-0123456789";
+
+struct Api {
+    base: String,
+    http: Client,
+    _dir: tempfile::TempDir,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+impl Api {
+    async fn start() -> Api {
+        Self::start_with("").await
+    }
+
+    async fn start_with(extra: &str) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "admin_token = \"{ADMIN}\"\ndrain_timeout_s = 5\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n\
+             [sip]\nlisten = \"127.0.0.1:0\"\n\
+             [store]\nurl = \"sqlite://{}\"\n{extra}\n",
+            dir.path().join("t.db").display()
+        );
+        let cfg = ServeConfig::parse_with(&text, &|_| None).unwrap();
+        let server = Server::start(cfg).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(async move { server.run(rx).await.unwrap() });
+        Api {
+            base,
+            http: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            _dir: dir,
+            stop,
+            task,
+        }
+    }
+
+    async fn shutdown(self) {
+        self.stop.send(true).unwrap();
+        let ok = tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ok, "drain in time");
+    }
+
+    fn req(&self, m: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.request(m, format!("{}{path}", self.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn json(&self, m: Method, path: &str, token: &str, body: Value) -> Response {
+        self.req(m, path, Some(token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Response {
+        self.req(Method::GET, path, Some(token))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn tenant(&self, id: &str) -> String {
+        let r = self
+            .json(
+                Method::POST,
+                "/v1/tenants",
+                ADMIN,
+                json!({"id": id, "name": id}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    async fn csv(&self, path: &str, token: &str, body: &str) -> Response {
+        self.req(Method::POST, path, Some(token))
+            .header("content-type", "text/csv")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem+json response with `status`; returns its detail.
+async fn problem(r: Response, status: StatusCode) -> String {
+    assert_eq!(r.status(), status, "{:?}", r.url());
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(ct, "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status.as_u16());
+    assert!(v["type"].is_string() && v["title"].is_string());
+    v["detail"].as_str().unwrap().to_string()
+}
+
+fn wav(seconds: f32) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut cur = std::io::Cursor::new(vec![]);
+    {
+        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
+        for i in 0..(8000.0 * seconds) as usize {
+            let t = i as f32 / 8000.0;
+            let s = (t * 440.0 * std::f32::consts::TAU).sin() * 0.3 * 32767.0;
+            w.write_sample(s as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    cur.into_inner()
+}
+
+async fn upload_prompt(api: &Api, token: &str) -> String {
+    let r = api
+        .req(Method::POST, "/v1/prompts?name=alert", Some(token))
+        .header("content-type", "audio/wav")
+        .body(wav(1.0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn ops_endpoints_openapi_and_docs() {
+    let api = Api::start().await;
+    let r = api.get("/healthz", "x").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api.get("/readyz", "x").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api.get("/metrics", "x").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("dialer_campaign_contacts"), "{text}");
+    let r = api.get("/openapi.json", "x").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for p in [
+        "/v1/tenants",
+        "/v1/prompts",
+        "/v1/contacts/import",
+        "/v1/campaigns/{id}/start",
+        "/v1/campaigns/{id}/calls.csv",
+        "/metrics",
+    ] {
+        assert!(doc["paths"][p].is_object(), "missing {p}");
+    }
+    let r = api.get("/docs", "x").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("/docs/swagger-ui-bundle.js") && !html.contains("https://"));
+    for a in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"] {
+        let r = api.get(a, "x").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.bytes().await.unwrap().len() > 10_000);
+    }
+    problem(api.get("/nope", "x").await, StatusCode::NOT_FOUND).await;
+    problem(
+        api.req(Method::DELETE, "/healthz", None)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
+    .await;
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenants_auth_idempotency_and_pagination() {
+    let api = Api::start().await;
+    problem(
+        api.req(Method::GET, "/v1/tenants", None)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    problem(
+        api.get("/v1/tenants", "wrong").await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let t1 = api.tenant("anzio").await;
+    api.tenant("latina").await;
+    api.tenant("nettuno").await;
+    // Bad input: nothing created.
+    let dup = api
+        .json(
+            Method::POST,
+            "/v1/tenants",
+            ADMIN,
+            json!({"id": "anzio", "name": "x"}),
+        )
+        .await;
+    problem(dup, StatusCode::CONFLICT).await;
+    let bad = api
+        .json(
+            Method::POST,
+            "/v1/tenants",
+            ADMIN,
+            json!({"id": "Bad Id!", "name": "x"}),
+        )
+        .await;
+    problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let unknown = api
+        .json(
+            Method::POST,
+            "/v1/tenants",
+            ADMIN,
+            json!({"id": "z1", "name": "x", "extra": 1}),
+        )
+        .await;
+    let d = problem(unknown, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(d.contains("extra"), "{d}");
+    let r = api
+        .req(Method::POST, "/v1/tenants", Some(ADMIN))
+        .body("{\"id\":\"z2\",\"name\":\"x\"}")
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let r = api
+        .req(Method::POST, "/v1/tenants", Some(ADMIN))
+        .body("{\"id\":")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    // Tenant tokens cannot manage tenants; the admin cannot act as a tenant.
+    problem(api.get("/v1/tenants", &t1).await, StatusCode::FORBIDDEN).await;
+    problem(api.get("/v1/contacts", ADMIN).await, StatusCode::FORBIDDEN).await;
+
+    // Pagination.
+    let mut ids = vec![];
+    let mut cursor = String::new();
+    loop {
+        let v: Value = api
+            .get(&format!("/v1/tenants?limit=2&cursor={cursor}"), ADMIN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        for t in v["items"].as_array().unwrap() {
+            ids.push(t["id"].as_str().unwrap().to_string());
+            assert!(t.get("token").is_none());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["anzio", "latina", "nettuno"]);
+    problem(
+        api.get("/v1/tenants?limit=0", ADMIN).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    problem(
+        api.get("/v1/tenants?cursor=zz", ADMIN).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+
+    // Idempotency-Key: replay, and refusal of a different body.
+    let body = json!({"id": "sabaudia", "name": "Sabaudia"});
+    let send = |b: Value| {
+        api.req(Method::POST, "/v1/tenants", Some(ADMIN))
+            .header("idempotency-key", "k-1")
+            .json(&b)
+            .send()
+    };
+    let a = send(body.clone()).await.unwrap();
+    assert_eq!(a.status(), StatusCode::CREATED);
+    let a: Value = a.json().await.unwrap();
+    let b = send(body.clone()).await.unwrap();
+    assert_eq!(b.status(), StatusCode::CREATED);
+    assert_eq!(b.headers()["idempotent-replayed"], "true");
+    let b: Value = b.json().await.unwrap();
+    assert_eq!(a, b);
+    let c = send(json!({"id": "other", "name": "x"})).await.unwrap();
+    problem(c, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let v: Value = api
+        .get("/v1/tenants?limit=500", ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 4);
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn streets_contacts_and_bad_csv() {
+    let api = Api::start().await;
+    let t = api.tenant("anzio").await;
+    let r = api
+        .csv(
+            "/v1/streets",
+            &t,
+            "street,zone\nVia Roma,Centro\nVia Verdi,Centro\nVia del Mare,Lido\n,Nowhere\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["imported"], 3);
+    assert_eq!(v["rejected"][0]["line"], 5);
+
+    // Malformed CSV, wrong type: 4xx and nothing imported.
+    problem(
+        api.csv("/v1/contacts/import", &t, "phone,street\n123,x\n")
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let r = api
+        .req(Method::POST, "/v1/contacts/import", Some(&t))
+        .header("content-type", "application/json")
+        .body("number\n+390771286891\n")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let r = api
+        .req(Method::POST, "/v1/contacts/import", Some(&t))
+        .header("content-type", "text/csv")
+        .body(vec![0xffu8, 0xfe, 0x00])
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    let v: Value = api.get("/v1/contacts", &t).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+
+    let r = api
+        .csv(
+            "/v1/contacts/import",
+            &t,
+            "number,street,house_number,zone\n\
+             0771 286891,Via Roma,1,\n\
+             347 1234567,Via del Mare,2,\n\
+             not-a-number,Via Roma,3,\n\
+             0771 286892,Via Ignota,4,\n\
+             0771 286893,Via Ignota,5,Periferia\n\
+             +390771286891,Via Roma,1,\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["imported"], 3, "{v}");
+    let lines: Vec<u64> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [4, 5, 7]);
+
+    let v: Value = api
+        .get("/v1/contacts?zone=Lido", &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"][0]["number"], "+393471234567");
+    assert_eq!(v["items"][0]["number_type"], "mobile");
+
+    // One contact by JSON; bad number and unknown field refused.
+    let r = api
+        .json(
+            Method::POST,
+            "/v1/contacts",
+            &t,
+            json!({"number": "+39 333 1112222", "street": "Via Verdi"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["zone"], "Centro");
+    assert_eq!(v["source"], "registration");
+    problem(
+        api.json(Method::POST, "/v1/contacts", &t, json!({"number": "12"}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    problem(
+        api.json(
+            Method::POST,
+            "/v1/contacts",
+            &t,
+            json!({"number": "+393331112223", "x": 1}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    let v: Value = api.get("/v1/zones", &t).await.json().await.unwrap();
+    let centro = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|z| z["zone"] == "Centro")
+        .unwrap()
+        .clone();
+    assert_eq!(centro["contacts"], 2);
+
+    // Opt-out, erasure.
+    let r = api
+        .req(
+            Method::POST,
+            "/v1/contacts/%2B390771286891/opt-out",
+            Some(&t),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["opt_out"], true);
+    let r = api
+        .req(Method::DELETE, "/v1/contacts/%2B390771286891", Some(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = api
+        .req(Method::DELETE, "/v1/contacts/%2B390771286891", Some(&t))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_FOUND).await;
+    let v: Value = api
+        .get("/v1/contacts?limit=1", &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(v["next_cursor"].is_string());
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_upload_is_413() {
+    let api = Api::start_with("").await;
+    let t = api.tenant("anzio").await;
+    // The body limit in force is the default (20 MiB): send more.
+    let big = vec![b'a'; 21 * 1024 * 1024];
+    let r = api
+        .req(Method::POST, "/v1/prompts?name=big", Some(&t))
+        .header("content-type", "audio/wav")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let v: Value = api.get("/v1/prompts", &t).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn prompts_upload_audio_and_delete() {
+    let api = Api::start().await;
+    let t = api.tenant("anzio").await;
+    let id = upload_prompt(&api, &t).await;
+    let v: Value = api
+        .get(&format!("/v1/prompts/{id}"), &t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["name"], "alert");
+    assert!(
+        (v["duration_ms"].as_i64().unwrap() - 1000).abs() <= 40,
+        "{v}"
+    );
+    assert_eq!(v["codecs"], json!(["pcmu", "pcma"]));
+    let r = api.get(&format!("/v1/prompts/{id}/audio"), &t).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "audio/wav");
+    let b = r.bytes().await.unwrap();
+    assert_eq!(&b[..4], b"RIFF");
+    // Garbage, wrong type, missing name: refused, nothing stored.
+    let r = api
+        .req(Method::POST, "/v1/prompts?name=x", Some(&t))
+        .header("content-type", "audio/wav")
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let r = api
+        .req(Method::POST, "/v1/prompts?name=x", Some(&t))
+        .header("content-type", "image/png")
+        .body(wav(0.5))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let r = api
+        .req(Method::POST, "/v1/prompts", Some(&t))
+        .header("content-type", "audio/wav")
+        .body(wav(0.5))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    let v: Value = api.get("/v1/prompts", &t).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let r = api
+        .req(Method::DELETE, &format!("/v1/prompts/{id}"), Some(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    problem(
+        api.get(&format!("/v1/prompts/{id}"), &t).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn campaigns_lifecycle_and_tenant_isolation() {
+    let api = Api::start().await;
+    let a = api.tenant("anzio").await;
+    let b = api.tenant("latina").await;
+    let prompt = upload_prompt(&api, &a).await;
+    let r = api
+        .csv(
+            "/v1/contacts/import",
+            &a,
+            "number,street,house_number,zone\n0771 286891,Via Roma,1,Centro\n\
+             0771 286892,Via Mare,2,Lido\n0771 286893,Via Mare,3,Lido\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let spec = json!({
+        "name": "allerta meteo",
+        "prompt_id": prompt,
+        "target": {"zones": ["Lido"]},
+        "priority": "emergency",
+        "retry": {"busy": {"interval_s": 60, "max_attempts": 2}},
+        "window": {"always": true}
+    });
+    // Invalid specs: nothing created.
+    let mut bad = spec.clone();
+    bad["prompt_id"] = json!("nope");
+    problem(
+        api.json(Method::POST, "/v1/campaigns", &a, bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let mut bad = spec.clone();
+    bad["target"] = json!({"zones": [], "oops": 1});
+    problem(
+        api.json(Method::POST, "/v1/campaigns", &a, bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let mut bad = spec.clone();
+    bad["priority"] = json!("urgent");
+    problem(
+        api.json(Method::POST, "/v1/campaigns", &a, bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Another tenant cannot use this tenant's prompt.
+    problem(
+        api.json(Method::POST, "/v1/campaigns", &b, spec.clone())
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let v: Value = api.get("/v1/campaigns", &a).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+
+    let r = api
+        .json(Method::POST, "/v1/campaigns", &a, spec.clone())
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["state"], "draft");
+    assert_eq!(c["estimate"]["contacts"], 2);
+    let id = c["id"].as_i64().unwrap();
+    problem(
+        api.json(Method::POST, "/v1/campaigns", &a, spec.clone())
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // Isolation: tenant B sees none of A's resources.
+    for p in [
+        format!("/v1/campaigns/{id}"),
+        format!("/v1/campaigns/{id}/calls"),
+        format!("/v1/campaigns/{id}/calls.csv"),
+        format!("/v1/prompts/{prompt}"),
+        format!("/v1/prompts/{prompt}/audio"),
+    ] {
+        problem(api.get(&p, &b).await, StatusCode::NOT_FOUND).await;
+    }
+    for p in [
+        format!("/v1/campaigns/{id}/start"),
+        "/v1/contacts/%2B390771286891/opt-out".to_string(),
+    ] {
+        let r = api.req(Method::POST, &p, Some(&b)).send().await.unwrap();
+        problem(r, StatusCode::NOT_FOUND).await;
+    }
+    for p in [
+        format!("/v1/prompts/{prompt}"),
+        "/v1/contacts/%2B390771286891".into(),
+    ] {
+        let r = api.req(Method::DELETE, &p, Some(&b)).send().await.unwrap();
+        problem(r, StatusCode::NOT_FOUND).await;
+    }
+    let v: Value = api.get("/v1/contacts", &b).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    let v: Value = api.get("/v1/campaigns", &b).await.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+
+    // Lifecycle.
+    let r = api
+        .req(
+            Method::POST,
+            &format!("/v1/campaigns/{id}/resume"),
+            Some(&a),
+        )
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::CONFLICT).await;
+    let r = api
+        .req(Method::POST, &format!("/v1/campaigns/{id}/start"), Some(&a))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        ["running", "completed"].contains(&v["state"].as_str().unwrap()),
+        "{v}"
+    );
+    assert_eq!(v["by_zone"]["Lido"]["targeted"], 2, "{v}");
+    let v: Value = api
+        .get(&format!("/v1/campaigns/{id}"), &a)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(v["totals"]["pending"].is_u64() && v["totals"]["answered"].is_u64());
+    let r = api.get(&format!("/v1/campaigns/{id}/calls"), &a).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = api.get(&format!("/v1/campaigns/{id}/calls.csv"), &a).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .starts_with("id,number,trunk,state,outcome"));
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn trunks_are_admin_only_and_read_only_for_now() {
+    let api = Api::start_with(
+        "[[trunk]]\nname = \"carrier-a\"\nproxy = \"127.0.0.1:5999\"\npassword = \"s3cret\"\nmax_channels = 10\ncps = 5\n",
+    )
+    .await;
+    let t = api.tenant("anzio").await;
+    problem(api.get("/v1/trunks", &t).await, StatusCode::FORBIDDEN).await;
+    let r = api.get("/v1/trunks", ADMIN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("s3cret"));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["items"][0]["name"], "carrier-a");
+    assert_eq!(v["items"][0]["password_set"], true);
+    let r = api.get("/v1/trunks/carrier-a", ADMIN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    problem(
+        api.get("/v1/trunks/nope", ADMIN).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let r = api
+        .req(Method::PUT, "/v1/trunks/carrier-a", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::NOT_IMPLEMENTED).await;
+    api.shutdown().await;
+}
