@@ -29,7 +29,7 @@ use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignError, CampaignSpec, CampaignState};
 use super::config::DialerConfig;
 use super::congestion::Signal;
-use super::retry::Next;
+use super::retry::{Next, RetryPolicy};
 use super::routing::{self, Route, TrunkView};
 use super::scheduler::{DueItem, Pick, Scheduler};
 use super::trunk::Trunk;
@@ -37,8 +37,8 @@ use super::window::Window;
 use crate::net::SipDriver;
 use crate::sip::auth::Credentials;
 use crate::sip::endpoint::{
-    CallEnd, CallHandle, CallParams, EndpointConfig, Event, RegisterParams, RequestHandle,
-    Transport,
+    CallEnd, CallHandle, CallParams, EndpointConfig, Event, RegisterParams, RegistrationState,
+    RequestHandle, Transport,
 };
 use crate::sip::outcome::Outcome;
 use crate::sip::sdp::{OfferCodec, OfferParams};
@@ -177,6 +177,7 @@ impl<S: Store> Dialer<S> {
             shutting_down: None,
             pings: HashMap::new(),
             next_ping: vec![Instant::now(); n],
+            regs: HashMap::new(),
         };
         tokio::spawn(core.run(cmd_rx, int_rx, events, media_notes));
         let _ = cmd_tx.send(Cmd::Reload);
@@ -320,6 +321,9 @@ struct CampRt {
 
 struct Call<P> {
     item: DueItem,
+    policy: RetryPolicy,
+    prompt: String,
+    play_count: u32,
     trunk: usize,
     campaign: i64,
     attempt: Option<i64>,
@@ -358,6 +362,8 @@ struct Core<S: Store, M: CallMedia> {
     shutting_down: Option<oneshot::Sender<()>>,
     pings: HashMap<RequestHandle, usize>,
     next_ping: Vec<Instant>,
+    /// Registrations by trunk; a failed REGISTER counts as a failed ping.
+    regs: HashMap<RequestHandle, usize>,
 }
 
 const REFILL_BELOW: usize = 200;
@@ -371,7 +377,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         mut sip: mpsc::UnboundedReceiver<Event>,
         mut media: mpsc::UnboundedReceiver<MediaNote>,
     ) {
-        self.start_registrations();
+        self.start_registrations().await;
         let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -472,7 +478,8 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         });
     }
 
-    fn start_registrations(&mut self) {
+    async fn start_registrations(&mut self) {
+        let mut regs = HashMap::new();
         for (i, t) in self.trunks.iter().enumerate() {
             if !t.cfg.register {
                 continue;
@@ -496,14 +503,14 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 expires: 3600,
                 transport: Some(transport(t)),
             };
-            let driver = self.driver.clone();
-            let name = t.cfg.name.clone();
-            tokio::spawn(async move {
-                if let Err(e) = driver.register(params).await {
-                    warn!(trunk = %name, error = %e, "REGISTER not started");
+            match self.driver.register(params).await {
+                Ok(h) => {
+                    regs.insert(h, i);
                 }
-            });
+                Err(e) => warn!(trunk = %t.cfg.name, error = %e, "REGISTER not started"),
+            }
         }
+        self.regs = regs;
     }
 
     async fn housekeeping(&mut self) {
@@ -790,7 +797,6 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             trunk: self.trunks[t].cfg.name.clone(),
             started_ms: now_ms(),
         };
-        let _ = camp;
         let fut = self.store.begin_attempt(start);
         let tx = self.int_tx.clone();
         tokio::spawn(async move {
@@ -802,6 +808,9 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             token,
             Call {
                 campaign: it.campaign,
+                policy: camp.rec.spec.retry,
+                prompt: camp.rec.spec.prompt.clone(),
+                play_count: camp.rec.spec.play_count,
                 item: it,
                 trunk: t,
                 attempt: None,
@@ -950,11 +959,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     // Durable soon; ordered before the attempt's end by the store.
                     spawn_logged(self.store.attempt_answered(a, now_ms()));
                 }
-                let (prompt, plays) = self
-                    .campaigns
-                    .get(&c.campaign)
-                    .map(|k| (k.rec.spec.prompt.clone(), k.rec.spec.play_count))
-                    .unwrap_or_default();
+                let (prompt, plays) = (c.prompt.clone(), c.play_count);
                 if let Some(port) = c.port.take() {
                     match self.media.start(token, port, &media, &prompt, plays) {
                         Ok(()) => c.media_on = true,
@@ -1007,6 +1012,13 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             }
             Event::Registration { reg, state } => {
                 debug!(?reg, ?state, "registration");
+                if let Some(&t) = self.regs.get(&reg) {
+                    match state {
+                        RegistrationState::Registered { .. } => self.trunks[t].on_ping(now, true),
+                        RegistrationState::Failed { .. } => self.trunks[t].on_ping(now, false),
+                        RegistrationState::Unregistered => {}
+                    }
+                }
             }
         }
     }
@@ -1088,11 +1100,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 .finish(c.campaign, c.item.contact, &c.item.number, false);
             return;
         };
-        let policy = self
-            .campaigns
-            .get(&c.campaign)
-            .map(|k| k.rec.spec.retry)
-            .unwrap_or_default();
+        let policy = c.policy;
         let outcome = end.outcome;
         // A carrier fault goes to another trunk without using up the citizen's retries.
         let mut failover = false;
@@ -1117,30 +1125,27 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 c.item.excluded = excluded;
             }
         }
-        let counted = !failover;
+        // We stopped it ourselves (pause, cancel, shutdown) or it never left: the citizen
+        // was not reached, so it does not count and stays due.
+        let ours = outcome == Outcome::Canceled || !sent;
+        let counted = !failover && !ours;
         let attempts = c.item.attempts + u32::from(counted);
         let now_wall = now_ms();
-        let next = if failover {
+        let next = if failover || ours {
             ContactNext::RetryAt(now_wall)
-        } else if self.campaigns.contains_key(&c.campaign) || outcome == Outcome::Answered {
+        } else {
             match policy.decide(Some(outcome), attempts, now_wall) {
                 Next::RetryAt(t) => ContactNext::RetryAt(t),
                 Next::Done => ContactNext::Done,
             }
-        } else {
-            // Paused or canceled: leave it due; a resumed campaign calls it again.
-            match policy.decide(Some(outcome), attempts, now_wall) {
-                Next::RetryAt(_) => ContactNext::RetryAt(now_wall),
-                Next::Done => ContactNext::Done,
-            }
         };
-        let played = match (self.campaigns.get(&c.campaign), c.answered_at) {
-            (Some(k), Some(_)) => self
+        let played = match c.answered_at {
+            Some(_) => self
                 .media
-                .packets_per_play(&k.rec.spec.prompt)
+                .packets_per_play(&c.prompt)
                 .filter(|n| *n > 0)
                 .map(|n| {
-                    let total = n * u64::from(k.rec.spec.play_count.max(1));
+                    let total = n * u64::from(c.play_count.max(1));
                     ((c.packets * 1000) / total).min(1000) as i64
                 }),
             _ => None,
