@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 use engine::store::{AttemptRecord, SqliteOptions, SqliteStore, Store};
 use tempfile::TempDir;
 
+/// The tests measure rates from the carriers' clocks: run them one at a time so that they
+/// do not steal each other's CPU (two cores, three dialers, six SIPps).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn sipp_available() -> bool {
     match Command::new("sipp")
         .arg("-v")
@@ -384,6 +392,7 @@ fn campaign_on_two_zones_over_two_carriers() {
     if !sipp_available() {
         return;
     }
+    let _serial = serial();
     let dir = TempDir::new().unwrap();
     let d = dir.path();
     let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
@@ -478,6 +487,7 @@ fn crash_mid_campaign_and_restart() {
     if !sipp_available() {
         return;
     }
+    let _serial = serial();
     let dir = TempDir::new().unwrap();
     let d = dir.path();
     let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
@@ -573,6 +583,7 @@ fn carrier_fault_fails_over_without_using_retries() {
     if !sipp_available() {
         return;
     }
+    let _serial = serial();
     let dir = TempDir::new().unwrap();
     let d = dir.path();
     let flaky = Carrier::start(d, "flaky", "uas_503.xml"); // 503 with Retry-After: 30
