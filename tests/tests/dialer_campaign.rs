@@ -671,3 +671,72 @@ priority = 1
     );
     assert_eq!(flaky.calls().len(), on_flaky);
 }
+
+#[test]
+fn trunk_registers_and_is_pinged() {
+    if !sipp_available() {
+        return;
+    }
+    let _serial = serial();
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let carrier = Carrier::start(d, "carrier", "uas_register_options.xml");
+    let rtp = free_port() / 2 * 2;
+    let (lo, hi) = if rtp > 60000 {
+        (20000, 29998)
+    } else {
+        (rtp, rtp + 2000)
+    };
+    let config = d.join("dialer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"sip_bind = "127.0.0.1:0"
+rtp_ports = "{lo}-{hi}"
+[[trunk]]
+name = "registered"
+proxy = "127.0.0.1:{}"
+register = true
+username = "390771000000"
+password = "${{E2E_TRUNK_SECRET}}"
+options_ping_interval_s = 1
+max_channels = 5
+cps = 5
+"#,
+            carrier.port
+        ),
+    )
+    .unwrap();
+    let contacts = write_contacts(d, 30);
+    let prompt = write_prompt(d, 0.5);
+    let mut cmd = run_args(d, &config, &contacts, &prompt);
+    cmd.env("E2E_TRUNK_SECRET", "s3cret");
+    let mut child = cmd.spawn().unwrap();
+    let st = wait(&mut child, Duration::from_secs(120));
+    let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
+    assert!(
+        st.success(),
+        "dialer failed: {st}\n{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
+    let attempts = journal(d);
+    assert_eq!(attempts.len(), 20);
+    assert!(attempts
+        .iter()
+        .all(|a| a.outcome.as_deref() == Some("answered")));
+    let trace = std::fs::read_to_string(&carrier.trace).unwrap_or_default();
+    let first_request = trace
+        .lines()
+        .find(|l| l.ends_with(" SIP/2.0") && !l.starts_with("SIP/2.0"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_request.starts_with("REGISTER "),
+        "first request: {first_request}"
+    );
+    let options = trace.lines().filter(|l| l.starts_with("OPTIONS ")).count();
+    assert!(
+        options >= 2,
+        "{options} OPTIONS pings in a campaign of several seconds"
+    );
+}
