@@ -473,6 +473,7 @@ fn media_json(m: &PumpStats) -> serde_json::Value {
         "send_lag_p99_ms": ms(m.lag.quantile(0.99)),
         "send_lag_max_ms": ms(m.lag.max()),
         "loop_cpu_seconds": m.loop_cpu.as_secs_f64(),
+        "realtime_loops": m.realtime_loops,
     })
 }
 

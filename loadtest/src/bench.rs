@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Seconds of the bare sendmmsg loop per size (0: skip).
     #[arg(long, default_value_t = 10)]
     pub floor_secs: u64,
+    /// Run SIPp under `chrt -f 10` (SCHED_FIFO), as the dialer's pacing threads and the
+    /// carrier's receive thread run, so a shared machine treats both senders alike.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sipp_rt: bool,
 }
 
 /// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
@@ -209,7 +213,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 }
                 "sipp" => {
                     let port = free_udp_port()?;
-                    let child = Command::new(&a.sipp)
+                    let mut cmd = if a.sipp_rt {
+                        let mut c = Command::new("chrt");
+                        c.args(["-f", "10"]).arg(&a.sipp);
+                        c
+                    } else {
+                        Command::new(&a.sipp)
+                    };
+                    let child = cmd
                         .arg(&carrier.sip)
                         .arg("-sf")
                         .arg(&scen)
@@ -289,7 +300,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "kernel": uname,
         },
-        "args": {"sizes": a.sizes, "secs": a.secs, "ramp_secs": a.ramp_secs, "send_mode": a.send_mode},
+        "args": {"sizes": a.sizes, "secs": a.secs, "ramp_secs": a.ramp_secs, "send_mode": a.send_mode, "sipp_rt": a.sipp_rt},
         "runs": runs,
     });
     let path = a.out.join("bench.json");

@@ -123,7 +123,11 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     let local = sip.local_addr()?;
     let (rtp, rtcp) = bind_media(args.media)?;
     let media = rtp.local_addr()?;
-    set_buf(&rtp, libc::SO_RCVBUF, 32 << 20);
+    // SO_RCVBUF is capped by net.core.rmem_max (208 KiB by default: 4 ms of 5,000 streams);
+    // SO_RCVBUFFORCE (CAP_NET_ADMIN) is not, so a stalled carrier does not count loss.
+    if !set_buf(&rtp, libc::SO_RCVBUFFORCE, 64 << 20) {
+        set_buf(&rtp, libc::SO_RCVBUF, 64 << 20);
+    }
     let expected = match &args.expect_prompt {
         Some(p) => {
             let mut prompts = HashMap::new();
@@ -286,16 +290,16 @@ fn bind_media(addr: SocketAddr) -> Result<(UdpSocket, UdpSocket)> {
     bail!("no free RTP/RTCP port pair on {}", addr.ip())
 }
 
-fn set_buf(s: &UdpSocket, opt: libc::c_int, size: libc::c_int) {
+fn set_buf(s: &UdpSocket, opt: libc::c_int, size: libc::c_int) -> bool {
     // SAFETY: setsockopt with a pointer to a local int of the stated size.
     unsafe {
-        libc::setsockopt(
+        0 == libc::setsockopt(
             s.as_raw_fd(),
             libc::SOL_SOCKET,
             opt,
             &size as *const _ as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+        )
     }
 }
 
@@ -303,6 +307,13 @@ const BATCH: usize = 64;
 const MTU: usize = 1500;
 
 fn rtp_loop(sock: UdpSocket, analyzer: Arc<Mutex<Analyzer>>, stop: Arc<AtomicBool>) {
+    // The receiver must not be what a busy machine delays: real-time priority when permitted
+    // (arrival times come from the kernel either way).
+    let p = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sched_setscheduler on the calling thread with a pointer to a local.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+        debug!("carrier RTP thread: no SCHED_FIFO");
+    }
     let fd = sock.as_raw_fd();
     let one: libc::c_int = 1;
     // SAFETY: setsockopt with a pointer to a local int; a receive timeout so the loop can stop.

@@ -74,6 +74,10 @@ pub struct PumpConfig {
     pub send_mode: SendMode,
     /// Slot, phases, RTCP interval, batch size (headroom and NTP origin are set by the pump).
     pub pacer: PacerConfig,
+    /// Run the pacing threads under `SCHED_FIFO` (priority 10) when permitted, so that a busy
+    /// machine delays other work rather than the voice. Each loop sleeps between slots, and
+    /// the kernel's real-time throttling still bounds it.
+    pub realtime: bool,
 }
 
 impl PumpConfig {
@@ -86,6 +90,7 @@ impl PumpConfig {
             port_max: 39999,
             send_mode: SendMode::Auto,
             pacer: PacerConfig::default(),
+            realtime: true,
         }
     }
 }
@@ -249,6 +254,8 @@ pub struct PumpStats {
     pub peak_streams: usize,
     /// CPU time of the pacing threads (user + system), published at shutdown.
     pub loop_cpu: Duration,
+    /// Pacing threads that run under `SCHED_FIFO`.
+    pub realtime_loops: usize,
 }
 
 enum Cmd {
@@ -382,6 +389,7 @@ impl MediaPump {
             let (tx, rx) = std_mpsc::channel();
             let load = Arc::new(AtomicUsize::new(0));
             let raw_fd = if raw { Some(open_raw_socket()?) } else { None };
+            let realtime = cfg.realtime;
             let mut l = Loop::new(
                 cfg.pacer.clone(),
                 origin,
@@ -394,7 +402,12 @@ impl MediaPump {
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-pump-{i}"))
-                .spawn(move || l.run())?;
+                .spawn(move || {
+                    if realtime {
+                        l.make_realtime();
+                    }
+                    l.run()
+                })?;
             loads.push(load.clone());
             ctls.push(Mutex::new(LoopCtl {
                 tx,
@@ -636,6 +649,17 @@ impl Loop {
         })
     }
 
+    fn make_realtime(&mut self) {
+        let p = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sched_setscheduler on the calling thread with a pointer to a local.
+        let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
+        if r == 0 {
+            self.shared.lock().expect("stats lock").realtime_loops += 1;
+        } else {
+            debug!(error = %io::Error::last_os_error(), "no SCHED_FIFO for the media loop");
+        }
+    }
+
     fn run(&mut self) {
         // Ask for precise sleeps: the default 50 µs timer slack is a twentieth of a slot.
         // SAFETY: prctl with integer arguments only.
@@ -643,6 +667,7 @@ impl Loop {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0, 0, 0);
         }
         let mut last_publish = Instant::now();
+        let mut last_dtmf_scan = Instant::now();
         loop {
             // Commands first: new calls, stops.
             loop {
@@ -681,6 +706,10 @@ impl Loop {
             self.peak = self.peak.max(self.pacer.active());
             // Read what arrived.
             self.receive();
+            if last_dtmf_scan.elapsed() >= Duration::from_millis(50) {
+                self.dtmf_timeouts();
+                last_dtmf_scan = Instant::now();
+            }
             if last_publish.elapsed() >= Duration::from_secs(1) {
                 self.publish();
                 last_publish = Instant::now();
@@ -952,7 +981,10 @@ impl Loop {
                 }
             }
         }
-        // Presses whose end packets were all lost.
+    }
+
+    /// Reports presses whose end packets were all lost.
+    fn dtmf_timeouts(&mut self) {
         let now = Instant::now();
         for s in self.slots.iter_mut().flatten() {
             if let Some(d) = s.dtmf.as_mut() {
