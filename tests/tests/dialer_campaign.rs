@@ -371,6 +371,37 @@ fn journal(dir: &Path) -> Vec<AttemptRecord> {
     })
 }
 
+/// Polls the journal (read side, as the dialer writes it) until `n` attempts exist.
+fn wait_for_attempts(dir: &Path, n: u64, limit: Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    rt.block_on(async {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} attempts within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let path = dir.join("dialer.db");
+            if !path.exists() {
+                continue;
+            }
+            let Ok(s) = SqliteStore::open(&path, SqliteOptions::default()).await else {
+                continue;
+            };
+            let Ok(Some(c)) = s.campaign_by_name("latina", "boil-water").await else {
+                continue;
+            };
+            if s.progress(c.id).await.map(|p| p.attempts).unwrap_or(0) >= n {
+                return;
+            }
+        }
+    })
+}
+
 /// Expected numbers of the targeted zones (z1, z2), by type.
 fn targeted(n: usize) -> (HashSet<String>, HashSet<String>) {
     let (mut fixed, mut mobile) = (HashSet::new(), HashSet::new());
@@ -497,7 +528,8 @@ fn crash_mid_campaign_and_restart() {
     // A long message, so that the crash finds calls being played.
     let prompt = write_prompt(d, 1.5);
     let mut first = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
-    thread::sleep(Duration::from_millis(3500));
+    // Crash once some 40 attempts are journaled (calls are then ringing and playing).
+    wait_for_attempts(d, 40, Duration::from_secs(60));
     assert!(
         first.try_wait().unwrap().is_none(),
         "campaign ended before the crash"

@@ -123,24 +123,33 @@ async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {
         .execute(&mut *conn)
         .await?;
     for (v, sql) in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                .bind(v)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if done.is_some() {
-            continue;
+        // IMMEDIATE: two processes opening one database apply each migration once.
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let r = apply_migration(conn, *v, sql).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut *conn).await?;
+        if r? {
+            tracing::info!(version = v, "store: migration applied");
         }
-        let mut tx = conn.begin().await?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
-            .bind(v)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(version = v, "store: migration applied");
     }
     Ok(())
+}
+
+async fn apply_migration(conn: &mut SqliteConnection, v: i64, sql: &str) -> StoreResult<bool> {
+    let done: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+            .bind(v)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if done.is_some() {
+        return Ok(false);
+    }
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+        .bind(v)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
 
 /// A reply to send once the batch's commit is known.
@@ -734,6 +743,20 @@ mod tests {
             ring_timeout_s: None,
             play_count: 1,
             retry: RetryPolicy::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        for _ in 0..3 {
+            let (a, b) = tokio::join!(
+                SqliteStore::open(&p, SqliteOptions::default()),
+                SqliteStore::open(&p, SqliteOptions::default())
+            );
+            a.unwrap();
+            b.unwrap();
         }
     }
 
