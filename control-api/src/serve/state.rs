@@ -167,6 +167,18 @@ pub fn metrics_handle() -> PrometheusHandle {
             })
             .and_then(|b| {
                 b.set_buckets_for_metric(
+                    Matcher::Full("dialer_rtp_far_end_fraction_lost".into()),
+                    &[0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("dialer_store_batch_size".into()),
+                    &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
                     Matcher::Suffix("_seconds".into()),
                     &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0],
                 )
