@@ -380,6 +380,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         self.start_registrations().await;
         let mut housekeeping = tokio::time::interval(Duration::from_millis(250));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cmds_open = true;
         loop {
             let wake = self.next_wake(Instant::now());
             tokio::select! {
@@ -387,11 +388,13 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 Some(ev) = sip.recv() => self.on_sip(ev).await,
                 Some(n) = media.recv() => self.on_media(n),
                 Some(i) = internal.recv() => self.on_internal(i).await,
-                c = cmds.recv() => match c {
+                c = cmds.recv(), if cmds_open => match c {
                     Some(Cmd::Reload) => self.reload(),
                     Some(Cmd::Snapshot(tx)) => { let _ = tx.send(self.snapshot()); }
                     Some(Cmd::Shutdown(tx)) => self.begin_shutdown(tx),
                     None => {
+                        // Every Dialer handle is gone: stop as if asked to.
+                        cmds_open = false;
                         if self.shutting_down.is_none() {
                             let (tx, _rx) = oneshot::channel();
                             self.begin_shutdown(tx);
@@ -411,21 +414,23 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         }
     }
 
+    /// When the loop must look again without an event: when a limiter that holds back
+    /// work gets a token. A trunk that is ready now but found no work needs no wake-up:
+    /// the events that can create work (a call end, a commit, a refill) wake the loop.
     fn next_wake(&mut self, now: Instant) -> Instant {
         let mut at = now + Duration::from_millis(100);
-        for (i, q) in self.send_queues.iter().enumerate() {
-            if !q.is_empty() {
-                at = at.min(self.trunks[i].next_ready(now));
-            }
-        }
-        if self.sched_has_work() {
-            for t in &mut self.trunks {
-                if t.health.is_up() && t.active < t.cfg.max_channels {
-                    at = at.min(t.next_ready(now));
+        let work = self.sched_has_work();
+        for (i, t) in self.trunks.iter_mut().enumerate() {
+            let queued = !self.send_queues[i].is_empty();
+            let could_pick = work && t.health.is_up() && t.active < t.cfg.max_channels;
+            if queued || could_pick {
+                let r = t.next_ready(now);
+                if r > now {
+                    at = at.min(r);
                 }
             }
         }
-        at.max(now)
+        at
     }
 
     fn sched_has_work(&self) -> bool {
