@@ -239,6 +239,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads() {
+        let text = include_str!("../../dialer.example.toml");
+        let env = |k: &str| (k == "CARRIER_A_PASSWORD").then(|| "x".to_string());
+        let c = DialerConfig::load_with(text, &env).unwrap();
+        assert_eq!(c.trunks.len(), 2);
+        assert!(c.trunks[0].register);
+        assert_eq!(c.trunks[1].weight, 1);
+    }
+
+    #[test]
     fn errors() {
         assert!(matches!(
             DialerConfig::load_with(TEXT, &|_| None),
