@@ -726,6 +726,6 @@ async fn trunks_are_admin_only_and_read_only_for_now() {
         .send()
         .await
         .unwrap();
-    problem(r, StatusCode::NOT_IMPLEMENTED).await;
+    problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
     api.shutdown().await;
 }

@@ -16,7 +16,7 @@ use super::routes::{campaigns, contacts, metrics, prompts, streets, tenants, tru
         (RFC 9457); POST creates honour Idempotency-Key; lists use cursor pagination."),
     paths(
         tenants::create, tenants::list,
-        trunks::list, trunks::get, trunks::create, trunks::replace, trunks::delete,
+        trunks::list, trunks::get,
         prompts::create, prompts::list, prompts::get, prompts::delete, prompts::audio,
         streets::import, streets::zones,
         contacts::import, contacts::create, contacts::list, contacts::opt_out, contacts::erase,
@@ -25,7 +25,7 @@ use super::routes::{campaigns, contacts, metrics, prompts, streets, tenants, tru
         metrics::metrics, metrics::healthz, metrics::readyz,
     ),
     components(schemas(Problem, Page<tenants::TenantOut>)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &Problems),
     tags((name = "tenants"), (name = "trunks"), (name = "prompts"), (name = "streets"),
         (name = "contacts"), (name = "campaigns"), (name = "ops"))
 )]
@@ -40,6 +40,51 @@ impl Modify for Bearer {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Errors are `application/problem+json`: every error response is documented with that
+/// media type, and every operation gets a `default` problem response (401, 413, 415,
+/// 500, ... can come from any endpoint).
+struct Problems;
+
+impl Modify for Problems {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
+        let problem = || {
+            ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build()
+        };
+        for item in api.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (code, r) in op.responses.responses.iter_mut() {
+                    let is_error = code.starts_with('4') || code.starts_with('5');
+                    if let (true, RefOr::T(resp)) = (is_error, r) {
+                        if let Some(c) = resp.content.shift_remove("application/json") {
+                            resp.content.insert("application/problem+json".into(), c);
+                        }
+                    }
+                }
+                op.responses.responses.insert(
+                    "default".into(),
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("An error, as RFC 9457 problem details")
+                            .content("application/problem+json", problem())
+                            .build(),
+                    ),
+                );
+            }
+        }
     }
 }
 

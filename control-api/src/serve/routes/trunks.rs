@@ -1,8 +1,9 @@
 //! `/v1/trunks` (admin): the configured trunks with their live state.
 //!
 //! Changing trunks at run time needs an engine API that does not exist yet (the
-//! [`engine::dialer::Dialer`] takes its trunks at start); until then POST/PUT/DELETE
-//! answer 501 and trunks are changed in the configuration file, applied at restart.
+//! [`engine::dialer::Dialer`] takes its trunks at start); until then POST/PUT/DELETE are
+//! not routed (405 problem+json) and trunks are changed in the configuration file,
+//! applied at restart.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -13,7 +14,6 @@ use crate::serve::auth::Admin;
 use crate::serve::pagination::Page;
 use crate::serve::problem::{ApiError, ApiResult, Problem};
 use crate::serve::state::AppState;
-use axum::http::StatusCode;
 
 /// A trunk: its configuration (password hidden) and live state.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,36 +134,4 @@ pub async fn get(
         .find(|t| t.name == name)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no trunk {name}")))
-}
-
-fn not_yet() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not-implemented",
-        "trunks cannot be changed at run time yet: edit [[trunk]] in the configuration and \
-         restart",
-    )
-}
-
-/// Add a trunk (admin): not available yet (501).
-#[utoipa::path(post, path = "/v1/trunks", tag = "trunks",
-    responses((status = 501, body = Problem)), security(("bearer" = [])))]
-pub async fn create(_a: Admin) -> ApiError {
-    not_yet()
-}
-
-/// Replace a trunk (admin): not available yet (501).
-#[utoipa::path(put, path = "/v1/trunks/{name}", tag = "trunks",
-    params(("name" = String, Path, description = "Trunk name")),
-    responses((status = 501, body = Problem)), security(("bearer" = [])))]
-pub async fn replace(_a: Admin, Path(_name): Path<String>) -> ApiError {
-    not_yet()
-}
-
-/// Remove a trunk (admin): not available yet (501).
-#[utoipa::path(delete, path = "/v1/trunks/{name}", tag = "trunks",
-    params(("name" = String, Path, description = "Trunk name")),
-    responses((status = 501, body = Problem)), security(("bearer" = [])))]
-pub async fn delete(_a: Admin, Path(_name): Path<String>) -> ApiError {
-    not_yet()
 }
