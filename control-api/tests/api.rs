@@ -729,3 +729,34 @@ async fn trunks_are_admin_only_and_read_only_for_now() {
     problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
     api.shutdown().await;
 }
+
+#[tokio::test]
+async fn text_prompt_through_espeak_ng() {
+    if !codecs::tts::available() {
+        eprintln!("SKIPPED: espeak-ng is not installed");
+        return;
+    }
+    let api = Api::start().await;
+    let t = api.tenant("anzio").await;
+    let r = api
+        .json(
+            Method::POST,
+            "/v1/prompts?name=tts",
+            &t,
+            json!({"text": "Allerta meteo.", "voice": "it"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["duration_ms"].as_i64().unwrap() > 300, "{v}");
+    let r = api
+        .json(
+            Method::POST,
+            "/v1/prompts?name=tts",
+            &t,
+            json!({"text": "x", "voice": "--help"}),
+        )
+        .await;
+    problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    api.shutdown().await;
+}

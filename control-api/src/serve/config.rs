@@ -274,7 +274,9 @@ impl ServeConfig {
         let cfg: ServeConfig =
             serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
                 let path = e.path().to_string();
+                // toml repeats the path on a second line: the first line says it all.
                 let inner = e.into_inner().to_string();
+                let inner = inner.lines().next().unwrap_or("").trim().to_string();
                 // Unknown keys are reported at their parent: name the key itself.
                 let key = if path == "." { String::new() } else { path };
                 ConfigError::Key {
