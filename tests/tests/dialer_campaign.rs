@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -122,6 +124,133 @@ fn write_contacts(dir: &Path, n: usize) -> PathBuf {
     }
     std::fs::write(&path, s).unwrap();
     path
+}
+
+/// A UDP relay in front of a carrier that stamps every datagram with the kernel's arrival
+/// time (`SO_TIMESTAMPNS`): the carrier's view of the INVITE rate, free of SIPp's own
+/// scheduling delays on a loaded machine. Requests from the dialer go on to the carrier;
+/// the carrier's answers come back to the dialer. (In-dialog requests go to the carrier's
+/// Contact directly.)
+struct Tap {
+    port: u16,
+    invites: Arc<Mutex<Vec<(f64, String)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Tap {
+    fn start(carrier: u16) -> Tap {
+        use std::os::fd::AsRawFd;
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                &on as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_TIMESTAMPNS");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let invites = Arc::new(Mutex::new(vec![]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (inv, st) = (invites.clone(), stop.clone());
+        let carrier_addr: std::net::SocketAddr = ([127, 0, 0, 1], carrier).into();
+        let thread = thread::spawn(move || {
+            let mut dialer: Option<std::net::SocketAddr> = None;
+            let mut buf = vec![0u8; 65536];
+            while !st.load(Ordering::Relaxed) {
+                let Some((n, from, ts)) = recv_stamped(&sock, &mut buf) else {
+                    continue;
+                };
+                let data = &buf[..n];
+                if from == carrier_addr {
+                    if let Some(d) = dialer {
+                        let _ = sock.send_to(data, d);
+                    }
+                    continue;
+                }
+                dialer = Some(from);
+                if data.starts_with(b"INVITE ") {
+                    let text = String::from_utf8_lossy(data);
+                    if let Some(cid) = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Call-ID:").or_else(|| l.strip_prefix("i:")))
+                    {
+                        inv.lock().unwrap().push((ts, cid.trim().to_string()));
+                    }
+                }
+                let _ = sock.send_to(data, carrier_addr);
+            }
+        });
+        Tap {
+            port,
+            invites,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Arrival time of each distinct INVITE (retransmissions not counted), seconds.
+    fn invite_arrivals(&self) -> HashMap<String, f64> {
+        let mut out = HashMap::new();
+        for (ts, cid) in self.invites.lock().unwrap().iter() {
+            out.entry(cid.clone()).or_insert(*ts);
+        }
+        out
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `recvmsg` with the kernel's receive timestamp (seconds since the epoch).
+fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::net::SocketAddr, f64)> {
+    use std::os::fd::AsRawFd;
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u8; 128];
+    // SAFETY: msghdr points at live buffers of the given sizes for the duration of the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = control.len() as _;
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return None;
+    }
+    let mut ts = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+    let from = std::net::SocketAddr::from((ip, u16::from_be(addr.sin_port)));
+    Some((n as usize, from, ts?))
 }
 
 /// A SIPp UAS that traces every message with its timestamp. Killed on drop.
@@ -253,8 +382,8 @@ fn max_concurrent(calls: &HashMap<String, (f64, Option<f64>)>) -> usize {
 
 fn write_config(
     dir: &Path,
-    a: &Carrier,
-    b: &Carrier,
+    a: u16,
+    b: u16,
     a_cps: u32,
     a_ch: u32,
     b_cps: u32,
@@ -293,7 +422,7 @@ routes = ["mobile"]
 codecs = ["PCMU"]
 ring_timeout_s = 10
 "#,
-            a.port, b.port
+            a, b
         ),
     )
     .unwrap();
@@ -429,7 +558,9 @@ fn campaign_on_two_zones_over_two_carriers() {
     let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
     let mobile_co = Carrier::start(d, "mobile", "uas_busy.xml");
     let (a_cps, a_ch, b_cps, b_ch) = (40, 30, 60, 20);
-    let config = write_config(d, &fixed_co, &mobile_co, a_cps, a_ch, b_cps, b_ch);
+    // The INVITE rate is measured at the carriers' sockets (kernel arrival stamps).
+    let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
+    let config = write_config(d, fixed_tap.port, mobile_tap.port, a_cps, a_ch, b_cps, b_ch);
     let contacts = write_contacts(d, 2000);
     let prompt = write_prompt(d, 0.3);
     let mut child = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
@@ -481,9 +612,9 @@ fn campaign_on_two_zones_over_two_carriers() {
         }
     }
     // The carriers' view: each saw exactly the journaled Call-IDs, and no limit exceeded.
-    for (co, trunk, cps, ch) in [
-        (&fixed_co, "landline-carrier", a_cps, a_ch),
-        (&mobile_co, "mobile-carrier", b_cps, b_ch),
+    for (co, tap, trunk, cps, ch) in [
+        (&fixed_co, &fixed_tap, "landline-carrier", a_cps, a_ch),
+        (&mobile_co, &mobile_tap, "mobile-carrier", b_cps, b_ch),
     ] {
         let calls = co.calls();
         let journaled: HashSet<String> = attempts
@@ -496,7 +627,13 @@ fn campaign_on_two_zones_over_two_carriers() {
             seen, journaled,
             "{trunk}: carrier's Call-IDs differ from the journal"
         );
-        let peak = max_per_second(calls.values().map(|c| c.0).collect());
+        let arrivals = tap.invite_arrivals();
+        assert_eq!(
+            arrivals.len(),
+            calls.len(),
+            "{trunk}: tap and carrier disagree"
+        );
+        let peak = max_per_second(arrivals.values().copied().collect());
         assert!(
             peak <= cps as usize,
             "{trunk}: {peak} INVITEs in one second, limit {cps}"
@@ -523,7 +660,7 @@ fn crash_mid_campaign_and_restart() {
     let d = dir.path();
     let fixed_co = Carrier::start(d, "fixed", "uas_answer.xml");
     let mobile_co = Carrier::start(d, "mobile", "uas_busy.xml");
-    let config = write_config(d, &fixed_co, &mobile_co, 20, 15, 30, 10);
+    let config = write_config(d, fixed_co.port, mobile_co.port, 20, 15, 30, 10);
     let contacts = write_contacts(d, 450);
     // A long message, so that the crash finds calls being played.
     let prompt = write_prompt(d, 1.5);

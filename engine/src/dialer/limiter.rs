@@ -108,6 +108,15 @@ impl CpsLimiter {
         true
     }
 
+    /// Moves the latest admission's instant to `sent` (when the INVITE actually left, known
+    /// only after the send): the window then counts from the send, not the decision, so
+    /// a slow send cannot bunch two seconds' INVITEs into one on the wire.
+    pub fn stamp_last(&mut self, sent: Instant) {
+        if let Some(last) = self.recent.back_mut() {
+            *last = (*last).max(sent);
+        }
+    }
+
     /// The earliest instant at which [`CpsLimiter::try_acquire`] may succeed.
     pub fn next_ready(&mut self, now: Instant) -> Instant {
         self.refill(now);
@@ -196,6 +205,22 @@ mod tests {
         assert!(!l.try_acquire(t1 + Duration::from_secs(4)));
         assert_eq!(l.next_ready(t1), t1 + Duration::from_secs(5));
         assert!(l.try_acquire(t1 + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn window_counts_from_the_send() {
+        let mut l = CpsLimiter::new(2.0);
+        let t0 = Instant::now();
+        assert!(l.try_acquire(t0));
+        // The first INVITE only left 300 ms after its admission.
+        l.stamp_last(t0 + Duration::from_millis(300));
+        assert!(l.try_acquire(t0 + Duration::from_millis(500)));
+        // A third one must wait for a window after the first *send*.
+        assert!(!l.try_acquire(t0 + Duration::from_millis(1100)));
+        assert_eq!(
+            l.next_ready(t0 + Duration::from_millis(1100)),
+            t0 + Duration::from_millis(300) + WINDOW
+        );
     }
 
     #[test]

@@ -756,8 +756,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             if self.send_queues[t].is_empty() {
                 continue;
             }
-            let held = self.trunks[t].next_ready(now) > now + Duration::from_secs(1);
-            if held || !self.trunks[t].health.is_up() {
+            if self.trunks[t].held(now) || !self.trunks[t].health.is_up() {
                 for token in std::mem::take(&mut self.send_queues[t]) {
                     let end = CallEnd {
                         outcome: Outcome::Failed,
@@ -770,15 +769,18 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 }
             }
         }
-        // Send what the limiters admit.
+        // Send what the limiters admit, each token stamped with the instant its INVITE
+        // was with the kernel.
         for t in 0..self.trunks.len() {
             while let Some(&token) = self.send_queues[t].front() {
+                let now = Instant::now();
                 if !self.trunks[t].take_token(now) {
                     break;
                 }
                 self.send_queues[t].pop_front();
                 self.pending[t] = self.pending[t].saturating_sub(1);
                 self.send_invite(token, now).await;
+                self.trunks[t].stamp_sent(Instant::now());
             }
         }
     }

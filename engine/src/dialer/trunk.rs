@@ -234,6 +234,16 @@ impl Trunk {
         }
     }
 
+    /// Whether a carrier's Retry-After keeps this trunk idle at `now`.
+    pub fn held(&self, now: Instant) -> bool {
+        self.aimd.hold_until().is_some_and(|h| h > now)
+    }
+
+    /// Records when the INVITE that took the last token actually left.
+    pub fn stamp_sent(&mut self, sent: Instant) {
+        self.limiter.stamp_last(sent);
+    }
+
     /// A call that was admitted ended (or never left): frees its channel and feeds
     /// congestion control.
     pub fn release(&mut self, now: Instant, signal: Signal) {

@@ -84,7 +84,8 @@ impl SipDriver {
     }
 
     /// Places a call with a Call-ID the caller already journaled (see
-    /// [`Endpoint::place_call_with_id`]); returns its handle once the INVITE is queued.
+    /// [`Endpoint::place_call_with_id`]); returns its handle once the INVITE has been
+    /// handed to the socket (UDP) or the connection's writer (TCP).
     pub async fn place_call_with_id(
         &self,
         params: CallParams,
@@ -219,6 +220,7 @@ async fn run(
     };
     let mut buf = vec![0u8; 65536];
     let mut commands_open = true;
+    let mut sent_replies: Vec<(oneshot::Sender<CallHandle>, CallHandle)> = Vec::new();
     loop {
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -243,7 +245,7 @@ async fn run(
                 }
                 Some(Command::PlaceWithId(params, id, reply)) => {
                     let h = ep.place_call_with_id(Instant::now(), *params, id);
-                    let _ = reply.send(h);
+                    sent_replies.push((reply, h));
                 }
                 Some(Command::Hangup(h)) => ep.hangup(Instant::now(), h),
                 Some(Command::Options(dest, uri, reply)) => {
@@ -271,6 +273,11 @@ async fn run(
                 }
                 Transport::Tcp => tcp.send(t.dest, t.bytes),
             }
+        }
+        // Answered once the INVITE is with the kernel: the caller's clock then bounds when
+        // it left (the dialer's CPS window is kept on these instants).
+        for (reply, h) in sent_replies.drain(..) {
+            let _ = reply.send(h);
         }
         while let Some(e) = ep.poll_event() {
             let _ = events.send(e);
