@@ -181,7 +181,7 @@ impl Api {
                     "target": {"zones": ["Lido"]},
                     "priority": "emergency",
                     "window": {"always": true},
-                    // Calls cut by the drain are retried soon after the restart.
+                    // Should a drain cut a call, it is retried soon after the restart.
                     "retry": {
                         "busy": {"interval_s": 1, "max_attempts": 3},
                         "no_answer": {"interval_s": 1, "max_attempts": 3},
@@ -419,6 +419,33 @@ async fn sigterm_drains_and_a_restart_resumes_the_campaign() {
     assert!(st.success());
     let status = wait_exit(&mut child, Duration::from_secs(10 + 5));
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    // The journal is complete: no attempt left open, every attempt with its outcome.
+    {
+        use sqlx::ConnectOptions;
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("e2e.db"))
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap();
+        let (open, total): (i64, i64) = sqlx::query_as(
+            "SELECT SUM(state <> 'final' OR outcome IS NULL), COUNT(*) FROM attempts",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        assert_eq!(open, 0, "attempts left open by the drain");
+        assert!(total >= 4);
+        let state: String = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(
+            state, "running",
+            "the drain leaves the campaign running for the restart"
+        );
+    }
 
     // Restart: the campaign is still running and ends with every contact called once.
     let (mut child, base) = spawn_serve(&cfg_path);

@@ -6,6 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use engine::dialer::CampaignState;
+use engine::store::Store;
 use tokio::sync::watch;
 
 use super::state::AppState;
@@ -47,28 +49,72 @@ async fn wait_signal() {
     }
 }
 
-/// Drains the dialer: not ready, no new calls, live calls hung up and journaled, bounded
-/// by `drain_timeout_s`. Returns whether it finished in time.
+/// Drains the dialer, bounded by `drain_timeout_s`: not ready, no new calls, live calls
+/// left to finish, then the dialer stops (anything still live at the deadline is hung up
+/// and journaled). Returns whether the calls finished in time.
 ///
-/// The engine has no "stop admitting but let calls finish" command yet, so this uses
-/// [`engine::dialer::Dialer::shutdown`], which stops dialling and ends live calls
-/// cleanly (BYE, outcome journaled); running campaigns stay `running` in the store and
-/// resume at the next start.
+/// The engine has no "stop admitting, keep live calls" command yet, so this adapter pauses
+/// the running campaigns through the [`engine::dialer::Dialer`] (the scheduler drops them,
+/// calls in progress go on), waits until no call is in progress, then puts those campaigns
+/// back to `running` in the store only — without waking the dialer — so that the next start
+/// resumes them. A crash between the two leaves them `paused` (resume them by API).
 pub async fn drain(state: &AppState) -> bool {
     state.draining.store(true, Ordering::SeqCst);
     let timeout = Duration::from_secs(state.cfg.drain_timeout_s);
     tracing::info!(timeout_s = timeout.as_secs(), "draining");
-    match tokio::time::timeout(timeout, state.dialer.shutdown()).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "dialer stopped with an error");
-            true
+    let deadline = tokio::time::Instant::now() + timeout;
+    let running = match state.store.campaigns(&[CampaignState::Running]).await {
+        Ok(r) => r.into_iter().map(|c| c.id).collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "drain: listing campaigns");
+            vec![]
         }
-        Err(_) => {
-            tracing::warn!("drain timeout: calls still in progress are left to recovery");
-            false
+    };
+    let mut paused = vec![];
+    for id in &running {
+        match state.dialer.pause(*id).await {
+            Ok(_) => paused.push(*id),
+            Err(e) => tracing::warn!(campaign = id, error = %e, "drain: pause"),
         }
     }
+    let finished = tokio::time::timeout_at(deadline, async {
+        loop {
+            match state.dialer.snapshot().await {
+                Ok(s)
+                    if s.calls_in_progress == 0
+                        && !s.running_campaigns.iter().any(|c| paused.contains(c)) =>
+                {
+                    return
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok();
+    for id in &paused {
+        let r = state
+            .store
+            .set_campaign_state(*id, CampaignState::Running, super::state::now_ms())
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(campaign = id, error = %e, "drain: campaign left paused");
+        }
+    }
+    let grace = Duration::from_secs(5);
+    match tokio::time::timeout(grace, state.dialer.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "dialer stopped with an error"),
+        Err(_) => {
+            tracing::warn!("dialer did not stop in time; open attempts are recovered at start")
+        }
+    }
+    if !finished {
+        tracing::warn!("drain timeout: calls still in progress were hung up");
+    }
+    finished
 }
 
 /// A trigger usable by tests and the demo instead of a signal.
