@@ -542,6 +542,12 @@ impl Pacer {
     }
 }
 
+/// Bytes of one stream's entry in the pacer (for the memory-per-call budget).
+#[doc(hidden)]
+pub fn entry_size() -> usize {
+    std::mem::size_of::<Entry>()
+}
+
 /// The RTP timestamp that corresponds to `now_ns` (for sender reports).
 fn rtp_ts_at(e: &Entry, now_ns: u64) -> u32 {
     let elapsed = now_ns.saturating_sub(e.start_ns);

@@ -2,11 +2,9 @@
 //! [`crate::sip::Endpoint`] and carry out what it asks.
 
 pub mod pump;
-pub mod rtp_player;
 pub mod sip_driver;
 
 pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
 };
-pub use rtp_player::{bind_rtp_port, play};
 pub use sip_driver::{SipDriver, SipEvents};

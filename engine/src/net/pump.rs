@@ -1195,3 +1195,51 @@ pub fn write_ipv4_udp(
     h[24..26].copy_from_slice(&((8 + len) as u16).to_be_bytes());
     h[26..28].copy_from_slice(&[0, 0]);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call's media state in a loop is a few integers plus its two sockets: keep it so.
+    #[test]
+    fn per_call_state_stays_small() {
+        let slot = std::mem::size_of::<CallSlot>();
+        let entry = crate::media::pacer::entry_size();
+        println!("CallSlot {slot} B, pacer entry {entry} B");
+        assert!(slot + entry <= 512, "{slot} + {entry} bytes per call");
+    }
+
+    #[test]
+    fn lag_histogram_quantiles() {
+        let mut h = LagHistogram::default();
+        for us in 0..1000u64 {
+            h.record(us * 1000);
+        }
+        assert_eq!(h.count(), 1000);
+        assert_eq!(h.quantile(0.5), Duration::from_micros(500));
+        assert_eq!(h.quantile(0.99), Duration::from_micros(990));
+        assert_eq!(h.max(), Duration::from_micros(999));
+        h.record(5_000_000_000);
+        assert_eq!(h.quantile(1.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn ipv4_udp_header() {
+        let mut h = [0u8; 28];
+        write_ipv4_udp(
+            &mut h,
+            [127, 0, 0, 1],
+            Ipv4Addr::new(10, 0, 0, 2),
+            20000,
+            4000,
+            172,
+        );
+        assert_eq!(h[0], 0x45);
+        assert_eq!(u16::from_be_bytes([h[2], h[3]]), 200);
+        assert_eq!(h[9], 17);
+        assert_eq!(&h[16..20], &[10, 0, 0, 2]);
+        assert_eq!(u16::from_be_bytes([h[20], h[21]]), 20000);
+        assert_eq!(u16::from_be_bytes([h[22], h[23]]), 4000);
+        assert_eq!(u16::from_be_bytes([h[24], h[25]]), 180);
+    }
+}
