@@ -306,6 +306,8 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     let _ = stop.send(true);
     let _ = serving.await;
+    drop(_carrier);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
