@@ -161,6 +161,12 @@ async fn ops_endpoints_openapi_and_docs() {
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     assert!(text.contains("dialer_campaign_contacts"), "{text}");
+    assert!(
+        text.contains(
+            "dialer_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"
+        ),
+        "{text}"
+    );
     let r = api.get("/openapi.json", "x").await;
     assert_eq!(r.status(), StatusCode::OK);
     let doc: Value = r.json().await.unwrap();

@@ -133,8 +133,34 @@ pub fn router(st: AppState) -> Router {
             st.clone(),
             idempotency::layer,
         ))
+        .layer(axum::middleware::from_fn(observe))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(st)
+}
+
+/// Counts requests (`dialer_http_requests_total{method,route,status}`, the route being the
+/// matched pattern, so labels stay bounded), times them, and logs each at debug level.
+async fn observe(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let t0 = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let secs = t0.elapsed().as_secs_f64();
+    tracing::debug!(%method, %route, %status, ms = secs * 1000.0, "http");
+    ::metrics::counter!("dialer_http_requests_total", "method" => method.clone(),
+        "route" => route.clone(), "status" => status)
+    .increment(1);
+    ::metrics::histogram!("dialer_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(secs);
+    resp
 }
 
 /// The address for SDP offers.

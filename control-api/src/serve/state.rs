@@ -240,6 +240,15 @@ fn describe() {
         Unit::Seconds,
         "How late RTP packets leave versus their schedule"
     );
+    describe_counter!(
+        "dialer_http_requests_total",
+        "API requests, per method, route pattern and status"
+    );
+    describe_histogram!(
+        "dialer_http_request_duration_seconds",
+        Unit::Seconds,
+        "API request handling time"
+    );
     describe_gauge!(
         "dialer_campaign_contacts",
         "Targeted contacts, by the state of their campaign"
