@@ -136,7 +136,11 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
             let spec = CampaignSpec {
                 tenant: a.tenant.clone(),
                 name: a.name.clone(),
-                prompt: a.prompt.display().to_string(),
+                // Absolute, so that a restart from another directory finds it.
+                prompt: std::fs::canonicalize(&a.prompt)
+                    .with_context(|| format!("prompt {}", a.prompt.display()))?
+                    .display()
+                    .to_string(),
                 target: Target {
                     all: a.all,
                     zones: a.zones.clone(),
