@@ -909,3 +909,77 @@ cps = 5
         "{options} OPTIONS pings in a campaign of several seconds"
     );
 }
+
+#[test]
+fn failed_pings_mark_a_trunk_down_and_calls_go_elsewhere() {
+    if !sipp_available() {
+        return;
+    }
+    let _serial = serial();
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let sick = Carrier::start(d, "sick", "uas_options_down.xml");
+    let backup = Carrier::start(d, "backup", "uas_answer.xml");
+    let sick_tap = Tap::start(sick.port);
+    let rtp = free_port() / 2 * 2;
+    let (lo, hi) = if rtp > 60000 {
+        (20000, 29998)
+    } else {
+        (rtp, rtp + 2000)
+    };
+    let config = d.join("dialer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"sip_bind = "127.0.0.1:0"
+rtp_ports = "{lo}-{hi}"
+[[trunk]]
+name = "sick"
+proxy = "127.0.0.1:{}"
+options_ping_interval_s = 1
+max_channels = 5
+cps = 4
+priority = 0
+[[trunk]]
+name = "backup"
+proxy = "127.0.0.1:{}"
+max_channels = 5
+cps = 4
+priority = 1
+"#,
+            sick_tap.port, backup.port
+        ),
+    )
+    .unwrap();
+    let contacts = write_contacts(d, 60); // 40 targeted: 10 s at 4 cps
+    let prompt = write_prompt(d, 0.2);
+    let mut child = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
+    let st = wait(&mut child, Duration::from_secs(120));
+    let err = std::fs::read_to_string(d.join("dialer.err")).unwrap_or_default();
+    assert!(
+        st.success(),
+        "dialer failed: {st}\n{}",
+        &err[err.len().saturating_sub(3000)..]
+    );
+    let attempts = journal(d);
+    assert!(attempts
+        .iter()
+        .all(|a| a.outcome.as_deref() == Some("answered")));
+    let on_sick = attempts.iter().filter(|a| a.trunk == "sick").count();
+    let on_backup = attempts.len() - on_sick;
+    // Three failed pings (one a second, from the start) mark it down: only the first
+    // seconds' calls may have used it.
+    assert!(on_sick <= 16, "{on_sick} calls on a trunk whose pings fail");
+    assert!(on_backup >= 24, "{on_backup} calls on the backup");
+    eprintln!(
+        "{on_sick} calls on the sick trunk before it was marked down, {on_backup} on the backup"
+    );
+    let arrivals = sick_tap.invite_arrivals();
+    let first = arrivals.values().copied().fold(f64::MAX, f64::min);
+    let last = arrivals.values().copied().fold(0.0, f64::max);
+    assert!(
+        arrivals.is_empty() || last - first < 4.5,
+        "INVITEs reached the sick trunk {:.1} s after the first",
+        last - first
+    );
+}
