@@ -178,6 +178,7 @@ impl<S: Store> Dialer<S> {
             pings: HashMap::new(),
             next_ping: vec![Instant::now(); n],
             regs: HashMap::new(),
+            next_gauges: Instant::now(),
         };
         tokio::spawn(core.run(cmd_rx, int_rx, events, media_notes));
         let _ = cmd_tx.send(Cmd::Reload);
@@ -364,6 +365,7 @@ struct Core<S: Store, M: CallMedia> {
     next_ping: Vec<Instant>,
     /// Registrations by trunk; a failed REGISTER counts as a failed ping.
     regs: HashMap<RequestHandle, usize>,
+    next_gauges: Instant,
 }
 
 const REFILL_BELOW: usize = 200;
@@ -592,10 +594,29 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 self.pings.insert(h, i);
             }
         }
-        for i in 0..self.trunks.len() {
-            let t = &mut self.trunks[i];
+        for t in &self.trunks {
             metrics::gauge!("dialer_trunk_up", "trunk" => t.cfg.name.clone())
                 .set(if t.health.is_up() { 1.0 } else { 0.0 });
+        }
+        // Contacts of running campaigns by state, every two seconds.
+        if now >= self.next_gauges {
+            self.next_gauges = now + Duration::from_secs(2);
+            let ids: Vec<i64> = self.campaigns.keys().copied().collect();
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let (mut pending, mut dialing, mut done) = (0u64, 0u64, 0u64);
+                for id in ids {
+                    if let Ok(p) = store.progress(id).await {
+                        pending += p.pending;
+                        dialing += p.dialing;
+                        done += p.done;
+                    }
+                }
+                for (state, n) in [("pending", pending), ("dialing", dialing), ("done", done)] {
+                    metrics::gauge!("dialer_campaign_contacts", "campaign_state" => state)
+                        .set(n as f64);
+                }
+            });
         }
     }
 
