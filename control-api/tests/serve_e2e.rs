@@ -139,7 +139,7 @@ impl Api {
 
     /// Tenant, prompt, contacts in two zones, a campaign on zone "Lido"; returns
     /// (tenant token, campaign id, targeted).
-    async fn setup(&self, n: usize) -> (String, i64, usize) {
+    async fn setup(&self, n: usize, prompt_s: f32) -> (String, i64, usize) {
         use reqwest::Method;
         let t = self
             .ok(self
@@ -153,7 +153,7 @@ impl Api {
                 .call(Method::POST, "/v1/prompts?name=msg", &tok)
                 .await
                 .header("content-type", "audio/wav")
-                .body(wav(0.5)))
+                .body(wav(prompt_s)))
             .await;
         let mut csv = String::from("number,street,house_number,zone\n");
         for i in 0..n {
@@ -270,7 +270,7 @@ async fn one_zone_campaign_completes_and_metrics_match_the_journal() {
     };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(server.run(rx));
-    let (tok, id, targeted) = api.setup(40).await;
+    let (tok, id, targeted) = api.setup(40, 0.5).await;
     api.ok(api
         .call(
             reqwest::Method::POST,
@@ -398,7 +398,7 @@ async fn sigterm_drains_and_a_restart_resumes_the_campaign() {
             .unwrap(),
         base,
     };
-    let (tok, id, targeted) = api.setup(60).await;
+    let (tok, id, targeted) = api.setup(60, 0.5).await;
     api.ok(api
         .call(
             reqwest::Method::POST,
@@ -497,4 +497,83 @@ fn a_bad_config_names_the_key() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http.listen"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_the_restart_recovers() {
+    if !sipp_available() {
+        return;
+    }
+    let _g = SERIAL.lock().await;
+    let sipp = Sipp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("dialer.toml");
+    std::fs::write(&cfg_path, config(dir.path(), sipp.port, 5)).unwrap();
+    let (mut child, base) = spawn_serve(&cfg_path);
+    let api = Api {
+        http: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        base,
+    };
+    // 5-second messages: calls are live when the signals come.
+    let (tok, id, _) = api.setup(20, 5.0).await;
+    api.ok(api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/campaigns/{id}/start"),
+            &tok,
+        )
+        .await)
+        .await;
+    let t0 = Instant::now();
+    while api.calls(&tok, id).await.len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no attempts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let term = || {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(term().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(term().success());
+    let t1 = Instant::now();
+    let status = wait_exit(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(t1.elapsed() < Duration::from_secs(3));
+
+    // The restart closes what was left open; nothing acknowledged is lost.
+    let (mut child, base) = spawn_serve(&cfg_path);
+    let api = Api { base, ..api };
+    let calls = api.calls(&tok, id).await;
+    assert!(calls.len() >= 2);
+    assert!(calls.iter().all(|c| c["state"] == "final"), "{calls:?}");
+    // The campaign was put back to running and goes on.
+    let v = api.campaign(&tok, id).await;
+    assert_eq!(v["state"], "running", "{v}");
+    let t0 = Instant::now();
+    while api.calls(&tok, id).await.len() <= calls.len() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no new attempt after restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(term_child(&child));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(20)).code(),
+        Some(0)
+    );
+}
+
+fn term_child(child: &Child) -> bool {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success()
 }

@@ -15,15 +15,35 @@ use super::state::AppState;
 /// Exit status when a second signal cuts the drain short.
 pub const FORCED_EXIT: i32 = 130;
 
-/// Resolves on the first SIGTERM/SIGINT; spawns a watcher that exits on the second.
-pub async fn first_signal() {
+/// Resolves on the first SIGTERM/SIGINT; spawns a watcher that, on the second, puts the
+/// campaigns the drain paused back to `running` (bounded to one second) and exits.
+pub async fn first_signal(state: AppState) {
     wait_signal().await;
-    tokio::spawn(async {
+    tokio::spawn(async move {
         wait_signal().await;
         tracing::warn!("second signal: exiting now");
         eprintln!("dialer: second signal, exiting now");
+        let _ = tokio::time::timeout(Duration::from_secs(1), restore(&state)).await;
         std::process::exit(FORCED_EXIT);
     });
+}
+
+/// Puts the campaigns the drain paused back to `running` in the store only.
+async fn restore(state: &AppState) {
+    let ids: Vec<i64> = state
+        .drain_paused
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    for id in ids {
+        let r = state
+            .store
+            .set_campaign_state(id, CampaignState::Running, super::state::now_ms())
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(campaign = id, error = %e, "drain: campaign left paused");
+        }
+    }
 }
 
 async fn wait_signal() {
@@ -57,7 +77,8 @@ async fn wait_signal() {
 /// the running campaigns through the [`engine::dialer::Dialer`] (the scheduler drops them,
 /// calls in progress go on), waits until no call is in progress, then puts those campaigns
 /// back to `running` in the store only — without waking the dialer — so that the next start
-/// resumes them. A crash between the two leaves them `paused` (resume them by API).
+/// resumes them (also on a second signal). A crash between the two leaves them `paused`
+/// (resume them by API).
 pub async fn drain(state: &AppState) -> bool {
     state.draining.store(true, Ordering::SeqCst);
     let timeout = Duration::from_secs(state.cfg.drain_timeout_s);
@@ -73,7 +94,12 @@ pub async fn drain(state: &AppState) -> bool {
     let mut paused = vec![];
     for id in &running {
         match state.dialer.pause(*id).await {
-            Ok(_) => paused.push(*id),
+            Ok(_) => {
+                paused.push(*id);
+                if let Ok(mut v) = state.drain_paused.lock() {
+                    v.push(*id);
+                }
+            }
             Err(e) => tracing::warn!(campaign = id, error = %e, "drain: pause"),
         }
     }
@@ -94,15 +120,7 @@ pub async fn drain(state: &AppState) -> bool {
     })
     .await
     .is_ok();
-    for id in &paused {
-        let r = state
-            .store
-            .set_campaign_state(*id, CampaignState::Running, super::state::now_ms())
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(campaign = id, error = %e, "drain: campaign left paused");
-        }
-    }
+    restore(state).await;
     let grace = Duration::from_secs(5);
     match tokio::time::timeout(grace, state.dialer.shutdown()).await {
         Ok(Ok(())) => {}

@@ -235,6 +235,7 @@ impl Server {
             prompt_dir,
             ready: AtomicBool::new(true),
             draining: AtomicBool::new(false),
+            drain_paused: Default::default(),
         });
         tracing::info!(http = %addr, "dialer serve started");
         Ok(Server {
@@ -283,8 +284,9 @@ impl Server {
     /// Serves until SIGTERM/SIGINT, then drains (see [`drain`]).
     pub async fn run_until_signal(self) -> Result<bool, ServeError> {
         let (tx, rx) = drain::trigger();
+        let state = self.state.clone();
         tokio::spawn(async move {
-            drain::first_signal().await;
+            drain::first_signal(state).await;
             tracing::info!("signal received: draining");
             let _ = tx.send(true);
         });

@@ -44,6 +44,8 @@ pub struct Inner {
     pub ready: AtomicBool,
     /// Set on the first SIGTERM/SIGINT.
     pub draining: AtomicBool,
+    /// Campaigns the drain paused, to put back to `running` before exiting.
+    pub drain_paused: std::sync::Mutex<Vec<i64>>,
 }
 
 impl Inner {
