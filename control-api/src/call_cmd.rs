@@ -97,7 +97,9 @@ enum Input {
 }
 
 /// An input with the instant the dispatcher received it.
-type TimedInput = (Instant, Input);
+/// (Boxed: a channel allocates its slots in blocks of 32, and an unboxed `Event` would make
+/// each call's block several KiB.)
+type TimedInput = Box<(Instant, Input)>;
 /// Where each call's inputs go.
 type Routes = Arc<std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<TimedInput>>>>;
 
@@ -190,14 +192,14 @@ pub async fn run(args: CallArgs) -> Result<()> {
             let tx = routes.lock().expect("lock").get(&h).cloned();
             match tx {
                 Some(tx) => {
-                    let _ = tx.send((now, input));
+                    let _ = tx.send(Box::new((now, input)));
                 }
                 None => early
                     .lock()
                     .expect("lock")
                     .entry(h)
                     .or_default()
-                    .push((now, input)),
+                    .push(Box::new((now, input))),
             }
         }
     };
@@ -358,7 +360,7 @@ async fn follow_call(
     let mut rtp = Some(rtp);
     let mut digits = String::new();
     loop {
-        let Some((at, input)) = rx.recv().await else {
+        let Some((at, input)) = rx.recv().await.map(|b| *b) else {
             // The driver stopped: report what we know.
             return CallRecord {
                 to,
@@ -427,7 +429,7 @@ async fn follow_call(
                 let mut packets = 0;
                 if let Some(h) = media.take() {
                     pump.stop(h);
-                    while let Some((_, input)) = rx.recv().await {
+                    while let Some((_, input)) = rx.recv().await.map(|b| *b) {
                         match input {
                             Input::Media(MediaEvent::Stopped { packets: p, .. }) => {
                                 packets = p;
