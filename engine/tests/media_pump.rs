@@ -200,8 +200,17 @@ fn dtmf_from_the_peer_and_foreign_packets_dropped() {
         .await
         .unwrap();
         assert_eq!(got, (9, '3'));
+        // A receiver report about our stream, muxed on the RTP port (the answer had
+        // rtcp-mux): accepted from the peer, its loss and jitter recorded.
+        let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 77];
+        rr.extend_from_slice(&5u32.to_be_bytes());
+        rr.extend_from_slice(&[3, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0]);
+        peer.send_to(&rr, &to).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
         pump.stop(h);
         let stats = pump.shutdown();
         assert_eq!(stats.dropped_source, 1);
+        // Four telephone-event packets from the peer and the RR.
+        assert_eq!(stats.received, 5);
     });
 }
