@@ -109,6 +109,8 @@ impl Scheduler {
         for it in &slot.queue {
             self.known.remove(&(it.campaign, it.contact));
         }
+        // The store remembers answered contacts; a resumed campaign is refilled from it.
+        self.answered.retain(|(c, _)| *c != id);
         let c = class(slot.priority);
         let key = (c, slot.tenant.clone());
         if let Some(q) = self.by_tenant.get_mut(&key) {
