@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use codecs::{Codec, EncodeSettings, Prompt};
+use codecs::{Codec, EncodeSettings, PreparedAudio, Prompt};
 use engine::media::{dtmf, StreamParams};
 use engine::net::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
@@ -147,11 +147,20 @@ pub async fn run(args: CallArgs) -> Result<()> {
         Codec::Pcma
     };
     let settings = EncodeSettings::default();
-    let mut prompts = HashMap::new();
+    let bytes = std::fs::read(&args.prompt)
+        .with_context(|| format!("reading prompt {}", args.prompt.display()))?;
+    let prepared = PreparedAudio::from_bytes(&bytes, &settings)
+        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+    let prompts = Arc::new(Prompts {
+        prepared,
+        codecs: vec![preferred, other],
+        cache: Default::default(),
+    });
     for c in [preferred, other] {
-        let p = Prompt::from_file(&args.prompt, c, 20, &settings)
-            .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
-        prompts.insert(c.payload_type(), Arc::new(p));
+        // Encode the offered 20 ms up front; other packet times when an answer asks for them.
+        prompts
+            .get(c.sdp_name(), 20)
+            .with_context(|| format!("encoding prompt {} as {c:?}", args.prompt.display()))?;
     }
 
     let local_ip = match args.bind {
@@ -333,6 +342,36 @@ pub async fn run(args: CallArgs) -> Result<()> {
     Ok(())
 }
 
+/// The prompt per codec and packet time, encoded once each and shared by every call.
+struct Prompts {
+    prepared: PreparedAudio,
+    codecs: Vec<Codec>,
+    cache: std::sync::Mutex<HashMap<(Codec, u32), Arc<Prompt>>>,
+}
+
+impl Prompts {
+    /// The prompt for the answer's codec (by the name we offered) and `a=ptime` (20 ms when the
+    /// codec cannot packetise at that time).
+    fn get(&self, codec: &str, ptime_ms: u32) -> Option<Arc<Prompt>> {
+        let c = *self
+            .codecs
+            .iter()
+            .find(|c| c.sdp_name().eq_ignore_ascii_case(codec))?;
+        let ptime = if c.supports_ptime(ptime_ms) {
+            ptime_ms
+        } else {
+            20
+        };
+        let mut cache = self.cache.lock().expect("prompt cache");
+        if let Some(p) = cache.get(&(c, ptime)) {
+            return Some(p.clone());
+        }
+        let p = Arc::new(self.prepared.encode(c, ptime).ok()?);
+        cache.insert((c, ptime), p.clone());
+        Some(p)
+    }
+}
+
 /// How the prompt plays on every call.
 #[derive(Debug, Clone, Copy)]
 struct Play {
@@ -351,7 +390,7 @@ async fn follow_call(
     invited: Instant,
     mut rx: mpsc::UnboundedReceiver<TimedInput>,
     rtp: RtpPort,
-    prompts: HashMap<u8, Arc<Prompt>>,
+    prompts: Arc<Prompts>,
     play: Play,
 ) -> CallRecord {
     let mut pdd = None;
@@ -386,8 +425,7 @@ async fn follow_call(
             Input::Sip(Event::Answered { media: m, .. }) => {
                 pdd.get_or_insert(at - invited);
                 answered_at = Some(at);
-                let (Some(prompt), Some(port)) =
-                    (prompts.get(&m.payload_type).cloned(), rtp.take())
+                let (Some(prompt), Some(port)) = (prompts.get(m.codec, m.ptime_ms), rtp.take())
                 else {
                     driver.hangup(handle);
                     continue;

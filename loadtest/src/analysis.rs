@@ -228,6 +228,12 @@ impl Analyzer {
                 step: (payload.len() as u32).max(1),
                 ..StreamStats::default()
             });
+        if s.call == 0 {
+            // RTP may beat the SIP thread's note of the call (sent right after the ACK).
+            if let Some(&c) = self.expect_from.get(&from) {
+                s.call = c;
+            }
+        }
         let first = s.packets == 0;
         s.packets += 1;
         if marker {
