@@ -17,6 +17,10 @@ fn replay_media_corpus() {
     for file in &files {
         let data = std::fs::read(file).unwrap();
         let outcome = std::panic::catch_unwind(|| engine::media::rtcp::fuzz_exercise(&data));
-        assert!(outcome.is_ok(), "{} panics the media parsers", file.display());
+        assert!(
+            outcome.is_ok(),
+            "{} panics the media parsers",
+            file.display()
+        );
     }
 }
