@@ -253,6 +253,6 @@ fn describe() {
     );
     describe_gauge!(
         "dialer_campaign_contacts",
-        "Targeted contacts, by the state of their campaign"
+        "Contacts of running campaigns, by contact state (pending, dialing, done)"
     );
 }

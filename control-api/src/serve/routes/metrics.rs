@@ -22,7 +22,6 @@ pub struct Health {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    refresh_campaign_gauges(&st).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -31,22 +30,6 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         st.metrics.render(),
     )
         .into_response()
-}
-
-/// `dialer_campaign_contacts{campaign_state}`: computed at scrape time from the store.
-async fn refresh_campaign_gauges(st: &AppState) {
-    let rows: Result<Vec<(String, i64)>, _> = sqlx::query_as(
-        "SELECT c.state, COUNT(*) FROM campaign_contacts cc JOIN campaigns c
-         ON c.id = cc.campaign_id GROUP BY c.state",
-    )
-    .fetch_all(&st.db)
-    .await;
-    if let Ok(rows) = rows {
-        for s in ["draft", "running", "paused", "completed", "canceled"] {
-            let n = rows.iter().find(|r| r.0 == s).map(|r| r.1).unwrap_or(0);
-            metrics::gauge!("dialer_campaign_contacts", "campaign_state" => s).set(n as f64);
-        }
-    }
 }
 
 /// Liveness: the process answers.
