@@ -84,7 +84,7 @@ fn unanswered_ping_times_out_as_408_after_timer_f() {
             sent += 1;
         }
         ep.handle_timeout(now);
-        if !ep.poll_event().is_none() || now - t0 > secs(40) {
+        if ep.poll_event().is_some() || now - t0 > secs(40) {
             break;
         }
     }
