@@ -765,3 +765,60 @@ async fn text_prompt_through_espeak_ng() {
     problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     api.shutdown().await;
 }
+
+#[tokio::test]
+async fn prompt_in_use_cannot_be_deleted() {
+    let api = Api::start().await;
+    let t = api.tenant("anzio").await;
+    let prompt = upload_prompt(&api, &t).await;
+    let r = api
+        .csv(
+            "/v1/contacts/import",
+            &t,
+            "number,street,house_number,zone\n0771 286891,Via Roma,1,Centro\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A calling window open only on a day three days away: the campaign runs but never
+    // calls, whatever the hour.
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86400;
+    let names = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"];
+    let day = names[((days + 3) % 7) as usize];
+    let r = api
+        .json(
+            Method::POST,
+            "/v1/campaigns",
+            &t,
+            json!({"name": "c", "prompt_id": prompt, "target": {"all": true},
+                   "window": {"days": [day], "start": "09:00", "end": "10:00"}}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let post = |p: String| api.req(Method::POST, &p, Some(&t)).send();
+    let r = post(format!("/v1/campaigns/{id}/start")).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "running");
+    let del = || {
+        api.req(Method::DELETE, &format!("/v1/prompts/{prompt}"), Some(&t))
+            .send()
+    };
+    problem(del().await.unwrap(), StatusCode::CONFLICT).await;
+    let r = post(format!("/v1/campaigns/{id}/pause")).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "paused");
+    problem(del().await.unwrap(), StatusCode::CONFLICT).await;
+    problem(
+        post(format!("/v1/campaigns/{id}/pause")).await.unwrap(),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let r = post(format!("/v1/campaigns/{id}/resume")).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "running");
+    let r = post(format!("/v1/campaigns/{id}/cancel")).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["state"], "canceled");
+    assert_eq!(del().await.unwrap().status(), StatusCode::NO_CONTENT);
+    api.shutdown().await;
+}
