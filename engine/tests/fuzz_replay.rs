@@ -53,3 +53,9 @@ fn replay_sdp_corpus() {
 fn replay_digest_challenge_corpus() {
     replay("digest_challenge", 10, engine::sip::auth::fuzz_exercise);
 }
+
+#[test]
+fn replay_media_corpus() {
+    // RTP, RTCP, RFC 4733 events and INFO DTMF bodies.
+    replay("rtp_packets", 15, engine::media::rtcp::fuzz_exercise);
+}
