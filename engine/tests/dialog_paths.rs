@@ -407,23 +407,33 @@ fn far_end_reinvite_is_answered_with_sdp_and_its_2xx_retransmitted_until_ack() {
     assert!(sim.end_of(call).is_none());
 }
 
-#[test]
-fn we_refresh_when_the_answer_makes_us_refresher() {
-    // A carrier that requires timers with refresher=uac: patch its 200 via the script SDP
-    // path is not possible, so feed a crafted 200 directly.
+/// Places a call that rings, then feeds the endpoint a 2xx crafted with `headers` (the
+/// scripted carrier cannot add arbitrary headers to its answer).
+fn ring_then_answer_with(headers: &[(&str, &str)]) -> (Sim, engine::sip::endpoint::CallHandle) {
     let mut sim = Sim::new(vec![respond(0, 180, false)], Link::perfect());
     let call = sim.place(Sim::call_params(secs(30)));
     sim.run_for(ms(200), |_| false);
     let Ok(Message::Request(inv)) = parse(&sim.carrier.requests("INVITE")[0].raw) else {
         panic!()
     };
-    let ok = engine::sip::MessageWriter::response_to(&inv, 200, "OK", Some("a1"))
-        .header("Contact", format!("<sip:carrier@{CARRIER}>"))
-        .header("Require", "timer")
-        .header("Session-Expires", "100;refresher=uac")
-        .finish_with_body(Some("application/sdp"), CARRIER_SDP.as_bytes());
+    let mut w = engine::sip::MessageWriter::response_to(&inv, 200, "OK", Some("a1"));
+    for (n, v) in headers {
+        w = w.header(n, v);
+    }
+    let ok = w.finish_with_body(Some("application/sdp"), CARRIER_SDP.as_bytes());
     let now = sim.now;
     sim.ep.handle_datagram(now, CARRIER, Transport::Udp, &ok);
+    (sim, call)
+}
+
+#[test]
+fn we_refresh_when_the_answer_makes_us_refresher() {
+    let contact = format!("<sip:carrier@{CARRIER}>");
+    let (mut sim, call) = ring_then_answer_with(&[
+        ("Contact", &contact),
+        ("Require", "timer"),
+        ("Session-Expires", "100;refresher=uac"),
+    ]);
     sim.run_for(secs(60), |_| false);
     let updates = sim.carrier.requests("UPDATE");
     assert_eq!(updates.len(), 1, "one refresh at half of 100 s within 60 s");
@@ -433,19 +443,12 @@ fn we_refresh_when_the_answer_makes_us_refresher() {
 
 #[test]
 fn far_end_that_never_refreshes_gets_a_bye_before_expiry() {
-    let mut sim = Sim::new(vec![respond(0, 180, false)], Link::perfect());
-    let call = sim.place(Sim::call_params(secs(30)));
-    sim.run_for(ms(200), |_| false);
-    let Ok(Message::Request(inv)) = parse(&sim.carrier.requests("INVITE")[0].raw) else {
-        panic!()
-    };
-    let ok = engine::sip::MessageWriter::response_to(&inv, 200, "OK", Some("a1"))
-        .header("Contact", format!("<sip:carrier@{CARRIER}>"))
-        .header("Require", "timer")
-        .header("Session-Expires", "90;refresher=uas")
-        .finish_with_body(Some("application/sdp"), CARRIER_SDP.as_bytes());
-    let now = sim.now;
-    sim.ep.handle_datagram(now, CARRIER, Transport::Udp, &ok);
+    let contact = format!("<sip:carrier@{CARRIER}>");
+    let (mut sim, call) = ring_then_answer_with(&[
+        ("Contact", &contact),
+        ("Require", "timer"),
+        ("Session-Expires", "90;refresher=uas"),
+    ]);
     let end = sim.run_until_end(call, secs(200)).unwrap();
     assert_eq!(end.reason, "session expired");
     let bye = sim.carrier.requests("BYE")[0].at;
@@ -457,21 +460,13 @@ fn far_end_that_never_refreshes_gets_a_bye_before_expiry() {
 
 #[test]
 fn record_route_becomes_the_route_set_in_reverse() {
-    let mut sim = Sim::new(vec![respond(0, 180, false)], Link::perfect());
-    let call = sim.place(Sim::call_params(secs(30)));
-    sim.run_for(ms(200), |_| false);
-    let Ok(Message::Request(inv)) = parse(&sim.carrier.requests("INVITE")[0].raw) else {
-        panic!()
-    };
-    let ok = engine::sip::MessageWriter::response_to(&inv, 200, "OK", Some("a1"))
-        .header(
+    let (mut sim, call) = ring_then_answer_with(&[
+        (
             "Record-Route",
             "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
-        )
-        .header("Contact", "<sip:callee@192.0.2.9:5062>")
-        .finish_with_body(Some("application/sdp"), CARRIER_SDP.as_bytes());
-    let now = sim.now;
-    sim.ep.handle_datagram(now, CARRIER, Transport::Udp, &ok);
+        ),
+        ("Contact", "<sip:callee@192.0.2.9:5062>"),
+    ]);
     sim.hangup(call);
     sim.run_for(sim.now - sim.start + secs(1), |_| false);
     let bye = &sim.carrier.requests("BYE")[0].raw;
