@@ -705,7 +705,7 @@ async fn campaigns_lifecycle_and_tenant_isolation() {
 }
 
 #[tokio::test]
-async fn trunks_are_admin_only_and_read_only_for_now() {
+async fn trunks_are_admin_only() {
     let api = Api::start_with(
         "[[trunk]]\nname = \"carrier-a\"\nproxy = \"127.0.0.1:5999\"\npassword = \"s3cret\"\nmax_channels = 10\ncps = 5\n",
     )
@@ -726,12 +726,248 @@ async fn trunks_are_admin_only_and_read_only_for_now() {
         StatusCode::NOT_FOUND,
     )
     .await;
+    api.shutdown().await;
+}
+
+/// The trunk list as `name -> (cps, max_channels, cps_effective)`.
+async fn trunk_list(api: &Api) -> Vec<(String, f64, u64, f64)> {
+    let v: Value = api.get("/v1/trunks", ADMIN).await.json().await.unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["cps"].as_f64().unwrap(),
+                t["max_channels"].as_u64().unwrap(),
+                t["cps_effective"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn trunks_are_changed_without_a_restart() {
+    let api = Api::start_with(
+        "[[trunk]]\nname = \"carrier-a\"\nproxy = \"127.0.0.1:5999\"\nmax_channels = 10\ncps = 5\n",
+    )
+    .await;
+    let b = json!({"name": "carrier-b", "proxy": "127.0.0.1:5998", "password": "hunter2",
+        "max_channels": 4, "cps": 2, "routes": ["mobile"], "priority": 1});
+
+    // Create: 201 with configuration and live state, password hidden; replayable.
     let r = api
-        .req(Method::PUT, "/v1/trunks/carrier-a", Some(ADMIN))
+        .req(Method::POST, "/v1/trunks", Some(ADMIN))
+        .header("Idempotency-Key", "trunk-b")
+        .json(&b)
         .send()
         .await
         .unwrap();
-    problem(r, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("hunter2"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["name"], "carrier-b");
+    assert_eq!(v["password_set"], true);
+    assert_eq!(v["up"], true);
+    assert_eq!(v["channels_in_use"], 0);
+    assert_eq!(v["cps_effective"], 2.0);
+    assert_eq!(v["transport"], "udp");
+    assert_eq!(v["routes"], json!(["mobile"]));
+    let r = api
+        .req(Method::POST, "/v1/trunks", Some(ADMIN))
+        .header("Idempotency-Key", "trunk-b")
+        .json(&b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    // The same name without the key: 409.
+    let d = problem(
+        api.json(Method::POST, "/v1/trunks", ADMIN, b.clone()).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(d.contains("carrier-b"), "{d}");
+
+    // Get.
+    let r = api.get("/v1/trunks/carrier-b", ADMIN).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["max_channels"], 4);
+    let listed = trunk_list(&api).await;
+    assert_eq!(listed.len(), 2);
+
+    // Replace: the live state shows the new CPS; the path's name fills in.
+    let r = api
+        .json(
+            Method::PUT,
+            "/v1/trunks/carrier-b",
+            ADMIN,
+            json!({"proxy": "127.0.0.1:5998", "max_channels": 8, "cps": 7.5}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["cps"], 7.5);
+    assert_eq!(v["cps_effective"], 7.5);
+    assert_eq!(v["max_channels"], 8);
+    assert_eq!(v["password_set"], false);
+    assert!(trunk_list(&api)
+        .await
+        .contains(&("carrier-b".into(), 7.5, 8, 7.5)));
+    problem(
+        api.json(
+            Method::PUT,
+            "/v1/trunks/nope",
+            ADMIN,
+            json!({"proxy": "127.0.0.1:5998", "max_channels": 8, "cps": 7.5}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // Bad input: 4xx naming the key, nothing changed.
+    let before = trunk_list(&api).await;
+    let bad = [
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "127.0.0.1:5997", "max_channels": 1, "cps": 0}),
+            "cps",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "127.0.0.1:5997", "max_channels": 0, "cps": 1}),
+            "max_channels",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "127.0.0.1:5997", "max_channels": 1, "cps": 1,
+                "transport": "sctp"}),
+            "transport",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "127.0.0.1:5997", "max_channels": 1, "cps": 1,
+                "colour": "red"}),
+            "colour",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "127.0.0.1:5997", "cps": 1}),
+            "max_channels",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "c", "proxy": "no-such-host.invalid:5060", "max_channels": 1,
+                "cps": 1}),
+            "proxy",
+        ),
+        (
+            Method::POST,
+            "/v1/trunks",
+            json!({"name": "C D", "proxy": "127.0.0.1:5997", "max_channels": 1, "cps": 1}),
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/v1/trunks/carrier-b",
+            json!({"proxy": "127.0.0.1:5998", "max_channels": 8, "cps": -1}),
+            "cps",
+        ),
+        (
+            Method::PUT,
+            "/v1/trunks/carrier-b",
+            json!({"name": "other", "proxy": "127.0.0.1:5998", "max_channels": 8, "cps": 1}),
+            "name",
+        ),
+        (
+            Method::PUT,
+            "/v1/trunks/carrier-b",
+            json!({"proxy": "127.0.0.1:5998", "max_channels": "many", "cps": 1}),
+            "max_channels",
+        ),
+    ];
+    for (m, path, body, key) in bad {
+        let d = problem(
+            api.json(m.clone(), path, ADMIN, body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(d.contains(key), "{m} {body}: {d}");
+    }
+    let r = api
+        .req(Method::POST, "/v1/trunks", Some(ADMIN))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    problem(r, StatusCode::BAD_REQUEST).await;
+    assert_eq!(trunk_list(&api).await, before);
+
+    // Tenants: refused like every admin route, nothing changed.
+    let t = api.tenant("anzio").await;
+    let nb = json!({"name": "t", "proxy": "127.0.0.1:5997", "max_channels": 1, "cps": 1});
+    problem(
+        api.json(Method::POST, "/v1/trunks", &t, nb.clone()).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        api.json(Method::PUT, "/v1/trunks/carrier-b", &t, nb).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        api.req(Method::DELETE, "/v1/trunks/carrier-b", Some(&t))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    problem(
+        api.get("/v1/trunks/carrier-b", &t).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(trunk_list(&api).await, before);
+
+    // Delete: 204, then gone (404 on get, put and a second delete).
+    let r = api
+        .req(Method::DELETE, "/v1/trunks/carrier-b", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    problem(
+        api.get("/v1/trunks/carrier-b", ADMIN).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        api.req(Method::DELETE, "/v1/trunks/carrier-b", Some(ADMIN))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let names: Vec<String> = trunk_list(&api).await.into_iter().map(|t| t.0).collect();
+    assert_eq!(names, ["carrier-a"]);
+    // The name can be used again.
+    let r = api.json(Method::POST, "/v1/trunks", ADMIN, b).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
     api.shutdown().await;
 }
 

@@ -74,8 +74,11 @@ pub fn router(st: AppState) -> Router {
     let max_body = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/trunks", get(trunks::list))
-        .route("/v1/trunks/{name}", get(trunks::get))
+        .route("/v1/trunks", post(trunks::create).get(trunks::list))
+        .route(
+            "/v1/trunks/{name}",
+            get(trunks::get).put(trunks::replace).delete(trunks::delete),
+        )
         .route("/v1/prompts", post(prompts::create).get(prompts::list))
         .route(
             "/v1/prompts/{id}",

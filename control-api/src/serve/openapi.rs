@@ -16,7 +16,7 @@ use super::routes::{campaigns, contacts, metrics, prompts, streets, tenants, tru
         (RFC 9457); POST creates honour Idempotency-Key; lists use cursor pagination."),
     paths(
         tenants::create, tenants::list,
-        trunks::list, trunks::get,
+        trunks::list, trunks::get, trunks::create, trunks::replace, trunks::delete,
         prompts::create, prompts::list, prompts::get, prompts::delete, prompts::audio,
         streets::import, streets::zones,
         contacts::import, contacts::create, contacts::list, contacts::opt_out, contacts::erase,

@@ -178,18 +178,28 @@ impl DialerConfig {
             if !names.insert(t.name.as_str()) {
                 return Err(ConfigError::Invalid(format!("duplicate trunk {}", t.name)));
             }
-            if !(t.cps > 0.0 && t.cps.is_finite()) || t.max_channels == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "trunk {}: cps and max_channels must be positive",
-                    t.name
-                )));
-            }
-            if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
-                return Err(ConfigError::Invalid(format!(
-                    "trunk {}: transport must be udp or tcp",
-                    t.name
-                )));
-            }
+            t.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl TrunkConfig {
+    /// Checks one trunk as the configuration loader does (positive `cps` and
+    /// `max_channels`, `udp` or `tcp` transport); used for trunks changed at run time too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = self;
+        if !(t.cps > 0.0 && t.cps.is_finite()) || t.max_channels == 0 {
+            return Err(ConfigError::Invalid(format!(
+                "trunk {}: cps and max_channels must be positive",
+                t.name
+            )));
+        }
+        if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
+            return Err(ConfigError::Invalid(format!(
+                "trunk {}: transport must be udp or tcp",
+                t.name
+            )));
         }
         Ok(())
     }

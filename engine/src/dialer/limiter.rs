@@ -56,6 +56,18 @@ impl CpsLimiter {
         l
     }
 
+    /// A limiter at full rate `ceiling` that remembers this one's recent admissions,
+    /// tokens and hold: a trunk reconfigured at run time cannot exceed its new ceiling in
+    /// the second around the change by starting from an empty window.
+    pub fn reconfigured(&self, ceiling: f64) -> Self {
+        let mut l = CpsLimiter::new(ceiling);
+        l.tokens = self.tokens.min(l.capacity);
+        l.last = self.last;
+        l.hold_until = self.hold_until;
+        l.recent = self.recent.clone();
+        l
+    }
+
     /// The configured ceiling.
     pub fn ceiling(&self) -> f64 {
         self.ceiling
@@ -140,6 +152,32 @@ impl CpsLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconfigured_keeps_the_window() {
+        let t0 = Instant::now();
+        let mut l = CpsLimiter::new(5.0);
+        let mut n = 0;
+        let mut now = t0;
+        while now < t0 + Duration::from_millis(990) {
+            n += usize::from(l.try_acquire(now));
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(n, 5);
+        // Lowered to 2: the 5 of the last second are still counted, nothing more now.
+        let mut low = l.reconfigured(2.0);
+        assert_eq!(low.ceiling(), 2.0);
+        assert!(!low.try_acquire(t0 + Duration::from_millis(995)));
+        // Raised to 8: at most 3 more in the same second.
+        let mut high = l.reconfigured(8.0);
+        let mut more = 0;
+        let mut now = t0 + Duration::from_millis(990);
+        while now < t0 + Duration::from_millis(999) {
+            more += usize::from(high.try_acquire(now));
+            now += Duration::from_millis(1);
+        }
+        assert!(more <= 3, "{more}");
+    }
 
     /// Runs a backlog: polls at every `next_ready` and returns admission instants.
     fn drive(l: &mut CpsLimiter, start: Instant, secs: u64, step: Duration) -> Vec<Instant> {

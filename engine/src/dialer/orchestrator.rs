@@ -27,12 +27,12 @@ use tracing::{debug, info, warn};
 
 use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignError, CampaignSpec, CampaignState};
-use super::config::DialerConfig;
+use super::config::{ConfigError, DialerConfig};
 use super::congestion::Signal;
 use super::retry::{Next, RetryPolicy};
 use super::routing::{self, Route, TrunkView};
 use super::scheduler::{DueItem, Pick, Scheduler};
-use super::trunk::Trunk;
+use super::trunk::{Trunk, TrunkConfig};
 use super::window::Window;
 use crate::net::SipDriver;
 use crate::sip::auth::Credentials;
@@ -63,6 +63,33 @@ pub enum DialerError {
     /// The dialer task has stopped.
     #[error("dialer stopped")]
     Stopped,
+    /// A trunk's configuration is invalid (checked as the configuration loader does).
+    #[error(transparent)]
+    InvalidTrunk(#[from] ConfigError),
+    /// A trunk's proxy does not resolve.
+    #[error("trunk {name}: proxy {proxy}: {reason}")]
+    TrunkProxy {
+        /// The trunk.
+        name: String,
+        /// Its `proxy` key.
+        proxy: String,
+        /// Why it does not resolve.
+        reason: String,
+    },
+    /// A trunk with this name already exists.
+    #[error("trunk {0} exists")]
+    TrunkExists(String),
+    /// No trunk has this name.
+    #[error("no trunk {0}")]
+    NoTrunk(String),
+}
+
+/// Whether [`Dialer`] trunk changes create, replace or do either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PutMode {
+    Create,
+    Replace,
+    Upsert,
 }
 
 /// A trunk as the API shows it.
@@ -97,6 +124,14 @@ pub struct DialerSnapshot {
 
 enum Cmd {
     Reload,
+    PutTrunk {
+        cfg: Box<TrunkConfig>,
+        addr: SocketAddr,
+        mode: PutMode,
+        reply: oneshot::Sender<Result<(), DialerError>>,
+    },
+    RemoveTrunk(String, oneshot::Sender<Result<(), DialerError>>),
+    Trunks(oneshot::Sender<Vec<TrunkConfig>>),
     Snapshot(oneshot::Sender<DialerSnapshot>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -144,10 +179,7 @@ impl<S: Store> Dialer<S> {
                 .next()
                 .ok_or_else(|| DialerError::Config(format!("trunk {}: no address", t.name)))?;
             addrs.push(addr);
-            metrics::gauge!("dialer_trunk_cps_limit", "trunk" => t.name.clone()).set(t.cps);
-            metrics::gauge!("dialer_trunk_channels_limit", "trunk" => t.name.clone())
-                .set(f64::from(t.max_channels));
-            metrics::gauge!("dialer_trunk_up", "trunk" => t.name.clone()).set(1.0);
+            trunk_gauges(t);
             trunks.push(Trunk::new(t.clone()));
         }
         recover(&store).await?;
@@ -177,6 +209,7 @@ impl<S: Store> Dialer<S> {
             shutting_down: None,
             pings: HashMap::new(),
             next_ping: vec![Instant::now(); n],
+            removed: vec![false; n],
             regs: HashMap::new(),
             next_gauges: Instant::now(),
         };
@@ -232,6 +265,70 @@ impl<S: Store> Dialer<S> {
     /// → canceled: no new attempts; calls in progress finish.
     pub async fn cancel(&self, id: i64) -> Result<CampaignRecord, DialerError> {
         self.transition(id, CampaignState::Canceled).await
+    }
+
+    /// Adds a trunk to the running dialer (validated as the configuration loader does, its
+    /// proxy resolved); it takes calls at once, and REGISTERs and pings as its
+    /// configuration says. Fails with [`DialerError::TrunkExists`] if the name is taken.
+    pub async fn add_trunk(&self, cfg: TrunkConfig) -> Result<(), DialerError> {
+        self.put_trunk(cfg, PutMode::Create).await
+    }
+
+    /// Replaces the configuration of a running trunk: its calls in progress finish on it,
+    /// the new limits (CPS, channels) and routes apply to new attempts. Fails with
+    /// [`DialerError::NoTrunk`] if there is no such trunk.
+    pub async fn replace_trunk(&self, cfg: TrunkConfig) -> Result<(), DialerError> {
+        self.put_trunk(cfg, PutMode::Replace).await
+    }
+
+    /// Adds the trunk, or replaces it if one has its name (see [`Dialer::add_trunk`] and
+    /// [`Dialer::replace_trunk`]).
+    pub async fn upsert_trunk(&self, cfg: TrunkConfig) -> Result<(), DialerError> {
+        self.put_trunk(cfg, PutMode::Upsert).await
+    }
+
+    async fn put_trunk(&self, cfg: TrunkConfig, mode: PutMode) -> Result<(), DialerError> {
+        cfg.validate()?;
+        let proxy_err = |reason: String| DialerError::TrunkProxy {
+            name: cfg.name.clone(),
+            proxy: cfg.proxy.clone(),
+            reason,
+        };
+        let addr = tokio::net::lookup_host(&cfg.proxy)
+            .await
+            .map_err(|e| proxy_err(e.to_string()))?
+            .next()
+            .ok_or_else(|| proxy_err("no address".into()))?;
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::PutTrunk {
+                cfg: Box::new(cfg),
+                addr,
+                mode,
+                reply: tx,
+            })
+            .map_err(|_| DialerError::Stopped)?;
+        rx.await.map_err(|_| DialerError::Stopped)?
+    }
+
+    /// Removes a trunk: it takes no new attempts (attempts queued on it but not yet sent
+    /// go to another trunk), its calls in progress finish, its pings stop. Fails with
+    /// [`DialerError::NoTrunk`] if there is no such trunk.
+    pub async fn remove_trunk(&self, name: &str) -> Result<(), DialerError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::RemoveTrunk(name.to_string(), tx))
+            .map_err(|_| DialerError::Stopped)?;
+        rx.await.map_err(|_| DialerError::Stopped)?
+    }
+
+    /// The configurations of the trunks in use now (as added, replaced or started with).
+    pub async fn trunk_configs(&self) -> Result<Vec<TrunkConfig>, DialerError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Trunks(tx))
+            .map_err(|_| DialerError::Stopped)?;
+        rx.await.map_err(|_| DialerError::Stopped)
     }
 
     /// Trunks and calls now.
@@ -363,6 +460,9 @@ struct Core<S: Store, M: CallMedia> {
     shutting_down: Option<oneshot::Sender<()>>,
     pings: HashMap<RequestHandle, usize>,
     next_ping: Vec<Instant>,
+    /// Trunks removed at run time: kept (indexes stay valid) until their calls end, but
+    /// never routed to, pinged or shown.
+    removed: Vec<bool>,
     /// Registrations by trunk; a failed REGISTER counts as a failed ping.
     regs: HashMap<RequestHandle, usize>,
     next_gauges: Instant,
@@ -393,6 +493,17 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 c = cmds.recv(), if cmds_open => match c {
                     Some(Cmd::Reload) => self.reload(),
                     Some(Cmd::Snapshot(tx)) => { let _ = tx.send(self.snapshot()); }
+                    Some(Cmd::PutTrunk { cfg, addr, mode, reply }) => {
+                        let r = self.put_trunk(*cfg, addr, mode).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(Cmd::RemoveTrunk(name, reply)) => {
+                        let _ = reply.send(self.remove_trunk(&name));
+                    }
+                    Some(Cmd::Trunks(tx)) => {
+                        let live = self.live_trunks().map(|i| self.trunks[i].cfg.clone());
+                        let _ = tx.send(live.collect());
+                    }
                     Some(Cmd::Shutdown(tx)) => self.begin_shutdown(tx),
                     None => {
                         // Every Dialer handle is gone: stop as if asked to.
@@ -423,6 +534,9 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         let mut at = now + Duration::from_millis(100);
         let work = self.sched_has_work();
         for (i, t) in self.trunks.iter_mut().enumerate() {
+            if self.removed[i] {
+                continue;
+            }
             let queued = !self.send_queues[i].is_empty();
             let could_pick = work && t.health.is_up() && t.active < t.cfg.max_channels;
             if queued || could_pick {
@@ -445,7 +559,9 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             trunks: self
                 .trunks
                 .iter_mut()
-                .map(|t| TrunkStatus {
+                .zip(&self.removed)
+                .filter(|(_, removed)| !**removed)
+                .map(|(t, _)| TrunkStatus {
                     name: t.cfg.name.clone(),
                     up: t.health.is_up(),
                     active: t.active,
@@ -486,10 +602,88 @@ impl<S: Store, M: CallMedia> Core<S, M> {
     }
 
     async fn start_registrations(&mut self) {
-        let mut regs = HashMap::new();
-        for (i, t) in self.trunks.iter().enumerate() {
+        for i in 0..self.trunks.len() {
+            self.register_trunk(i).await;
+        }
+    }
+
+    /// Indexes of the trunks in use (not removed).
+    fn live_trunks(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.trunks.len()).filter(|i| !self.removed[*i])
+    }
+
+    fn find_trunk(&self, name: &str) -> Option<usize> {
+        self.live_trunks()
+            .find(|i| self.trunks[*i].cfg.name == name)
+    }
+
+    /// Adds or replaces a trunk at run time.
+    async fn put_trunk(
+        &mut self,
+        cfg: TrunkConfig,
+        addr: SocketAddr,
+        mode: PutMode,
+    ) -> Result<(), DialerError> {
+        let name = cfg.name.clone();
+        let now = Instant::now();
+        let i = match (self.find_trunk(&name), mode) {
+            (Some(_), PutMode::Create) => return Err(DialerError::TrunkExists(name)),
+            (None, PutMode::Replace) => return Err(DialerError::NoTrunk(name)),
+            (Some(i), _) => {
+                // Calls in progress stay on it; the new limits apply to new attempts.
+                self.forget_requests(i);
+                self.trunks[i].reconfigure(cfg);
+                self.addrs[i] = addr;
+                i
+            }
+            (None, _) => {
+                self.trunks.push(Trunk::new(cfg));
+                self.addrs.push(addr);
+                self.send_queues.push(VecDeque::new());
+                self.pending.push(0);
+                self.next_ping.push(now);
+                self.removed.push(false);
+                self.trunks.len() - 1
+            }
+        };
+        self.next_ping[i] = now;
+        trunk_gauges(&self.trunks[i].cfg);
+        self.register_trunk(i).await;
+        info!(trunk = %name, "trunk configured at run time");
+        Ok(())
+    }
+
+    /// Removes a trunk at run time: no new attempts, its calls finish.
+    fn remove_trunk(&mut self, name: &str) -> Result<(), DialerError> {
+        let i = self
+            .find_trunk(name)
+            .ok_or_else(|| DialerError::NoTrunk(name.to_string()))?;
+        self.removed[i] = true;
+        self.forget_requests(i);
+        metrics::gauge!("dialer_trunk_up", "trunk" => name.to_string()).set(0.0);
+        info!(trunk = %name, calls = self.trunks[i].active, "trunk removed at run time");
+        Ok(())
+    }
+
+    /// Stops a trunk's registration (REGISTER with expires 0) and listening to its pings
+    /// (late replies are ignored).
+    fn forget_requests(&mut self, i: usize) {
+        self.pings.retain(|_, t| *t != i);
+        let driver = &self.driver;
+        self.regs.retain(|h, t| {
+            if *t == i {
+                driver.unregister(*h);
+            }
+            *t != i
+        });
+    }
+
+    /// Starts the REGISTER of trunk `i` if its configuration asks for it.
+    async fn register_trunk(&mut self, i: usize) {
+        {
+            let t = &self.trunks[i];
             if !t.cfg.register {
-                continue;
+                return;
             }
             let domain = t
                 .cfg
@@ -512,12 +706,11 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             };
             match self.driver.register(params).await {
                 Ok(h) => {
-                    regs.insert(h, i);
+                    self.regs.insert(h, i);
                 }
                 Err(e) => warn!(trunk = %t.cfg.name, error = %e, "REGISTER not started"),
             }
         }
-        self.regs = regs;
     }
 
     async fn housekeeping(&mut self) {
@@ -580,7 +773,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         // OPTIONS pings.
         for i in 0..self.trunks.len() {
             let every = self.trunks[i].cfg.options_ping_interval_s;
-            if every == 0 || now < self.next_ping[i] {
+            if self.removed[i] || every == 0 || now < self.next_ping[i] {
                 continue;
             }
             self.next_ping[i] = now + Duration::from_secs(every);
@@ -594,7 +787,8 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 self.pings.insert(h, i);
             }
         }
-        for t in &self.trunks {
+        for i in self.live_trunks() {
+            let t = &self.trunks[i];
             metrics::gauge!("dialer_trunk_up", "trunk" => t.cfg.name.clone())
                 .set(if t.health.is_up() { 1.0 } else { 0.0 });
         }
@@ -735,11 +929,12 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             loop {
                 let trunks = &mut self.trunks;
                 let pending = &self.pending;
+                let removed = &self.removed;
                 let mut avail: Vec<bool> = Vec::with_capacity(trunks.len());
                 for (i, t) in trunks.iter_mut().enumerate() {
                     // Picked-but-unsent attempts are bounded by ~200 ms of the trunk's rate.
                     let burst = ((t.cfg.cps / 5.0).ceil() as u32).max(1);
-                    avail.push(t.available(now) && pending[i] < burst);
+                    avail.push(!removed[i] && t.available(now) && pending[i] < burst);
                 }
                 let trunks = &self.trunks;
                 let pick = self.sched.next(|it| {
@@ -751,7 +946,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                             priority: t.cfg.priority,
                             weight: t.cfg.weight,
                             admitted: t.admitted + u64::from(pending[i]),
-                            eligible: !it.excluded.contains(&i),
+                            eligible: !removed[i] && !it.excluded.contains(&i),
                             available: avail[i],
                         })
                         .collect();
@@ -777,7 +972,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             if self.send_queues[t].is_empty() {
                 continue;
             }
-            if self.trunks[t].held(now) || !self.trunks[t].health.is_up() {
+            if self.removed[t] || self.trunks[t].held(now) || !self.trunks[t].health.is_up() {
                 for token in std::mem::take(&mut self.send_queues[t]) {
                     let end = CallEnd {
                         outcome: Outcome::Failed,
@@ -1144,7 +1339,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     priority: tr.cfg.priority,
                     weight: tr.cfg.weight,
                     admitted: tr.admitted,
-                    eligible: !excluded.contains(&i) && tr.health.is_up(),
+                    eligible: !self.removed[i] && !excluded.contains(&i) && tr.health.is_up(),
                     available: true,
                 })
                 .collect();
@@ -1209,6 +1404,14 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             );
         }
     }
+}
+
+/// Publishes a trunk's configured limits as gauges.
+fn trunk_gauges(t: &TrunkConfig) {
+    metrics::gauge!("dialer_trunk_cps_limit", "trunk" => t.name.clone()).set(t.cps);
+    metrics::gauge!("dialer_trunk_channels_limit", "trunk" => t.name.clone())
+        .set(f64::from(t.max_channels));
+    metrics::gauge!("dialer_trunk_up", "trunk" => t.name.clone()).set(1.0);
 }
 
 /// Runs a queued store write to its end, logging a failure.

@@ -177,6 +177,16 @@ impl Trunk {
         }
     }
 
+    /// Applies a new configuration to a running trunk: calls in progress keep their
+    /// channels and health is kept; the limiter (keeping its recent admissions) and
+    /// congestion control restart at the new CPS, and the new limits apply to the next
+    /// attempts.
+    pub fn reconfigure(&mut self, cfg: TrunkConfig) {
+        self.limiter = self.limiter.reconfigured(cfg.cps);
+        self.aimd = Aimd::new(cfg.cps, AimdConfig::default());
+        self.cfg = cfg;
+    }
+
     fn sync(&mut self, now: Instant) {
         let r = self.aimd.rate(now);
         self.limiter.set_rate(r);

@@ -29,6 +29,7 @@ enum Command {
     Hangup(CallHandle),
     Options(SocketAddr, String, oneshot::Sender<RequestHandle>),
     Register(Box<RegisterParams>, oneshot::Sender<RequestHandle>),
+    Unregister(RequestHandle),
 }
 
 /// A handle to the running driver: place calls and hang them up.
@@ -115,6 +116,12 @@ impl SipDriver {
             .send(Command::Register(Box::new(params), tx))
             .map_err(|_| io::Error::other("SIP driver stopped"))?;
         rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Ends a registration started by [`SipDriver::register`]: REGISTER with expires 0,
+    /// no more refreshes.
+    pub fn unregister(&self, reg: RequestHandle) {
+        let _ = self.cmd.send(Command::Unregister(reg));
     }
 
     /// Hangs a call up (BYE or CANCEL).
@@ -254,6 +261,7 @@ async fn run(
                 Some(Command::Register(params, reply)) => {
                     let _ = reply.send(ep.register(Instant::now(), *params));
                 }
+                Some(Command::Unregister(h)) => ep.unregister(Instant::now(), h),
                 None => commands_open = false,
             },
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
