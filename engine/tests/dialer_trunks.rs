@@ -353,6 +353,18 @@ async fn registration_and_pings_follow_the_trunk() {
     dialer.add_trunk(t.clone()).await.unwrap();
     until("REGISTER", || r.registers.load(Ordering::SeqCst) >= 1).await;
     until("OPTIONS", || r.options.load(Ordering::SeqCst) >= 1).await;
+    // The live state says so: registered for `r`, not applicable for `a`.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snap = dialer.snapshot().await.unwrap();
+        let reg = |n: &str| snap.trunks.iter().find(|s| s.name == n).unwrap().registered;
+        assert_eq!(reg("a"), None);
+        if reg("r") == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "trunk r never shown registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Replaced without registration: the binding is removed.
     t.register = false;
     dialer.replace_trunk(t.clone()).await.unwrap();

@@ -109,6 +109,8 @@ pub struct TrunkStatus {
     pub cps_effective: f64,
     /// Attempts admitted since start.
     pub admitted: u64,
+    /// Registered with the proxy now; `None` when the trunk does not register.
+    pub registered: Option<bool>,
 }
 
 /// What the dialer is doing now.
@@ -569,6 +571,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     cps_limit: t.cfg.cps,
                     cps_effective: t.effective_cps(now),
                     admitted: t.admitted,
+                    registered: t.cfg.register.then_some(t.registered),
                 })
                 .collect(),
             calls_in_progress: self.calls.len(),
@@ -1237,9 +1240,15 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 debug!(?reg, ?state, "registration");
                 if let Some(&t) = self.regs.get(&reg) {
                     match state {
-                        RegistrationState::Registered { .. } => self.trunks[t].on_ping(now, true),
-                        RegistrationState::Failed { .. } => self.trunks[t].on_ping(now, false),
-                        RegistrationState::Unregistered => {}
+                        RegistrationState::Registered { .. } => {
+                            self.trunks[t].registered = true;
+                            self.trunks[t].on_ping(now, true)
+                        }
+                        RegistrationState::Failed { .. } => {
+                            self.trunks[t].registered = false;
+                            self.trunks[t].on_ping(now, false)
+                        }
+                        RegistrationState::Unregistered => self.trunks[t].registered = false,
                     }
                 }
             }

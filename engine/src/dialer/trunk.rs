@@ -162,6 +162,8 @@ pub struct Trunk {
     pub health: Health,
     /// Attempts admitted so far (for weighted sharing).
     pub admitted: u64,
+    /// Whether the registrar holds our binding now (meaningful when `cfg.register`).
+    pub registered: bool,
 }
 
 impl Trunk {
@@ -173,6 +175,7 @@ impl Trunk {
             active: 0,
             health: Health::new(Hysteresis::default()),
             admitted: 0,
+            registered: false,
             cfg,
         }
     }

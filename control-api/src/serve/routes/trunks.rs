@@ -113,6 +113,8 @@ pub struct TrunkOut {
     pub cps_effective: f64,
     /// Live: attempts admitted since start.
     pub admitted: u64,
+    /// Live: registered with the proxy (`null` when `register` is false).
+    pub registered: Option<bool>,
 }
 
 fn out(t: TrunkConfig, live: Option<&engine::dialer::TrunkStatus>) -> TrunkOut {
@@ -121,6 +123,7 @@ fn out(t: TrunkConfig, live: Option<&engine::dialer::TrunkStatus>) -> TrunkOut {
         channels_in_use: live.map(|l| l.active).unwrap_or(0),
         cps_effective: live.map(|l| l.cps_effective).unwrap_or(0.0),
         admitted: live.map(|l| l.admitted).unwrap_or(0),
+        registered: live.and_then(|l| l.registered),
         name: t.name,
         proxy: t.proxy,
         transport: t.transport,
