@@ -294,6 +294,8 @@ pub async fn run(args: CallArgs) -> Result<()> {
             },
             transport: Some(transport),
             extra_headers: Vec::new(),
+            // One trunk per run: its host names the metric label.
+            trunk: Some(host.to_string()),
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let invited = Instant::now();

@@ -718,6 +718,7 @@ mod tests {
                     credentials: None,
                     transport: None,
                     extra_headers: Vec::new(),
+                    trunk: None,
                 },
             );
         }

@@ -1123,6 +1123,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             credentials: credentials(t),
             transport: Some(transport(t)),
             extra_headers: vec![],
+            trunk: Some(t.cfg.name.clone()),
         };
         c.port = Some(port);
         c.invited_at = Some(now);

@@ -464,6 +464,7 @@ impl Sim {
             credentials: None,
             transport: Some(Transport::Udp),
             extra_headers: Vec::new(),
+            trunk: Some("test".into()),
         }
     }
 

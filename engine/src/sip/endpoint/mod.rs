@@ -125,6 +125,9 @@ pub struct CallParams {
     pub transport: Option<Transport>,
     /// Extra headers for the INVITE (e.g. P-Asserted-Identity).
     pub extra_headers: Vec<(String, String)>,
+    /// Trunk name for metric labels (`dialer_sip_responses_total{trunk}` and
+    /// `dialer_sip_retransmissions_total{trunk}`); `None` is labelled `none`.
+    pub trunk: Option<String>,
 }
 
 /// Identifies a call placed on this endpoint.
@@ -456,6 +459,13 @@ impl Endpoint {
         }
     }
 
+    /// The trunk label of the call a transaction belongs to, for metrics.
+    fn trunk_label(&self, call: Option<u64>) -> String {
+        call.and_then(|h| self.calls.get(&h))
+            .and_then(|c| c.params.trunk.clone())
+            .unwrap_or_else(|| "none".to_string())
+    }
+
     fn send(&mut self, transport: Transport, dest: SocketAddr, bytes: Wire) {
         self.transmits.push_back(Transmit {
             transport,
@@ -556,7 +566,9 @@ impl Endpoint {
         for a in actions {
             match a {
                 ClientAction::Send(b) => {
-                    metrics::counter!("dialer_sip_retransmissions_total").increment(1);
+                    let trunk = self.trunk_label(call);
+                    metrics::counter!("dialer_sip_retransmissions_total", "trunk" => trunk)
+                        .increment(1);
                     self.send(transport, dest, b)
                 }
                 ClientAction::Timeout => {
@@ -651,7 +663,8 @@ impl Endpoint {
             match a {
                 ClientAction::Send(b) => self.send(transport, dest, b),
                 ClientAction::PassUp => {
-                    metrics::counter!("dialer_sip_responses_total", "method" => method, "code" => status_label(r.status)).increment(1);
+                    let trunk = self.trunk_label(call);
+                    metrics::counter!("dialer_sip_responses_total", "trunk" => trunk, "method" => method, "code" => status_label(r.status)).increment(1);
                     if let Some(h) = call {
                         self.on_call_response(now, h, method, r);
                     }
