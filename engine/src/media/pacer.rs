@@ -453,30 +453,7 @@ impl Pacer {
             None => {
                 // The end: SR + SDES + BYE, then the event.
                 if let Some(rtcp_dest) = e.rtcp_dest {
-                    let ntp = ntp_add(self.cfg.ntp_at_origin, now_ns);
-                    let rtp_ts = rtp_ts_at(e, now_ns);
-                    let buf = batch.next_buf();
-                    let len = rtcp::write_sr(
-                        buf,
-                        &rtcp::SenderInfo {
-                            ssrc: e.stream.params().ssrc,
-                            ntp,
-                            rtp_ts,
-                            packets: e.stream.packets_sent() as u32,
-                            octets: e.stream.octets_sent() as u32,
-                        },
-                        &self.cfg.cname,
-                        true,
-                    );
-                    if len > 0 {
-                        batch.items.push(BatchItem {
-                            route: e.route,
-                            dest: rtcp_dest,
-                            len: len as u16,
-                            due_ns,
-                            kind: PacketKind::Rtcp,
-                        });
-                    }
+                    queue_sr(&self.cfg, e, rtcp_dest, now_ns, due_ns, true, batch);
                 }
                 e.live = false;
                 e.queued = false;
@@ -500,30 +477,7 @@ impl Pacer {
         e.n += 1;
         if now_ns >= e.next_sr_ns {
             if let Some(rtcp_dest) = e.rtcp_dest {
-                let ntp = ntp_add(self.cfg.ntp_at_origin, now_ns);
-                let rtp_ts = rtp_ts_at(e, now_ns);
-                let buf = batch.next_buf();
-                let len = rtcp::write_sr(
-                    buf,
-                    &rtcp::SenderInfo {
-                        ssrc: e.stream.params().ssrc,
-                        ntp,
-                        rtp_ts,
-                        packets: e.stream.packets_sent() as u32,
-                        octets: e.stream.octets_sent() as u32,
-                    },
-                    &self.cfg.cname,
-                    false,
-                );
-                if len > 0 {
-                    batch.items.push(BatchItem {
-                        route: e.route,
-                        dest: rtcp_dest,
-                        len: len as u16,
-                        due_ns,
-                        kind: PacketKind::Rtcp,
-                    });
-                }
+                queue_sr(&self.cfg, e, rtcp_dest, now_ns, due_ns, false, batch);
             }
             e.next_sr_ns += self.cfg.rtcp_interval.as_nanos() as u64;
         }
@@ -549,6 +503,40 @@ pub fn entry_size() -> usize {
 }
 
 /// The RTP timestamp that corresponds to `now_ns` (for sender reports).
+/// Writes a Sender Report (with SDES, and BYE at the end of the stream) for `e` into the
+/// batch, addressed to its RTCP destination.
+fn queue_sr(
+    cfg: &PacerConfig,
+    e: &Entry,
+    rtcp_dest: SocketAddr,
+    now_ns: u64,
+    due_ns: u64,
+    bye: bool,
+    batch: &mut Batch,
+) {
+    let len = rtcp::write_sr(
+        batch.next_buf(),
+        &rtcp::SenderInfo {
+            ssrc: e.stream.params().ssrc,
+            ntp: ntp_add(cfg.ntp_at_origin, now_ns),
+            rtp_ts: rtp_ts_at(e, now_ns),
+            packets: e.stream.packets_sent() as u32,
+            octets: e.stream.octets_sent() as u32,
+        },
+        &cfg.cname,
+        bye,
+    );
+    if len > 0 {
+        batch.items.push(BatchItem {
+            route: e.route,
+            dest: rtcp_dest,
+            len: len as u16,
+            due_ns,
+            kind: PacketKind::Rtcp,
+        });
+    }
+}
+
 fn rtp_ts_at(e: &Entry, now_ns: u64) -> u32 {
     let elapsed = now_ns.saturating_sub(e.start_ns);
     let ticks = (u128::from(elapsed) * u128::from(e.clock_rate) / 1_000_000_000) as u32;

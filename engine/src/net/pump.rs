@@ -864,7 +864,6 @@ impl Loop {
     }
 
     fn send_raw(&mut self, n: usize) {
-        let stride = self.batch.stride();
         let src = self.src_ip.octets();
         let mut v4 = 0usize;
         for i in 0..n {
@@ -896,7 +895,6 @@ impl Loop {
             self.names[v4] = sockaddr_in(SocketAddrV4::new(*dest.ip(), 0));
             v4 += 1;
         }
-        let _ = stride;
         let fd = self.raw.as_ref().expect("raw").as_raw_fd();
         for i in 0..v4 {
             let h = &mut self.hdrs[i];
