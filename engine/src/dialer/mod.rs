@@ -17,6 +17,7 @@ pub mod orchestrator;
 pub mod retry;
 pub mod routing;
 pub mod scheduler;
+pub mod sip_settings;
 pub mod trunk;
 pub mod window;
 
@@ -25,3 +26,4 @@ pub use config::DialerConfig;
 pub use numbers::NumberType;
 pub use orchestrator::{Dialer, DialerError, DialerSnapshot, TrunkStatus};
 pub use retry::RetryPolicy;
+pub use sip_settings::SipSettings;
