@@ -69,14 +69,16 @@ impl Dialer {
         );
         let path = dir.path().join("dialer.toml");
         std::fs::write(&path, cfg).unwrap();
-        let bin = env!("CARGO_BIN_EXE_dialer");
+        // ATTACK_DIALER_BIN runs the attacks against another build (e.g. an older release).
+        let bin = std::env::var("ATTACK_DIALER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dialer").to_string());
         let mut cmd = match prlimit {
             Some(limit) => {
                 let mut c = Command::new("prlimit");
-                c.arg(limit).arg("--").arg(bin);
+                c.arg(limit).arg("--").arg(&bin);
                 c
             }
-            None => Command::new(bin),
+            None => Command::new(&bin),
         };
         let child = cmd
             .arg("serve")
