@@ -180,6 +180,33 @@ impl Columns {
     }
 }
 
+/// Runs hostile bytes through the CSV import (Italy's and the UK's numbering, a zone
+/// resolver that refuses some streets) and every line through [`normalize`]: for the
+/// `contacts_import` fuzz target and its corpus replay. Checks what must hold whatever
+/// the input: accepted numbers are E.164, and normalising one again gives it back.
+#[doc(hidden)]
+pub fn fuzz_exercise(data: &[u8]) {
+    for region in ["IT", "GB"] {
+        let zone_of = |z: &str, s: &str| {
+            if z.is_empty() && s.len() % 2 == 1 {
+                Err("no zone".to_string())
+            } else {
+                Ok(z.to_string())
+            }
+        };
+        if let Ok(rows) = parse_csv(data, region, zone_of) {
+            for c in rows.ok {
+                assert!(c.number.starts_with('+'), "{}", c.number);
+                let again = normalize(&c.number, region).expect("an accepted number re-parses");
+                assert_eq!(again.e164, c.number);
+            }
+        }
+    }
+    for line in String::from_utf8_lossy(data).lines().take(64) {
+        let _ = normalize(line, "IT");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
