@@ -221,9 +221,16 @@ async fn a_reason_phrase_formula_is_text_in_calls_csv() {
         .to_string();
     // The attempt a hostile carrier leaves behind, journaled as the dialer would.
     let store = &api.state.store;
-    let (contacts, _) =
-        engine::dialer::contacts::parse_csv(&b"number,zone\n+390771286891,Lido\n"[..], "IT");
-    store.upsert_contacts("anzio", contacts).await.unwrap();
+    let contact = engine::dialer::contacts::NewContact {
+        number: "+390771286891".into(),
+        number_type: engine::dialer::NumberType::Fixed,
+        street: "Via Roma".into(),
+        house_number: "1".into(),
+        zone: "Lido".into(),
+        source: engine::dialer::contacts::Source::Directory,
+        opt_out: false,
+    };
+    store.upsert_contacts("anzio", vec![contact]).await.unwrap();
     let spec = serde_json::from_value(json!({
         "tenant": "anzio", "name": "flood", "prompt": "p",
         "target": {"zones": ["Lido"]}, "priority": "emergency"
@@ -249,12 +256,13 @@ async fn a_reason_phrase_formula_is_text_in_calls_csv() {
     store
         .finish_attempt(
             AttemptEnd {
-                attempt,
-                outcome: "rejected".into(),
-                sip_status: 603,
-                sip_reason: "=HYPERLINK(\"http://evil.example/\",\"Click\")".into(),
                 ended_ms: 2,
-                ..AttemptEnd::default()
+                ..AttemptEnd::new(
+                    attempt,
+                    engine::model::Outcome::Rejected,
+                    603,
+                    "=HYPERLINK(\"http://evil.example/\",\"Click\")",
+                )
             },
             ContactNext::Done,
         )
