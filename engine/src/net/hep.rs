@@ -240,11 +240,10 @@ async fn send_loop(cfg: HepConfig, mut rx: mpsc::Receiver<Captured>) {
             metrics::counter!("dialer_hep_dropped_total", "reason" => "encode").increment(1);
             continue;
         }
-        match s.try_send(&buf) {
+        // Waiting here (a full socket buffer) only backs the queue up; the SIP driver's
+        // `offer` never waits.
+        match s.send(&buf).await {
             Ok(_) => metrics::counter!("dialer_hep_packets_sent_total").increment(1),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                metrics::counter!("dialer_hep_dropped_total", "reason" => "send_busy").increment(1)
-            }
             Err(_) => {
                 metrics::counter!("dialer_hep_dropped_total", "reason" => "send_error")
                     .increment(1)
