@@ -287,7 +287,7 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
     let sent: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("dialer_hep_packets_sent_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(sent, heps.len() as f64, "dialer_hep_packets_sent_total");
 
