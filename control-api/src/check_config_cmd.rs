@@ -20,9 +20,16 @@ pub fn run(a: CheckConfigArgs) -> Result<()> {
     let cfg = ServeConfig::load(&a.file)?;
     let dialer = cfg.dialer_config()?;
     let ports = u32::from(cfg.media.rtp_port_max) - u32::from(cfg.media.rtp_port_min) + 1;
-    let channels: u64 = dialer.trunks.iter().map(|t| u64::from(t.max_channels)).sum();
+    let channels: u64 = dialer
+        .trunks
+        .iter()
+        .map(|t| u64::from(t.max_channels))
+        .sum();
     println!("{}: OK", a.file.display());
-    println!("  http {}  sip {}  store {}", cfg.http.listen, cfg.sip.listen, cfg.store.url);
+    println!(
+        "  http {}  sip {}  store {}",
+        cfg.http.listen, cfg.sip.listen, cfg.store.url
+    );
     for t in &dialer.trunks {
         println!(
             "  trunk {}: proxy {} cps {} channels {}",

@@ -74,8 +74,8 @@ fn init_logs(flag: Option<LogFormat>) -> Result<()> {
         (None, Some("json")) => LogFormat::Json,
         (None, Some(other)) => anyhow::bail!("DIALER_LOG_FORMAT={other:?}: use text or json"),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DIALER_LOG")
-        .unwrap_or_else(|_| "warn".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("DIALER_LOG").unwrap_or_else(|_| "warn".into());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -49,7 +49,11 @@ fn decode(p: &[u8]) -> Result<Hep, String> {
         return Err("no HEP3 header".into());
     }
     if be16(&p[4..]) as usize != p.len() {
-        return Err(format!("total length {} but {} bytes", be16(&p[4..]), p.len()));
+        return Err(format!(
+            "total length {} but {} bytes",
+            be16(&p[4..]),
+            p.len()
+        ));
     }
     let mut chunks: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
     let mut i = 6;
@@ -165,7 +169,11 @@ impl Relay {
 /// UDP payloads of an Ethernet/IPv4 pcap (what sngrep writes): (src port, dst port, bytes).
 fn pcap_udp(data: &[u8]) -> Vec<(u16, u16, Vec<u8>)> {
     assert!(data.len() >= 24, "pcap has no header");
-    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian microsecond pcap");
+    assert_eq!(
+        &data[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian microsecond pcap"
+    );
     let linktype = u32::from_le_bytes(data[20..24].try_into().unwrap());
     assert_eq!(linktype, 1, "Ethernet link type");
     let mut out = vec![];
@@ -241,7 +249,10 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
         relay.port
     );
     let cfg = ops_common::config(dir.path(), sip_port, carrier.port, 10, &hep);
-    let t_start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    let t_start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
     let (dialer, base) = ops_common::spawn_serve(&cfg, &[("OPS_HEP_KEY", "hep-secret")]);
     let api = Api::new(base);
     let n = 3;
@@ -249,7 +260,10 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
     api.wait_completed(&tok, id, Duration::from_secs(60)).await;
     let calls = api.calls(&tok, id).await;
     assert_eq!(calls.len(), n);
-    assert!(calls.iter().all(|c| c["outcome"] == "answered"), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c["outcome"] == "answered"),
+        "{calls:?}"
+    );
     // The last BYE's 200 is mirrored after the journal says answered: give it a moment.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let metrics = api
@@ -261,7 +275,10 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
         .text()
         .await
         .unwrap();
-    let t_end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
+    let t_end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
     drop(dialer);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let decoded = relay.finish();
@@ -275,9 +292,16 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
     let dialer_addr: SocketAddr = ([127, 0, 0, 1], sip_port).into();
     let carrier_addr: SocketAddr = ([127, 0, 0, 1], carrier.port).into();
     for h in &heps {
-        assert_eq!((h.ip_proto, h.proto_type, h.capture_id), (17, 1, 4242), "{h:?}");
+        assert_eq!(
+            (h.ip_proto, h.proto_type, h.capture_id),
+            (17, 1, 4242),
+            "{h:?}"
+        );
         assert_eq!(h.auth.as_deref(), Some("hep-secret"));
-        assert!(h.time_us >= t_start && h.time_us <= t_end, "capture time {h:?}");
+        assert!(
+            h.time_us >= t_start && h.time_us <= t_end,
+            "capture time {h:?}"
+        );
         let pair = (h.src, h.dst);
         assert!(
             pair == (dialer_addr, carrier_addr) || pair == (carrier_addr, dialer_addr),
@@ -301,13 +325,21 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
             .or_default()
             .push((first, cseq_method(&h.payload), from_dialer));
     }
-    assert_eq!(dialogs.len(), n, "one dialog per call: {:?}", dialogs.keys());
+    assert_eq!(
+        dialogs.len(),
+        n,
+        "one dialog per call: {:?}",
+        dialogs.keys()
+    );
     for (cid, msgs) in &dialogs {
         let has = |start: &str, cseq: &str, out: bool| {
             msgs.iter()
                 .any(|(f, c, o)| f.starts_with(start) && c == cseq && *o == out)
         };
-        assert!(msgs[0].0.starts_with("INVITE ") && msgs[0].2, "{cid}: {msgs:?}");
+        assert!(
+            msgs[0].0.starts_with("INVITE ") && msgs[0].2,
+            "{cid}: {msgs:?}"
+        );
         for (start, cseq, out) in [
             ("SIP/2.0 100", "INVITE", false),
             ("SIP/2.0 180", "INVITE", false),
@@ -316,7 +348,10 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
             ("BYE ", "BYE", true),
             ("SIP/2.0 200", "BYE", false),
         ] {
-            assert!(has(start, cseq, out), "{cid}: no {start} ({cseq}) in {msgs:?}");
+            assert!(
+                has(start, cseq, out),
+                "{cid}: no {start} ({cseq}) in {msgs:?}"
+            );
         }
     }
 
@@ -329,11 +364,18 @@ async fn sngrep_and_the_decoder_see_every_dialog_over_hep() {
     let heads = |v: &[(u16, u16, Vec<u8>)]| -> Vec<(u16, u16, String)> {
         v.iter().map(|(s, d, p)| (*s, *d, sip_head(p).0)).collect()
     };
-    assert_eq!(heads(&saved), heads(&seen), "sngrep's pcap against the decoder");
+    assert_eq!(
+        heads(&saved),
+        heads(&seen),
+        "sngrep's pcap against the decoder"
+    );
     assert_eq!(saved, seen, "payload bytes in sngrep's pcap");
     let methods: BTreeSet<String> = saved
         .iter()
         .map(|(_, _, p)| sip_head(p).0.split(' ').next().unwrap_or("").to_string())
         .collect();
-    assert!(methods.contains("INVITE") && methods.contains("BYE"), "{methods:?}");
+    assert!(
+        methods.contains("INVITE") && methods.contains("BYE"),
+        "{methods:?}"
+    );
 }

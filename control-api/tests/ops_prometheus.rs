@@ -56,12 +56,20 @@ fn start_prometheus(dir: &Path, target: &str) -> (Guard, String) {
     .unwrap();
     let port = free_tcp();
     let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--log.level=warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("prometheus.log")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("prometheus.log")).unwrap(),
+        ))
         .spawn()
         .expect("spawn prometheus");
     (Guard(child), format!("http://127.0.0.1:{port}"))
@@ -141,12 +149,16 @@ async fn prometheus_rules_match_the_journal_and_trunk_down_fires() {
             .is_ok_and(|r| r.status().is_success())
     })
     .await;
-    wait_until("prometheus scraping the dialer", Duration::from_secs(30), || async {
-        query(&http, &prom, r#"up{job="dialer"}"#)
-            .await
-            .first()
-            .is_some_and(|(_, v)| *v == 1.0)
-    })
+    wait_until(
+        "prometheus scraping the dialer",
+        Duration::from_secs(30),
+        || async {
+            query(&http, &prom, r#"up{job="dialer"}"#)
+                .await
+                .first()
+                .is_some_and(|(_, v)| *v == 1.0)
+        },
+    )
     .await;
 
     let n = 150;
@@ -171,10 +183,25 @@ async fn prometheus_rules_match_the_journal_and_trunk_down_fires() {
             .first()
             .is_some_and(|(_, v)| *v == attempts)
     };
-    wait_until("the last attempt scraped", Duration::from_secs(20), total_attempts).await;
+    wait_until(
+        "the last attempt scraped",
+        Duration::from_secs(20),
+        total_attempts,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let got_asr = query(&http, &prom, r#"trunk:dialer_asr:ratio_rate5m{trunk="carrier"}"#).await;
-    let got_ner = query(&http, &prom, r#"trunk:dialer_ner:ratio_rate5m{trunk="carrier"}"#).await;
+    let got_asr = query(
+        &http,
+        &prom,
+        r#"trunk:dialer_asr:ratio_rate5m{trunk="carrier"}"#,
+    )
+    .await;
+    let got_ner = query(
+        &http,
+        &prom,
+        r#"trunk:dialer_ner:ratio_rate5m{trunk="carrier"}"#,
+    )
+    .await;
     assert_eq!(got_asr.len(), 1, "{got_asr:?}");
     assert_eq!(got_ner.len(), 1, "{got_ner:?}");
     // rate() extrapolates the window's edges and cannot count what a series held at its
@@ -184,24 +211,54 @@ async fn prometheus_rules_match_the_journal_and_trunk_down_fires() {
         "journal ASR {asr:.3} NER {ner:.3}; Prometheus ASR {:.3} NER {:.3}",
         got_asr[0].1, got_ner[0].1
     );
-    assert!((got_asr[0].1 - asr).abs() < 0.05, "ASR {} vs journal {asr}", got_asr[0].1);
-    assert!((got_ner[0].1 - ner).abs() < 0.05, "NER {} vs journal {ner}", got_ner[0].1);
-    let pdd = query(&http, &prom, r#"trunk:dialer_post_dial_delay_seconds:p50_5m{trunk="carrier"}"#).await;
-    assert!(pdd.first().is_some_and(|(_, v)| *v > 0.0 && *v < 5.0), "PDD {pdd:?}");
+    assert!(
+        (got_asr[0].1 - asr).abs() < 0.05,
+        "ASR {} vs journal {asr}",
+        got_asr[0].1
+    );
+    assert!(
+        (got_ner[0].1 - ner).abs() < 0.05,
+        "NER {} vs journal {ner}",
+        got_ner[0].1
+    );
+    let pdd = query(
+        &http,
+        &prom,
+        r#"trunk:dialer_post_dial_delay_seconds:p50_5m{trunk="carrier"}"#,
+    )
+    .await;
+    assert!(
+        pdd.first().is_some_and(|(_, v)| *v > 0.0 && *v < 5.0),
+        "PDD {pdd:?}"
+    );
 
     // While the carrier answers OPTIONS, the trunk is up and nothing about it alerts.
-    assert_eq!(query(&http, &prom, r#"dialer_trunk_up{trunk="carrier"}"#).await[0].1, 1.0);
-    assert!(alerts(&http, &prom, "DialerTrunkDown", "pending").await.is_empty());
-    assert!(alerts(&http, &prom, "DialerTrunkDown", "firing").await.is_empty());
+    assert_eq!(
+        query(&http, &prom, r#"dialer_trunk_up{trunk="carrier"}"#).await[0].1,
+        1.0
+    );
+    assert!(alerts(&http, &prom, "DialerTrunkDown", "pending")
+        .await
+        .is_empty());
+    assert!(alerts(&http, &prom, "DialerTrunkDown", "firing")
+        .await
+        .is_empty());
 
     carrier.kill();
     let t0 = Instant::now();
-    wait_until("DialerTrunkDown firing", Duration::from_secs(100), || async {
-        alerts(&http, &prom, "DialerTrunkDown", "firing")
-            .await
-            .iter()
-            .any(|l| l["trunk"] == "carrier" && l["severity"] == "critical")
-    })
+    wait_until(
+        "DialerTrunkDown firing",
+        Duration::from_secs(100),
+        || async {
+            alerts(&http, &prom, "DialerTrunkDown", "firing")
+                .await
+                .iter()
+                .any(|l| l["trunk"] == "carrier" && l["severity"] == "critical")
+        },
+    )
     .await;
-    eprintln!("DialerTrunkDown fired {:?} after the carrier stopped", t0.elapsed());
+    eprintln!(
+        "DialerTrunkDown fired {:?} after the carrier stopped",
+        t0.elapsed()
+    );
 }

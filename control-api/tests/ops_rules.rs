@@ -45,7 +45,8 @@ fn promtool_checks_the_rules() {
         .arg(ops("prometheus/dialer.rules.yml"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS"), "{text}");
 }
@@ -60,7 +61,8 @@ fn promtool_rule_unit_tests_pass() {
         .current_dir(ops("prometheus"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("SUCCESS"), "{text}");
 }
@@ -158,17 +160,44 @@ fn metric_names(expr: &str) -> Vec<String> {
             continue;
         }
         let start = i;
-        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':') {
+        while i < chars.len()
+            && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+        {
             i += 1;
         }
         let word: String = chars[start..i].iter().collect();
         let next = chars[i..].iter().find(|c| !c.is_whitespace());
-        const GROUPING: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+        const GROUPING: &[&str] = &[
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+        ];
         const KEYWORDS: &[&str] = &[
-            "and", "or", "unless", "bool", "offset", "Inf", "NaN", "inf", "nan",
+            "and",
+            "or",
+            "unless",
+            "bool",
+            "offset",
+            "Inf",
+            "NaN",
+            "inf",
+            "nan",
             // Aggregations written `sum by (x) (...)`: the word after them is not `(`.
-            "sum", "min", "max", "avg", "count", "group", "stddev", "stdvar", "topk",
-            "bottomk", "quantile", "count_values",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "count",
+            "group",
+            "stddev",
+            "stdvar",
+            "topk",
+            "bottomk",
+            "quantile",
+            "count_values",
         ];
         if GROUPING.contains(&word.as_str()) {
             skip_group = true;
@@ -256,7 +285,10 @@ fn the_name_extractor_finds_metrics_and_nothing_else() {
         ),
         vec!["a_total", "b:c:rate5m", "up"]
     );
-    assert_eq!(metric_names("histogram_quantile(0.99, sum by (le) (rate(h_bucket[$__rate_interval])))"), vec!["h_bucket"]);
+    assert_eq!(
+        metric_names("histogram_quantile(0.99, sum by (le) (rate(h_bucket[$__rate_interval])))"),
+        vec!["h_bucket"]
+    );
     assert_eq!(metric_names(r#"x{trunk=~"$trunk"} offset 1m"#), vec!["x"]);
 }
 
@@ -264,7 +296,11 @@ fn the_name_extractor_finds_metrics_and_nothing_else() {
 fn dashboard_and_rules_name_only_exported_metrics_or_recording_rules() {
     let exported = exported_metrics();
     // The DESIGN core set must be found, or the source scan is broken.
-    for m in ["dialer_call_attempts_total", "dialer_trunk_up", "dialer_rtp_send_lag_seconds_bucket"] {
+    for m in [
+        "dialer_call_attempts_total",
+        "dialer_trunk_up",
+        "dialer_rtp_send_lag_seconds_bucket",
+    ] {
         assert!(exported.contains(m), "{m} not found among {exported:?}");
     }
     let (rule_exprs, records) = rules();
@@ -289,10 +325,17 @@ fn dashboard_and_rules_name_only_exported_metrics_or_recording_rules() {
             used.insert(n);
         }
     }
-    assert!(bad.is_empty(), "names neither exported nor recorded:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "names neither exported nor recorded:\n{}",
+        bad.join("\n")
+    );
     // Every recording rule is shown or used somewhere.
     let unused: Vec<_> = records.iter().filter(|r| !used.contains(*r)).collect();
-    assert!(unused.is_empty(), "recording rules used nowhere: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        "recording rules used nowhere: {unused:?}"
+    );
 }
 
 #[test]
@@ -305,18 +348,30 @@ fn systemd_unit_verifies() {
     let bin = env!("CARGO_BIN_EXE_dialer");
     let unit = std::fs::read_to_string(ops("systemd/dialer.service")).unwrap();
     assert!(unit.contains("ExecStart=/usr/local/bin/dialer serve"));
-    std::fs::write(dir.path().join("dialer.service"), unit.replace("/usr/local/bin/dialer", bin)).unwrap();
+    std::fs::write(
+        dir.path().join("dialer.service"),
+        unit.replace("/usr/local/bin/dialer", bin),
+    )
+    .unwrap();
     let dropin = dir.path().join("dialer.service.d");
     std::fs::create_dir(&dropin).unwrap();
-    std::fs::copy(ops("systemd/dialer.service.d/raw-send.conf"), dropin.join("raw-send.conf")).unwrap();
+    std::fs::copy(
+        ops("systemd/dialer.service.d/raw-send.conf"),
+        dropin.join("raw-send.conf"),
+    )
+    .unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(dir.path().join("dialer.service"))
         .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     // Clean: no warning about unknown keys or values, in the unit or the drop-in.
-    assert!(text.trim().is_empty(), "systemd-analyze verify is not clean:\n{text}");
+    assert!(
+        text.trim().is_empty(),
+        "systemd-analyze verify is not clean:\n{text}"
+    );
 }

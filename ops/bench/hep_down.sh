@@ -69,8 +69,8 @@ lines = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
 s = next(l["summary"] for l in reversed(lines) if "summary" in l)
 m = s.get("media", {})
 print(f'{mode:20s} calls {s["calls"]} outcomes {s["outcomes"]} cps {s["cps"]:.1f} '
-      f'elapsed {s["elapsed_ms"]/1000:.1f}s send lag p50 {m.get("send_lag_p50_ms")} '
-      f'p99 {m.get("send_lag_p99_ms")} max {m.get("send_lag_max_ms")} ms')
+      f'elapsed {s["elapsed_ms"]/1000:.1f}s send lag p50 {m.get("send_lag_p50_ms", 0):.2f} '
+      f'p99 {m.get("send_lag_p99_ms", 0):.2f} max {m.get("send_lag_max_ms", 0):.2f} ms')
 PY
 }
 

@@ -150,13 +150,19 @@ impl HepSection {
             return Ok(None);
         };
         let rest = a.strip_prefix("udp:").ok_or_else(|| {
-            key_err("hep.address", format!("{a:?} is not udp:HOST:PORT (only UDP)"))
+            key_err(
+                "hep.address",
+                format!("{a:?} is not udp:HOST:PORT (only UDP)"),
+            )
         })?;
         let port_ok = rest
             .rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
         if !port_ok {
-            return Err(key_err("hep.address", format!("{a:?} is not udp:HOST:PORT")));
+            return Err(key_err(
+                "hep.address",
+                format!("{a:?} is not udp:HOST:PORT"),
+            ));
         }
         Ok(Some(rest.to_string()))
     }
@@ -544,11 +550,26 @@ mod tests {
             &[("HP", "s3cret"), ("DIALER_HEP_CAPTURE_ID", "42")],
         )
         .unwrap();
-        assert_eq!(c.hep.collector().unwrap().as_deref(), Some("127.0.0.1:9060"));
-        assert_eq!((c.hep.capture_id, c.hep.password.as_deref()), (42, Some("s3cret")));
+        assert_eq!(
+            c.hep.collector().unwrap().as_deref(),
+            Some("127.0.0.1:9060")
+        );
+        assert_eq!(
+            (c.hep.capture_id, c.hep.password.as_deref()),
+            (42, Some("s3cret"))
+        );
         let c = parse("[hep]\naddress = \"udp:homer.example:9060\"\n", &[]).unwrap();
-        assert_eq!(c.hep.collector().unwrap().as_deref(), Some("homer.example:9060"));
-        for bad in ["tcp:1.2.3.4:9060", "udp:1.2.3.4", "udp::9060", "udp:h:0", "udp:h:x"] {
+        assert_eq!(
+            c.hep.collector().unwrap().as_deref(),
+            Some("homer.example:9060")
+        );
+        for bad in [
+            "tcp:1.2.3.4:9060",
+            "udp:1.2.3.4",
+            "udp::9060",
+            "udp:h:0",
+            "udp:h:x",
+        ] {
             let e = parse(&format!("[hep]\naddress = \"{bad}\"\n"), &[]).unwrap_err();
             assert!(e.to_string().contains("hep.address"), "{bad}: {e}");
         }

@@ -266,7 +266,10 @@ impl Api {
             if v["state"] == "completed" {
                 return v;
             }
-            assert!(t0.elapsed() < limit, "campaign not completed in {limit:?}: {v}");
+            assert!(
+                t0.elapsed() < limit,
+                "campaign not completed in {limit:?}: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

@@ -245,8 +245,7 @@ async fn send_loop(cfg: HepConfig, mut rx: mpsc::Receiver<Captured>) {
         match s.send(&buf).await {
             Ok(_) => metrics::counter!("dialer_hep_packets_sent_total").increment(1),
             Err(_) => {
-                metrics::counter!("dialer_hep_dropped_total", "reason" => "send_error")
-                    .increment(1)
+                metrics::counter!("dialer_hep_dropped_total", "reason" => "send_error").increment(1)
             }
         }
     }
@@ -286,7 +285,13 @@ mod tests {
     #[test]
     fn ipv4_sip_packet_has_every_chunk() {
         let mut out = vec![];
-        encode(&sample(b"OPTIONS sip:x SIP/2.0\r\n\r\n"), 2001, Some("pw"), &mut out).unwrap();
+        encode(
+            &sample(b"OPTIONS sip:x SIP/2.0\r\n\r\n"),
+            2001,
+            Some("pw"),
+            &mut out,
+        )
+        .unwrap();
         let c = chunks(&out);
         let kinds: Vec<u16> = c.iter().map(|(k, _)| *k).collect();
         assert_eq!(kinds, vec![1, 2, 3, 4, 7, 8, 9, 10, 11, 12, 14, 15]);
@@ -317,7 +322,10 @@ mod tests {
         assert_eq!(c[1].1, vec![6]);
         assert_eq!((c[2].0, c[2].1.len()), (5, 16));
         assert_eq!((c[3].0, c[3].1.len()), (6, 16));
-        assert!(c.iter().all(|(k, _)| *k != 14), "no auth chunk without password");
+        assert!(
+            c.iter().all(|(k, _)| *k != 14),
+            "no auth chunk without password"
+        );
     }
 
     #[test]
