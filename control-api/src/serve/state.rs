@@ -251,6 +251,19 @@ fn describe() {
         Unit::Seconds,
         "API request handling time"
     );
+    describe_histogram!(
+        "dialer_store_commit_seconds",
+        Unit::Seconds,
+        "Journal batch commit time (attempts are journaled before their INVITE)"
+    );
+    describe_counter!(
+        "dialer_hep_packets_sent_total",
+        "SIP messages mirrored to the HEP collector"
+    );
+    describe_counter!(
+        "dialer_hep_dropped_total",
+        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
+    );
     describe_gauge!(
         "dialer_campaign_contacts",
         "Contacts of running campaigns, by contact state (pending, dialing, done)"
