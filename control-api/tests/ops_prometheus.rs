@@ -237,6 +237,10 @@ async fn prometheus_rules_match_the_journal_and_trunk_down_fires() {
         query(&http, &prom, r#"dialer_trunk_up{trunk="carrier"}"#).await[0].1,
         1.0
     );
+    assert_eq!(query(&http, &prom, "dialer_ready").await[0].1, 1.0);
+    assert!(alerts(&http, &prom, "DialerNotReady", "pending")
+        .await
+        .is_empty());
     assert!(alerts(&http, &prom, "DialerTrunkDown", "pending")
         .await
         .is_empty());

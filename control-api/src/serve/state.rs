@@ -251,6 +251,10 @@ fn describe() {
         Unit::Seconds,
         "API request handling time"
     );
+    describe_gauge!(
+        "dialer_ready",
+        "1 while /readyz would say ready; 0 while starting or draining"
+    );
     describe_histogram!(
         "dialer_store_commit_seconds",
         Unit::Seconds,
