@@ -206,6 +206,23 @@ fn describe() {
         "API request handling time"
     );
     describe_gauge!(
+        "dialer_ready",
+        "1 while /readyz would say ready; 0 while starting or draining"
+    );
+    describe_histogram!(
+        "dialer_store_commit_seconds",
+        Unit::Seconds,
+        "Journal batch commit time (attempts are journaled before their INVITE)"
+    );
+    describe_counter!(
+        "dialer_hep_packets_sent_total",
+        "SIP messages mirrored to the HEP collector"
+    );
+    describe_counter!(
+        "dialer_hep_dropped_total",
+        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
+    );
+    describe_gauge!(
         "dialer_campaign_contacts",
         "Contacts of running campaigns, by contact state (pending, dialing, done)"
     );
