@@ -120,7 +120,11 @@ async fn numbers_create_list_delete_with_national_and_e164_writings() {
     let body = json!({"number": "0771 286891", "tenant": "itri", "flow": "citizen"});
 
     // Tenants may not manage numbers.
-    problem(api.post(&tok, body.clone(), None).await, StatusCode::FORBIDDEN).await;
+    problem(
+        api.post(&tok, body.clone(), None).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
 
     let r = api.post(ADMIN, body.clone(), Some("k1")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -136,9 +140,18 @@ async fn numbers_create_list_delete_with_national_and_e164_writings() {
     assert!(d.contains("+390771286891"), "{d}");
 
     for (bad, field) in [
-        (json!({"number": "12", "tenant": "itri", "flow": "citizen"}), "number"),
-        (json!({"number": "0771286892", "tenant": "itri", "flow": "mayor"}), "flow"),
-        (json!({"number": "0771286892", "tenant": "ghost", "flow": "staff"}), "tenant"),
+        (
+            json!({"number": "12", "tenant": "itri", "flow": "citizen"}),
+            "number",
+        ),
+        (
+            json!({"number": "0771286892", "tenant": "itri", "flow": "mayor"}),
+            "flow",
+        ),
+        (
+            json!({"number": "0771286892", "tenant": "ghost", "flow": "staff"}),
+            "tenant",
+        ),
     ] {
         let d = problem(
             api.post(ADMIN, bad, None).await,
@@ -148,7 +161,11 @@ async fn numbers_create_list_delete_with_national_and_e164_writings() {
         assert!(d.starts_with(field), "{d}");
     }
     let r = api
-        .post(ADMIN, json!({"number": "0771286892", "tenant": "itri"}), None)
+        .post(
+            ADMIN,
+            json!({"number": "0771286892", "tenant": "itri"}),
+            None,
+        )
         .await;
     assert!(r.status().is_client_error());
 
@@ -171,10 +188,7 @@ async fn numbers_create_list_delete_with_national_and_e164_writings() {
     // Deleted by its national writing; a second delete is 404, a non-number 422.
     assert_eq!(api.delete("0771286891").await, StatusCode::NO_CONTENT);
     assert_eq!(api.delete("%2B390771286891").await, StatusCode::NOT_FOUND);
-    assert_eq!(
-        api.delete("abc").await,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    assert_eq!(api.delete("abc").await, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(api.list("").await["items"].as_array().unwrap().len(), 1);
 
     let doc: Value = api
@@ -193,10 +207,9 @@ async fn numbers_create_list_delete_with_national_and_e164_writings() {
 
 #[tokio::test]
 async fn configured_numbers_are_applied_at_start() {
-    let api = Api::start(
-        "[[number]]\nnumber = \"0771 286891\"\ntenant = \"itri\"\nflow = \"staff\"\n",
-    )
-    .await;
+    let api =
+        Api::start("[[number]]\nnumber = \"0771 286891\"\ntenant = \"itri\"\nflow = \"staff\"\n")
+            .await;
     let page = api.list("").await;
     assert_eq!(page["items"][0]["number"], "+390771286891");
     assert_eq!(page["items"][0]["tenant"], "itri");
@@ -254,7 +267,11 @@ async fn registrations_list_live_and_ended_for_the_tenant_only() {
     assert_eq!(first["deleted_ms"], 3000);
     let cursor = v["next_cursor"].as_str().unwrap().to_string();
     let v: Value = api
-        .req(Method::GET, &format!("/v1/registrations?cursor={cursor}"), &tok)
+        .req(
+            Method::GET,
+            &format!("/v1/registrations?cursor={cursor}"),
+            &tok,
+        )
         .send()
         .await
         .unwrap()
@@ -294,8 +311,16 @@ async fn staff_pin_by_admin_or_the_tenant_itself_stored_hashed() {
     let h2 = api.store.staff_pin("itri").await.unwrap().unwrap();
     assert!(engine::ivr::PinHash::parse(&h2).unwrap().verify("13579"));
     // Another tenant's PIN is not found; an unknown tenant neither; bad PINs are 422.
-    problem(put(&other, "itri", "1111").await.unwrap(), StatusCode::NOT_FOUND).await;
-    problem(put(ADMIN, "ghost", "1111").await.unwrap(), StatusCode::NOT_FOUND).await;
+    problem(
+        put(&other, "itri", "1111").await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        put(ADMIN, "ghost", "1111").await.unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     for bad in ["123", "12a45", "12345678901"] {
         let d = problem(
             put(&tok, "itri", bad).await.unwrap(),
@@ -348,7 +373,9 @@ async fn menu_prompts_are_replaced_by_text_or_recording_and_reset() {
             .json(&body)
             .send()
     };
-    let r = put("greeting", json!({"text": "Ciao da {town}"})).await.unwrap();
+    let r = put("greeting", json!({"text": "Ciao da {town}"}))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = put("beep", json!({ "prompt": beep })).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -394,7 +421,13 @@ async fn menu_prompts_are_replaced_by_text_or_recording_and_reset() {
         api.req(Method::DELETE, &format!("/v1/ivr/prompts/{key}"), &tok)
             .send()
     };
-    assert_eq!(del("greeting").await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(del("greeting").await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        del("greeting").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        del("greeting").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     api.shutdown().await;
 }

@@ -32,7 +32,8 @@ use tokio::sync::watch;
 pub use config::{ConfigError, ServeConfig};
 use problem::problem_response;
 use routes::{
-    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants, trunks,
+    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
+    trunks,
 };
 use state::{AppState, Inner};
 

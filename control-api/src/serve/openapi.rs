@@ -7,7 +7,8 @@ use utoipa::{Modify, OpenApi};
 use super::pagination::Page;
 use super::problem::Problem;
 use super::routes::{
-    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants, trunks,
+    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
+    trunks,
 };
 
 /// The API description.

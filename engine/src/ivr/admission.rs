@@ -59,7 +59,9 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -144,7 +146,14 @@ mod tests {
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("203.0.113.1")));
         assert_eq!(all.to_string(), "0.0.0.0/0");
-        for bad in ["", "10.0.0.0/33", "10.0.0/8", "host.example", "::/129", "1.2.3.4/x"] {
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "host.example",
+            "::/129",
+            "1.2.3.4/x",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
     }

@@ -67,7 +67,15 @@ pub fn caller_identity(h: CallerHeaders<'_>, from_trunk: bool, region: &str) -> 
         return CallerId::Withheld;
     };
     let lower = user.to_ascii_lowercase();
-    if ["anonymous", "unknown", "restricted", "private", "unavailable"].contains(&lower.as_str()) {
+    if [
+        "anonymous",
+        "unknown",
+        "restricted",
+        "private",
+        "unavailable",
+    ]
+    .contains(&lower.as_str())
+    {
         return CallerId::Withheld;
     }
     match normalize(user, region) {
@@ -148,7 +156,11 @@ mod tests {
     #[test]
     fn withheld_numbers_are_recognised() {
         for (from, pai, privacy) in [
-            ("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=1", None, None),
+            (
+                "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=1",
+                None,
+                None,
+            ),
             ("<sip:+393331234567@h>", None, Some("id")),
             ("<sip:+393331234567@h>", None, Some("header; id")),
             ("<sip:h>", None, None),

@@ -151,8 +151,10 @@ impl CitizenMenu {
             }
             (State::ConfirmUnregister, Key::Digit(1)) => {
                 self.state = State::Done;
-                self.script
-                    .finish(now, [Action::Unregister, Action::Play(Prompt::Unregistered)]);
+                self.script.finish(
+                    now,
+                    [Action::Unregister, Action::Play(Prompt::Unregistered)],
+                );
             }
             _ => {
                 let q = self.question();

@@ -202,7 +202,10 @@ fn latest_message_then_the_menu_again_or_none() {
         ..ctx(None)
     });
     c.run();
-    assert_eq!(c.key('3'), [play(Prompt::NoMessage), play(Prompt::MainMenu)]);
+    assert_eq!(
+        c.key('3'),
+        [play(Prompt::NoMessage), play(Prompt::MainMenu)]
+    );
 }
 
 #[test]
@@ -238,10 +241,7 @@ fn silences_and_wrong_keys_count_and_the_third_says_goodbye() {
     assert_eq!(c.run(), []);
     assert_eq!(c.silence(), [play(Prompt::MainMenu)]);
     assert_eq!(c.key('9'), [play(Prompt::Invalid), play(Prompt::MainMenu)]);
-    assert_eq!(
-        c.silence(),
-        [play(Prompt::TooManyMistakes), Action::Hangup]
-    );
+    assert_eq!(c.silence(), [play(Prompt::TooManyMistakes), Action::Hangup]);
     assert_eq!(c.m.poll_timeout(), None);
 }
 
@@ -256,10 +256,7 @@ fn two_digit_zones_wait_for_the_inter_digit_timeout_or_hash() {
     c.key('1');
     // "1" could begin 10, 11, 12: the menu waits 3 s, then takes zone 1.
     assert_eq!(c.key('1'), []);
-    assert_eq!(
-        c.m.poll_timeout(),
-        Some(c.now + Duration::from_secs(3))
-    );
+    assert_eq!(c.m.poll_timeout(), Some(c.now + Duration::from_secs(3)));
     assert_eq!(c.silence(), [play(Prompt::Consent)]);
     // Two keys complete the entry at once; `#` ends a shorter one.
     let mut c = Call::new(CitizenContext {

@@ -130,7 +130,11 @@ impl PinGuard {
             self.prune(now);
         }
         let f = self.callers.entry(caller.to_string()).or_default();
-        while f.times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        while f
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
             f.times.pop_front();
         }
         f.times.push_back(now);
@@ -148,7 +152,9 @@ impl PinGuard {
     pub fn prune(&mut self, now: Instant) {
         self.callers.retain(|_, f| {
             f.locked_until.is_some_and(|u| now < u)
-                || f.times.back().is_some_and(|t| now.duration_since(*t) < WINDOW)
+                || f.times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
         });
     }
 }

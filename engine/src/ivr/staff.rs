@@ -144,9 +144,7 @@ impl StaffLine {
                     self.check_pin(now);
                 }
             }
-            (State::Pin { .. }, Key::Hash) if !self.script.entry.is_empty() => {
-                self.check_pin(now)
-            }
+            (State::Pin { .. }, Key::Hash) if !self.script.entry.is_empty() => self.check_pin(now),
             (State::Recording, Key::Hash) => self.stop_recording(now),
             (State::Recording, _) => {}
             (_, Key::Hash) => self.end(now, [Action::Play(Prompt::Goodbye)]),

@@ -90,10 +90,7 @@ fn pin_record_keep_and_send_now() {
     assert_eq!(c.run(), [play(Prompt::EnterPin)]);
     assert_eq!(c.keys("2468#"), recording());
     // Recording: the limit is 120 s from the beep's end; keys other than # are ignored.
-    assert_eq!(
-        c.s.poll_timeout(),
-        Some(c.now + Duration::from_secs(120))
-    );
+    assert_eq!(c.s.poll_timeout(), Some(c.now + Duration::from_secs(120)));
     assert_eq!(c.keys("5"), []);
     assert_eq!(c.keys("#"), review());
     assert_eq!(
@@ -115,7 +112,10 @@ fn the_recording_stops_at_120_seconds_and_can_be_redone_then_drafted() {
     let beep_end = c.now;
     assert_eq!(c.silence(), review());
     // The stop came exactly at the limit (the playback prompt then took 2 s).
-    assert_eq!(c.now, beep_end + Duration::from_secs(120) + Duration::from_secs(4));
+    assert_eq!(
+        c.now,
+        beep_end + Duration::from_secs(120) + Duration::from_secs(4)
+    );
     let mut again = vec![Action::DiscardRecording];
     again.extend(recording());
     assert_eq!(c.keys("2"), again);
@@ -212,8 +212,5 @@ fn silences_at_the_review_are_mistakes_and_star_repeats() {
         ]
     );
     c.silence();
-    assert_eq!(
-        c.silence(),
-        [play(Prompt::TooManyMistakes), Action::Hangup]
-    );
+    assert_eq!(c.silence(), [play(Prompt::TooManyMistakes), Action::Hangup]);
 }

@@ -252,38 +252,54 @@ fn italian(k: PromptKey) -> Option<&'static str> {
     use PromptKey as K;
     Some(match k {
         K::Greeting => "Benvenuto nel servizio di avvisi telefonici del Comune di {town}.",
-        K::MainMenu => "Per registrare questo numero premi 1. Per cancellarlo premi 2. \
-                        Per ascoltare l'ultimo avviso premi 3.",
+        K::MainMenu => {
+            "Per registrare questo numero premi 1. Per cancellarlo premi 2. \
+                        Per ascoltare l'ultimo avviso premi 3."
+        }
         K::ReadBack => "Stai registrando il numero che termina con {digits}.",
-        K::AlreadyRegistered => "Questo numero è già registrato per la zona {zone}. \
-                                 Puoi scegliere un'altra zona.",
+        K::AlreadyRegistered => {
+            "Questo numero è già registrato per la zona {zone}. \
+                                 Puoi scegliere un'altra zona."
+        }
         K::ZoneMenu => "Scegli la tua zona: {zones}.",
-        K::Consent => "Registrandoti accetti di ricevere dal Comune chiamate di avviso su \
+        K::Consent => {
+            "Registrandoti accetti di ricevere dal Comune chiamate di avviso su \
                        questo numero, che resterà registrato finché non lo cancellerai: \
-                       premi 1 per confermare.",
+                       premi 1 per confermare."
+        }
         K::Registered => "Registrazione completata per la zona {zone}. Grazie e arrivederci.",
         K::ZoneChanged => "Zona cambiata: {zone}. Grazie e arrivederci.",
         K::NotRegistered => "Questo numero non è registrato.",
-        K::UnregisterConfirm => "Il numero sarà cancellato e non riceverà più avvisi. \
-                                 Premi 1 per confermare, asterisco per tornare indietro.",
+        K::UnregisterConfirm => {
+            "Il numero sarà cancellato e non riceverà più avvisi. \
+                                 Premi 1 per confermare, asterisco per tornare indietro."
+        }
         K::Unregistered => "Il numero è stato cancellato. Arrivederci.",
         K::NoMessage => "Non ci sono avvisi recenti.",
-        K::Withheld => "Il tuo numero è nascosto. Richiama senza nasconderlo, oppure \
-                        registrati con il modulo sul sito del Comune. Arrivederci.",
+        K::Withheld => {
+            "Il tuo numero è nascosto. Richiama senza nasconderlo, oppure \
+                        registrati con il modulo sul sito del Comune. Arrivederci."
+        }
         K::Invalid => "Scelta non valida.",
-        K::TooManyMistakes => "Non è stato possibile completare l'operazione. \
-                               Riprova più tardi. Arrivederci.",
+        K::TooManyMistakes => {
+            "Non è stato possibile completare l'operazione. \
+                               Riprova più tardi. Arrivederci."
+        }
         K::Goodbye => "Arrivederci.",
         K::NumberRequired => "Per questo servizio il numero non può essere nascosto. Arrivederci.",
         K::EnterPin => "Inserisci il codice personale seguito dal tasto cancelletto.",
         K::WrongPin => "Codice errato.",
         K::LockedOut => "Troppi tentativi errati. Riprova più tardi. Arrivederci.",
         K::NoPin => "Servizio non attivo. Arrivederci.",
-        K::RecordAfterBeep => "Registra il messaggio dopo il segnale acustico. \
-                               Premi cancelletto per terminare.",
+        K::RecordAfterBeep => {
+            "Registra il messaggio dopo il segnale acustico. \
+                               Premi cancelletto per terminare."
+        }
         K::KeepOrAgain => "Per confermare il messaggio premi 1, per registrarlo di nuovo premi 2.",
-        K::SendOrDraft => "Per inviarlo subito a tutta la città come emergenza premi 1, \
-                           per salvarlo come bozza premi 2.",
+        K::SendOrDraft => {
+            "Per inviarlo subito a tutta la città come emergenza premi 1, \
+                           per salvarlo come bozza premi 2."
+        }
         K::Sent => "Il messaggio è in invio. Arrivederci.",
         K::DraftSaved => "Il messaggio è stato salvato come bozza. Arrivederci.",
         K::LatestMessage | K::Beep | K::Playback => return None,

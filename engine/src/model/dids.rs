@@ -130,7 +130,15 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_users_match_nothing() {
-        for w in ["", "anonymous", "s", "12", "+", ";x=1", "07712868910000000000000"] {
+        for w in [
+            "",
+            "anonymous",
+            "s",
+            "12",
+            "+",
+            ";x=1",
+            "07712868910000000000000",
+        ] {
             assert_eq!(called_number(w, "IT"), None, "{w}");
         }
     }

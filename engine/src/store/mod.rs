@@ -13,7 +13,8 @@ use std::future::Future;
 
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
-    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered, Unregistered,
+    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
+    Unregistered,
 };
 
 mod api_records;
@@ -323,8 +324,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn did(&self, number: &str) -> impl Future<Output = StoreResult<Option<Did>>> + Send;
 
     /// Inbound numbers above `after`, by number, at most `limit`.
-    fn dids(&self, after: &str, limit: u32)
-        -> impl Future<Output = StoreResult<Vec<Did>>> + Send;
+    fn dids(&self, after: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<Did>>> + Send;
 
     /// Removes an inbound number; false if there was none.
     fn delete_did(

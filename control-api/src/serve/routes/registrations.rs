@@ -111,9 +111,7 @@ pub async fn set_staff_pin(
         return Err(ApiError::not_found(format!("no tenant {id}")));
     }
     let hash = PinHash::new(&body.pin).map_err(|e| ApiError::invalid(format!("pin: {e}")))?;
-    st.store
-        .set_staff_pin(&id, hash.as_str(), now_ms())
-        .await?;
+    st.store.set_staff_pin(&id, hash.as_str(), now_ms()).await?;
     metrics::counter!("dialer_ivr_staff_pin_changes_total").increment(1);
     tracing::info!(tenant = %id, "staff PIN set");
     Ok(StatusCode::NO_CONTENT)

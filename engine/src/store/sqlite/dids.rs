@@ -137,7 +137,8 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.create_did(did("+390771286892", "ghost", Flow::Staff)).await,
+            s.create_did(did("+390771286892", "ghost", Flow::Staff))
+                .await,
             Err(StoreError::NotFound)
         ));
         assert_eq!(s.did("+390771286891").await.unwrap(), Some(a));

@@ -108,8 +108,7 @@ fn record(
     })
 }
 
-const COLS: &str =
-    "id, number, source, zone, consent_ms, notice_version, created_ms, deleted_ms";
+const COLS: &str = "id, number, source, zone, consent_ms, notice_version, created_ms, deleted_ms";
 
 /// The live registration of a number.
 pub(super) async fn live(
@@ -215,11 +214,12 @@ pub(super) async fn replacements(
     db: &SqlitePool,
     tenant: &str,
 ) -> StoreResult<Vec<(PromptKey, Replacement)>> {
-    let rows: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT key, text, prompt_id FROM ivr_prompts WHERE tenant = ? ORDER BY key")
-            .bind(tenant)
-            .fetch_all(db)
-            .await?;
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT key, text, prompt_id FROM ivr_prompts WHERE tenant = ? ORDER BY key",
+    )
+    .bind(tenant)
+    .fetch_all(db)
+    .await?;
     rows.into_iter()
         .map(|(key, text, prompt)| {
             let k = PromptKey::parse(&key).ok_or_else(|| corrupt("prompt key", &key))?;

@@ -31,7 +31,10 @@ async fn register_change_zone_unregister_and_list() {
         Registered::New
     );
     let c = s.contact("itri", n).await.unwrap().unwrap();
-    assert_eq!((c.source, c.zone.as_str(), c.opt_out), (Source::Ivr, "Lido", false));
+    assert_eq!(
+        (c.source, c.zone.as_str(), c.opt_out),
+        (Source::Ivr, "Lido", false)
+    );
     // A second registration of the same number changes its zone: still one row.
     assert_eq!(
         s.register("itri", reg(n, None), 20).await.unwrap(),
@@ -54,13 +57,18 @@ async fn register_change_zone_unregister_and_list() {
         Unregistered::Unknown
     );
     // Registering again makes a new consent record.
-    s.register("itri", reg(n, Some("Centro")), 40).await.unwrap();
+    s.register("itri", reg(n, Some("Centro")), 40)
+        .await
+        .unwrap();
     let all = s.registrations("itri", 0, 10).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].deleted_ms, Some(30));
     assert_eq!(all[1].deleted_ms, None);
     assert_eq!(all[1].zone.as_deref(), Some("Centro"));
-    assert_eq!(s.registrations("itri", all[0].id, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.registrations("itri", all[0].id, 10).await.unwrap().len(),
+        1
+    );
     let f = ContactFilter {
         source: Some(Source::Ivr),
         ..Default::default()
@@ -111,7 +119,13 @@ async fn prompt_replacements_are_set_replaced_and_reset() {
     assert_eq!(got.len(), 2);
     assert!(got.contains(&(PromptKey::MainMenu, rec)));
     assert!(s.ivr_prompts("fondi").await.unwrap().is_empty());
-    assert!(s.delete_ivr_prompt("itri", PromptKey::Greeting).await.unwrap());
-    assert!(!s.delete_ivr_prompt("itri", PromptKey::Greeting).await.unwrap());
+    assert!(s
+        .delete_ivr_prompt("itri", PromptKey::Greeting)
+        .await
+        .unwrap());
+    assert!(!s
+        .delete_ivr_prompt("itri", PromptKey::Greeting)
+        .await
+        .unwrap());
     assert_eq!(s.ivr_prompts("itri").await.unwrap().len(), 1);
 }

@@ -6,7 +6,8 @@ use std::future::Future;
 use super::{api, campaigns, contacts, dids, journal, registrations, SqliteStore};
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
-    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered, Unregistered,
+    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
+    Unregistered,
 };
 use crate::store::*;
 
