@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::campaign::{CampaignSpec, CampaignState, Priority, Target};
 use engine::dialer::contacts::parse_csv;
 use engine::dialer::window::CallingWindow;
@@ -124,7 +124,17 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
         .split_once('-')
         .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
         .context("rtp_ports must be MIN-MAX")?;
-    let (media, notes) = PumpMedia::start(ip, lo, hi).context("starting the media pump")?;
+    // Encoded prompts are kept beside the database, so a restart does not encode again.
+    let mut cache = a.db.clone().into_os_string();
+    cache.push(".prompt-cache");
+    let (media, notes) = PumpMedia::start(PumpMediaConfig {
+        ip,
+        port_min: lo,
+        port_max: hi,
+        prompt_cache: Some(cache.into()),
+        ptimes: cfg.trunks.iter().map(|t| t.ptime_ms).collect(),
+    })
+    .context("starting the media pump")?;
     let retry = cfg.retry;
     let dialer = Dialer::start(cfg, store.clone(), Arc::clone(&media), notes).await?;
 
