@@ -194,3 +194,22 @@ impl PayloadDecoder {
         Ok(out.len() - before)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ptime_honours_the_answer_within_the_codec_and_maxptime() {
+        assert_eq!(Codec::Pcma.stream_ptime(30, None), 30);
+        assert_eq!(
+            Codec::Opus.stream_ptime(30, None),
+            20,
+            "no 30 ms Opus frame"
+        );
+        assert_eq!(Codec::G722.stream_ptime(60, Some(40)), 40);
+        assert_eq!(Codec::Pcmu.stream_ptime(25, None), 20);
+        assert_eq!(Codec::Pcmu.stream_ptime(20, Some(10)), 10);
+        assert_eq!(Codec::Pcmu.stream_ptime(5, None), 20);
+    }
+}

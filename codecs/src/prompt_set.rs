@@ -134,6 +134,24 @@ impl PromptSet {
             .ok_or(CodecError::UnsupportedPtime { codec, ptime_ms })
     }
 
+    /// Removes every cached encoding of this message (every codec and packet time), for when
+    /// the message itself is deleted. Returns how many files were removed.
+    pub fn forget(&self) -> usize {
+        let Some(cache) = &self.cache else { return 0 };
+        let mut removed = 0;
+        for codec in Codec::ALL {
+            for ptime in (10..=60).step_by(10) {
+                let key =
+                    PromptKey::from_source_hash(&self.source_sha256, codec, ptime, &self.settings);
+                if std::fs::remove_file(cache.path_for(&key)).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        self.ready.write().expect("prompt set lock").clear();
+        removed
+    }
+
     fn from_cache(&self, codec: Codec, ptime: u32) -> Option<Prompt> {
         let key = PromptKey::from_source_hash(&self.source_sha256, codec, ptime, &self.settings);
         self.cache.as_ref()?.get(&key)
@@ -175,5 +193,56 @@ mod tests {
         assert!(!w.contains(&(Codec::Opus, 30)), "Opus has no 30 ms frame");
         assert_eq!(w.len(), 4 + 3);
         assert_eq!(wanted_encodings(&[]).len(), 4);
+    }
+
+    fn write_tone(path: &Path) {
+        let s: Vec<i16> = (0..8000)
+            .map(|i| ((i as f32 * 0.3).sin() * 9000.0) as i16)
+            .collect();
+        std::fs::write(path, crate::wav::to_wav_bytes(&s, 8000).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn encoded_once_then_read_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("msg.wav");
+        write_tone(&src);
+        let cache = PromptCache::new(dir.path().join("cache")).unwrap();
+        let wanted = wanted_encodings(&[30]);
+        let set = PromptSet::open(&src, EncodeSettings::default(), Some(cache.clone())).unwrap();
+        set.load(&wanted).unwrap();
+        let files = std::fs::read_dir(cache.dir()).unwrap().count();
+        assert_eq!(files, wanted.len());
+        let pcma30 = set.get(Codec::Pcma, 30).unwrap();
+        assert_eq!(pcma30.frame(0).unwrap().len(), 240);
+
+        // A restart: a new set finds every encoding in the cache. The source is gone, so
+        // anything it had to encode would fail.
+        let again = PromptSet::open(&src, EncodeSettings::default(), Some(cache)).unwrap();
+        std::fs::remove_file(&src).unwrap();
+        again.load(&wanted).unwrap();
+        assert_eq!(*again.get(Codec::Pcma, 30).unwrap(), *pcma30);
+        assert!(again.get(Codec::G722, 20).is_some());
+        // A packet time met later needs the source: encoded lazily, here it is an error.
+        assert!(again.ensure(Codec::Pcmu, 40).is_err());
+        assert!(
+            again.ensure(Codec::Opus, 30).is_err(),
+            "no 30 ms Opus frame"
+        );
+    }
+
+    #[test]
+    fn a_ptime_met_later_is_encoded_once_and_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("msg.wav");
+        write_tone(&src);
+        let cache = PromptCache::new(dir.path().join("cache")).unwrap();
+        let set = PromptSet::open(&src, EncodeSettings::default(), Some(cache.clone())).unwrap();
+        assert!(set.get(Codec::Pcmu, 40).is_none());
+        let p = set.ensure(Codec::Pcmu, 40).unwrap();
+        assert_eq!(p.frame(0).unwrap().len(), 320);
+        assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 1);
+        assert_eq!(set.forget(), 1);
+        assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 0);
     }
 }

@@ -211,27 +211,44 @@ fn every_stream_arrives_in_sequence_from_pinned_loops() {
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         sink.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
+        let dest = sink.local_addr().unwrap();
+        // Read from the start, on a thread of its own, so the socket buffer never overflows.
+        let reader = std::thread::spawn(move || {
+            let mut seen: Vec<(u32, u16)> = Vec::new();
+            let mut buf = [0u8; 2048];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let Ok(n) = sink.recv(&mut buf) else { break };
+                if n >= 12 && !(192..=223).contains(&buf[1]) {
+                    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    seen.push((ssrc, u16::from_be_bytes([buf[2], buf[3]])));
+                }
+            }
+            seen
+        });
         let (pump, mut events) = pump(2);
         let streams = 200u64;
+        let p = prompt(600);
         for token in 0..streams {
             let port = pump.bind_port().unwrap();
-            pump.start_media(
-                start(token, sink.local_addr().unwrap(), 600, MediaLatch::Sdp),
-                port,
-            );
+            let mut s = start(token, dest, 20, MediaLatch::Sdp);
+            s.prompt = p.clone();
+            pump.start_media(s, port);
+        }
+        let mut finished = 0;
+        while finished < streams {
+            if let Ok(Some(MediaEvent::Finished { .. })) =
+                tokio::time::timeout(Duration::from_secs(5), events.recv()).await
+            {
+                finished += 1;
+            } else {
+                panic!("{finished} of {streams} streams finished");
+            }
         }
         let mut last: HashMap<u32, u16> = HashMap::new();
         let mut counts: HashMap<u32, usize> = HashMap::new();
         let mut reordered = 0;
-        let mut buf = [0u8; 2048];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let Ok(n) = sink.recv(&mut buf) else { break };
-            if n < 12 || (192..=223).contains(&buf[1]) {
-                continue;
-            }
-            let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
-            let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        for (ssrc, seq) in reader.join().unwrap() {
             if let Some(&prev) = last.get(&ssrc) {
                 // Behind the previous packet: overtaken (a loss would be a jump forward).
                 if (seq.wrapping_sub(prev) as i16) <= 0 {
@@ -244,16 +261,6 @@ fn every_stream_arrives_in_sequence_from_pinned_loops() {
         assert_eq!(counts.len(), streams as usize, "one stream per call");
         assert!(counts.values().all(|&c| c == 30), "{counts:?}");
         assert_eq!(reordered, 0, "packets out of sequence within a stream");
-        let mut finished = 0;
-        while finished < streams {
-            if let Ok(Some(MediaEvent::Finished { .. })) =
-                tokio::time::timeout(Duration::from_secs(3), events.recv()).await
-            {
-                finished += 1;
-            } else {
-                panic!("{finished} of {streams} streams finished");
-            }
-        }
         let stats = pump.shutdown();
         assert_eq!(stats.pinned_loops, 2, "each pacing loop stays on one CPU");
     });

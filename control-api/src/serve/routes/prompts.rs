@@ -154,26 +154,11 @@ pub async fn create(
         .map(|ts| ts.iter().map(|t| t.ptime_ms).collect())
         .unwrap_or_default();
     let cache = cache_dir(&st.prompt_dir);
-    let (bytes, duration_ms, loud) = tokio::task::spawn_blocking(move || {
-        let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
-        let cache = PromptCache::new(cache)?;
-        let encoded = prompt_set::encode_into_cache(&prep, &cache, &wanted_encodings(&ptimes))?;
-        let duration = encoded
-            .iter()
-            .find(|p| p.ptime_ms() == codecs::DEFAULT_PTIME_MS)
-            .map_or(0, |p| p.duration_ms());
-        let i = prep.info();
-        let loud = LoudnessOut {
-            before_lufs: finite(i.loudness_before_lufs),
-            after_lufs: finite(i.loudness_after_lufs),
-            peak_dbfs: finite(i.peak_after_dbfs),
-            gain_db: finite(i.gain_db),
-        };
-        Ok::<_, CodecError>((bytes, duration, loud))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(codec_error)?;
+    let (bytes, duration_ms, loud) =
+        tokio::task::spawn_blocking(move || encode_upload(bytes, &cache, &ptimes))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(codec_error)?;
 
     let id = hex(&rand::random::<[u8; 8]>());
     std::fs::create_dir_all(&st.prompt_dir).map_err(ApiError::internal)?;
@@ -207,6 +192,30 @@ pub async fn create(
         return Err(e.into());
     }
     Ok((StatusCode::CREATED, Json(out(row))))
+}
+
+/// Imports and levels an upload once, encodes it for every codec at 20 ms and at each of
+/// `ptimes` into the prompt cache; returns the upload, its duration (ms) and loudness.
+fn encode_upload(
+    bytes: Vec<u8>,
+    cache: &std::path::Path,
+    ptimes: &[u32],
+) -> Result<(Vec<u8>, u64, LoudnessOut), CodecError> {
+    let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
+    let cache = PromptCache::new(cache)?;
+    let encoded = prompt_set::encode_into_cache(&prep, &cache, &wanted_encodings(ptimes))?;
+    let duration = encoded
+        .iter()
+        .find(|p| p.ptime_ms() == codecs::DEFAULT_PTIME_MS)
+        .map_or(0, |p| p.duration_ms());
+    let i = prep.info();
+    let loud = LoudnessOut {
+        before_lufs: finite(i.loudness_before_lufs),
+        after_lufs: finite(i.loudness_after_lufs),
+        peak_dbfs: finite(i.peak_after_dbfs),
+        gain_db: finite(i.gain_db),
+    };
+    Ok((bytes, duration, loud))
 }
 
 fn finite(x: f64) -> f64 {
@@ -312,6 +321,14 @@ pub async fn delete(
         .bind(&id)
         .execute(&st.db)
         .await?;
+    // Its encodings go with it (best effort: the cache is only an optimisation).
+    if let Ok(set) = PromptSet::open(
+        &path,
+        EncodeSettings::default(),
+        PromptCache::new(cache_dir(&st.prompt_dir)).ok(),
+    ) {
+        set.forget();
+    }
     let _ = std::fs::remove_file(&path);
     Ok(StatusCode::NO_CONTENT)
 }
