@@ -298,6 +298,11 @@ fn check_streams(packets: &[Rtp], source: &[u8], codec: Codec, pt: u8, ptime_ms:
         // Paced at the packet time: the mean interval over the stream, on our clock.
         let span = s[s.len() - 1].at - s[0].at;
         let mean_ms = span.as_secs_f64() * 1000.0 / (s.len() - 1) as f64;
+        eprintln!(
+            "{codec} {ptime_ms} ms: {} packets of {} bytes, mean interval {mean_ms:.2} ms",
+            s.len(),
+            s[0].payload.len()
+        );
         assert!(
             (mean_ms - f64::from(ptime_ms)).abs() < 3.0,
             "mean interval {mean_ms:.2} ms, ptime {ptime_ms} ms"
