@@ -265,3 +265,93 @@ fn every_stream_arrives_in_sequence_from_pinned_loops() {
         assert_eq!(stats.pinned_loops, 2, "each pacing loop stays on one CPU");
     });
 }
+
+/// Counts the samples recorded into `dialer_rtp_send_lag_seconds`.
+#[derive(Default)]
+struct LagSamples(Arc<std::sync::atomic::AtomicU64>);
+
+struct Count(Arc<std::sync::atomic::AtomicU64>);
+
+impl metrics::HistogramFn for Count {
+    fn record(&self, _value: f64) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl metrics::Recorder for LagSamples {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if key.name() == "dialer_rtp_send_lag_seconds" {
+            metrics::Histogram::from_arc(Arc::new(Count(self.0.clone())))
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
+
+/// The lag histogram gets a sample per send batch, not per packet: the recorder holds every
+/// sample until a scrape, so per-packet samples grew memory with the traffic (FINDINGS,
+/// "Memory over a long campaign").
+#[test]
+fn send_lag_is_sampled_per_batch_not_per_packet() {
+    runtime().block_on(async {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rec = LagSamples::default();
+        // The loop takes its metric handles when it is made, on this thread.
+        let (pump, mut events) = metrics::with_local_recorder(&rec, || pump(1));
+        let p = prompt(400);
+        for token in 0..200u64 {
+            let port = pump.bind_port().unwrap();
+            let mut s = start(token, sink.local_addr().unwrap(), 20, MediaLatch::Sdp);
+            s.prompt = p.clone();
+            pump.start_media(s, port);
+        }
+        let mut finished = 0;
+        while finished < 200 {
+            match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Some(MediaEvent::Finished { .. })) => finished += 1,
+                Ok(Some(_)) => {}
+                other => panic!("{other:?} after {finished} streams"),
+            }
+        }
+        let stats = pump.shutdown();
+        let samples = rec.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(stats.rtp_sent, 200 * 20);
+        // 200 streams over 20 phase slots: about ten packets leave per batch.
+        assert!(
+            samples * 4 < stats.rtp_sent,
+            "{samples} lag samples for {} packets",
+            stats.rtp_sent
+        );
+    });
+}
