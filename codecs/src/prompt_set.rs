@@ -101,7 +101,7 @@ impl PromptSet {
             if self.get(codec, ptime).is_some() {
                 continue;
             }
-            match self.from_cache(codec, ptime) {
+            match self.cached(codec, ptime) {
                 Some(p) => self.insert(p),
                 None => missing.push((codec, ptime)),
             }
@@ -152,7 +152,7 @@ impl PromptSet {
         removed
     }
 
-    fn from_cache(&self, codec: Codec, ptime: u32) -> Option<Prompt> {
+    fn cached(&self, codec: Codec, ptime: u32) -> Option<Prompt> {
         let key = PromptKey::from_source_hash(&self.source_sha256, codec, ptime, &self.settings);
         self.cache.as_ref()?.get(&key)
     }

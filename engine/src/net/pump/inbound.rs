@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use super::event_loop::{CallSlot, Loop, RX_BATCH, RX_BUF};
-use super::sys::sockaddr_to_std;
+use super::sys::{point_hdr, sockaddr_to_std};
 use super::MediaEvent;
 use crate::media::{classify, rtcp, Datagram, Verdict};
 
@@ -66,16 +66,12 @@ impl Loop {
                 iov_base: self.rx_bufs[i * RX_BUF..].as_mut_ptr() as *mut libc::c_void,
                 iov_len: RX_BUF,
             };
-            let h = &mut self.rx_hdrs[i];
-            h.msg_hdr.msg_name = &mut self.rx_names[i] as *mut _ as *mut libc::c_void;
-            h.msg_hdr.msg_namelen =
-                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.rx_iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+            point_hdr(
+                &mut self.rx_hdrs[i],
+                &mut self.rx_names[i] as *mut _ as *mut libc::c_void,
+                std::mem::size_of::<libc::sockaddr_storage>(),
+                &mut self.rx_iov[i],
+            );
         }
         // SAFETY: the headers point at buffers owned by self, alive during the call.
         let r = unsafe {

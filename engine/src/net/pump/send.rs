@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use tracing::debug;
 
 use super::event_loop::Loop;
-use super::sys::{send_to, sockaddr_in, write_ipv4_udp};
+use super::sys::{point_hdr, send_to, sockaddr_in, write_ipv4_udp};
 use crate::media::PacketKind;
 
 impl Loop {
@@ -81,15 +81,12 @@ impl Loop {
         }
         let fd = self.raw.as_ref().expect("raw").as_raw_fd();
         for i in 0..v4 {
-            let h = &mut self.hdrs[i];
-            h.msg_hdr.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut self.iov[i];
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = std::ptr::null_mut();
-            h.msg_hdr.msg_controllen = 0;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
+            point_hdr(
+                &mut self.hdrs[i],
+                &mut self.names[i] as *mut _ as *mut libc::c_void,
+                std::mem::size_of::<libc::sockaddr_in>(),
+                &mut self.iov[i],
+            );
         }
         let mut off = 0;
         while off < v4 {

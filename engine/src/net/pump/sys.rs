@@ -115,49 +115,68 @@ pub(super) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr>
     }
 }
 
-pub(super) fn send_to(fd: RawFd, pkt: &[u8], dest: SocketAddr) -> io::Result<()> {
-    let r = match dest {
+/// `dest` as a libc socket address, with its length.
+fn sockaddr_of(dest: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: a zeroed sockaddr_storage is valid; the family-specific view is filled below.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match dest {
         SocketAddr::V4(d) => {
-            let sa = sockaddr_in(d);
-            // SAFETY: valid buffer and address pointers for the duration of the call.
-            unsafe {
-                libc::sendto(
-                    fd,
-                    pkt.as_ptr() as *const libc::c_void,
-                    pkt.len(),
-                    libc::MSG_DONTWAIT,
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            unsafe { *(&mut ss as *mut _ as *mut libc::sockaddr_in) = sockaddr_in(d) };
+            std::mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(d) => {
-            // SAFETY: zeroed sockaddr_in6 is valid; fields set below.
-            let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sa = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
             sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sa.sin6_port = d.port().to_be();
             sa.sin6_addr = libc::in6_addr {
                 s6_addr: d.ip().octets(),
             };
             sa.sin6_scope_id = d.scope_id();
-            // SAFETY: as above.
-            unsafe {
-                libc::sendto(
-                    fd,
-                    pkt.as_ptr() as *const libc::c_void,
-                    pkt.len(),
-                    libc::MSG_DONTWAIT,
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
+            std::mem::size_of::<libc::sockaddr_in6>()
         }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Sends one datagram without blocking.
+pub(super) fn send_to(fd: RawFd, pkt: &[u8], dest: SocketAddr) -> io::Result<()> {
+    let (sa, len) = sockaddr_of(dest);
+    // SAFETY: valid buffer and address pointers for the duration of the call.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            pkt.as_ptr() as *const libc::c_void,
+            pkt.len(),
+            libc::MSG_DONTWAIT,
+            &sa as *const _ as *const libc::sockaddr,
+            len,
+        )
     };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
     }
+}
+
+/// Points a `sendmmsg`/`recvmmsg` header at one address buffer and one `iovec`, with no
+/// control data.
+pub(super) fn point_hdr(
+    h: &mut libc::mmsghdr,
+    name: *mut libc::c_void,
+    namelen: usize,
+    iov: *mut libc::iovec,
+) {
+    h.msg_hdr.msg_name = name;
+    h.msg_hdr.msg_namelen = namelen as libc::socklen_t;
+    h.msg_hdr.msg_iov = iov;
+    h.msg_hdr.msg_iovlen = 1;
+    h.msg_hdr.msg_control = std::ptr::null_mut();
+    h.msg_hdr.msg_controllen = 0;
+    h.msg_hdr.msg_flags = 0;
+    h.msg_len = 0;
 }
 
 /// Writes a 20-byte IPv4 header and an 8-byte UDP header (checksum 0, allowed over IPv4) for
