@@ -159,7 +159,7 @@ pub struct Dialer<S: Store> {
 impl<S: Store> Dialer<S> {
     /// Starts the SIP driver and the orchestrator, recovers what a previous run left
     /// open (attempts left `dialing` are closed: answered ones as `answered`, the others
-    /// as `unknown`, rescheduled by policy), and resumes running campaigns.
+    /// as `failed`, rescheduled by policy), and resumes running campaigns.
     pub async fn start<M: CallMedia>(
         cfg: DialerConfig,
         store: S,
@@ -369,7 +369,7 @@ impl<S: Store> Dialer<S> {
 }
 
 /// Closes attempts a crash left `dialing`: answered ones as `answered` (the contact is
-/// done), the others as `unknown`, counted and rescheduled by the campaign's policy.
+/// done), the others as `failed`, counted and rescheduled by the campaign's policy.
 pub async fn recover<S: Store>(store: &S) -> Result<usize, DialerError> {
     let dangling = store.dangling().await?;
     let now = now_ms();
@@ -380,24 +380,21 @@ pub async fn recover<S: Store>(store: &S) -> Result<usize, DialerError> {
             e.insert(c.map(|c| c.spec.retry).unwrap_or_default());
         }
         let (outcome, next) = if d.answered {
-            ("answered", ContactNext::Done)
+            (Outcome::Answered, ContactNext::Done)
         } else {
             let n = match policies[&d.campaign].decide(None, d.attempts + 1, now) {
                 Next::RetryAt(t) => ContactNext::RetryAt(t),
                 Next::Done => ContactNext::Done,
             };
-            ("unknown", n)
+            // The outcome is lost; DESIGN has no word for that, and `failed` (our fault, not
+            // the resident's) is the nearest.
+            (Outcome::Failed, n)
         };
         store
             .finish_attempt(
                 AttemptEnd {
-                    attempt: d.attempt,
-                    outcome: outcome.into(),
-                    sip_status: 0,
-                    sip_reason: "recovered after restart".into(),
-                    counted: true,
                     ended_ms: now,
-                    ..Default::default()
+                    ..AttemptEnd::new(d.attempt, outcome, 0, "recovered after restart")
                 },
                 next,
             )
@@ -963,7 +960,11 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                             campaign = it.campaign,
                             "no trunk carries this number type/prefix"
                         );
-                        spawn_logged(self.store.close_contact(it.campaign, it.contact, "failed"));
+                        spawn_logged(self.store.close_contact(
+                            it.campaign,
+                            it.contact,
+                            Outcome::Failed,
+                        ));
                         metrics::counter!("dialer_calls_completed_total", "trunk" => "none", "outcome" => "failed").increment(1);
                     }
                     Pick::Dial(it, t) => self.begin(it, t, now),
@@ -1381,7 +1382,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
         let played = c.answered_at.map(|_| i64::from(c.played_permille));
         let rec = AttemptEnd {
             attempt,
-            outcome: outcome.as_str().into(),
+            outcome,
             sip_status: end.status,
             sip_reason: end.reason.clone(),
             counted,
