@@ -88,6 +88,33 @@ pub async fn run(args: CampaignArgs) -> Result<()> {
     }
 }
 
+/// The media pump on the config's address and ports, its prompt cache beside the database
+/// (so a restart does not encode the message again).
+async fn start_media(
+    cfg: &DialerConfig,
+    db: &std::path::Path,
+) -> Result<(
+    Arc<PumpMedia>,
+    tokio::sync::mpsc::UnboundedReceiver<engine::dialer::call_media::MediaNote>,
+)> {
+    let ip = media_ip(cfg).await?;
+    let (lo, hi) = cfg
+        .rtp_ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
+        .context("rtp_ports must be MIN-MAX")?;
+    let mut cache = db.as_os_str().to_owned();
+    cache.push(".prompt-cache");
+    PumpMedia::start(PumpMediaConfig {
+        ip,
+        port_min: lo,
+        port_max: hi,
+        prompt_cache: Some(cache.into()),
+        ptimes: cfg.trunks.iter().map(|t| t.ptime_ms).collect(),
+    })
+    .context("starting the media pump")
+}
+
 async fn run_campaign(a: RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("reading {}", a.config.display()))?;
@@ -122,23 +149,7 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
         );
     }
 
-    let ip = media_ip(&cfg).await?;
-    let (lo, hi) = cfg
-        .rtp_ports
-        .split_once('-')
-        .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
-        .context("rtp_ports must be MIN-MAX")?;
-    // Encoded prompts are kept beside the database, so a restart does not encode again.
-    let mut cache = a.db.clone().into_os_string();
-    cache.push(".prompt-cache");
-    let (media, notes) = PumpMedia::start(PumpMediaConfig {
-        ip,
-        port_min: lo,
-        port_max: hi,
-        prompt_cache: Some(cache.into()),
-        ptimes: cfg.trunks.iter().map(|t| t.ptime_ms).collect(),
-    })
-    .context("starting the media pump")?;
+    let (media, notes) = start_media(&cfg, &a.db).await?;
     let retry = cfg.retry;
     let dialer = Dialer::start(cfg, store.clone(), Arc::clone(&media), notes).await?;
 
