@@ -24,7 +24,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
 use engine::store::{SqliteOptions, SqliteStore};
 use tokio::sync::watch;
@@ -228,8 +228,14 @@ impl Server {
         let dids = config_numbers::parse(&cfg.numbers, &cfg.default_region, state::now_ms())?;
         config_numbers::apply(&store, dids).await?;
         let ip = media_ip(&cfg, &dc).await;
-        let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
-            .map_err(|source| ServeError::Io {
+        let (media, notes) = PumpMedia::start(PumpMediaConfig {
+            ip,
+            port_min: cfg.media.rtp_port_min,
+            port_max: cfg.media.rtp_port_max,
+            prompt_cache: Some(prompts::cache_dir(&cfg.prompt_dir())),
+            ptimes: dc.trunks.iter().map(|t| t.ptime_ms).collect(),
+        })
+        .map_err(|source| ServeError::Io {
             what: "starting the media pump".into(),
             source,
         })?;
