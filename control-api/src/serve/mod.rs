@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_numbers;
 pub mod csv_safe;
 pub mod drain;
 pub mod idempotency;
@@ -26,14 +27,17 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
 use engine::store::{SqliteOptions, SqliteStore};
 use tokio::sync::watch;
 
 pub use config::{ConfigError, ServeConfig};
 use problem::problem_response;
-use routes::{campaigns, contacts, metrics, prompts, streets, tenants, trunks};
+use routes::{
+    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
+    trunks,
+};
 use state::{AppState, Inner};
 
 /// Why the server could not start or run.
@@ -105,6 +109,21 @@ fn api_router(st: AppState) -> Router {
         .route(
             "/v1/trunks/{name}",
             get(trunks::get).put(trunks::replace).delete(trunks::delete),
+        )
+        .route("/v1/numbers", post(numbers::create).get(numbers::list))
+        .route(
+            "/v1/numbers/{number}",
+            axum::routing::delete(numbers::delete),
+        )
+        .route("/v1/registrations", get(registrations::list))
+        .route(
+            "/v1/tenants/{id}/staff-pin",
+            axum::routing::put(registrations::set_staff_pin),
+        )
+        .route("/v1/ivr/prompts", get(ivr_prompts::list))
+        .route(
+            "/v1/ivr/prompts/{key}",
+            axum::routing::put(ivr_prompts::put).delete(ivr_prompts::reset),
         )
         .route("/v1/prompts", post(prompts::create).get(prompts::list))
         .route(
@@ -238,9 +257,17 @@ impl Server {
         }
         let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
+        let dids = config_numbers::parse(&cfg.numbers, &cfg.default_region, state::now_ms())?;
+        config_numbers::apply(&store, dids).await?;
         let ip = media_ip(&cfg, &dc).await;
-        let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
-            .map_err(|source| ServeError::Io {
+        let (media, notes) = PumpMedia::start(PumpMediaConfig {
+            ip,
+            port_min: cfg.media.rtp_port_min,
+            port_max: cfg.media.rtp_port_max,
+            prompt_cache: Some(prompts::cache_dir(&cfg.prompt_dir())),
+            ptimes: dc.trunks.iter().map(|t| t.ptime_ms).collect(),
+        })
+        .map_err(|source| ServeError::Io {
             what: "starting the media pump".into(),
             source,
         })?;
