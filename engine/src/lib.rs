@@ -6,6 +6,7 @@
 
 pub mod dialer;
 pub mod media;
+pub mod metrics;
 pub mod net;
 pub mod sip;
 pub mod store;

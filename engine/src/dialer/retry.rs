@@ -1,7 +1,7 @@
 //! Retry policy per outcome: whether and when a contact is called again.
 //!
 //! Attempts that ended in a carrier fault and went to another trunk do not count against
-//! the citizen's allowance (the orchestrator does not pass them here); everything else
+//! the citizen's allowance (the dialer core does not pass them here); everything else
 //! does.
 
 use serde::{Deserialize, Serialize};
