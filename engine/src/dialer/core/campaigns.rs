@@ -107,6 +107,12 @@ impl DialerCore {
         self.campaigns.remove(&c);
         self.timers.stop(Deadline::Refill(c));
         self.timers.stop(Deadline::Completion(c));
+        if self.campaigns.is_empty() {
+            self.timers.stop(Deadline::Gauges);
+        }
+        if self.campaigns.values().all(|rt| rt.window.is_none()) {
+            self.timers.stop(Deadline::Windows);
+        }
     }
 
     /// Contacts due for a campaign arrived.

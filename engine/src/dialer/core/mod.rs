@@ -14,8 +14,7 @@
 //! session ids come from a generator seeded by the caller, so a test is deterministic.
 //! The tokio driver is `crate::net::dialer_driver`.
 //!
-//! One attempt ([`attempt::Phase`]): picked by the scheduler and routed
-//! ([`DialerCore::dispatch`]) → journaled → queued for its trunk's CPS token → INVITE →
+//! One attempt ([`Phase`]): picked by the scheduler and routed (`dispatch.rs`) → journaled → queued for its trunk's CPS token → INVITE →
 //! ringing → answered (prompt plays) → ended → settled ([`settle::settle`]): journaled with
 //! its outcome, failed over to another trunk, retried later or done.
 

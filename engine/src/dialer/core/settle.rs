@@ -51,7 +51,7 @@ pub fn settle(
     let next = if failover || ours {
         ContactNext::RetryAt(wall)
     } else {
-        match policy.decide(Some(outcome), attempts_before + 1, wall) {
+        match policy.decide(outcome, attempts_before + 1, wall) {
             Next::RetryAt(t) => ContactNext::RetryAt(t),
             Next::Done => ContactNext::Done,
         }
