@@ -480,6 +480,46 @@ async fn streets_contacts_and_bad_csv() {
     api.shutdown().await;
 }
 
+/// Italian mobiles written nationally that start with 39 keep their national reading;
+/// a number invalid read both ways is refused, naming its line.
+#[tokio::test]
+async fn national_39x_mobiles_import_and_invalid_both_ways_is_refused() {
+    let api = Api::start().await;
+    let t = api.tenant("latina").await;
+    let r = api
+        .csv(
+            "/v1/contacts/import",
+            &t,
+            "number,zone\n3931234567,Centro\n3989477288,Centro\n391234,Centro\n\
+             +39 06 698 12345,Centro\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["imported"], 3, "{v}");
+    assert_eq!(v["rejected"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["rejected"][0]["line"], 4);
+    let v: Value = api.get("/v1/contacts", &t).await.json().await.unwrap();
+    let got: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_string();
+            (s("number"), s("number_type"))
+        })
+        .collect();
+    let want = [
+        ("+393931234567", "mobile"),
+        ("+393989477288", "mobile"),
+        ("+390669812345", "fixed"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(n, t)| (n.to_string(), t.to_string())).to_vec()
+    );
+}
+
 #[tokio::test]
 async fn oversized_upload_is_413() {
     let api = Api::start_with("").await;

@@ -9,6 +9,7 @@ use engine::dialer::contacts::{NewContact, Source};
 use engine::dialer::core::{Action, CoreConfig, DialerCore, RunningCampaign, StoreReply};
 use engine::dialer::recovery::{recover, RECOVERED};
 use engine::dialer::{CampaignSpec, CampaignState, DialerConfig, NumberType, Priority, Target};
+use engine::model::Outcome;
 use engine::store::{SqliteOptions, SqliteStore, Store};
 
 const WALL: i64 = 1_800_000_000_000;
@@ -119,9 +120,9 @@ async fn a_crash_between_journal_and_invite_is_recovered() {
     let rows = store.attempts(c.id, 0, 10).await.unwrap();
     assert_eq!(rows.len(), 2);
     let answered = rows.iter().find(|r| r.id == journaled[0]).unwrap();
-    assert_eq!(answered.outcome.as_deref(), Some("answered"));
+    assert_eq!(answered.outcome, Some(Outcome::Answered));
     let lost = rows.iter().find(|r| r.id == journaled[1]).unwrap();
-    assert_eq!(lost.outcome.as_deref(), Some("failed"));
+    assert_eq!(lost.outcome, Some(Outcome::Failed));
     assert_eq!(lost.sip_reason.as_deref(), Some(RECOVERED));
     assert!(!lost.counted, "our fault: it does not use a retry");
     // The unanswered contact is due again at once, with no attempt counted; the answered

@@ -42,9 +42,6 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] engine::store::StoreError),
-    /// The API tables could not be opened.
-    #[error("api tables: {0}")]
-    Db(#[from] sqlx::Error),
     /// The dialer did not start.
     #[error("dialer: {0}")]
     Dialer(#[from] engine::dialer::DialerError),
@@ -208,8 +205,7 @@ impl Server {
             })?;
         }
         let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
-        let db = state::open_api_db(&db_path).await?;
-        let (admin_hash, generated) = state::admin_hash(&db, cfg.admin_token.as_deref()).await?;
+        let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let ip = media_ip(&cfg, &dc).await;
         let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
             .map_err(|source| ServeError::Io {
@@ -232,7 +228,6 @@ impl Server {
             cfg,
             store,
             dialer,
-            db,
             metrics,
             admin_hash,
             prompt_dir,

@@ -1,6 +1,6 @@
-//! The dialer: trunks, routing, per-trunk limits with congestion control, campaigns with
-//! retries and calling windows, the scheduler, and the sans-IO [`core`] that joins them to
-//! the SIP core, the media path and the store.
+//! The dialer: trunks, routing, per-trunk limits with congestion control, retries, the
+//! scheduler, and the sans-IO [`core`] that joins them to the SIP core, the media path and
+//! the store.
 //!
 //! Decisions (which contact, which trunk, whether a limit admits a call, whether to retry,
 //! how an attempt settles) are plain synchronous functions over data with `now` passed in,
@@ -9,25 +9,23 @@
 //! facade and [`recovery`] closes what a crash left open.
 
 pub mod call_media;
-pub mod campaign;
 pub mod config;
 pub mod congestion;
-pub mod contacts;
 pub mod core;
 pub mod facade;
 pub mod limiter;
-pub mod numbers;
 pub mod recovery;
 pub mod retry;
 pub mod routing;
 pub mod scheduler;
 pub mod trunk;
 pub mod trunk_keys;
-pub mod window;
 
-pub use campaign::{CampaignSpec, CampaignState, Priority, Target};
-pub use config::DialerConfig;
+// The domain types moved to `crate::model`; these paths stay for existing callers.
 pub use self::core::{DialerError, DialerSnapshot, TrunkStatus};
+pub use crate::model::NumberType;
+pub use crate::model::{campaign, contacts, numbers, window};
+pub use crate::model::{CampaignSpec, CampaignState, Priority, Target};
+pub use config::DialerConfig;
 pub use facade::Dialer;
-pub use numbers::NumberType;
 pub use retry::RetryPolicy;

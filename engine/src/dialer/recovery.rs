@@ -11,7 +11,7 @@
 use tracing::warn;
 
 use super::core::DialerError;
-use crate::sip::outcome::Outcome;
+use crate::model::Outcome;
 use crate::store::{AttemptEnd, ContactNext, Dangling, Store};
 
 /// The reason phrase journaled for attempts closed by recovery.
@@ -25,13 +25,9 @@ pub fn recovered_end(d: &Dangling, wall: i64) -> (AttemptEnd, ContactNext) {
         (Outcome::Failed, false, ContactNext::RetryAt(wall))
     };
     let end = AttemptEnd {
-        attempt: d.attempt,
-        outcome: outcome.as_str().into(),
-        sip_status: 0,
-        sip_reason: RECOVERED.into(),
         counted,
         ended_ms: wall,
-        ..Default::default()
+        ..AttemptEnd::new(d.attempt, outcome, 0, RECOVERED)
     };
     (end, next)
 }
@@ -70,7 +66,7 @@ mod tests {
     #[test]
     fn unanswered_is_failed_uncounted_and_due_at_once() {
         let (end, next) = recovered_end(&dangling(false), 5_000);
-        assert_eq!(end.outcome, "failed");
+        assert_eq!(end.outcome, Outcome::Failed);
         assert_eq!(end.sip_reason, RECOVERED);
         assert!(!end.counted);
         assert_eq!(next, ContactNext::RetryAt(5_000));
@@ -79,7 +75,7 @@ mod tests {
     #[test]
     fn answered_stays_answered_and_done() {
         let (end, next) = recovered_end(&dangling(true), 5_000);
-        assert_eq!(end.outcome, "answered");
+        assert_eq!(end.outcome, Outcome::Answered);
         assert!(end.counted);
         assert_eq!(next, ContactNext::Done);
     }

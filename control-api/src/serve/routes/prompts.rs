@@ -7,8 +7,8 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use codecs::{Codec, CodecError, EncodeSettings, PreparedAudio};
-use engine::dialer::CampaignState;
-use engine::store::Store;
+use engine::model::CampaignState;
+use engine::store::{Loudness, PromptRecord, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -71,21 +71,25 @@ pub struct NameQuery {
     pub name: String,
 }
 
-type Row = (String, String, i64, String, String, i64);
+impl From<Loudness> for LoudnessOut {
+    fn from(l: Loudness) -> Self {
+        LoudnessOut {
+            before_lufs: l.before_lufs,
+            after_lufs: l.after_lufs,
+            peak_dbfs: l.peak_dbfs,
+            gain_db: l.gain_db,
+        }
+    }
+}
 
-fn out(r: Row) -> PromptOut {
+fn out(p: PromptRecord) -> PromptOut {
     PromptOut {
-        id: r.0,
-        name: r.1,
-        duration_ms: r.2,
-        codecs: serde_json::from_str(&r.3).unwrap_or_default(),
-        loudness: serde_json::from_str(&r.4).unwrap_or(LoudnessOut {
-            before_lufs: 0.0,
-            after_lufs: 0.0,
-            peak_dbfs: 0.0,
-            gain_db: 0.0,
-        }),
-        created_ms: r.5,
+        id: p.id,
+        name: p.name,
+        duration_ms: p.duration_ms,
+        codecs: p.codecs,
+        loudness: p.loudness.into(),
+        created_ms: p.created_ms,
     }
 }
 
@@ -145,7 +149,7 @@ pub async fn create(
             duration = prep.encode(c, 20)?.duration_ms();
         }
         let i = prep.info();
-        let loud = LoudnessOut {
+        let loud = Loudness {
             before_lufs: finite(i.loudness_before_lufs),
             after_lufs: finite(i.loudness_after_lufs),
             peak_dbfs: finite(i.peak_after_dbfs),
@@ -162,33 +166,21 @@ pub async fn create(
     let path = st.prompt_dir.join(format!("{id}.{ext}"));
     std::fs::write(&path, &bytes).map_err(ApiError::internal)?;
     let codecs: Vec<String> = CODECS.iter().map(|c| c.name().to_string()).collect();
-    let row: Row = (
+    let rec = PromptRecord {
         id,
+        tenant: tenant.clone(),
         name,
-        duration_ms as i64,
-        serde_json::to_string(&codecs).unwrap_or_default(),
-        serde_json::to_string(&loud).unwrap_or_default(),
-        now_ms(),
-    );
-    let r = sqlx::query(
-        "INSERT INTO api_prompts (id, tenant, name, path, duration_ms, codecs, loudness, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&row.0)
-    .bind(&tenant)
-    .bind(&row.1)
-    .bind(path.to_string_lossy().to_string())
-    .bind(row.2)
-    .bind(&row.3)
-    .bind(&row.4)
-    .bind(row.5)
-    .execute(&st.db)
-    .await;
-    if let Err(e) = r {
+        path: path.to_string_lossy().to_string(),
+        duration_ms: duration_ms as i64,
+        codecs,
+        loudness: loud,
+        created_ms: now_ms(),
+    };
+    if let Err(e) = st.store.insert_prompt(rec.clone()).await {
         let _ = std::fs::remove_file(&path);
         return Err(e.into());
     }
-    Ok((StatusCode::CREATED, Json(out(row))))
+    Ok((StatusCode::CREATED, Json(out(rec))))
 }
 
 fn finite(x: f64) -> f64 {
@@ -201,13 +193,7 @@ fn finite(x: f64) -> f64 {
 
 /// The prompt's file path, if it belongs to `tenant`.
 pub async fn prompt_path(st: &AppState, tenant: &str, id: &str) -> ApiResult<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT path FROM api_prompts WHERE tenant = ? AND id = ?")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&st.db)
-            .await?,
-    )
+    Ok(st.store.prompt(tenant, id).await?.map(|p| p.path))
 }
 
 /// List prompts.
@@ -221,15 +207,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<PromptOut>>> {
     let q: PageQuery = parse_query(&uri)?;
     let limit = q.limit()?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
-         WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(&tenant)
-    .bind(q.after()?)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&st.db)
-    .await?;
+    let rows = st.store.prompts(&tenant, &q.after()?, limit + 1).await?;
     Ok(Json(Page::from_fetched(
         rows.into_iter().map(out).collect(),
         limit,
@@ -238,15 +216,10 @@ pub async fn list(
 }
 
 async fn one(st: &AppState, tenant: &str, id: &str) -> ApiResult<PromptOut> {
-    let r: Option<Row> = sqlx::query_as(
-        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
-         WHERE tenant = ? AND id = ?",
-    )
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&st.db)
-    .await?;
-    r.map(out)
+    st.store
+        .prompt(tenant, id)
+        .await?
+        .map(out)
         .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))
 }
 
@@ -289,11 +262,7 @@ pub async fn delete(
             c.id, c.state
         )));
     }
-    sqlx::query("DELETE FROM api_prompts WHERE tenant = ? AND id = ?")
-        .bind(&tenant)
-        .bind(&id)
-        .execute(&st.db)
-        .await?;
+    st.store.delete_prompt(&tenant, &id).await?;
     let _ = std::fs::remove_file(&path);
     Ok(StatusCode::NO_CONTENT)
 }

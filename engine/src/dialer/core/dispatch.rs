@@ -14,7 +14,7 @@ use crate::dialer::routing;
 use crate::dialer::scheduler::{DueItem, Pick};
 use crate::metrics as m;
 use crate::sip::endpoint::{CallEnd, CallHandle, Hangup};
-use crate::sip::outcome::Outcome;
+use crate::model::Outcome;
 use crate::store::{AttemptStart, StoreError};
 
 /// An end for an attempt whose INVITE never got an answer from the carrier.
@@ -63,7 +63,7 @@ impl DialerCore {
                     self.actions.push_back(Action::CloseContact {
                         campaign: CampaignId(it.campaign),
                         contact: it.contact,
-                        outcome: Outcome::Failed.as_str(),
+                        outcome: Outcome::Failed,
                     });
                     metrics::counter!(m::CALLS_COMPLETED, "trunk" => "none", "outcome" => "failed")
                         .increment(1);

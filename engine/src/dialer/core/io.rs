@@ -12,6 +12,7 @@ use super::super::campaign::CampaignError;
 use super::super::config::ConfigError;
 use super::super::trunk::TrunkConfig;
 use crate::sip::endpoint::{CallHandle, CallParams, RegisterParams, RequestHandle};
+use crate::model::Outcome;
 use crate::sip::sdp::NegotiatedMedia;
 use crate::store::{
     AttemptEnd, AttemptStart, CampaignRecord, ContactNext, DueContact, StoreError,
@@ -216,8 +217,8 @@ pub enum Action {
         campaign: CampaignId,
         /// Contact id.
         contact: i64,
-        /// Outcome word.
-        outcome: &'static str,
+        /// Outcome.
+        outcome: Outcome,
     },
     /// Load the running campaigns; answer with [`StoreReply::Campaigns`].
     LoadCampaigns,

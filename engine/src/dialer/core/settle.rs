@@ -13,7 +13,7 @@ use crate::dialer::retry::{Next, RetryPolicy};
 use crate::dialer::routing::{self, Route};
 use crate::metrics as m;
 use crate::sip::endpoint::CallEnd;
-use crate::sip::outcome::Outcome;
+use crate::model::Outcome;
 use crate::store::{AttemptEnd, ContactNext};
 
 /// What becomes of a contact after one attempt.
@@ -120,7 +120,7 @@ impl DialerCore {
         };
         let rec = AttemptEnd {
             attempt,
-            outcome: outcome.as_str().into(),
+            outcome,
             sip_status: end.status,
             sip_reason: end.reason,
             counted: s.counted,

@@ -12,7 +12,7 @@ use crate::dialer::campaign::{CampaignSpec, CampaignState};
 use crate::dialer::numbers::NumberType;
 use crate::dialer::retry::RetryRule;
 use crate::sip::endpoint::{CallEnd, CallParams, Hangup};
-use crate::sip::outcome::Outcome;
+use crate::model::Outcome;
 use crate::sip::sdp::NegotiatedMedia;
 use crate::store::{AttemptEnd, CampaignRecord, ContactNext, DueContact};
 
@@ -368,11 +368,11 @@ fn carrier_503_with_retry_after_fails_over_without_using_a_retry() {
     assert_eq!(h.invites[0].1, "a");
     let first = &h.journal[0];
     let end = first.end.as_ref().unwrap();
-    assert_eq!((end.outcome.as_str(), end.sip_status), ("failed", 503));
+    assert_eq!((end.outcome, end.sip_status), (Outcome::Failed, 503));
     assert!(!end.counted, "a carrier fault that fails over does not use a retry");
     let again = h.journal.iter().skip(1).find(|r| r.contact == first.contact).unwrap();
     assert_eq!(again.trunk, "b");
-    assert_eq!(again.end.as_ref().unwrap().outcome, "answered");
+    assert_eq!(again.end.as_ref().unwrap().outcome, Outcome::Answered);
     // Retry-After holds a for 30 s: every later INVITE within that time went to b.
     let held: Vec<_> = h.invites.iter().skip(1).filter(|i| i.0 < Duration::from_secs(30)).collect();
     assert!(held.iter().all(|i| i.1 == "b"), "{held:?}");
@@ -423,9 +423,9 @@ fn a_busy_is_retried_at_its_interval() {
     h.run_for(Duration::from_secs(120));
     assert_eq!(h.invites.len(), 2, "{:?}", h.invites);
     let ends = ended(&h.journal);
-    assert_eq!(ends[0].outcome, "busy");
+    assert_eq!(ends[0].outcome, Outcome::Busy);
     assert!(ends[0].counted);
-    assert_eq!(ends[1].outcome, "answered");
+    assert_eq!(ends[1].outcome, Outcome::Answered);
     // Called again 60 s after the busy ended, give or take a refill period.
     let gap = h.invites[1].0 - h.invites[0].0;
     assert!(
