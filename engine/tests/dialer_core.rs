@@ -78,7 +78,9 @@ async fn run_until_invites(core: &mut DialerCore, store: &SqliteStore, now: Inst
 async fn a_crash_between_journal_and_invite_is_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default()).await.unwrap();
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
     let contacts = (0..3)
         .map(|i| NewContact {
             number: format!("+39077128{i:04}"),
@@ -98,7 +100,10 @@ async fn a_crash_between_journal_and_invite_is_recovered() {
         .unwrap();
 
     let text = "[[trunk]]\nname='a'\nproxy='127.0.0.1:5060'\nmax_channels=10\ncps=10\n";
-    let trunk = DialerConfig::load_with(text, &|_| None).unwrap().trunks.remove(0);
+    let trunk = DialerConfig::load_with(text, &|_| None)
+        .unwrap()
+        .trunks
+        .remove(0);
     let proxy: SocketAddr = "127.0.0.1:5060".parse().unwrap();
     let cfg = CoreConfig {
         media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -107,14 +112,23 @@ async fn a_crash_between_journal_and_invite_is_recovered() {
     let now = Instant::now();
     let mut core = DialerCore::new(cfg, vec![(trunk, proxy)], now);
     let journaled = run_until_invites(&mut core, &store, now).await;
-    assert_eq!(journaled.len(), 2, "cps 10 lets two attempts be picked ahead");
+    assert_eq!(
+        journaled.len(),
+        2,
+        "cps 10 lets two attempts be picked ahead"
+    );
     // The first one was answered just before the crash (its answer is journaled).
-    store.attempt_answered(journaled[0], WALL + 10).await.unwrap();
+    store
+        .attempt_answered(journaled[0], WALL + 10)
+        .await
+        .unwrap();
     drop(core);
     drop(store);
 
     // Restart.
-    let store = SqliteStore::open(&path, SqliteOptions::default()).await.unwrap();
+    let store = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
     let wall = WALL + 60_000;
     assert_eq!(recover(&store, wall).await.unwrap(), 2);
     let rows = store.attempts(c.id, 0, 10).await.unwrap();

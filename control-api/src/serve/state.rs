@@ -150,4 +150,3 @@ pub fn metrics_handle() -> PrometheusHandle {
     })
     .clone()
 }
-

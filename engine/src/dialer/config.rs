@@ -212,13 +212,17 @@ fn check_words(v: &toml::Value) -> Result<(), ConfigError> {
         for (j, c) in list("codecs") {
             if c.parse::<Codec>().is_err() {
                 let why = unknown_codec(c);
-                return Err(ConfigError::Invalid(format!("trunk[{i}].codecs[{j}]: {why}")));
+                return Err(ConfigError::Invalid(format!(
+                    "trunk[{i}].codecs[{j}]: {why}"
+                )));
             }
         }
         for (j, r) in list("routes") {
             if RouteKey::parse(r).is_none() {
                 let why = unknown_route(r);
-                return Err(ConfigError::Invalid(format!("trunk[{i}].routes[{j}]: {why}")));
+                return Err(ConfigError::Invalid(format!(
+                    "trunk[{i}].routes[{j}]: {why}"
+                )));
             }
         }
     }
@@ -311,20 +315,30 @@ mod tests {
     #[test]
     fn words_parse_into_enums_and_bad_ones_name_their_key() {
         let base = "[[trunk]]\nname='a'\nproxy='x'\nmax_channels=1\ncps=1\n";
-        let ok = format!("{base}transport='TCP'\ncodecs=['G722','pcma']\nroutes=['+39','mobile']\n");
+        let ok =
+            format!("{base}transport='TCP'\ncodecs=['G722','pcma']\nroutes=['+39','mobile']\n");
         let c = DialerConfig::load_with(&ok, &|_| None).unwrap();
         let t = &c.trunks[0];
         assert_eq!(t.transport, TrunkTransport::Tcp);
         assert_eq!(t.codecs, [Codec::G722, Codec::Pcma]);
         assert_eq!(t.routes[0], RouteKey::Prefix("+39".into()));
         let bad = format!("{base}codecs=['PCMA','G729']\n");
-        let e = DialerConfig::load_with(&bad, &|_| None).unwrap_err().to_string();
-        assert!(e.contains(r#"trunk[0].codecs[1]: unknown codec "G729""#), "{e}");
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(r#"trunk[0].codecs[1]: unknown codec "G729""#),
+            "{e}"
+        );
         let bad = format!("{base}routes=['landline']\n");
-        let e = DialerConfig::load_with(&bad, &|_| None).unwrap_err().to_string();
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("trunk[0].routes[0]"), "{e}");
         let bad = format!("{base}transport='tls'\n");
-        let e = DialerConfig::load_with(&bad, &|_| None).unwrap_err().to_string();
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("trunk[0].transport"), "{e}");
     }
 }

@@ -168,7 +168,10 @@ mod tests {
 
     #[test]
     fn signal_of_a_call_end() {
-        assert_eq!(Signal::of_end(true, 503, Some(30)), Signal::Overloaded(Some(30)));
+        assert_eq!(
+            Signal::of_end(true, 503, Some(30)),
+            Signal::Overloaded(Some(30))
+        );
         assert_eq!(Signal::of_end(true, 503, None), Signal::Overloaded(None));
         assert_eq!(Signal::of_end(false, 503, Some(30)), Signal::Ok);
         assert_eq!(Signal::of_end(true, 0, None), Signal::Timeout);

@@ -50,14 +50,8 @@ mod tests {
         assert_eq!(p.decide(Outcome::Busy, 1, 0), Next::RetryAt(300_000));
         assert_eq!(p.decide(Outcome::Busy, 2, 10), Next::RetryAt(300_010));
         assert_eq!(p.decide(Outcome::Busy, 3, 0), Next::Done);
-        assert_eq!(
-            p.decide(Outcome::NoAnswer, 1, 0),
-            Next::RetryAt(900_000)
-        );
-        assert_eq!(
-            p.decide(Outcome::Failed, 2, 0),
-            Next::RetryAt(120_000)
-        );
+        assert_eq!(p.decide(Outcome::NoAnswer, 1, 0), Next::RetryAt(900_000));
+        assert_eq!(p.decide(Outcome::Failed, 2, 0), Next::RetryAt(120_000));
         assert_eq!(p.decide(Outcome::Answered, 1, 0), Next::Done);
         assert_eq!(p.decide(Outcome::InvalidNumber, 1, 0), Next::Done);
         assert_eq!(p.decide(Outcome::Rejected, 1, 0), Next::Done);

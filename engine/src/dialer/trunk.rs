@@ -261,8 +261,11 @@ impl Trunk {
     pub fn on_ping(&mut self, now: Instant, ok: bool) {
         if let Some(up) = self.health.on_ping(ok) {
             tracing::warn!(trunk = %self.cfg.name, up, "trunk health changed");
-            metrics::gauge!(m::TRUNK_UP, "trunk" => self.cfg.name.clone())
-                .set(if up { 1.0 } else { 0.0 });
+            metrics::gauge!(m::TRUNK_UP, "trunk" => self.cfg.name.clone()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
             if !up {
                 self.aimd.on_signal(now, Signal::Down);
             }

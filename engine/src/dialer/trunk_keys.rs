@@ -135,9 +135,8 @@ pub fn de_codecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Codec>, D::Error
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            n.parse::<Codec>().map_err(|_| {
-                serde::de::Error::custom(format!("codecs[{i}]: {}", unknown_codec(n)))
-            })
+            n.parse::<Codec>()
+                .map_err(|_| serde::de::Error::custom(format!("codecs[{i}]: {}", unknown_codec(n))))
         })
         .collect()
 }

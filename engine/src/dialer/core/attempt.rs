@@ -163,8 +163,13 @@ impl Phase {
         }
     }
 
+    /// Whether the prompt is playing (the end then waits for the media's packet count).
+    pub fn plays_media(&self) -> bool {
+        matches!(self, Phase::Playing { media: true, .. })
+    }
+
     /// The SIP call ended while its media plays: wait for the packet count.
-    pub fn ending(self, end: CallEnd, now: Instant) -> Result<Phase, (Phase, CallEnd)> {
+    pub fn ending(self, end: CallEnd, now: Instant) -> Result<Phase, Phase> {
         match self {
             Phase::Playing {
                 attempt,
@@ -181,7 +186,7 @@ impl Phase {
                 end,
                 packets,
             }),
-            p => Err((p, end)),
+            p => Err(p),
         }
     }
 
@@ -235,7 +240,11 @@ impl Phase {
                 answered_at,
                 packets,
                 ..
-            } => (pdd, Some(now.saturating_duration_since(answered_at)), packets),
+            } => (
+                pdd,
+                Some(now.saturating_duration_since(answered_at)),
+                packets,
+            ),
             Phase::Ending {
                 pdd,
                 answered_at,

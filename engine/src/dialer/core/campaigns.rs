@@ -54,8 +54,10 @@ fn utc(wall: i64) -> DateTime<Utc> {
 impl DialerCore {
     /// The running campaigns, as loaded: stop dialling the others, start the new ones.
     pub(super) fn on_campaigns(&mut self, now: Instant, wall: i64, list: Vec<RunningCampaign>) {
-        let running: HashMap<CampaignId, RunningCampaign> =
-            list.into_iter().map(|c| (CampaignId(c.rec.id), c)).collect();
+        let running: HashMap<CampaignId, RunningCampaign> = list
+            .into_iter()
+            .map(|c| (CampaignId(c.rec.id), c))
+            .collect();
         let gone: Vec<CampaignId> = self
             .campaigns
             .keys()
@@ -77,7 +79,8 @@ impl DialerCore {
             self.sched.add_campaign(id.0, &spec.tenant, spec.priority);
             if let Some(w) = &window {
                 self.sched.set_open(id.0, w.is_open(utc(wall)));
-                self.timers.set_if_unset(Deadline::Windows, now + WINDOW_EVERY);
+                self.timers
+                    .set_if_unset(Deadline::Windows, now + WINDOW_EVERY);
             }
             info!(campaign = id.0, name = %spec.name, "campaign dialling");
             let plan = CallPlan {
@@ -249,5 +252,4 @@ impl DialerCore {
             }
         }
     }
-
 }

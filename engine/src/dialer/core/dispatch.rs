@@ -13,8 +13,8 @@ use super::DialerCore;
 use crate::dialer::routing;
 use crate::dialer::scheduler::{DueItem, Pick};
 use crate::metrics as m;
-use crate::sip::endpoint::{CallEnd, CallHandle, Hangup};
 use crate::model::Outcome;
+use crate::sip::endpoint::{CallEnd, CallHandle, Hangup};
 use crate::store::{AttemptStart, StoreError};
 
 /// An end for an attempt whose INVITE never got an answer from the carrier.
@@ -59,7 +59,10 @@ impl DialerCore {
             match pick {
                 Pick::Idle => return,
                 Pick::NoRoute(it) => {
-                    warn!(campaign = it.campaign, "no trunk carries this number type/prefix");
+                    warn!(
+                        campaign = it.campaign,
+                        "no trunk carries this number type/prefix"
+                    );
                     self.actions.push_back(Action::CloseContact {
                         campaign: CampaignId(it.campaign),
                         contact: it.contact,
@@ -77,7 +80,8 @@ impl DialerCore {
     fn begin(&mut self, item: DueItem, t: TrunkId, wall: i64) {
         let c = CampaignId(item.campaign);
         let Some(rt) = self.campaigns.get_mut(&c) else {
-            self.sched.finish(item.campaign, item.contact, &item.number, false);
+            self.sched
+                .finish(item.campaign, item.contact, &item.number, false);
             return;
         };
         rt.in_calls += 1;
@@ -128,7 +132,12 @@ impl DialerCore {
             }
             Err(e) => {
                 warn!(error = %e, "journal write failed; attempt dropped");
-                self.finish(now, wall, call, local_end(Outcome::Failed, "journal failed"));
+                self.finish(
+                    now,
+                    wall,
+                    call,
+                    local_end(Outcome::Failed, "journal failed"),
+                );
             }
         }
     }
@@ -221,7 +230,13 @@ impl DialerCore {
     }
 
     /// The driver could not place the INVITE.
-    pub(super) fn on_place_failed(&mut self, now: Instant, wall: i64, call: CallToken, why: String) {
+    pub(super) fn on_place_failed(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        call: CallToken,
+        why: String,
+    ) {
         self.finish(now, wall, call, local_end(Outcome::Failed, why));
     }
 

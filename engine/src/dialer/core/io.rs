@@ -11,12 +11,10 @@ use serde::Serialize;
 use super::super::campaign::CampaignError;
 use super::super::config::ConfigError;
 use super::super::trunk::TrunkConfig;
-use crate::sip::endpoint::{CallHandle, CallParams, RegisterParams, RequestHandle};
 use crate::model::Outcome;
+use crate::sip::endpoint::{CallHandle, CallParams, RegisterParams, RequestHandle};
 use crate::sip::sdp::NegotiatedMedia;
-use crate::store::{
-    AttemptEnd, AttemptStart, CampaignRecord, ContactNext, DueContact, StoreError,
-};
+use crate::store::{AttemptEnd, AttemptStart, CampaignRecord, ContactNext, DueContact, StoreError};
 
 /// One attempt from pick to journaled end; also the media path's token for the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -289,4 +287,3 @@ pub enum Action {
     /// Answer a command.
     Reply(ReplyTo, Reply),
 }
-

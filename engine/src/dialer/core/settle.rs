@@ -12,8 +12,8 @@ use crate::dialer::congestion::Signal;
 use crate::dialer::retry::{Next, RetryPolicy};
 use crate::dialer::routing::{self, Route};
 use crate::metrics as m;
-use crate::sip::endpoint::CallEnd;
 use crate::model::Outcome;
+use crate::sip::endpoint::CallEnd;
 use crate::store::{AttemptEnd, ContactNext};
 
 /// What becomes of a contact after one attempt.
@@ -98,7 +98,8 @@ impl DialerCore {
         metrics::counter!(m::CALLS_COMPLETED, "trunk" => name.clone(), "outcome" => outcome.as_str())
             .increment(1);
         if let Some(p) = facts.pdd {
-            metrics::histogram!(m::POST_DIAL_DELAY, "trunk" => name.clone()).record(p.as_secs_f64());
+            metrics::histogram!(m::POST_DIAL_DELAY, "trunk" => name.clone())
+                .record(p.as_secs_f64());
         }
         if let Some(d) = facts.duration {
             metrics::histogram!(m::CALL_DURATION, "trunk" => name.clone()).record(d.as_secs_f64());
@@ -108,11 +109,19 @@ impl DialerCore {
         }
         let Some(attempt) = facts.attempt else {
             let it = &a.item;
-            self.sched.finish(it.campaign, it.contact, &it.number, false);
+            self.sched
+                .finish(it.campaign, it.contact, &it.number, false);
             return;
         };
         let another = outcome.is_carrier_fault() && self.another_trunk(&a);
-        let s = settle(outcome, facts.sent, another, a.item.attempts, &a.plan.policy, wall);
+        let s = settle(
+            outcome,
+            facts.sent,
+            another,
+            a.item.attempts,
+            &a.plan.policy,
+            wall,
+        );
         let played = if answered {
             played_permille(facts.packets, a.plan.packets_per_play, a.plan.play_count)
         } else {
@@ -139,7 +148,8 @@ impl DialerCore {
             self.sched.requeue_front(item);
         } else {
             let ok = outcome == Outcome::Answered;
-            self.sched.finish(item.campaign, item.contact, &item.number, ok);
+            self.sched
+                .finish(item.campaign, item.contact, &item.number, ok);
         }
     }
 
@@ -188,7 +198,10 @@ mod tests {
     #[test]
     fn carrier_fault_fails_over_without_counting() {
         let s = settle(Outcome::Failed, true, true, 1, &P, 1000);
-        assert_eq!((s.counted, s.failover, s.next), (false, true, ContactNext::RetryAt(1000)));
+        assert_eq!(
+            (s.counted, s.failover, s.next),
+            (false, true, ContactNext::RetryAt(1000))
+        );
         // No trunk left: it counts and the policy decides.
         let s = settle(Outcome::Failed, true, false, 0, &P, 1000);
         assert_eq!((s.counted, s.failover), (true, false));
@@ -200,7 +213,10 @@ mod tests {
     #[test]
     fn ours_does_not_count_and_is_due_at_once() {
         let s = settle(Outcome::Canceled, true, true, 2, &P, 5);
-        assert_eq!((s.counted, s.failover, s.next), (false, false, ContactNext::RetryAt(5)));
+        assert_eq!(
+            (s.counted, s.failover, s.next),
+            (false, false, ContactNext::RetryAt(5))
+        );
         let s = settle(Outcome::Busy, false, false, 2, &P, 5);
         assert_eq!((s.counted, s.next), (false, ContactNext::RetryAt(5)));
     }
@@ -208,9 +224,21 @@ mod tests {
     #[test]
     fn callee_outcomes_count_and_follow_the_policy() {
         let s = settle(Outcome::Busy, true, true, 0, &P, 0);
-        assert_eq!((s.counted, s.failover, s.next), (true, false, ContactNext::RetryAt(60_000)));
-        assert_eq!(settle(Outcome::Busy, true, true, 2, &P, 0).next, ContactNext::Done);
-        assert_eq!(settle(Outcome::Answered, true, true, 0, &P, 0).next, ContactNext::Done);
-        assert_eq!(settle(Outcome::InvalidNumber, true, true, 0, &P, 0).next, ContactNext::Done);
+        assert_eq!(
+            (s.counted, s.failover, s.next),
+            (true, false, ContactNext::RetryAt(60_000))
+        );
+        assert_eq!(
+            settle(Outcome::Busy, true, true, 2, &P, 0).next,
+            ContactNext::Done
+        );
+        assert_eq!(
+            settle(Outcome::Answered, true, true, 0, &P, 0).next,
+            ContactNext::Done
+        );
+        assert_eq!(
+            settle(Outcome::InvalidNumber, true, true, 0, &P, 0).next,
+            ContactNext::Done
+        );
     }
 }

@@ -17,7 +17,11 @@ impl DialerCore {
     pub(super) fn on_sip(&mut self, now: Instant, wall: i64, ev: Event) {
         match ev {
             Event::Progress { call, .. } => {
-                if let Some(a) = self.by_handle.get(&call).and_then(|t| self.calls.get_mut(t)) {
+                if let Some(a) = self
+                    .by_handle
+                    .get(&call)
+                    .and_then(|t| self.calls.get_mut(t))
+                {
                     a.phase.progress(now);
                 }
             }
@@ -27,7 +31,11 @@ impl DialerCore {
                 content_type,
                 body,
             } => {
-                let Some(a) = self.by_handle.get(&call).and_then(|t| self.calls.get_mut(t)) else {
+                let Some(a) = self
+                    .by_handle
+                    .get(&call)
+                    .and_then(|t| self.calls.get_mut(t))
+                else {
                     return;
                 };
                 if let Some(ev) = parse_info(&content_type, &body) {
@@ -108,18 +116,14 @@ impl DialerCore {
         let Some(a) = self.calls.get_mut(&token) else {
             return;
         };
-        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
-        match phase.ending(end, now) {
-            Ok(p) => {
-                // Media is on: finish once it has said how many packets it sent.
-                a.phase = p;
-                self.actions.push_back(Action::StopMedia(token));
-            }
-            Err((p, end)) => {
-                a.phase = p;
-                self.finish(now, wall, token, end);
-            }
+        if !a.phase.plays_media() {
+            self.finish(now, wall, token, end);
+            return;
         }
+        // Media is on: finish once it has said how many packets it sent.
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        a.phase = phase.ending(end, now).unwrap_or_else(|p| p);
+        self.actions.push_back(Action::StopMedia(token));
     }
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {

@@ -11,8 +11,8 @@ use super::*;
 use crate::dialer::campaign::{CampaignSpec, CampaignState};
 use crate::dialer::numbers::NumberType;
 use crate::dialer::retry::RetryRule;
-use crate::sip::endpoint::{CallEnd, CallParams, Hangup};
 use crate::model::Outcome;
+use crate::sip::endpoint::{CallEnd, CallParams, Hangup};
 use crate::sip::sdp::NegotiatedMedia;
 use crate::store::{AttemptEnd, CampaignRecord, ContactNext, DueContact};
 
@@ -28,6 +28,9 @@ enum Answer {
     /// 200 OK; the prompt plays for this long.
     Pick(Duration),
 }
+
+/// A carrier's behaviour: the answer to an INVITE on a trunk (by name) to a number.
+type Script = Box<dyn FnMut(&str, &str) -> Answer>;
 
 #[derive(Debug, Clone, PartialEq)]
 enum ContactState {
@@ -57,8 +60,10 @@ struct Harness {
     wall0: i64,
     numbers: BTreeMap<i64, String>,
     contacts: BTreeMap<i64, (ContactState, u32)>,
+    /// Contacts not done, so that a refill does not scan the finished ones.
+    open: std::collections::BTreeSet<i64>,
     journal: Vec<Row>,
-    carrier: Box<dyn FnMut(&str, &str) -> Answer>,
+    carrier: Script,
     ping_status: HashMap<String, u16>,
     invites: Vec<(Duration, String, String)>,
     calls: HashMap<CallHandle, (CallToken, String, bool)>,
@@ -108,6 +113,7 @@ impl Harness {
             wall0,
             numbers: BTreeMap::new(),
             contacts: BTreeMap::new(),
+            open: Default::default(),
             journal: vec![],
             carrier: Box::new(|_, _| Answer::Fail(404, None)),
             ping_status: HashMap::new(),
@@ -124,6 +130,7 @@ impl Harness {
         for i in 0..contacts as i64 {
             h.numbers.insert(i, format!("+39077100{i:05}"));
             h.contacts.insert(i, (ContactState::Due(wall0), 0));
+            h.open.insert(i);
         }
         h
     }
@@ -158,7 +165,10 @@ impl Harness {
                     end: None,
                 });
                 let id = self.journal.len() as i64;
-                self.at(STORE_LATENCY, Pending::Store(StoreReply::Journaled(call, Ok(id))));
+                self.at(
+                    STORE_LATENCY,
+                    Pending::Store(StoreReply::Journaled(call, Ok(id))),
+                );
             }
             Action::JournalFinish(end, next) => self.journal_finish(end, next),
             Action::LoadCampaigns => {
@@ -171,15 +181,21 @@ impl Harness {
                 limit,
             } => {
                 let due = self.due(now_ms, limit);
-                self.at(STORE_LATENCY, Pending::Store(StoreReply::Due(campaign, due)));
+                self.at(
+                    STORE_LATENCY,
+                    Pending::Store(StoreReply::Due(campaign, due)),
+                );
             }
             Action::CheckProgress(c) => {
-                let done = self.contacts.values().all(|(s, _)| *s == ContactState::Done);
+                let done = self.open.is_empty();
                 self.at(STORE_LATENCY, Pending::Store(StoreReply::Progress(c, done)));
             }
             Action::CompleteCampaign { campaign, .. } => {
                 self.running = false;
-                self.at(STORE_LATENCY, Pending::Store(StoreReply::Completed(campaign)));
+                self.at(
+                    STORE_LATENCY,
+                    Pending::Store(StoreReply::Completed(campaign)),
+                );
             }
             Action::Invite { call, params, .. } => self.invite(call, &params),
             Action::Hangup(h) => self.hangup(h),
@@ -204,7 +220,8 @@ impl Harness {
             Action::Ping { trunk, .. } => {
                 let h = RequestHandle(self.next_handle);
                 self.next_handle += 1;
-                self.core.handle_driver(self.now, self.wall(), DriverNote::PingSent(trunk, h));
+                self.core
+                    .handle_driver(self.now, self.wall(), DriverNote::PingSent(trunk, h));
                 let name = &self.trunk_names[trunk.0];
                 let status = self.ping_status.get(name).copied().unwrap_or(200);
                 let ev = Event::OptionsReply {
@@ -237,8 +254,9 @@ impl Harness {
     }
 
     fn due(&self, now_ms: i64, limit: u32) -> Vec<DueContact> {
-        self.contacts
+        self.open
             .iter()
+            .map(|id| (id, &self.contacts[id]))
             .filter(|(_, (s, _))| matches!(s, ContactState::Due(t) if *t <= now_ms))
             .take(limit as usize)
             .map(|(id, (_, attempts))| DueContact {
@@ -258,16 +276,25 @@ impl Harness {
             ContactNext::RetryAt(t) => ContactState::Due(t),
             ContactNext::Done => ContactState::Done,
         };
+        if c.0 == ContactState::Done {
+            self.open.remove(&row.contact);
+        }
         row.end = Some(end);
     }
 
     fn invite(&mut self, call: CallToken, params: &CallParams) {
         let trunk = params.trunk.clone().unwrap();
-        let number = params.request_uri[4..].split('@').next().unwrap().to_string();
-        self.invites.push((self.elapsed(), trunk.clone(), number.clone()));
+        let number = params.request_uri[4..]
+            .split('@')
+            .next()
+            .unwrap()
+            .to_string();
+        self.invites
+            .push((self.elapsed(), trunk.clone(), number.clone()));
         let h = CallHandle(self.next_handle);
         self.next_handle += 1;
-        self.core.handle_driver(self.now, self.wall(), DriverNote::Placed(call, h));
+        self.core
+            .handle_driver(self.now, self.wall(), DriverNote::Placed(call, h));
         self.calls.insert(h, (call, trunk.clone(), false));
         let ev = match (self.carrier)(&trunk, &number) {
             Answer::Fail(status, retry_after) => Event::Ended {
@@ -369,12 +396,25 @@ fn carrier_503_with_retry_after_fails_over_without_using_a_retry() {
     let first = &h.journal[0];
     let end = first.end.as_ref().unwrap();
     assert_eq!((end.outcome, end.sip_status), (Outcome::Failed, 503));
-    assert!(!end.counted, "a carrier fault that fails over does not use a retry");
-    let again = h.journal.iter().skip(1).find(|r| r.contact == first.contact).unwrap();
+    assert!(
+        !end.counted,
+        "a carrier fault that fails over does not use a retry"
+    );
+    let again = h
+        .journal
+        .iter()
+        .skip(1)
+        .find(|r| r.contact == first.contact)
+        .unwrap();
     assert_eq!(again.trunk, "b");
     assert_eq!(again.end.as_ref().unwrap().outcome, Outcome::Answered);
     // Retry-After holds a for 30 s: every later INVITE within that time went to b.
-    let held: Vec<_> = h.invites.iter().skip(1).filter(|i| i.0 < Duration::from_secs(30)).collect();
+    let held: Vec<_> = h
+        .invites
+        .iter()
+        .skip(1)
+        .filter(|i| i.0 < Duration::from_secs(30))
+        .collect();
     assert!(held.iter().all(|i| i.1 == "b"), "{held:?}");
     // Every contact answered once, none charged an attempt by the 503.
     assert!(h.contacts.values().all(|c| c.0 == ContactState::Done));
@@ -392,7 +432,10 @@ fn trunk_down_after_three_failed_pings_and_up_after_two() {
     h.run_for(Duration::from_millis(10_100));
     assert!(h.snapshot().trunks[0].up, "two failures are not enough");
     h.run_for(Duration::from_secs(10));
-    assert!(!h.snapshot().trunks[0].up, "down after the third failed ping");
+    assert!(
+        !h.snapshot().trunks[0].up,
+        "down after the third failed ping"
+    );
     assert_eq!(h.core.poll_timeout(), Some(h.t0 + Duration::from_secs(30)));
     h.ping_status.insert("a".into(), 200);
     h.run_for(Duration::from_secs(10));
@@ -452,7 +495,12 @@ fn cps_ceiling_holds_in_every_second_under_a_backlog_of_10000() {
         while times[i] - times[j] >= Duration::from_secs(1) {
             j += 1;
         }
-        assert!(i - j < cps as usize, "{} INVITEs in the second before {:?}", i - j + 1, times[i]);
+        assert!(
+            i - j < cps as usize,
+            "{} INVITEs in the second before {:?}",
+            i - j + 1,
+            times[i]
+        );
     }
     let span = (times[times.len() - 1] - times[0]).as_secs_f64();
     let rate = (times.len() - 1) as f64 / span;

@@ -80,7 +80,10 @@ mod tests {
         t.set(Deadline::Ping(TrunkId(0)), t0 + Duration::from_secs(1));
         t.set_if_unset(Deadline::Ping(TrunkId(0)), t0 + Duration::from_secs(9));
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
-        assert_eq!(t.expired(t0 + Duration::from_secs(1)), [Deadline::Ping(TrunkId(0))]);
+        assert_eq!(
+            t.expired(t0 + Duration::from_secs(1)),
+            [Deadline::Ping(TrunkId(0))]
+        );
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(2)));
         t.stop(Deadline::Gauges);
         assert_eq!(t.next(), None);

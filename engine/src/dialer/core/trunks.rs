@@ -33,7 +33,8 @@ impl DialerCore {
         }
         if cfg.register {
             let params = register_params(cfg, self.trunks[t.0].addr);
-            self.actions.push_back(Action::Register(t, Box::new(params)));
+            self.actions
+                .push_back(Action::Register(t, Box::new(params)));
         }
     }
 
@@ -112,7 +113,12 @@ impl DialerCore {
             return;
         }
         let (dest, uri) = (s.addr, ping_uri(s.cfg()));
-        self.actions.push_back(Action::Ping { trunk: t, dest, uri });
-        self.timers.set(Deadline::Ping(t), now + Duration::from_secs(every));
+        self.actions.push_back(Action::Ping {
+            trunk: t,
+            dest,
+            uri,
+        });
+        self.timers
+            .set(Deadline::Ping(t), now + Duration::from_secs(every));
     }
 }
