@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::attempt::{played_permille, Attempt};
+use super::attempt::{played_permille, Attempt, Facts, Phase};
 use super::io::{Action, CallToken};
 use super::DialerCore;
 use crate::dialer::congestion::Signal;
@@ -70,58 +70,18 @@ impl DialerCore {
         let Some(mut a) = self.calls.remove(&call) else {
             return;
         };
-        if let Some(h) = a.phase.call() {
-            self.by_handle.remove(&h);
-        }
-        let slot = &mut self.trunks[a.trunk.0];
-        let name = slot.cfg().name.clone();
-        if !a.phase.sent() {
-            slot.pending = slot.pending.saturating_sub(1);
-            slot.send_queue.retain(|x| *x != call);
-        }
-        if slot.sending == Some(call) {
-            slot.sending = None;
-        }
-        if let Some(state) = a.phase.active_state() {
-            metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => state)
-                .decrement(1.0);
-        }
         let answered = a.phase.was_answered();
-        let phase = std::mem::replace(&mut a.phase, super::attempt::Phase::Journaling);
-        let facts = phase.close(now);
-        slot.trunk
-            .release(now, Signal::of_end(facts.sent, end.status, end.retry_after));
-        if facts.sent {
-            self.actions.push_back(Action::ReleasePort(call));
-        }
-        let outcome = end.outcome;
-        metrics::counter!(m::CALLS_COMPLETED, "trunk" => name.clone(), "outcome" => outcome.as_str())
-            .increment(1);
-        if let Some(p) = facts.pdd {
-            metrics::histogram!(m::POST_DIAL_DELAY, "trunk" => name.clone())
-                .record(p.as_secs_f64());
-        }
-        if let Some(d) = facts.duration {
-            metrics::histogram!(m::CALL_DURATION, "trunk" => name.clone()).record(d.as_secs_f64());
-        }
-        if let Some(rt) = self.campaigns.get_mut(&a.campaign) {
-            rt.in_calls = rt.in_calls.saturating_sub(1);
-        }
+        let facts = self.release(now, call, &mut a, &end);
         let Some(attempt) = facts.attempt else {
             let it = &a.item;
             self.sched
                 .finish(it.campaign, it.contact, &it.number, false);
             return;
         };
+        let outcome = end.outcome;
         let another = outcome.is_carrier_fault() && self.another_trunk(&a);
-        let s = settle(
-            outcome,
-            facts.sent,
-            another,
-            a.item.attempts,
-            &a.plan.policy,
-            wall,
-        );
+        let policy = &a.plan.policy;
+        let s = settle(outcome, facts.sent, another, a.item.attempts, policy, wall);
         let played = if answered {
             played_permille(facts.packets, a.plan.packets_per_play, a.plan.play_count)
         } else {
@@ -140,7 +100,7 @@ impl DialerCore {
             dtmf: (!a.digits.is_empty()).then(|| a.digits.clone()),
         };
         self.actions.push_back(Action::JournalFinish(rec, s.next));
-        debug!(attempt, outcome = %outcome, status = end.status, trunk = %name, failover = s.failover, "attempt ended");
+        debug!(attempt, outcome = %outcome, status = end.status, failover = s.failover, "attempt ended");
         let mut item = a.item;
         if s.failover {
             item.attempts += u32::from(s.counted);
@@ -151,6 +111,48 @@ impl DialerCore {
             self.sched
                 .finish(item.campaign, item.contact, &item.number, ok);
         }
+    }
+
+    /// Frees what an ending attempt held (its SIP handle, trunk channel and queue place,
+    /// RTP port, campaign count), feeds congestion control and records its metrics.
+    fn release(&mut self, now: Instant, call: CallToken, a: &mut Attempt, end: &CallEnd) -> Facts {
+        if let Some(h) = a.phase.call() {
+            self.by_handle.remove(&h);
+        }
+        let slot = &mut self.trunks[a.trunk.0];
+        let name = slot.cfg().name.clone();
+        if !a.phase.sent() {
+            slot.pending = slot.pending.saturating_sub(1);
+            slot.send_queue.retain(|x| *x != call);
+        }
+        if slot.sending == Some(call) {
+            slot.sending = None;
+        }
+        if let Some(state) = a.phase.active_state() {
+            metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => state)
+                .decrement(1.0);
+        }
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        let facts = phase.close(now);
+        let signal = Signal::of_end(facts.sent, end.status, end.retry_after);
+        slot.trunk.release(now, signal);
+        if facts.sent {
+            self.actions.push_back(Action::ReleasePort(call));
+        }
+        let outcome = end.outcome.as_str();
+        metrics::counter!(m::CALLS_COMPLETED, "trunk" => name.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Some(p) = facts.pdd {
+            metrics::histogram!(m::POST_DIAL_DELAY, "trunk" => name.clone())
+                .record(p.as_secs_f64());
+        }
+        if let Some(d) = facts.duration {
+            metrics::histogram!(m::CALL_DURATION, "trunk" => name).record(d.as_secs_f64());
+        }
+        if let Some(rt) = self.campaigns.get_mut(&a.campaign) {
+            rt.in_calls = rt.in_calls.saturating_sub(1);
+        }
+        facts
     }
 
     /// Whether a trunk other than those already tried (and up, and live) carries the
