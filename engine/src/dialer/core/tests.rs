@@ -519,3 +519,31 @@ fn poll_timeout_is_the_earliest_live_deadline() {
     // Nothing runs: only the next ping is armed.
     assert_eq!(h.core.poll_timeout(), Some(h.t0 + Duration::from_secs(15)));
 }
+
+#[test]
+fn shutdown_hangs_up_journals_every_end_then_replies() {
+    let mut h = Harness::new(vec![trunk_cfg("a", 10.0, 10)], spec(), 20);
+    h.carrier = Box::new(|_, _| Answer::Pick(Duration::from_secs(60)));
+    h.run_for(Duration::from_secs(1));
+    let calls = h.core.calls_in_progress();
+    assert!(calls > 0);
+    h.core
+        .handle_command(h.now, h.wall(), ReplyTo(9), Command::Shutdown);
+    h.run_for(Duration::from_secs(5));
+    assert!(matches!(h.replies.pop_back(), Some(Reply::ShutDown)));
+    assert!(h.core.is_stopped());
+    assert_eq!(h.core.poll_timeout(), None);
+    // Every journaled attempt has its end; nothing was started after the shutdown.
+    assert!(h.journal.iter().all(|r| r.end.is_some()), "{:?}", h.journal);
+    assert!(h.invites.iter().all(|i| i.0 < Duration::from_secs(1)));
+    // Calls in progress were hung up; attempts whose INVITE had not left are canceled,
+    // not counted, and due again.
+    for e in ended(&h.journal) {
+        match e.outcome {
+            Outcome::Answered => assert!(e.counted),
+            Outcome::Canceled => assert!(!e.counted),
+            o => panic!("{o:?}"),
+        }
+    }
+    assert_eq!(ended(&h.journal).len(), h.journal.len());
+}
