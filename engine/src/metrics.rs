@@ -39,6 +39,14 @@ pub const RTP_FAR_END_JITTER: &str = "dialer_rtp_far_end_jitter_seconds";
 pub const STORE_BATCH_SIZE: &str = "dialer_store_batch_size";
 /// Gauge `{campaign_state}`: contacts of running campaigns by state.
 pub const CAMPAIGN_CONTACTS: &str = "dialer_campaign_contacts";
+/// Histogram: journal batch commit time, seconds.
+pub const STORE_COMMIT: &str = "dialer_store_commit_seconds";
+/// Gauge: 1 while `/readyz` would say ready, 0 while starting or draining.
+pub const READY: &str = "dialer_ready";
+/// Counter: SIP messages mirrored to the HEP collector.
+pub const HEP_PACKETS_SENT: &str = "dialer_hep_packets_sent_total";
+/// Counter `{reason}`: HEP captures dropped.
+pub const HEP_DROPPED: &str = "dialer_hep_dropped_total";
 /// Counter `{method,route,status}`: API requests.
 pub const HTTP_REQUESTS: &str = "dialer_http_requests_total";
 /// Histogram `{method,route}`: API request handling time, seconds.
@@ -86,6 +94,23 @@ pub fn describe() {
         CAMPAIGN_CONTACTS,
         "Contacts of running campaigns, by contact state (pending, dialing, done)"
     );
+    describe_histogram!(
+        STORE_COMMIT,
+        Unit::Seconds,
+        "Journal batch commit time (attempts are journaled before their INVITE)"
+    );
+    describe_gauge!(
+        READY,
+        "1 while /readyz would say ready; 0 while starting or draining"
+    );
+    describe_counter!(
+        HEP_PACKETS_SENT,
+        "SIP messages mirrored to the HEP collector"
+    );
+    describe_counter!(
+        HEP_DROPPED,
+        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "API requests, per method, route pattern and status"
@@ -122,6 +147,10 @@ mod tests {
             RTP_FAR_END_JITTER,
             STORE_BATCH_SIZE,
             CAMPAIGN_CONTACTS,
+            STORE_COMMIT,
+            READY,
+            HEP_PACKETS_SENT,
+            HEP_DROPPED,
             HTTP_REQUESTS,
             HTTP_REQUEST_DURATION,
         ];

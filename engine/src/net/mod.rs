@@ -3,6 +3,7 @@
 //! they ask.
 
 pub mod dialer_driver;
+pub mod hep;
 pub mod pump;
 pub mod sip_driver;
 

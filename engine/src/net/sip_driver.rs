@@ -233,10 +233,12 @@ async fn run(
         tokio::select! {
             r = udp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = r {
+                    super::hep::mirror(from, ep.config().local_addr, Transport::Udp, &buf[..n]);
                     ep.handle_datagram(Instant::now(), from, Transport::Udp, &buf[..n]);
                 }
             }
             Some((from, msg)) = in_rx.recv() => {
+                super::hep::mirror(from, ep.config().local_addr, Transport::Tcp, &msg);
                 ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
             }
             accepted = async { tcp_listener.as_ref().expect("guarded").accept().await }, if tcp_listener.is_some() => {
@@ -269,6 +271,7 @@ async fn run(
             }
         }
         while let Some(t) = ep.poll_transmit() {
+            super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
             match t.transport {
                 Transport::Udp => {
                     if let Err(e) = udp.try_send_to(&t.bytes, t.dest) {

@@ -23,6 +23,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    ::metrics::gauge!("dialer_ready").set(if st.is_ready() { 1.0 } else { 0.0 });
     (
         [(
             header::CONTENT_TYPE,

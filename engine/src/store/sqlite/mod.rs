@@ -209,6 +209,7 @@ async fn writer(
         }
         let n = batch.len();
         let mut replies: Vec<Deferred> = Vec::with_capacity(n);
+        let started = std::time::Instant::now();
         let mut tx = match conn.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -227,6 +228,7 @@ async fn writer(
             tracing::error!(error = %e, "store: batch commit failed");
         }
         metrics::histogram!("dialer_store_batch_size").record(n as f64);
+        metrics::histogram!("dialer_store_commit_seconds").record(started.elapsed());
         for r in replies {
             r(err.as_deref());
         }
