@@ -100,7 +100,7 @@ impl DialerCore {
             dtmf: (!a.digits.is_empty()).then(|| a.digits.clone()),
         };
         self.actions.push_back(Action::JournalFinish(rec, s.next));
-        debug!(attempt, outcome = %outcome, status = end.status, failover = s.failover, "attempt ended");
+        debug!(attempt, outcome = %outcome, status = end.status, trunk = a.trunk.0, failover = s.failover, "attempt ended");
         let mut item = a.item;
         if s.failover {
             item.attempts += u32::from(s.counted);
