@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use engine::dialer::contacts::{NewContact, Source};
-use engine::dialer::core::{Action, CoreConfig, DialerCore, RunningCampaign, StoreReply};
+use engine::dialer::core::{Action, CoreConfig, DialerCore, StoreReply};
 use engine::dialer::recovery::{recover, RECOVERED};
 use engine::dialer::{CampaignSpec, CampaignState, DialerConfig, NumberType, Priority, Target};
 use engine::model::Outcome;
@@ -44,13 +44,6 @@ async fn run_until_invites(core: &mut DialerCore, store: &SqliteStore, now: Inst
         match a {
             Action::LoadCampaigns => {
                 let list = store.campaigns(&[CampaignState::Running]).await.unwrap();
-                let list = list
-                    .into_iter()
-                    .map(|rec| RunningCampaign {
-                        rec,
-                        packets_per_play: None,
-                    })
-                    .collect();
                 core.handle_store(now, WALL, StoreReply::Campaigns(list));
             }
             Action::LoadDue {

@@ -124,6 +124,7 @@ const TRUNK_KEYS: &[&str] = &[
     "weight",
     "ring_timeout_s",
     "routes",
+    "media_latch",
 ];
 
 impl DialerConfig {

@@ -16,7 +16,7 @@ use crate::dialer::call_media::{CallMedia, MediaNote};
 use crate::dialer::campaign::CampaignState;
 use crate::dialer::core::{
     Action, CallToken, CampaignId, Command, CoreConfig, DialerCore, DriverNote, Reply, ReplyTo,
-    RunningCampaign, StoreReply,
+    StoreReply,
 };
 use crate::dialer::trunk::TrunkConfig;
 use crate::metrics as m;
@@ -186,11 +186,12 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 media,
                 prompt,
                 play_count,
+                latch,
             } => {
                 let r = match self.ports.remove(&call) {
                     Some(port) => self
                         .media
-                        .start(call.0, port, &media, &prompt, play_count)
+                        .start(call.0, port, &media, &prompt, play_count, latch)
                         .map_err(|e| e.to_string()),
                     None => Err("no RTP port reserved".to_string()),
                 };
@@ -275,17 +276,14 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     }
 }
 
-/// The campaigns whose prompt the media path can load, with the length of one play.
+/// The campaigns whose prompt the media path can load.
 fn usable<M: CallMedia>(
     media: &M,
     list: Vec<crate::store::CampaignRecord>,
-) -> Vec<RunningCampaign> {
+) -> Vec<crate::store::CampaignRecord> {
     list.into_iter()
         .filter_map(|rec| match media.prepare(&rec.spec.prompt) {
-            Ok(()) => Some(RunningCampaign {
-                packets_per_play: media.packets_per_play(&rec.spec.prompt),
-                rec,
-            }),
+            Ok(()) => Some(rec),
             Err(e) => {
                 warn!(campaign = rec.id, error = %e, "prompt unusable; campaign not dialled");
                 None

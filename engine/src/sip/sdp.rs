@@ -568,8 +568,8 @@ impl OfferCodec {
         }
     }
 
-    /// G.722 wideband, static payload type 9, clock rate 8000 as RFC 3551 §4.5.2 says
-    /// (the codec samples at 16 kHz; the RTP clock keeps the historical 8000).
+    /// G.722, static payload type 9: wideband (16 kHz audio) at G.711's bit rate; its RTP
+    /// clock says 8000 by RFC 3551's erratum.
     pub fn g722() -> OfferCodec {
         OfferCodec {
             payload_type: 9,

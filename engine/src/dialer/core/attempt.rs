@@ -46,8 +46,8 @@ pub enum Phase {
         pdd: Option<Duration>,
         /// When it was answered.
         answered_at: Instant,
-        /// RTP packets sent, once the media path said.
-        packets: u64,
+        /// Share of the message sent, in thousandths, once the media path said.
+        played: u32,
         /// Media is playing (false when it could not start: no packet count will come).
         media: bool,
     },
@@ -63,8 +63,8 @@ pub enum Phase {
         ended_at: Instant,
         /// How it ended.
         end: CallEnd,
-        /// RTP packets sent so far.
-        packets: u64,
+        /// Share of the message sent so far, in thousandths.
+        played: u32,
     },
 }
 
@@ -79,8 +79,8 @@ pub struct Facts {
     pub pdd: Option<Duration>,
     /// Answered call duration.
     pub duration: Option<Duration>,
-    /// RTP packets sent.
-    pub packets: u64,
+    /// Share of the message played, in thousandths (answered calls only).
+    pub played_permille: Option<i64>,
 }
 
 impl Phase {
@@ -142,17 +142,18 @@ impl Phase {
                 call,
                 pdd: pdd.or(Some(now.saturating_duration_since(invited_at))),
                 answered_at: now,
-                packets: 0,
+                played: 0,
                 media: true,
             }),
             p => Err(p),
         }
     }
 
-    /// The media path counted packets (the prompt finished or media stopped).
-    pub fn count_packets(&mut self, n: u64) {
-        if let Phase::Playing { packets, .. } | Phase::Ending { packets, .. } = self {
-            *packets = (*packets).max(n);
+    /// The media path said how much of the message it sent (the prompt finished: all of
+    /// it; media stopped: its share).
+    pub fn record_played(&mut self, permille: u32) {
+        if let Phase::Playing { played, .. } | Phase::Ending { played, .. } = self {
+            *played = (*played).max(permille.min(1000));
         }
     }
 
@@ -175,7 +176,7 @@ impl Phase {
                 attempt,
                 pdd,
                 answered_at,
-                packets,
+                played,
                 media: true,
                 ..
             } => Ok(Phase::Ending {
@@ -184,7 +185,7 @@ impl Phase {
                 answered_at,
                 ended_at: now,
                 end,
-                packets,
+                played,
             }),
             p => Err(p),
         }
@@ -233,37 +234,37 @@ impl Phase {
     pub fn close(self, now: Instant) -> Facts {
         let sent = self.sent();
         let attempt = self.attempt();
-        let (pdd, duration, packets) = match self {
-            Phase::Ringing { pdd, .. } => (pdd, None, 0),
+        let (pdd, duration, played) = match self {
+            Phase::Ringing { pdd, .. } => (pdd, None, None),
             Phase::Playing {
                 pdd,
                 answered_at,
-                packets,
+                played,
                 ..
             } => (
                 pdd,
                 Some(now.saturating_duration_since(answered_at)),
-                packets,
+                Some(played),
             ),
             Phase::Ending {
                 pdd,
                 answered_at,
                 ended_at,
-                packets,
+                played,
                 ..
             } => (
                 pdd,
                 Some(ended_at.saturating_duration_since(answered_at)),
-                packets,
+                Some(played),
             ),
-            _ => (None, None, 0),
+            _ => (None, None, None),
         };
         Facts {
             attempt,
             sent,
             pdd,
             duration,
-            packets,
+            played_permille: played.map(i64::from),
         }
     }
 }
@@ -277,8 +278,6 @@ pub struct CallPlan {
     pub prompt: String,
     /// Plays of the prompt.
     pub play_count: u32,
-    /// Packets one play takes (for the share played).
-    pub packets_per_play: Option<u64>,
 }
 
 /// One attempt: the contact, where it goes, and its phase.
@@ -300,13 +299,6 @@ pub struct Attempt {
     pub phase: Phase,
 }
 
-/// Share of the message played, per mille, from packets sent and one play's length.
-pub fn played_permille(packets: u64, per_play: Option<u64>, play_count: u32) -> Option<i64> {
-    let n = per_play.filter(|n| *n > 0)?;
-    let total = n * u64::from(play_count.max(1));
-    Some(((packets * 1000) / total).min(1000) as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,17 +316,13 @@ mod tests {
         p.progress(t0 + Duration::from_millis(900));
         let p = p.answered(t0 + Duration::from_secs(2)).unwrap();
         assert_eq!(p.active_state(), Some("answered"));
+        let mut p = p;
+        p.record_played(400);
+        p.record_played(250); // a later, smaller count does not lower it
         let f = p.close(t0 + Duration::from_secs(5));
+        assert_eq!(f.played_permille, Some(400));
         assert_eq!(f.pdd, Some(Duration::from_millis(300)));
         assert_eq!(f.duration, Some(Duration::from_secs(3)));
         assert!(Phase::Journaling.placed(CallHandle(1)).is_err());
-    }
-
-    #[test]
-    fn share_played() {
-        assert_eq!(played_permille(50, Some(100), 1), Some(500));
-        assert_eq!(played_permille(500, Some(100), 2), Some(1000));
-        assert_eq!(played_permille(5, None, 1), None);
-        assert_eq!(played_permille(5, Some(0), 1), None);
     }
 }

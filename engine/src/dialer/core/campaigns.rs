@@ -8,13 +8,13 @@ use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::attempt::CallPlan;
-use super::io::{Action, CampaignId, RunningCampaign};
+use super::io::{Action, CampaignId};
 use super::timers::Deadline;
 use super::DialerCore;
 use crate::dialer::campaign::CampaignSpec;
 use crate::dialer::scheduler::DueItem;
 use crate::dialer::window::Window;
-use crate::store::DueContact;
+use crate::store::{CampaignRecord, DueContact};
 
 /// Refill a campaign's queue when fewer than this many contacts are queued.
 pub const REFILL_BELOW: usize = 200;
@@ -53,11 +53,9 @@ fn utc(wall: i64) -> DateTime<Utc> {
 
 impl DialerCore {
     /// The running campaigns, as loaded: stop dialling the others, start the new ones.
-    pub(super) fn on_campaigns(&mut self, now: Instant, wall: i64, list: Vec<RunningCampaign>) {
-        let running: HashMap<CampaignId, RunningCampaign> = list
-            .into_iter()
-            .map(|c| (CampaignId(c.rec.id), c))
-            .collect();
+    pub(super) fn on_campaigns(&mut self, now: Instant, wall: i64, list: Vec<CampaignRecord>) {
+        let running: HashMap<CampaignId, CampaignRecord> =
+            list.into_iter().map(|c| (CampaignId(c.id), c)).collect();
         let gone: Vec<CampaignId> = self
             .campaigns
             .keys()
@@ -70,11 +68,11 @@ impl DialerCore {
         if self.draining.is_some() {
             return;
         }
-        for (id, rc) in running {
+        for (id, rec) in running {
             if self.campaigns.contains_key(&id) {
                 continue;
             }
-            let spec = rc.rec.spec;
+            let spec = rec.spec;
             let window = spec.effective_window().ok().flatten();
             self.sched.add_campaign(id.0, &spec.tenant, spec.priority);
             if let Some(w) = &window {
@@ -87,7 +85,6 @@ impl DialerCore {
                 policy: spec.retry,
                 prompt: spec.prompt.clone(),
                 play_count: spec.play_count,
-                packets_per_play: rc.packets_per_play,
             };
             let rt = CampaignRt {
                 spec,

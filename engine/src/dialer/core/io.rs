@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::super::campaign::CampaignError;
 use super::super::config::ConfigError;
 use super::super::trunk::TrunkConfig;
+use crate::media::MediaLatch;
 use crate::model::Outcome;
 use crate::sip::endpoint::{CallHandle, CallParams, RegisterParams, RequestHandle};
 use crate::sip::sdp::NegotiatedMedia;
@@ -152,24 +153,14 @@ pub enum Reply {
     ShutDown,
 }
 
-/// A running campaign as the driver loads it: the record plus what the media path knows
-/// of its prompt (loading the prompt is I/O, so the driver does it and drops campaigns
-/// whose prompt is unusable).
-#[derive(Debug, Clone)]
-pub struct RunningCampaign {
-    /// The stored campaign.
-    pub rec: CampaignRecord,
-    /// RTP packets one play of its prompt takes, for the share played.
-    pub packets_per_play: Option<u64>,
-}
-
 /// What a store future returned, with the token of the request.
 #[derive(Debug)]
 pub enum StoreReply {
     /// `begin_attempt` committed (or failed) for this call.
     Journaled(CallToken, Result<i64, StoreError>),
-    /// The running campaigns (answer to [`Action::LoadCampaigns`]).
-    Campaigns(Vec<RunningCampaign>),
+    /// The running campaigns (answer to [`Action::LoadCampaigns`]), without those whose
+    /// prompt the media path cannot load (loading it is I/O: the driver does it).
+    Campaigns(Vec<CampaignRecord>),
     /// Contacts due for a campaign (answer to [`Action::LoadDue`]); empty on error.
     Due(CampaignId, Vec<DueContact>),
     /// Whether the campaign has nothing pending nor dialling (answer to
@@ -264,6 +255,8 @@ pub enum Action {
         prompt: String,
         /// Plays.
         play_count: u32,
+        /// Where the callee's media is accepted from (the trunk's `media_latch`).
+        latch: MediaLatch,
     },
     /// Stop a call's media (a stopped note follows).
     StopMedia(CallToken),

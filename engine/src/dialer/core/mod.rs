@@ -40,10 +40,10 @@ use std::time::Instant;
 
 use tracing::info;
 
-pub use attempt::{played_permille, Phase};
+pub use attempt::Phase;
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
-    Reply, ReplyTo, RunningCampaign, StoreReply, TrunkId, TrunkStatus,
+    Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
 };
 pub use timers::Deadline;
 

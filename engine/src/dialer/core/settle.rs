@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::attempt::{played_permille, Attempt, Facts, Phase};
+use super::attempt::{Attempt, Facts, Phase};
 use super::io::{Action, CallToken};
 use super::DialerCore;
 use crate::dialer::congestion::Signal;
@@ -70,7 +70,6 @@ impl DialerCore {
         let Some(mut a) = self.calls.remove(&call) else {
             return;
         };
-        let answered = a.phase.was_answered();
         let facts = self.release(now, call, &mut a, &end);
         let Some(attempt) = facts.attempt else {
             let it = &a.item;
@@ -82,11 +81,6 @@ impl DialerCore {
         let another = outcome.is_carrier_fault() && self.another_trunk(&a);
         let policy = &a.plan.policy;
         let s = settle(outcome, facts.sent, another, a.item.attempts, policy, wall);
-        let played = if answered {
-            played_permille(facts.packets, a.plan.packets_per_play, a.plan.play_count)
-        } else {
-            None
-        };
         let rec = AttemptEnd {
             attempt,
             outcome,
@@ -96,7 +90,7 @@ impl DialerCore {
             ended_ms: wall,
             pdd_ms: facts.pdd.map(|d| d.as_millis() as i64),
             duration_ms: facts.duration.map(|d| d.as_millis() as i64),
-            played_permille: played,
+            played_permille: facts.played_permille,
             dtmf: (!a.digits.is_empty()).then(|| a.digits.clone()),
         };
         self.actions.push_back(Action::JournalFinish(rec, s.next));

@@ -101,11 +101,13 @@ impl DialerCore {
                 .push_back(Action::JournalAnswered { attempt, at_ms });
         }
         let (prompt, play_count) = (a.plan.prompt.clone(), a.plan.play_count);
+        let latch = self.trunks[a.trunk.0].cfg().media_latch;
         self.actions.push_back(Action::StartMedia {
             call: token,
             media: Box::new(media),
             prompt,
             play_count,
+            latch,
         });
     }
 
@@ -120,7 +122,7 @@ impl DialerCore {
             self.finish(now, wall, token, end);
             return;
         }
-        // Media is on: finish once it has said how many packets it sent.
+        // Media is on: finish once it has said how much of the message it sent.
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         a.phase = phase.ending(end, now).unwrap_or_else(|p| p);
         self.actions.push_back(Action::StopMedia(token));
@@ -128,21 +130,25 @@ impl DialerCore {
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
         match note {
-            MediaNote::Finished { token, packets } => {
+            MediaNote::Finished { token, .. } => {
                 let Some(a) = self.calls.get_mut(&CallToken(token)) else {
                     return;
                 };
-                a.phase.count_packets(packets);
+                a.phase.record_played(1000);
                 if let Some(h) = a.phase.call() {
                     self.actions.push_back(Action::Hangup(h));
                 }
             }
-            MediaNote::Stopped { token, packets } => {
+            MediaNote::Stopped {
+                token,
+                played_permille,
+                ..
+            } => {
                 let token = CallToken(token);
                 let Some(a) = self.calls.get_mut(&token) else {
                     return;
                 };
-                a.phase.count_packets(packets);
+                a.phase.record_played(played_permille);
                 if let Phase::Ending { end, .. } = &a.phase {
                     let end = end.clone();
                     self.finish(now, wall, token, end);

@@ -214,6 +214,7 @@ impl Harness {
                 let note = MediaNote::Stopped {
                     token: call.0,
                     packets: 0,
+                    played_permille: 0,
                 };
                 self.at(Duration::from_millis(1), Pending::Media(note));
             }
@@ -241,15 +242,12 @@ impl Harness {
         }
     }
 
-    fn campaign(&self) -> RunningCampaign {
-        RunningCampaign {
-            rec: CampaignRecord {
-                id: CAMPAIGN,
-                spec: self.spec.clone(),
-                state: CampaignState::Running,
-                created_ms: self.wall0,
-            },
-            packets_per_play: Some(150),
+    fn campaign(&self) -> CampaignRecord {
+        CampaignRecord {
+            id: CAMPAIGN,
+            spec: self.spec.clone(),
+            state: CampaignState::Running,
+            created_ms: self.wall0,
         }
     }
 
