@@ -47,6 +47,12 @@ pub const READY: &str = "dialer_ready";
 pub const HEP_PACKETS_SENT: &str = "dialer_hep_packets_sent_total";
 /// Counter `{reason}`: HEP captures dropped.
 pub const HEP_DROPPED: &str = "dialer_hep_dropped_total";
+/// Counter: wrong PINs entered at the IVR.
+pub const IVR_PIN_FAILURES: &str = "dialer_ivr_pin_failures_total";
+/// Counter: callers locked out of the IVR after too many wrong PINs.
+pub const IVR_PIN_LOCKOUTS: &str = "dialer_ivr_pin_lockouts_total";
+/// Counter: staff PINs set or changed through the API.
+pub const IVR_STAFF_PIN_CHANGES: &str = "dialer_ivr_staff_pin_changes_total";
 /// Counter `{method,route,status}`: API requests.
 pub const HTTP_REQUESTS: &str = "dialer_http_requests_total";
 /// Histogram `{method,route}`: API request handling time, seconds.
@@ -111,6 +117,15 @@ pub fn describe() {
         HEP_DROPPED,
         "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
     );
+    describe_counter!(IVR_PIN_FAILURES, "Wrong PINs entered at the IVR");
+    describe_counter!(
+        IVR_PIN_LOCKOUTS,
+        "IVR callers locked out after too many wrong PINs"
+    );
+    describe_counter!(
+        IVR_STAFF_PIN_CHANGES,
+        "Staff PINs set or changed through the API"
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "API requests, per method, route pattern and status"
@@ -151,6 +166,9 @@ mod tests {
             READY,
             HEP_PACKETS_SENT,
             HEP_DROPPED,
+            IVR_PIN_FAILURES,
+            IVR_PIN_LOCKOUTS,
+            IVR_STAFF_PIN_CHANGES,
             HTTP_REQUESTS,
             HTTP_REQUEST_DURATION,
         ];
