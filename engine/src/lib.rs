@@ -7,6 +7,7 @@
 pub mod dialer;
 pub mod ivr;
 pub mod media;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod sip;

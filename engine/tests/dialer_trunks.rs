@@ -238,9 +238,13 @@ async fn invalid_trunks_are_refused_and_change_nothing() {
         dialer.add_trunk(bad).await,
         Err(DialerError::InvalidTrunk(_))
     ));
-    let mut bad = trunk("new", a.port, 5.0, 10);
-    bad.transport = "sctp".into();
-    let e = dialer.add_trunk(bad).await.unwrap_err();
+    // A transport that is not udp or tcp does not even parse into a trunk.
+    let text = format!(
+        "[[trunk]]\nname = \"new\"\nproxy = \"127.0.0.1:{}\"\n\
+         max_channels = 10\ncps = 5\ntransport = \"sctp\"\n",
+        a.port
+    );
+    let e = DialerConfig::load_with(&text, &|_| None).unwrap_err();
     assert!(e.to_string().contains("transport"), "{e}");
     let mut bad = trunk("new", a.port, 5.0, 10);
     bad.max_channels = 0;

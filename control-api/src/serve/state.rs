@@ -157,85 +157,8 @@ pub fn metrics_handle() -> PrometheusHandle {
                 std::thread::sleep(METRICS_UPKEEP);
                 upkeep.run_upkeep();
             });
-        describe();
+        engine::metrics::describe();
         handle
     })
     .clone()
-}
-
-fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!("dialer_call_attempts_total", "Attempts started, per trunk");
-    describe_counter!(
-        "dialer_calls_completed_total",
-        "Attempts ended, per trunk and outcome"
-    );
-    describe_gauge!(
-        "dialer_calls_active",
-        "Calls in progress, per trunk and state"
-    );
-    describe_counter!(
-        "dialer_sip_responses_total",
-        "SIP responses received, per trunk, method and code"
-    );
-    describe_counter!(
-        "dialer_sip_retransmissions_total",
-        "SIP retransmissions, per trunk"
-    );
-    describe_histogram!(
-        "dialer_post_dial_delay_seconds",
-        Unit::Seconds,
-        "INVITE to first ringing or answer"
-    );
-    describe_histogram!(
-        "dialer_call_duration_seconds",
-        Unit::Seconds,
-        "Answered call duration"
-    );
-    describe_gauge!("dialer_trunk_up", "1 when the trunk answers OPTIONS pings");
-    describe_gauge!("dialer_trunk_cps_limit", "Configured calls per second");
-    describe_gauge!(
-        "dialer_trunk_channels_limit",
-        "Configured concurrent channels"
-    );
-    describe_counter!(
-        "dialer_cps_throttled_total",
-        "Attempts delayed by the CPS limiter"
-    );
-    describe_counter!("dialer_rtp_packets_sent_total", "RTP packets sent");
-    describe_histogram!(
-        "dialer_rtp_send_lag_seconds",
-        Unit::Seconds,
-        "How late RTP packets leave versus their schedule"
-    );
-    describe_counter!(
-        "dialer_http_requests_total",
-        "API requests, per method, route pattern and status"
-    );
-    describe_histogram!(
-        "dialer_http_request_duration_seconds",
-        Unit::Seconds,
-        "API request handling time"
-    );
-    describe_gauge!(
-        "dialer_ready",
-        "1 while /readyz would say ready; 0 while starting or draining"
-    );
-    describe_histogram!(
-        "dialer_store_commit_seconds",
-        Unit::Seconds,
-        "Journal batch commit time (attempts are journaled before their INVITE)"
-    );
-    describe_counter!(
-        "dialer_hep_packets_sent_total",
-        "SIP messages mirrored to the HEP collector"
-    );
-    describe_counter!(
-        "dialer_hep_dropped_total",
-        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
-    );
-    describe_gauge!(
-        "dialer_campaign_contacts",
-        "Contacts of running campaigns, by contact state (pending, dialing, done)"
-    );
 }

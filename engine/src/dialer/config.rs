@@ -10,9 +10,12 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use codecs::Codec;
+
 use super::retry::RetryPolicy;
 use super::sip_settings::SipSettings;
 use super::trunk::TrunkConfig;
+use super::trunk_keys::{unknown_codec, unknown_route, RouteKey, TrunkTransport};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -172,6 +175,7 @@ impl DialerConfig {
         }
         let mut value = toml::Value::Table(v);
         expand(&mut value, env)?;
+        check_words(&value)?;
         let cfg: DialerConfig = value.try_into()?;
         cfg.validate()?;
         Ok(cfg)
@@ -190,20 +194,56 @@ impl DialerConfig {
     }
 }
 
+/// Names the key of a trunk word (transport, codec, route) that does not parse, as
+/// `trunk[0].codecs[1]: unknown codec "G729"`, before serde reads the enums (whose own
+/// errors cannot say which trunk).
+fn check_words(v: &toml::Value) -> Result<(), ConfigError> {
+    let Some(trunks) = v.get("trunk").and_then(|t| t.as_array()) else {
+        return Ok(());
+    };
+    for (i, t) in trunks.iter().enumerate() {
+        if let Some(s) = t.get("transport").and_then(|x| x.as_str()) {
+            if TrunkTransport::parse(s).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "trunk[{i}].transport: must be udp or tcp, not {s:?}"
+                )));
+            }
+        }
+        let list = |key: &str| {
+            t.get(key)
+                .and_then(|x| x.as_array())
+                .map(|a| a.iter().filter_map(|x| x.as_str()).enumerate().collect())
+                .unwrap_or_else(Vec::new)
+        };
+        for (j, c) in list("codecs") {
+            if c.parse::<Codec>().is_err() {
+                let why = unknown_codec(c);
+                return Err(ConfigError::Invalid(format!(
+                    "trunk[{i}].codecs[{j}]: {why}"
+                )));
+            }
+        }
+        for (j, r) in list("routes") {
+            if RouteKey::parse(r).is_none() {
+                let why = unknown_route(r);
+                return Err(ConfigError::Invalid(format!(
+                    "trunk[{i}].routes[{j}]: {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl TrunkConfig {
     /// Checks one trunk as the configuration loader does (positive `cps` and
-    /// `max_channels`, `udp` or `tcp` transport); used for trunks changed at run time too.
+    /// `max_channels`; the transport, codecs and routes were checked when parsed); used for
+    /// trunks changed at run time too.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let t = self;
         if !(t.cps > 0.0 && t.cps.is_finite()) || t.max_channels == 0 {
             return Err(ConfigError::Invalid(format!(
                 "trunk {}: cps and max_channels must be positive",
-                t.name
-            )));
-        }
-        if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
-            return Err(ConfigError::Invalid(format!(
-                "trunk {}: transport must be udp or tcp",
                 t.name
             )));
         }
@@ -276,5 +316,35 @@ mod tests {
         )
         .is_err());
         assert!(DialerConfig::load_with("bogus = 1", &|_| None).is_err());
+    }
+
+    #[test]
+    fn words_parse_into_enums_and_bad_ones_name_their_key() {
+        let base = "[[trunk]]\nname='a'\nproxy='x'\nmax_channels=1\ncps=1\n";
+        let ok =
+            format!("{base}transport='TCP'\ncodecs=['G722','pcma']\nroutes=['+39','mobile']\n");
+        let c = DialerConfig::load_with(&ok, &|_| None).unwrap();
+        let t = &c.trunks[0];
+        assert_eq!(t.transport, TrunkTransport::Tcp);
+        assert_eq!(t.codecs, [Codec::G722, Codec::Pcma]);
+        assert_eq!(t.routes[0], RouteKey::Prefix("+39".into()));
+        let bad = format!("{base}codecs=['PCMA','G729']\n");
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(r#"trunk[0].codecs[1]: unknown codec "G729""#),
+            "{e}"
+        );
+        let bad = format!("{base}routes=['landline']\n");
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunk[0].routes[0]"), "{e}");
+        let bad = format!("{base}transport='tls'\n");
+        let e = DialerConfig::load_with(&bad, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunk[0].transport"), "{e}");
     }
 }

@@ -61,6 +61,17 @@ impl Signal {
             _ => Signal::Ok,
         }
     }
+
+    /// What a finished attempt tells congestion control: nothing when its INVITE never
+    /// left (the carrier saw nothing), a 503 with the carrier's Retry-After as an overload
+    /// that also holds the trunk, else what the final status says.
+    pub fn of_end(sent: bool, status: u16, retry_after: Option<u32>) -> Signal {
+        match (sent, status) {
+            (false, _) => Signal::Ok,
+            (true, 503) => Signal::Overloaded(retry_after),
+            (true, s) => Signal::from_status(s),
+        }
+    }
 }
 
 /// The AIMD controller of one trunk.
@@ -154,6 +165,20 @@ impl Aimd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_of_a_call_end() {
+        assert_eq!(
+            Signal::of_end(true, 503, Some(30)),
+            Signal::Overloaded(Some(30))
+        );
+        assert_eq!(Signal::of_end(true, 503, None), Signal::Overloaded(None));
+        assert_eq!(Signal::of_end(false, 503, Some(30)), Signal::Ok);
+        assert_eq!(Signal::of_end(true, 0, None), Signal::Timeout);
+        assert_eq!(Signal::of_end(true, 408, None), Signal::Timeout);
+        assert_eq!(Signal::of_end(true, 486, None), Signal::Ok);
+        assert_eq!(Signal::of_end(true, 200, None), Signal::Ok);
+    }
 
     #[test]
     fn backs_off_on_503_and_recovers_additively() {

@@ -7,12 +7,13 @@
 //! priority when the first is full; within one priority, `weight` shares the calls.
 
 use super::numbers::NumberType;
+use super::trunk_keys::RouteKey;
 
 /// What routing needs to know of a trunk at this instant.
 #[derive(Debug, Clone)]
 pub struct TrunkView<'a> {
     /// The trunk's routes.
-    pub routes: &'a [String],
+    pub routes: &'a [RouteKey],
     /// Its priority (lower first).
     pub priority: u32,
     /// Its weight (share within a priority).
@@ -37,25 +38,11 @@ pub enum Route {
 }
 
 /// How specifically a trunk's routes match a number; `None` if they do not.
-pub fn specificity(routes: &[String], e164: &str, ty: NumberType) -> Option<usize> {
+pub fn specificity(routes: &[RouteKey], e164: &str, ty: NumberType) -> Option<usize> {
     if routes.is_empty() {
         return Some(0);
     }
-    let mut best = None;
-    for r in routes {
-        let r = r.trim();
-        let s = if r.starts_with('+') {
-            e164.starts_with(r).then_some(1 + r.len())
-        } else if r == "*" || r == "any" {
-            Some(0)
-        } else if r.eq_ignore_ascii_case(ty.as_str()) {
-            Some(1)
-        } else {
-            None
-        };
-        best = best.max(s);
-    }
-    best
+    routes.iter().filter_map(|r| r.specificity(e164, ty)).max()
 }
 
 /// Picks a trunk for `e164` of type `ty`.
@@ -102,7 +89,11 @@ pub fn route(trunks: &[TrunkView<'_>], e164: &str, ty: NumberType) -> Route {
 mod tests {
     use super::*;
 
-    fn v(routes: &[String], prio: u32, w: u32, admitted: u64, avail: bool) -> TrunkView<'_> {
+    fn keys(words: &[&str]) -> Vec<RouteKey> {
+        words.iter().map(|w| RouteKey::parse(w).unwrap()).collect()
+    }
+
+    fn v(routes: &[RouteKey], prio: u32, w: u32, admitted: u64, avail: bool) -> TrunkView<'_> {
         TrunkView {
             routes,
             priority: prio,
@@ -115,10 +106,10 @@ mod tests {
 
     #[test]
     fn by_type_and_prefix() {
-        let fixed = vec!["fixed".to_string()];
-        let mobile = vec!["mobile".to_string()];
-        let uk = vec!["+44".to_string()];
-        let all: Vec<String> = vec![];
+        let fixed = keys(&["fixed"]);
+        let mobile = keys(&["mobile"]);
+        let uk = keys(&["+44"]);
+        let all: Vec<RouteKey> = vec![];
         let ts = [
             v(&fixed, 0, 1, 0, true),
             v(&mobile, 0, 1, 0, true),
@@ -142,7 +133,7 @@ mod tests {
 
     #[test]
     fn priority_spills_over_and_weight_shares() {
-        let all: Vec<String> = vec![];
+        let all: Vec<RouteKey> = vec![];
         // Two trunks at priority 0 with weights 3:1, a backup at priority 1.
         let mut admitted = [0u64, 0, 0];
         for _ in 0..400 {
@@ -171,7 +162,7 @@ mod tests {
 
     #[test]
     fn exclusion_and_no_route() {
-        let fixed = vec!["fixed".to_string()];
+        let fixed = keys(&["fixed"]);
         let mut a = v(&fixed, 0, 1, 0, true);
         assert_eq!(
             route(std::slice::from_ref(&a), "+39333", NumberType::Mobile),

@@ -4,7 +4,7 @@
 //! (and by campaign within a tenant), so one town's 50,000-contact campaign cannot starve a
 //! village's. It never starts a second simultaneous call to one number (across all
 //! campaigns) and never offers again a contact answered in a campaign. Plain data: the
-//! orchestrator fills the queues from the store and asks routing through a closure.
+//! dialer core fills the queues from the store and asks routing through a closure.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -139,11 +139,6 @@ impl Scheduler {
         self.slots.get(&id).map_or(0, |s| s.queue.len())
     }
 
-    /// Whether a contact is queued or in a call.
-    pub fn is_known(&self, campaign: i64, contact: i64) -> bool {
-        self.known.contains(&(campaign, contact))
-    }
-
     /// Queues a due item; false if it is already queued or in a call, answered, or its
     /// campaign is not running.
     pub fn push(&mut self, item: DueItem) -> bool {
@@ -183,11 +178,6 @@ impl Scheduler {
         if answered {
             self.answered.insert((campaign, contact));
         }
-    }
-
-    /// Records a contact answered before (recovery), so it is never offered again.
-    pub fn mark_answered(&mut self, campaign: i64, contact: i64) {
-        self.answered.insert((campaign, contact));
     }
 
     /// Numbers in a call now.

@@ -4,10 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use codecs::Codec;
 use serde::Deserialize;
 
 use super::congestion::{Aimd, AimdConfig, Signal};
 use super::limiter::CpsLimiter;
+use super::trunk_keys::{de_codecs, RouteKey, TrunkTransport};
+use crate::metrics as m;
 
 /// One carrier trunk as configured (`[[trunk]]` in the TOML file).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -18,8 +21,8 @@ pub struct TrunkConfig {
     /// `host:port` of the carrier's SIP proxy.
     pub proxy: String,
     /// `udp` or `tcp`.
-    #[serde(default = "default_transport")]
-    pub transport: String,
+    #[serde(default)]
+    pub transport: TrunkTransport,
     /// Digest realm (informational: the challenge's realm is used).
     #[serde(default)]
     pub realm: Option<String>,
@@ -41,9 +44,9 @@ pub struct TrunkConfig {
     /// Caller ID presented on this trunk (overrides the campaign's when set).
     #[serde(default)]
     pub caller_id: Option<String>,
-    /// Codec names in preference order (`PCMU`, `PCMA`, `G722`, `opus`).
-    #[serde(default = "default_codecs")]
-    pub codecs: Vec<String>,
+    /// Codecs offered, in preference order (written `PCMU`, `PCMA`, `G722`, `opus`).
+    #[serde(default = "default_codecs", deserialize_with = "de_codecs")]
+    pub codecs: Vec<Codec>,
     /// Packet time in milliseconds.
     #[serde(default = "default_ptime")]
     pub ptime_ms: u32,
@@ -66,7 +69,7 @@ pub struct TrunkConfig {
     /// What the trunk carries: number types (`fixed`, `mobile`, `unknown`) and E.164
     /// prefixes (`+39`); empty carries everything.
     #[serde(default)]
-    pub routes: Vec<String>,
+    pub routes: Vec<RouteKey>,
     /// Where the callee's media is accepted from: `sdp` (its SDP's host only, the default) or
     /// `symmetric` (RFC 4961: latch onto the first RTP source, and send there; for callees
     /// behind NAT). See [`crate::media::latch`].
@@ -74,11 +77,8 @@ pub struct TrunkConfig {
     pub media_latch: crate::media::MediaLatch,
 }
 
-fn default_transport() -> String {
-    "udp".into()
-}
-fn default_codecs() -> Vec<String> {
-    vec!["PCMA".into(), "PCMU".into()]
+fn default_codecs() -> Vec<Codec> {
+    vec![Codec::Pcma, Codec::Pcmu]
 }
 fn default_ptime() -> u32 {
     20
@@ -154,7 +154,15 @@ impl Health {
     }
 }
 
-/// Run-time state of one trunk. Plain data: the orchestrator calls it with `now`.
+/// Whether an OPTIONS reply says the trunk is alive: any answer below 500 except 408
+/// (the endpoint's own timeout) proves a SIP stack at the far end is processing requests
+/// (a 404 or 405 to OPTIONS is a live proxy that dislikes our URI); a 5xx or a timeout
+/// does not.
+pub fn ping_ok(status: u16) -> bool {
+    status < 500 && status != 408
+}
+
+/// Run-time state of one trunk. Plain data: the dialer core calls it with `now`.
 #[derive(Debug)]
 pub struct Trunk {
     /// Its configuration.
@@ -217,22 +225,6 @@ impl Trunk {
         self.limiter.next_ready(now)
     }
 
-    /// Takes a CPS token and a channel. False if either is missing.
-    pub fn admit(&mut self, now: Instant) -> bool {
-        self.sync(now);
-        if !self.health.is_up() || self.active >= self.cfg.max_channels {
-            return false;
-        }
-        if !self.limiter.try_acquire(now) {
-            metrics::counter!("dialer_cps_throttled_total", "trunk" => self.cfg.name.clone())
-                .increment(1);
-            return false;
-        }
-        self.active += 1;
-        self.admitted += 1;
-        true
-    }
-
     /// Reserves a channel for an attempt being journaled (the CPS token is taken when its
     /// INVITE leaves, see [`Trunk::take_token`]).
     pub fn reserve_channel(&mut self) {
@@ -246,8 +238,7 @@ impl Trunk {
         if self.limiter.try_acquire(now) {
             true
         } else {
-            metrics::counter!("dialer_cps_throttled_total", "trunk" => self.cfg.name.clone())
-                .increment(1);
+            metrics::counter!(m::CPS_THROTTLED, "trunk" => self.cfg.name.clone()).increment(1);
             false
         }
     }
@@ -275,7 +266,7 @@ impl Trunk {
     pub fn on_ping(&mut self, now: Instant, ok: bool) {
         if let Some(up) = self.health.on_ping(ok) {
             tracing::warn!(trunk = %self.cfg.name, up, "trunk health changed");
-            metrics::gauge!("dialer_trunk_up", "trunk" => self.cfg.name.clone()).set(if up {
+            metrics::gauge!(m::TRUNK_UP, "trunk" => self.cfg.name.clone()).set(if up {
                 1.0
             } else {
                 0.0
@@ -306,7 +297,7 @@ mod tests {
         TrunkConfig {
             name: name.into(),
             proxy: "127.0.0.1:5060".into(),
-            transport: "udp".into(),
+            transport: TrunkTransport::Udp,
             realm: None,
             username: None,
             password: None,
@@ -328,6 +319,16 @@ mod tests {
     }
 
     #[test]
+    fn ping_verdicts() {
+        for good in [200, 404, 405, 481, 486] {
+            assert!(ping_ok(good), "{good}");
+        }
+        for bad in [408, 500, 503, 504, 600] {
+            assert!(!ping_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn hysteresis() {
         let mut h = Health::new(Hysteresis::default());
         assert_eq!(h.on_ping(false), None);
@@ -345,8 +346,10 @@ mod tests {
     fn channels_and_down_block_admission() {
         let t0 = Instant::now();
         let mut t = Trunk::new(cfg("a", 100.0, 2));
-        assert!(t.admit(t0));
-        assert!(t.admit(t0 + Duration::from_millis(10)));
+        t.reserve_channel();
+        assert!(t.take_token(t0));
+        t.reserve_channel();
+        assert!(t.take_token(t0 + Duration::from_millis(10)));
         assert!(!t.available(t0 + Duration::from_millis(20)));
         t.release(t0 + Duration::from_millis(30), Signal::Ok);
         assert!(t.available(t0 + Duration::from_millis(40)));

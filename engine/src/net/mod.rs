@@ -1,6 +1,8 @@
 //! Tokio drivers: the only code with sockets, tasks and clocks. They feed the sans-IO
-//! [`crate::sip::Endpoint`] and carry out what it asks.
+//! [`crate::sip::Endpoint`] and the [`crate::dialer::core::DialerCore`] and carry out what
+//! they ask.
 
+pub mod dialer_driver;
 pub mod hep;
 pub mod pump;
 pub mod sip_driver;

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use engine::dialer::trunk::TrunkConfig;
+use engine::dialer::trunk_keys::codec_word;
 use engine::dialer::DialerError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -126,7 +127,7 @@ fn out(t: TrunkConfig, live: Option<&engine::dialer::TrunkStatus>) -> TrunkOut {
         registered: live.and_then(|l| l.registered),
         name: t.name,
         proxy: t.proxy,
-        transport: t.transport,
+        transport: t.transport.to_string(),
         realm: t.realm,
         username: t.username,
         password_set: t.password.is_some(),
@@ -134,7 +135,7 @@ fn out(t: TrunkConfig, live: Option<&engine::dialer::TrunkStatus>) -> TrunkOut {
         from_user: t.from_user,
         from_domain: t.from_domain,
         caller_id: t.caller_id,
-        codecs: t.codecs,
+        codecs: t.codecs.into_iter().map(codec_word).collect(),
         ptime_ms: t.ptime_ms,
         max_channels: t.max_channels,
         cps: t.cps,
@@ -142,7 +143,7 @@ fn out(t: TrunkConfig, live: Option<&engine::dialer::TrunkStatus>) -> TrunkOut {
         priority: t.priority,
         weight: t.weight,
         ring_timeout_s: t.ring_timeout_s,
-        routes: t.routes,
+        routes: t.routes.iter().map(ToString::to_string).collect(),
     }
 }
 

@@ -1,0 +1,252 @@
+//! Campaigns in the core: which are dialled, refilling their queues from the store,
+//! calling windows, and noticing when one is done.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::info;
+
+use super::attempt::CallPlan;
+use super::io::{Action, CampaignId};
+use super::timers::Deadline;
+use super::DialerCore;
+use crate::dialer::campaign::CampaignSpec;
+use crate::dialer::scheduler::DueItem;
+use crate::dialer::window::Window;
+use crate::store::{CampaignRecord, DueContact};
+
+/// Refill a campaign's queue when fewer than this many contacts are queued.
+pub const REFILL_BELOW: usize = 200;
+/// Contacts asked for per refill, beyond those queued.
+pub const REFILL_BATCH: u32 = 500;
+/// Least time between two refills of one campaign (due retries are found this late).
+pub const REFILL_EVERY: Duration = Duration::from_millis(500);
+/// How long a campaign's queue stays empty before the store is asked whether it is done.
+pub const SETTLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
+/// How often calling windows are re-read while a campaign has one.
+pub const WINDOW_EVERY: Duration = Duration::from_secs(1);
+/// How often the contacts-by-state gauges are published while campaigns run.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(2);
+
+/// A campaign being dialled.
+#[derive(Debug)]
+pub struct CampaignRt {
+    /// Its definition.
+    pub spec: CampaignSpec,
+    /// What its attempts carry.
+    pub plan: CallPlan,
+    window: Option<Window>,
+    refilling: bool,
+    last_refill: Option<Instant>,
+    checking: bool,
+    /// Since when the store had nothing due and nothing is queued.
+    exhausted_at: Option<Instant>,
+    /// Attempts from pick to end.
+    pub in_calls: usize,
+}
+
+/// The UTC time of a wall clock reading (Unix ms).
+fn utc(wall: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(wall).unwrap_or_default()
+}
+
+impl DialerCore {
+    /// The running campaigns, as loaded: stop dialling the others, start the new ones.
+    pub(super) fn on_campaigns(&mut self, now: Instant, wall: i64, list: Vec<CampaignRecord>) {
+        let running: HashMap<CampaignId, CampaignRecord> =
+            list.into_iter().map(|c| (CampaignId(c.id), c)).collect();
+        let gone: Vec<CampaignId> = self
+            .campaigns
+            .keys()
+            .filter(|c| !running.contains_key(c))
+            .copied()
+            .collect();
+        for c in gone {
+            self.drop_campaign(c);
+        }
+        if self.draining.is_some() {
+            return;
+        }
+        for (id, rec) in running {
+            if self.campaigns.contains_key(&id) {
+                continue;
+            }
+            let spec = rec.spec;
+            let window = spec.effective_window().ok().flatten();
+            self.sched.add_campaign(id.0, &spec.tenant, spec.priority);
+            if let Some(w) = &window {
+                self.sched.set_open(id.0, w.is_open(utc(wall)));
+                self.timers
+                    .set_if_unset(Deadline::Windows, now + WINDOW_EVERY);
+            }
+            info!(campaign = id.0, name = %spec.name, "campaign dialling");
+            let plan = CallPlan {
+                policy: spec.retry,
+                prompt: spec.prompt.clone(),
+                play_count: spec.play_count,
+            };
+            let rt = CampaignRt {
+                spec,
+                plan,
+                window,
+                refilling: false,
+                last_refill: None,
+                checking: false,
+                exhausted_at: None,
+                in_calls: 0,
+            };
+            self.campaigns.insert(id, rt);
+            self.timers.set_if_unset(Deadline::Gauges, now);
+        }
+    }
+
+    /// Forgets a campaign (paused, canceled, completed, shutdown); its calls finish.
+    pub(super) fn drop_campaign(&mut self, c: CampaignId) {
+        self.sched.remove_campaign(c.0);
+        self.campaigns.remove(&c);
+        self.timers.stop(Deadline::Refill(c));
+        self.timers.stop(Deadline::Completion(c));
+        if self.campaigns.is_empty() {
+            self.timers.stop(Deadline::Gauges);
+        }
+        if self.campaigns.values().all(|rt| rt.window.is_none()) {
+            self.timers.stop(Deadline::Windows);
+        }
+    }
+
+    /// Contacts due for a campaign arrived.
+    pub(super) fn on_due(&mut self, now: Instant, c: CampaignId, due: Vec<DueContact>) {
+        let Some(rt) = self.campaigns.get_mut(&c) else {
+            return;
+        };
+        rt.refilling = false;
+        let mut added = 0;
+        for d in due {
+            let item = DueItem {
+                campaign: c.0,
+                contact: d.contact,
+                number: d.number,
+                number_type: d.number_type,
+                attempts: d.attempts,
+                excluded: vec![],
+            };
+            added += usize::from(self.sched.push(item));
+        }
+        if added == 0 && self.sched.queued(c.0) == 0 {
+            rt.exhausted_at.get_or_insert(now);
+        } else {
+            rt.exhausted_at = None;
+        }
+    }
+
+    /// The store says whether a campaign is done.
+    pub(super) fn on_progress(&mut self, wall: i64, c: CampaignId, done: bool) {
+        let Some(rt) = self.campaigns.get_mut(&c) else {
+            return;
+        };
+        rt.checking = false;
+        if done {
+            let at_ms = wall;
+            self.actions
+                .push_back(Action::CompleteCampaign { campaign: c, at_ms });
+        } else {
+            rt.exhausted_at = None;
+        }
+    }
+
+    /// The store marked a campaign completed.
+    pub(super) fn on_completed(&mut self, c: CampaignId) {
+        info!(campaign = c.0, "campaign completed");
+        self.drop_campaign(c);
+        self.actions.push_back(Action::CampaignDone(c));
+    }
+
+    /// Asks the store for a campaign's due contacts.
+    pub(super) fn refill(&mut self, now: Instant, wall: i64, c: CampaignId) {
+        let queued = self.sched.queued(c.0);
+        let Some(rt) = self.campaigns.get_mut(&c) else {
+            return;
+        };
+        if rt.refilling || queued >= REFILL_BELOW {
+            return;
+        }
+        rt.refilling = true;
+        rt.last_refill = Some(now);
+        let limit = queued as u32 + REFILL_BATCH + 64;
+        self.actions.push_back(Action::LoadDue {
+            campaign: c,
+            now_ms: wall,
+            limit,
+        });
+    }
+
+    /// Asks the store whether a campaign with nothing queued nor in calls is done.
+    pub(super) fn check_completion(&mut self, _now: Instant, c: CampaignId) {
+        let Some(rt) = self.campaigns.get_mut(&c) else {
+            return;
+        };
+        if rt.checking || rt.in_calls > 0 || self.sched.queued(c.0) > 0 {
+            return;
+        }
+        rt.checking = true;
+        self.actions.push_back(Action::CheckProgress(c));
+    }
+
+    /// Opens and closes campaigns by their calling windows.
+    pub(super) fn update_windows(&mut self, now: Instant, wall: i64) {
+        let mut any = false;
+        for (id, rt) in &self.campaigns {
+            if let Some(w) = &rt.window {
+                any = true;
+                self.sched.set_open(id.0, w.is_open(utc(wall)));
+            }
+        }
+        if any {
+            self.timers.set(Deadline::Windows, now + WINDOW_EVERY);
+        }
+    }
+
+    /// Asks for the contacts-by-state gauges while campaigns run.
+    pub(super) fn gauges(&mut self, now: Instant) {
+        if self.campaigns.is_empty() {
+            return;
+        }
+        let ids = self.campaigns.keys().map(|c| c.0).collect();
+        self.actions.push_back(Action::ContactGauges(ids));
+        self.timers.set(Deadline::Gauges, now + GAUGES_EVERY);
+    }
+
+    /// Arms (or runs) each campaign's refill and completion check.
+    pub(super) fn plan_campaigns(&mut self, now: Instant, wall: i64) {
+        let ids: Vec<CampaignId> = self.campaigns.keys().copied().collect();
+        for c in ids {
+            let queued = self.sched.queued(c.0);
+            let rt = &self.campaigns[&c];
+            if !rt.refilling && queued < REFILL_BELOW {
+                let at = rt.last_refill.map_or(now, |t| t + REFILL_EVERY);
+                if at <= now {
+                    self.timers.stop(Deadline::Refill(c));
+                    self.refill(now, wall, c);
+                } else {
+                    self.timers.set(Deadline::Refill(c), at);
+                }
+            } else {
+                self.timers.stop(Deadline::Refill(c));
+            }
+            let rt = &self.campaigns[&c];
+            match rt.exhausted_at {
+                Some(t) if !rt.checking && rt.in_calls == 0 && queued == 0 => {
+                    let at = t + SETTLE_BEFORE_CHECK;
+                    if at <= now {
+                        self.timers.stop(Deadline::Completion(c));
+                        self.check_completion(now, c);
+                    } else {
+                        self.timers.set(Deadline::Completion(c), at);
+                    }
+                }
+                _ => self.timers.stop(Deadline::Completion(c)),
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! From a due contact to an INVITE: pick and route while trunks have capacity, journal,
+//! then send each journaled attempt when its trunk's limiter gives a CPS token.
+
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::attempt::{Attempt, Phase};
+use super::invite::invite_params;
+use super::io::{Action, CallToken, CampaignId, TrunkId};
+use super::timers::Deadline;
+use super::DialerCore;
+use crate::dialer::routing;
+use crate::dialer::scheduler::{DueItem, Pick};
+use crate::metrics as m;
+use crate::model::Outcome;
+use crate::sip::endpoint::{CallEnd, CallHandle, Hangup};
+use crate::store::{AttemptStart, StoreError};
+
+/// An end for an attempt whose INVITE never got an answer from the carrier.
+pub fn local_end(outcome: Outcome, reason: impl Into<String>) -> CallEnd {
+    CallEnd {
+        outcome,
+        status: 0,
+        reason: reason.into(),
+        hangup: Hangup::None,
+        retry_after: None,
+    }
+}
+
+impl DialerCore {
+    /// Picks attempts while trunks have capacity, moves attempts off trunks that cannot
+    /// send, then sends what the limiters admit.
+    pub(super) fn dispatch(&mut self, now: Instant, wall: i64) {
+        if self.draining.is_none() {
+            self.pick(now, wall);
+        }
+        self.flush_unavailable(now, wall);
+        for t in 0..self.trunks.len() {
+            self.send_queued(now, wall, TrunkId(t));
+        }
+    }
+
+    fn pick(&mut self, now: Instant, wall: i64) {
+        loop {
+            let avail: Vec<bool> = self.trunks.iter_mut().map(|s| s.can_take(now)).collect();
+            if !avail.iter().any(|a| *a) {
+                return;
+            }
+            let trunks = &self.trunks;
+            let pick = self.sched.next(|it| {
+                let views: Vec<_> = trunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| s.view(it.excluded.contains(&i), avail[i]))
+                    .collect();
+                routing::route(&views, &it.number, it.number_type)
+            });
+            match pick {
+                Pick::Idle => return,
+                Pick::NoRoute(it) => {
+                    warn!(
+                        campaign = it.campaign,
+                        "no trunk carries this number type/prefix"
+                    );
+                    self.actions.push_back(Action::CloseContact {
+                        campaign: CampaignId(it.campaign),
+                        contact: it.contact,
+                        outcome: Outcome::Failed,
+                    });
+                    metrics::counter!(m::CALLS_COMPLETED, "trunk" => "none", "outcome" => "failed")
+                        .increment(1);
+                }
+                Pick::Dial(it, t) => self.begin(it, TrunkId(t), wall),
+            }
+        }
+    }
+
+    /// Reserves a channel and journals the attempt with a fresh Call-ID.
+    fn begin(&mut self, item: DueItem, t: TrunkId, wall: i64) {
+        let c = CampaignId(item.campaign);
+        let Some(rt) = self.campaigns.get_mut(&c) else {
+            self.sched
+                .finish(item.campaign, item.contact, &item.number, false);
+            return;
+        };
+        rt.in_calls += 1;
+        let plan = rt.plan.clone();
+        let slot = &mut self.trunks[t.0];
+        slot.trunk.reserve_channel();
+        slot.pending += 1;
+        let trunk_name = slot.cfg().name.clone();
+        let call = self.new_token();
+        let call_id = format!("{:016x}{:08x}@dialer", self.ids.next(), call.0 as u32);
+        let start = AttemptStart {
+            campaign: item.campaign,
+            contact: item.contact,
+            number: item.number.clone(),
+            call_id: call_id.clone(),
+            trunk: trunk_name,
+            started_ms: wall,
+        };
+        self.actions.push_back(Action::JournalBegin(call, start));
+        let a = Attempt {
+            campaign: c,
+            item,
+            plan,
+            trunk: t,
+            call_id,
+            digits: String::new(),
+            phase: Phase::Journaling,
+        };
+        self.calls.insert(call, a);
+    }
+
+    /// The journal committed an attempt (it waits for a token) or failed (dropped).
+    pub(super) fn on_journaled(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        call: CallToken,
+        r: Result<i64, StoreError>,
+    ) {
+        let Some(a) = self.calls.get_mut(&call) else {
+            return;
+        };
+        match r {
+            Ok(id) => {
+                let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+                a.phase = phase.journaled(id).unwrap_or_else(|p| p);
+                self.trunks[a.trunk.0].send_queue.push_back(call);
+            }
+            Err(e) => {
+                warn!(error = %e, "journal write failed; attempt dropped");
+                self.finish(
+                    now,
+                    wall,
+                    call,
+                    local_end(Outcome::Failed, "journal failed"),
+                );
+            }
+        }
+    }
+
+    /// Attempts waiting on a trunk that was removed, went down or was told to stay away
+    /// (Retry-After) go to another trunk instead of waiting.
+    fn flush_unavailable(&mut self, now: Instant, wall: i64) {
+        for t in 0..self.trunks.len() {
+            let s = &self.trunks[t];
+            if s.send_queue.is_empty() {
+                continue;
+            }
+            if s.removed || s.trunk.held(now) || !s.trunk.health.is_up() {
+                let queued = std::mem::take(&mut self.trunks[t].send_queue);
+                for call in queued {
+                    let why = "trunk unavailable before the INVITE left";
+                    self.finish(now, wall, call, local_end(Outcome::Failed, why));
+                }
+            }
+        }
+    }
+
+    /// Sends the head of a trunk's queue if its limiter gives a token and no earlier
+    /// INVITE of the trunk awaits placement.
+    fn send_queued(&mut self, now: Instant, wall: i64, t: TrunkId) {
+        while self.trunks[t.0].sending.is_none() {
+            let Some(&call) = self.trunks[t.0].send_queue.front() else {
+                return;
+            };
+            let Some(a) = self.calls.get(&call) else {
+                self.trunks[t.0].send_queue.pop_front();
+                continue;
+            };
+            let Some(rt) = self.campaigns.get(&a.campaign) else {
+                // Paused, canceled or shutting down while journaling: close it unsent.
+                self.trunks[t.0].send_queue.pop_front();
+                let why = "campaign stopped before the INVITE";
+                self.finish(now, wall, call, local_end(Outcome::Canceled, why));
+                continue;
+            };
+            let slot = &mut self.trunks[t.0];
+            if !slot.trunk.take_token(now) {
+                return;
+            }
+            let session = self.ids.next() as u32 as u64;
+            let params = invite_params(
+                slot.cfg(),
+                slot.addr,
+                &rt.spec,
+                &a.item.number,
+                self.cfg.media_ip,
+                session,
+            );
+            slot.send_queue.pop_front();
+            slot.pending = slot.pending.saturating_sub(1);
+            slot.sending = Some(call);
+            let call_id = a.call_id.clone();
+            let a = self.calls.get_mut(&call).expect("checked above");
+            let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+            a.phase = phase.sending(now).unwrap_or_else(|p| p);
+            let params = Box::new(params);
+            self.actions.push_back(Action::Invite {
+                call,
+                call_id,
+                params,
+            });
+        }
+    }
+
+    /// The INVITE left: the token is stamped with this instant and the call rings.
+    pub(super) fn on_placed(&mut self, now: Instant, call: CallToken, handle: CallHandle) {
+        let Some(a) = self.calls.get_mut(&call) else {
+            self.actions.push_back(Action::Hangup(handle));
+            return;
+        };
+        let slot = &mut self.trunks[a.trunk.0];
+        if slot.sending == Some(call) {
+            slot.sending = None;
+        }
+        slot.trunk.stamp_sent(now);
+        let name = slot.cfg().name.clone();
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        a.phase = phase.placed(handle).unwrap_or_else(|p| p);
+        self.by_handle.insert(handle, call);
+        metrics::counter!(m::CALL_ATTEMPTS, "trunk" => name.clone()).increment(1);
+        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "ringing").increment(1.0);
+        if self.draining.is_some() {
+            self.actions.push_back(Action::Hangup(handle));
+        }
+    }
+
+    /// The driver could not place the INVITE.
+    pub(super) fn on_place_failed(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        call: CallToken,
+        why: String,
+    ) {
+        self.finish(now, wall, call, local_end(Outcome::Failed, why));
+    }
+
+    /// Arms each trunk's limiter wake-up when work waits for its next token.
+    pub(super) fn plan_limiters(&mut self, now: Instant) {
+        let work = self.campaigns.keys().any(|c| self.sched.queued(c.0) > 0);
+        for (i, s) in self.trunks.iter_mut().enumerate() {
+            let d = Deadline::Limiter(TrunkId(i));
+            let t = &s.trunk;
+            let could_pick = work && t.health.is_up() && t.active < t.cfg.max_channels;
+            let queued = !s.send_queue.is_empty() && s.sending.is_none();
+            if s.removed || !(queued || could_pick) {
+                self.timers.stop(d);
+                continue;
+            }
+            let ready = s.trunk.next_ready(now);
+            if ready > now {
+                self.timers.set(d, ready);
+            } else {
+                self.timers.stop(d);
+            }
+        }
+    }
+}

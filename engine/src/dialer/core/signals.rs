@@ -1,0 +1,175 @@
+//! SIP events and media notes of calls in progress, OPTIONS replies and registrations.
+
+use std::time::Instant;
+
+use tracing::{debug, warn};
+
+use super::attempt::Phase;
+use super::io::{Action, CallToken};
+use super::DialerCore;
+use crate::dialer::call_media::MediaNote;
+use crate::dialer::trunk::ping_ok;
+use crate::media::dtmf::parse_info;
+use crate::metrics as m;
+use crate::sip::endpoint::{CallEnd, CallHandle, Event, RegistrationState};
+
+impl DialerCore {
+    pub(super) fn on_sip(&mut self, now: Instant, wall: i64, ev: Event) {
+        match ev {
+            Event::Progress { call, .. } => {
+                if let Some(a) = self
+                    .by_handle
+                    .get(&call)
+                    .and_then(|t| self.calls.get_mut(t))
+                {
+                    a.phase.progress(now);
+                }
+            }
+            Event::Answered { call, media } => self.on_answered(now, wall, call, media),
+            Event::Info {
+                call,
+                content_type,
+                body,
+            } => {
+                let Some(a) = self
+                    .by_handle
+                    .get(&call)
+                    .and_then(|t| self.calls.get_mut(t))
+                else {
+                    return;
+                };
+                if let Some(ev) = parse_info(&content_type, &body) {
+                    a.digits.push(ev.digit);
+                }
+            }
+            Event::Ended { call, end } => self.on_ended(now, wall, call, end),
+            Event::OptionsReply { ping, status, .. } => {
+                if let Some(t) = self.pings.remove(&ping) {
+                    self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
+                }
+            }
+            Event::Registration { reg, state } => {
+                debug!(?reg, ?state, "registration");
+                let Some(&t) = self.regs.get(&reg) else {
+                    return;
+                };
+                let tr = &mut self.trunks[t.0].trunk;
+                match state {
+                    RegistrationState::Registered { .. } => {
+                        tr.registered = true;
+                        tr.on_ping(now, true);
+                    }
+                    RegistrationState::Failed { .. } => {
+                        tr.registered = false;
+                        tr.on_ping(now, false);
+                    }
+                    RegistrationState::Unregistered => tr.registered = false,
+                }
+            }
+        }
+    }
+
+    fn on_answered(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        call: CallHandle,
+        media: crate::sip::sdp::NegotiatedMedia,
+    ) {
+        let Some(&token) = self.by_handle.get(&call) else {
+            return;
+        };
+        let Some(a) = self.calls.get_mut(&token) else {
+            return;
+        };
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        match phase.answered(now) {
+            Ok(p) => a.phase = p,
+            Err(p) => {
+                a.phase = p;
+                return;
+            }
+        }
+        let name = self.trunks[a.trunk.0].cfg().name.clone();
+        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => "ringing")
+            .decrement(1.0);
+        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "answered").increment(1.0);
+        if let Some(attempt) = a.phase.attempt() {
+            // Durable soon; the store orders it before the attempt's end.
+            let at_ms = wall;
+            self.actions
+                .push_back(Action::JournalAnswered { attempt, at_ms });
+        }
+        let (prompt, play_count) = (a.plan.prompt.clone(), a.plan.play_count);
+        let latch = self.trunks[a.trunk.0].cfg().media_latch;
+        self.actions.push_back(Action::StartMedia {
+            call: token,
+            media: Box::new(media),
+            prompt,
+            play_count,
+            latch,
+        });
+    }
+
+    fn on_ended(&mut self, now: Instant, wall: i64, call: CallHandle, end: CallEnd) {
+        let Some(token) = self.by_handle.remove(&call) else {
+            return;
+        };
+        let Some(a) = self.calls.get_mut(&token) else {
+            return;
+        };
+        if !a.phase.plays_media() {
+            self.finish(now, wall, token, end);
+            return;
+        }
+        // Media is on: finish once it has said how much of the message it sent.
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        a.phase = phase.ending(end, now).unwrap_or_else(|p| p);
+        self.actions.push_back(Action::StopMedia(token));
+    }
+
+    pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
+        match note {
+            MediaNote::Finished { token, .. } => {
+                let Some(a) = self.calls.get_mut(&CallToken(token)) else {
+                    return;
+                };
+                a.phase.record_played(1000);
+                if let Some(h) = a.phase.call() {
+                    self.actions.push_back(Action::Hangup(h));
+                }
+            }
+            MediaNote::Stopped {
+                token,
+                played_permille,
+                ..
+            } => {
+                let token = CallToken(token);
+                let Some(a) = self.calls.get_mut(&token) else {
+                    return;
+                };
+                a.phase.record_played(played_permille);
+                if let Phase::Ending { end, .. } = &a.phase {
+                    let end = end.clone();
+                    self.finish(now, wall, token, end);
+                }
+            }
+            MediaNote::Digit { token, digit } => {
+                if let Some(a) = self.calls.get_mut(&CallToken(token)) {
+                    a.digits.push(digit);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_media_failed(&mut self, call: CallToken, why: &str) {
+        warn!(error = %why, "media did not start; hanging up");
+        let Some(a) = self.calls.get_mut(&call) else {
+            return;
+        };
+        a.phase.media_failed();
+        if let Some(h) = a.phase.call() {
+            self.actions.push_back(Action::Hangup(h));
+        }
+    }
+}

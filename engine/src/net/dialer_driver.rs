@@ -1,0 +1,343 @@
+//! The dialer driver: one task that owns the [`DialerCore`], the SIP driver, the media
+//! path and the store. It feeds every input to the core with the current instant and wall
+//! clock, executes the core's actions (store writes and reads run as spawned futures whose
+//! results come back as [`StoreReply`]), and sleeps until the core's next deadline.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use crate::dialer::call_media::{CallMedia, MediaNote};
+use crate::dialer::campaign::CampaignState;
+use crate::dialer::core::{
+    Action, CallToken, CampaignId, Command, CoreConfig, DialerCore, DriverNote, Reply, ReplyTo,
+    StoreReply,
+};
+use crate::dialer::trunk::TrunkConfig;
+use crate::dialer::SipSettings;
+use crate::metrics as m;
+use crate::net::{SipDriver, SipEvents};
+use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
+use crate::store::sqlite::now_ms;
+use crate::store::{Store, StoreError};
+
+/// A command for the driver, with where its reply goes (none for fire-and-forget ones).
+pub type CommandMsg = (Command, Option<oneshot::Sender<Reply>>);
+
+/// What the facade keeps of a running driver.
+pub struct DriverHandles {
+    /// Commands to the core.
+    pub commands: mpsc::UnboundedSender<CommandMsg>,
+    /// Ids of the campaigns completed since start.
+    pub completed: watch::Receiver<Vec<i64>>,
+}
+
+/// Starts the SIP driver on `bind` and the dialer task with these trunks (proxies
+/// resolved).
+pub async fn start<S: Store, M: CallMedia>(
+    bind: SocketAddr,
+    settings: &SipSettings,
+    trunks: Vec<(TrunkConfig, SocketAddr)>,
+    store: S,
+    media: Arc<M>,
+    notes: mpsc::UnboundedReceiver<MediaNote>,
+) -> io::Result<DriverHandles> {
+    let mut ep = EndpointConfig::new(bind);
+    ep.user_agent = settings.user_agent.clone();
+    ep.sources = SourcePolicy {
+        // Only the trunks' proxies may send new requests.
+        allowed: Some(trunks.iter().map(|(_, a)| a.ip()).collect()),
+        strangers: settings.strangers,
+        options_from_strangers: settings.options_from_strangers,
+    };
+    let (sip, events) = SipDriver::start_with(bind, ep, settings.tcp_limits()).await?;
+    info!(sip = %sip.local_addr(), trunks = trunks.len(), "dialer started");
+    let cfg = CoreConfig {
+        media_ip: media.local_ip(),
+        seed: rand::random(),
+    };
+    let core = DialerCore::new(cfg, trunks, Instant::now());
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (store_tx, store_rx) = mpsc::unbounded_channel();
+    let (done_tx, done_rx) = watch::channel(vec![]);
+    let driver = Driver {
+        core,
+        sip,
+        media,
+        store,
+        ports: HashMap::new(),
+        replies: HashMap::new(),
+        next_reply: 1,
+        store_tx,
+        done_tx,
+    };
+    tokio::spawn(driver.run(cmd_rx, store_rx, events, notes));
+    Ok(DriverHandles {
+        commands: cmd_tx,
+        completed: done_rx,
+    })
+}
+
+struct Driver<S: Store, M: CallMedia> {
+    core: DialerCore,
+    sip: SipDriver,
+    media: Arc<M>,
+    store: S,
+    /// RTP ports reserved for INVITEs, until media starts or the call ends.
+    ports: HashMap<CallToken, M::Port>,
+    replies: HashMap<ReplyTo, oneshot::Sender<Reply>>,
+    next_reply: u64,
+    store_tx: mpsc::UnboundedSender<StoreReply>,
+    done_tx: watch::Sender<Vec<i64>>,
+}
+
+impl<S: Store, M: CallMedia> Driver<S, M> {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<CommandMsg>,
+        mut store_rx: mpsc::UnboundedReceiver<StoreReply>,
+        mut sip: SipEvents,
+        mut media: mpsc::UnboundedReceiver<MediaNote>,
+    ) {
+        let mut cmds_open = true;
+        loop {
+            self.execute().await;
+            if self.core.is_stopped() {
+                return;
+            }
+            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                biased;
+                Some(ev) = sip.recv() => self.core.handle_sip(Instant::now(), now_ms(), ev),
+                Some(n) = media.recv() => self.core.handle_media(Instant::now(), now_ms(), n),
+                Some(r) = store_rx.recv() => self.core.handle_store(Instant::now(), now_ms(), r),
+                c = cmds.recv(), if cmds_open => match c {
+                    Some((cmd, reply)) => self.command(cmd, reply),
+                    None => {
+                        // Every Dialer handle is gone: stop as if asked to.
+                        cmds_open = false;
+                        self.command(Command::Shutdown, None);
+                    }
+                },
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    self.core.handle_timeout(Instant::now(), now_ms());
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command, reply: Option<oneshot::Sender<Reply>>) {
+        let to = ReplyTo(self.next_reply);
+        self.next_reply += 1;
+        if let Some(tx) = reply {
+            self.replies.insert(to, tx);
+        }
+        self.core.handle_command(Instant::now(), now_ms(), to, cmd);
+    }
+
+    fn note(&mut self, n: DriverNote) {
+        self.core.handle_driver(Instant::now(), now_ms(), n);
+    }
+
+    /// Executes the core's actions until it has none.
+    async fn execute(&mut self) {
+        while let Some(a) = self.core.poll_action() {
+            match a {
+                Action::Invite {
+                    call,
+                    call_id,
+                    mut params,
+                } => {
+                    let port = match self.media.bind() {
+                        Ok(p) => p,
+                        Err(e) => {
+                            warn!(error = %e, "no RTP port");
+                            self.note(DriverNote::PlaceFailed(call, format!("no RTP port: {e}")));
+                            continue;
+                        }
+                    };
+                    params.offer.rtp_port = M::port_number(&port);
+                    self.ports.insert(call, port);
+                    match self.sip.place_call_with_id(*params, call_id).await {
+                        Ok(h) => self.note(DriverNote::Placed(call, h)),
+                        Err(e) => {
+                            self.ports.remove(&call);
+                            self.note(DriverNote::PlaceFailed(call, format!("SIP driver: {e}")));
+                        }
+                    }
+                }
+                Action::Ping { trunk, dest, uri } => {
+                    // The driver answers at once with the handle; the reply is a later event.
+                    if let Ok(h) = self.sip.send_options(dest, uri).await {
+                        self.note(DriverNote::PingSent(trunk, h));
+                    }
+                }
+                Action::Register(t, params) => match self.sip.register(*params).await {
+                    Ok(h) => self.note(DriverNote::RegisterStarted(t, h)),
+                    Err(e) => warn!(error = %e, "REGISTER not started"),
+                },
+                other => self.execute_sync(other),
+            }
+        }
+    }
+
+    /// Actions that need no await: SIP and media commands, replies, spawned store work.
+    fn execute_sync(&mut self, a: Action) {
+        match a {
+            Action::Hangup(h) => self.sip.hangup(h),
+            Action::Unregister(h) => self.sip.unregister(h),
+            Action::AllowSources(ips) => self.sip.set_allowed_sources(Some(ips)),
+            Action::StartMedia {
+                call,
+                media,
+                prompt,
+                play_count,
+                latch,
+            } => {
+                let r = match self.ports.remove(&call) {
+                    Some(port) => self
+                        .media
+                        .start(call.0, port, &media, &prompt, play_count, latch)
+                        .map_err(|e| e.to_string()),
+                    None => Err("no RTP port reserved".to_string()),
+                };
+                if let Err(e) = r {
+                    self.note(DriverNote::MediaFailed(call, e));
+                }
+            }
+            Action::StopMedia(call) => self.media.stop(call.0),
+            Action::ReleasePort(call) => drop(self.ports.remove(&call)),
+            Action::Reply(to, r) => {
+                if let Some(tx) = self.replies.remove(&to) {
+                    let _ = tx.send(r);
+                }
+            }
+            Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),
+            store_work => self.spawn_store(store_work),
+        }
+    }
+
+    /// Runs a store action as a future of its own; answers come back as [`StoreReply`].
+    fn spawn_store(&self, a: Action) {
+        let (store, tx) = (self.store.clone(), self.store_tx.clone());
+        match a {
+            Action::JournalBegin(call, start) => {
+                // Queued now, so the store orders it before later writes of the attempt.
+                let fut = store.begin_attempt(start);
+                tokio::spawn(async move {
+                    let _ = tx.send(StoreReply::Journaled(call, fut.await));
+                });
+            }
+            Action::JournalAnswered { attempt, at_ms } => {
+                logged(store.attempt_answered(attempt, at_ms))
+            }
+            Action::JournalFinish(end, next) => logged(store.finish_attempt(end, next)),
+            Action::CloseContact {
+                campaign,
+                contact,
+                outcome,
+            } => logged(store.close_contact(campaign.0, contact, outcome)),
+            Action::LoadCampaigns => {
+                let media = self.media.clone();
+                tokio::spawn(async move {
+                    match store.campaigns(&[CampaignState::Running]).await {
+                        Ok(list) => {
+                            let _ = tx.send(StoreReply::Campaigns(usable(&*media, list)));
+                        }
+                        Err(e) => warn!(error = %e, "loading campaigns"),
+                    }
+                });
+            }
+            Action::LoadDue {
+                campaign,
+                now_ms,
+                limit,
+            } => {
+                tokio::spawn(async move {
+                    let due = store.due_contacts(campaign.0, now_ms, limit).await;
+                    let due = due.unwrap_or_else(|e| {
+                        warn!(campaign = campaign.0, error = %e, "due contacts");
+                        vec![]
+                    });
+                    let _ = tx.send(StoreReply::Due(campaign, due));
+                });
+            }
+            Action::CheckProgress(c) => {
+                tokio::spawn(async move {
+                    let done = match store.progress(c.0).await {
+                        Ok(p) => p.pending == 0 && p.dialing == 0,
+                        Err(_) => false,
+                    };
+                    let _ = tx.send(StoreReply::Progress(c, done));
+                });
+            }
+            Action::CompleteCampaign { campaign, at_ms } => {
+                tokio::spawn(complete(store, tx, campaign, at_ms));
+            }
+            Action::ContactGauges(ids) => {
+                tokio::spawn(contact_gauges(store, ids));
+            }
+            other => warn!(action = ?other, "dialer driver: unexpected action"),
+        }
+    }
+}
+
+/// The campaigns whose prompt the media path can load.
+fn usable<M: CallMedia>(
+    media: &M,
+    list: Vec<crate::store::CampaignRecord>,
+) -> Vec<crate::store::CampaignRecord> {
+    list.into_iter()
+        .filter_map(|rec| match media.prepare(&rec.spec.prompt) {
+            Ok(()) => Some(rec),
+            Err(e) => {
+                warn!(campaign = rec.id, error = %e, "prompt unusable; campaign not dialled");
+                None
+            }
+        })
+        .collect()
+}
+
+async fn complete<S: Store>(
+    store: S,
+    tx: mpsc::UnboundedSender<StoreReply>,
+    c: CampaignId,
+    at_ms: i64,
+) {
+    match store
+        .set_campaign_state(c.0, CampaignState::Completed, at_ms)
+        .await
+    {
+        Ok(_) => drop(tx.send(StoreReply::Completed(c))),
+        Err(e) => warn!(campaign = c.0, error = %e, "completing campaign"),
+    }
+}
+
+/// Sums the progress of running campaigns into `dialer_campaign_contacts`.
+async fn contact_gauges<S: Store>(store: S, ids: Vec<i64>) {
+    let (mut pending, mut dialing, mut done) = (0u64, 0u64, 0u64);
+    for id in ids {
+        if let Ok(p) = store.progress(id).await {
+            pending += p.pending;
+            dialing += p.dialing;
+            done += p.done;
+        }
+    }
+    for (state, n) in [("pending", pending), ("dialing", dialing), ("done", done)] {
+        metrics::gauge!(m::CAMPAIGN_CONTACTS, "campaign_state" => state).set(n as f64);
+    }
+}
+
+/// Runs a queued store write to its end, logging a failure.
+fn logged(f: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = f.await {
+            warn!(error = %e, "journal write failed");
+        }
+    });
+}
