@@ -3,6 +3,7 @@
 
 pub mod pump;
 pub mod sip_driver;
+pub mod sip_udp;
 
 pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,

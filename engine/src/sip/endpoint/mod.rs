@@ -265,7 +265,10 @@ impl Endpoint {
         match parse_framed(bytes, transport.reliable()) {
             Ok((Message::Response(r), _)) => self.on_response(now, &r),
             Ok((Message::Request(r), _)) => self.on_request(now, from, transport, &r),
-            Err(e) => self.reject_malformed(from, transport, bytes, &e.to_string()),
+            Err(e) => {
+                client::dropped("parse_error");
+                self.reject_malformed(from, transport, bytes, &e.to_string())
+            }
         }
     }
 
