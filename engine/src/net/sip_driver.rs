@@ -263,23 +263,19 @@ async fn run(
                     tcp.accept(s, peer);
                 }
             }
-            cmd = cmds.recv(), if commands_open => {
-                let mut next = cmd;
-                // Every command already queued, in one pass (bounded: at most a batch).
-                for _ in 0..BATCH {
-                    match next {
-                        Some(c) => run_command(&mut ep, c, &mut sent_replies),
-                        None => {
-                            commands_open = false;
-                            break;
+            cmd = cmds.recv(), if commands_open => match cmd {
+                Some(c) => {
+                    run_command(&mut ep, c, &mut sent_replies);
+                    // The commands already queued too, in the same pass (at most a batch).
+                    for _ in 1..BATCH {
+                        match cmds.try_recv() {
+                            Ok(c) => run_command(&mut ep, c, &mut sent_replies),
+                            Err(_) => break,
                         }
                     }
-                    match cmds.try_recv() {
-                        Ok(c) => next = Some(c),
-                        Err(_) => break,
-                    }
                 }
-            }
+                None => commands_open = false,
+            },
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                 ep.handle_timeout(Instant::now());
             }

@@ -392,6 +392,10 @@ impl Call {
         cseq: u32,
     ) -> Call {
         Call {
+            trunk_label: match &params.trunk {
+                Some(t) => metrics::SharedString::from_owned(t.clone()),
+                None => metrics::SharedString::const_str("none"),
+            },
             transport,
             call_id,
             local_tag,

@@ -91,6 +91,8 @@ struct Dialog {
 #[derive(Debug)]
 struct Call {
     params: CallParams,
+    /// `params.trunk` as a metric label, made once per call.
+    trunk_label: metrics::SharedString,
     transport: Transport,
     call_id: String,
     local_tag: String,
@@ -234,11 +236,12 @@ impl Endpoint {
         format!("{BRANCH_MAGIC}{}", self.token(16))
     }
 
-    /// The trunk label of the call a transaction belongs to, for metrics.
-    fn trunk_label(&self, call: Option<u64>) -> String {
+    /// The trunk label of the call a transaction belongs to, for metrics (shared, so a
+    /// response costs no allocation for it).
+    fn trunk_label(&self, call: Option<u64>) -> metrics::SharedString {
         call.and_then(|h| self.calls.get(&h))
-            .and_then(|c| c.params.trunk.clone())
-            .unwrap_or_else(|| "none".to_string())
+            .map(|c| c.trunk_label.clone())
+            .unwrap_or_else(|| metrics::SharedString::const_str("none"))
     }
 
     fn send(&mut self, transport: Transport, dest: SocketAddr, bytes: Wire) {
