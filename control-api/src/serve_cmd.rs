@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use control_api::serve::config::HepSection;
 use control_api::serve::{ServeConfig, Server};
 
 /// Options of `dialer serve`.
@@ -22,6 +23,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         Some(p) => ServeConfig::load(p)?,
         None => ServeConfig::from_env()?,
     };
+    start_hep(&cfg.hep)?;
     let server = Server::start(cfg).await.context("starting dialer serve")?;
     if let Some(t) = &server.generated_admin_token {
         eprintln!(
@@ -37,5 +39,21 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     if !in_time {
         eprintln!("dialer: drain timeout reached; unfinished calls are recovered at next start");
     }
+    Ok(())
+}
+
+/// Starts mirroring SIP to the `[hep]` collector, when one is configured (on the current
+/// tokio runtime). `dialer call` uses it too, from the `DIALER_HEP_*` variables.
+pub fn start_hep(hep: &HepSection) -> Result<()> {
+    let Some(collector) = hep.collector()? else {
+        return Ok(());
+    };
+    let sender = engine::net::hep::HepSender::start(engine::net::hep::HepConfig {
+        collector,
+        capture_id: hep.capture_id,
+        password: hep.password.clone(),
+        queue: hep.queue as usize,
+    });
+    engine::net::hep::install(sender);
     Ok(())
 }

@@ -480,6 +480,46 @@ async fn streets_contacts_and_bad_csv() {
     api.shutdown().await;
 }
 
+/// Italian mobiles written nationally that start with 39 keep their national reading;
+/// a number invalid read both ways is refused, naming its line.
+#[tokio::test]
+async fn national_39x_mobiles_import_and_invalid_both_ways_is_refused() {
+    let api = Api::start().await;
+    let t = api.tenant("latina").await;
+    let r = api
+        .csv(
+            "/v1/contacts/import",
+            &t,
+            "number,zone\n3931234567,Centro\n3989477288,Centro\n391234,Centro\n\
+             +39 06 698 12345,Centro\n",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["imported"], 3, "{v}");
+    assert_eq!(v["rejected"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["rejected"][0]["line"], 4);
+    let v: Value = api.get("/v1/contacts", &t).await.json().await.unwrap();
+    let got: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_string();
+            (s("number"), s("number_type"))
+        })
+        .collect();
+    let want = [
+        ("+393931234567", "mobile"),
+        ("+393989477288", "mobile"),
+        ("+390669812345", "fixed"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(n, t)| (n.to_string(), t.to_string())).to_vec()
+    );
+}
+
 #[tokio::test]
 async fn oversized_upload_is_413() {
     let api = Api::start_with("").await;
@@ -515,7 +555,12 @@ async fn prompts_upload_audio_and_delete() {
         (v["duration_ms"].as_i64().unwrap() - 1000).abs() <= 40,
         "{v}"
     );
-    assert_eq!(v["codecs"], json!(["pcmu", "pcma"]));
+    assert_eq!(v["codecs"], json!(["pcmu", "pcma", "opus", "g722"]));
+    // Encoded once at upload, every codec at 20 ms (no trunk asks for another ptime), into
+    // the prompt cache the media path reads.
+    let cache = api._dir.path().join("t.db.prompts").join("cache");
+    let encoded = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
+    assert_eq!(encoded(), 4);
     let r = api.get(&format!("/v1/prompts/{id}/audio"), &t).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "audio/wav");
@@ -559,6 +604,7 @@ async fn prompts_upload_audio_and_delete() {
         StatusCode::NOT_FOUND,
     )
     .await;
+    assert_eq!(encoded(), 0, "its encodings are deleted with it");
     api.shutdown().await;
 }
 

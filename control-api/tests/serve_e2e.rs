@@ -421,26 +421,18 @@ async fn sigterm_drains_and_a_restart_resumes_the_campaign() {
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
     // The journal is complete: no attempt left open, every attempt with its outcome.
     {
-        use sqlx::ConnectOptions;
-        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("e2e.db"))
-            .read_only(true)
-            .connect()
+        use engine::store::{SqliteOptions, SqliteStore, Store};
+        let store = SqliteStore::open(&dir.path().join("e2e.db"), SqliteOptions::default())
             .await
             .unwrap();
-        let (open, total): (i64, i64) = sqlx::query_as(
-            "SELECT SUM(state <> 'final' OR outcome IS NULL), COUNT(*) FROM attempts",
-        )
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+        let all = store.attempts(id, 0, u32::MAX).await.unwrap();
+        let open = all
+            .iter()
+            .filter(|a| a.state.as_str() != "final" || a.outcome.is_none())
+            .count();
         assert_eq!(open, 0, "attempts left open by the drain");
-        assert!(total >= 4);
-        let state: String = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+        assert!(all.len() >= 4);
+        let state = store.campaign(id).await.unwrap().unwrap().state.as_str();
         assert_eq!(
             state, "running",
             "the drain leaves the campaign running for the restart"

@@ -14,6 +14,7 @@ use engine::dialer::campaign::{CampaignSpec, CampaignState, Priority, Target};
 use engine::dialer::contacts::{NewContact, Source};
 use engine::dialer::numbers::NumberType;
 use engine::dialer::retry::RetryPolicy;
+use engine::model::Outcome;
 use engine::store::{AttemptEnd, AttemptStart, ContactNext, SqliteOptions, SqliteStore, Store};
 
 async fn run(full_sync: bool, secs: u64, tasks: usize) {
@@ -91,13 +92,8 @@ async fn run(full_sync: bool, secs: u64, tasks: usize) {
                 store
                     .finish_attempt(
                         AttemptEnd {
-                            attempt: id,
-                            outcome: "busy".into(),
-                            sip_status: 486,
-                            sip_reason: "Busy Here".into(),
-                            counted: true,
                             ended_ms: 1,
-                            ..Default::default()
+                            ..AttemptEnd::new(id, Outcome::Busy, 486, "Busy Here")
                         },
                         ContactNext::RetryAt(0),
                     )

@@ -6,6 +6,7 @@
 
 pub mod dialer;
 pub mod media;
+pub mod model;
 pub mod net;
 pub mod sip;
 pub mod store;

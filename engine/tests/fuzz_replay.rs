@@ -59,3 +59,13 @@ fn replay_media_corpus() {
     // RTP, RTCP, RFC 4733 events and INFO DTMF bodies.
     replay("rtp_packets", 15, engine::media::rtcp::fuzz_exercise);
 }
+
+#[test]
+fn replay_contacts_import_corpus() {
+    // Contacts CSV import and phone-number normalisation.
+    replay(
+        "contacts_import",
+        12,
+        engine::model::contacts::fuzz_exercise,
+    );
+}

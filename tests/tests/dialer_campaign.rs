@@ -584,7 +584,7 @@ fn campaign_on_two_zones_over_two_carriers() {
     // Every outcome journaled, one final record per attempt.
     assert!(attempts
         .iter()
-        .all(|a| a.state == "final" && a.outcome.is_some()));
+        .all(|a| a.state.as_str() == "final" && a.outcome.is_some()));
     let mut per: BTreeMap<&str, Vec<&AttemptRecord>> = BTreeMap::new();
     for a in &attempts {
         per.entry(a.number.as_str()).or_default().push(a);
@@ -592,7 +592,7 @@ fn campaign_on_two_zones_over_two_carriers() {
     for (n, list) in &per {
         if fixed.contains(*n) {
             assert_eq!(list.len(), 1, "{n}: answered contacts are called once");
-            assert_eq!(list[0].outcome.as_deref(), Some("answered"));
+            assert_eq!(list[0].outcome.map(|o| o.as_str()), Some("answered"));
             assert_eq!(list[0].trunk, "landline-carrier");
             assert_eq!(
                 list[0].played_permille,
@@ -602,9 +602,9 @@ fn campaign_on_two_zones_over_two_carriers() {
         } else {
             // Busy: retried by policy, 3 attempts in all, at least the interval apart.
             assert_eq!(list.len(), 3, "{n}: busy contacts get 3 attempts");
-            assert!(list
-                .iter()
-                .all(|a| a.outcome.as_deref() == Some("busy") && a.sip_status == Some(486)));
+            assert!(list.iter().all(
+                |a| a.outcome.map(|o| o.as_str()) == Some("busy") && a.sip_status == Some(486)
+            ));
             for w in list.windows(2) {
                 let gap = w[1].started_ms - w[0].ended_ms.unwrap();
                 assert!(gap >= 1000, "{n}: retried after {gap} ms, policy says 1 s");
@@ -695,7 +695,7 @@ fn crash_mid_campaign_and_restart() {
     // Every attempt has exactly one final record.
     assert!(attempts
         .iter()
-        .all(|a| a.state == "final" && a.outcome.is_some()));
+        .all(|a| a.state.as_str() == "final" && a.outcome.is_some()));
     let ids: HashSet<i64> = attempts.iter().map(|a| a.id).collect();
     assert_eq!(ids.len(), attempts.len());
     // No answered contact called again.
@@ -704,10 +704,9 @@ fn crash_mid_campaign_and_restart() {
         per.entry(a.number.as_str()).or_default().push(a);
     }
     for (n, list) in &per {
-        if let Some(pos) = list
-            .iter()
-            .position(|a| a.answered_ms.is_some() || a.outcome.as_deref() == Some("answered"))
-        {
+        if let Some(pos) = list.iter().position(|a| {
+            a.answered_ms.is_some() || a.outcome.map(|o| o.as_str()) == Some("answered")
+        }) {
             assert_eq!(
                 pos,
                 list.len() - 1,
@@ -722,7 +721,7 @@ fn crash_mid_campaign_and_restart() {
             .get(n.as_str())
             .unwrap_or_else(|| panic!("{n} never called"));
         assert_eq!(
-            list.last().unwrap().outcome.as_deref(),
+            list.last().unwrap().outcome.map(|o| o.as_str()),
             Some("answered"),
             "{n}"
         );
@@ -813,14 +812,14 @@ priority = 1
                 } else {
                     assert_eq!(a.sip_status, Some(0), "{a:?}");
                 }
-                assert_eq!(a.outcome.as_deref(), Some("failed"));
+                assert_eq!(a.outcome.map(|o| o.as_str()), Some("failed"));
                 assert!(
                     !a.counted,
                     "a carrier fault must not use up the citizen's retries"
                 );
             }
             "backup" => {
-                assert_eq!(a.outcome.as_deref(), Some("answered"));
+                assert_eq!(a.outcome.map(|o| o.as_str()), Some("answered"));
                 assert!(a.counted);
                 assert!(
                     answered.insert(a.number.clone()),
@@ -892,7 +891,7 @@ cps = 5
     assert_eq!(attempts.len(), 20);
     assert!(attempts
         .iter()
-        .all(|a| a.outcome.as_deref() == Some("answered")));
+        .all(|a| a.outcome.map(|o| o.as_str()) == Some("answered")));
     let trace = std::fs::read_to_string(&carrier.trace).unwrap_or_default();
     let first_request = trace
         .lines()
@@ -964,7 +963,7 @@ priority = 1
     let attempts = journal(d);
     assert!(attempts
         .iter()
-        .all(|a| a.outcome.as_deref() == Some("answered")));
+        .all(|a| a.outcome.map(|o| o.as_str()) == Some("answered")));
     let on_sick = attempts.iter().filter(|a| a.trunk == "sick").count();
     let on_backup = attempts.len() - on_sick;
     // Three failed pings (one a second, from the start) mark it down: only the first

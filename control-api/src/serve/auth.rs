@@ -5,6 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use engine::store::Store;
 
 use super::problem::ApiError;
 use super::state::{token_hash, AppState};
@@ -32,11 +33,7 @@ pub async fn principal(parts: &Parts, state: &AppState) -> Result<Principal, Api
     if h == state.admin_hash {
         return Ok(Principal::Admin);
     }
-    let id: Option<String> =
-        sqlx::query_scalar("SELECT id FROM api_tenants WHERE token_sha256 = ?")
-            .bind(&h)
-            .fetch_optional(&state.db)
-            .await?;
+    let id = state.store.tenant_by_token(&h).await?;
     id.map(Principal::Tenant).ok_or_else(ApiError::unauthorized)
 }
 

@@ -117,6 +117,57 @@ impl Default for StoreSection {
     }
 }
 
+/// `[hep]`: mirror SIP to a HEP v3 collector (Homer, `sngrep -L`). Off without `address`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HepSection {
+    /// Collector, `udp:HOST:PORT` (`udp:10.0.0.5:9060`, `udp:[::1]:9060`).
+    pub address: Option<String>,
+    /// Capture agent id stamped on every packet, to tell dialers apart in Homer.
+    pub capture_id: u32,
+    /// Auth key the collector requires, if any (write `${ENV}`).
+    pub password: Option<String>,
+    /// Messages that may wait for the sender; beyond it they are dropped (and counted),
+    /// so a slow or absent collector never delays calls.
+    pub queue: u32,
+}
+
+impl Default for HepSection {
+    fn default() -> Self {
+        HepSection {
+            address: None,
+            capture_id: 2001,
+            password: None,
+            queue: 10_000,
+        }
+    }
+}
+
+impl HepSection {
+    /// The collector's `HOST:PORT` when HEP is on; an error names what is wrong.
+    pub fn collector(&self) -> Result<Option<String>, ConfigError> {
+        let Some(a) = &self.address else {
+            return Ok(None);
+        };
+        let rest = a.strip_prefix("udp:").ok_or_else(|| {
+            key_err(
+                "hep.address",
+                format!("{a:?} is not udp:HOST:PORT (only UDP)"),
+            )
+        })?;
+        let port_ok = rest
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+        if !port_ok {
+            return Err(key_err(
+                "hep.address",
+                format!("{a:?} is not udp:HOST:PORT"),
+            ));
+        }
+        Ok(Some(rest.to_string()))
+    }
+}
+
 /// The whole `dialer serve` configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +184,9 @@ pub struct ServeConfig {
     /// Persistence.
     #[serde(default)]
     pub store: StoreSection,
+    /// HEP capture.
+    #[serde(default)]
+    pub hep: HepSection,
     /// Admin bearer token (write `${ENV}`). Absent: `DIALER_ADMIN_TOKEN`, else one is
     /// generated and printed once at first start (only its hash is kept).
     #[serde(default)]
@@ -177,6 +231,10 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("media", "rtp_port_max", Kind::Int),
     ("media", "ip", Kind::Str),
     ("store", "url", Kind::Str),
+    ("hep", "address", Kind::Str),
+    ("hep", "capture_id", Kind::Int),
+    ("hep", "password", Kind::Str),
+    ("hep", "queue", Kind::Int),
     ("", "admin_token", Kind::Str),
     ("", "drain_timeout_s", Kind::Int),
     ("", "default_region", Kind::Str),
@@ -316,6 +374,10 @@ impl ServeConfig {
                 .map_err(|e| key_err("media.ip", format!("{ip:?}: {e}")))?;
         }
         self.sqlite_path()?;
+        self.hep.collector()?;
+        if self.hep.queue == 0 {
+            return Err(key_err("hep.queue", "must be at least 1"));
+        }
         if self.drain_timeout_s == 0 || self.drain_timeout_s > 3600 {
             return Err(key_err("drain_timeout_s", "must be 1..3600 seconds"));
         }
@@ -477,6 +539,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("trunk"), "{e}");
+    }
+
+    #[test]
+    fn hep_is_off_by_default_and_checked_when_on() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!(c.hep.collector().unwrap(), None);
+        let c = parse(
+            "[hep]\naddress = \"udp:127.0.0.1:9060\"\npassword = \"${HP}\"\n",
+            &[("HP", "s3cret"), ("DIALER_HEP_CAPTURE_ID", "42")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.hep.collector().unwrap().as_deref(),
+            Some("127.0.0.1:9060")
+        );
+        assert_eq!(
+            (c.hep.capture_id, c.hep.password.as_deref()),
+            (42, Some("s3cret"))
+        );
+        let c = parse("[hep]\naddress = \"udp:homer.example:9060\"\n", &[]).unwrap();
+        assert_eq!(
+            c.hep.collector().unwrap().as_deref(),
+            Some("homer.example:9060")
+        );
+        for bad in [
+            "tcp:1.2.3.4:9060",
+            "udp:1.2.3.4",
+            "udp::9060",
+            "udp:h:0",
+            "udp:h:x",
+        ] {
+            let e = parse(&format!("[hep]\naddress = \"{bad}\"\n"), &[]).unwrap_err();
+            assert!(e.to_string().contains("hep.address"), "{bad}: {e}");
+        }
+        let e = parse("[hep]\nqueue = 0\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("hep.queue"), "{e}");
+        let e = parse("[hep]\nadress = \"udp:h:1\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("adress"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use engine::store::{Store, StoredReply};
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
@@ -76,23 +77,15 @@ async fn handle(
     h.update(&bytes);
     let req_hash = hex(&h.finalize());
 
-    let stored: Option<(String, i64, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT request_sha256, status, content_type, body FROM api_idempotency
-         WHERE scope = ? AND key = ?",
-    )
-    .bind(&scope)
-    .bind(&key)
-    .fetch_optional(&state.db)
-    .await?;
-    if let Some((rh, status, ct, body)) = stored {
-        if rh != req_hash {
+    if let Some(kept) = state.store.idempotent_reply(&scope, &key).await? {
+        if kept.request_sha256 != req_hash {
             return Err(ApiError::invalid(
                 "Idempotency-Key already used with a different request",
             ));
         }
-        let mut r = Response::new(Body::from(body));
-        *r.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-        if let Ok(v) = HeaderValue::from_str(&ct) {
+        let mut r = Response::new(Body::from(kept.body));
+        *r.status_mut() = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+        if let Ok(v) = HeaderValue::from_str(&kept.content_type) {
             r.headers_mut().insert(header::CONTENT_TYPE, v);
         }
         r.headers_mut()
@@ -116,19 +109,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
-    sqlx::query(
-        "INSERT OR IGNORE INTO api_idempotency
-         (scope, key, request_sha256, status, content_type, body, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&scope)
-    .bind(&key)
-    .bind(&req_hash)
-    .bind(i64::from(rparts.status.as_u16()))
-    .bind(&ct)
-    .bind(body.to_vec())
-    .bind(now_ms())
-    .execute(&state.db)
-    .await?;
+    let kept = StoredReply {
+        request_sha256: req_hash,
+        status: rparts.status.as_u16(),
+        content_type: ct,
+        body: body.to_vec(),
+    };
+    state
+        .store
+        .save_idempotent_reply(&scope, &key, kept, now_ms())
+        .await?;
     Ok(Response::from_parts(rparts, Body::from(body)))
 }

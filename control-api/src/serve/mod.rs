@@ -23,7 +23,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
 use engine::store::{SqliteOptions, SqliteStore};
 use tokio::sync::watch;
@@ -42,9 +42,6 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] engine::store::StoreError),
-    /// The API tables could not be opened.
-    #[error("api tables: {0}")]
-    Db(#[from] sqlx::Error),
     /// The dialer did not start.
     #[error("dialer: {0}")]
     Dialer(#[from] engine::dialer::DialerError),
@@ -208,11 +205,16 @@ impl Server {
             })?;
         }
         let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
-        let db = state::open_api_db(&db_path).await?;
-        let (admin_hash, generated) = state::admin_hash(&db, cfg.admin_token.as_deref()).await?;
+        let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let ip = media_ip(&cfg, &dc).await;
-        let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
-            .map_err(|source| ServeError::Io {
+        let (media, notes) = PumpMedia::start(PumpMediaConfig {
+            ip,
+            port_min: cfg.media.rtp_port_min,
+            port_max: cfg.media.rtp_port_max,
+            prompt_cache: Some(prompts::cache_dir(&cfg.prompt_dir())),
+            ptimes: dc.trunks.iter().map(|t| t.ptime_ms).collect(),
+        })
+        .map_err(|source| ServeError::Io {
             what: "starting the media pump".into(),
             source,
         })?;
@@ -232,7 +234,6 @@ impl Server {
             cfg,
             store,
             dialer,
-            db,
             metrics,
             admin_hash,
             prompt_dir,

@@ -148,12 +148,6 @@ impl From<DialerError> for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::internal(e)
-    }
-}
-
 /// Reads a request body, turning a too-large body into 413 problem+json.
 pub async fn body_bytes(req: Request) -> ApiResult<Bytes> {
     Bytes::from_request(req, &()).await.map_err(|r| {

@@ -1,23 +1,18 @@
 //! Shared state of `dialer serve`: the engine's store and dialer, the API's own tables,
 //! the Prometheus handle and the readiness flags.
 //!
-//! The API keeps a few tables of its own (tenants with token hashes, prompt metadata,
-//! street lists, idempotency keys) in the engine's SQLite file, named `api_*` and created
-//! with `CREATE TABLE IF NOT EXISTS`, so they never collide with the engine's numbered
-//! migrations (`schema_migrations`). Reads of engine tables that the `Store` trait does not
-//! offer (contact lists, per-zone counts) go through this pool too.
+//! Every read and write of the API's data (tenants with token hashes, prompt metadata,
+//! street lists, idempotency keys) and of the engine's goes through the engine's
+//! [`Store`]: the API holds no SQL of its own.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use engine::dialer::Dialer;
-use engine::store::SqliteStore;
+use engine::store::{SqliteStore, Store, StoreError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::SqlitePool;
 
 use super::config::ServeConfig;
 
@@ -32,8 +27,6 @@ pub struct Inner {
     pub store: SqliteStore,
     /// The dialer service.
     pub dialer: Dialer<SqliteStore>,
-    /// Read-write pool for the `api_*` tables and extra reads.
-    pub db: SqlitePool,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
     /// SHA-256 (hex) of the admin token.
@@ -79,67 +72,31 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-const API_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS api_tenants (
-        id TEXT PRIMARY KEY, name TEXT NOT NULL, token_sha256 TEXT NOT NULL UNIQUE,
-        created_ms INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS api_prompts (
-        id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, path TEXT NOT NULL,
-        duration_ms INTEGER NOT NULL, codecs TEXT NOT NULL, loudness TEXT NOT NULL,
-        created_ms INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS api_prompts_tenant ON api_prompts (tenant, id)",
-    "CREATE TABLE IF NOT EXISTS api_streets (
-        tenant TEXT NOT NULL, street TEXT NOT NULL COLLATE NOCASE, zone TEXT NOT NULL,
-        PRIMARY KEY (tenant, street))",
-    "CREATE TABLE IF NOT EXISTS api_idempotency (
-        scope TEXT NOT NULL, key TEXT NOT NULL, request_sha256 TEXT NOT NULL,
-        status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL,
-        created_ms INTEGER NOT NULL, PRIMARY KEY (scope, key))",
-    "CREATE TABLE IF NOT EXISTS api_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-];
-
-/// Opens the API pool on the engine's database file and creates the `api_*` tables.
-pub async fn open_api_db(path: &std::path::Path) -> Result<SqlitePool, sqlx::Error> {
-    let opts = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
-        .await?;
-    for s in API_SCHEMA {
-        sqlx::query(s).execute(&pool).await?;
-    }
-    Ok(pool)
-}
-
 /// The admin token's hash: from the configuration, else the one generated at first start
 /// (kept hashed in `api_meta`), else a new one, returned in clear to be printed once.
 pub async fn admin_hash(
-    db: &SqlitePool,
+    store: &SqliteStore,
     configured: Option<&str>,
-) -> Result<(String, Option<String>), sqlx::Error> {
+) -> Result<(String, Option<String>), StoreError> {
     if let Some(t) = configured {
         return Ok((token_hash(t), None));
     }
-    let stored: Option<String> =
-        sqlx::query_scalar("SELECT value FROM api_meta WHERE key = 'admin_token_sha256'")
-            .fetch_optional(db)
-            .await?;
-    if let Some(h) = stored {
+    if let Some(h) = store.admin_token_hash().await? {
         return Ok((h, None));
     }
     let t = new_token();
     let h = token_hash(&t);
-    sqlx::query("INSERT INTO api_meta (key, value) VALUES ('admin_token_sha256', ?)")
-        .bind(&h)
-        .execute(db)
-        .await?;
-    Ok((h, Some(t)))
+    // Another process opening the same database may have kept its own first.
+    let kept = store.init_admin_token_hash(&h).await?;
+    if kept == h {
+        Ok((h, Some(t)))
+    } else {
+        Ok((kept, None))
+    }
 }
+
+/// How often the Prometheus recorder folds pending histogram samples into its buckets.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Installs the Prometheus recorder (once per process; later calls get the same handle),
 /// with the histogram buckets of DESIGN's histograms.
@@ -191,6 +148,15 @@ pub fn metrics_handle() -> PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
         }
+        // Histogram samples pile up in the recorder until a scrape or an upkeep drains them:
+        // without upkeep, memory grew with the traffic whenever nobody read /metrics.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(METRICS_UPKEEP);
+                upkeep.run_upkeep();
+            });
         describe();
         handle
     })
@@ -250,6 +216,23 @@ fn describe() {
         "dialer_http_request_duration_seconds",
         Unit::Seconds,
         "API request handling time"
+    );
+    describe_gauge!(
+        "dialer_ready",
+        "1 while /readyz would say ready; 0 while starting or draining"
+    );
+    describe_histogram!(
+        "dialer_store_commit_seconds",
+        Unit::Seconds,
+        "Journal batch commit time (attempts are journaled before their INVITE)"
+    );
+    describe_counter!(
+        "dialer_hep_packets_sent_total",
+        "SIP messages mirrored to the HEP collector"
+    );
+    describe_counter!(
+        "dialer_hep_dropped_total",
+        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
     );
     describe_gauge!(
         "dialer_campaign_contacts",

@@ -7,21 +7,19 @@
 //! only [`orchestrator`] has tasks, sockets and clocks.
 
 pub mod call_media;
-pub mod campaign;
 pub mod config;
 pub mod congestion;
-pub mod contacts;
 pub mod limiter;
-pub mod numbers;
 pub mod orchestrator;
 pub mod retry;
 pub mod routing;
 pub mod scheduler;
 pub mod trunk;
-pub mod window;
 
-pub use campaign::{CampaignSpec, CampaignState, Priority, Target};
+// The domain types moved to `crate::model`; these paths stay for existing callers.
+pub use crate::model::NumberType;
+pub use crate::model::{campaign, contacts, numbers, window};
+pub use crate::model::{CampaignSpec, CampaignState, Priority, Target};
 pub use config::DialerConfig;
-pub use numbers::NumberType;
 pub use orchestrator::{Dialer, DialerError, DialerSnapshot, TrunkStatus};
 pub use retry::RetryPolicy;

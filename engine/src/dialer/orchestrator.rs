@@ -159,7 +159,7 @@ pub struct Dialer<S: Store> {
 impl<S: Store> Dialer<S> {
     /// Starts the SIP driver and the orchestrator, recovers what a previous run left
     /// open (attempts left `dialing` are closed: answered ones as `answered`, the others
-    /// as `unknown`, rescheduled by policy), and resumes running campaigns.
+    /// as `failed`, rescheduled by policy), and resumes running campaigns.
     pub async fn start<M: CallMedia>(
         cfg: DialerConfig,
         store: S,
@@ -369,7 +369,7 @@ impl<S: Store> Dialer<S> {
 }
 
 /// Closes attempts a crash left `dialing`: answered ones as `answered` (the contact is
-/// done), the others as `unknown`, counted and rescheduled by the campaign's policy.
+/// done), the others as `failed`, counted and rescheduled by the campaign's policy.
 pub async fn recover<S: Store>(store: &S) -> Result<usize, DialerError> {
     let dangling = store.dangling().await?;
     let now = now_ms();
@@ -380,24 +380,21 @@ pub async fn recover<S: Store>(store: &S) -> Result<usize, DialerError> {
             e.insert(c.map(|c| c.spec.retry).unwrap_or_default());
         }
         let (outcome, next) = if d.answered {
-            ("answered", ContactNext::Done)
+            (Outcome::Answered, ContactNext::Done)
         } else {
             let n = match policies[&d.campaign].decide(None, d.attempts + 1, now) {
                 Next::RetryAt(t) => ContactNext::RetryAt(t),
                 Next::Done => ContactNext::Done,
             };
-            ("unknown", n)
+            // The outcome is lost; DESIGN has no word for that, and `failed` (our fault, not
+            // the resident's) is the nearest.
+            (Outcome::Failed, n)
         };
         store
             .finish_attempt(
                 AttemptEnd {
-                    attempt: d.attempt,
-                    outcome: outcome.into(),
-                    sip_status: 0,
-                    sip_reason: "recovered after restart".into(),
-                    counted: true,
                     ended_ms: now,
-                    ..Default::default()
+                    ..AttemptEnd::new(d.attempt, outcome, 0, "recovered after restart")
                 },
                 next,
             )
@@ -433,7 +430,8 @@ struct Call<P> {
     invited_at: Option<Instant>,
     pdd: Option<Duration>,
     answered_at: Option<Instant>,
-    packets: u64,
+    /// Share of the message sent, in thousandths (from the media notes).
+    played_permille: u32,
     digits: String,
     media_on: bool,
     ended: Option<CallEnd>,
@@ -962,7 +960,11 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                             campaign = it.campaign,
                             "no trunk carries this number type/prefix"
                         );
-                        spawn_logged(self.store.close_contact(it.campaign, it.contact, "failed"));
+                        spawn_logged(self.store.close_contact(
+                            it.campaign,
+                            it.contact,
+                            Outcome::Failed,
+                        ));
                         metrics::counter!("dialer_calls_completed_total", "trunk" => "none", "outcome" => "failed").increment(1);
                     }
                     Pick::Dial(it, t) => self.begin(it, t, now),
@@ -1046,7 +1048,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 invited_at: None,
                 pdd: None,
                 answered_at: None,
-                packets: 0,
+                played_permille: 0,
                 digits: String::new(),
                 media_on: false,
                 ended: None,
@@ -1187,8 +1189,9 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     spawn_logged(self.store.attempt_answered(a, now_ms()));
                 }
                 let (prompt, plays) = (c.prompt.clone(), c.play_count);
+                let latch = self.trunks[c.trunk].cfg.media_latch;
                 if let Some(port) = c.port.take() {
-                    match self.media.start(token, port, &media, &prompt, plays) {
+                    match self.media.start(token, port, &media, &prompt, plays, latch) {
                         Ok(()) => c.media_on = true,
                         Err(e) => {
                             warn!(error = %e, "media did not start; hanging up");
@@ -1258,18 +1261,22 @@ impl<S: Store, M: CallMedia> Core<S, M> {
 
     fn on_media(&mut self, n: MediaNote) {
         match n {
-            MediaNote::Finished { token, packets } => {
+            MediaNote::Finished { token, .. } => {
                 if let Some(c) = self.calls.get_mut(&token) {
-                    c.packets = packets;
+                    c.played_permille = 1000;
                     if let Some(h) = c.handle {
                         self.driver.hangup(h);
                     }
                 }
             }
-            MediaNote::Stopped { token, packets } => {
+            MediaNote::Stopped {
+                token,
+                played_permille,
+                ..
+            } => {
                 let end = match self.calls.get_mut(&token) {
                     Some(c) => {
-                        c.packets = c.packets.max(packets);
+                        c.played_permille = c.played_permille.max(played_permille);
                         c.media_on = false;
                         c.ended.take()
                     }
@@ -1372,20 +1379,10 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 Next::Done => ContactNext::Done,
             }
         };
-        let played = match c.answered_at {
-            Some(_) => self
-                .media
-                .packets_per_play(&c.prompt)
-                .filter(|n| *n > 0)
-                .map(|n| {
-                    let total = n * u64::from(c.play_count.max(1));
-                    ((c.packets * 1000) / total).min(1000) as i64
-                }),
-            _ => None,
-        };
+        let played = c.answered_at.map(|_| i64::from(c.played_permille));
         let rec = AttemptEnd {
             attempt,
-            outcome: outcome.as_str().into(),
+            outcome,
             sip_status: end.status,
             sip_reason: end.reason.clone(),
             counted,
@@ -1457,13 +1454,15 @@ fn transport(t: &Trunk) -> Transport {
     }
 }
 
-/// The G.711 codecs of a trunk's list, in its order (PCMA, PCMU by default).
+/// The codecs of a trunk's list, in its order (PCMA, PCMU by default).
 fn codecs(names: &[String]) -> Vec<OfferCodec> {
     let mut out = vec![];
     for n in names {
         match n.to_ascii_uppercase().as_str() {
             "PCMU" => out.push(OfferCodec::pcmu()),
             "PCMA" => out.push(OfferCodec::pcma()),
+            "G722" => out.push(OfferCodec::g722()),
+            "OPUS" => out.push(OfferCodec::opus(111)),
             _ => {}
         }
     }

@@ -4,55 +4,8 @@
 //! the citizen's allowance (the orchestrator does not pass them here); everything else
 //! does.
 
-use serde::{Deserialize, Serialize};
-
-use crate::sip::outcome::Outcome;
-
-/// Retry rule for one outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RetryRule {
-    /// Seconds between the end of an attempt and the next one.
-    pub interval_s: u64,
-    /// Total attempts (the first one included) after which the contact is given up.
-    pub max_attempts: u32,
-}
-
-/// Retry rules per outcome. `answered` and `invalid_number` never retry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RetryPolicy {
-    /// `busy`: default every 5 min, up to 3 attempts.
-    pub busy: RetryRule,
-    /// `no_answer`: default every 15 min, up to 3 attempts.
-    pub no_answer: RetryRule,
-    /// `failed` (on every trunk): default every 2 min, up to 3 attempts.
-    pub failed: RetryRule,
-    /// `rejected`: default no retry.
-    pub rejected: RetryRule,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            busy: RetryRule {
-                interval_s: 300,
-                max_attempts: 3,
-            },
-            no_answer: RetryRule {
-                interval_s: 900,
-                max_attempts: 3,
-            },
-            failed: RetryRule {
-                interval_s: 120,
-                max_attempts: 3,
-            },
-            rejected: RetryRule {
-                interval_s: 0,
-                max_attempts: 1,
-            },
-        }
-    }
-}
+pub use crate::model::retry::{RetryPolicy, RetryRule};
+use crate::model::Outcome;
 
 /// What to do with a contact after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Tokio drivers: the only code with sockets, tasks and clocks. They feed the sans-IO
 //! [`crate::sip::Endpoint`] and carry out what it asks.
 
+pub mod hep;
 pub mod pump;
 pub mod sip_driver;
 pub mod sip_udp;

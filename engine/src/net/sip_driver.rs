@@ -256,6 +256,7 @@ async fn run(
                 }
             }
             Some((from, msg)) = in_rx.recv() => {
+                super::hep::mirror(from, ep.config().local_addr, Transport::Tcp, &msg);
                 ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
             }
             accepted = async { tcp_listener.as_ref().expect("guarded").accept().await }, if tcp_listener.is_some() => {
@@ -281,6 +282,7 @@ async fn run(
             }
         }
         while let Some(t) = ep.poll_transmit() {
+            super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
             match t.transport {
                 Transport::Udp => out.push_back((t.dest, t.bytes)),
                 Transport::Tcp => tcp.send(t.dest, t.bytes),
@@ -342,7 +344,9 @@ fn recv_udp(ep: &mut Endpoint, udp: &UdpSocket, batch: &mut RecvBatch) {
                 }
                 let now = Instant::now();
                 let mut n = 0;
+                let local = ep.config().local_addr;
                 for (from, bytes) in batch.datagrams() {
+                    super::hep::mirror(from, local, Transport::Udp, bytes);
                     ep.handle_datagram(now, from, Transport::Udp, bytes);
                     n += 1;
                 }

@@ -1,22 +1,31 @@
-//! Persistence behind a trait: contacts, campaigns, and the attempt journal.
+//! Persistence behind a trait: contacts, campaigns, the attempt journal, and the control
+//! API's own data (tenants, prompts, street lists, idempotency keys).
 //!
 //! The journal is what makes the dialer crash-safe (DESIGN principle 5): an attempt and its
 //! Call-ID are durable before the INVITE leaves ([`Store::begin_attempt`] returns only
 //! after the commit), the answer is recorded when it happens, the outcome when it is
-//! known. [`Store::recover`] closes what a crash left open. SQLite ([`sqlite`]) is the
-//! embedded default; a PostgreSQL implementation can follow for several nodes.
+//! known. [`Store::dangling`] lists what a crash left open. Every read and write of the
+//! engine and of the API goes through [`Store`], with typed inputs and outputs, so that
+//! another database is one more implementation of this trait. SQLite ([`sqlite`]) is the
+//! embedded default.
 
 use std::future::Future;
 
-use serde::Serialize;
+use crate::model::{CampaignSpec, CampaignState, NewContact, Outcome};
 
-use crate::dialer::campaign::{CampaignSpec, CampaignState};
-use crate::dialer::contacts::NewContact;
-use crate::dialer::numbers::NumberType;
-
+mod api_records;
+mod records;
 pub mod sqlite;
 
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use api_records::{
+    ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
+    TenantRecord,
+};
+pub use records::{
+    AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
+    DueContact, ImportReport, Progress, ZoneCounts,
+};
+pub use sqlite::{now_ms, SqliteOptions, SqliteStore};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,172 +50,15 @@ pub enum StoreError {
 /// Result alias.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A stored campaign.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CampaignRecord {
-    /// Id.
-    pub id: i64,
-    /// Its definition.
-    pub spec: CampaignSpec,
-    /// Current state.
-    pub state: CampaignState,
-    /// Creation time, Unix ms.
-    pub created_ms: i64,
-}
-
-/// A contact due for an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueContact {
-    /// Contact id.
-    pub contact: i64,
-    /// E.164.
-    pub number: String,
-    /// Type.
-    pub number_type: NumberType,
-    /// Counted attempts so far.
-    pub attempts: u32,
-}
-
-/// What is journaled before the INVITE leaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttemptStart {
-    /// Campaign.
-    pub campaign: i64,
-    /// Contact.
-    pub contact: i64,
-    /// E.164 number dialled.
-    pub number: String,
-    /// The INVITE's Call-ID.
-    pub call_id: String,
-    /// Trunk name.
-    pub trunk: String,
-    /// Unix ms.
-    pub started_ms: i64,
-}
-
-/// What is journaled when an attempt ends.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct AttemptEnd {
-    /// Attempt id from [`Store::begin_attempt`].
-    pub attempt: i64,
-    /// Outcome word (`unknown` for attempts recovered after a crash).
-    pub outcome: String,
-    /// Final SIP status (0: none).
-    pub sip_status: u16,
-    /// Reason phrase.
-    pub sip_reason: String,
-    /// Whether it counts against the citizen's retry allowance.
-    pub counted: bool,
-    /// Unix ms.
-    pub ended_ms: i64,
-    /// Post-dial delay (INVITE to first ringing or answer), ms.
-    pub pdd_ms: Option<i64>,
-    /// Answered call duration, ms.
-    pub duration_ms: Option<i64>,
-    /// Share of the message played, per mille.
-    pub played_permille: Option<i64>,
-    /// DTMF digits pressed.
-    pub dtmf: Option<String>,
-}
-
-/// Where the contact goes after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContactNext {
-    /// Due again at this Unix ms.
-    RetryAt(i64),
-    /// Finished in this campaign.
-    Done,
-}
-
-/// An attempt left `dialing` by a crash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dangling {
-    /// Attempt id.
-    pub attempt: i64,
-    /// Campaign.
-    pub campaign: i64,
-    /// Contact.
-    pub contact: i64,
-    /// Whether its answer was journaled (the message was being played).
-    pub answered: bool,
-    /// Counted attempts of the contact before this one.
-    pub attempts: u32,
-}
-
-/// A journaled attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttemptRecord {
-    /// Id.
-    pub id: i64,
-    /// Campaign.
-    pub campaign: i64,
-    /// Contact.
-    pub contact: i64,
-    /// Number.
-    pub number: String,
-    /// Call-ID.
-    pub call_id: String,
-    /// Trunk.
-    pub trunk: String,
-    /// `dialing` or `final`.
-    pub state: String,
-    /// Outcome word.
-    pub outcome: Option<String>,
-    /// SIP status.
-    pub sip_status: Option<i64>,
-    /// SIP reason.
-    pub sip_reason: Option<String>,
-    /// Counted against the allowance.
-    pub counted: bool,
-    /// Unix ms.
-    pub started_ms: i64,
-    /// Unix ms.
-    pub answered_ms: Option<i64>,
-    /// Unix ms.
-    pub ended_ms: Option<i64>,
-    /// ms.
-    pub pdd_ms: Option<i64>,
-    /// ms.
-    pub duration_ms: Option<i64>,
-    /// Per mille.
-    pub played_permille: Option<i64>,
-    /// Digits.
-    pub dtmf: Option<String>,
-}
-
-/// Counts for a campaign's progress.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    /// Targeted contacts.
-    pub targeted: u64,
-    /// Waiting for a (next) attempt.
-    pub pending: u64,
-    /// In a call now.
-    pub dialing: u64,
-    /// Finished.
-    pub done: u64,
-    /// Contacts whose message was answered.
-    pub answered: u64,
-    /// Attempts journaled.
-    pub attempts: u64,
-}
-
-/// Result of a contacts import.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// New contacts.
-    pub inserted: u64,
-    /// Existing numbers whose address or opt-out was updated.
-    pub updated: u64,
-}
-
-/// Persistence for the dialer. Every method is a future so that the store may batch and
-/// commit on its own writer; implementations are cheap to clone into tasks.
+/// Persistence for the dialer and its API. Every method is a future so that the store
+/// may batch and commit on its own writer; implementations are cheap to clone into tasks.
 ///
 /// Writes are ordered by call, not by first poll: a write is queued when its method is
 /// called, so `attempt_answered` then `finish_attempt` apply in that order even when their
 /// futures are awaited elsewhere or dropped.
 pub trait Store: Clone + Send + Sync + 'static {
+    // ---- contacts ----
+
     /// Inserts or updates contacts (one per number per tenant). An opt-out given here is
     /// kept; a later import without it does not clear it.
     fn upsert_contacts(
@@ -222,6 +74,51 @@ pub trait Store: Clone + Send + Sync + 'static {
         number: &str,
         opt_out: bool,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// A contact by its E.164 number.
+    fn contact(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> impl Future<Output = StoreResult<Option<ContactRecord>>> + Send;
+
+    /// Contacts matching `filter` with id above `after`, by id, at most `limit`.
+    fn contacts(
+        &self,
+        tenant: &str,
+        filter: &ContactFilter,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<ContactRecord>>> + Send;
+
+    /// Right to erasure: deletes the contact and its campaign entries and blanks its
+    /// number in the journal, atomically. NotFound if the number is unknown, Conflict
+    /// while a call to it is in progress.
+    fn erase_contact(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Contacts per (zone, street); only the callable ones (not opted out) when
+    /// `callable_only`.
+    fn contact_groups(
+        &self,
+        tenant: &str,
+        callable_only: bool,
+    ) -> impl Future<Output = StoreResult<Vec<ContactGroup>>> + Send;
+
+    /// Stores a street list (street → zone); returns how many rows were new or moved.
+    fn import_streets(
+        &self,
+        tenant: &str,
+        streets: Vec<Street>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<Self>;
+
+    /// The tenant's street list.
+    fn streets(&self, tenant: &str) -> impl Future<Output = StoreResult<Vec<Street>>> + Send;
+
+    // ---- campaigns ----
 
     /// Creates a campaign in `draft` (validated by the caller). Conflict if the name
     /// exists for the tenant.
@@ -248,8 +145,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         states: &[CampaignState],
     ) -> impl Future<Output = StoreResult<Vec<CampaignRecord>>> + Send;
 
-    /// Changes a campaign's state; Conflict if the transition is illegal. Starting a
-    /// draft selects its targeted contacts (opted-out ones excluded).
+    /// A tenant's campaigns with id above `after`, by id, at most `limit`.
+    fn tenant_campaigns(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<CampaignRecord>>> + Send;
+
+    /// Changes a campaign's state; Conflict if the model's transition table has no way
+    /// there. Starting a draft selects its targeted contacts (opted-out ones excluded).
     fn set_campaign_state(
         &self,
         id: i64,
@@ -264,6 +169,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         now_ms: i64,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DueContact>>> + Send;
+
+    /// Progress counts of a campaign.
+    fn progress(&self, campaign: i64) -> impl Future<Output = StoreResult<Progress>> + Send;
+
+    /// Outcome totals, per-zone counts and the attempts started since `since_ms`.
+    fn campaign_report(
+        &self,
+        campaign: i64,
+        since_ms: i64,
+    ) -> impl Future<Output = StoreResult<CampaignReport>> + Send;
+
+    // ---- the attempt journal ----
 
     /// Journals an attempt; resolves once it is durable. Returns its id.
     fn begin_attempt(
@@ -284,7 +201,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         campaign: i64,
         contact: i64,
-        outcome: &str,
+        outcome: Outcome,
     ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
 
     /// Journals an attempt's end and where its contact goes next.
@@ -294,11 +211,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         next: ContactNext,
     ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
 
-    /// Attempts left `dialing` (by a crash): for the orchestrator to close by policy.
+    /// Attempts left `dialing` (by a crash): for the dialer to close by policy.
     fn dangling(&self) -> impl Future<Output = StoreResult<Vec<Dangling>>> + Send;
-
-    /// Progress counts of a campaign.
-    fn progress(&self, campaign: i64) -> impl Future<Output = StoreResult<Progress>> + Send;
 
     /// Journaled attempts of a campaign with id above `after`, by id (cursor pagination).
     fn attempts(
@@ -307,4 +221,84 @@ pub trait Store: Clone + Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<AttemptRecord>>> + Send;
+
+    // ---- the API's own data ----
+
+    /// Creates a tenant with the hash of its token; Conflict if the id exists.
+    fn create_tenant(
+        &self,
+        tenant: TenantRecord,
+        token_sha256: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Tenants with id above `after`, by id, at most `limit`.
+    fn tenants(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<TenantRecord>>> + Send;
+
+    /// The tenant whose token hashes to `token_sha256`.
+    fn tenant_by_token(
+        &self,
+        token_sha256: &str,
+    ) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// The hash of the admin token generated at first start, if any.
+    fn admin_token_hash(&self) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// Keeps `sha256` as the admin token's hash unless one is already kept; returns the
+    /// one kept (another process may have been first).
+    fn init_admin_token_hash(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = StoreResult<String>> + Send + use<Self>;
+
+    /// Stores a prompt's metadata.
+    fn insert_prompt(
+        &self,
+        p: PromptRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// A tenant's prompt.
+    fn prompt(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<PromptRecord>>> + Send;
+
+    /// A tenant's prompts with id above `after`, by id, at most `limit`.
+    fn prompts(
+        &self,
+        tenant: &str,
+        after: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<PromptRecord>>> + Send;
+
+    /// Deletes a tenant's prompt metadata; false if there was none.
+    fn delete_prompt(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    /// The reply kept for an idempotency key in `scope`.
+    fn idempotent_reply(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<Option<StoredReply>>> + Send;
+
+    /// Keeps the first reply to an idempotency key (a later one for the same key is
+    /// ignored).
+    fn save_idempotent_reply(
+        &self,
+        scope: &str,
+        key: &str,
+        reply: StoredReply,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Whether the database answers a trivial read.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }

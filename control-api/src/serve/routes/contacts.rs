@@ -1,17 +1,17 @@
 //! `/v1/contacts`: residents' numbers with their address (street, house number, zone),
 //! imported from the directory as CSV or registered one by one; opt-out and erasure.
 //!
-//! Writes go through the engine's [`Store`]; listing and erasure, which the trait does not
-//! offer yet, are SQL over the engine's `contacts` table (see the module doc of `state`).
+//! Every read and write goes through the engine's [`Store`]; rows are parsed by the
+//! model's CSV parser, the one the CLI uses too.
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
-use engine::dialer::contacts::{NewContact, Source};
-use engine::dialer::numbers::normalize;
-use engine::store::Store;
+use engine::model::contacts::parse_csv;
+use engine::model::{normalize, NewContact, Source};
+use engine::store::{ContactFilter, ContactRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -92,34 +92,21 @@ pub struct ContactQuery {
     pub limit: Option<u32>,
 }
 
-type ContactRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    i64,
-);
-
-fn contact(r: ContactRow) -> ContactOut {
-    ContactOut {
-        id: r.0,
-        number: r.1,
-        number_type: r.2,
-        street: r.3,
-        house_number: r.4,
-        zone: r.5,
-        source: r.6,
-        opt_out: r.7,
-        created_ms: r.8,
+impl From<ContactRecord> for ContactOut {
+    fn from(c: ContactRecord) -> Self {
+        ContactOut {
+            id: c.id,
+            number: c.number,
+            number_type: c.number_type.as_str().to_string(),
+            street: c.street,
+            house_number: c.house_number,
+            zone: c.zone,
+            source: c.source.as_str().to_string(),
+            opt_out: c.opt_out,
+            created_ms: c.created_ms,
+        }
     }
 }
-
-const COLS: &str =
-    "id, number, number_type, street, house_number, zone, source, opt_out != 0 AS opt_out, created_ms";
 
 fn zone_for(zone: &str, street: &str, streets: &HashMap<String, String>) -> Result<String, String> {
     if !zone.is_empty() {
@@ -150,77 +137,19 @@ pub async fn import(
 ) -> ApiResult<Json<ContactsImported>> {
     let text = csv_text(req).await?;
     let streets = street_zones(&st, &tenant).await?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
-        .map_err(|e| ApiError::bad_request(format!("CSV header: {e}")))?
-        .clone();
-    let col = |n: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(n));
-    let Some(nc) = col("number") else {
-        return Err(ApiError::bad_request(
-            "CSV header must name a `number` column",
-        ));
-    };
-    let (sc, hc, zc, src, oc) = (
-        col("street"),
-        col("house_number"),
-        col("zone"),
-        col("source"),
-        col("opt_out"),
-    );
-    let mut ok = vec![];
-    let mut rejected = vec![];
-    let mut seen = HashMap::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
-        let r = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                rejected.push(Rejected {
-                    line,
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let get = |c: Option<usize>| c.and_then(|c| r.get(c)).unwrap_or("").to_string();
-        let row = (|| -> Result<NewContact, String> {
-            let n = normalize(&get(Some(nc)), &st.cfg.default_region).map_err(|e| e.to_string())?;
-            if let Some(first) = seen.get(&n.e164) {
-                return Err(format!("{} repeats line {first}", n.e164));
-            }
-            let s = get(src);
-            let source = if s.is_empty() {
-                Source::Directory
-            } else {
-                Source::parse(&s).ok_or_else(|| format!("unknown source {s:?}"))?
-            };
-            let street = get(sc);
-            let zone = zone_for(&get(zc), &street, &streets)?;
-            Ok(NewContact {
-                number: n.e164,
-                number_type: n.number_type,
-                street,
-                house_number: get(hc),
-                zone,
-                source,
-                opt_out: matches!(
-                    get(oc).to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "y"
-                ),
-            })
-        })();
-        match row {
-            Ok(c) => {
-                seen.insert(c.number.clone(), line);
-                ok.push(c);
-            }
-            Err(reason) => rejected.push(Rejected { line, reason }),
-        }
-    }
+    let rows = parse_csv(text.as_bytes(), &st.cfg.default_region, |zone, street| {
+        zone_for(zone, street, &streets)
+    })
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let rejected = rows
+        .rejected
+        .into_iter()
+        .map(|e| Rejected {
+            line: e.line,
+            reason: e.reason,
+        })
+        .collect();
+    let ok = rows.ok;
     let rep = if ok.is_empty() {
         Default::default()
     } else {
@@ -234,14 +163,11 @@ pub async fn import(
 }
 
 async fn fetch(st: &AppState, tenant: &str, number: &str) -> ApiResult<Option<ContactOut>> {
-    let r: Option<ContactRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM contacts WHERE tenant = ? AND number = ?"
-    ))
-    .bind(tenant)
-    .bind(number)
-    .fetch_optional(&st.db)
-    .await?;
-    Ok(r.map(contact))
+    Ok(st
+        .store
+        .contact(tenant, number)
+        .await?
+        .map(ContactOut::from))
 }
 
 fn path_number(st: &AppState, raw: &str) -> ApiResult<String> {
@@ -319,23 +245,30 @@ pub async fn list(
         limit: q.limit,
     };
     let limit = page.limit()?;
-    let rows: Vec<ContactRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM contacts WHERE tenant = ? AND id > ?
-         AND (? IS NULL OR zone = ?) AND (? IS NULL OR street = ?) AND (? IS NULL OR source = ?)
-         ORDER BY id LIMIT ?"
-    ))
-    .bind(&tenant)
-    .bind(page.after_id()?)
-    .bind(&q.zone)
-    .bind(&q.zone)
-    .bind(&q.street)
-    .bind(&q.street)
-    .bind(&q.source)
-    .bind(&q.source)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&st.db)
-    .await?;
-    let rows = rows.into_iter().map(contact).collect();
+    let source = match q.source.as_deref() {
+        None => None,
+        Some(s) => match Source::parse(s) {
+            Some(s) => Some(s),
+            // No contact has a source the model does not know.
+            None => {
+                return Ok(Json(Page::from_fetched(vec![], limit, |c: &ContactOut| {
+                    c.id.to_string()
+                })))
+            }
+        },
+    };
+    let filter = ContactFilter {
+        zone: q.zone,
+        street: q.street,
+        source,
+    };
+    let rows = st
+        .store
+        .contacts(&tenant, &filter, page.after_id()?, limit + 1)
+        .await?
+        .into_iter()
+        .map(ContactOut::from)
+        .collect();
     Ok(Json(Page::from_fetched(rows, limit, |c| c.id.to_string())))
 }
 
@@ -371,40 +304,11 @@ pub async fn erase(
     Path(number): Path<String>,
 ) -> ApiResult<StatusCode> {
     let n = path_number(&st, &number)?;
-    let mut tx = st.db.begin().await?;
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM contacts WHERE tenant = ? AND number = ?")
-            .bind(&tenant)
-            .bind(&n)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(id) = id else {
-        return Err(ApiError::not_found(format!("no contact {n}")));
-    };
-    let dialing: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM campaign_contacts WHERE contact_id = ? AND state = 'dialing'",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if dialing > 0 {
-        return Err(ApiError::conflict(
-            "a call to this contact is in progress; retry later",
-        ));
+    match st.store.erase_contact(&tenant, &n).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(ApiError::not_found(format!("no contact {n}"))),
+        Err(e) => return Err(e.into()),
     }
-    sqlx::query("UPDATE attempts SET number = '' WHERE contact_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM campaign_contacts WHERE contact_id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM contacts WHERE id = ?")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
     tracing::info!(tenant = %tenant, "contact erased");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use engine::store::Store;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -22,6 +23,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    ::metrics::gauge!("dialer_ready").set(if st.is_ready() { 1.0 } else { 0.0 });
     (
         [(
             header::CONTENT_TYPE,
@@ -47,8 +49,7 @@ pub async fn readyz(State(st): State<AppState>) -> Result<Json<Health>, ApiError
     if !st.is_ready() {
         return Err(ApiError::unavailable("not ready (starting or draining)"));
     }
-    let db: Result<i64, _> = sqlx::query_scalar("SELECT 1").fetch_one(&st.db).await;
-    if db.is_err() {
+    if st.store.ping().await.is_err() {
         return Err(ApiError::unavailable("store does not answer"));
     }
     if st.dialer.snapshot().await.is_err() {

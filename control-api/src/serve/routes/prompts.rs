@@ -1,14 +1,20 @@
 //! `/v1/prompts`: the recorded message (WAV or MP3 upload, or text spoken by espeak-ng),
-//! checked and encoded once when uploaded; the file is kept for the media path, which
-//! encodes it per codec when a campaign starts (cached).
+//! checked and encoded once when uploaded, for every codec and for 20 ms and each trunk's
+//! `ptime_ms`, into the prompt cache the media path reads (so no call and no campaign start
+//! encodes it again). The file is kept as the source of the cache.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use codecs::{Codec, CodecError, EncodeSettings, PreparedAudio};
-use engine::dialer::CampaignState;
-use engine::store::Store;
+use std::path::PathBuf;
+
+use codecs::{
+    prompt_set, wanted_encodings, Codec, CodecError, EncodeSettings, PreparedAudio, PromptCache,
+    PromptSet,
+};
+use engine::model::CampaignState;
+use engine::store::{Loudness, PromptRecord, Store};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -19,8 +25,10 @@ use crate::serve::problem::{
 };
 use crate::serve::state::{hex, now_ms, AppState};
 
-/// Codecs every prompt is checked against (the ones the media path offers).
-const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+/// Where the encoded prompts of the messages in `prompt_dir` are kept.
+pub fn cache_dir(prompt_dir: &std::path::Path) -> PathBuf {
+    prompt_dir.join("cache")
+}
 
 /// Loudness figures of a prompt.
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
@@ -71,21 +79,25 @@ pub struct NameQuery {
     pub name: String,
 }
 
-type Row = (String, String, i64, String, String, i64);
+impl From<Loudness> for LoudnessOut {
+    fn from(l: Loudness) -> Self {
+        LoudnessOut {
+            before_lufs: l.before_lufs,
+            after_lufs: l.after_lufs,
+            peak_dbfs: l.peak_dbfs,
+            gain_db: l.gain_db,
+        }
+    }
+}
 
-fn out(r: Row) -> PromptOut {
+fn out(p: PromptRecord) -> PromptOut {
     PromptOut {
-        id: r.0,
-        name: r.1,
-        duration_ms: r.2,
-        codecs: serde_json::from_str(&r.3).unwrap_or_default(),
-        loudness: serde_json::from_str(&r.4).unwrap_or(LoudnessOut {
-            before_lufs: 0.0,
-            after_lufs: 0.0,
-            peak_dbfs: 0.0,
-            gain_db: 0.0,
-        }),
-        created_ms: r.5,
+        id: p.id,
+        name: p.name,
+        duration_ms: p.duration_ms,
+        codecs: p.codecs,
+        loudness: p.loudness.into(),
+        created_ms: p.created_ms,
     }
 }
 
@@ -138,57 +150,64 @@ pub async fn create(
             ))
         }
     };
-    let (bytes, duration_ms, loud) = tokio::task::spawn_blocking(move || {
-        let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
-        let mut duration = 0;
-        for c in CODECS {
-            duration = prep.encode(c, 20)?.duration_ms();
-        }
-        let i = prep.info();
-        let loud = LoudnessOut {
-            before_lufs: finite(i.loudness_before_lufs),
-            after_lufs: finite(i.loudness_after_lufs),
-            peak_dbfs: finite(i.peak_after_dbfs),
-            gain_db: finite(i.gain_db),
-        };
-        Ok::<_, CodecError>((bytes, duration, loud))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(codec_error)?;
+    // The packet times of the trunks configured now; one met later is encoded when first used.
+    let ptimes: Vec<u32> = st
+        .dialer
+        .trunk_configs()
+        .await
+        .map(|ts| ts.iter().map(|t| t.ptime_ms).collect())
+        .unwrap_or_default();
+    let cache = cache_dir(&st.prompt_dir);
+    let (bytes, duration_ms, loud) =
+        tokio::task::spawn_blocking(move || encode_upload(bytes, &cache, &ptimes))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(codec_error)?;
 
     let id = hex(&rand::random::<[u8; 8]>());
     std::fs::create_dir_all(&st.prompt_dir).map_err(ApiError::internal)?;
     let path = st.prompt_dir.join(format!("{id}.{ext}"));
     std::fs::write(&path, &bytes).map_err(ApiError::internal)?;
-    let codecs: Vec<String> = CODECS.iter().map(|c| c.name().to_string()).collect();
-    let row: Row = (
+    let codecs: Vec<String> = Codec::ALL.iter().map(|c| c.name().to_string()).collect();
+    let rec = PromptRecord {
         id,
+        tenant: tenant.clone(),
         name,
-        duration_ms as i64,
-        serde_json::to_string(&codecs).unwrap_or_default(),
-        serde_json::to_string(&loud).unwrap_or_default(),
-        now_ms(),
-    );
-    let r = sqlx::query(
-        "INSERT INTO api_prompts (id, tenant, name, path, duration_ms, codecs, loudness, created_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&row.0)
-    .bind(&tenant)
-    .bind(&row.1)
-    .bind(path.to_string_lossy().to_string())
-    .bind(row.2)
-    .bind(&row.3)
-    .bind(&row.4)
-    .bind(row.5)
-    .execute(&st.db)
-    .await;
-    if let Err(e) = r {
+        path: path.to_string_lossy().to_string(),
+        duration_ms: duration_ms as i64,
+        codecs,
+        loudness: loud,
+        created_ms: now_ms(),
+    };
+    if let Err(e) = st.store.insert_prompt(rec.clone()).await {
         let _ = std::fs::remove_file(&path);
         return Err(e.into());
     }
-    Ok((StatusCode::CREATED, Json(out(row))))
+    Ok((StatusCode::CREATED, Json(out(rec))))
+}
+
+/// Imports and levels an upload once, encodes it for every codec at 20 ms and at each of
+/// `ptimes` into the prompt cache; returns the upload, its duration (ms) and loudness.
+fn encode_upload(
+    bytes: Vec<u8>,
+    cache: &std::path::Path,
+    ptimes: &[u32],
+) -> Result<(Vec<u8>, u64, Loudness), CodecError> {
+    let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
+    let cache = PromptCache::new(cache)?;
+    let encoded = prompt_set::encode_into_cache(&prep, &cache, &wanted_encodings(ptimes))?;
+    let duration = encoded
+        .iter()
+        .find(|p| p.ptime_ms() == codecs::DEFAULT_PTIME_MS)
+        .map_or(0, |p| p.duration_ms());
+    let i = prep.info();
+    let loud = Loudness {
+        before_lufs: finite(i.loudness_before_lufs),
+        after_lufs: finite(i.loudness_after_lufs),
+        peak_dbfs: finite(i.peak_after_dbfs),
+        gain_db: finite(i.gain_db),
+    };
+    Ok((bytes, duration, loud))
 }
 
 fn finite(x: f64) -> f64 {
@@ -201,13 +220,7 @@ fn finite(x: f64) -> f64 {
 
 /// The prompt's file path, if it belongs to `tenant`.
 pub async fn prompt_path(st: &AppState, tenant: &str, id: &str) -> ApiResult<Option<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT path FROM api_prompts WHERE tenant = ? AND id = ?")
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&st.db)
-            .await?,
-    )
+    Ok(st.store.prompt(tenant, id).await?.map(|p| p.path))
 }
 
 /// List prompts.
@@ -221,15 +234,7 @@ pub async fn list(
 ) -> ApiResult<Json<Page<PromptOut>>> {
     let q: PageQuery = parse_query(&uri)?;
     let limit = q.limit()?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
-         WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(&tenant)
-    .bind(q.after()?)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&st.db)
-    .await?;
+    let rows = st.store.prompts(&tenant, &q.after()?, limit + 1).await?;
     Ok(Json(Page::from_fetched(
         rows.into_iter().map(out).collect(),
         limit,
@@ -238,15 +243,10 @@ pub async fn list(
 }
 
 async fn one(st: &AppState, tenant: &str, id: &str) -> ApiResult<PromptOut> {
-    let r: Option<Row> = sqlx::query_as(
-        "SELECT id, name, duration_ms, codecs, loudness, created_ms FROM api_prompts
-         WHERE tenant = ? AND id = ?",
-    )
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&st.db)
-    .await?;
-    r.map(out)
+    st.store
+        .prompt(tenant, id)
+        .await?
+        .map(out)
         .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))
 }
 
@@ -289,11 +289,15 @@ pub async fn delete(
             c.id, c.state
         )));
     }
-    sqlx::query("DELETE FROM api_prompts WHERE tenant = ? AND id = ?")
-        .bind(&tenant)
-        .bind(&id)
-        .execute(&st.db)
-        .await?;
+    st.store.delete_prompt(&tenant, &id).await?;
+    // Its encodings go with it (best effort: the cache is only an optimisation).
+    if let Ok(set) = PromptSet::open(
+        &path,
+        EncodeSettings::default(),
+        PromptCache::new(cache_dir(&st.prompt_dir)).ok(),
+    ) {
+        set.forget();
+    }
     let _ = std::fs::remove_file(&path);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -312,13 +316,10 @@ pub async fn audio(
     let path = prompt_path(&st, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))?;
+    let cache = PromptCache::new(cache_dir(&st.prompt_dir)).ok();
     let wav = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|source| CodecError::Io {
-            path: path.clone().into(),
-            source,
-        })?;
-        let p = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?
-            .encode(Codec::Pcma, 20)?;
+        let p = PromptSet::open(&path, EncodeSettings::default(), cache)?
+            .ensure(Codec::Pcma, codecs::DEFAULT_PTIME_MS)?;
         codecs::wav::to_wav_bytes(&p.decode()?, 8000)
     })
     .await

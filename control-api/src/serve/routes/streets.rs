@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Request, State};
 use axum::Json;
+use engine::store::{Store, Street};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -114,27 +115,12 @@ pub async fn import(
                         reason: "street or zone longer than 200 characters".into(),
                     });
                 } else {
-                    rows.push((s, z));
+                    rows.push(Street { street: s, zone: z });
                 }
             }
         }
     }
-    let mut tx = st.db.begin().await?;
-    let mut imported = 0;
-    for (s, z) in &rows {
-        let r = sqlx::query(
-            "INSERT INTO api_streets (tenant, street, zone) VALUES (?, ?, ?)
-             ON CONFLICT (tenant, street) DO UPDATE SET zone = excluded.zone
-             WHERE zone <> excluded.zone",
-        )
-        .bind(&tenant)
-        .bind(s)
-        .bind(z)
-        .execute(&mut *tx)
-        .await?;
-        imported += r.rows_affected();
-    }
-    tx.commit().await?;
+    let imported = st.store.import_streets(&tenant, rows).await?;
     Ok(Json(StreetsImported { imported, rejected }))
 }
 
@@ -143,31 +129,13 @@ pub async fn street_zones(
     st: &AppState,
     tenant: &str,
 ) -> ApiResult<std::collections::HashMap<String, String>> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT street, zone FROM api_streets WHERE tenant = ?")
-            .bind(tenant)
-            .fetch_all(&st.db)
-            .await?;
-    Ok(rows
+    Ok(st
+        .store
+        .streets(tenant)
+        .await?
         .into_iter()
-        .map(|(s, z)| (s.to_lowercase(), z))
+        .map(|s| (s.street.to_lowercase(), s.zone))
         .collect())
-}
-
-/// Contacts per (zone, street) of a tenant, opted-out ones excluded when `callable`.
-pub async fn contact_groups(
-    st: &AppState,
-    tenant: &str,
-    callable: bool,
-) -> ApiResult<Vec<(String, String, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT zone, street, COUNT(*) FROM contacts WHERE tenant = ? AND (? = 0 OR opt_out = 0)
-         GROUP BY zone, street",
-    )
-    .bind(tenant)
-    .bind(i64::from(callable))
-    .fetch_all(&st.db)
-    .await?)
 }
 
 /// Zones with their streets and contact counts.
@@ -179,16 +147,19 @@ pub async fn zones(
     Tenant(tenant): Tenant,
 ) -> ApiResult<Json<Page<ZoneOut>>> {
     let mut zones: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    let streets: Vec<(String, String)> =
-        sqlx::query_as("SELECT street, zone FROM api_streets WHERE tenant = ?")
-            .bind(&tenant)
-            .fetch_all(&st.db)
-            .await?;
-    for (s, z) in streets {
-        zones.entry(z).or_default().entry(s).or_insert(0);
+    for s in st.store.streets(&tenant).await? {
+        zones
+            .entry(s.zone)
+            .or_default()
+            .entry(s.street)
+            .or_insert(0);
     }
-    for (z, s, n) in contact_groups(&st, &tenant, false).await? {
-        *zones.entry(z).or_default().entry(s).or_insert(0) += n as u64;
+    for g in st.store.contact_groups(&tenant, false).await? {
+        *zones
+            .entry(g.zone)
+            .or_default()
+            .entry(g.street)
+            .or_insert(0) += g.contacts;
     }
     let items = zones
         .into_iter()

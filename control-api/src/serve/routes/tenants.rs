@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Json;
+use engine::store::{Store, TenantRecord};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -71,22 +72,13 @@ pub async fn create(
         return Err(ApiError::invalid("name: 1-200 characters"));
     }
     let token = new_token();
-    let r = sqlx::query(
-        "INSERT INTO api_tenants (id, name, token_sha256, created_ms) VALUES (?, ?, ?, ?)",
-    )
-    .bind(&t.id)
-    .bind(name)
-    .bind(token_hash(&token))
-    .bind(now_ms())
-    .execute(&st.db)
-    .await;
-    match r {
-        Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(format!("tenant {} exists", t.id)))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let rec = TenantRecord {
+        id: t.id.clone(),
+        name: name.to_string(),
+        created_ms: now_ms(),
+    };
+    // A taken id is a Conflict naming the tenant (409).
+    st.store.create_tenant(rec, &token_hash(&token)).await?;
     tracing::info!(tenant = %t.id, "tenant created");
     Ok((
         StatusCode::CREATED,
@@ -110,19 +102,15 @@ pub async fn list(
 ) -> ApiResult<Json<Page<TenantOut>>> {
     let q: PageQuery = parse_query(&uri)?;
     let limit = q.limit()?;
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT id, name, created_ms FROM api_tenants WHERE id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(q.after()?)
-    .bind(i64::from(limit) + 1)
-    .fetch_all(&st.db)
-    .await?;
-    let rows = rows
+    let rows = st
+        .store
+        .tenants(&q.after()?, limit + 1)
+        .await?
         .into_iter()
-        .map(|(id, name, created_ms)| TenantOut {
-            id,
-            name,
-            created_ms,
+        .map(|t| TenantOut {
+            id: t.id,
+            name: t.name,
+            created_ms: t.created_ms,
         })
         .collect();
     Ok(Json(Page::from_fetched(rows, limit, |t| t.id.clone())))

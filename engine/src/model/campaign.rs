@@ -9,6 +9,16 @@ use serde::{Deserialize, Serialize};
 use super::retry::RetryPolicy;
 use super::window::{CallingWindow, Window, WindowError};
 
+/// Most times a message may play on answer. The API has always said 1..=5 (and is the
+/// documented surface); the engine alone allowed 10. Five plays of an alert already hold
+/// a channel for five message lengths while other residents wait for one.
+pub const MAX_PLAY_COUNT: u32 = 5;
+/// Ring timeout bounds, seconds: shorter loses residents who walk to the phone, longer
+/// holds channels on phones nobody answers.
+pub const RING_TIMEOUT_S: std::ops::RangeInclusive<u64> = 5..=120;
+/// Longest campaign name, bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
 /// Emergency campaigns take trunk capacity before normal ones and ignore calling windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,17 +115,69 @@ impl CampaignState {
         })
     }
 
-    /// Whether `self → to` is a legal transition.
+    /// Whether `self → to` is a legal transition: some action of [`CampaignState::after`]
+    /// leads there.
     pub fn can_go(self, to: CampaignState) -> bool {
+        CampaignAction::ALL
+            .iter()
+            .any(|a| self.after(*a) == Some(to))
+    }
+
+    /// THE transition table: the state an action leads to from `self`, `None` when the
+    /// action is not allowed in this state.
+    pub fn after(self, action: CampaignAction) -> Option<CampaignState> {
+        use CampaignAction as A;
         use CampaignState::*;
-        matches!(
-            (self, to),
-            (Draft, Running)
-                | (Running, Paused)
-                | (Paused, Running)
-                | (Running, Completed)
-                | (Draft | Running | Paused, Canceled)
-        )
+        match (self, action) {
+            (Draft, A::Start) => Some(Running),
+            (Running, A::Pause) => Some(Paused),
+            (Paused, A::Resume) => Some(Running),
+            (Running, A::Complete) => Some(Completed),
+            (Draft | Running | Paused, A::Cancel) => Some(Canceled),
+            _ => None,
+        }
+    }
+
+    /// Whether no action leads anywhere from here.
+    pub fn is_final(self) -> bool {
+        matches!(self, CampaignState::Completed | CampaignState::Canceled)
+    }
+}
+
+/// What moves a campaign from one state to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CampaignAction {
+    /// An operator starts a draft: its targeted contacts are selected and called.
+    Start,
+    /// An operator pauses: no new calls, calls in progress finish.
+    Pause,
+    /// An operator resumes a paused campaign.
+    Resume,
+    /// An operator stops it for good.
+    Cancel,
+    /// The dialer found every targeted contact done.
+    Complete,
+}
+
+impl CampaignAction {
+    /// Every action.
+    pub const ALL: [CampaignAction; 5] = [
+        CampaignAction::Start,
+        CampaignAction::Pause,
+        CampaignAction::Resume,
+        CampaignAction::Cancel,
+        CampaignAction::Complete,
+    ];
+
+    /// The verb, as in the API's paths (`/v1/campaigns/{id}/start`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CampaignAction::Start => "start",
+            CampaignAction::Pause => "pause",
+            CampaignAction::Resume => "resume",
+            CampaignAction::Cancel => "cancel",
+            CampaignAction::Complete => "complete",
+        }
     }
 }
 
@@ -129,17 +191,17 @@ impl fmt::Display for CampaignState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CampaignError {
     /// The target selects nobody.
-    #[error("empty target: give all, zones or streets")]
+    #[error("target: {{\"all\": true}} or some zones or streets")]
     EmptyTarget,
     /// The calling window is invalid.
-    #[error(transparent)]
+    #[error("window: {0}")]
     Window(#[from] WindowError),
     /// An illegal state change.
     #[error("campaign cannot go from {0} to {1}")]
     Transition(CampaignState, CampaignState),
-    /// Some value is out of range.
-    #[error("invalid campaign: {0}")]
-    Invalid(&'static str),
+    /// Some value is out of range; the text names the field.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What an operator gives to create a campaign.
@@ -178,16 +240,44 @@ fn one() -> u32 {
 }
 
 impl CampaignSpec {
-    /// Checks the definition.
+    /// THE campaign validation, for the API and the engine alike: tenant and name
+    /// (1..=200 bytes), a non-empty target, play count 1..=[`MAX_PLAY_COUNT`], ring timeout
+    /// in [`RING_TIMEOUT_S`], retry rules 1..=10 attempts at most a week apart, and a
+    /// calling window that compiles.
     pub fn validate(&self) -> Result<(), CampaignError> {
+        let bad = |m: String| Err(CampaignError::Invalid(m));
+        if self.tenant.trim().is_empty() {
+            return bad("tenant: required".into());
+        }
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return bad(format!("name: 1-{MAX_NAME_LEN} characters"));
+        }
         if self.target.is_empty() {
             return Err(CampaignError::EmptyTarget);
         }
-        if self.tenant.trim().is_empty() || self.name.trim().is_empty() {
-            return Err(CampaignError::Invalid("tenant and name are required"));
+        if !(1..=MAX_PLAY_COUNT).contains(&self.play_count) {
+            return bad(format!("play_count: 1..={MAX_PLAY_COUNT}"));
         }
-        if self.play_count == 0 || self.play_count > 10 {
-            return Err(CampaignError::Invalid("play_count must be 1..=10"));
+        if let Some(r) = self.ring_timeout_s {
+            if !RING_TIMEOUT_S.contains(&r) {
+                return bad(format!(
+                    "ring_timeout_s: {}..={}",
+                    RING_TIMEOUT_S.start(),
+                    RING_TIMEOUT_S.end()
+                ));
+            }
+        }
+        for (what, rule) in self.retry.named() {
+            if !rule.is_valid() {
+                return bad(format!(
+                    "retry.{what}: max_attempts 1..={}, interval_s at most a week",
+                    super::retry::MAX_ATTEMPTS
+                ));
+            }
+        }
+        if let Some(w) = &self.window {
+            w.compile()?;
         }
         self.effective_window()?;
         Ok(())
@@ -235,6 +325,56 @@ mod tests {
         e.target = Target::default();
         assert_eq!(e.validate(), Err(CampaignError::EmptyTarget));
         assert!(spec().validate().is_ok());
+    }
+
+    #[test]
+    fn validation_bounds() {
+        let mut s = spec();
+        s.play_count = MAX_PLAY_COUNT;
+        assert!(s.validate().is_ok());
+        s.play_count = MAX_PLAY_COUNT + 1;
+        assert_eq!(s.validate().unwrap_err().to_string(), "play_count: 1..=5");
+        s.play_count = 0;
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.ring_timeout_s = Some(4);
+        assert!(s.validate().is_err());
+        s.ring_timeout_s = Some(120);
+        assert!(s.validate().is_ok());
+        let mut s = spec();
+        s.retry.busy.max_attempts = 11;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("retry.busy"));
+        let mut s = spec();
+        s.name = "x".repeat(201);
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.window = Some(CallingWindow {
+            tz: "Mars/Olympus".into(),
+            ..Default::default()
+        });
+        s.priority = Priority::Emergency;
+        assert!(matches!(s.validate(), Err(CampaignError::Window(_))));
+    }
+
+    #[test]
+    fn actions_follow_one_table() {
+        use CampaignAction as A;
+        use CampaignState::*;
+        assert_eq!(Draft.after(A::Start), Some(Running));
+        assert_eq!(Paused.after(A::Start), None);
+        assert_eq!(Paused.after(A::Resume), Some(Running));
+        assert_eq!(Running.after(A::Resume), None);
+        assert_eq!(Draft.after(A::Complete), None);
+        assert!(Completed.is_final() && Canceled.is_final() && !Paused.is_final());
+        for from in [Draft, Running, Paused, Completed, Canceled] {
+            for a in A::ALL {
+                assert!(!from.is_final() || from.after(a).is_none());
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! What the store takes and gives for campaigns and the attempt journal.
+
+use serde::Serialize;
+
+use crate::model::{AttemptState, CampaignSpec, CampaignState, NumberType, Outcome};
+
+/// A stored campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignRecord {
+    /// Id.
+    pub id: i64,
+    /// Its definition.
+    pub spec: CampaignSpec,
+    /// Current state.
+    pub state: CampaignState,
+    /// Creation time, Unix ms.
+    pub created_ms: i64,
+}
+
+/// A contact due for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueContact {
+    /// Contact id.
+    pub contact: i64,
+    /// E.164.
+    pub number: String,
+    /// Type.
+    pub number_type: NumberType,
+    /// Counted attempts so far.
+    pub attempts: u32,
+}
+
+/// What is journaled before the INVITE leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptStart {
+    /// Campaign.
+    pub campaign: i64,
+    /// Contact.
+    pub contact: i64,
+    /// E.164 number dialled.
+    pub number: String,
+    /// The INVITE's Call-ID.
+    pub call_id: String,
+    /// Trunk name.
+    pub trunk: String,
+    /// Unix ms.
+    pub started_ms: i64,
+}
+
+/// What is journaled when an attempt ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptEnd {
+    /// Attempt id from [`super::Store::begin_attempt`].
+    pub attempt: i64,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Final SIP status (0: none).
+    pub sip_status: u16,
+    /// Reason phrase.
+    pub sip_reason: String,
+    /// Whether it counts against the citizen's retry allowance.
+    pub counted: bool,
+    /// Unix ms.
+    pub ended_ms: i64,
+    /// Post-dial delay (INVITE to first ringing or answer), ms.
+    pub pdd_ms: Option<i64>,
+    /// Answered call duration, ms.
+    pub duration_ms: Option<i64>,
+    /// Share of the message played, per mille.
+    pub played_permille: Option<i64>,
+    /// DTMF digits pressed.
+    pub dtmf: Option<String>,
+}
+
+impl AttemptEnd {
+    /// An end with only what every attempt has; timings and digits unset.
+    pub fn new(attempt: i64, outcome: Outcome, sip_status: u16, sip_reason: &str) -> Self {
+        AttemptEnd {
+            attempt,
+            outcome,
+            sip_status,
+            sip_reason: sip_reason.to_string(),
+            counted: true,
+            ended_ms: 0,
+            pdd_ms: None,
+            duration_ms: None,
+            played_permille: None,
+            dtmf: None,
+        }
+    }
+}
+
+/// Where the contact goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactNext {
+    /// Due again at this Unix ms.
+    RetryAt(i64),
+    /// Finished in this campaign.
+    Done,
+}
+
+/// An attempt left `dialing` by a crash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dangling {
+    /// Attempt id.
+    pub attempt: i64,
+    /// Campaign.
+    pub campaign: i64,
+    /// Contact.
+    pub contact: i64,
+    /// Whether its answer was journaled (the message was being played).
+    pub answered: bool,
+    /// Counted attempts of the contact before this one.
+    pub attempts: u32,
+}
+
+/// A journaled attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRecord {
+    /// Id.
+    pub id: i64,
+    /// Campaign.
+    pub campaign: i64,
+    /// Contact.
+    pub contact: i64,
+    /// Number (empty after the contact's erasure).
+    pub number: String,
+    /// Call-ID.
+    pub call_id: String,
+    /// Trunk.
+    pub trunk: String,
+    /// Dialing, or final once the outcome is journaled.
+    pub state: AttemptState,
+    /// What became of it (none while dialing).
+    pub outcome: Option<Outcome>,
+    /// SIP status.
+    pub sip_status: Option<i64>,
+    /// SIP reason.
+    pub sip_reason: Option<String>,
+    /// Counted against the allowance.
+    pub counted: bool,
+    /// Unix ms.
+    pub started_ms: i64,
+    /// Unix ms.
+    pub answered_ms: Option<i64>,
+    /// Unix ms.
+    pub ended_ms: Option<i64>,
+    /// ms.
+    pub pdd_ms: Option<i64>,
+    /// ms.
+    pub duration_ms: Option<i64>,
+    /// Per mille.
+    pub played_permille: Option<i64>,
+    /// Digits.
+    pub dtmf: Option<String>,
+}
+
+/// Counts for a campaign's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Targeted contacts.
+    pub targeted: u64,
+    /// Waiting for a (next) attempt.
+    pub pending: u64,
+    /// In a call now.
+    pub dialing: u64,
+    /// Finished.
+    pub done: u64,
+    /// Contacts whose message was answered.
+    pub answered: u64,
+    /// Attempts journaled.
+    pub attempts: u64,
+}
+
+/// A campaign's figures per zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneCounts {
+    /// Zone name.
+    pub zone: String,
+    /// Targeted contacts in it.
+    pub targeted: u64,
+    /// Of which finished.
+    pub done: u64,
+    /// Of which answered.
+    pub answered: u64,
+}
+
+/// What a campaign's report needs beyond [`Progress`], read in one go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignReport {
+    /// Finished contacts per last outcome (outcomes with none are absent).
+    pub outcomes: Vec<(Outcome, u64)>,
+    /// Per zone, by zone name.
+    pub zones: Vec<ZoneCounts>,
+    /// Attempts started at or after the `since_ms` asked for.
+    pub recent_attempts: u64,
+}
+
+/// Result of a contacts import.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    /// New contacts.
+    pub inserted: u64,
+    /// Existing numbers whose address or opt-out was updated.
+    pub updated: u64,
+}

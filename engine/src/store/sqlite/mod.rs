@@ -1,0 +1,249 @@
+//! The SQLite store: WAL mode, embedded migrations, one writer task that commits in
+//! batches, and a small pool of readers.
+//!
+//! Every write goes through the writer: it takes the first waiting operation, then every
+//! other already queued (up to [`SqliteOptions::max_batch`]), applies them in one
+//! transaction and commits once. Thousands of attempt updates a second thus cost a few
+//! commits (fsyncs) a second, and a caller awaiting [`Store::begin_attempt`] is answered
+//! only after its commit: the journal entry is durable before the INVITE leaves.
+//!
+//! The SQL lives by concern: [`campaigns`], [`journal`], [`contacts`], [`api`] (the control
+//! API's own tables); this file holds the connection, the writer and the trait's wiring.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+
+mod api;
+mod campaigns;
+mod contacts;
+mod journal;
+mod store_impl;
+#[cfg(test)]
+mod tests;
+
+/// Migrations, in order; each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/0001_init.sql")),
+    (2, include_str!("../../../migrations/0002_api.sql")),
+];
+
+/// Tuning of the SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` (durable across power loss) when true, `NORMAL` (durable across
+    /// a process crash, which is what kill -9 tests) when false.
+    pub full_sync: bool,
+    /// Most operations per commit.
+    pub max_batch: usize,
+    /// Reader connections.
+    pub readers: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            full_sync: true,
+            max_batch: 2048,
+            readers: 4,
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A reply to send once the batch's commit is known.
+type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// One queued write: it runs inside the batch's transaction, and its reply waits for the
+/// commit.
+trait Write: Send {
+    fn apply<'c>(self: Box<Self>, c: &'c mut SqliteConnection) -> BoxFut<'c, Deferred>;
+    fn fail(self: Box<Self>, msg: &str);
+}
+
+struct Job<T, F> {
+    reply: Reply<T>,
+    run: F,
+}
+
+impl<T, F> Write for Job<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
+{
+    fn apply<'c>(self: Box<Self>, c: &'c mut SqliteConnection) -> BoxFut<'c, Deferred> {
+        let Job { reply, run } = *self;
+        Box::pin(async move { defer(reply, run(c).await) })
+    }
+
+    fn fail(self: Box<Self>, msg: &str) {
+        let _ = self
+            .reply
+            .send(Err(StoreError::Conflict(format!("begin failed: {msg}"))));
+    }
+}
+
+fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
+    Box::new(move |commit_err| {
+        let r = match (r, commit_err) {
+            (Ok(_), Some(e)) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
+            (r, _) => r,
+        };
+        let _ = reply.send(r);
+    })
+}
+
+/// The SQLite implementation of [`Store`]. Clones share the writer and the readers.
+#[derive(Clone)]
+pub struct SqliteStore {
+    tx: mpsc::UnboundedSender<Box<dyn Write>>,
+    read: SqlitePool,
+}
+
+fn opts(path: &Path, o: &SqliteOptions) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if o.full_sync {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        })
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, runs migrations and starts the
+    /// writer task. Must be called inside a tokio runtime.
+    pub async fn open(path: &Path, o: SqliteOptions) -> StoreResult<SqliteStore> {
+        let mut conn = SqliteConnection::connect_with(&opts(path, &o)).await?;
+        migrate(&mut conn).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(o.readers.max(1))
+            .connect_with(opts(path, &o).read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(conn, rx, o.max_batch.max(1)));
+        Ok(SqliteStore { tx, read })
+    }
+
+    /// Queues `run` on the writer now (so that writes keep their call order) and returns
+    /// the future of its reply.
+    fn write<T, F>(&self, run: F) -> impl Future<Output = StoreResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Box::new(Job { reply, run })).is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+}
+
+async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+        .execute(&mut *conn)
+        .await?;
+    for (v, sql) in MIGRATIONS {
+        // IMMEDIATE: two processes opening one database apply each migration once.
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let r = apply_migration(conn, *v, sql).await;
+        let end = if r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut *conn).await?;
+        if r? {
+            tracing::info!(version = v, "store: migration applied");
+        }
+    }
+    Ok(())
+}
+
+async fn apply_migration(conn: &mut SqliteConnection, v: i64, sql: &str) -> StoreResult<bool> {
+    let done: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+            .bind(v)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if done.is_some() {
+        return Ok(false);
+    }
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+        .bind(v)
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+async fn writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>,
+    max: usize,
+) {
+    let mut batch = Vec::with_capacity(max);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        let mut replies: Vec<Deferred> = Vec::with_capacity(n);
+        let started = std::time::Instant::now();
+        let mut tx = match conn.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = e.to_string();
+                for op in batch.drain(..) {
+                    op.fail(&msg);
+                }
+                continue;
+            }
+        };
+        for op in batch.drain(..) {
+            replies.push(op.apply(&mut tx).await);
+        }
+        let err = tx.commit().await.err().map(|e| e.to_string());
+        if let Some(e) = &err {
+            tracing::error!(error = %e, "store: batch commit failed");
+        }
+        metrics::histogram!("dialer_store_batch_size").record(n as f64);
+        metrics::histogram!("dialer_store_commit_seconds").record(started.elapsed());
+        for r in replies {
+            r(err.as_deref());
+        }
+    }
+}
+
+/// Wall clock, Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A corrupt-record error for a stored word the model does not know.
+fn corrupt(what: &str, word: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {word:?}"))
+}

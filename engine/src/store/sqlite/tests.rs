@@ -1,0 +1,389 @@
+//! The SQLite store against real database files in temporary directories.
+
+use super::*;
+use crate::model::{AttemptState, NumberType, Priority, RetryPolicy, Source, Target};
+
+fn contact(n: u32, zone: &str) -> NewContact {
+    NewContact {
+        number: format!("+39077100{n:04}"),
+        number_type: NumberType::Fixed,
+        street: format!("Via {}", n % 3),
+        house_number: n.to_string(),
+        zone: zone.into(),
+        source: Source::Directory,
+        opt_out: false,
+    }
+}
+
+fn spec(zones: &[&str]) -> CampaignSpec {
+    CampaignSpec {
+        tenant: "t".into(),
+        name: "c".into(),
+        prompt: "p".into(),
+        target: Target {
+            zones: zones.iter().map(|z| z.to_string()).collect(),
+            ..Default::default()
+        },
+        priority: Priority::Normal,
+        window: None,
+        caller_id: None,
+        ring_timeout_s: None,
+        play_count: 1,
+        retry: RetryPolicy::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.db");
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            SqliteStore::open(&p, SqliteOptions::default()),
+            SqliteStore::open(&p, SqliteOptions::default())
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn journal_round_trip_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let s = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    let mut list: Vec<_> = (0..30)
+        .map(|i| contact(i, ["a", "b", "c"][i as usize % 3]))
+        .collect();
+    list[0].opt_out = true;
+    let rep = s.upsert_contacts("t", list.clone()).await.unwrap();
+    assert_eq!(rep.inserted, 30);
+    // Re-import: updates, and the opt-out is kept even if the new row lacks it.
+    list[0].opt_out = false;
+    let rep = s.upsert_contacts("t", list).await.unwrap();
+    assert_eq!((rep.inserted, rep.updated), (0, 30));
+
+    let c = s.create_campaign(spec(&["a", "b"]), 1).await.unwrap();
+    assert!(matches!(
+        s.create_campaign(spec(&["a"]), 1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(s
+        .set_campaign_state(c.id, CampaignState::Completed, 2)
+        .await
+        .is_err());
+    s.set_campaign_state(c.id, CampaignState::Running, 2)
+        .await
+        .unwrap();
+    let due = s.due_contacts(c.id, 10, 1000).await.unwrap();
+    assert_eq!(due.len(), 19); // 20 in zones a+b, one opted out
+
+    let mut ids = vec![];
+    for d in &due[..3] {
+        let id = s
+            .begin_attempt(AttemptStart {
+                campaign: c.id,
+                contact: d.contact,
+                number: d.number.clone(),
+                call_id: format!("cid-{}", d.contact),
+                trunk: "a".into(),
+                started_ms: 100,
+            })
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(s.due_contacts(c.id, 10, 1000).await.unwrap().len(), 16);
+    s.attempt_answered(ids[0], 150).await.unwrap();
+    s.finish_attempt(
+        AttemptEnd {
+            ended_ms: 200,
+            ..AttemptEnd::new(ids[1], Outcome::Busy, 486, "Busy Here")
+        },
+        ContactNext::RetryAt(500),
+    )
+    .await
+    .unwrap();
+    // A second final record for one attempt is refused.
+    assert!(s
+        .finish_attempt(
+            AttemptEnd::new(ids[1], Outcome::Busy, 0, ""),
+            ContactNext::Done
+        )
+        .await
+        .is_err());
+    drop(s);
+
+    // "Crash": reopen; two attempts are dangling, one of them answered.
+    let s = SqliteStore::open(&path, SqliteOptions::default())
+        .await
+        .unwrap();
+    let d = s.dangling().await.unwrap();
+    assert_eq!(d.len(), 2);
+    assert!(d[0].answered && !d[1].answered);
+    let p = s.progress(c.id).await.unwrap();
+    assert_eq!(
+        (p.targeted, p.dialing, p.answered, p.attempts),
+        (19, 2, 1, 3)
+    );
+    assert_eq!(s.due_contacts(c.id, 10_000, 1000).await.unwrap().len(), 17);
+    let a = s.attempts(c.id, 0, 10).await.unwrap();
+    assert_eq!(a.len(), 3);
+    assert_eq!(a[1].outcome, Some(Outcome::Busy));
+    assert_eq!(a[0].state, AttemptState::Dialing);
+    assert_eq!(a[0].answered_ms, Some(150));
+}
+
+async fn fresh() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
+        .await
+        .unwrap();
+    (s, dir)
+}
+
+#[tokio::test]
+async fn contacts_listing_erasure_and_groups() {
+    let (s, _dir) = fresh().await;
+    let mut list: Vec<_> = (0..6)
+        .map(|i| contact(i, ["a", "b"][i as usize % 2]))
+        .collect();
+    list[5].source = Source::Registration;
+    list[3].opt_out = true;
+    s.upsert_contacts("t", list).await.unwrap();
+    s.upsert_contacts("other", vec![contact(0, "a")])
+        .await
+        .unwrap();
+
+    let one = s.contact("t", "+390771000002").await.unwrap().unwrap();
+    assert_eq!(
+        (one.zone.as_str(), one.number_type),
+        ("a", NumberType::Fixed)
+    );
+    assert!(s.contact("t", "+390771009999").await.unwrap().is_none());
+    let f = ContactFilter {
+        zone: Some("b".into()),
+        ..Default::default()
+    };
+    let b = s.contacts("t", &f, 0, 10).await.unwrap();
+    assert_eq!(b.len(), 3);
+    assert!(b.windows(2).all(|w| w[0].id < w[1].id));
+    let page = s.contacts("t", &f, b[0].id, 1).await.unwrap();
+    assert_eq!(page[0].id, b[1].id);
+    let f = ContactFilter {
+        source: Some(Source::Registration),
+        ..Default::default()
+    };
+    assert_eq!(s.contacts("t", &f, 0, 10).await.unwrap().len(), 1);
+
+    let all: u64 = s
+        .contact_groups("t", false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.contacts)
+        .sum();
+    let callable: u64 = s
+        .contact_groups("t", true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.contacts)
+        .sum();
+    assert_eq!((all, callable), (6, 5));
+
+    // Erasure: refused while dialing, then the contact goes and the journal keeps no number.
+    let mut sp = spec(&["a"]);
+    sp.target.all = true;
+    let c = s.create_campaign(sp, 1).await.unwrap();
+    s.set_campaign_state(c.id, CampaignState::Running, 2)
+        .await
+        .unwrap();
+    let target = s.contact("t", "+390771000000").await.unwrap().unwrap();
+    let id = s
+        .begin_attempt(AttemptStart {
+            campaign: c.id,
+            contact: target.id,
+            number: target.number.clone(),
+            call_id: "x@y".into(),
+            trunk: "a".into(),
+            started_ms: 5,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.erase_contact("t", &target.number).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.finish_attempt(
+        AttemptEnd::new(id, Outcome::NoAnswer, 480, "x"),
+        ContactNext::Done,
+    )
+    .await
+    .unwrap();
+    s.erase_contact("t", &target.number).await.unwrap();
+    assert!(s.contact("t", &target.number).await.unwrap().is_none());
+    assert!(s.contact("other", &target.number).await.unwrap().is_some());
+    assert_eq!(s.attempts(c.id, 0, 10).await.unwrap()[0].number, "");
+    assert!(matches!(
+        s.erase_contact("t", &target.number).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn campaign_report_counts_outcomes_zones_and_recent_attempts() {
+    let (s, _dir) = fresh().await;
+    s.upsert_contacts(
+        "t",
+        (0..4)
+            .map(|i| contact(i, ["a", "b"][i as usize % 2]))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let c = s.create_campaign(spec(&["a", "b"]), 1).await.unwrap();
+    s.set_campaign_state(c.id, CampaignState::Running, 2)
+        .await
+        .unwrap();
+    let due = s.due_contacts(c.id, 10, 10).await.unwrap();
+    for (i, d) in due.iter().enumerate().take(3) {
+        let id = s
+            .begin_attempt(AttemptStart {
+                campaign: c.id,
+                contact: d.contact,
+                number: d.number.clone(),
+                call_id: format!("c{i}"),
+                trunk: "a".into(),
+                started_ms: 1_000 * i as i64,
+            })
+            .await
+            .unwrap();
+        let o = [Outcome::Answered, Outcome::Busy, Outcome::Busy][i];
+        s.finish_attempt(AttemptEnd::new(id, o, 0, ""), ContactNext::Done)
+            .await
+            .unwrap();
+    }
+    let r = s.campaign_report(c.id, 1_000).await.unwrap();
+    assert_eq!(r.outcomes, vec![(Outcome::Answered, 1), (Outcome::Busy, 2)]);
+    assert_eq!(r.recent_attempts, 2);
+    let zones: Vec<_> = r
+        .zones
+        .iter()
+        .map(|z| (z.zone.as_str(), z.targeted, z.done, z.answered))
+        .collect();
+    assert_eq!(zones, vec![("a", 2, 2, 1), ("b", 2, 1, 0)]);
+    let mine = s.tenant_campaigns("t", 0, 10).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert!(s.tenant_campaigns("t", c.id, 10).await.unwrap().is_empty());
+    assert!(s.tenant_campaigns("x", 0, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn api_tables_round_trip() {
+    let (s, _dir) = fresh().await;
+    s.ping().await.unwrap();
+    let t = |id: &str| TenantRecord {
+        id: id.into(),
+        name: format!("Town {id}"),
+        created_ms: 7,
+    };
+    s.create_tenant(t("b"), "hb").await.unwrap();
+    s.create_tenant(t("a"), "ha").await.unwrap();
+    assert!(matches!(
+        s.create_tenant(t("a"), "hz").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let ids: Vec<_> = s
+        .tenants("", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(s.tenants("a", 10).await.unwrap()[0].id, "b");
+    assert_eq!(s.tenant_by_token("hb").await.unwrap().as_deref(), Some("b"));
+    assert_eq!(s.tenant_by_token("nope").await.unwrap(), None);
+
+    assert_eq!(s.admin_token_hash().await.unwrap(), None);
+    assert_eq!(s.init_admin_token_hash("h1").await.unwrap(), "h1");
+    assert_eq!(s.init_admin_token_hash("h2").await.unwrap(), "h1");
+    assert_eq!(s.admin_token_hash().await.unwrap().as_deref(), Some("h1"));
+
+    let p = PromptRecord {
+        id: "p1".into(),
+        tenant: "a".into(),
+        name: "alert".into(),
+        path: "/x/p1.wav".into(),
+        duration_ms: 1500,
+        codecs: vec!["PCMU".into(), "PCMA".into()],
+        loudness: Loudness {
+            before_lufs: -30.0,
+            after_lufs: -16.0,
+            peak_dbfs: -1.5,
+            gain_db: 14.0,
+        },
+        created_ms: 9,
+    };
+    s.insert_prompt(p.clone()).await.unwrap();
+    assert_eq!(s.prompt("a", "p1").await.unwrap(), Some(p.clone()));
+    assert_eq!(s.prompt("b", "p1").await.unwrap(), None);
+    assert_eq!(s.prompts("a", "", 10).await.unwrap(), vec![p]);
+    assert!(s.prompts("a", "p1", 10).await.unwrap().is_empty());
+    assert!(!s.delete_prompt("b", "p1").await.unwrap());
+    assert!(s.delete_prompt("a", "p1").await.unwrap());
+    assert_eq!(s.prompt("a", "p1").await.unwrap(), None);
+
+    let n = s
+        .import_streets(
+            "a",
+            vec![
+                Street {
+                    street: "Via Roma".into(),
+                    zone: "Centro".into(),
+                },
+                Street {
+                    street: "Via Verdi".into(),
+                    zone: "Borgo".into(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // Same zone again: nothing moves; another zone (any case): one row moves.
+    let again = vec![
+        Street {
+            street: "via roma".into(),
+            zone: "Centro".into(),
+        },
+        Street {
+            street: "VIA VERDI".into(),
+            zone: "Lido".into(),
+        },
+    ];
+    assert_eq!(s.import_streets("a", again).await.unwrap(), 1);
+    let mut st = s.streets("a").await.unwrap();
+    st.sort_by(|x, y| x.street.cmp(&y.street));
+    assert_eq!(st[1].zone, "Lido");
+    assert!(s.streets("b").await.unwrap().is_empty());
+
+    let reply = StoredReply {
+        request_sha256: "r".into(),
+        status: 201,
+        content_type: "application/json".into(),
+        body: b"{}".to_vec(),
+    };
+    assert_eq!(s.idempotent_reply("sc", "k").await.unwrap(), None);
+    s.save_idempotent_reply("sc", "k", reply.clone(), 1)
+        .await
+        .unwrap();
+    let mut other = reply.clone();
+    other.status = 200;
+    s.save_idempotent_reply("sc", "k", other, 2).await.unwrap();
+    assert_eq!(s.idempotent_reply("sc", "k").await.unwrap(), Some(reply));
+    assert_eq!(s.idempotent_reply("sc2", "k").await.unwrap(), None);
+}
