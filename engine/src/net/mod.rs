@@ -6,7 +6,9 @@ pub mod dialer_driver;
 pub mod hep;
 pub mod pump;
 pub mod sip_driver;
+
 mod sip_tcp;
+pub mod sip_udp;
 
 pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,

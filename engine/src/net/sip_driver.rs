@@ -2,14 +2,24 @@
 //!
 //! Every input (a datagram, a framed TCP message, a command, a timer) is handed to the
 //! endpoint with the current instant; afterwards its transmits are sent and its events
-//! forwarded. UDP responses go to the source address (symmetric response routing, RFC
+//! forwarded. UDP is read and written in batches (`recvmmsg`/`sendmmsg`, see
+//! [`super::sip_udp`]): a pass drains up to [`RECV_PER_PASS`] datagrams, so replies do not
+//! queue in the socket behind commands and timers, and the socket's buffers are sized for
+//! thousands of calls per second. Every place a datagram can be lost is counted in
+//! `dialer_sip_dropped_total{reason}`: `socket_buffer` (the kernel's `SO_RXQ_OVFL`
+//! count), `parse_error` and `no_transaction` (in the endpoint), `send_error`. No queue on
+//! the path is bounded (commands, events and TCP frames use unbounded channels, a full
+//! send buffer is waited on), so none drops for being full. UDP responses go to the source address (symmetric response routing, RFC
 //! 3581), so peers behind NAT and SIPp's default setup both work.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::io::Interest;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -20,6 +30,9 @@ use crate::sip::endpoint::{
     CallHandle, CallParams, Endpoint, EndpointConfig, Event, RegisterParams, RequestHandle,
     Transport,
 };
+use crate::sip::transaction::Wire;
+
+use super::sip_udp::{self, send_batch, RecvBatch, BATCH};
 
 enum Command {
     Place(Box<CallParams>, oneshot::Sender<(CallHandle, String)>),
@@ -61,6 +74,10 @@ impl SipDriver {
     ) -> io::Result<(SipDriver, SipEvents)> {
         let udp = UdpSocket::bind(bind).await?;
         let local_addr = udp.local_addr()?;
+        match sip_udp::tune(udp.as_raw_fd(), sip_udp::RCVBUF, sip_udp::SNDBUF) {
+            Ok((rcv, snd)) => debug!(rcv, snd, "SIP UDP socket buffers"),
+            Err(e) => warn!(error = %e, "SIP UDP socket buffers left at their defaults"),
+        }
         let tcp = TcpListener::bind(local_addr).await.ok();
         if tcp.is_none() {
             warn!(%local_addr, "TCP listener unavailable; inbound TCP disabled");
@@ -154,6 +171,10 @@ impl SipDriver {
     }
 }
 
+/// Datagrams read per wake of the receive arm before the loop turns to commands and
+/// timers again (8 `recvmmsg` calls).
+const RECV_PER_PASS: usize = 8 * BATCH;
+
 async fn run(
     mut ep: Endpoint,
     udp: Arc<UdpSocket>,
@@ -167,16 +188,16 @@ async fn run(
         tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone()));
     }
     let mut tcp = Tcp::new(in_tx, limits);
-    let mut buf = vec![0u8; 65536];
+    let mut batch = RecvBatch::default();
+    let mut out: VecDeque<(SocketAddr, Wire)> = VecDeque::new();
     let mut commands_open = true;
     let mut sent_replies: Vec<(oneshot::Sender<CallHandle>, CallHandle)> = Vec::new();
     loop {
         let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            r = udp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    super::hep::mirror(from, ep.config().local_addr, Transport::Udp, &buf[..n]);
-                    ep.handle_datagram(Instant::now(), from, Transport::Udp, &buf[..n]);
+            r = udp.readable() => {
+                if r.is_ok() {
+                    recv_udp(&mut ep, &udp, &mut batch);
                 }
             }
             Some(ev) = in_rx.recv() => match ev {
@@ -188,26 +209,15 @@ async fn run(
                 TcpEvent::Closed(peer, id) => tcp.closed(peer, id),
             },
             cmd = cmds.recv(), if commands_open => match cmd {
-                Some(Command::Place(params, reply)) => {
-                    let h = ep.place_call(Instant::now(), *params);
-                    let id = ep.call_id(h).unwrap_or_default().to_string();
-                    let _ = reply.send((h, id));
-                }
-                Some(Command::PlaceWithId(params, id, reply)) => {
-                    let h = ep.place_call_with_id(Instant::now(), *params, id);
-                    sent_replies.push((reply, h));
-                }
-                Some(Command::Hangup(h)) => ep.hangup(Instant::now(), h),
-                Some(Command::Options(dest, uri, reply)) => {
-                    let _ = reply.send(ep.send_options(Instant::now(), dest, &uri));
-                }
-                Some(Command::Register(params, reply)) => {
-                    let _ = reply.send(ep.register(Instant::now(), *params));
-                }
-                Some(Command::Unregister(h)) => ep.unregister(Instant::now(), h),
-                Some(Command::AllowSources(a)) => ep.set_allowed_sources(a),
-                Some(Command::TcpConnections(reply)) => {
-                    let _ = reply.send(tcp.len());
+                Some(c) => {
+                    run_command(&mut ep, &tcp, c, &mut sent_replies);
+                    // The commands already queued too, in the same pass (at most a batch).
+                    for _ in 1..BATCH {
+                        match cmds.try_recv() {
+                            Ok(c) => run_command(&mut ep, &tcp, c, &mut sent_replies),
+                            Err(_) => break,
+                        }
+                    }
                 }
                 None => commands_open = false,
             },
@@ -218,18 +228,11 @@ async fn run(
         while let Some(t) = ep.poll_transmit() {
             super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
             match t.transport {
-                Transport::Udp => {
-                    if let Err(e) = udp.try_send_to(&t.bytes, t.dest) {
-                        if e.kind() == io::ErrorKind::WouldBlock {
-                            let _ = udp.send_to(&t.bytes, t.dest).await;
-                        } else {
-                            debug!(dest = %t.dest, error = %e, "UDP send failed");
-                        }
-                    }
-                }
+                Transport::Udp => out.push_back((t.dest, t.bytes)),
                 Transport::Tcp => tcp.send(t.dest, t.bytes),
             }
         }
+        send_udp(&udp, &mut out).await;
         // Answered once the INVITE is with the kernel: the caller's clock then bounds when
         // it left (the dialer's CPS window is kept on these instants).
         for (reply, h) in sent_replies.drain(..) {
@@ -240,6 +243,98 @@ async fn run(
         }
         if !commands_open && ep.active_calls() == 0 && events.is_closed() {
             return;
+        }
+    }
+}
+
+fn run_command(
+    ep: &mut Endpoint,
+    tcp: &Tcp,
+    cmd: Command,
+    sent_replies: &mut Vec<(oneshot::Sender<CallHandle>, CallHandle)>,
+) {
+    match cmd {
+        Command::Place(params, reply) => {
+            let h = ep.place_call(Instant::now(), *params);
+            let id = ep.call_id(h).unwrap_or_default().to_string();
+            let _ = reply.send((h, id));
+        }
+        Command::PlaceWithId(params, id, reply) => {
+            let h = ep.place_call_with_id(Instant::now(), *params, id);
+            sent_replies.push((reply, h));
+        }
+        Command::Hangup(h) => ep.hangup(Instant::now(), h),
+        Command::Options(dest, uri, reply) => {
+            let _ = reply.send(ep.send_options(Instant::now(), dest, &uri));
+        }
+        Command::Register(params, reply) => {
+            let _ = reply.send(ep.register(Instant::now(), *params));
+        }
+        Command::Unregister(h) => ep.unregister(Instant::now(), h),
+        Command::AllowSources(a) => ep.set_allowed_sources(a),
+        Command::TcpConnections(reply) => {
+            let _ = reply.send(tcp.len());
+        }
+    }
+}
+
+/// Reads what the UDP socket holds, a batch per syscall, up to [`RECV_PER_PASS`]
+/// datagrams, and feeds each to the endpoint; counts what the socket buffer dropped.
+fn recv_udp(ep: &mut Endpoint, udp: &UdpSocket, batch: &mut RecvBatch) {
+    let fd = udp.as_raw_fd();
+    let mut read = 0;
+    while read < RECV_PER_PASS {
+        match udp.try_io(Interest::READABLE, || batch.recv(fd)) {
+            Ok(drops) => {
+                if drops > 0 {
+                    warn!(drops, "SIP UDP receive buffer overflowed");
+                    metrics::counter!("dialer_sip_dropped_total", "reason" => "socket_buffer")
+                        .increment(u64::from(drops));
+                }
+                let now = Instant::now();
+                let mut n = 0;
+                let local = ep.config().local_addr;
+                for (from, bytes) in batch.datagrams() {
+                    super::hep::mirror(from, local, Transport::Udp, bytes);
+                    ep.handle_datagram(now, from, Transport::Udp, bytes);
+                    n += 1;
+                }
+                read += n;
+                if n < BATCH {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                debug!(error = %e, "SIP UDP receive failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Sends every queued UDP datagram, a batch per syscall. A full send buffer waits for
+/// room (nothing is dropped for it); a datagram the kernel refuses is dropped and counted.
+async fn send_udp(udp: &UdpSocket, out: &mut VecDeque<(SocketAddr, Wire)>) {
+    let fd = udp.as_raw_fd();
+    while !out.is_empty() {
+        let msgs = out.iter().map(|(d, b)| (*d, &b[..]));
+        match udp.try_io(Interest::WRITABLE, || send_batch(fd, msgs)) {
+            Ok(n) => {
+                out.drain(..n.min(out.len()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if udp.writable().await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                if let Some((dest, _)) = out.pop_front() {
+                    debug!(%dest, error = %e, "UDP send failed");
+                }
+                metrics::counter!("dialer_sip_dropped_total", "reason" => "send_error")
+                    .increment(1);
+            }
         }
     }
 }

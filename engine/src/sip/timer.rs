@@ -4,6 +4,7 @@
 //! every transaction for its earliest deadline, and a driver (or a test on virtual time)
 //! calls back at that instant.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 /// The timers of RFC 3261 §17 and RFC 6026 (L, M), plus the UAS 2xx retransmission timer of
@@ -38,26 +39,35 @@ pub enum Timer {
     Ok2xx,
 }
 
-const ALL: [Timer; 13] = [
-    Timer::A,
-    Timer::B,
-    Timer::D,
-    Timer::E,
-    Timer::F,
-    Timer::G,
-    Timer::H,
-    Timer::I,
-    Timer::J,
-    Timer::K,
-    Timer::L,
-    Timer::M,
-    Timer::Ok2xx,
-];
+impl TimerKind for Timer {
+    const ALL: &'static [Timer] = &[
+        Timer::A,
+        Timer::B,
+        Timer::D,
+        Timer::E,
+        Timer::F,
+        Timer::G,
+        Timer::H,
+        Timer::I,
+        Timer::J,
+        Timer::K,
+        Timer::L,
+        Timer::M,
+        Timer::Ok2xx,
+    ];
 
-impl Timer {
     fn index(self) -> usize {
         self as usize
     }
+}
+
+/// A kind of deadline an owner can arm, one slot each: the RFC 3261 transaction timers,
+/// a call's ring/cancel/session deadlines, a registration's refresh and retry.
+pub trait TimerKind: Copy + 'static {
+    /// Every kind, in slot order (`ALL[k.index()] == k`).
+    const ALL: &'static [Self];
+    /// The kind's slot.
+    fn index(self) -> usize;
 }
 
 /// The timer durations, configurable because carriers and tests differ (RFC 3261 §17.1.1.1).
@@ -97,31 +107,44 @@ impl TimerConfig {
     }
 }
 
-/// Deadlines of one transaction, one slot per [`Timer`].
-#[derive(Debug, Clone, Default)]
-pub struct TimerTable {
-    slots: [Option<Instant>; 13],
+/// Deadlines of one owner, one slot per kind `T` (`N` = the number of kinds).
+#[derive(Debug, Clone)]
+pub struct TimerTable<T: TimerKind, const N: usize> {
+    slots: [Option<Instant>; N],
+    kind: PhantomData<T>,
 }
 
-impl TimerTable {
+/// The timers of one transaction.
+pub type TxTimers = TimerTable<Timer, 13>;
+
+impl<T: TimerKind, const N: usize> Default for TimerTable<T, N> {
+    fn default() -> Self {
+        TimerTable {
+            slots: [None; N],
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T: TimerKind, const N: usize> TimerTable<T, N> {
     /// Arms `t` to fire at `at`, replacing any earlier deadline.
-    pub fn set(&mut self, t: Timer, at: Instant) {
+    pub fn set(&mut self, t: T, at: Instant) {
         self.slots[t.index()] = Some(at);
     }
 
     /// Disarms `t`.
-    pub fn stop(&mut self, t: Timer) {
+    pub fn stop(&mut self, t: T) {
         self.slots[t.index()] = None;
     }
 
     /// Disarms every timer.
     pub fn clear(&mut self) {
-        self.slots = [None; 13];
+        self.slots = [None; N];
     }
 
-    /// Whether `t` is armed.
-    pub fn is_set(&self, t: Timer) -> bool {
-        self.slots[t.index()].is_some()
+    /// When `t` fires, if armed.
+    pub fn get(&self, t: T) -> Option<Instant> {
+        self.slots[t.index()]
     }
 
     /// The earliest deadline of all armed timers.
@@ -130,7 +153,7 @@ impl TimerTable {
     }
 
     /// Disarms and returns the earliest timer due at `now`, if any.
-    pub fn pop_expired(&mut self, now: Instant) -> Option<Timer> {
+    pub fn pop_expired(&mut self, now: Instant) -> Option<T> {
         let (i, _) = self
             .slots
             .iter()
@@ -138,7 +161,7 @@ impl TimerTable {
             .filter_map(|(i, s)| s.filter(|at| *at <= now).map(|at| (i, at)))
             .min_by_key(|(_, at)| *at)?;
         self.slots[i] = None;
-        Some(ALL[i])
+        Some(T::ALL[i])
     }
 }
 
@@ -149,7 +172,7 @@ mod tests {
     #[test]
     fn table_orders_deadlines() {
         let t0 = Instant::now();
-        let mut t = TimerTable::default();
+        let mut t = TxTimers::default();
         t.set(Timer::B, t0 + Duration::from_secs(32));
         t.set(Timer::A, t0 + Duration::from_millis(500));
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(500)));

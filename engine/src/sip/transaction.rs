@@ -1,13 +1,13 @@
 //! Transaction state machines of RFC 3261 §17, with the RFC 6026 Accepted states.
 //!
-//! A transaction holds the bytes it sent, a [`TimerTable`] and its state. It decides what to
+//! A transaction holds the bytes it sent, a [`TxTimers`] table and its state. It decides what to
 //! retransmit and when to give up; the endpoint owns the transactions, feeds them responses,
 //! requests and timer expiries, and carries out the actions they return.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::timer::{Timer, TimerConfig, TimerTable};
+use super::timer::{Timer, TimerConfig, TxTimers};
 
 /// Bytes of a message kept for retransmission, shared without copying.
 pub type Wire = Arc<[u8]>;
@@ -49,7 +49,7 @@ pub struct ClientTx {
     request: Wire,
     reliable: bool,
     cfg: TimerConfig,
-    timers: TimerTable,
+    timers: TxTimers,
     interval: Duration,
     ack: Option<Wire>,
     /// Retransmissions sent, for metrics.
@@ -65,7 +65,7 @@ impl ClientTx {
         reliable: bool,
         cfg: TimerConfig,
     ) -> Self {
-        let mut timers = TimerTable::default();
+        let mut timers = TxTimers::default();
         let t64 = cfg.t64();
         if invite {
             if !reliable {
@@ -257,7 +257,7 @@ pub struct ServerTx {
     state: ServerState,
     reliable: bool,
     cfg: TimerConfig,
-    timers: TimerTable,
+    timers: TxTimers,
     interval: Duration,
     last_response: Option<Wire>,
 }
@@ -270,7 +270,7 @@ impl ServerTx {
             state: ServerState::Proceeding,
             reliable,
             cfg,
-            timers: TimerTable::default(),
+            timers: TxTimers::default(),
             interval: cfg.t1,
             last_response: None,
         }

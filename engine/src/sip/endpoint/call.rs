@@ -43,7 +43,8 @@ impl Endpoint {
             local_party,
             cseq,
         );
-        call.ring_deadline = Some(now + call.params.ring_timeout);
+        call.timers
+            .set(CallTimer::Ring, now + call.params.ring_timeout);
         self.calls.insert(handle, call);
         self.by_call_id.insert(call_id, handle);
         self.send_invite(now, handle);
@@ -78,19 +79,10 @@ impl Endpoint {
         }
     }
 
+    /// Re-files a call's earliest deadline (none once the call has ended).
     pub(super) fn schedule_call(&mut self, h: u64) {
-        if let Some(c) = self.calls.get(&h) {
-            let at = [
-                c.ring_deadline,
-                c.cancel_deadline,
-                c.refresh_at,
-                c.expire_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            self.wake(at, Owner::Call(h));
-        }
+        let at = self.calls.get(&h).and_then(|c| c.timers.next());
+        self.wakeups.set(Wake::Call(CallHandle(h)), at);
     }
 
     pub(super) fn send_invite(&mut self, now: Instant, h: u64) {
@@ -100,7 +92,6 @@ impl Endpoint {
         };
         c.cseq += 1;
         c.invite_cseq = c.cseq;
-        c.invite_branch = branch.clone();
         let body = sdp::build_offer(&c.params.offer);
         let dest = c.params.proxy;
         let mut transport = c.transport;
@@ -109,16 +100,18 @@ impl Endpoint {
             transport = Transport::Tcp;
             bytes = build_invite(&self.cfg, c, &branch, transport, body.as_bytes());
         }
-        self.start_client(
+        let id = self.start_client(
             now,
             branch,
-            true,
+            Method::Invite,
             bytes.into(),
             dest,
             transport,
             Some(h),
-            "INVITE",
         );
+        if let Some(c) = self.calls.get_mut(&h) {
+            c.invite_tx = Some(id);
+        }
     }
 
     pub(super) fn try_cancel(&mut self, now: Instant, h: u64) {
@@ -133,27 +126,28 @@ impl Endpoint {
             return;
         }
         c.cancel_sent = true;
-        c.ring_deadline = None;
-        c.cancel_deadline = Some(now + self.cfg.timers.t64());
-        let Some(invite) = self.clients.get(&c.invite_branch) else {
+        c.timers.stop(CallTimer::Ring);
+        c.timers
+            .set(CallTimer::CancelGuard, now + self.cfg.timers.t64());
+        let invite_tx = c.invite_tx;
+        self.schedule_call(h);
+        let Some(invite) = invite_tx.and_then(|id| self.clients.get(&id)) else {
             return;
         };
         let (dest, transport) = (invite.dest, invite.transport);
         let Some(bytes) = build_cancel(invite.tx.request()) else {
             return;
         };
-        let branch = c.invite_branch.clone();
+        let branch = invite.branch.clone();
         self.start_client(
             now,
             branch,
-            false,
+            Method::Cancel,
             bytes.into(),
             dest,
             transport,
             Some(h),
-            "CANCEL",
         );
-        self.schedule_call(h);
     }
 
     /// Sends an in-dialog request; returns its branch.
@@ -161,7 +155,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         h: u64,
-        method: &'static str,
+        method: Verb,
         extra: &[(&str, String)],
         body: Option<(&str, &[u8])>,
     ) {
@@ -177,16 +171,7 @@ impl Endpoint {
             return;
         };
         let transport = c.transport;
-        self.start_client(
-            now,
-            branch,
-            method == "INVITE",
-            bytes.into(),
-            dest,
-            transport,
-            Some(h),
-            method,
-        );
+        self.start_client(now, branch, method, bytes.into(), dest, transport, Some(h));
     }
 
     pub(super) fn send_bye(&mut self, now: Instant, h: u64, end: CallEnd) {
@@ -197,17 +182,18 @@ impl Endpoint {
             return;
         }
         c.state = CallState::Terminating;
-        c.refresh_at = None;
-        c.expire_at = None;
+        c.timers.clear();
         c.end_after_bye = Some(end);
         let auth = c.auth_header.clone();
         let extra: Vec<(&str, String)> = auth.into_iter().collect();
-        self.send_in_dialog(now, h, "BYE", &extra, None);
+        self.schedule_call(h);
+        self.send_in_dialog(now, h, Method::Bye, &extra, None);
     }
 
     pub(super) fn end_call(&mut self, h: u64, end: CallEnd) {
         if let Some(c) = self.calls.remove(&h) {
             self.by_call_id.remove(&c.call_id);
+            self.wakeups.set(Wake::Call(CallHandle(h)), None);
             self.events.push_back(Event::Ended {
                 call: CallHandle(h),
                 end,
@@ -216,55 +202,54 @@ impl Endpoint {
     }
 
     pub(super) fn call_timeout(&mut self, now: Instant, h: u64) {
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        if c.ring_deadline.is_some_and(|t| t <= now) {
-            c.ring_deadline = None;
-            if c.cancel.is_none() {
-                c.cancel = Some(CancelReason::RingTimeout);
+        while let Some(t) = self
+            .calls
+            .get_mut(&h)
+            .and_then(|c| c.timers.pop_expired(now))
+        {
+            match t {
+                CallTimer::Ring => {
+                    if let Some(c) = self.calls.get_mut(&h) {
+                        c.cancel.get_or_insert(CancelReason::RingTimeout);
+                    }
+                    self.try_cancel(now, h);
+                }
+                CallTimer::CancelGuard => return self.give_up_after_cancel(h),
+                CallTimer::Refresh => self.send_refresh(now, h),
+                CallTimer::Expire => {
+                    let end = CallEnd {
+                        outcome: Outcome::Answered,
+                        status: 200,
+                        reason: "session expired".into(),
+                        hangup: Hangup::Local,
+                        retry_after: None,
+                    };
+                    self.send_bye(now, h, end);
+                }
             }
-            self.try_cancel(now, h);
-        }
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        if c.cancel_deadline.is_some_and(|t| t <= now) {
-            // No final response 64·T1 after CANCEL: the INVITE is given up (RFC 3261 §9.1).
-            let outcome = cancel_outcome(c.cancel);
-            let branch = c.invite_branch.clone();
-            self.clients.remove(&branch);
-            self.end_call(
-                h,
-                CallEnd {
-                    outcome,
-                    status: 0,
-                    reason: "no final response after CANCEL".into(),
-                    hangup: Hangup::None,
-                    retry_after: None,
-                },
-            );
-            return;
-        }
-        if c.refresh_at.is_some_and(|t| t <= now) {
-            c.refresh_at = None;
-            self.send_refresh(now, h);
-        }
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        if c.expire_at.is_some_and(|t| t <= now) {
-            c.expire_at = None;
-            let end = CallEnd {
-                outcome: Outcome::Answered,
-                status: 200,
-                reason: "session expired".into(),
-                hangup: Hangup::Local,
-                retry_after: None,
-            };
-            self.send_bye(now, h, end);
         }
         self.schedule_call(h);
+    }
+
+    /// No final response 64·T1 after CANCEL: the INVITE is given up (RFC 3261 §9.1).
+    fn give_up_after_cancel(&mut self, h: u64) {
+        let Some(c) = self.calls.get(&h) else {
+            return;
+        };
+        let outcome = cancel_outcome(c.cancel);
+        if let Some(id) = c.invite_tx {
+            self.remove_client(id);
+        }
+        self.end_call(
+            h,
+            CallEnd {
+                outcome,
+                status: 0,
+                reason: "no final response after CANCEL".into(),
+                hangup: Hangup::None,
+                retry_after: None,
+            },
+        );
     }
 
     pub(super) fn send_refresh(&mut self, now: Instant, h: u64) {
@@ -278,13 +263,16 @@ impl Endpoint {
             ("Session-Expires", format!("{secs};refresher=uac")),
             ("Supported", "timer".to_string()),
         ];
-        self.send_in_dialog(now, h, "UPDATE", &extra, None);
+        self.send_in_dialog(now, h, Method::Update, &extra, None);
         if let Some(c) = self.calls.get_mut(&h) {
-            c.refresh_at = Some(now + Duration::from_secs(u64::from(secs) / 2));
+            c.timers.set(
+                CallTimer::Refresh,
+                now + Duration::from_secs(u64::from(secs) / 2),
+            );
         }
     }
 
-    pub(super) fn on_client_timeout(&mut self, now: Instant, h: u64, method: &str) {
+    pub(super) fn on_client_timeout(&mut self, now: Instant, h: u64, method: Verb) {
         if self.pings.contains_key(&h) || self.regs.contains_key(&h) {
             self.on_aux_final(now, h, 408, None);
             return;
@@ -293,7 +281,7 @@ impl Endpoint {
             return;
         };
         match (method, c.state) {
-            ("INVITE", CallState::Inviting) => {
+            (Method::Invite, CallState::Inviting) => {
                 let outcome = match c.cancel {
                     Some(r) if c.cancel_sent => cancel_outcome(Some(r)),
                     _ => Outcome::Failed,
@@ -309,13 +297,13 @@ impl Endpoint {
                     },
                 );
             }
-            ("BYE", CallState::Terminating) => {
+            (Method::Bye, CallState::Terminating) => {
                 let end = self.calls.get_mut(&h).and_then(|c| c.end_after_bye.take());
                 if let Some(end) = end {
                     self.end_call(h, end);
                 }
             }
-            ("UPDATE" | "INVITE", CallState::Confirmed) => {
+            (Method::Update | Method::Invite, CallState::Confirmed) => {
                 // A refresh that times out ends the session (RFC 4028 §10).
                 let end = CallEnd {
                     outcome: Outcome::Answered,
@@ -334,7 +322,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         h: u64,
-        method: &str,
+        method: Verb,
         r: &Response<'_>,
     ) {
         if self.pings.contains_key(&h) || self.regs.contains_key(&h) {
@@ -344,9 +332,9 @@ impl Endpoint {
             return;
         }
         match method {
-            "INVITE" => self.on_invite_response(now, h, r),
-            "BYE" if r.status >= 200 => {
-                if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, "BYE", r) {
+            Method::Invite => self.on_invite_response(now, h, r),
+            Method::Bye if r.status >= 200 => {
+                if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, Method::Bye, r) {
                     return;
                 }
                 let end = self.calls.get_mut(&h).and_then(|c| c.end_after_bye.take());
@@ -354,10 +342,11 @@ impl Endpoint {
                     self.end_call(h, end);
                 }
             }
-            "UPDATE" if r.status >= 300 && r.status != 491 => {
+            Method::Update if r.status >= 300 && r.status != 491 => {
                 if let Some(c) = self.calls.get_mut(&h) {
-                    c.refresh_at = None;
+                    c.timers.stop(CallTimer::Refresh);
                 }
+                self.schedule_call(h);
                 // A failed refresh ends the session (RFC 4028 §10).
                 if matches!(r.status, 408 | 481) {
                     let end = CallEnd {
@@ -371,237 +360,6 @@ impl Endpoint {
                 }
             }
             _ => {}
-        }
-    }
-
-    pub(super) fn on_invite_response(&mut self, now: Instant, h: u64, r: &Response<'_>) {
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        if r.headers.cseq().map(|s| s.seq) != Ok(c.invite_cseq) {
-            return;
-        }
-        match r.status {
-            100..=199 => {
-                c.provisional_seen = true;
-                let mut early = None;
-                if r.status != 100 {
-                    if !r.body.is_empty() && is_sdp(r) {
-                        c.early_sdp = Some(r.body.to_vec());
-                        early = sdp::parse(r.body)
-                            .ok()
-                            .and_then(|a| sdp::negotiate(&c.params.offer, &a).ok());
-                    }
-                    self.events.push_back(Event::Progress {
-                        call: CallHandle(h),
-                        status: r.status,
-                        early_media: early,
-                    });
-                }
-                self.try_cancel(now, h);
-            }
-            200..=299 => self.on_invite_2xx(now, h, r),
-            _ => {
-                if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, "INVITE", r) {
-                    return;
-                }
-                let Some(c) = self.calls.get(&h) else {
-                    return;
-                };
-                let outcome = if r.status == 487 && c.cancel.is_some() {
-                    cancel_outcome(c.cancel)
-                } else {
-                    Outcome::from_status(r.status)
-                };
-                self.end_call(
-                    h,
-                    CallEnd {
-                        outcome,
-                        status: r.status,
-                        reason: r.reason.to_string(),
-                        hangup: Hangup::None,
-                        retry_after: r.headers.retry_after(),
-                    },
-                );
-            }
-        }
-    }
-
-    /// Re-sends `method` with credentials after a 401/407. Returns false when we have none,
-    /// or the challenge repeats a nonce we already answered without `stale=true`.
-    pub(super) fn retry_with_auth(
-        &mut self,
-        now: Instant,
-        h: u64,
-        method: &'static str,
-        r: &Response<'_>,
-    ) -> bool {
-        let Some(c) = self.calls.get_mut(&h) else {
-            return false;
-        };
-        let Some(creds) = c.params.credentials.clone() else {
-            return false;
-        };
-        let uri = match (method, &c.dialog) {
-            ("INVITE", _) | (_, None) => c.params.request_uri.clone(),
-            (_, Some(d)) => d.remote_target.clone(),
-        };
-        let cnonce = format!("{:016x}", self.rng.random::<u64>());
-        let Some((header, value)) = answer_challenge(
-            &mut c.auth,
-            c.auth_tries,
-            3,
-            r,
-            &creds,
-            method,
-            &uri,
-            &cnonce,
-        ) else {
-            return false;
-        };
-        c.auth_tries += 1;
-        c.auth_header = Some((header, value));
-        match method {
-            "INVITE" => {
-                c.provisional_seen = false;
-                self.send_invite(now, h);
-            }
-            _ => {
-                let extra: Vec<(&str, String)> = c.auth_header.clone().into_iter().collect();
-                self.send_in_dialog(now, h, method, &extra, None);
-            }
-        }
-        true
-    }
-
-    pub(super) fn on_invite_2xx(&mut self, now: Instant, h: u64, r: &Response<'_>) {
-        let cfg = self.cfg.clone();
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        let Ok(to) = r.headers.to() else {
-            return;
-        };
-        let remote_tag = to.tag().unwrap_or("").to_string();
-        let contact = r
-            .headers
-            .contacts()
-            .ok()
-            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()));
-        let routes: Vec<String> = r
-            .headers
-            .record_routes()
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .map(|n| format!("<{}>", n.uri.raw))
-            .collect();
-        let dialog = Dialog {
-            remote_tag: remote_tag.clone(),
-            remote_party: r.headers.first(HeaderName::To).unwrap_or("").to_string(),
-            remote_target: contact.unwrap_or_else(|| c.params.request_uri.clone()),
-            route_set: routes,
-        };
-        if let Some(d) = &c.dialog {
-            if d.remote_tag == remote_tag {
-                // A retransmitted 2xx: our ACK was lost, send it again.
-                if let Some((ack, dest)) = c.ack.clone() {
-                    let t = c.transport;
-                    self.send(t, dest, ack);
-                }
-                return;
-            }
-            // A 2xx from a second fork: acknowledge it, then end that dialog.
-            let mut fork = Call::fork_of(c, dialog);
-            let (t, invite_cseq) = (c.transport, c.invite_cseq);
-            let branch = self.branch();
-            if let Some((ack, dest)) =
-                build_in_dialog(&cfg, &mut fork, "ACK", invite_cseq, &branch, &[], None)
-            {
-                self.send(t, dest, ack.into());
-            }
-            let branch = self.branch();
-            if let Some((bye, dest)) =
-                build_in_dialog(&cfg, &mut fork, "BYE", invite_cseq + 1, &branch, &[], None)
-            {
-                self.start_client(now, branch, false, bye.into(), dest, t, None, "BYE");
-            }
-            return;
-        }
-        if c.state != CallState::Inviting {
-            return;
-        }
-        c.dialog = Some(dialog);
-        c.state = CallState::Confirmed;
-        c.ring_deadline = None;
-        c.cancel_deadline = None;
-        let branch = format!("{BRANCH_MAGIC}{:016x}", self.rng.random::<u64>());
-        let extra: Vec<(&str, String)> =
-            c.auth_header.iter().map(|(n, v)| (*n, v.clone())).collect();
-        let invite_cseq = c.invite_cseq;
-        if let Some((ack, dest)) =
-            build_in_dialog(&cfg, c, "ACK", invite_cseq, &branch, &extra, None)
-        {
-            let ack: Wire = ack.into();
-            c.ack = Some((ack.clone(), dest));
-            let t = c.transport;
-            self.send(t, dest, ack);
-        }
-        let Some(c) = self.calls.get_mut(&h) else {
-            return;
-        };
-        // The answer is in the 2xx; an answer already given in a reliable 183 also counts.
-        let answer = if !r.body.is_empty() && is_sdp(r) {
-            Some(r.body.to_vec())
-        } else {
-            c.early_sdp.clone()
-        };
-        let media = answer
-            .ok_or_else(|| "no SDP answer".to_string())
-            .and_then(|b| sdp::parse(&b).map_err(|e| e.to_string()))
-            .and_then(|a| sdp::negotiate(&c.params.offer, &a).map_err(|e| e.to_string()));
-        if let Some(reason) = c.cancel {
-            // 200 crossed our CANCEL: acknowledge and hang up at once.
-            let end = CallEnd {
-                outcome: cancel_outcome(Some(reason)),
-                status: 200,
-                reason: "answered after CANCEL".into(),
-                hangup: Hangup::Local,
-                retry_after: None,
-            };
-            self.send_bye(now, h, end);
-            return;
-        }
-        match media {
-            Ok(m) => {
-                c.media = Some(m.clone());
-                // RFC 4028: if the far end made us the refresher, refresh at half the
-                // interval; otherwise expect its refresh before the interval ends.
-                if let Some(se) = r.headers.session_expires() {
-                    let secs = se.secs.max(90);
-                    c.session_interval = Some(secs);
-                    if se.refresher_is_uac == Some(true) {
-                        c.refresh_at = Some(now + Duration::from_secs(u64::from(secs) / 2));
-                    } else {
-                        c.expire_at = Some(now + session_guard(secs));
-                    }
-                }
-                self.events.push_back(Event::Answered {
-                    call: CallHandle(h),
-                    media: m,
-                });
-                self.schedule_call(h);
-            }
-            Err(reason) => {
-                let end = CallEnd {
-                    outcome: Outcome::Failed,
-                    status: r.status,
-                    reason: format!("unusable answer: {reason}"),
-                    hangup: Hangup::Local,
-                    retry_after: None,
-                };
-                self.send_bye(now, h, end);
-            }
         }
     }
 }
@@ -634,28 +392,29 @@ impl Call {
         cseq: u32,
     ) -> Call {
         Call {
+            trunk_label: match &params.trunk {
+                Some(t) => metrics::SharedString::from_owned(t.clone()),
+                None => metrics::SharedString::const_str("none"),
+            },
             transport,
             call_id,
             local_tag,
             local_party,
             cseq,
             invite_cseq: 0,
-            invite_branch: String::new(),
+            invite_tx: None,
             state: CallState::Inviting,
             provisional_seen: false,
             cancel: None,
             cancel_sent: false,
             dialog: None,
             ack: None,
-            ring_deadline: None,
-            cancel_deadline: None,
+            timers: CallTimers::default(),
             auth: DigestClient::default(),
             auth_header: None,
             auth_tries: 0,
             media: None,
             early_sdp: None,
-            refresh_at: None,
-            expire_at: None,
             session_interval: None,
             pending_reinvite: None,
             answer_version: params.offer.version,

@@ -14,7 +14,7 @@ impl Endpoint {
         let tag = self.token(10);
         let call_id = format!("{}@{}", self.token(20), self.cfg.local_addr.ip());
         let transport = self.cfg.transport;
-        let bytes = MessageWriter::request("OPTIONS", uri)
+        let bytes = MessageWriter::request(Method::Options.as_str(), uri)
             .header("Via", via_value(&self.cfg, transport, &branch))
             .header("Max-Forwards", 70)
             .header(
@@ -34,12 +34,11 @@ impl Endpoint {
         self.start_client(
             now,
             branch,
-            false,
+            Method::Options,
             bytes.into(),
             dest,
             transport,
             Some(h),
-            "OPTIONS",
         );
         RequestHandle(h)
     }
@@ -57,7 +56,7 @@ impl Endpoint {
             auth_header: None,
             auth_tries: 0,
             failures: 0,
-            refresh_at: None,
+            timers: RegTimers::default(),
             unregistering: false,
             in_flight: false,
             params,
@@ -71,8 +70,9 @@ impl Endpoint {
     pub fn unregister(&mut self, now: Instant, reg: RequestHandle) {
         if let Some(r) = self.regs.get_mut(&reg.0) {
             r.unregistering = true;
-            r.refresh_at = None;
+            r.timers.clear();
             r.auth_tries = 0;
+            self.wakeups.set(Wake::Registration(reg), None);
             self.send_register(now, reg.0);
         }
     }
@@ -87,7 +87,7 @@ impl Endpoint {
         r.in_flight = true;
         let transport = r.params.transport.unwrap_or(cfg.transport);
         let expires = if r.unregistering { 0 } else { r.params.expires };
-        let mut w = MessageWriter::request("REGISTER", &r.params.registrar_uri)
+        let mut w = MessageWriter::request(Method::Register.as_str(), &r.params.registrar_uri)
             .header("Via", via_value(&cfg, transport, &branch))
             .header("Max-Forwards", 70)
             .header("From", format!("<{}>;tag={}", r.params.aor, r.local_tag))
@@ -104,12 +104,11 @@ impl Endpoint {
         self.start_client(
             now,
             branch,
-            false,
+            Method::Register,
             w.finish().into(),
             dest,
             transport,
             Some(h),
-            "REGISTER",
         );
     }
 
@@ -117,11 +116,13 @@ impl Endpoint {
         let Some(r) = self.regs.get_mut(&h) else {
             return;
         };
-        if r.refresh_at.is_some_and(|t| t <= now) && !r.in_flight {
-            r.refresh_at = None;
+        let due = r.timers.pop_expired(now).is_some();
+        while r.timers.pop_expired(now).is_some() {}
+        if due && !r.in_flight {
             r.auth_tries = 0;
             self.send_register(now, h);
         }
+        self.schedule_registration(h);
     }
 
     /// A final response (or timeout) for an OPTIONS ping or a REGISTER.
@@ -153,7 +154,7 @@ impl Endpoint {
                 2,
                 resp,
                 &creds,
-                "REGISTER",
+                Method::Register,
                 &uri,
                 &cnonce,
             ) {
@@ -188,10 +189,15 @@ impl Endpoint {
                 .max(1);
             // Refresh at 80 % of the grant (at least 5 s early on short grants).
             let lead = (u64::from(granted) / 5).max(5.min(u64::from(granted) / 2));
-            reg.refresh_at = Some(now + Duration::from_secs(u64::from(granted) - lead));
+            reg.timers.clear();
+            reg.timers.set(
+                RegTimer::Refresh,
+                now + Duration::from_secs(u64::from(granted) - lead),
+            );
             RegistrationState::Registered { expires: granted }
         } else if reg.unregistering {
             self.regs.remove(&h);
+            self.wakeups.set(Wake::Registration(RequestHandle(h)), None);
             self.events.push_back(Event::Registration {
                 reg: RequestHandle(h),
                 state: RegistrationState::Unregistered,
@@ -206,14 +212,20 @@ impl Endpoint {
                 .map(u64::from)
                 .unwrap_or(0);
             let retry_in = Duration::from_secs(backoff.max(retry_after));
-            reg.refresh_at = Some(now + retry_in);
+            reg.timers.clear();
+            reg.timers.set(RegTimer::Retry, now + retry_in);
             RegistrationState::Failed { status, retry_in }
         };
-        let at = reg.refresh_at;
         self.events.push_back(Event::Registration {
             reg: RequestHandle(h),
             state,
         });
-        self.wake(at, Owner::Registration(h));
+        self.schedule_registration(h);
+    }
+
+    /// Re-files a registration's earliest deadline.
+    fn schedule_registration(&mut self, h: u64) {
+        let at = self.regs.get(&h).and_then(|r| r.timers.next());
+        self.wakeups.set(Wake::Registration(RequestHandle(h)), at);
     }
 }

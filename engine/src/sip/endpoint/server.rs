@@ -53,7 +53,11 @@ impl Endpoint {
             self.on_ack(now, &key, r);
             return;
         }
-        if let Some(e) = self.servers.get_mut(&key) {
+        if let Some(e) = self
+            .server_keys
+            .get(&key)
+            .and_then(|id| self.servers.get_mut(id))
+        {
             // A retransmission: resend our last response, if any.
             if let Some(b) = e.tx.on_retransmission() {
                 let (t, d) = (e.transport, e.dest);
@@ -62,10 +66,14 @@ impl Endpoint {
             return;
         }
         let invite = r.method == Method::Invite;
+        let id = ServerId(self.next_tx);
+        self.next_tx += 1;
+        self.server_keys.insert(key.clone(), id);
         self.servers.insert(
-            key.clone(),
+            id,
             ServerEntry {
                 tx: ServerTx::new(invite, transport.reliable(), self.cfg.timers),
+                key,
                 dest: from,
                 transport,
             },
@@ -82,7 +90,7 @@ impl Endpoint {
             None => w.finish(),
         }
         .into();
-        let Some(e) = self.servers.get_mut(&key) else {
+        let Some(e) = self.servers.get_mut(&id) else {
             return;
         };
         let actions = e.tx.respond(now, status, bytes);
@@ -91,7 +99,7 @@ impl Endpoint {
             match a {
                 ServerAction::Send(b) => self.send(transport, from, b),
                 ServerAction::Terminated => {
-                    self.servers.remove(&key);
+                    self.remove_server(id);
                     return;
                 }
                 ServerAction::NoAck => {}
@@ -105,22 +113,58 @@ impl Endpoint {
                 .and_then(|id| self.by_call_id.get(id))
             {
                 if let (Some(c), Ok(cseq)) = (self.calls.get_mut(&h), r.headers.cseq()) {
-                    c.pending_reinvite = Some((cseq.seq, key.clone()));
+                    c.pending_reinvite = Some((cseq.seq, id));
                 }
             }
         }
-        self.wake(next, Owner::Server(key));
+        self.wakeups.set(Wake::Server(id), next);
+    }
+
+    /// Forgets a server transaction and its wake-up.
+    pub(super) fn remove_server(&mut self, id: ServerId) {
+        if let Some(e) = self.servers.remove(&id) {
+            self.server_keys.remove(&e.key);
+        }
+        self.wakeups.set(Wake::Server(id), None);
+    }
+
+    /// Feeds an ACK (or a timer) result to a server transaction and re-files its wake-up.
+    fn server_ack(&mut self, now: Instant, id: ServerId) {
+        let Some(e) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let acts = e.tx.on_ack(now);
+        let next = e.tx.next_timeout();
+        if acts.contains(&ServerAction::Terminated) {
+            self.remove_server(id);
+        } else {
+            self.wakeups.set(Wake::Server(id), next);
+        }
+    }
+
+    pub(super) fn server_timeout(&mut self, now: Instant, id: ServerId) {
+        let Some(e) = self.servers.get_mut(&id) else {
+            return;
+        };
+        let actions = e.tx.on_timeout(now);
+        let (dest, transport) = (e.dest, e.transport);
+        let next = e.tx.next_timeout();
+        for a in actions {
+            match a {
+                ServerAction::Send(b) => self.send(transport, dest, b),
+                ServerAction::NoAck => {}
+                ServerAction::Terminated => {
+                    self.remove_server(id);
+                    return;
+                }
+            }
+        }
+        self.wakeups.set(Wake::Server(id), next);
     }
 
     pub(super) fn on_ack(&mut self, now: Instant, key: &str, r: &Request<'_>) {
-        if let Some(e) = self.servers.get_mut(key) {
-            let acts = e.tx.on_ack(now);
-            let next = e.tx.next_timeout();
-            if acts.contains(&ServerAction::Terminated) {
-                self.servers.remove(key);
-            } else {
-                self.wake(next, Owner::Server(key.to_string()));
-            }
+        if let Some(&id) = self.server_keys.get(key) {
+            self.server_ack(now, id);
             return;
         }
         // The ACK of a 2xx to a re-INVITE has its own branch: match it by dialog and CSeq.
@@ -130,19 +174,17 @@ impl Endpoint {
             .ok()
             .and_then(|id| self.by_call_id.get(id))
         else {
-            return;
+            return client::dropped("no_transaction");
         };
         let Some(c) = self.calls.get_mut(&h) else {
-            return;
+            return client::dropped("no_transaction");
         };
-        if let (Some((seq, k)), Ok(cseq)) = (&c.pending_reinvite, r.headers.cseq()) {
-            if *seq == cseq.seq {
-                let k = k.clone();
+        match (c.pending_reinvite, r.headers.cseq()) {
+            (Some((seq, id)), Ok(cseq)) if seq == cseq.seq => {
                 c.pending_reinvite = None;
-                if let Some(e) = self.servers.get_mut(&k) {
-                    e.tx.on_ack(now);
-                }
+                self.server_ack(now, id);
             }
+            _ => client::dropped("no_transaction"),
         }
     }
 
@@ -280,15 +322,18 @@ impl Endpoint {
             extra.push(("Require".into(), "timer".into()));
             c.session_interval = Some(secs);
             if we_refresh {
-                c.refresh_at = Some(now + Duration::from_secs(u64::from(secs) / 2));
-                c.expire_at = None;
+                c.timers.set(
+                    CallTimer::Refresh,
+                    now + Duration::from_secs(u64::from(secs) / 2),
+                );
+                c.timers.stop(CallTimer::Expire);
             } else {
-                c.expire_at = Some(now + session_guard(secs));
-                c.refresh_at = None;
+                c.timers.set(CallTimer::Expire, now + session_guard(secs));
+                c.timers.stop(CallTimer::Refresh);
             }
-        } else if c.expire_at.is_some() {
+        } else if c.timers.get(CallTimer::Expire).is_some() {
             if let Some(secs) = c.session_interval {
-                c.expire_at = Some(now + session_guard(secs));
+                c.timers.set(CallTimer::Expire, now + session_guard(secs));
             }
         }
         extra.push((
@@ -313,8 +358,7 @@ impl Endpoint {
         } else {
             None
         };
-        let hd2 = hd;
-        self.schedule_call(hd2);
+        self.schedule_call(hd);
         (200, "OK", extra, body)
     }
 

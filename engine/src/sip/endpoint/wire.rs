@@ -66,7 +66,7 @@ pub(super) fn build_invite(
     transport: Transport,
     body: &[u8],
 ) -> Vec<u8> {
-    let mut w = MessageWriter::request("INVITE", &c.params.request_uri)
+    let mut w = MessageWriter::request(Method::Invite.as_str(), &c.params.request_uri)
         .header("Via", via_value(cfg, transport, branch))
         .header("Max-Forwards", 70)
         .header("From", &c.local_party)
@@ -91,7 +91,7 @@ pub(super) fn build_invite(
 pub(super) fn build_in_dialog(
     cfg: &EndpointConfig,
     c: &mut Call,
-    method: &str,
+    method: Verb,
     cseq: u32,
     branch: &str,
     extra: &[(&str, String)],
@@ -136,18 +136,17 @@ pub(super) fn build_in_dialog(
             }
         })
         .unwrap_or(c.params.proxy);
-    let cseq_method = if method == "ACK" { "ACK" } else { method };
-    let mut w = MessageWriter::request(method, &ruri)
+    let mut w = MessageWriter::request(method.as_str(), &ruri)
         .header("Via", via_value(cfg, c.transport, branch))
         .header("Max-Forwards", 70)
         .header("From", &c.local_party)
         .header("To", &d.remote_party)
         .header("Call-ID", &c.call_id)
-        .header("CSeq", format_args!("{cseq} {cseq_method}"));
+        .header("CSeq", format_args!("{cseq} {method}"));
     for r in &routes {
         w.push_header("Route", r);
     }
-    if method != "BYE" && method != "ACK" {
+    if !matches!(method, Method::Bye | Method::Ack) {
         w.push_header("Contact", contact_value(cfg, c.transport));
     }
     for (n, v) in extra {
@@ -168,7 +167,7 @@ pub(super) fn build_cancel(invite: &[u8]) -> Option<Vec<u8>> {
         return None;
     };
     let cseq = inv.headers.cseq().ok()?;
-    let mut w = MessageWriter::request("CANCEL", inv.uri.raw)
+    let mut w = MessageWriter::request(Method::Cancel.as_str(), inv.uri.raw)
         .header("Via", inv.headers.first(HeaderName::Via)?)
         .header("Max-Forwards", 70)
         .header("From", inv.headers.first(HeaderName::From)?)
@@ -188,7 +187,7 @@ pub(super) fn build_ack_for_error(invite: &[u8], resp: &Response<'_>) -> Vec<u8>
         return Vec::new();
     };
     let seq = inv.headers.cseq().map(|c| c.seq).unwrap_or(0);
-    let mut w = MessageWriter::request("ACK", inv.uri.raw)
+    let mut w = MessageWriter::request(Method::Ack.as_str(), inv.uri.raw)
         .header("Via", inv.headers.first(HeaderName::Via).unwrap_or(""))
         .header("Max-Forwards", 70)
         .header("From", inv.headers.first(HeaderName::From).unwrap_or(""))
@@ -268,8 +267,8 @@ pub(super) fn answer_challenge(
     tries: u32,
     max_tries: u32,
     r: &Response<'_>,
-    creds: &Credentials,
-    method: &str,
+    creds: &auth::Credentials,
+    method: Verb,
     uri: &str,
     cnonce: &str,
 ) -> Option<(&'static str, String)> {
@@ -285,6 +284,8 @@ pub(super) fn answer_challenge(
     if tries >= max_tries || !auth.should_retry(&ch, tries > 0) {
         return None;
     }
-    let value = auth.authorize(&ch, creds, method, uri, cnonce).ok()?;
+    let value = auth
+        .authorize(&ch, creds, method.as_str(), uri, cnonce)
+        .ok()?;
     Some((header, value))
 }

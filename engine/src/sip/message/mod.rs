@@ -5,7 +5,6 @@
 //! Content-Length. Typed values are re-read on demand from the borrowed text: each is a few
 //! dozen bytes, so re-scanning is cheaper than storing every parsed header for every message.
 
-use super::error::ParseError;
 use super::headers::{
     check_date, check_token_list, parse_u32, split_list, CSeq, Header, HeaderName, Method,
     NameAddr, SessionExpires, Via,
@@ -13,6 +12,13 @@ use super::headers::{
 use super::params::Params;
 use super::text::{is_token, trim_lws};
 use super::uri::{Scheme, Uri};
+use crate::sip::error::ParseError;
+
+mod scan;
+#[cfg(test)]
+mod tests;
+
+use scan::*;
 
 /// Largest header section accepted (bytes); bigger ones are hostile or broken.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -275,86 +281,6 @@ impl<'a> Headers<'a> {
     }
 }
 
-fn same_name(a: HeaderName<'_>, b: HeaderName<'_>) -> bool {
-    match (a, b) {
-        (HeaderName::Other(x), HeaderName::Other(y)) => x.eq_ignore_ascii_case(y),
-        _ => a == b,
-    }
-}
-
-fn parse_content_length(v: &str) -> Result<usize, ParseError> {
-    let v = trim_lws(v);
-    if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::ContentLength);
-    }
-    v.parse().map_err(|_| ParseError::ContentLength)
-}
-
-/// Finds the end of the header section: the index of the empty line's CRLF CRLF, and the
-/// offset where the body starts.
-fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    // Visit each LF (word-at-a-time) and look back for CR LF CR: far fewer comparisons
-    // than testing every 4-byte window.
-    let mut from = 3;
-    while from < buf.len() {
-        let lf = from + find_byte(&buf[from..], b'\n')?;
-        if &buf[lf - 3..lf] == b"\r\n\r" {
-            return Some((lf - 3, lf + 1));
-        }
-        from = lf + 1;
-    }
-    None
-}
-
-/// How many times `needle` occurs in `hay`, eight bytes at a time.
-fn count_byte(hay: &[u8], needle: u8) -> usize {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let pattern = 0x0101_0101_0101_0101 * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut n = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // High bit set exactly in the bytes of `x` that are zero (no borrow between bytes).
-        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
-        n += zero.count_ones() as usize;
-    }
-    n + chunks.remainder().iter().filter(|&&b| b == needle).count()
-}
-
-/// The index of the first `needle` in `hay`, eight bytes at a time.
-fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // The lowest flagged byte is exactly the first zero byte of `x`.
-        let zero = x.wrapping_sub(LO) & !x & HI;
-        if zero != 0 {
-            return Some(offset + (zero.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| offset + i)
-}
-
-/// Skips the CRLFs a peer may send before a message (RFC 3261 §7.5) or as a keep-alive.
-fn skip_leading_crlf(buf: &[u8]) -> usize {
-    buf.iter()
-        .take_while(|&&b| b == b'\r' || b == b'\n')
-        .count()
-}
-
 /// Parses one message from a datagram. Octets after the Content-Length body are ignored
 /// (RFC 4475 §3.1.1.8); a missing Content-Length means the body runs to the end.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
@@ -486,201 +412,4 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         })
     };
     Ok((msg, consumed))
-}
-
-/// Splits the header section into lines, joining folded continuation lines. Each value is
-/// one slice of the input, folds included. A CR or LF that is not part of a CRLF is an error.
-fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
-    let mut out: Vec<Header<'_>> = Vec::with_capacity(24);
-    if text.is_empty() {
-        return Ok(out);
-    }
-    let bytes = text.as_bytes();
-    let mut current: Option<(HeaderName<'_>, usize, usize)> = None; // name, value start, value end
-    let mut start = 0;
-    let mut lines = 0;
-    while start <= text.len() {
-        // One line: [start, end), then CRLF (or the end of the section).
-        let (end, next) = match text[start..].find('\n') {
-            Some(i) => {
-                let lf = start + i;
-                if lf == start || bytes[lf - 1] != b'\r' {
-                    return Err(ParseError::HeaderLine);
-                }
-                (lf - 1, lf + 1)
-            }
-            None => (text.len(), text.len() + 1),
-        };
-        let line = &text[start..end];
-        lines += 1;
-        if line.starts_with(' ') || line.starts_with('\t') {
-            let (_, _, value_end) = current.as_mut().ok_or(ParseError::HeaderLine)?;
-            *value_end = end;
-        } else {
-            if let Some((name, value_start, value_end)) = current.take() {
-                out.push(Header {
-                    name,
-                    value: trim_lws(&text[value_start..value_end]),
-                });
-            }
-            if out.len() >= MAX_HEADERS {
-                return Err(ParseError::HeaderLine);
-            }
-            // Names are short: a plain loop beats a memchr call here.
-            let colon = line
-                .bytes()
-                .position(|b| b == b':')
-                .ok_or(ParseError::HeaderLine)?;
-            let name = line[..colon].trim_end_matches([' ', '\t']);
-            if !is_token(name) {
-                return Err(ParseError::HeaderLine);
-            }
-            current = Some((HeaderName::parse(name), start + colon + 1, end));
-        }
-        start = next;
-    }
-    if let Some((name, value_start, value_end)) = current {
-        out.push(Header {
-            name,
-            value: trim_lws(&text[value_start..value_end]),
-        });
-    }
-    // Every LF seen was checked to follow a CR; any other CR is a bare one. Counting them
-    // once (vectorized) is cheaper than searching every line.
-    if count_byte(bytes, b'\r') != lines - 1 {
-        return Err(ParseError::HeaderLine);
-    }
-    Ok(out)
-}
-
-/// Checks the grammar of every header the engine reads, so that a message that parses can
-/// be trusted by the layers above (RFC 4475 §3.1.2 lists what must be rejected).
-fn validate_headers(h: &Headers<'_>) -> Result<(), ParseError> {
-    for header in h.iter() {
-        let v = header.value;
-        match header.name {
-            HeaderName::Via => {
-                for e in split_list(v) {
-                    Via::parse(e)?;
-                }
-            }
-            HeaderName::From => {
-                NameAddr::parse(v, "From")?;
-            }
-            HeaderName::To => {
-                NameAddr::parse(v, "To")?;
-            }
-            HeaderName::Contact if v != "*" => {
-                for e in split_list(v) {
-                    let c = NameAddr::parse(e, "Contact")?;
-                    if let Some(Some(exp)) = c.params.get("expires") {
-                        parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
-                    }
-                }
-            }
-            HeaderName::Route | HeaderName::RecordRoute | HeaderName::PAssertedIdentity => {
-                for e in split_list(v) {
-                    NameAddr::parse(e, "Route")?;
-                }
-            }
-            HeaderName::CallId if v.is_empty() || v.bytes().any(|b| b <= b' ' || b >= 0x7f) => {
-                return Err(ParseError::Header("Call-ID"));
-            }
-            HeaderName::CSeq => {
-                CSeq::parse(v)?;
-            }
-            HeaderName::MaxForwards => {
-                parse_u32(v)
-                    .filter(|n| *n <= 255)
-                    .ok_or(ParseError::Header("Max-Forwards"))?;
-            }
-            HeaderName::ContentLength => {
-                parse_content_length(v)?;
-            }
-            HeaderName::Expires | HeaderName::RSeq | HeaderName::MinSe => {
-                parse_u32(v.split(';').next().unwrap_or(""))
-                    .ok_or(ParseError::Header("numeric"))?;
-            }
-            HeaderName::Date => check_date(v)?,
-            HeaderName::Require | HeaderName::Supported | HeaderName::ProxyRequire => {
-                check_token_list(v, "option tag list")?
-            }
-            HeaderName::Allow => check_token_list(v, "Allow")?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const INVITE: &[u8] = b"INVITE sip:+390771286891@carrier.example.com SIP/2.0\r\n\
-Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
-Max-Forwards: 70\r\n\
-To: <sip:+390771286891@carrier.example.com>\r\n\
-From: \"Comune\" <sip:comune@192.0.2.1>;tag=1928301774\r\n\
-Call-ID: a84b4c76e66710@192.0.2.1\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:dialer@192.0.2.1:5060>\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 4\r\n\r\nv=0\nEXTRA";
-
-    #[test]
-    fn parses_invite() {
-        let Message::Request(r) = parse(INVITE).unwrap() else {
-            panic!("not a request")
-        };
-        assert_eq!(r.method, Method::Invite);
-        assert_eq!(r.uri.user, Some("+390771286891"));
-        assert_eq!(r.headers.call_id().unwrap(), "a84b4c76e66710@192.0.2.1");
-        assert_eq!(r.headers.cseq().unwrap().seq, 314159);
-        assert_eq!(r.headers.from().unwrap().tag(), Some("1928301774"));
-        assert_eq!(
-            r.headers.top_via().unwrap().branch(),
-            Some("z9hG4bK776asdhds")
-        );
-        assert_eq!(r.body, b"v=0\n");
-        assert_eq!(r.headers.content_type(), Some("application/sdp"));
-    }
-
-    #[test]
-    fn stream_framing() {
-        let mut two = INVITE[..INVITE.len() - 5].to_vec();
-        let one = two.len();
-        two.extend_from_slice(&INVITE[..INVITE.len() - 5]);
-        assert_eq!(stream_message_len(&two).unwrap(), Some(one));
-        assert_eq!(stream_message_len(&two[..one - 1]).unwrap(), None);
-        let (_, used) = parse_framed(&two, true).unwrap();
-        assert_eq!(used, one);
-    }
-
-    #[test]
-    fn byte_scanners_match_naive() {
-        let hay: Vec<u8> = (0..200u32)
-            .map(|i| [b'\r', b'\n', b'a', 0x8d, 0x0d ^ 0x80][(i * 7 % 5) as usize])
-            .collect();
-        for start in 0..hay.len() {
-            for needle in [b'\r', b'\n', b'a', 0x8d, b'z'] {
-                let h = &hay[start..];
-                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
-                assert_eq!(
-                    count_byte(h, needle),
-                    h.iter().filter(|&&b| b == needle).count()
-                );
-            }
-        }
-        assert_eq!(header_end(b"A\r\n\r\nB"), Some((1, 5)));
-        assert_eq!(header_end(b"\r\n\r\n"), Some((0, 4)));
-        assert_eq!(header_end(b"\n\r\n\r\r\n"), None);
-    }
-
-    #[test]
-    fn rejects_truncated_body() {
-        assert_eq!(
-            parse(&INVITE[..INVITE.len() - 7]),
-            Err(ParseError::ContentLength)
-        );
-    }
 }

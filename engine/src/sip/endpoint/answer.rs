@@ -1,0 +1,253 @@
+//! A UAC's INVITE answered: provisional responses, failures, digest retries, the 2xx (ACK,
+//! media negotiation, session timers) and 2xx from a second fork.
+
+use super::*;
+
+impl Endpoint {
+    pub(super) fn on_invite_response(&mut self, now: Instant, h: u64, r: &Response<'_>) {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if r.headers.cseq().map(|s| s.seq) != Ok(c.invite_cseq) {
+            return;
+        }
+        match r.status {
+            100..=199 => {
+                c.provisional_seen = true;
+                let mut early = None;
+                if r.status != 100 {
+                    if !r.body.is_empty() && is_sdp(r) {
+                        c.early_sdp = Some(r.body.to_vec());
+                        early = sdp::parse(r.body)
+                            .ok()
+                            .and_then(|a| sdp::negotiate(&c.params.offer, &a).ok());
+                    }
+                    self.events.push_back(Event::Progress {
+                        call: CallHandle(h),
+                        status: r.status,
+                        early_media: early,
+                    });
+                }
+                self.try_cancel(now, h);
+            }
+            200..=299 => self.on_invite_2xx(now, h, r),
+            _ => {
+                if matches!(r.status, 401 | 407) && self.retry_with_auth(now, h, Method::Invite, r)
+                {
+                    return;
+                }
+                let Some(c) = self.calls.get(&h) else {
+                    return;
+                };
+                let outcome = if r.status == 487 && c.cancel.is_some() {
+                    cancel_outcome(c.cancel)
+                } else {
+                    Outcome::from_status(r.status)
+                };
+                self.end_call(
+                    h,
+                    CallEnd {
+                        outcome,
+                        status: r.status,
+                        reason: r.reason.to_string(),
+                        hangup: Hangup::None,
+                        retry_after: r.headers.retry_after(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Re-sends `method` with credentials after a 401/407. Returns false when we have none,
+    /// or the challenge repeats a nonce we already answered without `stale=true`.
+    pub(super) fn retry_with_auth(
+        &mut self,
+        now: Instant,
+        h: u64,
+        method: Verb,
+        r: &Response<'_>,
+    ) -> bool {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return false;
+        };
+        let Some(creds) = c.params.credentials.clone() else {
+            return false;
+        };
+        let uri = match (method, &c.dialog) {
+            (Method::Invite, _) | (_, None) => c.params.request_uri.clone(),
+            (_, Some(d)) => d.remote_target.clone(),
+        };
+        let cnonce = format!("{:016x}", self.rng.random::<u64>());
+        let Some((header, value)) = answer_challenge(
+            &mut c.auth,
+            c.auth_tries,
+            3,
+            r,
+            &creds,
+            method,
+            &uri,
+            &cnonce,
+        ) else {
+            return false;
+        };
+        c.auth_tries += 1;
+        c.auth_header = Some((header, value));
+        match method {
+            Method::Invite => {
+                c.provisional_seen = false;
+                self.send_invite(now, h);
+            }
+            _ => {
+                let extra: Vec<(&str, String)> = c.auth_header.clone().into_iter().collect();
+                self.send_in_dialog(now, h, method, &extra, None);
+            }
+        }
+        true
+    }
+
+    pub(super) fn on_invite_2xx(&mut self, now: Instant, h: u64, r: &Response<'_>) {
+        let cfg = self.cfg.clone();
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let Ok(to) = r.headers.to() else {
+            return;
+        };
+        let remote_tag = to.tag().unwrap_or("").to_string();
+        let contact = r
+            .headers
+            .contacts()
+            .ok()
+            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()));
+        let routes: Vec<String> = r
+            .headers
+            .record_routes()
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .map(|n| format!("<{}>", n.uri.raw))
+            .collect();
+        let dialog = Dialog {
+            remote_tag: remote_tag.clone(),
+            remote_party: r.headers.first(HeaderName::To).unwrap_or("").to_string(),
+            remote_target: contact.unwrap_or_else(|| c.params.request_uri.clone()),
+            route_set: routes,
+        };
+        if let Some(d) = &c.dialog {
+            if d.remote_tag == remote_tag {
+                // A retransmitted 2xx: our ACK was lost, send it again.
+                if let Some((ack, dest)) = c.ack.clone() {
+                    let t = c.transport;
+                    self.send(t, dest, ack);
+                }
+                return;
+            }
+            // A 2xx from a second fork: acknowledge it, then end that dialog.
+            let mut fork = Call::fork_of(c, dialog);
+            let (t, invite_cseq) = (c.transport, c.invite_cseq);
+            let branch = self.branch();
+            if let Some((ack, dest)) = build_in_dialog(
+                &cfg,
+                &mut fork,
+                Method::Ack,
+                invite_cseq,
+                &branch,
+                &[],
+                None,
+            ) {
+                self.send(t, dest, ack.into());
+            }
+            let branch = self.branch();
+            if let Some((bye, dest)) = build_in_dialog(
+                &cfg,
+                &mut fork,
+                Method::Bye,
+                invite_cseq + 1,
+                &branch,
+                &[],
+                None,
+            ) {
+                self.start_client(now, branch, Method::Bye, bye.into(), dest, t, None);
+            }
+            return;
+        }
+        if c.state != CallState::Inviting {
+            return;
+        }
+        c.dialog = Some(dialog);
+        c.state = CallState::Confirmed;
+        c.timers.stop(CallTimer::Ring);
+        c.timers.stop(CallTimer::CancelGuard);
+        let branch = format!("{BRANCH_MAGIC}{:016x}", self.rng.random::<u64>());
+        let extra: Vec<(&str, String)> =
+            c.auth_header.iter().map(|(n, v)| (*n, v.clone())).collect();
+        let invite_cseq = c.invite_cseq;
+        if let Some((ack, dest)) =
+            build_in_dialog(&cfg, c, Method::Ack, invite_cseq, &branch, &extra, None)
+        {
+            let ack: Wire = ack.into();
+            c.ack = Some((ack.clone(), dest));
+            let t = c.transport;
+            self.send(t, dest, ack);
+        }
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        // The answer is in the 2xx; an answer already given in a reliable 183 also counts.
+        let answer = if !r.body.is_empty() && is_sdp(r) {
+            Some(r.body.to_vec())
+        } else {
+            c.early_sdp.clone()
+        };
+        let media = answer
+            .ok_or_else(|| "no SDP answer".to_string())
+            .and_then(|b| sdp::parse(&b).map_err(|e| e.to_string()))
+            .and_then(|a| sdp::negotiate(&c.params.offer, &a).map_err(|e| e.to_string()));
+        if let Some(reason) = c.cancel {
+            // 200 crossed our CANCEL: acknowledge and hang up at once.
+            let end = CallEnd {
+                outcome: cancel_outcome(Some(reason)),
+                status: 200,
+                reason: "answered after CANCEL".into(),
+                hangup: Hangup::Local,
+                retry_after: None,
+            };
+            self.send_bye(now, h, end);
+            return;
+        }
+        match media {
+            Ok(m) => {
+                c.media = Some(m.clone());
+                // RFC 4028: if the far end made us the refresher, refresh at half the
+                // interval; otherwise expect its refresh before the interval ends.
+                if let Some(se) = r.headers.session_expires() {
+                    let secs = se.secs.max(90);
+                    c.session_interval = Some(secs);
+                    if se.refresher_is_uac == Some(true) {
+                        c.timers.set(
+                            CallTimer::Refresh,
+                            now + Duration::from_secs(u64::from(secs) / 2),
+                        );
+                    } else {
+                        c.timers.set(CallTimer::Expire, now + session_guard(secs));
+                    }
+                }
+                self.events.push_back(Event::Answered {
+                    call: CallHandle(h),
+                    media: m,
+                });
+                self.schedule_call(h);
+            }
+            Err(reason) => {
+                let end = CallEnd {
+                    outcome: Outcome::Failed,
+                    status: r.status,
+                    reason: format!("unusable answer: {reason}"),
+                    hangup: Hangup::Local,
+                    retry_after: None,
+                };
+                self.send_bye(now, h, end);
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Tests of message parsing and framing.
+
+use super::*;
+
+const INVITE: &[u8] = b"INVITE sip:+390771286891@carrier.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:+390771286891@carrier.example.com>\r\n\
+From: \"Comune\" <sip:comune@192.0.2.1>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@192.0.2.1\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:dialer@192.0.2.1:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\nEXTRA";
+
+#[test]
+fn parses_invite() {
+    let Message::Request(r) = parse(INVITE).unwrap() else {
+        panic!("not a request")
+    };
+    assert_eq!(r.method, Method::Invite);
+    assert_eq!(r.uri.user, Some("+390771286891"));
+    assert_eq!(r.headers.call_id().unwrap(), "a84b4c76e66710@192.0.2.1");
+    assert_eq!(r.headers.cseq().unwrap().seq, 314159);
+    assert_eq!(r.headers.from().unwrap().tag(), Some("1928301774"));
+    assert_eq!(
+        r.headers.top_via().unwrap().branch(),
+        Some("z9hG4bK776asdhds")
+    );
+    assert_eq!(r.body, b"v=0\n");
+    assert_eq!(r.headers.content_type(), Some("application/sdp"));
+}
+
+#[test]
+fn stream_framing() {
+    let mut two = INVITE[..INVITE.len() - 5].to_vec();
+    let one = two.len();
+    two.extend_from_slice(&INVITE[..INVITE.len() - 5]);
+    assert_eq!(stream_message_len(&two).unwrap(), Some(one));
+    assert_eq!(stream_message_len(&two[..one - 1]).unwrap(), None);
+    let (_, used) = parse_framed(&two, true).unwrap();
+    assert_eq!(used, one);
+}
+
+#[test]
+fn byte_scanners_match_naive() {
+    let hay: Vec<u8> = (0..200u32)
+        .map(|i| [b'\r', b'\n', b'a', 0x8d, 0x0d ^ 0x80][(i * 7 % 5) as usize])
+        .collect();
+    for start in 0..hay.len() {
+        for needle in [b'\r', b'\n', b'a', 0x8d, b'z'] {
+            let h = &hay[start..];
+            assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+            assert_eq!(
+                count_byte(h, needle),
+                h.iter().filter(|&&b| b == needle).count()
+            );
+        }
+    }
+    assert_eq!(header_end(b"A\r\n\r\nB"), Some((1, 5)));
+    assert_eq!(header_end(b"\r\n\r\n"), Some((0, 4)));
+    assert_eq!(header_end(b"\n\r\n\r\r\n"), None);
+}
+
+#[test]
+fn rejects_truncated_body() {
+    assert_eq!(
+        parse(&INVITE[..INVITE.len() - 7]),
+        Err(ParseError::ContentLength)
+    );
+}

@@ -1,0 +1,177 @@
+//! Our offer: the codecs we can send and the SDP body that offers them.
+
+use super::*;
+
+/// One codec of our offer.
+///
+/// `name` is `'static` because the codecs we can offer are the ones the `codecs` crate
+/// implements, known at compile time; [`NegotiatedMedia::codec`] hands the same string
+/// back, so the media path can match on it without allocating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferCodec {
+    /// RTP payload type (static 0..=95 or dynamic 96..=127).
+    pub payload_type: u8,
+    /// Encoding name as registered (`PCMU`, `PCMA`, `G722`, `opus`).
+    pub name: &'static str,
+    /// RTP clock rate in Hz (8000 for G.711; 8000 for G.722 too, by RFC 3551's erratum).
+    pub clock_rate: u32,
+    /// Channel count, written as the rtpmap's third field when set (`opus/48000/2`).
+    pub channels: Option<u8>,
+    /// `a=fmtp:` parameters for this codec, if any.
+    pub fmtp: Option<String>,
+}
+
+impl OfferCodec {
+    /// G.711 µ-law, static payload type 0: what North American and many European trunks
+    /// prefer.
+    pub fn pcmu() -> OfferCodec {
+        OfferCodec {
+            payload_type: 0,
+            name: "PCMU",
+            clock_rate: 8000,
+            channels: None,
+            fmtp: None,
+        }
+    }
+
+    /// G.711 A-law, static payload type 8: the native codec of European PSTN trunks.
+    pub fn pcma() -> OfferCodec {
+        OfferCodec {
+            payload_type: 8,
+            name: "PCMA",
+            clock_rate: 8000,
+            channels: None,
+            fmtp: None,
+        }
+    }
+
+    /// G.722, static payload type 9: wideband (16 kHz audio) at G.711's bit rate; its RTP
+    /// clock says 8000 by RFC 3551's erratum.
+    pub fn g722() -> OfferCodec {
+        OfferCodec {
+            payload_type: 9,
+            name: "G722",
+            clock_rate: 8000,
+            channels: None,
+            fmtp: None,
+        }
+    }
+
+    /// Opus on a dynamic payload type, `opus/48000/2` as RFC 7587 requires (the `/2` is
+    /// mandatory whatever is actually sent), with in-band FEC asked for.
+    pub fn opus(payload_type: u8) -> OfferCodec {
+        OfferCodec {
+            payload_type,
+            name: "opus",
+            clock_rate: 48000,
+            channels: Some(2),
+            fmtp: Some("useinbandfec=1".to_owned()),
+        }
+    }
+}
+
+/// Everything our SDP offer says. One audio stream, always: the dialer plays a prompt and
+/// listens for DTMF, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferParams {
+    /// `o=` session id: unique per call (a random or time-based number).
+    pub session_id: u64,
+    /// `o=` version: bump it whenever a re-offer in the same dialog changes anything.
+    pub version: u64,
+    /// Our media address, written in `o=` and `c=`.
+    pub addr: IpAddr,
+    /// Our RTP port (even, by RFC 3550 convention; RTCP is the next one).
+    pub rtp_port: u16,
+    /// Codecs in preference order.
+    pub codecs: Vec<OfferCodec>,
+    /// Packet time we send and want, in milliseconds (`a=ptime`); 0 leaves it out.
+    pub ptime_ms: u32,
+    /// Payload type for RFC 4733 telephone-event/8000, or `None` not to offer DTMF events.
+    pub telephone_event_pt: Option<u8>,
+}
+
+impl OfferParams {
+    /// The offer every PSTN trunk accepts: PCMU, PCMA and telephone-event/101, 20 ms
+    /// packets, version equal to the session id (the RFC 4566 suggestion of an NTP-style
+    /// number for both is common practice). Reorder `codecs` to prefer A-law.
+    pub fn g711(session_id: u64, addr: IpAddr, rtp_port: u16) -> OfferParams {
+        OfferParams {
+            session_id,
+            version: session_id,
+            addr,
+            rtp_port,
+            codecs: vec![OfferCodec::pcmu(), OfferCodec::pcma()],
+            ptime_ms: 20,
+            telephone_event_pt: Some(TELEPHONE_EVENT_PT),
+        }
+    }
+}
+
+/// Writes our SDP offer (RFC 4566, CRLF line ends):
+///
+/// ```text
+/// v=0
+/// o=- <session_id> <version> IN IP4 <addr>
+/// s=-
+/// c=IN IP4 <addr>
+/// t=0 0
+/// m=audio <port> RTP/AVP <pt> ... <te-pt>
+/// a=rtpmap:<pt> <name>/<clock>[/<channels>]   (one per codec, static ones too)
+/// a=fmtp:<pt> <params>                        (when the codec has any)
+/// a=rtpmap:<te-pt> telephone-event/8000
+/// a=fmtp:<te-pt> 0-16
+/// a=ptime:<ms>
+/// a=sendrecv
+/// ```
+///
+/// Static payload types get an `a=rtpmap` too: RFC 3264 allows it and some answerers only
+/// look at rtpmaps. `sendrecv` is explicit because, although it is the default, a few SBCs
+/// treat its absence as hold after a re-INVITE. A telephone-event payload type equal to a
+/// codec's is skipped rather than written twice.
+pub fn build_offer(params: &OfferParams) -> String {
+    let ip_type = match params.addr {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let mut s = String::with_capacity(256);
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let _ = write!(
+        s,
+        "v=0\r\no=- {} {} IN {ip_type} {addr}\r\ns=-\r\nc=IN {ip_type} {addr}\r\nt=0 0\r\n",
+        params.session_id,
+        params.version,
+        addr = params.addr,
+    );
+    let te = params
+        .telephone_event_pt
+        .filter(|te| params.codecs.iter().all(|c| c.payload_type != *te));
+    let _ = write!(s, "m=audio {} RTP/AVP", params.rtp_port);
+    for c in &params.codecs {
+        let _ = write!(s, " {}", c.payload_type);
+    }
+    if let Some(te) = te {
+        let _ = write!(s, " {te}");
+    }
+    s.push_str("\r\n");
+    for c in &params.codecs {
+        let _ = write!(s, "a=rtpmap:{} {}/{}", c.payload_type, c.name, c.clock_rate);
+        if let Some(ch) = c.channels {
+            let _ = write!(s, "/{ch}");
+        }
+        s.push_str("\r\n");
+        if let Some(fmtp) = &c.fmtp {
+            let _ = write!(s, "a=fmtp:{} {}\r\n", c.payload_type, fmtp);
+        }
+    }
+    if let Some(te) = te {
+        let _ = write!(
+            s,
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+        );
+    }
+    if params.ptime_ms > 0 {
+        let _ = write!(s, "a=ptime:{}\r\n", params.ptime_ms);
+    }
+    s.push_str("a=sendrecv\r\n");
+    s
+}

@@ -1,0 +1,234 @@
+//! Reading an SDP body a peer sent into a [`SessionDescription`].
+
+use super::*;
+
+/// Parses an SDP body.
+///
+/// Accepts CRLF or bare LF line ends and skips blank lines. The first line must be `v=0`;
+/// every other line must be `<letter>=<value>`. Line types this UAC has no use for (`t=`,
+/// `b=`, `k=`, `i=`, ...) are skipped; an `a=` attribute that does not parse (say
+/// `a=rtpmap:31 LPC`) is kept in `attributes` but not interpreted, because carriers send
+/// such lines and rejecting the whole answer for them would fail calls that can work.
+/// Non-UTF-8 bytes are replaced, never trusted.
+pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+        .filter(|(_, l)| !l.trim().is_empty());
+
+    match lines.next() {
+        Some((_, l)) if l.trim_end() == "v=0" => {}
+        _ => return Err(SdpError::NotSdp),
+    }
+
+    let mut sdp = SessionDescription {
+        origin: None,
+        session_name: String::new(),
+        connections: Vec::new(),
+        direction: None,
+        attributes: Vec::new(),
+        media: Vec::new(),
+    };
+
+    for (n, line) in lines {
+        let bytes = line.as_bytes();
+        if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_alphabetic() {
+            return Err(SdpError::BadLine(n));
+        }
+        let value = &line[2..];
+        if bytes[0] == b'm' {
+            sdp.media
+                .push(parse_media(value).ok_or(SdpError::BadMedia(n))?);
+            continue;
+        }
+        match (bytes[0], sdp.media.last_mut()) {
+            (b'c', None) => sdp
+                .connections
+                .push(parse_connection(value).ok_or(SdpError::BadConnection(n))?),
+            (b'c', Some(m)) => m
+                .connections
+                .push(parse_connection(value).ok_or(SdpError::BadConnection(n))?),
+            (b'o', None) => sdp.origin = parse_origin(value),
+            (b's', None) => sdp.session_name = value.to_owned(),
+            (b'a', None) => {
+                let attr = split_attribute(value);
+                if let Some(d) = Direction::from_attr(&attr.name) {
+                    sdp.direction = Some(d);
+                }
+                sdp.attributes.push(attr);
+            }
+            (b'a', Some(m)) => apply_media_attribute(m, split_attribute(value)),
+            _ => {}
+        }
+    }
+    Ok(sdp)
+}
+
+fn split_attribute(value: &str) -> Attribute {
+    match value.split_once(':') {
+        Some((name, v)) => Attribute {
+            name: name.trim().to_owned(),
+            value: Some(v.to_owned()),
+        },
+        None => Attribute {
+            name: value.trim().to_owned(),
+            value: None,
+        },
+    }
+}
+
+fn apply_media_attribute(m: &mut MediaDescription, attr: Attribute) {
+    let value = attr.value.as_deref().unwrap_or("").trim();
+    match attr.name.as_str() {
+        "rtpmap" => {
+            if let Some(map) = parse_rtpmap(value) {
+                if m.rtpmap(map.payload_type).is_none() {
+                    m.rtpmaps.push(map);
+                }
+            }
+        }
+        "fmtp" => {
+            if let Some((pt, params)) = value.split_once([' ', '\t']) {
+                if let Ok(payload_type) = pt.parse::<u8>() {
+                    if m.fmtp(payload_type).is_none() {
+                        m.fmtps.push(Fmtp {
+                            payload_type,
+                            params: params.trim().to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        "ptime" => m.ptime = m.ptime.or_else(|| parse_millis(value)),
+        "maxptime" => m.maxptime = m.maxptime.or_else(|| parse_millis(value)),
+        "rtcp" => m.rtcp = m.rtcp.take().or_else(|| parse_rtcp(value)),
+        "rtcp-mux" => m.rtcp_mux = true,
+        name => {
+            if let Some(d) = Direction::from_attr(name) {
+                m.direction = Some(d);
+            }
+        }
+    }
+    m.attributes.push(attr);
+}
+
+/// `20`, `20.0` or `22.5` (truncated); zero is meaningless and treated as absent.
+fn parse_millis(value: &str) -> Option<u32> {
+    let int = value.split('.').next()?;
+    int.parse::<u32>().ok().filter(|v| *v > 0)
+}
+
+/// `<pt> <name>/<clock>[/<channels>]`.
+fn parse_rtpmap(value: &str) -> Option<RtpMap> {
+    let (pt, rest) = value.split_once([' ', '\t'])?;
+    let payload_type = pt.parse::<u8>().ok().filter(|pt| *pt <= 127)?;
+    let mut parts = rest.trim().split('/');
+    let encoding = parts.next()?.trim();
+    let clock_rate = parts.next()?.trim().parse::<u32>().ok()?;
+    let channels = match parts.next() {
+        Some(c) => Some(c.trim().parse::<u8>().ok()?),
+        None => None,
+    };
+    if encoding.is_empty() {
+        return None;
+    }
+    Some(RtpMap {
+        payload_type,
+        encoding: encoding.to_owned(),
+        clock_rate,
+        channels,
+    })
+}
+
+/// `<port> [<nettype> <addrtype> <address>]` (RFC 3605).
+fn parse_rtcp(value: &str) -> Option<Rtcp> {
+    let mut fields = value.split_ascii_whitespace();
+    let port = fields.next()?.parse::<u16>().ok()?;
+    let rest: Vec<&str> = fields.collect();
+    let connection = if rest.is_empty() {
+        None
+    } else {
+        Some(parse_connection(&rest.join(" "))?)
+    };
+    Some(Rtcp { port, connection })
+}
+
+/// `<media> <port>[/<count>] <proto> <fmt> ...`.
+fn parse_media(value: &str) -> Option<MediaDescription> {
+    let mut fields = value.split_ascii_whitespace();
+    let media = fields.next()?.to_owned();
+    let port_field = fields.next()?;
+    let (port, port_count) = match port_field.split_once('/') {
+        Some((p, c)) => (p.parse::<u16>().ok()?, Some(c.parse::<u16>().ok()?)),
+        None => (port_field.parse::<u16>().ok()?, None),
+    };
+    let protocol = fields.next()?.to_owned();
+    let formats = fields.map(str::to_owned).collect();
+    Some(MediaDescription {
+        media,
+        port,
+        port_count,
+        protocol,
+        formats,
+        connections: Vec::new(),
+        rtpmaps: Vec::new(),
+        fmtps: Vec::new(),
+        ptime: None,
+        maxptime: None,
+        rtcp: None,
+        rtcp_mux: false,
+        direction: None,
+        attributes: Vec::new(),
+    })
+}
+
+/// `<nettype> <addrtype> <address>[/<ttl>][/<count>]`.
+fn parse_connection(value: &str) -> Option<Connection> {
+    let mut fields = value.split_ascii_whitespace();
+    let net_type = fields.next()?;
+    let addr_type = fields.next()?;
+    let full = fields.next()?;
+    let address = full.split('/').next().unwrap_or(full);
+    if address.is_empty() {
+        return None;
+    }
+    let ip = if !net_type.eq_ignore_ascii_case("IN") {
+        None
+    } else if addr_type.eq_ignore_ascii_case("IP4") {
+        address.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+    } else if addr_type.eq_ignore_ascii_case("IP6") {
+        // Some stacks bracket IPv6 literals as in URIs; accept that spelling too.
+        let bare = address
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .unwrap_or(address);
+        bare.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        None
+    };
+    Some(Connection {
+        net_type: net_type.to_owned(),
+        addr_type: addr_type.to_owned(),
+        address: address.to_owned(),
+        ip,
+    })
+}
+
+/// `<username> <sess-id> <sess-version> <nettype> <addrtype> <address>`; anything else
+/// yields `None` (the origin is informative for a UAC, not worth failing a call over).
+fn parse_origin(value: &str) -> Option<Origin> {
+    let f: Vec<&str> = value.split_ascii_whitespace().collect();
+    match f.as_slice() {
+        [username, session_id, session_version, net_type, addr_type, address] => Some(Origin {
+            username: (*username).to_owned(),
+            session_id: (*session_id).to_owned(),
+            session_version: (*session_version).to_owned(),
+            net_type: (*net_type).to_owned(),
+            addr_type: (*addr_type).to_owned(),
+            address: (*address).to_owned(),
+        }),
+        _ => None,
+    }
+}
