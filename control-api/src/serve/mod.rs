@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use engine::dialer::call_media::PumpMedia;
 use engine::dialer::Dialer;
-use engine::store::{SqliteOptions, SqliteStore};
+use engine::store::AnyStore;
 use tokio::sync::watch;
 
 pub use config::{ConfigError, ServeConfig};
@@ -197,14 +197,16 @@ impl Server {
     pub async fn start(cfg: ServeConfig) -> Result<Server, ServeError> {
         let metrics = state::metrics_handle();
         let dc = cfg.dialer_config()?;
-        let db_path = cfg.sqlite_path()?;
-        if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
-                what: format!("creating {}", dir.display()),
-                source,
-            })?;
+        if let config::StoreUrl::Sqlite(db_path) = cfg.store_url()? {
+            if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+                    what: format!("creating {}", dir.display()),
+                    source,
+                })?;
+            }
         }
-        let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
+        let store = AnyStore::open(&cfg.store.url).await?;
+        tracing::info!(store = store.kind(), "store open");
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let ip = media_ip(&cfg, &dc).await;
         let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)

@@ -29,8 +29,6 @@ mod campaigns;
 mod contacts;
 mod journal;
 mod store_impl;
-#[cfg(test)]
-mod tests;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
