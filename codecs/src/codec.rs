@@ -101,6 +101,21 @@ impl Codec {
         }
     }
 
+    /// The packet time to stream when the answer asks for `wanted_ms` (its `a=ptime`, else our
+    /// offer's) and allows at most `max_ms` (`a=maxptime`): `wanted_ms` when this codec can
+    /// packetise it within the maximum, else the longest of 60, 40, 30, 20, 10 ms that fits,
+    /// else 20 ms. `a=ptime` is a preference (RFC 4566 §6), so a fallback is still decodable.
+    pub fn stream_ptime(self, wanted_ms: u32, max_ms: Option<u32>) -> u32 {
+        let fits = |p: u32| self.supports_ptime(p) && max_ms.is_none_or(|m| p <= m);
+        if fits(wanted_ms) {
+            return wanted_ms;
+        }
+        [60, 40, 30, 20, 10]
+            .into_iter()
+            .find(|&p| p <= wanted_ms && fits(p))
+            .unwrap_or(20)
+    }
+
     /// RTP timestamp increment per packet of `ptime_ms`.
     pub fn timestamp_step(self, ptime_ms: u32) -> u32 {
         self.clock_rate() / 1000 * ptime_ms
@@ -177,5 +192,24 @@ impl PayloadDecoder {
             DecoderState::Opus(d) => d.decode(payload, out)?,
         }
         Ok(out.len() - before)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ptime_honours_the_answer_within_the_codec_and_maxptime() {
+        assert_eq!(Codec::Pcma.stream_ptime(30, None), 30);
+        assert_eq!(
+            Codec::Opus.stream_ptime(30, None),
+            20,
+            "no 30 ms Opus frame"
+        );
+        assert_eq!(Codec::G722.stream_ptime(60, Some(40)), 40);
+        assert_eq!(Codec::Pcmu.stream_ptime(25, None), 20);
+        assert_eq!(Codec::Pcmu.stream_ptime(20, Some(10)), 10);
+        assert_eq!(Codec::Pcmu.stream_ptime(5, None), 20);
     }
 }

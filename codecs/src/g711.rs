@@ -92,34 +92,14 @@ pub fn decode_alaw(code: u8) -> i16 {
     }
 }
 
-/// Encodes a slice of samples to µ-law, appending to `out`.
-pub fn encode_ulaw_slice(samples: &[i16], out: &mut Vec<u8>) {
-    out.extend(samples.iter().map(|&s| encode_ulaw(s)));
-}
-
-/// Encodes a slice of samples to A-law, appending to `out`.
-pub fn encode_alaw_slice(samples: &[i16], out: &mut Vec<u8>) {
-    out.extend(samples.iter().map(|&s| encode_alaw(s)));
-}
-
-/// The byte a silent (zero) sample encodes to: 0xFF for µ-law, 0xD5 for A-law.
-pub fn silence_ulaw() -> u8 {
-    encode_ulaw(0)
-}
-
-/// The byte a silent (zero) sample encodes to in A-law (0xD5).
-pub fn silence_alaw() -> u8 {
-    encode_alaw(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn silence_codes() {
-        assert_eq!(silence_ulaw(), 0xFF);
-        assert_eq!(silence_alaw(), 0xD5);
+        assert_eq!(encode_ulaw(0), 0xFF);
+        assert_eq!(encode_alaw(0), 0xD5);
         assert_eq!(decode_ulaw(0xFF), 0);
         assert_eq!(decode_ulaw(0x7F), 0);
         assert_eq!(decode_alaw(0xD5), 8);

@@ -214,23 +214,28 @@ impl Band {
     }
 }
 
-/// G.722 encoder state (one per stream): 16 kHz 16-bit samples in, one byte per sample pair out.
+/// The state G.722 keeps per stream on either side: the adaptive quantisers of both sub-bands
+/// and the QMF delay line (G.722 §3.6 gives encoder and decoder the same initial values).
 #[derive(Debug, Clone)]
-pub struct Encoder {
+struct Subbands {
     low: Band,
     high: Band,
     x: [i32; 24],
 }
 
-impl Default for Encoder {
+impl Default for Subbands {
     fn default() -> Self {
-        Encoder {
+        Subbands {
             low: Band::new(32),
             high: Band::new(8),
             x: [0; 24],
         }
     }
 }
+
+/// G.722 encoder state (one per stream): 16 kHz 16-bit samples in, one byte per sample pair out.
+#[derive(Debug, Clone, Default)]
+pub struct Encoder(Subbands);
 
 impl Encoder {
     /// A fresh encoder (initial state of G.722 §3.6).
@@ -242,41 +247,41 @@ impl Encoder {
     #[inline]
     pub fn encode_pair(&mut self, first: i16, second: i16) -> u8 {
         // Transmit QMF: x[23] is the newest sample.
-        self.x.copy_within(2.., 0);
-        self.x[22] = i32::from(first);
-        self.x[23] = i32::from(second);
+        self.0.x.copy_within(2.., 0);
+        self.0.x[22] = i32::from(first);
+        self.0.x[23] = i32::from(second);
         let mut xa = 0; // odd taps (incl. the newest sample's even coefficient by symmetry)
         let mut xb = 0;
         for i in 0..12 {
-            xb += self.x[2 * i] * QMF[2 * i];
-            xa += self.x[2 * i + 1] * QMF[2 * i + 1];
+            xb += self.0.x[2 * i] * QMF[2 * i];
+            xa += self.0.x[2 * i + 1] * QMF[2 * i + 1];
         }
         let xlow = (xa + xb) >> 14;
         let xhigh = (xa - xb) >> 14;
 
         // Lower band: block 1L (difference and 6-bit quantiser)
-        let el = sat16(xlow - self.low.s);
+        let el = sat16(xlow - self.0.low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
         let mut mil = 1;
         while mil < 30 {
-            if wd < (Q6[mil] * self.low.det) >> 12 {
+            if wd < (Q6[mil] * self.0.low.det) >> 12 {
                 break;
             }
             mil += 1;
         }
         let il = if el < 0 { ILN[mil] } else { ILP[mil] } as usize;
-        self.low.update_low(il);
+        self.0.low.update_low(il);
 
         // Higher band: block 1H (2-bit quantiser)
-        let eh = sat16(xhigh - self.high.s);
+        let eh = sat16(xhigh - self.0.high.s);
         let wd = if eh >= 0 { eh } else { -(eh + 1) };
-        let mih = if wd >= (564 * self.high.det) >> 12 {
+        let mih = if wd >= (564 * self.0.high.det) >> 12 {
             2
         } else {
             1
         };
         let ih = if eh < 0 { IHN[mih] } else { IHP[mih] } as usize;
-        self.high.update_high(ih);
+        self.0.high.update_high(ih);
 
         ((ih << 6) | il) as u8
     }
@@ -293,22 +298,8 @@ impl Encoder {
 }
 
 /// G.722 decoder state (one per stream): one byte in, two 16 kHz samples out.
-#[derive(Debug, Clone)]
-pub struct Decoder {
-    low: Band,
-    high: Band,
-    x: [i32; 24],
-}
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Decoder {
-            low: Band::new(32),
-            high: Band::new(8),
-            x: [0; 24],
-        }
-    }
-}
+#[derive(Debug, Clone, Default)]
+pub struct Decoder(Subbands);
 
 impl Decoder {
     /// A fresh decoder.
@@ -323,24 +314,24 @@ impl Decoder {
         let ih = usize::from(code >> 6);
 
         // Lower band: 6-bit inverse quantiser for the output, 4-bit core for adaptation.
-        let wd = (self.low.det * QM6[il]) >> 15;
-        let rlow = (self.low.s + wd).clamp(-16384, 16383);
-        self.low.update_low(il);
+        let wd = (self.0.low.det * QM6[il]) >> 15;
+        let rlow = (self.0.low.s + wd).clamp(-16384, 16383);
+        self.0.low.update_low(il);
 
         // Higher band
-        let s_high = self.high.s;
-        let dhigh = self.high.update_high(ih);
+        let s_high = self.0.high.s;
+        let dhigh = self.0.high.update_high(ih);
         let rhigh = (dhigh + s_high).clamp(-16384, 16383);
 
         // Receive QMF: xd = rl - rh feeds the even taps (first output), xs = rl + rh the odd taps.
-        self.x.copy_within(2.., 0);
-        self.x[22] = rlow + rhigh;
-        self.x[23] = rlow - rhigh;
+        self.0.x.copy_within(2.., 0);
+        self.0.x[22] = rlow + rhigh;
+        self.0.x[23] = rlow - rhigh;
         let mut out1 = 0; // Σ h(2i) · xd(n - i)
         let mut out2 = 0; // Σ h(2i+1) · xs(n - i)
         for i in 0..12 {
-            out1 += QMF[2 * i] * self.x[23 - 2 * i];
-            out2 += QMF[2 * i + 1] * self.x[22 - 2 * i];
+            out1 += QMF[2 * i] * self.0.x[23 - 2 * i];
+            out2 += QMF[2 * i + 1] * self.0.x[22 - 2 * i];
         }
         [sat16(out1 >> 11) as i16, sat16(out2 >> 11) as i16]
     }

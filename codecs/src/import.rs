@@ -176,7 +176,9 @@ fn scan_riff(bytes: &[u8]) -> RiffScan {
     scan
 }
 
-fn import_wav(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
+/// Refuses what the raw RIFF scan already shows to be absurd or truncated, before hound reads
+/// (and allocates for) the header's claims.
+fn check_riff(bytes: &[u8]) -> Result<(), CodecError> {
     let scan = scan_riff(bytes);
     if let Some(ch) = scan.channels {
         if ch == 0 || ch > MAX_CHANNELS {
@@ -195,7 +197,11 @@ fn import_wav(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
             )));
         }
     }
+    Ok(())
+}
 
+fn import_wav(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
+    check_riff(bytes)?;
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(map_hound)?;
     let spec = reader.spec();
     // hound accepted it; re-check what the raw scan may have missed (e.g. extensible headers).
@@ -229,7 +235,24 @@ fn import_wav(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
             "WAV declares more samples than bytes".into(),
         ));
     }
-    let channels = usize::from(spec.channels);
+    let (interleaved, format) = read_wav_samples(reader, total)?;
+    if interleaved.len() != total {
+        return Err(CodecError::Truncated("WAV data ends early".into()));
+    }
+    Ok(Audio {
+        samples: downmix(&interleaved, usize::from(spec.channels)),
+        sample_rate: spec.sample_rate,
+        source_channels: spec.channels,
+        format,
+    })
+}
+
+/// Every sample of a WAV as floats in −1..1, interleaved, and the source format.
+fn read_wav_samples(
+    reader: hound::WavReader<Cursor<&[u8]>>,
+    total: usize,
+) -> Result<(Vec<f32>, SourceFormat), CodecError> {
+    let spec = reader.spec();
     let mut interleaved: Vec<f32> = Vec::with_capacity(total);
     let format = match spec.sample_format {
         hound::SampleFormat::Float => {
@@ -263,15 +286,7 @@ fn import_wav(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
             SourceFormat::WavInt(bits)
         }
     };
-    if interleaved.len() != total {
-        return Err(CodecError::Truncated("WAV data ends early".into()));
-    }
-    Ok(Audio {
-        samples: downmix(&interleaved, channels),
-        sample_rate: spec.sample_rate,
-        source_channels: spec.channels,
-        format,
-    })
+    Ok((interleaved, format))
 }
 
 /// Averages interleaved channels to mono.
@@ -310,10 +325,40 @@ fn map_symphonia(e: symphonia::core::errors::Error) -> CodecError {
     }
 }
 
-fn decode_mp3(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
-    use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+/// Refuses a decoded MP3 frame of absurd shape, or whose rate differs from the first frame's
+/// (`rate`, set by the first frame).
+fn check_mp3_frame(r: u32, ch: usize, rate: &mut Option<u32>) -> Result<(), CodecError> {
+    if ch == 0 || ch > usize::from(MAX_CHANNELS) {
+        return Err(CodecError::AbsurdHeader(format!("MP3 with {ch} channels")));
+    }
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r) {
+        return Err(CodecError::AbsurdHeader(format!("MP3 sample rate {r} Hz")));
+    }
+    match *rate {
+        None => *rate = Some(r),
+        Some(prev) if prev != r => {
+            return Err(CodecError::UnsupportedFormat(
+                "MP3 whose sample rate changes mid-stream".into(),
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// The MP3 reader, a decoder for its audio track, and that track's id.
+fn open_mp3(
+    bytes: &[u8],
+) -> Result<
+    (
+        symphonia::default::formats::MpaReader<'static>,
+        symphonia::default::codecs::MpaDecoder,
+        u32,
+    ),
+    CodecError,
+> {
+    use symphonia::core::codecs::audio::AudioDecoderOptions;
     use symphonia::core::codecs::CodecParameters;
-    use symphonia::core::errors::Error as E;
     use symphonia::core::formats::{FormatOptions, FormatReader};
     use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
     use symphonia::default::codecs::MpaDecoder;
@@ -323,7 +368,7 @@ fn decode_mp3(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
         Box::new(Cursor::new(bytes.to_vec())),
         MediaSourceStreamOptions::default(),
     );
-    let mut reader = MpaReader::try_new(mss, FormatOptions::default()).map_err(map_symphonia)?;
+    let reader = MpaReader::try_new(mss, FormatOptions::default()).map_err(map_symphonia)?;
     let track = reader
         .tracks()
         .first()
@@ -337,9 +382,17 @@ fn decode_mp3(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
             ))
         }
     };
-    let mut decoder =
+    let decoder =
         MpaDecoder::try_new(&params, &AudioDecoderOptions::default()).map_err(map_symphonia)?;
+    Ok((reader, decoder, track_id))
+}
 
+fn decode_mp3(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
+    use symphonia::core::codecs::audio::AudioDecoder;
+    use symphonia::core::errors::Error as E;
+    use symphonia::core::formats::FormatReader;
+
+    let (mut reader, mut decoder, track_id) = open_mp3(bytes)?;
     let mut mono: Vec<f32> = Vec::new();
     let mut rate: Option<u32> = None;
     let mut channels: u16 = 0;
@@ -374,23 +427,8 @@ fn decode_mp3(bytes: &[u8], max_duration_ms: u64) -> Result<Audio, CodecError> {
             Err(e) => return Err(map_symphonia(e)),
         };
         let spec = decoded.spec();
-        let r = spec.rate();
-        let ch = spec.channels().count();
-        if ch == 0 || ch > usize::from(MAX_CHANNELS) {
-            return Err(CodecError::AbsurdHeader(format!("MP3 with {ch} channels")));
-        }
-        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r) {
-            return Err(CodecError::AbsurdHeader(format!("MP3 sample rate {r} Hz")));
-        }
-        match rate {
-            None => rate = Some(r),
-            Some(prev) if prev != r => {
-                return Err(CodecError::UnsupportedFormat(
-                    "MP3 whose sample rate changes mid-stream".into(),
-                ))
-            }
-            Some(_) => {}
-        }
+        let (r, ch) = (spec.rate(), spec.channels().count());
+        check_mp3_frame(r, ch, &mut rate)?;
         channels = channels.max(ch as u16);
         buf.clear();
         decoded.copy_to_vec_interleaved::<f32>(&mut buf);

@@ -22,6 +22,7 @@ pub mod import;
 pub mod level;
 pub mod opus_codec;
 mod prompt;
+pub mod prompt_set;
 pub mod resample;
 pub mod tts;
 pub mod wav;
@@ -33,6 +34,7 @@ pub use import::{Audio, SourceFormat};
 pub use prompt::{
     EncodeSettings, PreparedAudio, Prompt, PromptInfo, PromptKey, PROMPT_FORMAT_VERSION,
 };
+pub use prompt_set::{wanted_encodings, PromptSet, DEFAULT_PTIME_MS};
 
 /// The body of the `audio_import` fuzz target, shared with the test that replays its corpus:
 /// parse as a cache file, import with a 2-second cap, then level and encode to PCMA whatever

@@ -69,7 +69,9 @@ impl PromptKey {
         Self::from_source_hash(&Sha256::digest(source).into(), codec, ptime_ms, settings)
     }
 
-    fn from_source_hash(
+    /// Same as [`PromptKey::new`] from the SHA-256 of the source (so a set of encodings can
+    /// find its cache files without keeping the source bytes).
+    pub fn from_source_hash(
         source_sha256: &[u8; 32],
         codec: Codec,
         ptime_ms: u32,
@@ -435,7 +437,7 @@ impl Prompt {
 /// Reads a file, refusing files too large to be a message within the duration limit (384 kHz,
 /// 8 channels, 32-bit is the most any accepted WAV spends per second) so a huge file is not
 /// pulled into memory only to be rejected.
-fn read_limited(path: &Path, max_duration_ms: u64) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn read_limited(path: &Path, max_duration_ms: u64) -> Result<Vec<u8>, CodecError> {
     let meta = std::fs::metadata(path).map_err(|e| CodecError::io(path, e))?;
     let max_bytes = (max_duration_ms / 1000 + 1)
         .saturating_mul(u64::from(import::MAX_SAMPLE_RATE) * u64::from(import::MAX_CHANNELS) * 4)

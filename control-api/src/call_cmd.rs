@@ -451,6 +451,7 @@ async fn follow_call(
                         prompt,
                         params,
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
+                        latch: Default::default(),
                     },
                     port,
                 ));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::{Dialer, DialerConfig};
 use engine::model::contacts::parse_csv;
 use engine::model::{CallingWindow, CampaignSpec, CampaignState, Priority, Target};
@@ -88,6 +88,33 @@ pub async fn run(args: CampaignArgs) -> Result<()> {
     }
 }
 
+/// The media pump on the config's address and ports, its prompt cache beside the database
+/// (so a restart does not encode the message again).
+async fn start_media(
+    cfg: &DialerConfig,
+    db: &std::path::Path,
+) -> Result<(
+    Arc<PumpMedia>,
+    tokio::sync::mpsc::UnboundedReceiver<engine::dialer::call_media::MediaNote>,
+)> {
+    let ip = media_ip(cfg).await?;
+    let (lo, hi) = cfg
+        .rtp_ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
+        .context("rtp_ports must be MIN-MAX")?;
+    let mut cache = db.as_os_str().to_owned();
+    cache.push(".prompt-cache");
+    PumpMedia::start(PumpMediaConfig {
+        ip,
+        port_min: lo,
+        port_max: hi,
+        prompt_cache: Some(cache.into()),
+        ptimes: cfg.trunks.iter().map(|t| t.ptime_ms).collect(),
+    })
+    .context("starting the media pump")
+}
+
 async fn run_campaign(a: RunArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("reading {}", a.config.display()))?;
@@ -122,13 +149,7 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
         );
     }
 
-    let ip = media_ip(&cfg).await?;
-    let (lo, hi) = cfg
-        .rtp_ports
-        .split_once('-')
-        .and_then(|(l, h)| Some((l.trim().parse().ok()?, h.trim().parse().ok()?)))
-        .context("rtp_ports must be MIN-MAX")?;
-    let (media, notes) = PumpMedia::start(ip, lo, hi).context("starting the media pump")?;
+    let (media, notes) = start_media(&cfg, &a.db).await?;
     let retry = cfg.retry;
     let dialer = Dialer::start(cfg, store.clone(), Arc::clone(&media), notes).await?;
 

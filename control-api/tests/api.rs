@@ -580,7 +580,12 @@ async fn prompts_upload_audio_and_delete() {
         (v["duration_ms"].as_i64().unwrap() - 1000).abs() <= 40,
         "{v}"
     );
-    assert_eq!(v["codecs"], json!(["pcmu", "pcma"]));
+    assert_eq!(v["codecs"], json!(["pcmu", "pcma", "opus", "g722"]));
+    // Encoded once at upload, every codec at 20 ms (no trunk asks for another ptime), into
+    // the prompt cache the media path reads.
+    let cache = api._dir.path().join("t.db.prompts").join("cache");
+    let encoded = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
+    assert_eq!(encoded(), 4);
     let r = api.get(&format!("/v1/prompts/{id}/audio"), &t).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "audio/wav");
@@ -624,6 +629,7 @@ async fn prompts_upload_audio_and_delete() {
         StatusCode::NOT_FOUND,
     )
     .await;
+    assert_eq!(encoded(), 0, "its encodings are deleted with it");
     api.shutdown().await;
 }
 

@@ -36,9 +36,6 @@ impl CallMedia for NoMedia {
     fn prepare(&self, _prompt: &str) -> io::Result<()> {
         Ok(())
     }
-    fn packets_per_play(&self, _prompt: &str) -> Option<u64> {
-        None
-    }
     fn start(
         &self,
         _token: u64,
@@ -46,6 +43,7 @@ impl CallMedia for NoMedia {
         _media: &NegotiatedMedia,
         _prompt: &str,
         _play_count: u32,
+        _latch: engine::media::MediaLatch,
     ) -> io::Result<()> {
         Ok(())
     }

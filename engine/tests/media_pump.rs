@@ -78,6 +78,7 @@ fn run(mode: SendMode, base: u16) {
                     },
                     clock_rate: 8000,
                     telephone_event_pt: Some(101),
+                    latch: Default::default(),
                 },
                 port,
             );
@@ -170,6 +171,7 @@ fn dtmf_from_the_peer_and_foreign_packets_dropped() {
                 },
                 clock_rate: 8000,
                 telephone_event_pt: Some(101),
+                latch: Default::default(),
             },
             port,
         );

@@ -23,7 +23,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
-use engine::dialer::call_media::PumpMedia;
+use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
 use engine::store::AnyStore;
 use tokio::sync::watch;
@@ -209,8 +209,14 @@ impl Server {
         tracing::info!(store = store.kind(), "store open");
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let ip = media_ip(&cfg, &dc).await;
-        let (media, notes) = PumpMedia::start(ip, cfg.media.rtp_port_min, cfg.media.rtp_port_max)
-            .map_err(|source| ServeError::Io {
+        let (media, notes) = PumpMedia::start(PumpMediaConfig {
+            ip,
+            port_min: cfg.media.rtp_port_min,
+            port_max: cfg.media.rtp_port_max,
+            prompt_cache: Some(prompts::cache_dir(&cfg.prompt_dir())),
+            ptimes: dc.trunks.iter().map(|t| t.ptime_ms).collect(),
+        })
+        .map_err(|source| ServeError::Io {
             what: "starting the media pump".into(),
             source,
         })?;

@@ -95,6 +95,9 @@ pub async fn admin_hash(
     }
 }
 
+/// How often the Prometheus recorder folds pending histogram samples into its buckets.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the Prometheus recorder (once per process; later calls get the same handle),
 /// with the histogram buckets of DESIGN's histograms.
 pub fn metrics_handle() -> PrometheusHandle {
@@ -145,6 +148,15 @@ pub fn metrics_handle() -> PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
         }
+        // Histogram samples pile up in the recorder until a scrape or an upkeep drains them:
+        // without upkeep, memory grew with the traffic whenever nobody read /metrics.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(METRICS_UPKEEP);
+                upkeep.run_upkeep();
+            });
         describe();
         handle
     })

@@ -121,6 +121,7 @@ const TRUNK_KEYS: &[&str] = &[
     "weight",
     "ring_timeout_s",
     "routes",
+    "media_latch",
 ];
 
 impl DialerConfig {

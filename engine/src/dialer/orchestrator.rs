@@ -430,7 +430,8 @@ struct Call<P> {
     invited_at: Option<Instant>,
     pdd: Option<Duration>,
     answered_at: Option<Instant>,
-    packets: u64,
+    /// Share of the message sent, in thousandths (from the media notes).
+    played_permille: u32,
     digits: String,
     media_on: bool,
     ended: Option<CallEnd>,
@@ -1047,7 +1048,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 invited_at: None,
                 pdd: None,
                 answered_at: None,
-                packets: 0,
+                played_permille: 0,
                 digits: String::new(),
                 media_on: false,
                 ended: None,
@@ -1188,8 +1189,9 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                     spawn_logged(self.store.attempt_answered(a, now_ms()));
                 }
                 let (prompt, plays) = (c.prompt.clone(), c.play_count);
+                let latch = self.trunks[c.trunk].cfg.media_latch;
                 if let Some(port) = c.port.take() {
-                    match self.media.start(token, port, &media, &prompt, plays) {
+                    match self.media.start(token, port, &media, &prompt, plays, latch) {
                         Ok(()) => c.media_on = true,
                         Err(e) => {
                             warn!(error = %e, "media did not start; hanging up");
@@ -1259,18 +1261,22 @@ impl<S: Store, M: CallMedia> Core<S, M> {
 
     fn on_media(&mut self, n: MediaNote) {
         match n {
-            MediaNote::Finished { token, packets } => {
+            MediaNote::Finished { token, .. } => {
                 if let Some(c) = self.calls.get_mut(&token) {
-                    c.packets = packets;
+                    c.played_permille = 1000;
                     if let Some(h) = c.handle {
                         self.driver.hangup(h);
                     }
                 }
             }
-            MediaNote::Stopped { token, packets } => {
+            MediaNote::Stopped {
+                token,
+                played_permille,
+                ..
+            } => {
                 let end = match self.calls.get_mut(&token) {
                     Some(c) => {
-                        c.packets = c.packets.max(packets);
+                        c.played_permille = c.played_permille.max(played_permille);
                         c.media_on = false;
                         c.ended.take()
                     }
@@ -1373,17 +1379,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
                 Next::Done => ContactNext::Done,
             }
         };
-        let played = match c.answered_at {
-            Some(_) => self
-                .media
-                .packets_per_play(&c.prompt)
-                .filter(|n| *n > 0)
-                .map(|n| {
-                    let total = n * u64::from(c.play_count.max(1));
-                    ((c.packets * 1000) / total).min(1000) as i64
-                }),
-            _ => None,
-        };
+        let played = c.answered_at.map(|_| i64::from(c.played_permille));
         let rec = AttemptEnd {
             attempt,
             outcome,
@@ -1458,13 +1454,15 @@ fn transport(t: &Trunk) -> Transport {
     }
 }
 
-/// The G.711 codecs of a trunk's list, in its order (PCMA, PCMU by default).
+/// The codecs of a trunk's list, in its order (PCMA, PCMU by default).
 fn codecs(names: &[String]) -> Vec<OfferCodec> {
     let mut out = vec![];
     for n in names {
         match n.to_ascii_uppercase().as_str() {
             "PCMU" => out.push(OfferCodec::pcmu()),
             "PCMA" => out.push(OfferCodec::pcma()),
+            "G722" => out.push(OfferCodec::g722()),
+            "OPUS" => out.push(OfferCodec::opus(111)),
             _ => {}
         }
     }

@@ -67,6 +67,11 @@ pub struct TrunkConfig {
     /// prefixes (`+39`); empty carries everything.
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Where the callee's media is accepted from: `sdp` (its SDP's host only, the default) or
+    /// `symmetric` (RFC 4961: latch onto the first RTP source, and send there; for callees
+    /// behind NAT). See [`crate::media::latch`].
+    #[serde(default)]
+    pub media_latch: crate::media::MediaLatch,
 }
 
 fn default_transport() -> String {
@@ -318,6 +323,7 @@ mod tests {
             weight: 1,
             ring_timeout_s: 30,
             routes: vec![],
+            media_latch: Default::default(),
         }
     }
 

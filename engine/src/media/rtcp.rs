@@ -211,8 +211,8 @@ pub fn is_rtcp(datagram: &[u8]) -> bool {
 }
 
 /// The body of the `rtp_packets` fuzz target, shared with the corpus replay test: every
-/// media-side parser (RTCP compound and report blocks, RTP header, RFC 4733 events) over the
-/// same bytes. Not part of the stable API.
+/// media-side parser (datagram classification, RTCP compound and report blocks, RTP header,
+/// RFC 4733 events) over the same bytes. Not part of the stable API.
 #[doc(hidden)]
 pub fn fuzz_exercise(data: &[u8]) {
     for p in Compound::new(data).flatten() {
@@ -222,6 +222,7 @@ pub fn fuzz_exercise(data: &[u8]) {
         }
     }
     let _ = is_rtcp(data);
+    let _ = super::demux::classify(data);
     if let Ok(r) = rtp_rs::RtpReader::new(data) {
         let _ = (r.sequence_number(), r.timestamp(), r.payload().len());
     }

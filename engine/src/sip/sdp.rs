@@ -568,6 +568,18 @@ impl OfferCodec {
         }
     }
 
+    /// G.722, static payload type 9: wideband (16 kHz audio) at G.711's bit rate; its RTP
+    /// clock says 8000 by RFC 3551's erratum.
+    pub fn g722() -> OfferCodec {
+        OfferCodec {
+            payload_type: 9,
+            name: "G722",
+            clock_rate: 8000,
+            channels: None,
+            fmtp: None,
+        }
+    }
+
     /// Opus on a dynamic payload type, `opus/48000/2` as RFC 7587 requires (the `/2` is
     /// mandatory whatever is actually sent), with in-band FEC asked for.
     pub fn opus(payload_type: u8) -> OfferCodec {

@@ -1,12 +1,18 @@
 //! `/v1/prompts`: the recorded message (WAV or MP3 upload, or text spoken by espeak-ng),
-//! checked and encoded once when uploaded; the file is kept for the media path, which
-//! encodes it per codec when a campaign starts (cached).
+//! checked and encoded once when uploaded, for every codec and for 20 ms and each trunk's
+//! `ptime_ms`, into the prompt cache the media path reads (so no call and no campaign start
+//! encodes it again). The file is kept as the source of the cache.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use codecs::{Codec, CodecError, EncodeSettings, PreparedAudio};
+use std::path::PathBuf;
+
+use codecs::{
+    prompt_set, wanted_encodings, Codec, CodecError, EncodeSettings, PreparedAudio, PromptCache,
+    PromptSet,
+};
 use engine::model::CampaignState;
 use engine::store::{Loudness, PromptRecord, Store};
 use serde::{Deserialize, Serialize};
@@ -19,8 +25,10 @@ use crate::serve::problem::{
 };
 use crate::serve::state::{hex, now_ms, AppState};
 
-/// Codecs every prompt is checked against (the ones the media path offers).
-const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+/// Where the encoded prompts of the messages in `prompt_dir` are kept.
+pub fn cache_dir(prompt_dir: &std::path::Path) -> PathBuf {
+    prompt_dir.join("cache")
+}
 
 /// Loudness figures of a prompt.
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone)]
@@ -142,30 +150,25 @@ pub async fn create(
             ))
         }
     };
-    let (bytes, duration_ms, loud) = tokio::task::spawn_blocking(move || {
-        let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
-        let mut duration = 0;
-        for c in CODECS {
-            duration = prep.encode(c, 20)?.duration_ms();
-        }
-        let i = prep.info();
-        let loud = Loudness {
-            before_lufs: finite(i.loudness_before_lufs),
-            after_lufs: finite(i.loudness_after_lufs),
-            peak_dbfs: finite(i.peak_after_dbfs),
-            gain_db: finite(i.gain_db),
-        };
-        Ok::<_, CodecError>((bytes, duration, loud))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(codec_error)?;
+    // The packet times of the trunks configured now; one met later is encoded when first used.
+    let ptimes: Vec<u32> = st
+        .dialer
+        .trunk_configs()
+        .await
+        .map(|ts| ts.iter().map(|t| t.ptime_ms).collect())
+        .unwrap_or_default();
+    let cache = cache_dir(&st.prompt_dir);
+    let (bytes, duration_ms, loud) =
+        tokio::task::spawn_blocking(move || encode_upload(bytes, &cache, &ptimes))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(codec_error)?;
 
     let id = hex(&rand::random::<[u8; 8]>());
     std::fs::create_dir_all(&st.prompt_dir).map_err(ApiError::internal)?;
     let path = st.prompt_dir.join(format!("{id}.{ext}"));
     std::fs::write(&path, &bytes).map_err(ApiError::internal)?;
-    let codecs: Vec<String> = CODECS.iter().map(|c| c.name().to_string()).collect();
+    let codecs: Vec<String> = Codec::ALL.iter().map(|c| c.name().to_string()).collect();
     let rec = PromptRecord {
         id,
         tenant: tenant.clone(),
@@ -181,6 +184,30 @@ pub async fn create(
         return Err(e.into());
     }
     Ok((StatusCode::CREATED, Json(out(rec))))
+}
+
+/// Imports and levels an upload once, encodes it for every codec at 20 ms and at each of
+/// `ptimes` into the prompt cache; returns the upload, its duration (ms) and loudness.
+fn encode_upload(
+    bytes: Vec<u8>,
+    cache: &std::path::Path,
+    ptimes: &[u32],
+) -> Result<(Vec<u8>, u64, Loudness), CodecError> {
+    let prep = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?;
+    let cache = PromptCache::new(cache)?;
+    let encoded = prompt_set::encode_into_cache(&prep, &cache, &wanted_encodings(ptimes))?;
+    let duration = encoded
+        .iter()
+        .find(|p| p.ptime_ms() == codecs::DEFAULT_PTIME_MS)
+        .map_or(0, |p| p.duration_ms());
+    let i = prep.info();
+    let loud = Loudness {
+        before_lufs: finite(i.loudness_before_lufs),
+        after_lufs: finite(i.loudness_after_lufs),
+        peak_dbfs: finite(i.peak_after_dbfs),
+        gain_db: finite(i.gain_db),
+    };
+    Ok((bytes, duration, loud))
 }
 
 fn finite(x: f64) -> f64 {
@@ -263,6 +290,14 @@ pub async fn delete(
         )));
     }
     st.store.delete_prompt(&tenant, &id).await?;
+    // Its encodings go with it (best effort: the cache is only an optimisation).
+    if let Ok(set) = PromptSet::open(
+        &path,
+        EncodeSettings::default(),
+        PromptCache::new(cache_dir(&st.prompt_dir)).ok(),
+    ) {
+        set.forget();
+    }
     let _ = std::fs::remove_file(&path);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -281,13 +316,10 @@ pub async fn audio(
     let path = prompt_path(&st, &tenant, &id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no prompt {id}")))?;
+    let cache = PromptCache::new(cache_dir(&st.prompt_dir)).ok();
     let wav = tokio::task::spawn_blocking(move || {
-        let bytes = std::fs::read(&path).map_err(|source| CodecError::Io {
-            path: path.clone().into(),
-            source,
-        })?;
-        let p = PreparedAudio::from_bytes(&bytes, &EncodeSettings::default())?
-            .encode(Codec::Pcma, 20)?;
+        let p = PromptSet::open(&path, EncodeSettings::default(), cache)?
+            .ensure(Codec::Pcma, codecs::DEFAULT_PTIME_MS)?;
         codecs::wav::to_wav_bytes(&p.decode()?, 8000)
     })
     .await

@@ -18,7 +18,8 @@
 //! - **RTCP** (RFC 3550): a sender report every `rtcp_interval` (randomised ±50 % at the start
 //!   so calls do not report in step), and SR + SDES + BYE when the stream ends, to the RTCP
 //!   address (the RTP address itself with `rtcp-mux`).
-//! - **Events**: the end of a stream is a [`PacerEvent::Finished`], so the call hangs up.
+//! - **Events**: the end of a stream is a [`PacerEvent::Finished`], so the call hangs up; it
+//!   comes `finish_hold` after the last packet's audio has been sent (see [`FINISH_HOLD`]).
 //!
 //! Time comes in as an [`Instant`] argument; the pacer never reads a clock, so tests run an
 //! hour of media on virtual time in milliseconds.
@@ -30,8 +31,16 @@ use std::time::{Duration, Instant};
 
 use codecs::Prompt;
 
+use super::batch::{Batch, BatchItem, PacketKind};
 use super::rtcp;
 use super::stream::{RtpStream, StreamParams};
+
+/// How long the end of a stream is held back after its last packet's audio: the callee's jitter
+/// buffer still has to play what it holds (softphones keep 40–250 ms; baresip lost the last
+/// 80 ms and linphone 40–250 ms of the message when the BYE followed 20 ms after the last
+/// packet), and the BYE that the [`PacerEvent::Finished`] triggers makes it stop at once.
+/// 400 ms covers the deepest buffer seen with margin and is short beside a message's length.
+pub const FINISH_HOLD: Duration = Duration::from_millis(400);
 
 /// How the pacer slices time.
 #[derive(Debug, Clone)]
@@ -53,6 +62,8 @@ pub struct PacerConfig {
     pub headroom: usize,
     /// Largest number of packets in one batch.
     pub batch_size: usize,
+    /// Delay between the end of a stream's last packet and its [`PacerEvent::Finished`].
+    pub finish_hold: Duration,
 }
 
 impl Default for PacerConfig {
@@ -66,6 +77,7 @@ impl Default for PacerConfig {
             cname: "dialer".into(),
             headroom: 0,
             batch_size: 512,
+            finish_hold: FINISH_HOLD,
         }
     }
 }
@@ -95,115 +107,6 @@ pub struct StreamSpec {
     pub params: StreamParams,
     /// RTP clock rate (Hz) for sender-report timestamps.
     pub clock_rate: u32,
-}
-
-/// What kind of packet a batch item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacketKind {
-    /// An RTP media packet.
-    Rtp,
-    /// An RTCP compound packet (SR, or SR + BYE).
-    Rtcp,
-}
-
-/// One packet of a batch: where it goes and when it was due.
-#[derive(Debug, Clone, Copy)]
-pub struct BatchItem {
-    /// The stream's `route` (socket index or source port).
-    pub route: u32,
-    /// Destination.
-    pub dest: SocketAddr,
-    /// Packet length (after the headroom).
-    pub len: u16,
-    /// When it was due, in nanoseconds since the pacer's origin.
-    pub due_ns: u64,
-    /// RTP or RTCP.
-    pub kind: PacketKind,
-}
-
-/// Preallocated packet buffers: item `i`'s bytes sit at `i * stride + headroom`.
-#[derive(Debug)]
-pub struct Batch {
-    buf: Vec<u8>,
-    stride: usize,
-    headroom: usize,
-    items: Vec<BatchItem>,
-    capacity: usize,
-}
-
-/// Largest RTP or RTCP packet the pacer writes (payload of 60 ms of G.711 plus header).
-pub const MAX_PACKET: usize = 1024;
-
-impl Batch {
-    /// A batch of `capacity` packets with `headroom` bytes before each.
-    pub fn new(capacity: usize, headroom: usize) -> Batch {
-        let stride = (headroom + MAX_PACKET).next_multiple_of(64);
-        Batch {
-            buf: vec![0; stride * capacity.max(1)],
-            stride,
-            headroom,
-            items: Vec::with_capacity(capacity.max(1)),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Number of packets in the batch.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether the batch holds no packet.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Whether no more packets fit.
-    pub fn is_full(&self) -> bool {
-        self.items.len() >= self.capacity
-    }
-
-    /// Empties the batch (keeps its memory).
-    pub fn clear(&mut self) {
-        self.items.clear();
-    }
-
-    /// The items, in order.
-    pub fn items(&self) -> &[BatchItem] {
-        &self.items
-    }
-
-    /// Packet `i`'s bytes.
-    pub fn packet(&self, i: usize) -> &[u8] {
-        let off = i * self.stride + self.headroom;
-        &self.buf[off..off + usize::from(self.items[i].len)]
-    }
-
-    /// Packet `i` with its headroom in front, mutable (for a sender that writes headers).
-    pub fn with_headroom_mut(&mut self, i: usize) -> &mut [u8] {
-        let off = i * self.stride;
-        let len = self.headroom + usize::from(self.items[i].len);
-        &mut self.buf[off..off + len]
-    }
-
-    /// Bytes per slot.
-    pub fn stride(&self) -> usize {
-        self.stride
-    }
-
-    /// Headroom before each packet.
-    pub fn headroom(&self) -> usize {
-        self.headroom
-    }
-
-    /// Raw base pointer of the buffer (for building `iovec`s).
-    pub fn base_ptr(&mut self) -> *mut u8 {
-        self.buf.as_mut_ptr()
-    }
-
-    fn next_buf(&mut self) -> &mut [u8] {
-        let off = self.items.len() * self.stride + self.headroom;
-        &mut self.buf[off..off + MAX_PACKET]
-    }
 }
 
 /// Something a call must know about its media.
@@ -253,6 +156,8 @@ pub struct Pacer {
     cursor: u64,
     phase_load: Vec<u32>,
     active: usize,
+    /// Streams sent to the end whose event waits for the callee's playout (due order).
+    held: VecDeque<(u64, PacerEvent)>,
     events: VecDeque<PacerEvent>,
     rng: u64,
 }
@@ -270,6 +175,7 @@ impl Pacer {
             free: Vec::new(),
             cursor: 0,
             active: 0,
+            held: VecDeque::new(),
             events: VecDeque::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             cfg,
@@ -367,6 +273,10 @@ impl Pacer {
     /// Stops a stream now (the callee hung up); returns the RTP packets it sent, or `None`
     /// if the id is stale. No further packet or event comes for it.
     pub fn stop(&mut self, id: StreamId) -> Option<u64> {
+        if let Some(i) = self.held.iter().position(|(_, ev)| ev.id() == id) {
+            let (_, ev) = self.held.remove(i)?;
+            return Some(ev.packets());
+        }
         let e = self.entries.get_mut(id.index as usize)?;
         if e.generation != id.generation || !e.live {
             return None;
@@ -380,6 +290,25 @@ impl Pacer {
         Some(sent)
     }
 
+    /// Sends a stream's RTP (and RTCP) to new addresses from its next packet on: the callee's
+    /// media came from elsewhere than its SDP said and the call latches (RFC 4961). Returns
+    /// whether the stream is still playing.
+    pub fn set_dest(
+        &mut self,
+        id: StreamId,
+        dest: SocketAddr,
+        rtcp_dest: Option<SocketAddr>,
+    ) -> bool {
+        match self.entries.get_mut(id.index as usize) {
+            Some(e) if e.generation == id.generation && e.live => {
+                e.dest = dest;
+                e.rtcp_dest = rtcp_dest;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Packets sent so far by a stream.
     pub fn packets_sent(&self, id: StreamId) -> Option<u64> {
         let e = self.entries.get(id.index as usize)?;
@@ -388,16 +317,21 @@ impl Pacer {
 
     /// When the next slot with work starts (the loop sleeps until then), or `None` when idle.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let held = self
+            .held
+            .front()
+            .map(|&(due, _)| self.origin + Duration::from_nanos(due));
         if self.active == 0 {
-            return None;
+            return held;
         }
         let w = self.wheel.len() as u64;
-        for s in self.cursor..self.cursor + w {
-            if !self.wheel[(s % w) as usize].is_empty() {
-                return Some(self.origin + Duration::from_nanos(s * self.slot_ns));
-            }
+        let slot = (self.cursor..self.cursor + w)
+            .find(|&s| !self.wheel[(s % w) as usize].is_empty())
+            .map(|s| self.origin + Duration::from_nanos(s * self.slot_ns));
+        match (slot, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        None
     }
 
     /// Next event for a call.
@@ -415,7 +349,7 @@ impl Pacer {
             let b = (self.cursor % w) as usize;
             while let Some(&idx) = self.wheel[b].last() {
                 // RTP plus a possible RTCP packet need two places.
-                if batch.items.len() + 2 > batch.capacity {
+                if !batch.has_room(2) {
                     return false;
                 }
                 self.wheel[b].pop();
@@ -424,6 +358,11 @@ impl Pacer {
                 }
             }
             self.cursor += 1;
+        }
+        while self.held.front().is_some_and(|&(due, _)| due <= now_ns) {
+            if let Some((_, ev)) = self.held.pop_front() {
+                self.events.push_back(ev);
+            }
         }
         true
     }
@@ -442,7 +381,7 @@ impl Pacer {
         match e.stream.next_packet(buf) {
             Some(0) => {}
             Some(len) => {
-                batch.items.push(BatchItem {
+                batch.push(BatchItem {
                     route: e.route,
                     dest: e.dest,
                     len: len as u16,
@@ -470,7 +409,9 @@ impl Pacer {
                 self.phase_load[phase] -= 1;
                 self.active -= 1;
                 self.free.push(idx);
-                self.events.push_back(ev);
+                // `due_ns` is the slot after the last packet: its audio has just been sent.
+                let release = due_ns + self.cfg.finish_hold.as_nanos() as u64;
+                self.held.push_back((release, ev));
                 return None;
             }
         }
@@ -493,6 +434,22 @@ impl Pacer {
         x ^= x >> 27;
         self.rng = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+impl PacerEvent {
+    /// The stream the event is about.
+    pub fn id(&self) -> StreamId {
+        match *self {
+            PacerEvent::Finished { id, .. } => id,
+        }
+    }
+
+    /// RTP packets the stream sent.
+    pub fn packets(&self) -> u64 {
+        match *self {
+            PacerEvent::Finished { packets, .. } => packets,
+        }
     }
 }
 
@@ -527,7 +484,7 @@ fn queue_sr(
         bye,
     );
     if len > 0 {
-        batch.items.push(BatchItem {
+        batch.push(BatchItem {
             route: e.route,
             dest: rtcp_dest,
             len: len as u16,
@@ -558,263 +515,4 @@ pub fn ntp_from_system(t: std::time::SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use codecs::{Codec, EncodeSettings, PreparedAudio};
-
-    fn prompt(ms: u32) -> Arc<Prompt> {
-        let rate = 8000u32;
-        let n = (rate * ms / 1000) as usize;
-        let samples: Vec<i16> = (0..n)
-            .map(|i| ((i as f32 * 0.05).sin() * 8000.0) as i16)
-            .collect();
-        let mut wav = Vec::new();
-        {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            let mut w = hound::WavWriter::new(std::io::Cursor::new(&mut wav), spec).unwrap();
-            for s in samples {
-                w.write_sample(s).unwrap();
-            }
-            w.finalize().unwrap();
-        }
-        let settings = EncodeSettings {
-            normalize: false,
-            ..EncodeSettings::default()
-        };
-        let prepared = PreparedAudio::from_bytes(&wav, &settings).unwrap();
-        Arc::new(prepared.encode(Codec::Pcmu, 20).unwrap())
-    }
-
-    fn spec(token: u64, p: &Arc<Prompt>, play_count: u32, gap_frames: u32) -> StreamSpec {
-        StreamSpec {
-            token,
-            route: token as u32,
-            dest: "127.0.0.1:4000".parse().unwrap(),
-            rtcp_dest: Some("127.0.0.1:4001".parse().unwrap()),
-            prompt: p.clone(),
-            params: StreamParams {
-                payload_type: 0,
-                ssrc: 0x1234_0000 + token as u32,
-                first_seq: 65530,
-                first_timestamp: u32::MAX - 400,
-                play_count,
-                gap_frames,
-            },
-            clock_rate: 8000,
-        }
-    }
-
-    /// Runs the pacer on virtual time, ticking every `tick` (with a jitter pattern), and
-    /// collects (send time ns, item, packet bytes).
-    fn run(
-        pacer: &mut Pacer,
-        until: Duration,
-        tick_us: u64,
-        mut on: impl FnMut(u64, &BatchItem, &[u8]),
-    ) {
-        let mut batch = Batch::new(64, 0);
-        let t0 = pacer.origin();
-        let mut t = 0u64;
-        let mut k = 0u64;
-        while t <= until.as_nanos() as u64 {
-            let now = t0 + Duration::from_nanos(t);
-            loop {
-                let done = pacer.fill(now, &mut batch);
-                for (i, it) in batch.items().iter().enumerate() {
-                    on(t, it, batch.packet(i));
-                }
-                batch.clear();
-                if done {
-                    break;
-                }
-            }
-            // Irregular ticks: the loop wakes late by up to 0.7 ms now and then.
-            k += 1;
-            t += tick_us * 1000 + (k * 7919 % 7) * 100_000;
-        }
-    }
-
-    #[test]
-    fn an_hour_of_media_without_drift() {
-        // A one-minute prompt played 60 times back to back: one hour, 180,000 packets.
-        let p = prompt(60_000);
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(PacerConfig::default(), t0);
-        pacer.add(t0, spec(1, &p, 60, 0)).unwrap();
-        let mut n = 0u64;
-        let mut first_due = None;
-        let mut last_seq = None;
-        let mut max_lag = 0u64;
-        let mut srs = 0;
-        run(&mut pacer, Duration::from_secs(3601), 1, |t, it, pkt| {
-            if it.kind == PacketKind::Rtcp {
-                srs += 1;
-                return;
-            }
-            let fd = *first_due.get_or_insert(it.due_ns);
-            assert_eq!(
-                it.due_ns,
-                fd + n * 20_000_000,
-                "packet {n} due off schedule"
-            );
-            assert!(t >= it.due_ns, "sent early");
-            max_lag = max_lag.max(t - it.due_ns);
-            let r = rtp_rs::RtpReader::new(pkt).unwrap();
-            assert_eq!(
-                r.timestamp(),
-                (u32::MAX - 400).wrapping_add(160 * n as u32),
-                "timestamp of packet {n}"
-            );
-            assert_eq!(r.mark(), n == 0);
-            if let Some(s) = last_seq {
-                assert_eq!(u16::from(r.sequence_number()), u16::wrapping_add(s, 1));
-            }
-            last_seq = Some(u16::from(r.sequence_number()));
-            n += 1;
-        });
-        assert_eq!(n, 180_000);
-        assert!(max_lag < 1_000_000, "lag {max_lag} ns");
-        // An SR every ~5 s plus the final SR+BYE.
-        assert!((700..=740).contains(&srs), "{srs} RTCP packets");
-        let ev = pacer.poll_event().unwrap();
-        assert!(matches!(
-            ev,
-            PacerEvent::Finished {
-                token: 1,
-                packets: 180_000,
-                ..
-            }
-        ));
-        assert_eq!(pacer.active(), 0);
-    }
-
-    #[test]
-    fn simultaneous_answers_spread_over_phases() {
-        let p = prompt(1000);
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(PacerConfig::default(), t0);
-        for i in 0..5000 {
-            pacer.add(t0, spec(i, &p, 1, 0)).unwrap();
-        }
-        let mut per_slot = std::collections::HashMap::<u64, usize>::new();
-        run(&mut pacer, Duration::from_millis(200), 1, |_, it, _| {
-            if it.kind == PacketKind::Rtp {
-                *per_slot.entry(it.due_ns / 1_000_000).or_default() += 1;
-            }
-        });
-        // 5000 streams over 20 phases: 250 per 1 ms slot, every slot busy.
-        assert!(per_slot.values().all(|&c| c == 250), "{per_slot:?}");
-        assert_eq!(per_slot.len(), 200);
-    }
-
-    #[test]
-    fn play_count_with_gap_and_stream_end() {
-        let p = prompt(200); // 10 frames
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(PacerConfig::default(), t0);
-        let id = pacer.add(t0, spec(7, &p, 3, 5)).unwrap();
-        let mut rtp = Vec::new();
-        let mut rtcp = Vec::new();
-        run(
-            &mut pacer,
-            Duration::from_secs(2),
-            1,
-            |_, it, pkt| match it.kind {
-                PacketKind::Rtp => {
-                    let r = rtp_rs::RtpReader::new(pkt).unwrap();
-                    rtp.push((it.due_ns, r.timestamp(), r.mark()));
-                }
-                PacketKind::Rtcp => rtcp.push(pkt.to_vec()),
-            },
-        );
-        assert_eq!(rtp.len(), 30);
-        // Plays start at slots 0, 15, 30 (10 frames + 5 gap frames) with the marker bit.
-        let marks: Vec<usize> = (0..30).filter(|&i| rtp[i].2).collect();
-        assert_eq!(marks, vec![0, 10, 20]);
-        let d = |i: usize| (rtp[i].0 - rtp[0].0) / 20_000_000;
-        assert_eq!((d(10), d(20), d(29)), (15, 30, 39));
-        assert_eq!(rtp[10].1.wrapping_sub(rtp[0].1), 15 * 160);
-        // The end: one SR + SDES + BYE compound, then the event; the id is then stale.
-        let last = rtcp.last().unwrap();
-        let kinds: Vec<u8> = rtcp::Compound::new(last).map(|p| p.unwrap().pt).collect();
-        assert_eq!(kinds, vec![200, 202, 203]);
-        assert_eq!(
-            pacer.poll_event(),
-            Some(PacerEvent::Finished {
-                id,
-                token: 7,
-                packets: 30
-            })
-        );
-        assert_eq!(pacer.stop(id), None);
-        assert_eq!(pacer.poll_timeout(), None);
-    }
-
-    #[test]
-    fn stop_midway_counts_exactly_and_frees_the_slot() {
-        let p = prompt(1000);
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(PacerConfig::default(), t0);
-        let a = pacer.add(t0, spec(1, &p, 1, 0)).unwrap();
-        let mut batch = Batch::new(64, 0);
-        let mut sent = 0;
-        for ms in 0..=100u64 {
-            pacer.fill(t0 + Duration::from_millis(ms), &mut batch);
-            sent += batch.len();
-            batch.clear();
-        }
-        assert_eq!(pacer.stop(a), Some(sent as u64));
-        assert_eq!(sent, 6);
-        for ms in 101..=200u64 {
-            pacer.fill(t0 + Duration::from_millis(ms), &mut batch);
-            assert!(batch.is_empty());
-        }
-        assert!(pacer.poll_event().is_none());
-        // The slot is reused with a new generation: the old id stays stale.
-        let b = pacer
-            .add(t0 + Duration::from_millis(200), spec(2, &p, 1, 0))
-            .unwrap();
-        assert_ne!(a, b);
-        assert_eq!(pacer.stop(a), None);
-        assert_eq!(pacer.entries.len(), 1);
-    }
-
-    #[test]
-    fn a_small_batch_resumes_where_it_stopped() {
-        let p = prompt(100);
-        let t0 = Instant::now();
-        let mut pacer = Pacer::new(
-            PacerConfig {
-                phases: 1,
-                ..PacerConfig::default()
-            },
-            t0,
-        );
-        for i in 0..100 {
-            pacer.add(t0, spec(i, &p, 1, 0)).unwrap();
-        }
-        let mut batch = Batch::new(8, 0);
-        let mut rounds = 0;
-        let mut total = 0;
-        while !pacer.fill(t0, &mut batch) {
-            total += batch.len();
-            batch.clear();
-            rounds += 1;
-        }
-        total += batch.len();
-        assert_eq!(total, 100);
-        assert!(rounds >= 14);
-    }
-
-    #[test]
-    fn ntp_conversion() {
-        assert_eq!(ntp_add(0, 1_500_000_000), (1 << 32) | (1 << 31));
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(1);
-        assert_eq!(ntp_from_system(t) >> 32, 2_208_988_801);
-    }
-}
+mod tests;

@@ -1,0 +1,172 @@
+//! The receiving half of a pacing loop: drain every ready socket with `recvmmsg`, tell RTP
+//! from RTCP, STUN and garbage, accept only the call's locked source, decode key presses.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use super::event_loop::{CallSlot, Loop, RX_BATCH, RX_BUF};
+use super::sys::{point_hdr, sockaddr_to_std};
+use super::MediaEvent;
+use crate::media::{classify, rtcp, Datagram, Verdict};
+
+impl Loop {
+    pub(super) fn receive(&mut self) {
+        // SAFETY: ep_events is a live buffer of the stated length.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.ep_events.as_mut_ptr(),
+                self.ep_events.len() as libc::c_int,
+                0,
+            )
+        };
+        for k in 0..n.max(0) as usize {
+            let tag = self.ep_events[k].u64;
+            let route = (tag >> 1) as usize;
+            let is_rtcp_port = tag & 1 == 1;
+            let fd = match self.slots.get(route).and_then(|s| s.as_ref()) {
+                Some(s) if is_rtcp_port => s.rtcp.as_raw_fd(),
+                Some(s) => s.rtp.as_raw_fd(),
+                None => continue,
+            };
+            loop {
+                let got = self.recv_batch(fd);
+                for m in 0..got {
+                    self.handle_inbound(route, is_rtcp_port, m);
+                }
+                if got < RX_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reports presses whose end packets were all lost.
+    pub(super) fn dtmf_timeouts(&mut self) {
+        let now = Instant::now();
+        for s in self.slots.iter_mut().flatten() {
+            if let Some(d) = s.dtmf.as_mut() {
+                if d.poll_timeout().is_some_and(|t| t <= now) {
+                    d.handle_timeout(now);
+                    while let Some(event) = d.poll_event() {
+                        let _ = self.events.send(MediaEvent::Dtmf {
+                            token: s.token,
+                            event,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn recv_batch(&mut self, fd: RawFd) -> usize {
+        for i in 0..RX_BATCH {
+            self.rx_iov[i] = libc::iovec {
+                iov_base: self.rx_bufs[i * RX_BUF..].as_mut_ptr() as *mut libc::c_void,
+                iov_len: RX_BUF,
+            };
+            point_hdr(
+                &mut self.rx_hdrs[i],
+                &mut self.rx_names[i] as *mut _ as *mut libc::c_void,
+                std::mem::size_of::<libc::sockaddr_storage>(),
+                &mut self.rx_iov[i],
+            );
+        }
+        // SAFETY: the headers point at buffers owned by self, alive during the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.rx_hdrs.as_mut_ptr(),
+                RX_BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            0
+        } else {
+            r as usize
+        }
+    }
+
+    fn handle_inbound(&mut self, route: usize, on_rtcp_port: bool, m: usize) {
+        let len = self.rx_hdrs[m].msg_len as usize;
+        let Some(from) = sockaddr_to_std(&self.rx_names[m]) else {
+            return;
+        };
+        let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
+        let Some(slot) = self.slots[route].as_mut() else {
+            return;
+        };
+        let kind = if on_rtcp_port && rtcp::is_rtcp(data) {
+            Datagram::Rtcp
+        } else {
+            classify(data)
+        };
+        let ssrc = match kind {
+            Datagram::Rtcp => {
+                if slot.latch.allows_rtcp(from) {
+                    far_end_report(slot, data);
+                    self.local.received += 1;
+                } else {
+                    self.local.dropped_source += 1;
+                }
+                return;
+            }
+            // Only RTP arrives on the RTP port of a call without rtcp-mux, and nothing but
+            // RTCP on the RTCP port: STUN, DTLS and garbage are counted and never lock a source.
+            Datagram::Rtp { ssrc, .. } if !on_rtcp_port => ssrc,
+            _ => {
+                self.local.not_rtp += 1;
+                return;
+            }
+        };
+        match slot.latch.on_rtp(Instant::now(), from, ssrc) {
+            Verdict::Accept => {}
+            Verdict::AcceptAndSendTo(addr) => {
+                // Symmetric RTP: our media follows the callee's to where its NAT opened.
+                let rtcp_to = if slot.rtcp_mux {
+                    Some(addr)
+                } else {
+                    addr.port()
+                        .checked_add(1)
+                        .map(|p| SocketAddr::new(addr.ip(), p))
+                };
+                if let Some(id) = slot.stream {
+                    self.pacer.set_dest(id, addr, rtcp_to);
+                }
+                self.local.relatched += 1;
+            }
+            Verdict::Drop => {
+                self.local.dropped_source += 1;
+                return;
+            }
+        }
+        self.local.received += 1;
+        if let Some(d) = slot.dtmf.as_mut() {
+            if d.handle_rtp(Instant::now(), data) {
+                while let Some(event) = d.poll_event() {
+                    let _ = self.events.send(MediaEvent::Dtmf {
+                        token: slot.token,
+                        event,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Records the far end's loss and jitter for our stream from its RTCP receiver reports.
+fn far_end_report(slot: &CallSlot, data: &[u8]) {
+    for p in rtcp::Compound::new(data).flatten() {
+        for b in p.report_blocks() {
+            if b.ssrc == slot.ssrc {
+                metrics::histogram!("dialer_rtp_far_end_fraction_lost")
+                    .record(f64::from(b.fraction_lost) / 256.0);
+                metrics::histogram!("dialer_rtp_far_end_jitter_seconds")
+                    .record(f64::from(b.jitter) / f64::from(slot.clock_rate.max(1)));
+            }
+        }
+    }
+}
