@@ -583,7 +583,7 @@ async fn prompts_upload_audio_and_delete() {
     assert_eq!(v["codecs"], json!(["pcmu", "pcma", "opus", "g722"]));
     // Encoded once at upload, every codec at 20 ms (no trunk asks for another ptime), into
     // the prompt cache the media path reads.
-    let cache = api._dir.path().join("t.db.prompts").join("cache");
+    let cache = api._dir.path().join("prompts").join("cache");
     let encoded = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
     assert_eq!(encoded(), 4);
     let r = api.get(&format!("/v1/prompts/{id}/audio"), &t).await;
