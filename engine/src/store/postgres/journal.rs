@@ -125,8 +125,11 @@ pub(super) async fn finish(
     Ok(())
 }
 
+/// id, campaign, contact, answered_ms, the contact's counted attempts.
+type DanglingRow = (i64, i64, i64, Option<i64>, Option<i64>);
+
 pub(super) async fn dangling(db: &PgPool) -> StoreResult<Vec<Dangling>> {
-    let rows: Vec<(i64, i64, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<DanglingRow> = sqlx::query_as(
         "SELECT a.id, a.campaign_id, a.contact_id, a.answered_ms, cc.attempts
          FROM attempts a LEFT JOIN campaign_contacts cc
            ON cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id
