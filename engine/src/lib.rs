@@ -5,6 +5,7 @@
 //! code that tests drive on virtual time.
 
 pub mod dialer;
+pub mod ivr;
 pub mod media;
 pub mod model;
 pub mod net;

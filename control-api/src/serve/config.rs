@@ -216,6 +216,9 @@ pub struct ServeConfig {
     /// `[[trunk]]` tables (engine keys, see DESIGN), passed to the engine.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<toml::Value>,
+    /// `[[number]]` tables: inbound numbers (see [`super::config_numbers`]).
+    #[serde(default, rename = "number")]
+    pub numbers: Vec<super::config_numbers::NumberEntry>,
 }
 
 fn default_drain() -> u64 {
@@ -402,6 +405,7 @@ impl ServeConfig {
                 "must be a two-letter region code (IT)",
             ));
         }
+        super::config_numbers::parse(&self.numbers, &self.default_region, 0)?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_numbers;
 pub mod drain;
 pub mod idempotency;
 pub mod openapi;
@@ -30,7 +31,10 @@ use tokio::sync::watch;
 
 pub use config::{ConfigError, ServeConfig};
 use problem::problem_response;
-use routes::{campaigns, contacts, metrics, prompts, streets, tenants, trunks};
+use routes::{
+    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
+    trunks,
+};
 use state::{AppState, Inner};
 
 /// Why the server could not start or run.
@@ -75,6 +79,21 @@ pub fn router(st: AppState) -> Router {
         .route(
             "/v1/trunks/{name}",
             get(trunks::get).put(trunks::replace).delete(trunks::delete),
+        )
+        .route("/v1/numbers", post(numbers::create).get(numbers::list))
+        .route(
+            "/v1/numbers/{number}",
+            axum::routing::delete(numbers::delete),
+        )
+        .route("/v1/registrations", get(registrations::list))
+        .route(
+            "/v1/tenants/{id}/staff-pin",
+            axum::routing::put(registrations::set_staff_pin),
+        )
+        .route("/v1/ivr/prompts", get(ivr_prompts::list))
+        .route(
+            "/v1/ivr/prompts/{key}",
+            axum::routing::put(ivr_prompts::put).delete(ivr_prompts::reset),
         )
         .route("/v1/prompts", post(prompts::create).get(prompts::list))
         .route(
@@ -208,6 +227,8 @@ impl Server {
         let store = AnyStore::open(&cfg.store.url).await?;
         tracing::info!(store = store.kind(), "store open");
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
+        let dids = config_numbers::parse(&cfg.numbers, &cfg.default_region, state::now_ms())?;
+        config_numbers::apply(&store, dids).await?;
         let ip = media_ip(&cfg, &dc).await;
         let (media, notes) = PumpMedia::start(PumpMediaConfig {
             ip,

@@ -6,17 +6,23 @@ use utoipa::{Modify, OpenApi};
 
 use super::pagination::Page;
 use super::problem::Problem;
-use super::routes::{campaigns, contacts, metrics, prompts, streets, tenants, trunks};
+use super::routes::{
+    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
+    trunks,
+};
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dialer", description = "Mass voice notification: tenants (towns), trunks, \
-        prompts, streets and zones, contacts, campaigns. Errors are application/problem+json \
+        inbound numbers, prompts, streets and zones, contacts, campaigns. Errors are application/problem+json \
         (RFC 9457); POST creates honour Idempotency-Key; lists use cursor pagination."),
     paths(
         tenants::create, tenants::list,
         trunks::list, trunks::get, trunks::create, trunks::replace, trunks::delete,
+        numbers::create, numbers::list, numbers::delete,
+        registrations::list, registrations::set_staff_pin,
+        ivr_prompts::list, ivr_prompts::put, ivr_prompts::reset,
         prompts::create, prompts::list, prompts::get, prompts::delete, prompts::audio,
         streets::import, streets::zones,
         contacts::import, contacts::create, contacts::list, contacts::opt_out, contacts::erase,
@@ -26,7 +32,7 @@ use super::routes::{campaigns, contacts, metrics, prompts, streets, tenants, tru
     ),
     components(schemas(Problem, Page<tenants::TenantOut>)),
     modifiers(&Bearer, &Problems),
-    tags((name = "tenants"), (name = "trunks"), (name = "prompts"), (name = "streets"),
+    tags((name = "tenants"), (name = "trunks"), (name = "numbers"), (name = "registrations"), (name = "ivr"), (name = "prompts"), (name = "streets"),
         (name = "contacts"), (name = "campaigns"), (name = "ops"))
 )]
 pub struct ApiDoc;

@@ -16,8 +16,10 @@ use super::numbers::{normalize, NumberType};
 pub enum Source {
     /// The phone directory (landlines).
     Directory,
-    /// The resident registered it (IVR or web form).
+    /// The resident registered it (web form, or the API).
     Registration,
+    /// The resident registered it by calling the town's phone menu.
+    Ivr,
 }
 
 impl Source {
@@ -26,6 +28,7 @@ impl Source {
         match self {
             Source::Directory => "directory",
             Source::Registration => "registration",
+            Source::Ivr => "ivr",
         }
     }
 
@@ -34,6 +37,7 @@ impl Source {
         match s.trim().to_ascii_lowercase().as_str() {
             "directory" => Some(Source::Directory),
             "registration" => Some(Source::Registration),
+            "ivr" => Some(Source::Ivr),
             _ => None,
         }
     }

@@ -8,16 +8,20 @@
 
 pub mod campaign;
 pub mod contacts;
+pub mod dids;
 pub mod numbers;
 pub mod outcome;
+pub mod registrations;
 pub mod retry;
 pub mod states;
 pub mod window;
 
 pub use campaign::{CampaignAction, CampaignError, CampaignSpec, CampaignState, Priority, Target};
 pub use contacts::{NewContact, Source};
+pub use dids::{Did, Flow};
 pub use numbers::{normalize, NumberType};
 pub use outcome::Outcome;
+pub use registrations::{NewRegistration, Registered, Unregistered};
 pub use retry::{RetryPolicy, RetryRule};
 pub use states::{AttemptState, ContactState};
 pub use window::{CallingWindow, Window};

@@ -340,4 +340,101 @@ impl Store for AnyStore {
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send {
         delegate!(self, ping())
     }
+
+    fn tenant(&self, id: &str) -> impl Future<Output = StoreResult<Option<TenantRecord>>> + Send {
+        delegate!(self, tenant(id))
+    }
+
+    fn create_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, create_did(did))
+    }
+
+    fn put_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, put_did(did))
+    }
+
+    fn did(&self, number: &str) -> impl Future<Output = StoreResult<Option<Did>>> + Send {
+        delegate!(self, did(number))
+    }
+
+    fn dids(&self, after: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<Did>>> + Send {
+        delegate!(self, dids(after, limit))
+    }
+
+    fn delete_did(&self, number: &str) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        delegate!(self, delete_did(number))
+    }
+
+    fn register(
+        &self,
+        tenant: &str,
+        r: NewRegistration,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Registered>> + Send + use<> {
+        delegate!(self, register(tenant, r, now_ms))
+    }
+
+    fn unregister(
+        &self,
+        tenant: &str,
+        number: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Unregistered>> + Send + use<> {
+        delegate!(self, unregister(tenant, number, now_ms))
+    }
+
+    fn registration(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> impl Future<Output = StoreResult<Option<RegistrationRecord>>> + Send {
+        delegate!(self, registration(tenant, number))
+    }
+
+    fn registrations(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<RegistrationRecord>>> + Send {
+        delegate!(self, registrations(tenant, after, limit))
+    }
+
+    fn set_staff_pin(
+        &self,
+        tenant: &str,
+        pin_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, set_staff_pin(tenant, pin_hash, now_ms))
+    }
+
+    fn staff_pin(&self, tenant: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send {
+        delegate!(self, staff_pin(tenant))
+    }
+
+    fn set_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+        r: Replacement,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, set_ivr_prompt(tenant, key, r, now_ms))
+    }
+
+    fn delete_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        delegate!(self, delete_ivr_prompt(tenant, key))
+    }
+
+    fn ivr_prompts(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Vec<(PromptKey, Replacement)>>> + Send {
+        delegate!(self, ivr_prompts(tenant))
+    }
 }

@@ -11,21 +11,29 @@
 
 use std::future::Future;
 
-use crate::model::{CampaignSpec, CampaignState, NewContact, Outcome};
+use crate::ivr::{PromptKey, Replacement};
+use crate::model::{
+    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
+    Unregistered,
+};
 
 mod any;
 mod api_records;
+mod ivr_records;
 pub mod postgres;
 mod records;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ivr;
 
 pub use any::AnyStore;
 pub use api_records::{
     ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
     TenantRecord,
 };
+pub use ivr_records::RegistrationRecord;
 pub use postgres::{is_postgres_url, PgOptions, PgStore};
 pub use records::{
     AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
@@ -307,4 +315,95 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Whether the database answers a trivial read.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // ---- inbound numbers (DIDs) ----
+
+    /// A tenant by id.
+    fn tenant(&self, id: &str) -> impl Future<Output = StoreResult<Option<TenantRecord>>> + Send;
+
+    /// Adds an inbound number; Conflict if the number is taken, NotFound if its tenant
+    /// does not exist.
+    fn create_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Adds or replaces an inbound number (the configuration file's, at start).
+    fn put_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// The inbound number with this E.164 key.
+    fn did(&self, number: &str) -> impl Future<Output = StoreResult<Option<Did>>> + Send;
+
+    /// Inbound numbers above `after`, by number, at most `limit`.
+    fn dids(&self, after: &str, limit: u32) -> impl Future<Output = StoreResult<Vec<Did>>> + Send;
+
+    /// Removes an inbound number; false if there was none.
+    fn delete_did(
+        &self,
+        number: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    // ---- registrations and the staff line ----
+
+    /// Stores a registration and its contact (new consent clears an opt-out); a number
+    /// registered already only changes zone. At most one live registration per number.
+    fn register(
+        &self,
+        tenant: &str,
+        r: NewRegistration,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Registered>> + Send + use<Self>;
+
+    /// Opt-out and erasure of a number; its live registration ends at `now_ms`.
+    fn unregister(
+        &self,
+        tenant: &str,
+        number: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Unregistered>> + Send + use<Self>;
+
+    /// The live registration of a number.
+    fn registration(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> impl Future<Output = StoreResult<Option<RegistrationRecord>>> + Send;
+
+    /// A tenant's registrations (live and ended) with id above `after`, by id.
+    fn registrations(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<RegistrationRecord>>> + Send;
+
+    /// Sets or rotates a tenant's staff PIN (its hash).
+    fn set_staff_pin(
+        &self,
+        tenant: &str,
+        pin_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// A tenant's staff PIN hash.
+    fn staff_pin(&self, tenant: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// Replaces one of the menus' prompts for a tenant (checked by the caller).
+    fn set_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+        r: Replacement,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Puts a prompt back to its default; false if it was not replaced.
+    fn delete_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    /// A tenant's prompt replacements.
+    fn ivr_prompts(
+        &self,
+        tenant: &str,
+    ) -> impl Future<Output = StoreResult<Vec<(PromptKey, Replacement)>>> + Send;
 }

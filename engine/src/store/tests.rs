@@ -8,7 +8,7 @@ use super::*;
 use crate::model::{AttemptState, NumberType, Priority, RetryPolicy, Source, Target};
 
 /// Where a test's data lives, for one kind of store.
-trait Harness: Sized + Send + Sync {
+pub(super) trait Harness: Sized + Send + Sync {
     type S: Store;
     /// A new, empty place (nothing opened yet); None when this kind is skipped here
     /// (no PostgreSQL installed).
@@ -18,13 +18,13 @@ trait Harness: Sized + Send + Sync {
 }
 
 /// A fresh store of kind `H` and its place.
-async fn fresh<H: Harness>() -> Option<(H, H::S)> {
+pub(super) async fn fresh<H: Harness>() -> Option<(H, H::S)> {
     let h = H::new().await?;
     let s = h.open().await;
     Some((h, s))
 }
 
-struct Sqlite(tempfile::TempDir);
+pub(super) struct Sqlite(tempfile::TempDir);
 
 impl Harness for Sqlite {
     type S = SqliteStore;
@@ -38,7 +38,7 @@ impl Harness for Sqlite {
     }
 }
 
-struct Pg(String);
+pub(super) struct Pg(String);
 
 impl Harness for Pg {
     type S = PgStore;
@@ -71,6 +71,8 @@ macro_rules! suite {
         }
     };
 }
+
+pub(super) use suite;
 
 suite!(
     concurrent_opens_migrate_once,

@@ -3,8 +3,11 @@
 pub mod campaign_types;
 pub mod campaigns;
 pub mod contacts;
+pub mod ivr_prompts;
 pub mod metrics;
+pub mod numbers;
 pub mod prompts;
+pub mod registrations;
 pub mod streets;
 pub mod tenants;
 pub mod trunks;

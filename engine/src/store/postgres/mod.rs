@@ -28,7 +28,9 @@ use super::*;
 mod api;
 mod campaigns;
 mod contacts;
+mod dids;
 mod journal;
+mod registrations;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
 pub mod test_cluster;
@@ -37,11 +39,18 @@ mod tests;
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations-pg/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations-pg/0001_init.sql"),
+    ),
+    (
+        2,
+        "numbers and ivr",
+        include_str!("../../../migrations-pg/0002_numbers_ivr.sql"),
+    ),
+];
 
 /// The migrator over [`MIGRATIONS`], built the way `sqlx::migrate!` builds one (without
 /// the macros feature and its build-time directory scan).

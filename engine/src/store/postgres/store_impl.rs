@@ -3,8 +3,12 @@
 
 use std::future::Future;
 
-use super::{api, campaigns, contacts, journal, PgStore};
-use crate::model::{CampaignSpec, CampaignState, NewContact, Outcome};
+use super::{api, campaigns, contacts, dids, journal, registrations, PgStore};
+use crate::ivr::{PromptKey, Replacement};
+use crate::model::{
+    CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
+    Unregistered,
+};
 use crate::store::*;
 
 impl Store for PgStore {
@@ -250,5 +254,105 @@ impl Store for PgStore {
 
     async fn ping(&self) -> StoreResult<()> {
         api::ping(&self.read).await
+    }
+
+    async fn tenant(&self, id: &str) -> StoreResult<Option<TenantRecord>> {
+        dids::tenant(&self.read, id).await
+    }
+
+    fn create_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        self.write(move |c| Box::pin(dids::create_did(c, did)))
+    }
+
+    fn put_did(&self, did: Did) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        self.write(move |c| Box::pin(dids::put_did(c, did)))
+    }
+
+    async fn did(&self, number: &str) -> StoreResult<Option<Did>> {
+        dids::did(&self.read, number).await
+    }
+
+    async fn dids(&self, after: &str, limit: u32) -> StoreResult<Vec<Did>> {
+        dids::dids(&self.read, after, limit).await
+    }
+
+    fn delete_did(&self, number: &str) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        let n = number.to_string();
+        self.write(move |c| Box::pin(dids::delete_did(c, n)))
+    }
+
+    fn register(
+        &self,
+        tenant: &str,
+        r: NewRegistration,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Registered>> + Send + use<> {
+        let t = tenant.to_string();
+        self.write(move |c| Box::pin(registrations::register(c, t, r, now_ms)))
+    }
+
+    fn unregister(
+        &self,
+        tenant: &str,
+        number: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Unregistered>> + Send + use<> {
+        let (t, n) = (tenant.to_string(), number.to_string());
+        self.write(move |c| Box::pin(registrations::unregister(c, t, n, now_ms)))
+    }
+
+    async fn registration(
+        &self,
+        tenant: &str,
+        number: &str,
+    ) -> StoreResult<Option<RegistrationRecord>> {
+        registrations::live(&self.read, tenant, number).await
+    }
+
+    async fn registrations(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<RegistrationRecord>> {
+        registrations::list(&self.read, tenant, after, limit).await
+    }
+
+    fn set_staff_pin(
+        &self,
+        tenant: &str,
+        pin_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        let (t, h) = (tenant.to_string(), pin_hash.to_string());
+        self.write(move |c| Box::pin(registrations::set_pin(c, t, h, now_ms)))
+    }
+
+    async fn staff_pin(&self, tenant: &str) -> StoreResult<Option<String>> {
+        registrations::pin(&self.read, tenant).await
+    }
+
+    fn set_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+        r: Replacement,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        let t = tenant.to_string();
+        self.write(move |c| Box::pin(registrations::set_replacement(c, t, key, r, now_ms)))
+    }
+
+    fn delete_ivr_prompt(
+        &self,
+        tenant: &str,
+        key: PromptKey,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        let t = tenant.to_string();
+        self.write(move |c| Box::pin(registrations::delete_replacement(c, t, key)))
+    }
+
+    async fn ivr_prompts(&self, tenant: &str) -> StoreResult<Vec<(PromptKey, Replacement)>> {
+        registrations::replacements(&self.read, tenant).await
     }
 }

@@ -27,13 +27,17 @@ use super::*;
 mod api;
 mod campaigns;
 mod contacts;
+mod dids;
 mod journal;
+mod registrations;
 mod store_impl;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/0001_init.sql")),
     (2, include_str!("../../../migrations/0002_api.sql")),
+    (3, include_str!("../../../migrations/0003_numbers.sql")),
+    (4, include_str!("../../../migrations/0004_ivr.sql")),
 ];
 
 /// Tuning of the SQLite store.
