@@ -13,7 +13,7 @@ use engine::sip::{parse, Message, MessageWriter};
 
 fn endpoint() -> (Endpoint, Instant) {
     let mut cfg = EndpointConfig::new(DIALER);
-    cfg.seed = 7;
+    cfg.seed = Some(7);
     (Endpoint::new(cfg), Instant::now())
 }
 

@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use engine::dialer::DialerConfig;
+use engine::dialer::{DialerConfig, SipSettings};
+use engine::sip::endpoint::StrangerAction;
 use serde::Deserialize;
 
 /// A configuration that cannot be used; the message names the key.
@@ -51,6 +52,23 @@ pub struct HttpSection {
     pub listen: String,
     /// Largest request body accepted (prompt uploads, CSV imports), bytes.
     pub max_body_bytes: u64,
+    /// A request's headers must arrive within this many seconds of the connection's first
+    /// byte (or of the previous response): half-open requests are cut.
+    pub header_timeout_s: u64,
+    /// A request body must arrive whole within this many seconds.
+    pub body_timeout_s: u64,
+    /// HTTP connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests per second each bearer token may make (a token bucket; 429 with
+    /// Retry-After beyond it). Requests without a valid token share one bucket per
+    /// client address.
+    pub rate_limit_per_s: u32,
+    /// Burst size of that bucket.
+    pub rate_limit_burst: u32,
+    /// When set, `/metrics` asks for `Authorization: Bearer <this>` (write `${ENV}`).
+    pub metrics_token: Option<String>,
+    /// When set, `/metrics` is served on this address only, not on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for HttpSection {
@@ -58,6 +76,13 @@ impl Default for HttpSection {
         HttpSection {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 20 * 1024 * 1024,
+            header_timeout_s: 10,
+            body_timeout_s: 120,
+            max_connections: 1024,
+            rate_limit_per_s: 100,
+            rate_limit_burst: 400,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -68,12 +93,54 @@ impl Default for HttpSection {
 pub struct SipSection {
     /// Local SIP address.
     pub listen: String,
+    /// `User-Agent`/`Server` header value; generic by default (no product, no version).
+    pub user_agent: String,
+    /// Requests from addresses that are not trunks: `"drop"` (default) or `"reject"`
+    /// (one stateless 403, rate-limited per source).
+    pub strangers: StrangerAction,
+    /// Answer OPTIONS from strangers too (default: only trunks get an answer).
+    pub options_from_strangers: bool,
+    /// Largest SIP message over TCP, bytes; larger: 413 and the connection closed.
+    pub max_message_bytes: usize,
+    /// Inbound SIP TCP connections open at once.
+    pub tcp_max_connections: usize,
+    /// Inbound SIP TCP connections open at once per source IP.
+    pub tcp_max_per_source: usize,
+    /// Seconds a SIP message over TCP may take to arrive whole.
+    pub tcp_header_timeout_s: u64,
+    /// Seconds of silence after which a SIP TCP connection is closed.
+    pub tcp_idle_timeout_s: u64,
 }
 
 impl Default for SipSection {
     fn default() -> Self {
+        let d = SipSettings::default();
         SipSection {
             listen: "127.0.0.1:5060".into(),
+            user_agent: d.user_agent,
+            strangers: d.strangers,
+            options_from_strangers: d.options_from_strangers,
+            max_message_bytes: d.max_message_bytes,
+            tcp_max_connections: d.tcp_max_connections,
+            tcp_max_per_source: d.tcp_max_per_source,
+            tcp_header_timeout_s: d.tcp_header_timeout_s,
+            tcp_idle_timeout_s: d.tcp_idle_timeout_s,
+        }
+    }
+}
+
+impl SipSection {
+    /// The engine's settings (see [`SipSettings`] for what each key does).
+    pub fn settings(&self) -> SipSettings {
+        SipSettings {
+            user_agent: self.user_agent.clone(),
+            strangers: self.strangers,
+            options_from_strangers: self.options_from_strangers,
+            max_message_bytes: self.max_message_bytes,
+            tcp_max_connections: self.tcp_max_connections,
+            tcp_max_per_source: self.tcp_max_per_source,
+            tcp_header_timeout_s: self.tcp_header_timeout_s,
+            tcp_idle_timeout_s: self.tcp_idle_timeout_s,
         }
     }
 }
@@ -232,6 +299,7 @@ fn default_region() -> String {
 enum Kind {
     Str,
     Int,
+    Bool,
 }
 
 /// Keys of this file that have an environment override (the trunk keys have theirs in
@@ -239,7 +307,22 @@ enum Kind {
 const KEYS: &[(&str, &str, Kind)] = &[
     ("http", "listen", Kind::Str),
     ("http", "max_body_bytes", Kind::Int),
+    ("http", "header_timeout_s", Kind::Int),
+    ("http", "body_timeout_s", Kind::Int),
+    ("http", "max_connections", Kind::Int),
+    ("http", "rate_limit_per_s", Kind::Int),
+    ("http", "rate_limit_burst", Kind::Int),
+    ("http", "metrics_token", Kind::Str),
+    ("http", "metrics_listen", Kind::Str),
     ("sip", "listen", Kind::Str),
+    ("sip", "user_agent", Kind::Str),
+    ("sip", "strangers", Kind::Str),
+    ("sip", "options_from_strangers", Kind::Bool),
+    ("sip", "max_message_bytes", Kind::Int),
+    ("sip", "tcp_max_connections", Kind::Int),
+    ("sip", "tcp_max_per_source", Kind::Int),
+    ("sip", "tcp_header_timeout_s", Kind::Int),
+    ("sip", "tcp_idle_timeout_s", Kind::Int),
     ("media", "rtp_port_min", Kind::Int),
     ("media", "rtp_port_max", Kind::Int),
     ("media", "ip", Kind::Str),
@@ -335,6 +418,16 @@ impl ServeConfig {
                             format!("{name}={raw:?} is not an integer"),
                         )
                     })?),
+                    Kind::Bool => toml::Value::Boolean(match raw.trim() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(key_err(
+                                &dotted(section, key),
+                                format!("{name}={raw:?} is not true or false"),
+                            ))
+                        }
+                    }),
                 };
                 table.insert(key.to_string(), v);
             }
@@ -381,6 +474,40 @@ impl ServeConfig {
                     self.media.rtp_port_min, self.media.rtp_port_max
                 ),
             ));
+        }
+        if let Some(v) = &self.http.metrics_listen {
+            v.parse::<SocketAddr>().map_err(|e| {
+                key_err("http.metrics_listen", format!("{v:?} is not IP:PORT ({e})"))
+            })?;
+        }
+        if let Some(t) = &self.http.metrics_token {
+            if t.len() < 16 {
+                return Err(key_err(
+                    "http.metrics_token",
+                    "must be at least 16 characters",
+                ));
+            }
+        }
+        for (k, v) in [
+            ("http.header_timeout_s", self.http.header_timeout_s),
+            ("http.body_timeout_s", self.http.body_timeout_s),
+            ("http.max_connections", self.http.max_connections as u64),
+            (
+                "http.rate_limit_per_s",
+                u64::from(self.http.rate_limit_per_s),
+            ),
+            (
+                "http.rate_limit_burst",
+                u64::from(self.http.rate_limit_burst),
+            ),
+        ] {
+            if v == 0 {
+                return Err(key_err(k, "must be at least 1"));
+            }
+        }
+        if let Err(msg) = self.sip.settings().validate() {
+            let (k, m) = msg.split_once(": ").unwrap_or(("sip", &msg));
+            return Err(key_err(k, m));
         }
         if let Some(ip) = &self.media.ip {
             ip.parse::<std::net::IpAddr>()
@@ -488,6 +615,8 @@ impl ServeConfig {
                 msg,
             )
         })?;
+        let mut cfg = cfg;
+        cfg.sip = self.sip.settings();
         Ok(cfg)
     }
 }

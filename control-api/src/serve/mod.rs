@@ -7,8 +7,11 @@
 pub mod auth;
 pub mod config;
 pub mod config_numbers;
+pub mod csv_safe;
 pub mod drain;
 pub mod idempotency;
+pub mod limits;
+pub mod listen;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
@@ -67,12 +70,39 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The admin token generated at first start, to print once (None when configured).
     pub generated_admin_token: Option<String>,
+    /// The bound `/metrics` address when `http.metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     listener: Option<tokio::net::TcpListener>,
+    metrics_listener: Option<tokio::net::TcpListener>,
+}
+
+/// `/metrics` alone (behind `http.metrics_token` when set), for the API listener or for
+/// `http.metrics_listen`.
+pub fn metrics_router(st: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            limits::metrics_gate,
+        ))
+        .with_state(st)
 }
 
 /// The router over a state.
 pub fn router(st: AppState) -> Router {
+    let app = api_router(st.clone());
+    if st.cfg.http.metrics_listen.is_some() {
+        app
+    } else {
+        app.merge(metrics_router(st))
+    }
+    .layer(axum::middleware::from_fn(observe))
+    .layer(axum::middleware::from_fn(limits::security_headers))
+}
+
+fn api_router(st: AppState) -> Router {
     let max_body = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
+    let guard_state = (st.clone(), limits::Limits::new(&st.cfg.http));
     Router::new()
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/trunks", post(trunks::create).get(trunks::list))
@@ -121,7 +151,6 @@ pub fn router(st: AppState) -> Router {
         .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/v1/campaigns/{id}/calls", get(campaigns::calls))
         .route("/v1/campaigns/{id}/calls.csv", get(campaigns::calls_csv))
-        .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
         .route("/readyz", get(metrics::readyz))
         .route(
@@ -152,7 +181,10 @@ pub fn router(st: AppState) -> Router {
             st.clone(),
             idempotency::layer,
         ))
-        .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn_with_state(
+            guard_state,
+            limits::guard,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(st)
 }
@@ -252,6 +284,17 @@ impl Server {
             what: "http address".into(),
             source,
         })?;
+        let metrics_listener =
+            match &cfg.http.metrics_listen {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
+                    ServeError::Io {
+                        what: format!("binding http.metrics_listen {a}"),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let prompt_dir = cfg.prompt_dir();
         let state = Arc::new(Inner {
             cfg,
@@ -269,7 +312,9 @@ impl Server {
             state,
             addr,
             generated_admin_token: generated,
+            metrics_addr,
             listener: Some(listener),
+            metrics_listener,
         })
     }
 
@@ -282,27 +327,24 @@ impl Server {
             source: std::io::ErrorKind::Other.into(),
         })?;
         let app = router(self.state.clone());
-        let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_stop_rx.wait_for(|v| *v).await;
-                })
-                .await
-        });
+        let http_cfg = &self.state.cfg.http;
+        let conn_limits = listen::ConnLimits {
+            max_connections: http_cfg.max_connections,
+            header_timeout: std::time::Duration::from_secs(http_cfg.header_timeout_s),
+        };
+        let (http_stop_tx, http_stop_rx) = watch::channel(false);
+        if let Some(l) = self.metrics_listener.take() {
+            let app = metrics_router(self.state.clone())
+                .layer(axum::middleware::from_fn(limits::security_headers));
+            tokio::spawn(listen::serve(l, app, conn_limits, http_stop_rx.clone()));
+        }
+        let http = tokio::spawn(listen::serve(listener, app, conn_limits, http_stop_rx));
         let _ = stop.wait_for(|v| *v).await;
         let in_time = drain::drain(&self.state).await;
         self.state.ready.store(false, Ordering::SeqCst);
         let _ = http_stop_tx.send(true);
-        match http.await {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                return Err(ServeError::Io {
-                    what: "http server".into(),
-                    source,
-                })
-            }
-            Err(e) => tracing::error!(error = %e, "http task"),
+        if let Err(e) = http.await {
+            tracing::error!(error = %e, "http task");
         }
         tracing::info!(in_time, "dialer serve stopped");
         Ok(in_time)

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::retry::RetryPolicy;
+use super::sip_settings::SipSettings;
 use super::trunk::TrunkConfig;
 
 /// The whole configuration file.
@@ -32,6 +33,9 @@ pub struct DialerConfig {
     /// Carrier trunks.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    /// `[sip]`: TCP limits, strangers, User-Agent.
+    #[serde(default)]
+    pub sip: SipSettings,
 }
 
 fn default_bind() -> String {
@@ -181,6 +185,7 @@ impl DialerConfig {
             }
             t.validate()?;
         }
+        self.sip.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

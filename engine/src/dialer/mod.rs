@@ -14,6 +14,7 @@ pub mod orchestrator;
 pub mod retry;
 pub mod routing;
 pub mod scheduler;
+pub mod sip_settings;
 pub mod trunk;
 
 // The domain types moved to `crate::model`; these paths stay for existing callers.
@@ -23,3 +24,4 @@ pub use crate::model::{CampaignSpec, CampaignState, Priority, Target};
 pub use config::DialerConfig;
 pub use orchestrator::{Dialer, DialerError, DialerSnapshot, TrunkStatus};
 pub use retry::RetryPolicy;
+pub use sip_settings::SipSettings;

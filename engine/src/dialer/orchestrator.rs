@@ -38,7 +38,7 @@ use crate::net::SipDriver;
 use crate::sip::auth::Credentials;
 use crate::sip::endpoint::{
     CallEnd, CallHandle, CallParams, EndpointConfig, Event, RegisterParams, RegistrationState,
-    RequestHandle, Transport,
+    RequestHandle, SourcePolicy, Transport,
 };
 use crate::sip::outcome::Outcome;
 use crate::sip::sdp::{OfferCodec, OfferParams};
@@ -185,7 +185,15 @@ impl<S: Store> Dialer<S> {
             trunks.push(Trunk::new(t.clone()));
         }
         recover(&store).await?;
-        let (driver, events) = SipDriver::start(bind, EndpointConfig::new(bind)).await?;
+        let mut ep_cfg = EndpointConfig::new(bind);
+        ep_cfg.user_agent = cfg.sip.user_agent.clone();
+        ep_cfg.sources = SourcePolicy {
+            // Only the trunks' proxies may send new requests.
+            allowed: Some(addrs.iter().map(|a| a.ip()).collect()),
+            strangers: cfg.sip.strangers,
+            options_from_strangers: cfg.sip.options_from_strangers,
+        };
+        let (driver, events) = SipDriver::start_with(bind, ep_cfg, cfg.sip.tcp_limits()).await?;
         info!(sip = %driver.local_addr(), trunks = trunks.len(), "dialer started");
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (int_tx, int_rx) = mpsc::unbounded_channel();
@@ -648,6 +656,7 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             }
         };
         self.next_ping[i] = now;
+        self.sync_allowed_sources();
         trunk_gauges(&self.trunks[i].cfg);
         self.register_trunk(i).await;
         info!(trunk = %name, "trunk configured at run time");
@@ -661,9 +670,17 @@ impl<S: Store, M: CallMedia> Core<S, M> {
             .ok_or_else(|| DialerError::NoTrunk(name.to_string()))?;
         self.removed[i] = true;
         self.forget_requests(i);
+        self.sync_allowed_sources();
         metrics::gauge!("dialer_trunk_up", "trunk" => name.to_string()).set(0.0);
         info!(trunk = %name, calls = self.trunks[i].active, "trunk removed at run time");
         Ok(())
+    }
+
+    /// Tells the SIP endpoint which addresses may send new requests: the live trunks'
+    /// proxies (strangers are dropped or refused, see `[sip] strangers`).
+    fn sync_allowed_sources(&self) {
+        let ips = self.live_trunks().map(|i| self.addrs[i].ip()).collect();
+        self.driver.set_allowed_sources(Some(ips));
     }
 
     /// Stops a trunk's registration (REGISTER with expires 0) and listening to its pings

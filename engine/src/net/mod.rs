@@ -4,8 +4,9 @@
 pub mod hep;
 pub mod pump;
 pub mod sip_driver;
+mod sip_tcp;
 
 pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
 };
-pub use sip_driver::{SipDriver, SipEvents};
+pub use sip_driver::{SipDriver, SipEvents, TcpLimits};

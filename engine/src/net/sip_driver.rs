@@ -5,23 +5,21 @@
 //! forwarded. UDP responses go to the source address (symmetric response routing, RFC
 //! 3581), so peers behind NAT and SIPp's default setup both work.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
+pub use super::sip_tcp::TcpLimits;
+use super::sip_tcp::{accept_loop, Tcp, TcpEvent};
 use crate::sip::endpoint::{
     CallHandle, CallParams, Endpoint, EndpointConfig, Event, RegisterParams, RequestHandle,
     Transport,
 };
-use crate::sip::message::stream_message_len;
-use crate::sip::transaction::Wire;
 
 enum Command {
     Place(Box<CallParams>, oneshot::Sender<(CallHandle, String)>),
@@ -30,6 +28,8 @@ enum Command {
     Options(SocketAddr, String, oneshot::Sender<RequestHandle>),
     Register(Box<RegisterParams>, oneshot::Sender<RequestHandle>),
     Unregister(RequestHandle),
+    TcpConnections(oneshot::Sender<usize>),
+    AllowSources(Option<Vec<IpAddr>>),
 }
 
 /// A handle to the running driver: place calls and hang them up.
@@ -48,7 +48,16 @@ impl SipDriver {
     /// address.
     pub async fn start(
         bind: SocketAddr,
+        cfg: EndpointConfig,
+    ) -> io::Result<(SipDriver, SipEvents)> {
+        Self::start_with(bind, cfg, TcpLimits::default()).await
+    }
+
+    /// [`SipDriver::start`] with limits on SIP over TCP.
+    pub async fn start_with(
+        bind: SocketAddr,
         mut cfg: EndpointConfig,
+        limits: TcpLimits,
     ) -> io::Result<(SipDriver, SipEvents)> {
         let udp = UdpSocket::bind(bind).await?;
         let local_addr = udp.local_addr()?;
@@ -60,7 +69,7 @@ impl SipDriver {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ep = Endpoint::new(cfg);
-        tokio::spawn(run(ep, Arc::new(udp), tcp, cmd_rx, ev_tx));
+        tokio::spawn(run(ep, Arc::new(udp), tcp, limits, cmd_rx, ev_tx));
         Ok((
             SipDriver {
                 cmd: cmd_tx,
@@ -124,107 +133,40 @@ impl SipDriver {
         let _ = self.cmd.send(Command::Unregister(reg));
     }
 
+    /// TCP connections the driver keeps (open, or opening); closed ones are forgotten.
+    pub async fn tcp_connections(&self) -> io::Result<usize> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::TcpConnections(tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Replaces the addresses allowed to send new requests (see
+    /// [`Endpoint::set_allowed_sources`]).
+    pub fn set_allowed_sources(&self, allowed: Option<Vec<IpAddr>>) {
+        let _ = self.cmd.send(Command::AllowSources(allowed));
+    }
+
     /// Hangs a call up (BYE or CANCEL).
     pub fn hangup(&self, call: CallHandle) {
         let _ = self.cmd.send(Command::Hangup(call));
     }
 }
 
-struct Tcp {
-    conns: HashMap<SocketAddr, mpsc::UnboundedSender<Wire>>,
-    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
-}
-
-impl Tcp {
-    fn send(&mut self, dest: SocketAddr, bytes: Wire) {
-        if let Some(tx) = self.conns.get(&dest) {
-            match tx.send(bytes) {
-                Ok(()) => return,
-                Err(e) => {
-                    self.conns.remove(&dest);
-                    return self.connect(dest, e.0);
-                }
-            }
-        }
-        self.connect(dest, bytes);
-    }
-
-    fn connect(&mut self, dest: SocketAddr, first: Wire) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(first);
-        self.conns.insert(dest, tx);
-        let inbound = self.inbound.clone();
-        tokio::spawn(async move {
-            match TcpStream::connect(dest).await {
-                Ok(s) => serve_conn(s, dest, rx, inbound).await,
-                Err(e) => warn!(%dest, error = %e, "SIP TCP connect failed"),
-            }
-        });
-    }
-
-    fn accept(&mut self, s: TcpStream, peer: SocketAddr) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.conns.insert(peer, tx);
-        tokio::spawn(serve_conn(s, peer, rx, self.inbound.clone()));
-    }
-}
-
-/// Reads framed messages from a TCP connection and writes what the endpoint sends to it.
-async fn serve_conn(
-    s: TcpStream,
-    peer: SocketAddr,
-    mut out: mpsc::UnboundedReceiver<Wire>,
-    inbound: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
-) {
-    let _ = s.set_nodelay(true);
-    let (mut r, mut w) = s.into_split();
-    let writer = tokio::spawn(async move {
-        while let Some(b) = out.recv().await {
-            if w.write_all(&b).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        let n = match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        loop {
-            match stream_message_len(&buf) {
-                Ok(Some(len)) => {
-                    let msg: Vec<u8> = buf.drain(..len).collect();
-                    if inbound.send((peer, msg)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(%peer, error = %e, "unframeable SIP over TCP; closing");
-                    writer.abort();
-                    return;
-                }
-            }
-        }
-    }
-    writer.abort();
-}
-
 async fn run(
     mut ep: Endpoint,
     udp: Arc<UdpSocket>,
     tcp_listener: Option<TcpListener>,
+    limits: TcpLimits,
     mut cmds: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
-    let mut tcp = Tcp {
-        conns: HashMap::new(),
-        inbound: in_tx,
-    };
+    if let Some(l) = tcp_listener {
+        tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone()));
+    }
+    let mut tcp = Tcp::new(in_tx, limits);
     let mut buf = vec![0u8; 65536];
     let mut commands_open = true;
     let mut sent_replies: Vec<(oneshot::Sender<CallHandle>, CallHandle)> = Vec::new();
@@ -237,15 +179,14 @@ async fn run(
                     ep.handle_datagram(Instant::now(), from, Transport::Udp, &buf[..n]);
                 }
             }
-            Some((from, msg)) = in_rx.recv() => {
-                super::hep::mirror(from, ep.config().local_addr, Transport::Tcp, &msg);
-                ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
-            }
-            accepted = async { tcp_listener.as_ref().expect("guarded").accept().await }, if tcp_listener.is_some() => {
-                if let Ok((s, peer)) = accepted {
-                    tcp.accept(s, peer);
+            Some(ev) = in_rx.recv() => match ev {
+                TcpEvent::Message(from, msg) => {
+                    super::hep::mirror(from, ep.config().local_addr, Transport::Tcp, &msg);
+                    ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
                 }
-            }
+                TcpEvent::Accepted(peer, id, tx) => tcp.accepted(peer, id, tx),
+                TcpEvent::Closed(peer, id) => tcp.closed(peer, id),
+            },
             cmd = cmds.recv(), if commands_open => match cmd {
                 Some(Command::Place(params, reply)) => {
                     let h = ep.place_call(Instant::now(), *params);
@@ -264,6 +205,10 @@ async fn run(
                     let _ = reply.send(ep.register(Instant::now(), *params));
                 }
                 Some(Command::Unregister(h)) => ep.unregister(Instant::now(), h),
+                Some(Command::AllowSources(a)) => ep.set_allowed_sources(a),
+                Some(Command::TcpConnections(reply)) => {
+                    let _ = reply.send(tcp.len());
+                }
                 None => commands_open = false,
             },
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {

@@ -15,6 +15,7 @@ pub mod message;
 pub mod outcome;
 pub mod params;
 pub mod sdp;
+pub mod stream;
 pub mod text;
 pub mod timer;
 pub mod transaction;

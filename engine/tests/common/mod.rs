@@ -438,7 +438,7 @@ impl Sim {
     pub fn new(script: Vec<Step>, link: Link) -> Self {
         let start = Instant::now();
         let mut cfg = EndpointConfig::new(DIALER);
-        cfg.seed = 42;
+        cfg.seed = Some(42);
         Sim {
             ep: Endpoint::new(cfg),
             carrier: Carrier::new(start, script),

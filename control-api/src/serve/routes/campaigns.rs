@@ -372,7 +372,7 @@ pub async fn calls_csv(
 ) -> ApiResult<Response> {
     let id = parse_id(id.strip_suffix(".csv").unwrap_or(&id))?;
     owned(&st, &tenant, id).await?;
-    let mut w = csv::Writer::from_writer(vec![]);
+    let mut w = crate::serve::csv_safe::SafeWriter::new(csv::Writer::from_writer(vec![]));
     let _ = w.write_record([
         "id",
         "number",

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
+use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::auth::{self, Credentials, DigestClient};
@@ -28,7 +28,10 @@ use super::uri::{Host, Scheme, Uri};
 mod call;
 mod registration;
 mod server;
+mod strangers;
 mod wire;
+
+pub use strangers::{SourcePolicy, StrangerAction, Verdict};
 
 use call::session_guard;
 use wire::*;
@@ -68,6 +71,9 @@ pub struct Transmit {
     pub bytes: Wire,
 }
 
+/// The default `User-Agent` / `Server` value: names no product and no version.
+pub const DEFAULT_USER_AGENT: &str = "SIP UA";
+
 /// Settings of an endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
@@ -77,12 +83,17 @@ pub struct EndpointConfig {
     pub transport: Transport,
     /// T1, T2, T4.
     pub timers: TimerConfig,
-    /// `User-Agent` and `Server` header value.
+    /// `User-Agent` and `Server` header value. Generic by default ([`DEFAULT_USER_AGENT`]):
+    /// a product and version tell scanners which exploits to try.
     pub user_agent: String,
     /// A UDP request larger than this goes over TCP (RFC 3261 §18.1.1: MTU − 200).
     pub max_udp_request: usize,
-    /// Seed for tags, branches and Call-IDs; fixed in tests for reproducible runs.
-    pub seed: u64,
+    /// Seed for tags, branches and Call-IDs, fixed only in tests for reproducible runs.
+    /// `None` (the default) seeds the CSPRNG from the OS: in-dialog requests from
+    /// strangers are refused only because Call-IDs and tags cannot be guessed.
+    pub seed: Option<u64>,
+    /// Who may send new requests, and what strangers get (see [`SourcePolicy`]).
+    pub sources: SourcePolicy,
     /// Session interval we ask for when the far end supports timers (RFC 4028), seconds.
     pub session_expires: u32,
 }
@@ -94,9 +105,10 @@ impl EndpointConfig {
             local_addr,
             transport: Transport::Udp,
             timers: TimerConfig::default(),
-            user_agent: concat!("dialer/", env!("CARGO_PKG_VERSION")).to_string(),
+            user_agent: DEFAULT_USER_AGENT.to_string(),
             max_udp_request: 1300,
-            seed: rand::random(),
+            seed: None,
+            sources: SourcePolicy::default(),
             session_expires: 1800,
         }
     }
@@ -370,7 +382,9 @@ struct ServerEntry {
 /// The SIP user agent core. See the module documentation.
 pub struct Endpoint {
     cfg: EndpointConfig,
-    rng: SmallRng,
+    /// ChaCha12 (rand's StdRng): a CSPRNG, so tags, branches and Call-IDs are unguessable.
+    rng: StdRng,
+    reply_limiter: strangers::ReplyLimiter,
     next_handle: u64,
     calls: HashMap<u64, Call>,
     pings: HashMap<u64, Ping>,
@@ -391,7 +405,11 @@ impl Endpoint {
     /// A new endpoint.
     pub fn new(cfg: EndpointConfig) -> Self {
         Endpoint {
-            rng: SmallRng::seed_from_u64(cfg.seed),
+            rng: match cfg.seed {
+                Some(seed) => StdRng::seed_from_u64(seed),
+                None => StdRng::from_os_rng(),
+            },
+            reply_limiter: strangers::ReplyLimiter::default(),
             cfg,
             next_handle: 1,
             calls: HashMap::new(),
@@ -410,6 +428,12 @@ impl Endpoint {
     /// The configuration.
     pub fn config(&self) -> &EndpointConfig {
         &self.cfg
+    }
+
+    /// Replaces the addresses allowed to send new requests (the trunks' proxies), e.g.
+    /// when trunks change; `None` lets anyone in.
+    pub fn set_allowed_sources(&mut self, allowed: Option<Vec<IpAddr>>) {
+        self.cfg.sources.allowed = allowed;
     }
 
     /// Number of calls not yet ended.

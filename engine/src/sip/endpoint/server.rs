@@ -46,6 +46,9 @@ impl Endpoint {
             self.reject_malformed(from, transport, &[], "missing Via");
             return;
         };
+        if !self.screen(now, from, transport, r) {
+            return;
+        }
         if r.method == Method::Ack {
             self.on_ack(now, &key, r);
             return;
