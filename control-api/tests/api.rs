@@ -1,6 +1,6 @@
 //! API tests over real HTTP: a server per test on 127.0.0.1:0 with its own SQLite file,
 //! no trunk (nothing is dialled). Every bad input must give 4xx problem+json and change
-//! nothing.
+//! nothing. tests/api_postgres.rs runs the same tests with a PostgreSQL database each.
 
 use std::time::Duration;
 
@@ -11,6 +11,16 @@ use tokio::sync::watch;
 
 const ADMIN: &str = "test-admin-token-0123456789";
 
+/// The store of a test server: a SQLite file in `dir`, or for the api_postgres binary
+/// (which includes this file) a fresh database of the test PostgreSQL cluster; None when
+/// PostgreSQL is skipped here.
+async fn store_url(dir: &tempfile::TempDir) -> Option<String> {
+    if env!("CARGO_CRATE_NAME") == "api_postgres" {
+        return engine::store::postgres::test_cluster::new_database().await;
+    }
+    Some(format!("sqlite://{}", dir.path().join("t.db").display()))
+}
+
 struct Api {
     base: String,
     http: Client,
@@ -20,25 +30,28 @@ struct Api {
 }
 
 impl Api {
-    async fn start() -> Api {
+    /// A server on a fresh store; None when this binary's store is skipped here.
+    async fn start() -> Option<Api> {
         Self::start_with("").await
     }
 
-    async fn start_with(extra: &str) -> Api {
+    async fn start_with(extra: &str) -> Option<Api> {
         let dir = tempfile::tempdir().unwrap();
+        let store = store_url(&dir).await?;
+        // Prompts in the test's directory whatever the store.
         let text = format!(
-            "admin_token = \"{ADMIN}\"\ndrain_timeout_s = 5\n\
+            "admin_token = \"{ADMIN}\"\ndrain_timeout_s = 5\ndata_dir = \"{}\"\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\
              [sip]\nlisten = \"127.0.0.1:0\"\n\
-             [store]\nurl = \"sqlite://{}\"\n{extra}\n",
-            dir.path().join("t.db").display()
+             [store]\nurl = \"{store}\"\n{extra}\n",
+            dir.path().display()
         );
         let cfg = ServeConfig::parse_with(&text, &|_| None).unwrap();
         let server = Server::start(cfg).await.unwrap();
         let base = format!("http://{}", server.addr);
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(async move { server.run(rx).await.unwrap() });
-        Api {
+        Some(Api {
             base,
             http: Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -47,7 +60,7 @@ impl Api {
             _dir: dir,
             stop,
             task,
-        }
+        })
     }
 
     async fn shutdown(self) {
@@ -152,7 +165,9 @@ async fn upload_prompt(api: &Api, token: &str) -> String {
 
 #[tokio::test]
 async fn ops_endpoints_openapi_and_docs() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let r = api.get("/healthz", "x").await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = api.get("/readyz", "x").await;
@@ -203,7 +218,9 @@ async fn ops_endpoints_openapi_and_docs() {
 
 #[tokio::test]
 async fn tenants_auth_idempotency_and_pagination() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     problem(
         api.req(Method::GET, "/v1/tenants", None)
             .send()
@@ -330,7 +347,9 @@ async fn tenants_auth_idempotency_and_pagination() {
 
 #[tokio::test]
 async fn streets_contacts_and_bad_csv() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     let r = api
         .csv(
@@ -484,7 +503,9 @@ async fn streets_contacts_and_bad_csv() {
 /// a number invalid read both ways is refused, naming its line.
 #[tokio::test]
 async fn national_39x_mobiles_import_and_invalid_both_ways_is_refused() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let t = api.tenant("latina").await;
     let r = api
         .csv(
@@ -522,7 +543,9 @@ async fn national_39x_mobiles_import_and_invalid_both_ways_is_refused() {
 
 #[tokio::test]
 async fn oversized_upload_is_413() {
-    let api = Api::start_with("").await;
+    let Some(api) = Api::start_with("").await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     // The body limit in force is the default (20 MiB): send more.
     let big = vec![b'a'; 21 * 1024 * 1024];
@@ -541,7 +564,9 @@ async fn oversized_upload_is_413() {
 
 #[tokio::test]
 async fn prompts_upload_audio_and_delete() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     let id = upload_prompt(&api, &t).await;
     let v: Value = api
@@ -558,7 +583,7 @@ async fn prompts_upload_audio_and_delete() {
     assert_eq!(v["codecs"], json!(["pcmu", "pcma", "opus", "g722"]));
     // Encoded once at upload, every codec at 20 ms (no trunk asks for another ptime), into
     // the prompt cache the media path reads.
-    let cache = api._dir.path().join("t.db.prompts").join("cache");
+    let cache = api._dir.path().join("prompts").join("cache");
     let encoded = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
     assert_eq!(encoded(), 4);
     let r = api.get(&format!("/v1/prompts/{id}/audio"), &t).await;
@@ -610,7 +635,9 @@ async fn prompts_upload_audio_and_delete() {
 
 #[tokio::test]
 async fn campaigns_lifecycle_and_tenant_isolation() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let a = api.tenant("anzio").await;
     let b = api.tenant("latina").await;
     let prompt = upload_prompt(&api, &a).await;
@@ -752,10 +779,12 @@ async fn campaigns_lifecycle_and_tenant_isolation() {
 
 #[tokio::test]
 async fn trunks_are_admin_only() {
-    let api = Api::start_with(
+    let Some(api) = Api::start_with(
         "[[trunk]]\nname = \"carrier-a\"\nproxy = \"127.0.0.1:5999\"\npassword = \"s3cret\"\nmax_channels = 10\ncps = 5\n",
     )
-    .await;
+    .await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     problem(api.get("/v1/trunks", &t).await, StatusCode::FORBIDDEN).await;
     let r = api.get("/v1/trunks", ADMIN).await;
@@ -795,10 +824,13 @@ async fn trunk_list(api: &Api) -> Vec<(String, f64, u64, f64)> {
 
 #[tokio::test]
 async fn trunks_are_changed_without_a_restart() {
-    let api = Api::start_with(
+    let Some(api) = Api::start_with(
         "[[trunk]]\nname = \"carrier-a\"\nproxy = \"127.0.0.1:5999\"\nmax_channels = 10\ncps = 5\n",
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let b = json!({"name": "carrier-b", "proxy": "127.0.0.1:5998", "password": "hunter2",
         "max_channels": 4, "cps": 2, "routes": ["mobile"], "priority": 1});
 
@@ -1023,7 +1055,9 @@ async fn text_prompt_through_espeak_ng() {
         eprintln!("SKIPPED: espeak-ng is not installed");
         return;
     }
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     let r = api
         .json(
@@ -1050,7 +1084,9 @@ async fn text_prompt_through_espeak_ng() {
 
 #[tokio::test]
 async fn prompt_in_use_cannot_be_deleted() {
-    let api = Api::start().await;
+    let Some(api) = Api::start().await else {
+        return;
+    };
     let t = api.tenant("anzio").await;
     let prompt = upload_prompt(&api, &t).await;
     let r = api

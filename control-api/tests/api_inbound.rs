@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use control_api::serve::{ServeConfig, Server};
 use engine::model::{NewRegistration, NumberType, Source};
-use engine::store::{SqliteStore, Store};
+use engine::store::{AnyStore, Store};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -16,7 +16,7 @@ const ADMIN: &str = "test-admin-token-0123456789";
 struct Api {
     base: String,
     http: Client,
-    store: SqliteStore,
+    store: AnyStore,
     _dir: tempfile::TempDir,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<bool>,

@@ -168,11 +168,21 @@ impl Default for MediaSection {
     }
 }
 
+/// Where `[store] url` points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreUrl {
+    /// A SQLite file (created with its directory if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database URL, as given.
+    Postgres(String),
+}
+
 /// `[store]`: persistence.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// `sqlite://PATH` (PostgreSQL is planned, not available yet).
+    /// `sqlite://PATH` (the embedded default) or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (`postgresql://` too: one database shared by several nodes).
     pub url: String,
 }
 
@@ -503,7 +513,7 @@ impl ServeConfig {
             ip.parse::<std::net::IpAddr>()
                 .map_err(|e| key_err("media.ip", format!("{ip:?}: {e}")))?;
         }
-        self.sqlite_path()?;
+        self.store_url()?;
         self.hep.collector()?;
         if self.hep.queue == 0 {
             return Err(key_err("hep.queue", "must be at least 1"));
@@ -526,22 +536,22 @@ impl ServeConfig {
         Ok(())
     }
 
-    /// The SQLite file of `store.url`.
-    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+    /// The store `store.url` names, checked.
+    pub fn store_url(&self) -> Result<StoreUrl, ConfigError> {
         let url = &self.store.url;
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(key_err(
-                "store.url",
-                "PostgreSQL is not supported yet; use sqlite://PATH",
-            ));
+        if engine::store::is_postgres_url(url) {
+            return Ok(StoreUrl::Postgres(url.clone()));
         }
-        let p = url
-            .strip_prefix("sqlite://")
-            .ok_or_else(|| key_err("store.url", format!("{url:?} is not sqlite://PATH")))?;
+        let p = url.strip_prefix("sqlite://").ok_or_else(|| {
+            key_err(
+                "store.url",
+                format!("{url:?} is neither sqlite://PATH nor postgres://..."),
+            )
+        })?;
         if p.is_empty() {
             return Err(key_err("store.url", "empty path"));
         }
-        Ok(PathBuf::from(p))
+        Ok(StoreUrl::Sqlite(PathBuf::from(p)))
     }
 
     /// Directory of uploaded prompts.
@@ -549,7 +559,11 @@ impl ServeConfig {
         match &self.data_dir {
             Some(d) => PathBuf::from(d).join("prompts"),
             None => {
-                let db = self.sqlite_path().unwrap_or_else(|_| "dialer.db".into());
+                // Beside the SQLite file; with PostgreSQL, in the working directory.
+                let db = match self.store_url() {
+                    Ok(StoreUrl::Sqlite(p)) => p,
+                    _ => "dialer.db".into(),
+                };
                 let mut s = db.into_os_string();
                 s.push(".prompts");
                 PathBuf::from(s)
@@ -626,7 +640,10 @@ mod tests {
         assert_eq!(c.http.listen, "127.0.0.1:8080");
         assert_eq!(c.sip.listen, "127.0.0.1:5060");
         assert_eq!((c.media.rtp_port_min, c.media.rtp_port_max), (20000, 39999));
-        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("./dialer.db"));
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Sqlite(PathBuf::from("./dialer.db"))
+        );
         assert_eq!(c.prompt_dir(), PathBuf::from("./dialer.db.prompts"));
     }
 
@@ -664,8 +681,13 @@ mod tests {
         );
         let e = parse("", &[("DIALER_MEDIA_RTP_PORT_MAX", "many")]).unwrap_err();
         assert!(e.to_string().contains("media.rtp_port_max"), "{e}");
-        let e = parse("[store]\nurl = \"postgres://x\"\n", &[]).unwrap_err();
+        let e = parse("[store]\nurl = \"mysql://x\"\n", &[]).unwrap_err();
         assert!(e.to_string().contains("store.url"), "{e}");
+        let c = parse("[store]\nurl = \"postgres://u:p@db:5432/dialer\"\n", &[]).unwrap();
+        assert_eq!(
+            c.store_url().unwrap(),
+            StoreUrl::Postgres("postgres://u:p@db:5432/dialer".into())
+        );
         let e = parse(
             "[[trunk]]\nname = \"a\"\nproxy = \"127.0.0.1:5070\"\ncps = \"fast\"\n",
             &[],

@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
-use engine::store::{SqliteOptions, SqliteStore};
+use engine::store::AnyStore;
 use tokio::sync::watch;
 
 pub use config::{ConfigError, ServeConfig};
@@ -248,14 +248,16 @@ impl Server {
     pub async fn start(cfg: ServeConfig) -> Result<Server, ServeError> {
         let metrics = state::metrics_handle();
         let dc = cfg.dialer_config()?;
-        let db_path = cfg.sqlite_path()?;
-        if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
-                what: format!("creating {}", dir.display()),
-                source,
-            })?;
+        if let config::StoreUrl::Sqlite(db_path) = cfg.store_url()? {
+            if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+                    what: format!("creating {}", dir.display()),
+                    source,
+                })?;
+            }
         }
-        let store = SqliteStore::open(&db_path, SqliteOptions::default()).await?;
+        let store = AnyStore::open(&cfg.store.url).await?;
+        tracing::info!(store = store.kind(), "store open");
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let dids = config_numbers::parse(&cfg.numbers, &cfg.default_region, state::now_ms())?;
         config_numbers::apply(&store, dids).await?;

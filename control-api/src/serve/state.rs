@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use engine::dialer::Dialer;
-use engine::store::{SqliteStore, Store, StoreError};
+use engine::store::{AnyStore, Store, StoreError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
 
@@ -24,9 +24,9 @@ pub struct Inner {
     /// The configuration in force.
     pub cfg: ServeConfig,
     /// The engine's store (journal, campaigns, contacts).
-    pub store: SqliteStore,
+    pub store: AnyStore,
     /// The dialer service.
-    pub dialer: Dialer<SqliteStore>,
+    pub dialer: Dialer<AnyStore>,
     /// Prometheus renderer.
     pub metrics: PrometheusHandle,
     /// SHA-256 (hex) of the admin token.
@@ -75,7 +75,7 @@ pub fn now_ms() -> i64 {
 /// The admin token's hash: from the configuration, else the one generated at first start
 /// (kept hashed in `api_meta`), else a new one, returned in clear to be printed once.
 pub async fn admin_hash(
-    store: &SqliteStore,
+    store: &AnyStore,
     configured: Option<&str>,
 ) -> Result<(String, Option<String>), StoreError> {
     if let Some(t) = configured {

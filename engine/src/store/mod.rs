@@ -7,7 +7,7 @@
 //! known. [`Store::dangling`] lists what a crash left open. Every read and write of the
 //! engine and of the API goes through [`Store`], with typed inputs and outputs, so that
 //! another database is one more implementation of this trait. SQLite ([`sqlite`]) is the
-//! embedded default.
+//! embedded default; PostgreSQL ([`postgres`]) is for several nodes sharing one database.
 
 use std::future::Future;
 
@@ -17,16 +17,24 @@ use crate::model::{
     Unregistered,
 };
 
+mod any;
 mod api_records;
 mod ivr_records;
+pub mod postgres;
 mod records;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_ivr;
 
+pub use any::AnyStore;
 pub use api_records::{
     ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
     TenantRecord,
 };
 pub use ivr_records::RegistrationRecord;
+pub use postgres::{is_postgres_url, PgOptions, PgStore};
 pub use records::{
     AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
     DueContact, ImportReport, Progress, ZoneCounts,

@@ -31,8 +31,6 @@ mod dids;
 mod journal;
 mod registrations;
 mod store_impl;
-#[cfg(test)]
-mod tests;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[

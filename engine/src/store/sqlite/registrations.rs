@@ -232,7 +232,3 @@ pub(super) async fn replacements(
         })
         .collect()
 }
-
-#[cfg(test)]
-#[path = "registrations_tests.rs"]
-mod tests;

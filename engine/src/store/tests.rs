@@ -1,7 +1,87 @@
-//! The SQLite store against real database files in temporary directories.
+//! One suite for every [`Store`]: each test is a generic fn over a [`Harness`] (how to
+//! open, and reopen after a "crash", a fresh store), instantiated below for SQLite (a
+//! database file in a temporary directory) and for PostgreSQL (a fresh database of the
+//! test process's throw-away cluster, see [`super::postgres::test_cluster`]).
 
+use super::postgres::test_cluster;
 use super::*;
 use crate::model::{AttemptState, NumberType, Priority, RetryPolicy, Source, Target};
+
+/// Where a test's data lives, for one kind of store.
+pub(super) trait Harness: Sized + Send + Sync {
+    type S: Store;
+    /// A new, empty place (nothing opened yet); None when this kind is skipped here
+    /// (no PostgreSQL installed).
+    async fn new() -> Option<Self>;
+    /// A store over this place, as a (re)starting process opens it.
+    async fn open(&self) -> Self::S;
+}
+
+/// A fresh store of kind `H` and its place.
+pub(super) async fn fresh<H: Harness>() -> Option<(H, H::S)> {
+    let h = H::new().await?;
+    let s = h.open().await;
+    Some((h, s))
+}
+
+pub(super) struct Sqlite(tempfile::TempDir);
+
+impl Harness for Sqlite {
+    type S = SqliteStore;
+    async fn new() -> Option<Self> {
+        Some(Sqlite(tempfile::tempdir().unwrap()))
+    }
+    async fn open(&self) -> SqliteStore {
+        SqliteStore::open(&self.0.path().join("s.db"), SqliteOptions::default())
+            .await
+            .unwrap()
+    }
+}
+
+pub(super) struct Pg(String);
+
+impl Harness for Pg {
+    type S = PgStore;
+    async fn new() -> Option<Self> {
+        Some(Pg(test_cluster::new_database().await?))
+    }
+    async fn open(&self) -> PgStore {
+        PgStore::open(&self.0, PgOptions::default()).await.unwrap()
+    }
+}
+
+/// Instantiates each generic test for both stores: `sqlite::name` and `postgres::name`.
+macro_rules! suite {
+    ($($t:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $t() {
+                    super::$t::<super::Sqlite>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $t() {
+                    super::$t::<super::Pg>().await
+                }
+            )*
+        }
+    };
+}
+
+pub(super) use suite;
+
+suite!(
+    concurrent_opens_migrate_once,
+    journal_round_trip_and_recovery,
+    contacts_listing_erasure_and_groups,
+    campaign_report_counts_outcomes_zones_and_recent_attempts,
+    api_tables_round_trip,
+    writes_keep_call_order_and_a_failed_one_spares_its_batch,
+);
 
 fn contact(n: u32, zone: &str) -> NewContact {
     NewContact {
@@ -33,27 +113,24 @@ fn spec(zones: &[&str]) -> CampaignSpec {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_opens_migrate_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.db");
+/// Several processes (nodes) opening one new database at once apply each migration
+/// once, and later opens find it migrated.
+async fn concurrent_opens_migrate_once<H: Harness>() {
     for _ in 0..3 {
-        let (a, b) = tokio::join!(
-            SqliteStore::open(&p, SqliteOptions::default()),
-            SqliteStore::open(&p, SqliteOptions::default())
-        );
-        a.unwrap();
-        b.unwrap();
+        let Some(h) = H::new().await else {
+            return;
+        };
+        let (a, b, c) = tokio::join!(h.open(), h.open(), h.open());
+        drop((a, b));
+        c.ping().await.unwrap();
+        h.open().await.ping().await.unwrap();
     }
 }
 
-#[tokio::test]
-async fn journal_round_trip_and_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("d.db");
-    let s = SqliteStore::open(&path, SqliteOptions::default())
-        .await
-        .unwrap();
+async fn journal_round_trip_and_recovery<H: Harness>() {
+    let Some((h, s)) = fresh::<H>().await else {
+        return;
+    };
     let mut list: Vec<_> = (0..30)
         .map(|i| contact(i, ["a", "b", "c"][i as usize % 3]))
         .collect();
@@ -117,9 +194,7 @@ async fn journal_round_trip_and_recovery() {
     drop(s);
 
     // "Crash": reopen; two attempts are dangling, one of them answered.
-    let s = SqliteStore::open(&path, SqliteOptions::default())
-        .await
-        .unwrap();
+    let s = h.open().await;
     let d = s.dangling().await.unwrap();
     assert_eq!(d.len(), 2);
     assert!(d[0].answered && !d[1].answered);
@@ -136,17 +211,10 @@ async fn journal_round_trip_and_recovery() {
     assert_eq!(a[0].answered_ms, Some(150));
 }
 
-async fn fresh() -> (SqliteStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("s.db"), SqliteOptions::default())
-        .await
-        .unwrap();
-    (s, dir)
-}
-
-#[tokio::test]
-async fn contacts_listing_erasure_and_groups() {
-    let (s, _dir) = fresh().await;
+async fn contacts_listing_erasure_and_groups<H: Harness>() {
+    let Some((_h, s)) = fresh::<H>().await else {
+        return;
+    };
     let mut list: Vec<_> = (0..6)
         .map(|i| contact(i, ["a", "b"][i as usize % 2]))
         .collect();
@@ -233,9 +301,10 @@ async fn contacts_listing_erasure_and_groups() {
     ));
 }
 
-#[tokio::test]
-async fn campaign_report_counts_outcomes_zones_and_recent_attempts() {
-    let (s, _dir) = fresh().await;
+async fn campaign_report_counts_outcomes_zones_and_recent_attempts<H: Harness>() {
+    let Some((_h, s)) = fresh::<H>().await else {
+        return;
+    };
     s.upsert_contacts(
         "t",
         (0..4)
@@ -281,9 +350,10 @@ async fn campaign_report_counts_outcomes_zones_and_recent_attempts() {
     assert!(s.tenant_campaigns("x", 0, 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn api_tables_round_trip() {
-    let (s, _dir) = fresh().await;
+async fn api_tables_round_trip<H: Harness>() {
+    let Some((_h, s)) = fresh::<H>().await else {
+        return;
+    };
     s.ping().await.unwrap();
     let t = |id: &str| TenantRecord {
         id: id.into(),
@@ -386,4 +456,44 @@ async fn api_tables_round_trip() {
     s.save_idempotent_reply("sc", "k", other, 2).await.unwrap();
     assert_eq!(s.idempotent_reply("sc", "k").await.unwrap(), Some(reply));
     assert_eq!(s.idempotent_reply("sc2", "k").await.unwrap(), None);
+}
+
+/// Writes queued without awaiting apply in call order, and one that fails (a duplicate
+/// tenant) fails alone: the others of its batch commit (on PostgreSQL, where an error
+/// aborts a transaction, this needs each write's savepoint).
+async fn writes_keep_call_order_and_a_failed_one_spares_its_batch<H: Harness>() {
+    let Some((_h, s)) = fresh::<H>().await else {
+        return;
+    };
+    let t = |id: &str| TenantRecord {
+        id: id.into(),
+        name: id.into(),
+        created_ms: 1,
+    };
+    let a = s.create_tenant(t("a"), "ha");
+    let dup = s.create_tenant(t("a"), "hz");
+    let c = s.create_tenant(t("c"), "hc");
+    let first = s.init_admin_token_hash("h1");
+    let second = s.init_admin_token_hash("h2");
+    // Awaited in reverse: the order is the calls', not the awaits'.
+    let (second, first, c, dup, a) = (
+        second.await.unwrap(),
+        first.await.unwrap(),
+        c.await,
+        dup.await,
+        a.await,
+    );
+    assert_eq!((first.as_str(), second.as_str()), ("h1", "h1"));
+    a.unwrap();
+    c.unwrap();
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    let ids: Vec<_> = s
+        .tenants("", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(s.tenant_by_token("ha").await.unwrap().as_deref(), Some("a"));
 }

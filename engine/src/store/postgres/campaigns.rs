@@ -1,0 +1,276 @@
+//! Campaigns on PostgreSQL: creation, the state change (selecting the targeted contacts
+//! on start), reads, due contacts, progress and the report figures.
+
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::Row;
+
+use super::corrupt;
+use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
+use crate::store::{
+    CampaignRecord, CampaignReport, DueContact, Progress, StoreError, StoreResult, ZoneCounts,
+};
+
+fn campaign_row(r: &PgRow) -> StoreResult<CampaignRecord> {
+    let spec: String = r.try_get("spec")?;
+    let state: String = r.try_get("state")?;
+    Ok(CampaignRecord {
+        id: r.try_get("id")?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        state: CampaignState::parse(&state).ok_or_else(|| corrupt("campaign state", &state))?,
+        created_ms: r.try_get("created_ms")?,
+    })
+}
+
+/// The campaign, locked against a concurrent state change by another node.
+async fn get_campaign(c: &mut PgConnection, id: i64) -> StoreResult<CampaignRecord> {
+    let r = sqlx::query("SELECT * FROM campaigns WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    campaign_row(&r)
+}
+
+pub(super) async fn create(
+    c: &mut PgConnection,
+    spec: CampaignSpec,
+    now: i64,
+) -> StoreResult<CampaignRecord> {
+    let json = serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let res: Result<i64, _> = sqlx::query_scalar(
+        "INSERT INTO campaigns (tenant, name, spec, priority, state, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
+    )
+    .bind(&spec.tenant)
+    .bind(&spec.name)
+    .bind(json)
+    .bind(spec.priority.as_str())
+    .bind(CampaignState::Draft.as_str())
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await;
+    match res {
+        Ok(id) => get_campaign(c, id).await,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+            format!("campaign {} exists for {}", spec.name, spec.tenant),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn set_state(
+    c: &mut PgConnection,
+    id: i64,
+    to: CampaignState,
+    now: i64,
+) -> StoreResult<CampaignRecord> {
+    let cur = get_campaign(c, id).await?;
+    if cur.state == to {
+        return Ok(cur);
+    }
+    if !cur.state.can_go(to) {
+        return Err(StoreError::Conflict(format!(
+            "campaign cannot go from {} to {to}",
+            cur.state
+        )));
+    }
+    if cur.state == CampaignState::Draft && to == CampaignState::Running {
+        select_targets(c, &cur).await?;
+    }
+    sqlx::query("UPDATE campaigns SET state = $1, updated_ms = $2 WHERE id = $3")
+        .bind(to.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    get_campaign(c, id).await
+}
+
+/// Selects a starting campaign's contacts: the target (a union of zones and streets) is
+/// matched by the model, then the chosen ids go in with one statement.
+async fn select_targets(c: &mut PgConnection, cur: &CampaignRecord) -> StoreResult<()> {
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, zone, street FROM contacts WHERE tenant = $1 AND NOT opt_out")
+            .bind(&cur.spec.tenant)
+            .fetch_all(&mut *c)
+            .await?;
+    let ids: Vec<i64> = rows
+        .into_iter()
+        .filter(|(_, zone, street)| cur.spec.target.matches(zone, street))
+        .map(|(id, _, _)| id)
+        .collect();
+    sqlx::query(
+        "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms)
+         SELECT $1, id, $2, 0 FROM unnest($3::bigint[]) AS t(id)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(cur.id)
+    .bind(ContactState::Pending.as_str())
+    .bind(&ids)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn by_id(db: &PgPool, id: i64) -> StoreResult<Option<CampaignRecord>> {
+    let r = sqlx::query("SELECT * FROM campaigns WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?;
+    r.as_ref().map(campaign_row).transpose()
+}
+
+pub(super) async fn by_name(
+    db: &PgPool,
+    tenant: &str,
+    name: &str,
+) -> StoreResult<Option<CampaignRecord>> {
+    let r = sqlx::query("SELECT * FROM campaigns WHERE tenant = $1 AND name = $2")
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(db)
+        .await?;
+    r.as_ref().map(campaign_row).transpose()
+}
+
+pub(super) async fn in_states(
+    db: &PgPool,
+    states: &[CampaignState],
+) -> StoreResult<Vec<CampaignRecord>> {
+    let words: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT * FROM campaigns WHERE cardinality($1::text[]) = 0 OR state = ANY($1)
+         ORDER BY id",
+    )
+    .bind(&words)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(campaign_row).collect()
+}
+
+pub(super) async fn of_tenant(
+    db: &PgPool,
+    tenant: &str,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<CampaignRecord>> {
+    let rows =
+        sqlx::query("SELECT * FROM campaigns WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3")
+            .bind(tenant)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(db)
+            .await?;
+    rows.iter().map(campaign_row).collect()
+}
+
+pub(super) async fn due(
+    db: &PgPool,
+    campaign: i64,
+    now_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<DueContact>> {
+    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT cc.contact_id, c.number, c.number_type, cc.attempts
+         FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
+         WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
+           AND NOT cc.answered AND NOT c.opt_out
+         ORDER BY cc.next_ms, cc.contact_id LIMIT $3",
+    )
+    .bind(campaign)
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact, number, ty, attempts)| DueContact {
+            contact,
+            number,
+            number_type: NumberType::parse(&ty),
+            attempts: attempts as u32,
+        })
+        .collect())
+}
+
+pub(super) async fn progress(db: &PgPool, campaign: i64) -> StoreResult<Progress> {
+    let (targeted, pending, dialing, done, answered): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*),
+               count(*) FILTER (WHERE cc.state = 'pending' AND NOT c.opt_out),
+               count(*) FILTER (WHERE cc.state = 'dialing'),
+               count(*) FILTER (WHERE cc.state = 'done' OR (cc.state = 'pending' AND c.opt_out)),
+               count(*) FILTER (WHERE cc.answered)
+             FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
+             WHERE cc.campaign_id = $1",
+    )
+    .bind(campaign)
+    .fetch_one(db)
+    .await?;
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts WHERE campaign_id = $1")
+        .bind(campaign)
+        .fetch_one(db)
+        .await?;
+    Ok(Progress {
+        targeted: targeted as u64,
+        pending: pending as u64,
+        dialing: dialing as u64,
+        done: done as u64,
+        answered: answered as u64,
+        attempts: attempts as u64,
+    })
+}
+
+pub(super) async fn report(
+    db: &PgPool,
+    campaign: i64,
+    since_ms: i64,
+) -> StoreResult<CampaignReport> {
+    let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
+        "SELECT last_outcome, count(*) FROM campaign_contacts
+         WHERE campaign_id = $1 AND state = 'done' GROUP BY 1",
+    )
+    .bind(campaign)
+    .fetch_all(db)
+    .await?;
+    let mut outcomes: Vec<(Outcome, u64)> = vec![];
+    for (word, n) in rows {
+        // A finished contact always has its last outcome; one without is not counted.
+        let Some(word) = word else { continue };
+        let o = Outcome::parse(&word).ok_or_else(|| corrupt("outcome", &word))?;
+        match outcomes.iter_mut().find(|(k, _)| *k == o) {
+            Some((_, total)) => *total += n as u64,
+            None => outcomes.push((o, n as u64)),
+        }
+    }
+    outcomes.sort();
+    let zrows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT ct.zone, count(*), count(*) FILTER (WHERE cc.state = 'done'),
+           count(*) FILTER (WHERE cc.answered)
+         FROM campaign_contacts cc JOIN contacts ct ON ct.id = cc.contact_id
+         WHERE cc.campaign_id = $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(campaign)
+    .fetch_all(db)
+    .await?;
+    let zones = zrows
+        .into_iter()
+        .map(|(zone, t, d, a)| ZoneCounts {
+            zone,
+            targeted: t as u64,
+            done: d as u64,
+            answered: a as u64,
+        })
+        .collect();
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND started_ms >= $2",
+    )
+    .bind(campaign)
+    .bind(since_ms)
+    .fetch_one(db)
+    .await?;
+    Ok(CampaignReport {
+        outcomes,
+        zones,
+        recent_attempts: recent as u64,
+    })
+}

@@ -1,0 +1,196 @@
+//! The attempt journal on PostgreSQL: begin (before the INVITE), answered, finish (with
+//! where the contact goes next), closing a contact without an attempt, and its reads.
+
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::Row;
+
+use super::corrupt;
+use crate::model::{AttemptState, ContactState, Outcome};
+use crate::store::{
+    AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError, StoreResult,
+};
+
+pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(a.campaign)
+    .bind(a.contact)
+    .bind(&a.number)
+    .bind(&a.call_id)
+    .bind(&a.trunk)
+    .bind(AttemptState::Dialing.as_str())
+    .bind(a.started_ms)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE campaign_contacts SET state = $1 WHERE campaign_id = $2 AND contact_id = $3",
+    )
+    .bind(ContactState::Dialing.as_str())
+    .bind(a.campaign)
+    .bind(a.contact)
+    .execute(&mut *c)
+    .await?;
+    Ok(id)
+}
+
+pub(super) async fn answered(c: &mut PgConnection, id: i64, at: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE attempts SET answered_ms = $1 WHERE id = $2")
+        .bind(at)
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(
+        "UPDATE campaign_contacts SET answered = TRUE
+         WHERE (campaign_id, contact_id) = (SELECT campaign_id, contact_id FROM attempts WHERE id = $1)",
+    )
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn close_contact(
+    c: &mut PgConnection,
+    campaign: i64,
+    contact: i64,
+    outcome: Outcome,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE campaign_contacts SET state = $1, last_outcome = $2
+         WHERE campaign_id = $3 AND contact_id = $4",
+    )
+    .bind(ContactState::Done.as_str())
+    .bind(outcome.as_str())
+    .bind(campaign)
+    .bind(contact)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn finish(
+    c: &mut PgConnection,
+    e: AttemptEnd,
+    next: ContactNext,
+) -> StoreResult<()> {
+    let r: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE attempts SET state = 'final', outcome = $1, sip_status = $2, sip_reason = $3,
+           counted = $4, ended_ms = $5, pdd_ms = $6, duration_ms = $7, played_permille = $8,
+           dtmf = $9
+         WHERE id = $10 AND state = 'dialing'
+         RETURNING campaign_id, contact_id",
+    )
+    .bind(e.outcome.as_str())
+    .bind(i64::from(e.sip_status))
+    .bind(&e.sip_reason)
+    .bind(e.counted)
+    .bind(e.ended_ms)
+    .bind(e.pdd_ms)
+    .bind(e.duration_ms)
+    .bind(e.played_permille)
+    .bind(&e.dtmf)
+    .bind(e.attempt)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some((camp, contact)) = r else {
+        return Err(StoreError::Conflict(format!(
+            "attempt {} is not dialing (already final?)",
+            e.attempt
+        )));
+    };
+    let (state, next_ms) = match next {
+        ContactNext::RetryAt(ms) => (ContactState::Pending, ms),
+        ContactNext::Done => (ContactState::Done, 0),
+    };
+    let answered = e.outcome == Outcome::Answered;
+    // An answered contact stays done whatever a late attempt says.
+    sqlx::query(
+        "UPDATE campaign_contacts SET
+           state = CASE WHEN answered OR $1 THEN 'done' ELSE $2 END,
+           answered = answered OR $1,
+           next_ms = $3, attempts = attempts + $4, last_outcome = $5
+         WHERE campaign_id = $6 AND contact_id = $7",
+    )
+    .bind(answered)
+    .bind(state.as_str())
+    .bind(next_ms)
+    .bind(i64::from(e.counted))
+    .bind(e.outcome.as_str())
+    .bind(camp)
+    .bind(contact)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// id, campaign, contact, answered_ms, the contact's counted attempts.
+type DanglingRow = (i64, i64, i64, Option<i64>, Option<i64>);
+
+pub(super) async fn dangling(db: &PgPool) -> StoreResult<Vec<Dangling>> {
+    let rows: Vec<DanglingRow> = sqlx::query_as(
+        "SELECT a.id, a.campaign_id, a.contact_id, a.answered_ms, cc.attempts
+         FROM attempts a LEFT JOIN campaign_contacts cc
+           ON cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id
+         WHERE a.state = 'dialing' ORDER BY a.id",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(attempt, campaign, contact, answered_ms, attempts)| Dangling {
+                attempt,
+                campaign,
+                contact,
+                answered: answered_ms.is_some(),
+                attempts: attempts.unwrap_or(0) as u32,
+            },
+        )
+        .collect())
+}
+
+fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
+    let state: String = r.try_get("state")?;
+    let outcome: Option<String> = r.try_get("outcome")?;
+    Ok(AttemptRecord {
+        id: r.try_get("id")?,
+        campaign: r.try_get("campaign_id")?,
+        contact: r.try_get("contact_id")?,
+        number: r.try_get("number")?,
+        call_id: r.try_get("call_id")?,
+        trunk: r.try_get("trunk")?,
+        state: AttemptState::parse(&state).ok_or_else(|| corrupt("attempt state", &state))?,
+        outcome: outcome
+            .map(|w| Outcome::parse(&w).ok_or_else(|| corrupt("outcome", &w)))
+            .transpose()?,
+        sip_status: r.try_get("sip_status")?,
+        sip_reason: r.try_get("sip_reason")?,
+        counted: r.try_get("counted")?,
+        started_ms: r.try_get("started_ms")?,
+        answered_ms: r.try_get("answered_ms")?,
+        ended_ms: r.try_get("ended_ms")?,
+        pdd_ms: r.try_get("pdd_ms")?,
+        duration_ms: r.try_get("duration_ms")?,
+        played_permille: r.try_get("played_permille")?,
+        dtmf: r.try_get("dtmf")?,
+    })
+}
+
+pub(super) async fn attempts(
+    db: &PgPool,
+    campaign: i64,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<AttemptRecord>> {
+    let rows = sqlx::query(
+        "SELECT * FROM attempts WHERE campaign_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    )
+    .bind(campaign)
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(attempt_row).collect()
+}
