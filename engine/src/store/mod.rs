@@ -23,6 +23,7 @@ mod ivr_records;
 pub mod postgres;
 mod records;
 pub mod sqlite;
+mod wiring;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
