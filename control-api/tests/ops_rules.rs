@@ -67,9 +67,23 @@ fn promtool_rule_unit_tests_pass() {
     assert!(text.contains("SUCCESS"), "{text}");
 }
 
+/// The metric-name constants of `engine/src/metrics.rs` (`pub const NAME: &str = "...";`),
+/// by constant name: the engine records through them rather than string literals.
+fn metric_consts() -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(repo().join("engine/src/metrics.rs")).expect("metrics.rs");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("pub const ")?;
+            let (name, value) = rest.split_once(": &str = \"")?;
+            Some((name.to_string(), value.split('"').next()?.to_string()))
+        })
+        .collect()
+}
+
 /// Metric names the code registers with the `metrics` macros, histograms with their
 /// `_bucket`, `_sum` and `_count` series.
 fn exported_metrics() -> BTreeSet<String> {
+    let consts = metric_consts();
     let mut out = BTreeSet::new();
     for dir in ["engine/src", "control-api/src", "codecs/src"] {
         walk(&repo().join(dir), &mut |text| {
@@ -79,10 +93,18 @@ fn exported_metrics() -> BTreeSet<String> {
                     // `describe_counter!(` documents a metric; it does not emit one.
                     let emits = !rest[..i].ends_with('_');
                     rest = &rest[i + kind.len()..];
-                    let Some(name) = rest.trim_start().strip_prefix('"') else {
-                        continue;
+                    let arg = rest.trim_start();
+                    let name = match arg.strip_prefix('"') {
+                        Some(lit) => &lit[..lit.find('"').unwrap_or(0)],
+                        // A constant of engine::metrics (`m::CALLS_COMPLETED`): its value.
+                        None => {
+                            let end = arg
+                                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                                .unwrap_or(arg.len());
+                            let ident = arg[..end].rsplit("::").next().unwrap_or("");
+                            consts.get(ident).map(String::as_str).unwrap_or("")
+                        }
                     };
-                    let name = &name[..name.find('"').unwrap_or(0)];
                     if !emits || name.is_empty() {
                         continue;
                     }

@@ -23,11 +23,11 @@ mod ivr_records;
 pub mod postgres;
 mod records;
 pub mod sqlite;
-mod wiring;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_ivr;
+mod wiring;
 
 pub use any::AnyStore;
 pub use api_records::{

@@ -132,8 +132,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, runs migrations and starts the
     /// writer task. Must be called inside a tokio runtime.
     pub async fn open(path: &Path, o: SqliteOptions) -> StoreResult<SqliteStore> {
-        let mut conn = SqliteConnection::connect_with(&opts(path, &o)).await?;
-        migrate(&mut conn).await?;
+        let conn = open_migrated(path, &o).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(o.readers.max(1))
             .connect_with(opts(path, &o).read_only(true))
@@ -159,6 +158,35 @@ impl SqliteStore {
             rx.await.map_err(|_| StoreError::Closed)?
         }
     }
+}
+
+/// Connects the writer and migrates. Several processes opening a new database at once race
+/// to switch it to WAL, and SQLite answers the loser SQLITE_BUSY at once, without waiting
+/// for the busy timeout: such an open is tried again, a bounded number of times.
+async fn open_migrated(path: &Path, o: &SqliteOptions) -> StoreResult<SqliteConnection> {
+    const TRIES: u32 = 50;
+    let mut tries = 0;
+    loop {
+        let r = async {
+            let mut conn = SqliteConnection::connect_with(&opts(path, o)).await?;
+            migrate(&mut conn).await?;
+            Ok::<_, StoreError>(conn)
+        }
+        .await;
+        match r {
+            Err(StoreError::Db(e)) if is_busy(&e) && tries < TRIES => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6).
+fn is_busy(e: &sqlx::Error) -> bool {
+    let code = e.as_database_error().and_then(|d| d.code());
+    matches!(code.as_deref(), Some("5") | Some("6"))
 }
 
 async fn migrate(conn: &mut SqliteConnection) -> StoreResult<()> {
