@@ -1,5 +1,5 @@
-//! HEP v3 (Homer Encapsulation Protocol) mirroring of SIP traffic to a capture collector
-//! (Homer, `sngrep -L`, heplify-server).
+//! HEP v3 (Homer Encapsulation Protocol) mirroring of SIP traffic and RTCP reports to a
+//! capture collector (Homer, `sngrep -L`, heplify-server).
 //!
 //! Ops debug SIP from a collector, not from a shell on the dialer. Every SIP message the
 //! driver sends or receives is copied here with its addresses and a wall-clock timestamp,
@@ -10,6 +10,10 @@
 //! counted (`dialer_hep_dropped_total{reason="queue_full"}`). A background task drains
 //! the queue, encodes and sends; send errors (collector down: ICMP port unreachable) and
 //! an unresolvable collector name are counted, never retried.
+//!
+//! RTCP reports the media pump sends and receives ([`mirror_rtcp`]) go as HEP protocol type
+//! 5 with the report written as JSON ([`rtcp_json`]), which is what Homer indexes for its
+//! call-quality view (a raw RTCP payload there is not read).
 //!
 //! The process-wide sender is installed once ([`install`]) by the binary; until then
 //! [`mirror`] costs one atomic load.
@@ -22,6 +26,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::media::rtcp;
 use crate::sip::endpoint::Transport;
 
 /// HEP v3 chunk types (vendor 0, the generic set) this encoder writes.
@@ -42,8 +47,23 @@ mod chunk {
     pub const PAYLOAD: u16 = 15;
 }
 
-/// `PROTO_TYPE` value of a SIP payload.
-const PROTO_SIP: u8 = 1;
+/// What a capture carries: HEP's protocol type chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// A SIP message as it was on the wire (type 1).
+    Sip,
+    /// An RTCP report written as JSON (type 5).
+    RtcpJson,
+}
+
+impl Proto {
+    fn code(self) -> u8 {
+        match self {
+            Proto::Sip => 1,
+            Proto::RtcpJson => 5,
+        }
+    }
+}
 
 /// One captured message: who sent it to whom, over what, when, and its bytes.
 #[derive(Debug, Clone)]
@@ -56,6 +76,8 @@ pub struct Captured {
     pub transport: Transport,
     /// Wall-clock capture time (HEP carries Unix seconds and microseconds).
     pub time: SystemTime,
+    /// What the payload is.
+    pub proto: Proto,
     /// The whole SIP message as on the wire.
     pub payload: Arc<[u8]>,
 }
@@ -112,7 +134,7 @@ pub fn encode(
     put_chunk(out, chunk::DST_PORT, &c.dst.port().to_be_bytes());
     put_chunk(out, chunk::TS_SEC, &(since.as_secs() as u32).to_be_bytes());
     put_chunk(out, chunk::TS_USEC, &since.subsec_micros().to_be_bytes());
-    put_chunk(out, chunk::PROTO_TYPE, &[PROTO_SIP]);
+    put_chunk(out, chunk::PROTO_TYPE, &[c.proto.code()]);
     put_chunk(out, chunk::CAPTURE_ID, &capture_id.to_be_bytes());
     if let Some(p) = password {
         if p.len() > 1024 {
@@ -181,8 +203,67 @@ pub fn mirror(src: SocketAddr, dst: SocketAddr, transport: Transport, payload: &
             transport,
             time: SystemTime::now(),
             payload: payload.into(),
+            proto: Proto::Sip,
         });
     }
+}
+
+/// Mirrors one RTCP datagram the media pump sent or received, as the JSON report Homer
+/// reads; never blocks. A datagram with no sender or receiver report is not mirrored.
+pub fn mirror_rtcp(src: SocketAddr, dst: SocketAddr, datagram: &[u8]) {
+    let Some(s) = SENDER.get() else {
+        return;
+    };
+    if let Some(json) = rtcp_json(datagram) {
+        s.offer(Captured {
+            src,
+            dst,
+            transport: Transport::Udp,
+            time: SystemTime::now(),
+            payload: json.into_bytes().into(),
+            proto: Proto::RtcpJson,
+        });
+    }
+}
+
+/// The first sender or receiver report of a compound RTCP datagram as JSON, with the
+/// field names of Homer's RTCP view (`sender_information`, `report_blocks`, ...).
+pub fn rtcp_json(datagram: &[u8]) -> Option<String> {
+    let p = rtcp::Compound::new(datagram)
+        .map_while(Result::ok)
+        .find(|p| p.pt == 200 || p.pt == 201)?;
+    let w = |i: usize| -> Option<u32> {
+        let b = p.body.get(i..i + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut v = serde_json::json!({
+        "type": p.pt,
+        "ssrc": w(0)?,
+        "report_count": p.count,
+    });
+    if p.pt == 200 {
+        v["sender_information"] = serde_json::json!({
+            "ntp_timestamp_sec": w(4)?,
+            "ntp_timestamp_usec": w(8)?,
+            "rtp_timestamp": w(12)?,
+            "packets": w(16)?,
+            "octets": w(20)?,
+        });
+    }
+    let blocks: Vec<_> = p
+        .report_blocks()
+        .map(|b| {
+            serde_json::json!({
+                "source_ssrc": b.ssrc,
+                "fraction_lost": b.fraction_lost,
+                "packets_lost": b.cumulative_lost,
+                "highest_seq_no": b.highest_seq,
+                "ia_jitter": b.jitter,
+            })
+        })
+        .collect();
+    v["report_blocks"] = blocks.into();
+    Some(v.to_string())
 }
 
 /// Like [`mirror`] for a message already held in shared bytes (no copy).
@@ -194,6 +275,7 @@ pub fn mirror_shared(src: SocketAddr, dst: SocketAddr, transport: Transport, pay
             transport,
             time: SystemTime::now(),
             payload: payload.clone(),
+            proto: Proto::Sip,
         });
     }
 }
@@ -262,6 +344,7 @@ mod tests {
             transport: Transport::Udp,
             time: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
             payload: payload.into(),
+            proto: Proto::Sip,
         }
     }
 
@@ -364,5 +447,35 @@ mod tests {
             .unwrap();
         let c = chunks(&buf[..n]);
         assert_eq!(c.last().unwrap().1, b"INVITE");
+    }
+
+    #[test]
+    fn rtcp_reports_go_as_json_with_type_5() {
+        let info = rtcp::SenderInfo {
+            ssrc: 0x1234_5678,
+            ntp: (7u64 << 32) | 9,
+            rtp_ts: 160,
+            packets: 50,
+            octets: 8000,
+        };
+        let mut buf = [0u8; 256];
+        let n = rtcp::write_sr(&mut buf, &info, "dialer", false);
+        let json: serde_json::Value =
+            serde_json::from_str(&rtcp_json(&buf[..n]).expect("an SR")).unwrap();
+        assert_eq!(json["type"], 200);
+        assert_eq!(json["ssrc"], 0x1234_5678);
+        assert_eq!(json["sender_information"]["packets"], 50);
+        assert_eq!(json["sender_information"]["octets"], 8000);
+        assert_eq!(json["sender_information"]["rtp_timestamp"], 160);
+        assert_eq!(rtcp_json(b"\x80\x00garbage"), None);
+        let c = Captured {
+            proto: Proto::RtcpJson,
+            ..sample(json.to_string().as_bytes())
+        };
+        let mut out = vec![];
+        encode(&c, 1, None, &mut out).unwrap();
+        // The protocol type chunk (vendor 0, type 11, length 7) says RTCP.
+        let at = out.windows(4).position(|w| w == [0, 0, 0, 11]).unwrap();
+        assert_eq!(out[at + 6], 5);
     }
 }

@@ -36,6 +36,21 @@ impl Loop {
                 self.local.rtcp_sent += 1;
             }
         }
+        for (i, it) in self.batch.items().iter().enumerate() {
+            if it.kind != PacketKind::Rtcp {
+                continue;
+            }
+            let Some(slot) = self.slots.get(it.route as usize).and_then(|s| s.as_ref()) else {
+                continue;
+            };
+            let port = if slot.rtcp_mux {
+                slot.port
+            } else {
+                slot.port + 1
+            };
+            let local = SocketAddr::new(self.src_ip.into(), port);
+            crate::net::hep::mirror_rtcp(local, it.dest, self.batch.packet(i));
+        }
         if rtp > 0 {
             // One sample per batch (at most one per slot and loop), not one per packet: the
             // Prometheus recorder keeps every sample until a scrape or its upkeep drains them,
