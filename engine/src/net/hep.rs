@@ -208,6 +208,12 @@ pub fn mirror(src: SocketAddr, dst: SocketAddr, transport: Transport, payload: &
     }
 }
 
+/// Whether a collector is configured: callers on hot paths (the pump's send batches) test
+/// this once before doing any per-packet work for HEP.
+pub fn enabled() -> bool {
+    SENDER.get().is_some()
+}
+
 /// Mirrors one RTCP datagram the media pump sent or received, as the JSON report Homer
 /// reads; never blocks. A datagram with no sender or receiver report is not mirrored.
 pub fn mirror_rtcp(src: SocketAddr, dst: SocketAddr, datagram: &[u8]) {

@@ -43,6 +43,17 @@ pub(super) struct CallSlot {
     pub(super) clock_rate: u32,
 }
 
+impl CallSlot {
+    /// Our local port for RTCP: the RTP port with rtcp-mux, the next odd one without.
+    pub(super) fn rtcp_port(&self) -> u16 {
+        if self.rtcp_mux {
+            self.port
+        } else {
+            self.port + 1
+        }
+    }
+}
+
 pub(super) const RX_BATCH: usize = 32;
 pub(super) const RX_BUF: usize = 2048;
 

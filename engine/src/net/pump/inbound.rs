@@ -108,13 +108,10 @@ impl Loop {
             Datagram::Rtcp => {
                 if slot.latch.allows_rtcp(from) {
                     far_end_report(slot, data);
-                    let port = if slot.rtcp_mux {
-                        slot.port
-                    } else {
-                        slot.port + 1
-                    };
-                    let local = SocketAddr::new(self.src_ip.into(), port);
-                    crate::net::hep::mirror_rtcp(from, local, data);
+                    if crate::net::hep::enabled() {
+                        let local = SocketAddr::new(self.src_ip.into(), slot.rtcp_port());
+                        crate::net::hep::mirror_rtcp(from, local, data);
+                    }
                     self.local.received += 1;
                 } else {
                     self.local.dropped_source += 1;

@@ -36,20 +36,8 @@ impl Loop {
                 self.local.rtcp_sent += 1;
             }
         }
-        for (i, it) in self.batch.items().iter().enumerate() {
-            if it.kind != PacketKind::Rtcp {
-                continue;
-            }
-            let Some(slot) = self.slots.get(it.route as usize).and_then(|s| s.as_ref()) else {
-                continue;
-            };
-            let port = if slot.rtcp_mux {
-                slot.port
-            } else {
-                slot.port + 1
-            };
-            let local = SocketAddr::new(self.src_ip.into(), port);
-            crate::net::hep::mirror_rtcp(local, it.dest, self.batch.packet(i));
+        if crate::net::hep::enabled() {
+            self.mirror_rtcp_batch();
         }
         if rtp > 0 {
             // One sample per batch (at most one per slot and loop), not one per packet: the
@@ -60,6 +48,20 @@ impl Loop {
         self.local.rtp_sent += rtp;
         self.sent_metric.increment(rtp);
         self.batch.clear();
+    }
+
+    /// Mirrors the batch's RTCP reports to the HEP collector (only called when one is set).
+    fn mirror_rtcp_batch(&self) {
+        for (i, it) in self.batch.items().iter().enumerate() {
+            if it.kind != PacketKind::Rtcp {
+                continue;
+            }
+            let Some(slot) = self.slots.get(it.route as usize).and_then(|s| s.as_ref()) else {
+                continue;
+            };
+            let local = SocketAddr::new(self.src_ip.into(), slot.rtcp_port());
+            crate::net::hep::mirror_rtcp(local, it.dest, self.batch.packet(i));
+        }
     }
 
     fn send_raw(&mut self, n: usize) {
@@ -79,8 +81,8 @@ impl Loop {
                 }
                 continue;
             };
-            let sport = if it.kind == PacketKind::Rtcp && !slot.rtcp_mux {
-                slot.port + 1
+            let sport = if it.kind == PacketKind::Rtcp {
+                slot.rtcp_port()
             } else {
                 slot.port
             };
