@@ -57,6 +57,20 @@ pub const IVR_STAFF_PIN_CHANGES: &str = "dialer_ivr_staff_pin_changes_total";
 pub const HTTP_REQUESTS: &str = "dialer_http_requests_total";
 /// Histogram `{method,route}`: API request handling time, seconds.
 pub const HTTP_REQUEST_DURATION: &str = "dialer_http_request_duration_seconds";
+/// Counter `{reason}`: SIP datagrams or messages lost (`socket_buffer`, `parse_error`, `no_transaction`, `send_error`).
+pub const SIP_DROPPED: &str = "dialer_sip_dropped_total";
+/// Counter `{method,action}`: requests from addresses that are no trunk's, dropped or refused.
+pub const SIP_STRANGERS: &str = "dialer_sip_strangers_total";
+/// Gauge: open SIP TCP connections.
+pub const SIP_TCP_CONNECTIONS: &str = "dialer_sip_tcp_connections";
+/// Counter `{reason}`: SIP TCP connections refused (caps).
+pub const SIP_TCP_REFUSED: &str = "dialer_sip_tcp_refused_total";
+/// Counter `{reason}`: SIP TCP connections we closed (size, timeouts).
+pub const SIP_TCP_CLOSED: &str = "dialer_sip_tcp_closed_total";
+/// Counter `{reason}`: SIP messages over TCP dropped.
+pub const SIP_TCP_DROPPED: &str = "dialer_sip_tcp_dropped_total";
+/// Counter `{kind}`: failed TCP accepts (e.g. file descriptors exhausted), each followed by a back-off.
+pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
 
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
@@ -135,6 +149,19 @@ pub fn describe() {
         Unit::Seconds,
         "API request handling time"
     );
+    describe_counter!(SIP_DROPPED, "SIP datagrams or messages lost, per reason");
+    describe_counter!(
+        SIP_STRANGERS,
+        "Requests from non-trunk addresses, per method and action"
+    );
+    describe_gauge!(SIP_TCP_CONNECTIONS, "Open SIP TCP connections");
+    describe_counter!(SIP_TCP_REFUSED, "SIP TCP connections refused, per reason");
+    describe_counter!(
+        SIP_TCP_CLOSED,
+        "SIP TCP connections closed by us, per reason"
+    );
+    describe_counter!(SIP_TCP_DROPPED, "SIP messages over TCP dropped, per reason");
+    describe_counter!(SIP_TCP_ACCEPT_ERRORS, "Failed SIP TCP accepts, per kind");
 }
 
 #[cfg(test)]
@@ -144,6 +171,13 @@ mod tests {
     #[test]
     fn names_follow_the_conventions() {
         let all = [
+            SIP_DROPPED,
+            SIP_STRANGERS,
+            SIP_TCP_CONNECTIONS,
+            SIP_TCP_REFUSED,
+            SIP_TCP_CLOSED,
+            SIP_TCP_DROPPED,
+            SIP_TCP_ACCEPT_ERRORS,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,

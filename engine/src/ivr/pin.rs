@@ -125,7 +125,7 @@ impl PinGuard {
 
     /// Counts a wrong PIN; true when it locks the caller out (the tenth in an hour).
     pub fn failed(&mut self, caller: &str, now: Instant) -> bool {
-        metrics::counter!("dialer_ivr_pin_failures_total").increment(1);
+        metrics::counter!(crate::metrics::IVR_PIN_FAILURES).increment(1);
         if self.callers.len() >= MAX_CALLERS && !self.callers.contains_key(caller) {
             self.prune(now);
         }
@@ -141,7 +141,7 @@ impl PinGuard {
         if f.times.len() >= LOCKOUT_FAILURES {
             f.times.clear();
             f.locked_until = Some(now + WINDOW);
-            metrics::counter!("dialer_ivr_pin_lockouts_total").increment(1);
+            metrics::counter!(crate::metrics::IVR_PIN_LOCKOUTS).increment(1);
             tracing::warn!(caller, "staff line: caller locked out for an hour");
             return true;
         }

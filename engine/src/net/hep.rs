@@ -181,7 +181,7 @@ impl HepSender {
     /// Queues a capture without waiting; a full queue or a stopped task drops it (counted).
     pub fn offer(&self, c: Captured) {
         if self.tx.try_send(c).is_err() {
-            metrics::counter!("dialer_hep_dropped_total", "reason" => "queue_full").increment(1);
+            metrics::counter!(crate::metrics::HEP_DROPPED, "reason" => "queue_full").increment(1);
         }
     }
 }
@@ -320,21 +320,20 @@ async fn send_loop(cfg: HepConfig, mut rx: mpsc::Receiver<Captured>) {
             }
         }
         let Some(s) = &sock else {
-            metrics::counter!("dialer_hep_dropped_total", "reason" => "unresolved").increment(1);
+            metrics::counter!(crate::metrics::HEP_DROPPED, "reason" => "unresolved").increment(1);
             continue;
         };
         if let Err(e) = encode(&c, cfg.capture_id, cfg.password.as_deref(), &mut buf) {
             debug!(error = %e, "HEP: message not encodable");
-            metrics::counter!("dialer_hep_dropped_total", "reason" => "encode").increment(1);
+            metrics::counter!(crate::metrics::HEP_DROPPED, "reason" => "encode").increment(1);
             continue;
         }
         // Waiting here (a full socket buffer) only backs the queue up; the SIP driver's
         // `offer` never waits.
         match s.send(&buf).await {
-            Ok(_) => metrics::counter!("dialer_hep_packets_sent_total").increment(1),
-            Err(_) => {
-                metrics::counter!("dialer_hep_dropped_total", "reason" => "send_error").increment(1)
-            }
+            Ok(_) => metrics::counter!(crate::metrics::HEP_PACKETS_SENT).increment(1),
+            Err(_) => metrics::counter!(crate::metrics::HEP_DROPPED, "reason" => "send_error")
+                .increment(1),
         }
     }
 }

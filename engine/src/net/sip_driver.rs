@@ -288,7 +288,7 @@ fn recv_udp(ep: &mut Endpoint, udp: &UdpSocket, batch: &mut RecvBatch) {
             Ok(drops) => {
                 if drops > 0 {
                     warn!(drops, "SIP UDP receive buffer overflowed");
-                    metrics::counter!("dialer_sip_dropped_total", "reason" => "socket_buffer")
+                    metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "socket_buffer")
                         .increment(u64::from(drops));
                 }
                 let now = Instant::now();
@@ -332,7 +332,7 @@ async fn send_udp(udp: &UdpSocket, out: &mut VecDeque<(SocketAddr, Wire)>) {
                 if let Some((dest, _)) = out.pop_front() {
                     debug!(%dest, error = %e, "UDP send failed");
                 }
-                metrics::counter!("dialer_sip_dropped_total", "reason" => "send_error")
+                metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "send_error")
                     .increment(1);
             }
         }

@@ -106,7 +106,7 @@ impl Tcp {
             match c.tx.try_send(Out::Bytes(bytes)) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    metrics::counter!("dialer_sip_tcp_dropped_total").increment(1);
+                    metrics::counter!(crate::metrics::SIP_TCP_DROPPED).increment(1);
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(Out::Bytes(b))) => {
@@ -185,7 +185,7 @@ impl Drop for Counted {
                 c.by_ip.remove(&self.ip);
             }
         }
-        metrics::gauge!("dialer_sip_tcp_connections").set(c.total as f64);
+        metrics::gauge!(crate::metrics::SIP_TCP_CONNECTIONS).set(c.total as f64);
     }
 }
 
@@ -221,7 +221,7 @@ pub(super) async fn accept_loop(
                 } else {
                     "other"
                 };
-                metrics::counter!("dialer_sip_tcp_accept_errors_total", "kind" => kind)
+                metrics::counter!(crate::metrics::SIP_TCP_ACCEPT_ERRORS, "kind" => kind)
                     .increment(1);
                 debug!(error = %e, ?backoff, "SIP TCP accept failed; backing off");
                 tokio::time::sleep(backoff).await;
@@ -233,13 +233,13 @@ pub(super) async fn accept_loop(
         let guard = {
             let mut c = census.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(reason) = admit(&c, peer.ip(), &limits) {
-                metrics::counter!("dialer_sip_tcp_refused_total", "reason" => reason).increment(1);
+                metrics::counter!(crate::metrics::SIP_TCP_REFUSED, "reason" => reason).increment(1);
                 drop(s);
                 continue;
             }
             c.total += 1;
             *c.by_ip.entry(peer.ip()).or_default() += 1;
-            metrics::gauge!("dialer_sip_tcp_connections").set(c.total as f64);
+            metrics::gauge!(crate::metrics::SIP_TCP_CONNECTIONS).set(c.total as f64);
             Counted {
                 census: census.clone(),
                 ip: peer.ip(),
@@ -301,7 +301,7 @@ async fn serve_conn(
     let mut writer = tokio::spawn(write_loop(w, rx));
     let end = read_loop(r, peer, &tx, &events, &limits).await;
     debug!(%peer, reason = end.label(), "SIP TCP connection closed");
-    metrics::counter!("dialer_sip_tcp_closed_total", "reason" => end.label()).increment(1);
+    metrics::counter!(crate::metrics::SIP_TCP_CLOSED, "reason" => end.label()).increment(1);
     let _ = events.send(TcpEvent::Closed(peer, id));
     // Let a final reply (413) leave, briefly; a peer that does not read is not waited for.
     if tx.try_send(Out::Close).is_err()

@@ -138,8 +138,8 @@ impl Loop {
             ep_events: vec![zero_ev; 256],
             local: PumpStats::default(),
             peak: 0,
-            lag_metric: metrics::histogram!("dialer_rtp_send_lag_seconds"),
-            sent_metric: metrics::counter!("dialer_rtp_packets_sent_total"),
+            lag_metric: metrics::histogram!(crate::metrics::RTP_SEND_LAG),
+            sent_metric: metrics::counter!(crate::metrics::RTP_PACKETS_SENT),
         })
     }
 
@@ -253,15 +253,14 @@ impl Loop {
         };
         drop(s);
         if dropped > 0 {
-            metrics::counter!("dialer_rtp_dropped_packets_total", "reason" => "source")
-                .increment(dropped);
+            metrics::counter!(crate::metrics::RTP_DROPPED, "reason" => "source").increment(dropped);
         }
         if not_rtp > 0 {
-            metrics::counter!("dialer_rtp_dropped_packets_total", "reason" => "not_rtp")
+            metrics::counter!(crate::metrics::RTP_DROPPED, "reason" => "not_rtp")
                 .increment(not_rtp);
         }
         if errors > 0 {
-            metrics::counter!("dialer_rtp_dropped_packets_total", "reason" => "send_error")
+            metrics::counter!(crate::metrics::RTP_DROPPED, "reason" => "send_error")
                 .increment(errors);
         }
     }

@@ -166,9 +166,9 @@ fn far_end_report(slot: &CallSlot, data: &[u8]) {
     for p in rtcp::Compound::new(data).flatten() {
         for b in p.report_blocks() {
             if b.ssrc == slot.ssrc {
-                metrics::histogram!("dialer_rtp_far_end_fraction_lost")
+                metrics::histogram!(crate::metrics::RTP_FAR_END_FRACTION_LOST)
                     .record(f64::from(b.fraction_lost) / 256.0);
-                metrics::histogram!("dialer_rtp_far_end_jitter_seconds")
+                metrics::histogram!(crate::metrics::RTP_FAR_END_JITTER)
                     .record(f64::from(b.jitter) / f64::from(slot.clock_rate.max(1)));
             }
         }

@@ -77,7 +77,7 @@ impl Endpoint {
             match a {
                 ClientAction::Send(b) => {
                     let trunk = self.trunk_label(call);
-                    metrics::counter!("dialer_sip_retransmissions_total", "trunk" => trunk)
+                    metrics::counter!(crate::metrics::SIP_RETRANSMISSIONS, "trunk" => trunk)
                         .increment(1);
                     self.send(transport, dest, b)
                 }
@@ -132,7 +132,7 @@ impl Endpoint {
                 ClientAction::Send(b) => self.send(transport, dest, b),
                 ClientAction::PassUp => {
                     let trunk = self.trunk_label(call);
-                    metrics::counter!("dialer_sip_responses_total", "trunk" => trunk, "method" => method.as_str(), "code" => status_label(r.status)).increment(1);
+                    metrics::counter!(crate::metrics::SIP_RESPONSES, "trunk" => trunk, "method" => method.as_str(), "code" => status_label(r.status)).increment(1);
                     if let Some(h) = call {
                         self.on_call_response(now, h, method, r);
                     }
@@ -169,5 +169,5 @@ impl Endpoint {
 /// Counts a datagram or message the endpoint threw away, by why (DESIGN's metric set:
 /// `dialer_sip_dropped_total{reason}`; the driver counts the socket's own drops).
 pub(super) fn dropped(reason: &'static str) {
-    metrics::counter!("dialer_sip_dropped_total", "reason" => reason).increment(1);
+    metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => reason).increment(1);
 }

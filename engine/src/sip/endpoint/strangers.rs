@@ -156,7 +156,7 @@ impl Endpoint {
         if verdict == Verdict::Handle {
             return true;
         }
-        metrics::counter!("dialer_sip_strangers_total",
+        metrics::counter!(crate::metrics::SIP_STRANGERS,
             "method" => method_label(&r.method), "action" => verdict.label())
         .increment(1);
         if verdict == Verdict::Reject {

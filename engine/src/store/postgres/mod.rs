@@ -267,8 +267,8 @@ async fn commit_batch(
     if let Some(e) = &err {
         tracing::error!(error = %e, "store: batch commit failed");
     }
-    metrics::histogram!("dialer_store_batch_size").record(n as f64);
-    metrics::histogram!("dialer_store_commit_seconds").record(started.elapsed());
+    metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(n as f64);
+    metrics::histogram!(crate::metrics::STORE_COMMIT).record(started.elapsed());
     for r in replies {
         r(err.as_deref());
     }
