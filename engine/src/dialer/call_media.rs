@@ -22,6 +22,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::{MediaLatch, StreamParams};
 use crate::net::pump::{Playlist, RecordSpec};
 use crate::net::{MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, RtpPort};
@@ -65,6 +66,20 @@ pub enum MediaNote {
         token: u64,
         /// The playlist's id.
         id: u32,
+    },
+    /// Answering-machine detection ([`CallMedia::analyse`]) decided: once per analysis.
+    Amd {
+        /// Call token.
+        token: u64,
+        /// Human, machine or unsure, when (ms of audio since `analyse`) and why.
+        decision: AmdDecision,
+    },
+    /// A beep ended in the callee's audio (a voicemail's "record after the tone").
+    Beep {
+        /// Call token.
+        token: u64,
+        /// When the tone ended, in ms of received audio since `analyse`.
+        at_ms: u32,
     },
     /// A recording ([`CallMedia::record`]) ended: at its maximum, at
     /// [`CallMedia::stop_record`], or when the call's media stopped.
@@ -158,6 +173,13 @@ pub trait CallMedia: Send + Sync + 'static {
     /// Ends a recording now (its [`MediaNote::Recorded`] follows).
     fn stop_record(&self, token: u64) {
         let _ = token;
+    }
+
+    /// Runs answering-machine and beep detection ([`crate::media::amd`]) on the callee's audio
+    /// from now: [`MediaNote::Amd`] once, [`MediaNote::Beep`] per beep (for a minute).
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        let _ = (token, cfg);
+        Err(unsupported("analyse"))
     }
 }
 
@@ -353,6 +375,8 @@ async fn forward_notes(
             },
             MediaEvent::Played { token, id } => MediaNote::Played { token, id },
             MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
+            MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
+            MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
         };
         if tx.send(note).is_err() {
             break;
@@ -525,6 +549,14 @@ impl CallMedia for PumpMedia {
         if let Ok((handle, ..)) = self.call(token) {
             self.pump.stop_record(handle);
         }
+    }
+
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let (handle, codec, _, payload_type) = self.call(token)?;
+        self.pump.analyse(handle, cfg, codec, payload_type);
+        Ok(())
     }
 }
 

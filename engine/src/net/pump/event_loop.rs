@@ -15,7 +15,9 @@ use tracing::{debug, warn};
 
 use super::sys::{pin_to_cpu, thread_cpu};
 use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
+use crate::media::amd::{Amd, AmdConfig, BeepDetector};
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
+use crate::media::tap::MAX_BEEP_WATCH_MS;
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
@@ -46,16 +48,31 @@ pub(super) struct CallSlot {
     pub(super) listen: Option<Box<Listen>>,
 }
 
-/// What listens to a call's received audio: its decoder and the capture in progress.
+/// What listens to a call's received audio: its decoder, the capture in progress and the
+/// answering-machine and beep detectors.
 pub(super) struct Listen {
     pub(super) tap: AudioTap,
     pub(super) recording: Option<Recording>,
+    pub(super) amd: Option<Amd>,
+    pub(super) beep: Option<BeepDetector>,
+    /// Samples of audio the beep detector still watches.
+    pub(super) beep_left: u64,
 }
 
 impl Listen {
+    fn new(tap: AudioTap) -> Listen {
+        Listen {
+            tap,
+            recording: None,
+            amd: None,
+            beep: None,
+            beep_left: 0,
+        }
+    }
+
     /// Whether nothing listens any more (the decoder can go).
     pub(super) fn idle(&self) -> bool {
-        self.recording.is_none()
+        self.recording.is_none() && self.amd.is_none() && self.beep.is_none()
     }
 }
 
@@ -198,6 +215,10 @@ impl Loop {
                     Ok(Cmd::Play(token, list)) => self.play(token, *list),
                     Ok(Cmd::Record(token, spec)) => self.record(token, spec),
                     Ok(Cmd::StopRecord(token)) => self.stop_record(token),
+                    Ok(Cmd::Analyse(token, a)) => {
+                        let (cfg, codec, pt) = *a;
+                        self.analyse(token, &cfg, codec, pt);
+                    }
                     Ok(Cmd::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
                         self.publish();
                         self.shared.lock().expect("stats lock").loop_cpu += thread_cpu();
@@ -400,22 +421,23 @@ impl Loop {
         };
         let previous = slot.listen.as_mut().and_then(|l| l.recording.take());
         let rate = slot.listen.as_ref().map_or(0, |l| l.tap.rate());
-        if slot.listen.is_none() {
-            match AudioTap::new(spec.codec, spec.payload_type) {
-                Ok(tap) => {
-                    slot.listen = Some(Box::new(Listen {
-                        tap,
-                        recording: None,
-                    }))
-                }
-                Err(e) => warn!(token, error = %e, "no decoder; not recording"),
-            }
-        }
-        if let Some(l) = slot.listen.as_mut() {
+        if let Some(l) = listener(slot, spec.codec, spec.payload_type) {
             l.recording = Some(Recording::new(l.tap.rate(), spec.max_ms));
         }
         if let Some(rec) = previous {
             self.report_recording(token, rec, rate);
+        }
+    }
+
+    fn analyse(&mut self, token: u64, cfg: &AmdConfig, codec: codecs::Codec, pt: u8) {
+        let Some(slot) = self.slot_mut(token) else {
+            return;
+        };
+        if let Some(l) = listener(slot, codec, pt) {
+            let rate = l.tap.rate();
+            l.amd = Some(Amd::new(cfg, rate));
+            l.beep = Some(BeepDetector::new(rate));
+            l.beep_left = u64::from(rate) * u64::from(MAX_BEEP_WATCH_MS) / 1000;
         }
     }
 
@@ -442,6 +464,59 @@ impl Loop {
             rate,
         });
     }
+}
+
+/// Feeds a call's latest audio (`gap` zero samples, then `pcm`) to its detectors and sends
+/// what they find: the machine decision (once; the detector then goes) and beeps (until the
+/// watch ends).
+pub(super) fn detect(
+    events: &mpsc::UnboundedSender<MediaEvent>,
+    token: u64,
+    amd: &mut Option<Amd>,
+    beep: &mut Option<BeepDetector>,
+    beep_left: &mut u64,
+    gap: usize,
+    pcm: &[i16],
+) {
+    const ZEROS: [i16; 960] = [0; 960];
+    let mut gap_left = gap;
+    let zeros = std::iter::from_fn(|| {
+        let n = gap_left.min(ZEROS.len());
+        gap_left -= n;
+        (n > 0).then(|| &ZEROS[..n])
+    });
+    for chunk in zeros.chain(std::iter::once(pcm)) {
+        if let Some(a) = amd.as_mut() {
+            if let Some(decision) = a.push(chunk) {
+                *amd = None;
+                let _ = events.send(MediaEvent::Amd { token, decision });
+            }
+        }
+        if let Some(b) = beep.as_mut() {
+            if let Some(at_ms) = b.push(chunk) {
+                let _ = events.send(MediaEvent::Beep { token, at_ms });
+            }
+            *beep_left = beep_left.saturating_sub(chunk.len() as u64);
+            if *beep_left == 0 {
+                *beep = None;
+            }
+        }
+        if amd.is_none() && beep.is_none() {
+            break;
+        }
+    }
+}
+
+/// The call's listener, made (with its decoder) when nothing listened yet; `None` when the
+/// codec has no decoder.
+fn listener(slot: &mut CallSlot, codec: codecs::Codec, pt: u8) -> Option<&mut Listen> {
+    if slot.listen.is_none() {
+        match AudioTap::new(codec, pt) {
+            Ok(tap) => slot.listen = Some(Box::new(Listen::new(tap))),
+            Err(e) => warn!(token = slot.token, error = %e, "no decoder for the callee's audio"),
+        }
+    }
+    slot.listen.as_deref_mut()
 }
 
 #[cfg(test)]
