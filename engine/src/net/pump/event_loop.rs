@@ -531,4 +531,50 @@ mod tests {
         println!("CallSlot {slot} B, pacer entry {entry} B");
         assert!(slot + entry <= 512, "{slot} + {entry} bytes per call");
     }
+
+    /// The detectors see the gap as zeros (their clock is the sender's), the decision is sent
+    /// once and the detector dropped, a beep is sent where it ends, and the beep watch ends
+    /// after its minute. Prints what analysis costs per 20 ms packet (not asserted).
+    #[test]
+    fn detect_feeds_gaps_and_ends_its_watches() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let rate = 8000;
+        let mut amd = Some(Amd::new(&AmdConfig::default(), rate));
+        let mut beep = Some(BeepDetector::new(rate));
+        let mut left = u64::from(rate) * u64::from(MAX_BEEP_WATCH_MS) / 1000;
+        let tone: Vec<i16> = (0..160)
+            .map(|i| ((i as f32 * std::f32::consts::PI / 4.0).sin() * 8000.0) as i16)
+            .collect();
+        let silence = [0i16; 160];
+        // 1 s of silence sent as one packet after a 7,840-sample gap, then a 400 ms beep.
+        detect(&tx, 1, &mut amd, &mut beep, &mut left, 7840, &silence);
+        let t = std::time::Instant::now();
+        for _ in 0..20 {
+            detect(&tx, 1, &mut amd, &mut beep, &mut left, 0, &tone);
+        }
+        let per_packet = t.elapsed() / 20;
+        for _ in 0..10 {
+            detect(&tx, 1, &mut amd, &mut beep, &mut left, 0, &silence);
+        }
+        let mut beeps = Vec::new();
+        let mut decided = 0;
+        while let Ok(ev) = rx.try_recv() {
+            match ev {
+                MediaEvent::Beep { at_ms, .. } => beeps.push(at_ms),
+                MediaEvent::Amd { .. } => decided += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(beeps.len(), 1, "{beeps:?}");
+        assert!(beeps[0].abs_diff(1400) <= 30, "beep ended at {}", beeps[0]);
+        // A long gap (the callee silent, DTX) runs out the beep watch; the AMD decides by then.
+        detect(&tx, 1, &mut amd, &mut beep, &mut left, 60 * 8000, &silence);
+        assert!(beep.is_none() && left == 0);
+        assert!(amd.is_none(), "decided within its total analysis time");
+        decided += std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|e| matches!(e, MediaEvent::Amd { .. }))
+            .count();
+        assert_eq!(decided, 1);
+        println!("AMD + beep detection: {per_packet:?} per 20 ms packet at 8 kHz");
+    }
 }
