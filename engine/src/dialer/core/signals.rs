@@ -161,6 +161,9 @@ impl DialerCore {
                     a.digits.push(digit);
                 }
             }
+            // Notes of playlists and recordings: campaign calls ask for none yet (inbound
+            // calls and keys during the message will).
+            MediaNote::Played { .. } | MediaNote::Recorded { .. } => {}
         }
     }
 
