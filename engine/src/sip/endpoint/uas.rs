@@ -91,23 +91,8 @@ impl Endpoint {
             privacy: h.first(HeaderName::Other("Privacy")).map(str::to_string),
             offer: offer.clone(),
         };
-        let remote_target = h
-            .contacts()
-            .ok()
-            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()))
-            .unwrap_or_else(|| from.uri.raw.to_string());
-        let dialog = Dialog {
-            remote_tag: from.tag().unwrap_or("").to_string(),
-            remote_party: h.first(HeaderName::From).unwrap_or("").to_string(),
-            remote_target: remote_target.clone(),
-            // A UAS keeps the Record-Route order as received (RFC 3261 §12.1.1).
-            route_set: h
-                .record_routes()
-                .unwrap_or_default()
-                .iter()
-                .map(|n| format!("<{}>", n.uri.raw))
-                .collect(),
-        };
+        let dialog = uas_dialog(r, &from);
+        let remote_target = dialog.remote_target.clone();
         let local_tag = self.token(10);
         let to_value = h.first(HeaderName::To).unwrap_or("");
         let to_value = to_value.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
@@ -472,5 +457,26 @@ impl Endpoint {
             retry_after: None,
         };
         self.send_bye(now, h, end);
+    }
+}
+
+/// The dialog an incoming INVITE opens, seen from us (RFC 3261 §12.1.1): the caller's tag
+/// and From, its Contact as remote target, and the Record-Route set in the order received.
+fn uas_dialog(r: &Request<'_>, from: &NameAddr<'_>) -> Dialog {
+    let h = &r.headers;
+    Dialog {
+        remote_tag: from.tag().unwrap_or("").to_string(),
+        remote_party: h.first(HeaderName::From).unwrap_or("").to_string(),
+        remote_target: h
+            .contacts()
+            .ok()
+            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()))
+            .unwrap_or_else(|| from.uri.raw.to_string()),
+        route_set: h
+            .record_routes()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| format!("<{}>", n.uri.raw))
+            .collect(),
     }
 }
