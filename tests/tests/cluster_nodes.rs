@@ -492,7 +492,10 @@ async fn campaign(store: &PgStore, n: usize, prompt: &Path) -> i64 {
         tenant: "town".into(),
         name: "flood".into(),
         prompt: prompt.display().to_string(),
-        target: Target::default(),
+        target: Target {
+            all: true,
+            ..Target::default()
+        },
         priority: Priority::Emergency,
         window: None,
         caller_id: None,

@@ -28,7 +28,7 @@ pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow]) -> TrunkShareRow {
     } else {
         (0.0, load.active)
     };
-    let channels = target_ch.max(load.active.min(free_ch)).min(free_ch);
+    let channels = target_ch.min(free_ch);
     TrunkShareRow {
         trunk: load.name.clone(),
         wants: load.wants,

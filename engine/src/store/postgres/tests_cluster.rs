@@ -39,7 +39,10 @@ async fn campaign(s: &PgStore, n: u32) -> i64 {
         tenant: "t".into(),
         name: "c".into(),
         prompt: "p".into(),
-        target: Target::default(),
+        target: Target {
+            all: true,
+            ..Target::default()
+        },
         priority: Priority::Normal,
         window: None,
         caller_id: None,
