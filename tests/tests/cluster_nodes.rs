@@ -581,6 +581,11 @@ fn measure(tap: &Tap, cps: u32, settle_s: f64) -> Measured {
         *per_node.entry(from.port()).or_insert(0) += 1;
     }
     let (first, last) = (t[0], t[t.len() - 1]);
+    let mut per_s = vec![0u32; (last - first) as usize + 1];
+    for x in &t {
+        per_s[(x - first) as usize] += 1;
+    }
+    eprintln!("INVITEs per second: {per_s:?}");
     let from = first + settle_s;
     let sent = t.iter().filter(|x| **x >= from && **x <= last).count();
     let used = sent as f64 / ((last - from) * f64::from(cps));
@@ -610,7 +615,7 @@ fn three_nodes_share_one_campaign_and_the_trunk_limits() {
     let d = tmp.path();
     let (fixed_co, mobile_co) = (Carrier::start(d, "fixed"), Carrier::start(d, "mobile"));
     let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
-    let (cps, ch) = ((24, 16), (60, 40));
+    let (cps, ch) = ((20, 20), (50, 50));
     let t = trunks(fixed_tap.port, mobile_tap.port, cps, ch);
     let nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
@@ -670,7 +675,7 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     let d = tmp.path();
     let (fixed_co, mobile_co) = (Carrier::start(d, "fixed"), Carrier::start(d, "mobile"));
     let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
-    let (cps, ch) = ((24, 16), (60, 40));
+    let (cps, ch) = ((20, 20), (50, 50));
     let t = trunks(fixed_tap.port, mobile_tap.port, cps, ch);
     let mut nodes: Vec<Node> = ["k1", "k2", "k3"]
         .iter()

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use super::shares::{applied_cps, my_share, peer_factor};
+use super::shares::{applied_cps, my_share, peer_factor, rank};
 use super::ClusterSettings;
 use crate::dialer::core::{NodeLoad, ShareUpdate};
 use crate::dialer::recovery::recovered_end;
@@ -125,7 +125,8 @@ impl<S: Store> Node<S> {
         }
         let names: Vec<String> = load.trunks.iter().map(|t| t.name.clone()).collect();
         let live = u32::try_from(load.live_calls).unwrap_or(u32::MAX);
-        let rule = |peers: &[crate::store::postgres::PeerShare]| rows_for(&load, peers);
+        let me = self.join.id.clone();
+        let rule = |peers: &[crate::store::postgres::PeerShare]| rows_for(&me, &load, peers);
         let outcome = self.store.beat(&self.join.id, live, &names, rule).await?;
         match outcome {
             BeatOutcome::Held { mine, peers } => {
@@ -205,16 +206,18 @@ impl<S: Store> Node<S> {
 }
 
 /// This node's rows for every trunk, from its load and the peers' rows.
-fn rows_for(load: &NodeLoad, peers: &[crate::store::postgres::PeerShare]) -> Vec<TrunkShareRow> {
+fn rows_for(
+    me: &str,
+    load: &NodeLoad,
+    peers: &[crate::store::postgres::PeerShare],
+) -> Vec<TrunkShareRow> {
     load.trunks
         .iter()
         .map(|t| {
-            let theirs: Vec<&TrunkShareRow> = peers
-                .iter()
-                .filter(|p| p.row.trunk == t.name)
-                .map(|p| &p.row)
-                .collect();
-            my_share(t, &theirs)
+            let on_trunk = || peers.iter().filter(|p| p.row.trunk == t.name);
+            let theirs: Vec<&TrunkShareRow> = on_trunk().map(|p| &p.row).collect();
+            let wanting = on_trunk().filter(|p| p.row.wants).map(|p| p.node.clone());
+            my_share(t, &theirs, rank(me, wanting))
         })
         .collect()
 }

@@ -15,8 +15,12 @@
 use crate::dialer::core::TrunkLoad;
 use crate::store::postgres::TrunkShareRow;
 
-/// This node's row for one trunk, given the other live nodes' rows for it.
-pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow]) -> TrunkShareRow {
+/// This node's row for one trunk, given the other live nodes' rows for it. `rank` is
+/// this node's place among the wanting nodes (by node id): the whole calls per second
+/// and channels are split in integers, the first ones taking the remainder, because a
+/// node's limiter admits whole INVITEs per one-second window (three nodes at 6.67 CPS
+/// would each send 6 a second, 90 % of 20).
+pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow], rank: usize) -> TrunkShareRow {
     let wanting = peers.iter().filter(|p| p.wants).count() + usize::from(load.wants);
     let others_cps: f64 = peers.iter().map(|p| p.cps).sum();
     let others_reserved: u32 = peers.iter().map(|p| p.reserved).sum();
@@ -24,7 +28,9 @@ pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow]) -> TrunkShareRow {
     let free_ch = load.max_channels.saturating_sub(others_reserved);
     let (target_cps, target_ch) = if load.wants {
         let n = wanting.max(1);
-        (load.cps / n as f64, load.max_channels / n as u32)
+        let whole = load.cps.floor();
+        let cps = split(whole as u32, n, rank) as f64 + if rank == 0 { load.cps - whole } else { 0.0 };
+        (cps, split(load.max_channels, n, rank))
     } else {
         (0.0, load.active)
     };
@@ -37,6 +43,17 @@ pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow]) -> TrunkShareRow {
         reserved: channels.max(load.active),
         factor: load.factor,
     }
+}
+
+/// The `rank`-th of `n` integer parts of `total` (the first `total % n` one larger).
+fn split(total: u32, n: usize, rank: usize) -> u32 {
+    let n = n as u32;
+    total / n + u32::from((rank as u32) < total % n)
+}
+
+/// This node's place among the wanting nodes of a trunk, by node id.
+pub fn rank(me: &str, wanting_peers: impl Iterator<Item = String>) -> usize {
+    wanting_peers.filter(|p| p.as_str() < me).count()
 }
 
 /// The CPS share to apply after a beat that committed `now`, when the previous beat
@@ -83,14 +100,14 @@ mod tests {
 
     #[test]
     fn a_lone_node_with_a_backlog_takes_the_whole_trunk() {
-        let r = my_share(&load(true, 0), &[]);
+        let r = my_share(&load(true, 0), &[], 0);
         assert_eq!((r.cps, r.channels, r.reserved), (30.0, 60, 60));
     }
 
     #[test]
     fn three_wanting_nodes_split_equally_once_the_others_gave_way() {
         let (b, c) = (peer(true, 10.0, 20, 20), peer(true, 10.0, 20, 20));
-        let r = my_share(&load(true, 0), &[&b, &c]);
+        let r = my_share(&load(true, 0), &[&b, &c], 2);
         assert_eq!((r.cps, r.channels), (10.0, 20));
     }
 
@@ -98,14 +115,14 @@ mod tests {
     fn a_node_never_takes_what_the_others_still_hold() {
         // B holds the whole trunk from when it was alone: A waits for B to give way.
         let b = peer(true, 30.0, 60, 60);
-        let r = my_share(&load(true, 0), &[&b]);
+        let r = my_share(&load(true, 0), &[&b], 1);
         assert_eq!((r.cps, r.channels), (0.0, 0));
         // B's next beat sees A wanting and halves; then A gets the other half.
-        let b2 = my_share(&load(true, 60), &[&peer(true, 0.0, 0, 0)]);
+        let b2 = my_share(&load(true, 60), &[&peer(true, 0.0, 0, 0)], 0);
         assert_eq!(b2.cps, 15.0);
         assert_eq!(b2.channels, 30);
         assert_eq!(b2.reserved, 60, "B's 60 calls keep their channels until they end");
-        let a2 = my_share(&load(true, 0), &[&b2]);
+        let a2 = my_share(&load(true, 0), &[&b2], 1);
         assert_eq!((a2.cps, a2.channels), (15.0, 0));
     }
 
@@ -120,7 +137,7 @@ mod tests {
             let wants = (step / 7 + i) % 4 != 0;
             active[i] = rows[i].channels.min(active[i] + 5);
             let others: Vec<&TrunkShareRow> = (0..3).filter(|j| *j != i).map(|j| &rows[j]).collect();
-            let r = my_share(&load(wants, active[i]), &others);
+            let r = my_share(&load(wants, active[i]), &others, i);
             rows[i] = r;
             let cps: f64 = rows.iter().map(|r| r.cps).sum();
             let reserved: u32 = rows.iter().map(|r| r.reserved).sum();
@@ -133,8 +150,22 @@ mod tests {
     }
 
     #[test]
+    fn whole_calls_per_second_are_split_with_the_remainder_first() {
+        let mut l = load(true, 0);
+        l.cps = 20.0;
+        let peers = [peer(true, 0.0, 0, 0), peer(true, 0.0, 0, 0)];
+        let p: Vec<&TrunkShareRow> = peers.iter().collect();
+        let parts: Vec<f64> = (0..3).map(|r| my_share(&l, &p, r).cps).collect();
+        assert_eq!(parts, vec![7.0, 7.0, 6.0]);
+        l.cps = 2.5;
+        let parts: Vec<f64> = (0..3).map(|r| my_share(&l, &p, r).cps).collect();
+        assert_eq!(parts, vec![1.5, 1.0, 0.0]);
+        assert_eq!(rank("b", ["a".to_string(), "c".to_string()].into_iter()), 1);
+    }
+
+    #[test]
     fn an_idle_node_gives_its_rate_up_and_keeps_its_calls_channels() {
-        let r = my_share(&load(false, 7), &[&peer(true, 20.0, 40, 40)]);
+        let r = my_share(&load(false, 7), &[&peer(true, 20.0, 40, 40)], 0);
         assert_eq!((r.cps, r.channels, r.reserved), (0.0, 7, 7));
     }
 

@@ -169,11 +169,11 @@ async fn shares_written_under_the_lock_never_exceed_the_trunk() {
         max_channels: 60,
     };
     for _round in 0..3 {
-        for (s, id) in nodes.iter().zip(["a", "b", "c"]) {
+        for (rank, (s, id)) in nodes.iter().zip(["a", "b", "c"]).enumerate() {
             let o = s
                 .beat(id, 0, &trunks, |peers| {
                     let theirs: Vec<&TrunkShareRow> = peers.iter().map(|p| &p.row).collect();
-                    vec![crate::cluster::shares::my_share(&load, &theirs)]
+                    vec![crate::cluster::shares::my_share(&load, &theirs, rank)]
                 })
                 .await
                 .unwrap();
