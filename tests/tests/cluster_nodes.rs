@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use engine::model::{CampaignSpec, CampaignState, NewContact, NumberType, Priority, Source, Target};
+use engine::model::{
+    CampaignSpec, CampaignState, NewContact, NumberType, Priority, Source, Target,
+};
 use engine::store::{AttemptRecord, PgOptions, PgStore, Store};
 use tempfile::TempDir;
 
@@ -52,7 +54,10 @@ fn dialer_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("<target>/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>");
     let bin = dir.join("dialer");
     assert!(
         bin.is_file(),
@@ -204,7 +209,11 @@ fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, 
         }
     }
     let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-    Some((n as usize, SocketAddr::from((ip, u16::from_be(addr.sin_port))), ts?))
+    Some((
+        n as usize,
+        SocketAddr::from((ip, u16::from_be(addr.sin_port))),
+        ts?,
+    ))
 }
 
 /// A SIPp UAS that answers and traces every message. Killed on drop.
@@ -251,7 +260,10 @@ impl Carrier {
             String::from_utf8_lossy(&std::fs::read(&self.trace).unwrap_or_default()).into_owned();
         let mut ev: Vec<(f64, i32)> = vec![];
         let mut open: HashSet<String> = HashSet::new();
-        for block in text.split("----------------------------------------------- ").skip(1) {
+        for block in text
+            .split("----------------------------------------------- ")
+            .skip(1)
+        {
             let mut lines = block.lines();
             let Some(ts) = lines.next().and_then(parse_ts) else {
                 continue;
@@ -353,7 +365,9 @@ failed = {{ interval_s = 1, max_attempts = 5 }}
             .arg(&path)
             .env("DIALER_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("err.log")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("err.log")).unwrap(),
+            ))
             .spawn()
             .expect("spawn dialer serve");
         let node = Node {
@@ -363,7 +377,11 @@ failed = {{ interval_s = 1, max_attempts = 5 }}
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while get(http, "/healthz").is_none() {
-            assert!(Instant::now() < deadline, "node {id} did not start: {}", node.log());
+            assert!(
+                Instant::now() < deadline,
+                "node {id} did not start: {}",
+                node.log()
+            );
             thread::sleep(Duration::from_millis(100));
         }
         node
@@ -533,7 +551,10 @@ async fn wait_completed(store: &PgStore, c: i64, limit: Duration, nodes: &[&Node
         if Instant::now() > deadline {
             let p = store.progress(c).await.unwrap();
             let logs: Vec<String> = nodes.iter().map(|n| n.log()).collect();
-            panic!("campaign not completed within {limit:?}: {p:?}\n{}", logs.join("\n---\n"));
+            panic!(
+                "campaign not completed within {limit:?}: {p:?}\n{}",
+                logs.join("\n---\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -557,8 +578,17 @@ fn check_journal(attempts: &[AttemptRecord], n: usize) -> BTreeMap<String, Vec<&
             .filter(|(_, a)| a.outcome.map(|o| o.as_str()) == Some("answered"))
             .map(|(i, _)| i)
             .collect();
-        assert_eq!(answered.len(), 1, "{num}: answered {} times", answered.len());
-        assert_eq!(answered[0], list.len() - 1, "{num}: called after its answer");
+        assert_eq!(
+            answered.len(),
+            1,
+            "{num}: answered {} times",
+            answered.len()
+        );
+        assert_eq!(
+            answered[0],
+            list.len() - 1,
+            "{num}: called after its answer"
+        );
     }
     per
 }
@@ -622,18 +652,32 @@ fn three_nodes_share_one_campaign_and_the_trunk_limits() {
         .map(|id| Node::start(d, id, &db, &t))
         .collect();
     let states = node_states(nodes[1].http);
-    assert_eq!(states.values().filter(|s| *s == "up").count(), 3, "{states:?}");
+    assert_eq!(
+        states.values().filter(|s| *s == "up").count(),
+        3,
+        "{states:?}"
+    );
 
-    let store = rt.block_on(PgStore::open(&db, PgOptions::default())).unwrap();
+    let store = rt
+        .block_on(PgStore::open(&db, PgOptions::default()))
+        .unwrap();
     let prompt = write_prompt(d, 1.0);
     let c = rt.block_on(campaign(&store, n, &prompt));
     let started = Instant::now();
     let refs: Vec<&Node> = nodes.iter().collect();
-    rt.block_on(wait_completed(&store, c, Duration::from_secs(60 + n as u64 / 10), &refs));
+    rt.block_on(wait_completed(
+        &store,
+        c,
+        Duration::from_secs(60 + n as u64 / 10),
+        &refs,
+    ));
     let took = started.elapsed();
     let attempts = rt.block_on(journal(&store, c));
     let per = check_journal(&attempts, n);
-    assert!(per.values().all(|l| l.len() == 1), "a contact was called twice");
+    assert!(
+        per.values().all(|l| l.len() == 1),
+        "a contact was called twice"
+    );
 
     for (name, co, tap, cps, ch) in [
         ("fixed", &fixed_co, &fixed_tap, cps.0, ch.0),
@@ -650,12 +694,23 @@ fn three_nodes_share_one_campaign_and_the_trunk_limits() {
             m.per_node
         );
         assert_eq!(m.calls, n / 2, "{name}: INVITEs seen at the carrier");
-        assert!(m.peak <= cps as usize, "{name}: {} INVITEs in one second", m.peak);
+        assert!(
+            m.peak <= cps as usize,
+            "{name}: {} INVITEs in one second",
+            m.peak
+        );
         assert!(peak_ch <= ch as usize, "{name}: {peak_ch} channels at once");
-        assert!(m.used >= 0.9, "{name}: {:.1} % of the CPS used", m.used * 100.0);
+        assert!(
+            m.used >= 0.9,
+            "{name}: {:.1} % of the CPS used",
+            m.used * 100.0
+        );
         assert_eq!(m.per_node.len(), 3, "{name}: traffic from every node");
         let least = *m.per_node.values().min().unwrap();
-        assert!(least * 10 >= m.calls, "{name}: a node made only {least} calls");
+        assert!(
+            least * 10 >= m.calls,
+            "{name}: a node made only {least} calls"
+        );
     }
     eprintln!("{n} contacts over 3 nodes in {took:?}");
 }
@@ -681,14 +736,20 @@ fn a_node_killed_mid_campaign_is_taken_over() {
         .iter()
         .map(|id| Node::start(d, id, &db, &t))
         .collect();
-    let store = rt.block_on(PgStore::open(&db, PgOptions::default())).unwrap();
+    let store = rt
+        .block_on(PgStore::open(&db, PgOptions::default()))
+        .unwrap();
     // A longer message, so that the kill finds calls being played.
     let prompt = write_prompt(d, 2.0);
     let c = rt.block_on(campaign(&store, n, &prompt));
     // Kill k2 once a third of the contacts have attempts.
     let deadline = Instant::now() + Duration::from_secs(120);
     while rt.block_on(store.progress(c)).unwrap().attempts < n as u64 / 3 {
-        assert!(Instant::now() < deadline, "campaign too slow: {}", nodes[1].log());
+        assert!(
+            Instant::now() < deadline,
+            "campaign too slow: {}",
+            nodes[1].log()
+        );
         thread::sleep(Duration::from_millis(100));
     }
     let killed_ms = engine::store::now_ms();
@@ -702,7 +763,10 @@ fn a_node_killed_mid_campaign_is_taken_over() {
         .iter()
         .filter(|a| a.sip_reason.as_deref() == Some(engine::cluster::node::TAKEN_OVER))
         .collect();
-    assert!(!taken.is_empty(), "the kill left no call open: not mid-campaign");
+    assert!(
+        !taken.is_empty(),
+        "the kill left no call open: not mid-campaign"
+    );
     let latest = taken.iter().filter_map(|a| a.ended_ms).max().unwrap();
     let after = latest - killed_ms;
     eprintln!(
@@ -710,12 +774,26 @@ fn a_node_killed_mid_campaign_is_taken_over() {
          (lease {LEASE_MS} ms)",
         taken.len()
     );
-    assert!(after <= LEASE_MS + 5000, "taken over {after} ms after the kill");
+    assert!(
+        after <= LEASE_MS + 5000,
+        "taken over {after} ms after the kill"
+    );
     let states = node_states(nodes[0].http);
-    assert_eq!(states.get("k2").map(String::as_str), Some("dead"), "{states:?}");
+    assert_eq!(
+        states.get("k2").map(String::as_str),
+        Some("dead"),
+        "{states:?}"
+    );
     for (name, tap, cps) in [("fixed", &fixed_tap, cps.0), ("mobile", &mobile_tap, cps.1)] {
         let m = measure(tap, cps, 4.0);
-        eprintln!("{name}: {} INVITEs, busiest second {} (ceiling {cps})", m.calls, m.peak);
-        assert!(m.peak <= cps as usize, "{name}: {} INVITEs in one second", m.peak);
+        eprintln!(
+            "{name}: {} INVITEs, busiest second {} (ceiling {cps})",
+            m.calls, m.peak
+        );
+        assert!(
+            m.peak <= cps as usize,
+            "{name}: {} INVITEs in one second",
+            m.peak
+        );
     }
 }

@@ -288,7 +288,10 @@ impl ClusterSection {
             return Err(key_err("cluster.beat_ms", "at least 100"));
         }
         if self.lease_ms < 2 * self.beat_ms {
-            return Err(key_err("cluster.lease_ms", "at least two beats (2 × beat_ms)"));
+            return Err(key_err(
+                "cluster.lease_ms",
+                "at least two beats (2 × beat_ms)",
+            ));
         }
         Ok(())
     }

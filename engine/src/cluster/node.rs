@@ -130,7 +130,7 @@ impl<S: Store> Node<S> {
         let outcome = self.store.beat(&self.join.id, live, &names, rule).await?;
         match outcome {
             BeatOutcome::Held { mine, peers } => {
-                let updates = self.to_apply(&mine, &peers);
+                let updates = self.shares_to_apply(&mine, &peers);
                 self.dialer.shares(updates).await?;
             }
             BeatOutcome::Lost => {
@@ -148,7 +148,7 @@ impl<S: Store> Node<S> {
     }
 
     /// The shares to apply now from the rows this beat committed.
-    fn to_apply(
+    fn shares_to_apply(
         &mut self,
         mine: &[TrunkShareRow],
         peers: &[crate::store::postgres::PeerShare],
@@ -199,7 +199,10 @@ impl<S: Store> Node<S> {
             }
         }
         if closed > 0 {
-            warn!(attempts = closed, "cluster: closed attempts of a node whose lease ran out");
+            warn!(
+                attempts = closed,
+                "cluster: closed attempts of a node whose lease ran out"
+            );
             metrics::counter!(crate::metrics::CLUSTER_TAKEN_OVER).increment(closed);
         }
     }

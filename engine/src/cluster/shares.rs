@@ -29,7 +29,8 @@ pub fn my_share(load: &TrunkLoad, peers: &[&TrunkShareRow], rank: usize) -> Trun
     let (target_cps, target_ch) = if load.wants {
         let n = wanting.max(1);
         let whole = load.cps.floor();
-        let cps = split(whole as u32, n, rank) as f64 + if rank == 0 { load.cps - whole } else { 0.0 };
+        let cps =
+            split(whole as u32, n, rank) as f64 + if rank == 0 { load.cps - whole } else { 0.0 };
         (cps, split(load.max_channels, n, rank))
     } else {
         (0.0, load.active)
@@ -69,7 +70,11 @@ pub fn applied_cps(prev: Option<f64>, now: f64, alone: bool) -> f64 {
 
 /// The lowest congestion factor among the peers (1 when none is congested).
 pub fn peer_factor(peers: &[&TrunkShareRow]) -> f64 {
-    peers.iter().map(|p| p.factor).fold(1.0, f64::min).clamp(0.0, 1.0)
+    peers
+        .iter()
+        .map(|p| p.factor)
+        .fold(1.0, f64::min)
+        .clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -121,7 +126,10 @@ mod tests {
         let b2 = my_share(&load(true, 60), &[&peer(true, 0.0, 0, 0)], 0);
         assert_eq!(b2.cps, 15.0);
         assert_eq!(b2.channels, 30);
-        assert_eq!(b2.reserved, 60, "B's 60 calls keep their channels until they end");
+        assert_eq!(
+            b2.reserved, 60,
+            "B's 60 calls keep their channels until they end"
+        );
         let a2 = my_share(&load(true, 0), &[&b2], 1);
         assert_eq!((a2.cps, a2.channels), (15.0, 0));
     }
@@ -130,13 +138,18 @@ mod tests {
     fn sums_never_exceed_the_trunk_whatever_the_order_of_beats() {
         // Three nodes beat in turn for a while with changing backlogs: after each beat
         // the committed rows add up to at most the trunk's limits.
-        let mut rows = [peer(false, 0.0, 0, 0), peer(false, 0.0, 0, 0), peer(false, 0.0, 0, 0)];
+        let mut rows = [
+            peer(false, 0.0, 0, 0),
+            peer(false, 0.0, 0, 0),
+            peer(false, 0.0, 0, 0),
+        ];
         let mut active = [0u32; 3];
         for step in 0..60usize {
             let i = step % 3;
             let wants = (step / 7 + i) % 4 != 0;
             active[i] = rows[i].channels.min(active[i] + 5);
-            let others: Vec<&TrunkShareRow> = (0..3).filter(|j| *j != i).map(|j| &rows[j]).collect();
+            let others: Vec<&TrunkShareRow> =
+                (0..3).filter(|j| *j != i).map(|j| &rows[j]).collect();
             let r = my_share(&load(wants, active[i]), &others, i);
             rows[i] = r;
             let cps: f64 = rows.iter().map(|r| r.cps).sum();
@@ -175,7 +188,11 @@ mod tests {
         assert_eq!(applied_cps(Some(15.0), 15.0, false), 15.0);
         assert_eq!(applied_cps(Some(15.0), 10.0, false), 10.0);
         assert_eq!(applied_cps(Some(0.0), 30.0, true), 30.0);
-        assert_eq!(applied_cps(None, 30.0, false), 0.0, "a new run waits a beat");
+        assert_eq!(
+            applied_cps(None, 30.0, false),
+            0.0,
+            "a new run waits a beat"
+        );
     }
 
     #[test]

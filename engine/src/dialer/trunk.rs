@@ -227,8 +227,9 @@ impl Trunk {
 
     /// Channels this node may hold: the trunk's, or its share of them.
     pub fn channel_cap(&self) -> u32 {
-        self.share
-            .map_or(self.cfg.max_channels, |s| s.channels.min(self.cfg.max_channels))
+        self.share.map_or(self.cfg.max_channels, |s| {
+            s.channels.min(self.cfg.max_channels)
+        })
     }
 
     /// This node's own congestion factor: its AIMD rate over the ceiling (1: none).

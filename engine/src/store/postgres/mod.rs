@@ -265,7 +265,11 @@ struct Writer {
     fence: Arc<AtomicI64>,
 }
 
-async fn writer(w: Writer, mut conn: PgConnection, mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>) {
+async fn writer(
+    w: Writer,
+    mut conn: PgConnection,
+    mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>,
+) {
     let mut batch = Vec::with_capacity(w.max);
     while let Some(first) = rx.recv().await {
         batch.push(first);

@@ -87,7 +87,10 @@ async fn nodes_claim_disjoint_contacts_and_only_call_their_own() {
     let (da, db) = (da.unwrap(), db.unwrap());
     assert_eq!(da.len() + db.len(), 100, "{} + {}", da.len(), db.len());
     let ia: std::collections::HashSet<i64> = da.iter().map(|d| d.contact).collect();
-    assert!(db.iter().all(|d| !ia.contains(&d.contact)), "a contact claimed twice");
+    assert!(
+        db.iter().all(|d| !ia.contains(&d.contact)),
+        "a contact claimed twice"
+    );
     // A node asking again gets its own claims back (the core's queue dedupes them).
     assert_eq!(a.due_contacts(c, 10, 1000).await.unwrap().len(), da.len());
     // B cannot journal an attempt on A's claim; A can.
@@ -117,7 +120,10 @@ async fn a_run_past_its_lease_is_fenced_and_its_work_taken_over() {
 
     expire(&a, "a").await;
     let d = b.dangling().await.unwrap();
-    assert_eq!(d.iter().map(|d| d.attempt).collect::<Vec<_>>(), vec![open, answered]);
+    assert_eq!(
+        d.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+        vec![open, answered]
+    );
     for x in &d {
         let (end, next) = crate::dialer::recovery::recovered_end(x, 30);
         b.finish_attempt(end, next).await.unwrap();
