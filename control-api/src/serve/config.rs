@@ -807,4 +807,25 @@ mod tests {
         assert_eq!(d.trunks[0].cps, 7.0);
         assert_eq!(d.sip_bind, "127.0.0.1:5060");
     }
+
+    #[test]
+    fn cluster_section_defaults_and_checks() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!((c.cluster.beat_ms, c.cluster.lease_ms), (1000, 5000));
+        assert!(c
+            .cluster
+            .node_id("127.0.0.1:5060")
+            .ends_with("/127.0.0.1:5060"));
+        let c = parse(
+            "[cluster]\nnode_id = \"a\"\n",
+            &[("DIALER_CLUSTER_LEASE_MS", "3000")],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.cluster.node_id("x"), c.cluster.lease_ms),
+            ("a".into(), 3000)
+        );
+        let e = parse("[cluster]\nlease_ms = 1500\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("cluster.lease_ms"), "{e}");
+    }
 }
