@@ -9,6 +9,7 @@ pub mod dtmf;
 pub mod latch;
 pub mod pacer;
 pub mod rtcp;
+pub mod srtp;
 pub mod stream;
 
 pub use batch::{Batch, BatchItem, PacketKind};
