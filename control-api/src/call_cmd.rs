@@ -271,6 +271,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
             codecs: offer_codecs.clone(),
             ptime_ms: 20,
             telephone_event_pt: Some(101),
+            srtp: None,
         };
         let target_host = host.to_string();
         let ruri = format!(
@@ -320,6 +321,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
             count: args.play_count,
             gap_ms: args.play_gap_ms,
             telephone_event_pt: Some(101),
+            srtp: None,
         };
         tasks.push(tokio::spawn(async move {
             let rec = follow_call(

@@ -338,6 +338,7 @@ mod tests {
             maxptime_ms: None,
             telephone_event_pt: None,
             direction: Direction::SendRecv,
+            srtp: None,
         }
     }
 

@@ -35,6 +35,9 @@ pub struct NegotiatedMedia {
     /// receive our prompt. An answer with the RFC 2543 hold address `0.0.0.0` is reported
     /// as not receiving as well.
     pub direction: Direction,
+    /// The far end's SRTP key (its `a=crypto`) when the call is encrypted; `None` for plain
+    /// RTP.
+    pub srtp: Option<crate::media::srtp::MasterKey>,
 }
 
 /// Static payload types a peer may use without an rtpmap (RFC 3551 table 4), restricted to
@@ -76,9 +79,10 @@ pub fn negotiate(
         return Err(SdpError::StreamRejected);
     }
     let proto = media.protocol.to_ascii_uppercase();
-    if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+    if !matches!(proto.as_str(), "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF") {
         return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
     }
+    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?;
     let conn = answer
         .connection_for(media)
         .ok_or(SdpError::MissingConnection)?;
@@ -159,6 +163,7 @@ pub fn negotiate(
         maxptime_ms: media.maxptime,
         telephone_event_pt,
         direction,
+        srtp,
     })
 }
 
