@@ -48,6 +48,16 @@ pub struct SrtpOffer {
     pub required: bool,
 }
 
+/// The two keys of an encrypted call: what we protect our packets with, and what the far
+/// end protects its own with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// Our key (our SDP's `a=crypto`).
+    pub local: MasterKey,
+    /// The far end's key (its SDP's `a=crypto`).
+    pub remote: MasterKey,
+}
+
 /// One `a=crypto` line: its tag and the key, when the suite and parameters are ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CryptoLine {

@@ -352,7 +352,9 @@ mod srtp {
     fn answer_key_is_taken_and_its_absence_judged_by_the_mode() {
         let good = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}");
         let m = negotiate(&offer(true), &answer("RTP/SAVP", Some(&good))).unwrap();
-        assert_eq!(m.srtp.unwrap().to_inline(), THEIR_KEY);
+        let keys = m.srtp.unwrap();
+        assert_eq!(keys.remote.to_inline(), THEIR_KEY);
+        assert_eq!(keys.local, MasterKey::new([1; 16], [2; 14]));
         let m = negotiate(&offer(false), &answer("RTP/AVP", Some(&good))).unwrap();
         assert!(m.srtp.is_some(), "best effort: the answer took the key");
         let m = negotiate(&offer(false), &answer("RTP/AVP", None)).unwrap();
