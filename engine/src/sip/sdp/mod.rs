@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
+mod answer;
 pub mod crypto;
 mod negotiate;
 mod offer;
@@ -27,6 +28,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use answer::{answer, AnswerParams, Answered};
 pub use negotiate::{fuzz_exercise, negotiate, NegotiatedMedia};
 pub use offer::{build_offer, OfferCodec, OfferParams};
 pub use parse::parse;
