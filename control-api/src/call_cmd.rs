@@ -454,6 +454,7 @@ async fn follow_call(
                         params,
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
                         latch: Default::default(),
+                        srtp: None,
                     },
                     port,
                 ));

@@ -310,7 +310,8 @@ async fn run(
         tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone(), tls_setup.clone()));
     }
     let mut tcp = Tcp::new(in_tx.clone(), limits.clone(), None);
-    let mut tls = Tcp::new(in_tx, limits, tls_setup);
+    // No TLS settings, no TLS table: a message for TLS is dropped, never sent in clear.
+    let mut tls = tls_setup.map(|t| Tcp::new(in_tx, limits, Some(t)));
     let mut batch = RecvBatch::default();
     let mut out: VecDeque<(SocketAddr, Wire)> = VecDeque::new();
     let mut commands_open = true;
@@ -328,9 +329,17 @@ async fn run(
                     super::hep::mirror(from, ep.config().local_addr, t, &msg);
                     ep.handle_datagram(Instant::now(), from, t, &msg);
                 }
-                TcpEvent::Accepted(Transport::Tls, peer, id, tx) => tls.accepted(peer, id, tx),
+                TcpEvent::Accepted(Transport::Tls, peer, id, tx) => {
+                    if let Some(tls) = tls.as_mut() {
+                        tls.accepted(peer, id, tx);
+                    }
+                }
                 TcpEvent::Accepted(_, peer, id, tx) => tcp.accepted(peer, id, tx),
-                TcpEvent::Closed(Transport::Tls, peer, id) => tls.closed(peer, id),
+                TcpEvent::Closed(Transport::Tls, peer, id) => {
+                    if let Some(tls) = tls.as_mut() {
+                        tls.closed(peer, id);
+                    }
+                }
                 TcpEvent::Closed(_, peer, id) => tcp.closed(peer, id),
             },
             cmd = cmds.recv(), if commands_open => match cmd {
@@ -355,7 +364,14 @@ async fn run(
             match t.transport {
                 Transport::Udp => out.push_back((t.dest, t.bytes)),
                 Transport::Tcp => tcp.send(t.dest, t.bytes),
-                Transport::Tls => tls.send(t.dest, t.bytes),
+                Transport::Tls => match tls.as_mut() {
+                    Some(tls) => tls.send(t.dest, t.bytes),
+                    None => {
+                        warn!(dest = %t.dest, "SIP over TLS is not set up; message dropped");
+                        metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "no_tls")
+                            .increment(1);
+                    }
+                },
             }
         }
         send_udp(&udp, &mut out).await;

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use super::sys::{pin_to_cpu, thread_cpu};
 use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
+use crate::media::srtp::{SrtpReceiver, SrtpSender};
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
@@ -44,6 +45,14 @@ pub(super) struct CallSlot {
     /// Decoding of the callee's audio, only while something listens (boxed: most calls never
     /// have one, and the slot stays a few words).
     pub(super) listen: Option<Box<Listen>>,
+    /// SRTP contexts of an encrypted call (boxed: most calls are plain).
+    pub(super) srtp: Option<Box<SrtpPair>>,
+}
+
+/// An encrypted call's two directions.
+pub(super) struct SrtpPair {
+    pub(super) tx: SrtpSender,
+    pub(super) rx: SrtpReceiver,
 }
 
 /// What listens to a call's received audio: its decoder and the capture in progress.
@@ -351,6 +360,12 @@ impl Loop {
             dtmf: start.telephone_event_pt.map(DtmfDecoder::new),
             clock_rate: start.clock_rate,
             listen: None,
+            srtp: start.srtp.map(|k| {
+                Box::new(SrtpPair {
+                    tx: SrtpSender::new(&k.local),
+                    rx: SrtpReceiver::new(&k.remote),
+                })
+            }),
         });
         self.by_token.insert(start.token, route);
     }
