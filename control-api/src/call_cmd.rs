@@ -226,7 +226,9 @@ pub async fn run(args: CallArgs) -> Result<()> {
                 let token = match ev {
                     MediaEvent::Finished { token, .. }
                     | MediaEvent::Stopped { token, .. }
-                    | MediaEvent::Dtmf { token, .. } => token,
+                    | MediaEvent::Dtmf { token, .. }
+                    | MediaEvent::Played { token, .. }
+                    | MediaEvent::Recorded { token, .. } => token,
                 };
                 route(CallHandle(token), Input::Media(ev));
             }
@@ -321,7 +323,6 @@ pub async fn run(args: CallArgs) -> Result<()> {
             count: args.play_count,
             gap_ms: args.play_gap_ms,
             telephone_event_pt: Some(101),
-            srtp: None,
         };
         tasks.push(tokio::spawn(async move {
             let rec = follow_call(
@@ -455,6 +456,7 @@ async fn follow_call(
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
                         latch: Default::default(),
                         srtp: None,
+                        idle: false,
                     },
                     port,
                 ));
@@ -500,7 +502,12 @@ async fn follow_call(
                     end,
                 };
             }
-            Input::Sip(_) | Input::Media(MediaEvent::Stopped { .. }) => {}
+            Input::Sip(_)
+            | Input::Media(
+                MediaEvent::Stopped { .. }
+                | MediaEvent::Played { .. }
+                | MediaEvent::Recorded { .. },
+            ) => {}
         }
     }
 }

@@ -28,7 +28,11 @@ impl Oracle {
             .unwrap_or_else(|e| panic!("{python}: {e} (run scripts/setup: it installs pylibsrtp)"));
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Oracle { child, stdin, stdout }
+        Oracle {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn ask(&mut self, op: &str, key: &[u8; 30], packet: &[u8]) -> Option<Vec<u8>> {
@@ -52,7 +56,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn key_bytes(seed: u8) -> ([u8; 30], MasterKey) {
@@ -107,17 +114,28 @@ fn we_unprotect_what_libsrtp_protects_and_refuse_its_replays() {
     let mut first = None;
     for seq in seqs() {
         let plain = rtp(seq, 0x0bad_cafe, 80);
-        let mut wire = oracle.ask("protect", &raw, &plain).expect("libsrtp protects");
+        let mut wire = oracle
+            .ask("protect", &raw, &plain)
+            .expect("libsrtp protects");
         first.get_or_insert_with(|| wire.clone());
-        let n = rx.unprotect_rtp(&mut wire).unwrap_or_else(|e| panic!("seq {seq}: {e}"));
+        let n = rx
+            .unprotect_rtp(&mut wire)
+            .unwrap_or_else(|e| panic!("seq {seq}: {e}"));
         assert_eq!(&wire[..n], &plain[..], "seq {seq}");
     }
-    assert!(rx.unprotect_rtp(&mut first.unwrap()).is_err(), "a replay is refused");
+    assert!(
+        rx.unprotect_rtp(&mut first.unwrap()).is_err(),
+        "a replay is refused"
+    );
     for i in 0..5u8 {
         let mut plain = vec![0x81, 201, 0, 7, 0x0b, 0xad, 0xca, 0xfe];
         plain.extend((0..24).map(|b| b ^ i));
-        let mut wire = oracle.ask("protect_rtcp", &raw, &plain).expect("libsrtp protects RTCP");
-        let n = rx.unprotect_rtcp(&mut wire).unwrap_or_else(|e| panic!("SRTCP {i}: {e}"));
+        let mut wire = oracle
+            .ask("protect_rtcp", &raw, &plain)
+            .expect("libsrtp protects RTCP");
+        let n = rx
+            .unprotect_rtcp(&mut wire)
+            .unwrap_or_else(|e| panic!("SRTCP {i}: {e}"));
         assert_eq!(&wire[..n], &plain[..]);
     }
 }

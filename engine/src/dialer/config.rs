@@ -357,7 +357,10 @@ mod tests {
         let tls = format!("{base}transport='tls'\nsrtp='required'\n");
         let c = DialerConfig::load_with(&tls, &|_| None).unwrap();
         assert_eq!(c.trunks[0].transport, TrunkTransport::Tls);
-        assert_eq!(c.trunks[0].srtp, crate::sip::sdp::crypto::SrtpMode::Required);
+        assert_eq!(
+            c.trunks[0].srtp,
+            crate::sip::sdp::crypto::SrtpMode::Required
+        );
         let keys_in_clear = format!("{base}transport='udp'\nsrtp='optional'\n");
         let e = DialerConfig::load_with(&keys_in_clear, &|_| None)
             .unwrap_err()

@@ -66,7 +66,9 @@ pub async fn start<S: Store, M: CallMedia>(
     // TLS is set up whenever it can be, so that a TLS trunk added later through the API
     // works; it is an error only when a configured trunk or the listener needs it.
     let needed = settings.tls_listen.is_some()
-        || trunks.iter().any(|(c, _)| c.transport == TrunkTransport::Tls);
+        || trunks
+            .iter()
+            .any(|(c, _)| c.transport == TrunkTransport::Tls);
     let tls = match TlsSetup::new(&settings.tls_files(), settings.tls_listen.is_some()) {
         Ok(setup) => Some(Arc::new(setup)),
         Err(e) if needed => return Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
@@ -118,8 +120,12 @@ fn expect_tls_name(sip: &SipDriver, trunk: &TrunkConfig, addr: SocketAddr) -> io
         return Ok(());
     }
     let host = crate::dialer::core::invite::host_of(&trunk.proxy);
-    sip.expect_tls_name(addr, &host)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("trunk {}: {e}", trunk.name)))
+    sip.expect_tls_name(addr, &host).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("trunk {}: {e}", trunk.name),
+        )
+    })
 }
 
 struct Driver<S: Store, M: CallMedia> {

@@ -307,7 +307,12 @@ async fn run(
         tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone(), None));
     }
     if let Some(l) = tls_listener {
-        tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone(), tls_setup.clone()));
+        tokio::spawn(accept_loop(
+            l,
+            in_tx.clone(),
+            limits.clone(),
+            tls_setup.clone(),
+        ));
     }
     let mut tcp = Tcp::new(in_tx.clone(), limits.clone(), None);
     // No TLS settings, no TLS table: a message for TLS is dropped, never sent in clear.

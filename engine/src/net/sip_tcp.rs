@@ -305,7 +305,11 @@ pub(super) async fn accept_loop(
             return;
         }
         let (events, limits, tls) = (events.clone(), limits.clone(), tls.clone());
-        let conn = Link { transport, peer, id };
+        let conn = Link {
+            transport,
+            peer,
+            id,
+        };
         tokio::spawn(async move {
             let _guard = guard;
             let _ = s.set_nodelay(true);
@@ -443,7 +447,10 @@ async fn read_loop<S: AsyncRead>(
                     break;
                 }
                 Ok(Some(Frame::Message(m))) => {
-                    if events.send(TcpEvent::Message(conn.transport, peer, m)).is_err() {
+                    if events
+                        .send(TcpEvent::Message(conn.transport, peer, m))
+                        .is_err()
+                    {
                         return End::DriverGone;
                     }
                     // What is left begins the next message now.

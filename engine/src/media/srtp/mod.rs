@@ -172,7 +172,11 @@ impl ReplayWindow {
             Some(top) if index <= top => self.seen |= 1 << (top - index),
             Some(top) => {
                 let shift = index - top;
-                self.seen = if shift >= REPLAY_WINDOW { 0 } else { self.seen << shift };
+                self.seen = if shift >= REPLAY_WINDOW {
+                    0
+                } else {
+                    self.seen << shift
+                };
                 self.seen |= 1;
                 self.top = Some(index);
             }
@@ -242,7 +246,8 @@ impl SrtpSender {
         let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         let index = self.rtcp_index;
         self.rtcp_index = (self.rtcp_index + 1) & 0x7fff_ffff;
-        self.rtcp.apply_keystream(ssrc, u64::from(index), &mut buf[8..len]);
+        self.rtcp
+            .apply_keystream(ssrc, u64::from(index), &mut buf[8..len]);
         buf[len..len + 4].copy_from_slice(&(index | 0x8000_0000).to_be_bytes());
         let tag = self.rtcp.tag(&buf[..len + 4], &[]);
         buf[len + 4..len + SRTCP_TRAILER_LEN].copy_from_slice(&tag);

@@ -109,13 +109,22 @@ fn replays_and_packets_older_than_the_window_are_refused() {
     let mut rx = SrtpReceiver::new(&rfc_master());
     let packets: Vec<Vec<u8>> = (0..100u16).map(|s| protect(&mut tx, &rtp(s, 20))).collect();
     assert!(rx.unprotect_rtp(&mut packets[10].clone()).is_ok());
-    assert_eq!(rx.unprotect_rtp(&mut packets[10].clone()), Err(SrtpError::Replay));
+    assert_eq!(
+        rx.unprotect_rtp(&mut packets[10].clone()),
+        Err(SrtpError::Replay)
+    );
     assert!(rx.unprotect_rtp(&mut packets[99].clone()).is_ok());
     // 99 - 10 > 64: out of the window even though never seen.
-    assert_eq!(rx.unprotect_rtp(&mut packets[20].clone()), Err(SrtpError::Replay));
+    assert_eq!(
+        rx.unprotect_rtp(&mut packets[20].clone()),
+        Err(SrtpError::Replay)
+    );
     // Late but inside the window: accepted once.
     assert!(rx.unprotect_rtp(&mut packets[60].clone()).is_ok());
-    assert_eq!(rx.unprotect_rtp(&mut packets[60].clone()), Err(SrtpError::Replay));
+    assert_eq!(
+        rx.unprotect_rtp(&mut packets[60].clone()),
+        Err(SrtpError::Replay)
+    );
 }
 
 #[test]
@@ -123,7 +132,10 @@ fn rollover_counter_follows_the_wrap_with_reordering() {
     let mut tx = SrtpSender::new(&rfc_master());
     let mut rx = SrtpReceiver::new(&rfc_master());
     let seqs: Vec<u16> = (65500u16..=65535).chain(0..40).collect();
-    let wire: Vec<Vec<u8>> = seqs.iter().map(|&s| protect(&mut tx, &rtp(s, 40))).collect();
+    let wire: Vec<Vec<u8>> = seqs
+        .iter()
+        .map(|&s| protect(&mut tx, &rtp(s, 40)))
+        .collect();
     // Deliver in pairs swapped: reordering right across the wrap.
     let mut order: Vec<usize> = (0..wire.len()).collect();
     for pair in order.chunks_mut(2) {
@@ -149,7 +161,9 @@ fn headers_with_csrcs_and_extensions_stay_in_clear() {
     let mut w = protect(&mut tx, &plain);
     assert_eq!(w[..28], plain[..28]);
     assert_ne!(w[28..58], plain[28..]);
-    let n = SrtpReceiver::new(&rfc_master()).unprotect_rtp(&mut w).unwrap();
+    let n = SrtpReceiver::new(&rfc_master())
+        .unprotect_rtp(&mut w)
+        .unwrap();
     assert_eq!(&w[..n], &plain[..]);
 }
 

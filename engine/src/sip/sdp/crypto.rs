@@ -78,7 +78,11 @@ pub fn write_line(tag: u32, key: &MasterKey) -> String {
 /// more than a call; a shorter one would ask us to re-key mid-call).
 pub fn parse_line(value: &str) -> Option<CryptoLine> {
     let mut fields = value.split_ascii_whitespace();
-    let tag = fields.next()?.parse::<u32>().ok().filter(|t| *t < 1_000_000_000)?;
+    let tag = fields
+        .next()?
+        .parse::<u32>()
+        .ok()
+        .filter(|t| *t < 1_000_000_000)?;
     if !fields.next()?.eq_ignore_ascii_case(SUITE) {
         return None;
     }
@@ -153,7 +157,10 @@ mod tests {
         assert_eq!(l.tag, 1);
         assert_eq!(l.key.to_inline(), KEY);
         assert!(parse_line(&format!("2 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^31")).is_some());
-        assert!(parse_line(&format!("2 aes_cm_128_hmac_sha1_80 inline:{KEY}|2147483648")).is_some());
+        assert!(parse_line(&format!(
+            "2 aes_cm_128_hmac_sha1_80 inline:{KEY}|2147483648"
+        ))
+        .is_some());
     }
 
     #[test]

@@ -79,14 +79,20 @@ pub fn negotiate(
         return Err(SdpError::StreamRejected);
     }
     let proto = media.protocol.to_ascii_uppercase();
-    if !matches!(proto.as_str(), "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF") {
+    if !matches!(
+        proto.as_str(),
+        "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"
+    ) {
         return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
     }
-    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?.map(|remote| {
-        crypto::SrtpKeys {
-            local: offer.srtp.as_ref().expect("a key is only taken for our offer").key.clone(),
-            remote,
-        }
+    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?.map(|remote| crypto::SrtpKeys {
+        local: offer
+            .srtp
+            .as_ref()
+            .expect("a key is only taken for our offer")
+            .key
+            .clone(),
+        remote,
     });
     let conn = answer
         .connection_for(media)

@@ -339,9 +339,14 @@ mod srtp {
     #[test]
     fn required_offers_savp_with_our_key_and_optional_offers_avp() {
         let body = build_offer(&offer(true));
-        assert!(body.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"), "{body}");
+        assert!(
+            body.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"),
+            "{body}"
+        );
         let key = MasterKey::new([1; 16], [2; 14]).to_inline();
-        assert!(body.contains(&format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n")));
+        assert!(body.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        )));
         let body = build_offer(&offer(false));
         assert!(body.contains("m=audio 40000 RTP/AVP 0 8 101\r\n"));
         assert!(body.contains("a=crypto:1 "));
