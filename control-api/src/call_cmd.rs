@@ -226,7 +226,11 @@ pub async fn run(args: CallArgs) -> Result<()> {
                 let token = match ev {
                     MediaEvent::Finished { token, .. }
                     | MediaEvent::Stopped { token, .. }
-                    | MediaEvent::Dtmf { token, .. } => token,
+                    | MediaEvent::Dtmf { token, .. }
+                    | MediaEvent::Played { token, .. }
+                    | MediaEvent::Recorded { token, .. }
+                    | MediaEvent::Amd { token, .. }
+                    | MediaEvent::Beep { token, .. } => token,
                 };
                 route(CallHandle(token), Input::Media(ev));
             }
@@ -271,6 +275,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
             codecs: offer_codecs.clone(),
             ptime_ms: 20,
             telephone_event_pt: Some(101),
+            srtp: None,
         };
         let target_host = host.to_string();
         let ruri = format!(
@@ -452,6 +457,8 @@ async fn follow_call(
                         params,
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
                         latch: Default::default(),
+                        srtp: None,
+                        idle: false,
                     },
                     port,
                 ));
@@ -497,7 +504,14 @@ async fn follow_call(
                     end,
                 };
             }
-            Input::Sip(_) | Input::Media(MediaEvent::Stopped { .. }) => {}
+            Input::Sip(_)
+            | Input::Media(
+                MediaEvent::Stopped { .. }
+                | MediaEvent::Played { .. }
+                | MediaEvent::Recorded { .. }
+                | MediaEvent::Amd { .. }
+                | MediaEvent::Beep { .. },
+            ) => {}
         }
     }
 }

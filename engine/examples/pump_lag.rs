@@ -65,6 +65,7 @@ fn main() {
                 clock_rate: 8000,
                 telephone_event_pt: Some(101),
                 latch: Default::default(),
+                srtp: None,
                 idle: false,
             },
             port,

@@ -76,6 +76,11 @@ pub const SIP_TCP_CLOSED: &str = "dialer_sip_tcp_closed_total";
 pub const SIP_TCP_DROPPED: &str = "dialer_sip_tcp_dropped_total";
 /// Counter `{kind}`: failed TCP accepts (e.g. file descriptors exhausted), each followed by a back-off.
 pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
+/// Counter `{side}`: SIP TLS handshakes that failed or timed out (`client`: to a trunk,
+/// `server`: on our listener).
+pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_total";
+/// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
+pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
 
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
@@ -175,6 +180,11 @@ pub fn describe() {
     );
     describe_counter!(SIP_TCP_DROPPED, "SIP messages over TCP dropped, per reason");
     describe_counter!(SIP_TCP_ACCEPT_ERRORS, "Failed SIP TCP accepts, per kind");
+    describe_counter!(
+        SIP_TLS_HANDSHAKE_FAILED,
+        "SIP TLS handshakes failed or timed out, per side"
+    );
+    describe_counter!(SRTP_REFUSED, "Received SRTP packets refused, per reason");
 }
 
 #[cfg(test)]
@@ -192,6 +202,8 @@ mod tests {
             SIP_TCP_CLOSED,
             SIP_TCP_DROPPED,
             SIP_TCP_ACCEPT_ERRORS,
+            SIP_TLS_HANDSHAKE_FAILED,
+            SRTP_REFUSED,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,

@@ -36,6 +36,7 @@ fn answer(callee: &UdpSocket, codec: &'static str, pt: u8, clock: u32) -> Negoti
         maxptime_ms: None,
         telephone_event_pt: Some(101),
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 

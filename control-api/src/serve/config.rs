@@ -110,6 +110,16 @@ pub struct SipSection {
     pub tcp_header_timeout_s: u64,
     /// Seconds of silence after which a SIP TCP connection is closed.
     pub tcp_idle_timeout_s: u64,
+    /// Where to accept SIP over TLS (e.g. `0.0.0.0:5061`); none by default.
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Our certificate chain (PEM), for `tls_listen` and carriers asking for one.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) for carriers' certificates; the system's roots by default.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Check that a TLS carrier's certificate names the trunk's host (default on).
+    pub tls_verify: bool,
 }
 
 impl Default for SipSection {
@@ -125,6 +135,11 @@ impl Default for SipSection {
             tcp_max_per_source: d.tcp_max_per_source,
             tcp_header_timeout_s: d.tcp_header_timeout_s,
             tcp_idle_timeout_s: d.tcp_idle_timeout_s,
+            tls_listen: d.tls_listen,
+            tls_cert: d.tls_cert,
+            tls_key: d.tls_key,
+            tls_ca: d.tls_ca,
+            tls_verify: d.tls_verify,
         }
     }
 }
@@ -141,6 +156,11 @@ impl SipSection {
             tcp_max_per_source: self.tcp_max_per_source,
             tcp_header_timeout_s: self.tcp_header_timeout_s,
             tcp_idle_timeout_s: self.tcp_idle_timeout_s,
+            tls_listen: self.tls_listen,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_verify: self.tls_verify,
         }
     }
 }

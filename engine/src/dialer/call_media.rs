@@ -448,6 +448,7 @@ impl CallMedia for PumpMedia {
             clock_rate: m.clock_rate,
             telephone_event_pt: Some(crate::sip::sdp::TELEPHONE_EVENT_PT),
             latch,
+            srtp: m.srtp.clone(),
             idle: false,
         };
         self.launch(start, port, codec, total_packets);
@@ -501,6 +502,7 @@ impl CallMedia for PumpMedia {
                     .unwrap_or(crate::sip::sdp::TELEPHONE_EVENT_PT),
             ),
             latch,
+            srtp: m.srtp.clone(),
             idle: true,
         };
         self.launch(start, port, codec, 0);

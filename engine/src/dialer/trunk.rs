@@ -20,9 +20,14 @@ pub struct TrunkConfig {
     pub name: String,
     /// `host:port` of the carrier's SIP proxy.
     pub proxy: String,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls`.
     #[serde(default)]
     pub transport: TrunkTransport,
+    /// Media encryption: `off` (the default), `optional` (SDES best effort) or `required`
+    /// (RTP/SAVP, a call whose answer has no key ends). Needs `transport = "tls"`: SDES keys
+    /// travel in the SDP.
+    #[serde(default)]
+    pub srtp: crate::sip::sdp::crypto::SrtpMode,
     /// Digest realm (informational: the challenge's realm is used).
     #[serde(default)]
     pub realm: Option<String>,
@@ -354,6 +359,7 @@ mod tests {
             name: name.into(),
             proxy: "127.0.0.1:5060".into(),
             transport: TrunkTransport::Udp,
+            srtp: Default::default(),
             realm: None,
             username: None,
             password: None,

@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod latch;
 pub mod pacer;
 pub mod rtcp;
+pub mod srtp;
 pub mod stream;
 pub mod tap;
 

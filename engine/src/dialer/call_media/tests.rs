@@ -15,6 +15,7 @@ fn answer(codec: &'static str, pt: u8, clock: u32, ptime: u32) -> NegotiatedMedi
         maxptime_ms: None,
         telephone_event_pt: None,
         direction: Direction::SendRecv,
+        srtp: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::attempt::{Attempt, Phase};
-use super::invite::invite_params;
+use super::invite::{invite_params, srtp_offer};
 use super::io::{Action, CallToken, CampaignId, TrunkId};
 use super::timers::Deadline;
 use super::DialerCore;
@@ -183,7 +183,7 @@ impl DialerCore {
                 return;
             }
             let session = self.ids.next() as u32 as u64;
-            let params = invite_params(
+            let mut params = invite_params(
                 slot.cfg(),
                 slot.addr,
                 &rt.spec,
@@ -191,6 +191,7 @@ impl DialerCore {
                 self.cfg.media_ip,
                 session,
             );
+            params.offer.srtp = srtp_offer(slot.cfg().srtp, &mut self.ids.0);
             slot.send_queue.pop_front();
             slot.pending = slot.pending.saturating_sub(1);
             slot.sending = Some(call);

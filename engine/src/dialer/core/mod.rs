@@ -71,7 +71,7 @@ pub struct CoreConfig {
 /// guess the Call-ID of a call in progress from the ones they saw; seeded by the caller, so a
 /// test with a fixed seed is deterministic.
 #[derive(Debug, Clone)]
-struct Ids(rand::rngs::StdRng);
+struct Ids(pub(super) rand::rngs::StdRng);
 
 impl Ids {
     fn new(seed: u64) -> Ids {

@@ -18,6 +18,7 @@ use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPor
 use crate::media::amd::{Amd, AmdConfig, BeepDetector};
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
 use crate::media::tap::MAX_BEEP_WATCH_MS;
+use crate::media::srtp::{SrtpReceiver, SrtpSender};
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
@@ -46,6 +47,14 @@ pub(super) struct CallSlot {
     /// Decoding of the callee's audio, only while something listens (boxed: most calls never
     /// have one, and the slot stays a few words).
     pub(super) listen: Option<Box<Listen>>,
+    /// SRTP contexts of an encrypted call (boxed: most calls are plain).
+    pub(super) srtp: Option<Box<SrtpPair>>,
+}
+
+/// An encrypted call's two directions.
+pub(super) struct SrtpPair {
+    pub(super) tx: SrtpSender,
+    pub(super) rx: SrtpReceiver,
 }
 
 /// What listens to a call's received audio: its decoder, the capture in progress and the
@@ -372,6 +381,12 @@ impl Loop {
             dtmf: start.telephone_event_pt.map(DtmfDecoder::new),
             clock_rate: start.clock_rate,
             listen: None,
+            srtp: start.srtp.map(|k| {
+                Box::new(SrtpPair {
+                    tx: SrtpSender::new(&k.local),
+                    rx: SrtpReceiver::new(&k.remote),
+                })
+            }),
         });
         self.by_token.insert(start.token, route);
     }

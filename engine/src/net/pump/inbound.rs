@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::event_loop::{detect, CallSlot, Listen, Loop, RX_BATCH, RX_BUF};
 use super::sys::{point_hdr, sockaddr_to_std};
 use super::MediaEvent;
+use crate::media::srtp::SrtpError;
 use crate::media::{classify, rtcp, Datagram, Verdict};
 
 impl Loop {
@@ -77,7 +78,7 @@ impl Loop {
         let Some(from) = sockaddr_to_std(&self.rx_names[m]) else {
             return;
         };
-        let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
+        let data = &mut self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
         let Some(slot) = self.slots[route].as_mut() else {
             return;
         };
@@ -86,6 +87,27 @@ impl Loop {
         } else {
             classify(data)
         };
+        // An encrypted call: the tag is checked and the packet decrypted in place before
+        // anything trusts it (the latch included), so forged packets neither play nor move
+        // our media.
+        let len = match (slot.srtp.as_mut(), kind) {
+            (Some(pair), Datagram::Rtcp) => pair.rx.unprotect_rtcp(data),
+            (Some(pair), Datagram::Rtp { .. }) if !on_rtcp_port => pair.rx.unprotect_rtp(data),
+            _ => Ok(data.len()),
+        };
+        let len = match len {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = match e {
+                    SrtpError::Auth => "auth",
+                    SrtpError::Replay => "replay",
+                    SrtpError::Short | SrtpError::NoRoom => "short",
+                };
+                metrics::counter!(crate::metrics::SRTP_REFUSED, "reason" => reason).increment(1);
+                return;
+            }
+        };
+        let data = &data[..len];
         let ssrc = match kind {
             Datagram::Rtcp => {
                 if slot.latch.allows_rtcp(from) {

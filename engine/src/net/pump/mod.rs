@@ -144,6 +144,9 @@ pub struct MediaStart {
     pub telephone_event_pt: Option<u8>,
     /// Whom the callee's media is accepted from (the trunk's `media_latch`).
     pub latch: MediaLatch,
+    /// SRTP keys (ours, theirs) when the call is encrypted: the loop protects every packet
+    /// in its batch and refuses received packets whose tag does not check.
+    pub srtp: Option<crate::sip::sdp::crypto::SrtpKeys>,
     /// Nothing plays yet: `prompt` is one packet of silence, streamed until
     /// [`MediaPump::play`] gives the call a playlist (inbound calls, menus); the media never
     /// finishes by itself.

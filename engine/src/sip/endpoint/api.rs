@@ -19,6 +19,9 @@ pub enum Transport {
     Udp,
     /// TCP, one connection per peer.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2, RFC 5630), one connection per peer: the only transport
+    /// SRTP keys (SDES) may travel on.
+    Tls,
 }
 
 impl Transport {
@@ -27,11 +30,12 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     pub(super) fn reliable(&self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -71,6 +75,10 @@ pub struct EndpointConfig {
     pub sources: SourcePolicy,
     /// Session interval we ask for when the far end supports timers (RFC 4028), seconds.
     pub session_expires: u32,
+    /// The TLS listening address (`[sip] tls_listen`), written in Via and Contact of what
+    /// goes over TLS; `None` when there is no TLS listener (Via and Contact then give the
+    /// UDP/TCP address, and the far end answers on the connection we opened).
+    pub tls_addr: Option<SocketAddr>,
     /// Whether INVITEs that open a dialog are offered to the application as
     /// [`Event::Incoming`]. Off (the default), they are answered 480 as by a dialer that
     /// only places calls: an application that does not handle `Incoming` never leaves a
@@ -93,6 +101,7 @@ impl EndpointConfig {
             seed: None,
             sources: SourcePolicy::default(),
             session_expires: 1800,
+            tls_addr: None,
             inbound_calls: false,
             inbound_answer_timeout: Duration::from_secs(120),
         }

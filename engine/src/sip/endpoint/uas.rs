@@ -201,6 +201,7 @@ impl Endpoint {
             codecs: vec![settled.codec.clone()],
             ptime_ms: settled.media.ptime_ms,
             telephone_event_pt: settled.media.telephone_event_pt,
+            srtp: None,
         };
         c.answer_version = answer.session_id;
         let mut extra: Vec<(&str, String)> = Vec::new();

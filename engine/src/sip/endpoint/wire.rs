@@ -41,11 +41,20 @@ pub(super) fn sip_host_port(a: SocketAddr) -> String {
     }
 }
 
+/// The address we are reached at over `transport`: the TLS listener for TLS when there is
+/// one, the UDP/TCP address otherwise.
+fn our_addr(cfg: &EndpointConfig, transport: Transport) -> SocketAddr {
+    match (transport, cfg.tls_addr) {
+        (Transport::Tls, Some(a)) => a,
+        _ => cfg.local_addr,
+    }
+}
+
 pub(super) fn via_value(cfg: &EndpointConfig, transport: Transport, branch: &str) -> String {
     format!(
         "SIP/2.0/{} {};branch={branch};rport",
         transport.as_str(),
-        sip_host_port(cfg.local_addr)
+        sip_host_port(our_addr(cfg, transport))
     )
 }
 
@@ -55,6 +64,12 @@ pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> Strin
         Transport::Tcp => format!(
             "<sip:dialer@{};transport=tcp>",
             sip_host_port(cfg.local_addr)
+        ),
+        // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks
+        // take `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
+        Transport::Tls => format!(
+            "<sip:dialer@{};transport=tls>",
+            sip_host_port(our_addr(cfg, transport))
         ),
     }
 }

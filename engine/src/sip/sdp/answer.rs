@@ -37,6 +37,7 @@ impl AnswerParams {
             codecs: self.codecs.clone(),
             ptime_ms: self.ptime_ms,
             telephone_event_pt: self.telephone_event_pt,
+            srtp: None,
         }
     }
 }
@@ -140,6 +141,7 @@ fn accept_stream(
         maxptime_ms: m.maxptime,
         telephone_event_pt,
         direction,
+        srtp: None,
     };
     let codec = OfferCodec {
         payload_type,

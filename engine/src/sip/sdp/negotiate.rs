@@ -35,6 +35,9 @@ pub struct NegotiatedMedia {
     /// receive our prompt. An answer with the RFC 2543 hold address `0.0.0.0` is reported
     /// as not receiving as well.
     pub direction: Direction,
+    /// The SRTP keys when the call is encrypted (ours from the offer, theirs from the
+    /// answer's `a=crypto`); `None` for plain RTP.
+    pub srtp: Option<crypto::SrtpKeys>,
 }
 
 /// Static payload types a peer may use without an rtpmap (RFC 3551 table 4), restricted to
@@ -76,9 +79,21 @@ pub fn negotiate(
         return Err(SdpError::StreamRejected);
     }
     let proto = media.protocol.to_ascii_uppercase();
-    if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+    if !matches!(
+        proto.as_str(),
+        "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"
+    ) {
         return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
     }
+    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?.map(|remote| crypto::SrtpKeys {
+        local: offer
+            .srtp
+            .as_ref()
+            .expect("a key is only taken for our offer")
+            .key
+            .clone(),
+        remote,
+    });
     let conn = answer
         .connection_for(media)
         .ok_or(SdpError::MissingConnection)?;
@@ -144,6 +159,7 @@ pub fn negotiate(
         maxptime_ms: media.maxptime,
         telephone_event_pt,
         direction,
+        srtp,
     })
 }
 
