@@ -138,6 +138,9 @@ pub enum Command {
     Snapshot,
     /// Stop dialling, hang up, journal the ends, then reply and stop.
     Shutdown,
+    /// Place one call outside any campaign (`dialer call`); the reply,
+    /// [`Reply::Called`], comes when it has ended.
+    Call(Box<super::DirectCall>),
 }
 
 /// The answer to a [`Command`].
@@ -151,6 +154,8 @@ pub enum Reply {
     Snapshot(DialerSnapshot),
     /// Every call ended and was journaled: the driver may stop.
     ShutDown,
+    /// A [`Command::Call`] ended.
+    Called(Box<super::CallReport>),
 }
 
 /// What a store future returned, with the token of the request.

@@ -20,6 +20,7 @@
 
 mod attempt;
 mod campaigns;
+mod direct;
 mod dispatch;
 pub mod invite;
 pub mod io;
@@ -41,6 +42,7 @@ use std::time::Instant;
 use tracing::info;
 
 pub use attempt::Phase;
+pub use direct::{CallReport, DirectCall};
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
@@ -93,6 +95,10 @@ pub struct DialerCore {
     by_handle: HashMap<CallHandle, CallToken>,
     pings: HashMap<RequestHandle, TrunkId>,
     regs: HashMap<RequestHandle, TrunkId>,
+    /// One-shot calls (`dialer call`) waiting for their trunk to take them.
+    direct_waiting: VecDeque<(ReplyTo, DirectCall)>,
+    /// One-shot calls in progress: what their report needs beyond the attempt.
+    direct: HashMap<CallToken, direct::Direct>,
     next_token: u64,
     timers: Timers,
     actions: VecDeque<Action>,
@@ -115,6 +121,8 @@ impl DialerCore {
             by_handle: HashMap::new(),
             pings: HashMap::new(),
             regs: HashMap::new(),
+            direct_waiting: VecDeque::new(),
+            direct: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
             actions: VecDeque::new(),
@@ -174,6 +182,7 @@ impl DialerCore {
                 self.reply(reply, Reply::Snapshot(snap));
             }
             Command::Shutdown => self.begin_shutdown(reply),
+            Command::Call(req) => self.queue_direct(reply, *req),
         }
         self.settle_loop(now, wall);
     }
