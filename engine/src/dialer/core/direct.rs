@@ -261,3 +261,183 @@ fn unplaced(req: &DirectCall, end: CallEnd) -> CallReport {
         dtmf: String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::super::tests_support::trunk_cfg;
+    use super::super::{Action, Command, CoreConfig, DialerCore, DriverNote, StoreReply};
+    use super::*;
+    use crate::dialer::call_media::MediaNote;
+    use crate::sip::endpoint::{CallHandle, Event, Hangup};
+    use crate::sip::sdp::{Direction, NegotiatedMedia};
+
+    /// What reaches the core later on the virtual clock.
+    enum Input {
+        Sip(Event),
+        Media(MediaNote),
+    }
+
+    fn answer() -> NegotiatedMedia {
+        NegotiatedMedia {
+            remote_rtp: "127.0.0.1:40000".parse().unwrap(),
+            remote_rtcp: None,
+            rtcp_mux: true,
+            payload_type: 8,
+            codec: "PCMA",
+            clock_rate: 8000,
+            fmtp: None,
+            ptime_ms: 20,
+            maxptime_ms: None,
+            telephone_event_pt: None,
+            direction: Direction::SendRecv,
+        }
+    }
+
+    fn req(number: &str) -> DirectCall {
+        DirectCall {
+            trunk: "t".into(),
+            number: number.into(),
+            prompt: "p.wav".into(),
+            play_count: 1,
+            from_uri: Some("sip:me@example.org".into()),
+            request_uri: None,
+        }
+    }
+
+    /// Ten one-shot calls on a trunk of 4 CPS and 3 channels, on virtual time: the callee
+    /// answers after 100 ms, the prompt plays 1 s (50 packets). Never more than 3 calls at
+    /// once, never more than 4 INVITEs in any 1 s window, every call reported answered with
+    /// its packets, answer delay and Call-ID, and nothing journaled.
+    #[test]
+    fn direct_calls_keep_the_trunk_limits_and_report() {
+        let t0 = Instant::now();
+        let cfg = CoreConfig {
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seed: 1,
+        };
+        let trunk = (trunk_cfg("t", 4.0, 3), "127.0.0.1:5060".parse().unwrap());
+        let mut core = DialerCore::new(cfg, vec![trunk], t0);
+        let mut now = t0;
+        for i in 0..10 {
+            core.handle_command(now, 0, ReplyTo(i), Command::Call(Box::new(req("100"))));
+        }
+        let mut later: BTreeMap<(Instant, u64), Input> = BTreeMap::new();
+        let (mut seq, mut next_handle) = (0u64, 1u64);
+        let (mut invites, mut reports, mut live, mut peak) = (vec![], vec![], 0usize, 0usize);
+        let mut tokens: HashMap<CallHandle, u64> = HashMap::new();
+        for _ in 0..10_000 {
+            while let Some(a) = core.poll_action() {
+                match a {
+                    Action::LoadCampaigns => {
+                        core.handle_store(now, 0, StoreReply::Campaigns(vec![]));
+                    }
+                    Action::Invite { call, params, .. } => {
+                        assert_eq!(params.from_uri, "sip:me@example.org");
+                        assert_eq!(params.request_uri, "sip:100@127.0.0.1");
+                        invites.push(now);
+                        let h = CallHandle(next_handle);
+                        next_handle += 1;
+                        tokens.insert(h, call.0);
+                        live += 1;
+                        peak = peak.max(live);
+                        seq += 1;
+                        let ev = Event::Answered {
+                            call: h,
+                            media: answer(),
+                        };
+                        later.insert((now + Duration::from_millis(100), seq), Input::Sip(ev));
+                        core.handle_driver(now, 0, DriverNote::Placed(call, h));
+                    }
+                    Action::StartMedia { call, .. } => {
+                        seq += 1;
+                        let n = MediaNote::Finished {
+                            token: call.0,
+                            packets: 50,
+                        };
+                        later.insert((now + Duration::from_secs(1), seq), Input::Media(n));
+                    }
+                    Action::Hangup(h) => {
+                        seq += 1;
+                        let end = CallEnd {
+                            outcome: Outcome::Answered,
+                            status: 200,
+                            reason: "OK".into(),
+                            hangup: Hangup::Local,
+                            retry_after: None,
+                        };
+                        let ev = Event::Ended { call: h, end };
+                        later.insert((now + Duration::from_millis(20), seq), Input::Sip(ev));
+                    }
+                    Action::StopMedia(call) => {
+                        seq += 1;
+                        let n = MediaNote::Stopped {
+                            token: call.0,
+                            packets: 50,
+                            played_permille: 1000,
+                        };
+                        later.insert((now, seq), Input::Media(n));
+                    }
+                    Action::Reply(_, Reply::Called(r)) => {
+                        live -= 1;
+                        reports.push(*r);
+                    }
+                    Action::JournalBegin(..)
+                    | Action::JournalAnswered { .. }
+                    | Action::JournalFinish(..) => panic!("a direct call was journaled"),
+                    _ => {}
+                }
+            }
+            if reports.len() == 10 {
+                break;
+            }
+            let next_in = later.keys().next().map(|k| k.0);
+            let next = [next_in, core.poll_timeout()].into_iter().flatten().min();
+            now = next.expect("something to wait for").max(now);
+            if let Some(e) = later.first_entry().filter(|e| e.key().0 <= now) {
+                match e.remove() {
+                    Input::Sip(ev) => core.handle_sip(now, 0, ev),
+                    Input::Media(n) => core.handle_media(now, 0, n),
+                }
+            } else {
+                core.handle_timeout(now, 0);
+            }
+        }
+        assert_eq!(reports.len(), 10, "every call reported");
+        assert!(peak <= 3, "at most 3 calls at once, saw {peak}");
+        for w in invites.windows(5) {
+            assert!(w[4] - w[0] >= Duration::from_secs(1), "over 4 CPS: {w:?}");
+        }
+        let ids: std::collections::HashSet<&str> =
+            reports.iter().map(|r| r.call_id.as_str()).collect();
+        assert_eq!(ids.len(), 10, "distinct Call-IDs");
+        for r in &reports {
+            assert_eq!((r.end.outcome, r.rtp_packets), (Outcome::Answered, 50));
+            assert_eq!(r.answer, Some(Duration::from_millis(100)));
+            assert_eq!(r.duration, Some(Duration::from_millis(1020)));
+        }
+        assert_eq!(core.calls_in_progress(), 0);
+    }
+
+    /// A call for a trunk the core does not have is answered at once as failed.
+    #[test]
+    fn unknown_trunk_is_refused() {
+        let t0 = Instant::now();
+        let cfg = CoreConfig {
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seed: 1,
+        };
+        let mut core = DialerCore::new(cfg, vec![], t0);
+        let mut r = req("100");
+        r.trunk = "nope".into();
+        core.handle_command(t0, 0, ReplyTo(1), Command::Call(Box::new(r)));
+        let got = std::iter::from_fn(|| core.poll_action()).find_map(|a| match a {
+            Action::Reply(ReplyTo(1), Reply::Called(r)) => Some(r),
+            _ => None,
+        });
+        let r = got.expect("refused at once");
+        assert_eq!((r.end.outcome, r.end.status), (Outcome::Failed, 0));
+    }
+}
