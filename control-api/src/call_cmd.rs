@@ -8,6 +8,7 @@
 //! gets here: an empty SQLite file in a temporary directory, removed on exit.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -178,11 +179,18 @@ pub async fn run(args: CallArgs) -> Result<()> {
     }
     drop(tx);
     let mut records = Vec::with_capacity(total);
+    // One write per burst of ended calls rather than one per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(r) = rx.recv().await {
         let r = r.context("the dialer stopped before the call ended")?;
-        println!("{}", record_json(&r));
+        writeln!(out, "{}", record_json(&r))?;
+        if rx.is_empty() {
+            out.flush()?;
+        }
         records.push(r);
     }
+    out.flush()?;
+    drop(out);
     let elapsed = started.elapsed();
     dialer.shutdown().await.context("stopping the dialer")?;
     let stats = media.shutdown();
