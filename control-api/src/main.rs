@@ -51,10 +51,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        // One thread for the SIP driver, the dialer task and the calls' waiters: they hand
-        // every message to each other, and cross-thread wake-ups cost more than the work
-        // (the media pump has its own pacing threads).
-        Command::Call(args) => current_thread()?.block_on(async {
+        Command::Call(args) => rt.block_on(async {
             // HEP for `dialer call` comes from DIALER_HEP_* (it reads no config file).
             if std::env::var_os("DIALER_HEP_ADDRESS").is_some() {
                 serve_cmd::start_hep(&control_api::serve::ServeConfig::from_env()?.hep)?;
@@ -67,12 +64,6 @@ fn main() -> Result<()> {
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::CheckConfig(args) => check_config_cmd::run(args),
     }
-}
-
-fn current_thread() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 /// Installs the stderr log subscriber in the chosen format.
