@@ -99,11 +99,12 @@ pub async fn run(args: CallArgs) -> Result<()> {
         Uri::parse(&args.trunk).map_err(|e| anyhow::anyhow!("--trunk {}: {e}", args.trunk))?;
     let host = trunk.host.context("--trunk needs a host")?.to_string();
     let port = trunk.port.unwrap_or(5060);
-    let proxy: SocketAddr = tokio::net::lookup_host(format!("{}:{port}", host.trim_matches(['[', ']'])))
-        .await
-        .with_context(|| format!("resolving {host}"))?
-        .next()
-        .context("trunk host has no address")?;
+    let proxy: SocketAddr =
+        tokio::net::lookup_host(format!("{}:{port}", host.trim_matches(['[', ']'])))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .context("trunk host has no address")?;
     if args.concurrency == 0 || args.cps <= 0.0 {
         bail!("--concurrency and --cps must be positive");
     }
@@ -224,7 +225,10 @@ fn dialer_config(
     put("name", host.trim_matches(['[', ']']).into());
     put("proxy", proxy.to_string().into());
     put("transport", args.transport.as_str().into());
-    put("codecs", toml::Value::Array(vec![preferred.sdp_name().into(), other.sdp_name().into()]));
+    put(
+        "codecs",
+        toml::Value::Array(vec![preferred.sdp_name().into(), other.sdp_name().into()]),
+    );
     put("cps", args.cps.into());
     put("max_channels", i64::try_from(args.concurrency)?.into());
     put("ring_timeout_s", i64::try_from(args.ring_timeout)?.into());
@@ -237,7 +241,10 @@ fn dialer_config(
     }
     let mut top = toml::Table::new();
     top.insert("sip_bind".into(), bind.to_string().into());
-    top.insert("trunk".into(), toml::Value::Array(vec![toml::Value::Table(t)]));
+    top.insert(
+        "trunk".into(),
+        toml::Value::Array(vec![toml::Value::Table(t)]),
+    );
     // The command's flags are the whole configuration: no DIALER_* overrides.
     DialerConfig::load_with(&top.to_string(), &|_| None).context("trunk settings")
 }

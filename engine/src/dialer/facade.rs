@@ -10,9 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
-use super::core::{
-    CallReport, Command, DialerError, DialerSnapshot, DirectCall, PutMode, Reply,
-};
+use super::core::{CallReport, Command, DialerError, DialerSnapshot, DirectCall, PutMode, Reply};
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;

@@ -96,7 +96,11 @@ impl DialerCore {
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => "ringing")
             .decrement(1.0);
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "answered").increment(1.0);
-        if let Some(attempt) = a.phase.attempt().filter(|_| !self.direct.contains_key(&token)) {
+        if let Some(attempt) = a
+            .phase
+            .attempt()
+            .filter(|_| !self.direct.contains_key(&token))
+        {
             // Durable soon; the store orders it before the attempt's end.
             let at_ms = wall;
             self.actions
