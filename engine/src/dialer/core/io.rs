@@ -141,6 +141,9 @@ pub enum Command {
     /// Place one call outside any campaign (`dialer call`); the reply,
     /// [`Reply::Called`], comes when it has ended.
     Call(Box<super::DirectCall>),
+    /// This node's shares of the trunks it shares with other nodes (a cluster beat);
+    /// the reply is its load for the next beat.
+    Shares(Vec<super::ShareUpdate>),
 }
 
 /// The answer to a [`Command`].
@@ -156,6 +159,8 @@ pub enum Reply {
     ShutDown,
     /// A [`Command::Call`] ended.
     Called(Box<super::CallReport>),
+    /// The node's load (answer to [`Command::Shares`]).
+    Load(super::NodeLoad),
 }
 
 /// What a store future returned, with the token of the request.

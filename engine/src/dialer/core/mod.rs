@@ -20,6 +20,7 @@
 
 mod attempt;
 mod campaigns;
+mod cluster;
 mod direct;
 mod dispatch;
 pub mod invite;
@@ -42,6 +43,7 @@ use std::time::Instant;
 use tracing::info;
 
 pub use attempt::Phase;
+pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
 pub use direct::{CallReport, DirectCall};
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
@@ -105,6 +107,8 @@ pub struct DialerCore {
     /// Shutting down: where to reply once every call has ended.
     draining: Option<ReplyTo>,
     stopped: bool,
+    /// Trunks are shared with other nodes (see `cluster.rs`).
+    clustered: bool,
 }
 
 impl DialerCore {
@@ -128,6 +132,7 @@ impl DialerCore {
             actions: VecDeque::new(),
             draining: None,
             stopped: false,
+            clustered: false,
         };
         for (t, addr) in trunks {
             core.add_slot(t, addr, now);
@@ -183,6 +188,10 @@ impl DialerCore {
             }
             Command::Shutdown => self.begin_shutdown(reply),
             Command::Call(req) => self.queue_direct(reply, *req),
+            Command::Shares(shares) => {
+                let load = self.apply_shares(now, shares);
+                self.reply(reply, Reply::Load(load));
+            }
         }
         self.settle_loop(now, wall);
     }

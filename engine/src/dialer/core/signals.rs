@@ -169,7 +169,10 @@ impl DialerCore {
             }
             // Notes of playlists and recordings: campaign calls ask for none yet (inbound
             // calls and keys during the message will).
-            MediaNote::Played { .. } | MediaNote::Recorded { .. } => {}
+            MediaNote::Played { .. }
+            | MediaNote::Recorded { .. }
+            | MediaNote::Amd { .. }
+            | MediaNote::Beep { .. } => {}
         }
     }
 
