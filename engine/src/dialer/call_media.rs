@@ -25,7 +25,9 @@ use tracing::{debug, warn};
 use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::{MediaLatch, StreamParams};
 use crate::net::pump::{Playlist, RecordSpec};
-use crate::net::{MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, RtpPort};
+use crate::net::{
+    MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
+};
 use crate::sip::sdp::NegotiatedMedia;
 pub use sounds::PlayItem;
 use sounds::{Generated, MemoryNames};
@@ -199,6 +201,28 @@ pub struct PumpMediaConfig {
     pub ptimes: Vec<u32>,
 }
 
+/// How [`PumpMedia`] paces, for tools that choose (`dialer call`); [`PumpMedia::start`]
+/// uses the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct PumpTuning {
+    /// Pacing threads (0: one per core).
+    pub loops: usize,
+    /// How RTP leaves (raw socket batches or per-socket sends).
+    pub send_mode: SendMode,
+    /// Silence between two plays of the message, in milliseconds.
+    pub play_gap_ms: u32,
+}
+
+impl Default for PumpTuning {
+    fn default() -> Self {
+        PumpTuning {
+            loops: 0,
+            send_mode: SendMode::Auto,
+            play_gap_ms: PLAY_GAP_MS,
+        }
+    }
+}
+
 /// One call being played: its pump handle, how many packets all its plays take, and the
 /// codec and packet time its stream runs at (what playlists are resolved to).
 struct Playing {
@@ -219,6 +243,7 @@ pub struct PumpMedia {
     prompts: Mutex<HashMap<String, Arc<PromptSet>>>,
     encoding: Arc<Mutex<HashSet<(String, Codec, u32)>>>,
     playing: Mutex<HashMap<u64, Playing>>,
+    play_gap_ms: u32,
     generated: Generated,
     memory_names: Mutex<MemoryNames>,
 }
@@ -228,9 +253,19 @@ impl PumpMedia {
     pub fn start(
         cfg: PumpMediaConfig,
     ) -> io::Result<(Arc<PumpMedia>, mpsc::UnboundedReceiver<MediaNote>)> {
+        PumpMedia::start_tuned(cfg, PumpTuning::default())
+    }
+
+    /// Starts the pump paced as `tuning` says; notes arrive on the returned receiver.
+    pub fn start_tuned(
+        cfg: PumpMediaConfig,
+        tuning: PumpTuning,
+    ) -> io::Result<(Arc<PumpMedia>, mpsc::UnboundedReceiver<MediaNote>)> {
         let mut pc = PumpConfig::new(cfg.ip);
         pc.port_min = cfg.port_min;
         pc.port_max = cfg.port_max;
+        pc.loops = tuning.loops;
+        pc.send_mode = tuning.send_mode;
         let cache = match &cfg.prompt_cache {
             Some(dir) => Some(PromptCache::new(dir).map_err(|e| io::Error::other(e.to_string()))?),
             None => None,
@@ -245,11 +280,17 @@ impl PumpMedia {
             prompts: Mutex::new(HashMap::new()),
             encoding: Arc::new(Mutex::new(HashSet::new())),
             playing: Mutex::new(HashMap::new()),
+            play_gap_ms: tuning.play_gap_ms,
             generated: Generated::default(),
             memory_names: Mutex::new(MemoryNames::default()),
         });
         tokio::spawn(forward_notes(Arc::downgrade(&me), events, tx));
         Ok((me, rx))
+    }
+
+    /// Stops the pacing loops and returns what they did (sends, lag, loop CPU).
+    pub fn shutdown(&self) -> PumpStats {
+        self.pump.shutdown()
     }
 
     /// The message of `prompt` (a file path), opened once.
@@ -436,7 +477,7 @@ impl CallMedia for PumpMedia {
             first_seq: rng.random(),
             first_timestamp: rng.random(),
             play_count: plays,
-            gap_frames: PLAY_GAP_MS / p.ptime_ms().max(1),
+            gap_frames: self.play_gap_ms / p.ptime_ms().max(1),
         };
         let start = MediaStart {
             token,

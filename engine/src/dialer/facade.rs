@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
-use super::core::{Command, DialerError, DialerSnapshot, NodeLoad, PutMode, Reply, ShareUpdate};
+use super::core::{
+    CallReport, Command, DialerError, DialerSnapshot, DirectCall, NodeLoad, PutMode, Reply,
+    ShareUpdate,
+};
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
@@ -207,6 +210,15 @@ impl<S: Store> Dialer<S> {
                 }
             }
             rx.changed().await.map_err(|_| DialerError::Stopped)?;
+        }
+    }
+
+    /// Places one call outside any campaign on the trunk named in `req` (its CPS, channel
+    /// and burst limits apply, as to campaign calls) and waits for its end.
+    pub async fn call(&self, req: DirectCall) -> Result<CallReport, DialerError> {
+        match self.ask(Command::Call(Box::new(req))).await? {
+            Reply::Called(r) => Ok(*r),
+            _ => Err(DialerError::Stopped),
         }
     }
 

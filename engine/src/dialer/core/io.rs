@@ -138,6 +138,9 @@ pub enum Command {
     Snapshot,
     /// Stop dialling, hang up, journal the ends, then reply and stop.
     Shutdown,
+    /// Place one call outside any campaign (`dialer call`); the reply,
+    /// [`Reply::Called`], comes when it has ended.
+    Call(Box<super::DirectCall>),
     /// This node's shares of the trunks it shares with other nodes (a cluster beat);
     /// the reply is its load for the next beat.
     Shares(Vec<super::ShareUpdate>),
@@ -154,6 +157,8 @@ pub enum Reply {
     Snapshot(DialerSnapshot),
     /// Every call ended and was journaled: the driver may stop.
     ShutDown,
+    /// A [`Command::Call`] ended.
+    Called(Box<super::CallReport>),
     /// The node's load (answer to [`Command::Shares`]).
     Load(super::NodeLoad),
 }

@@ -21,6 +21,7 @@
 mod attempt;
 mod campaigns;
 mod cluster;
+mod direct;
 mod dispatch;
 pub mod invite;
 pub mod io;
@@ -43,6 +44,7 @@ use tracing::info;
 
 pub use attempt::Phase;
 pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
+pub use direct::{CallReport, DirectCall};
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
@@ -95,6 +97,10 @@ pub struct DialerCore {
     by_handle: HashMap<CallHandle, CallToken>,
     pings: HashMap<RequestHandle, TrunkId>,
     regs: HashMap<RequestHandle, TrunkId>,
+    /// One-shot calls (`dialer call`) waiting for their trunk to take them.
+    direct_waiting: VecDeque<(ReplyTo, DirectCall)>,
+    /// One-shot calls in progress: what their report needs beyond the attempt.
+    direct: HashMap<CallToken, direct::Direct>,
     next_token: u64,
     timers: Timers,
     actions: VecDeque<Action>,
@@ -119,6 +125,8 @@ impl DialerCore {
             by_handle: HashMap::new(),
             pings: HashMap::new(),
             regs: HashMap::new(),
+            direct_waiting: VecDeque::new(),
+            direct: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
             actions: VecDeque::new(),
@@ -179,6 +187,7 @@ impl DialerCore {
                 self.reply(reply, Reply::Snapshot(snap));
             }
             Command::Shutdown => self.begin_shutdown(reply),
+            Command::Call(req) => self.queue_direct(reply, *req),
             Command::Shares(shares) => {
                 let load = self.apply_shares(now, shares);
                 self.reply(reply, Reply::Load(load));

@@ -96,7 +96,11 @@ impl DialerCore {
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => "ringing")
             .decrement(1.0);
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "answered").increment(1.0);
-        if let Some(attempt) = a.phase.attempt() {
+        if let Some(attempt) = a
+            .phase
+            .attempt()
+            .filter(|_| !self.direct.contains_key(&token))
+        {
             // Durable soon; the store orders it before the attempt's end.
             let at_ms = wall;
             self.actions
@@ -132,7 +136,8 @@ impl DialerCore {
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
         match note {
-            MediaNote::Finished { token, .. } => {
+            MediaNote::Finished { token, packets } => {
+                self.direct_packets(CallToken(token), packets);
                 let Some(a) = self.calls.get_mut(&CallToken(token)) else {
                     return;
                 };
@@ -144,9 +149,10 @@ impl DialerCore {
             MediaNote::Stopped {
                 token,
                 played_permille,
-                ..
+                packets,
             } => {
                 let token = CallToken(token);
+                self.direct_packets(token, packets);
                 let Some(a) = self.calls.get_mut(&token) else {
                     return;
                 };
