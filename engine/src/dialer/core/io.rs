@@ -168,6 +168,8 @@ pub enum StoreReply {
     Progress(CampaignId, bool),
     /// The campaign was marked completed (answer to [`Action::CompleteCampaign`]).
     Completed(CampaignId),
+    /// An answer to an [`Action::Inbound`].
+    Inbound(super::inbound_io::InboundReply),
 }
 
 /// Results of actions the driver executed that the core must know.
@@ -183,6 +185,8 @@ pub enum DriverNote {
     PingSent(TrunkId, RequestHandle),
     /// The registration of a trunk started with this handle.
     RegisterStarted(TrunkId, RequestHandle),
+    /// About an inbound call.
+    Inbound(super::inbound_io::InboundNote),
 }
 
 /// What the core asks the driver to do, drained with
@@ -282,4 +286,6 @@ pub enum Action {
     ContactGauges(Vec<i64>),
     /// Answer a command.
     Reply(ReplyTo, Reply),
+    /// Something for an inbound call.
+    Inbound(super::inbound_io::InboundAction),
 }

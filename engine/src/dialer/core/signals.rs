@@ -15,6 +15,9 @@ use crate::sip::endpoint::{CallEnd, CallHandle, Event, RegistrationState};
 
 impl DialerCore {
     pub(super) fn on_sip(&mut self, now: Instant, wall: i64, ev: Event) {
+        let Some(ev) = self.inbound_sip(now, wall, ev) else {
+            return;
+        };
         match ev {
             Event::Progress { call, .. } => {
                 if let Some(a) = self
@@ -129,6 +132,9 @@ impl DialerCore {
     }
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
+        let Some(note) = self.inbound_media(now, wall, note) else {
+            return;
+        };
         match note {
             MediaNote::Finished { token, .. } => {
                 let Some(a) = self.calls.get_mut(&CallToken(token)) else {
