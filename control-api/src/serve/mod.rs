@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
+use engine::net::dialer_driver::InboundSetup;
 use engine::store::AnyStore;
 use tokio::sync::watch;
 
@@ -273,7 +274,12 @@ impl Server {
             what: "starting the media pump".into(),
             source,
         })?;
-        let dialer = Dialer::start(dc, store.clone(), media, notes).await?;
+        let inbound = InboundSetup {
+            region: cfg.default_region.clone(),
+            prompt_dir: Some(cfg.prompt_dir()),
+            ..InboundSetup::default()
+        };
+        let dialer = Dialer::start_with(dc, inbound, store.clone(), media, notes).await?;
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
             .map_err(|source| ServeError::Io {

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::call_media::{CallMedia, MediaNote};
+use super::call_media::MediaNote;
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
 use super::core::{Command, DialerError, DialerSnapshot, PutMode, Reply};
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
+use crate::net::dialer_driver::InboundSetup;
 use crate::net::dialer_driver::{self, CommandMsg};
+use crate::net::inbound_driver::IvrMedia;
 use crate::store::sqlite::now_ms;
 use crate::store::{CampaignRecord, Store};
 
@@ -39,8 +41,23 @@ async fn resolve(proxy: &str) -> Result<SocketAddr, String> {
 impl<S: Store> Dialer<S> {
     /// Recovers what a previous run left open (see [`super::recovery`]), starts the SIP
     /// driver and the dialer core, and resumes running campaigns.
-    pub async fn start<M: CallMedia>(
+    pub async fn start<M: IvrMedia>(
         cfg: DialerConfig,
+        store: S,
+        media: Arc<M>,
+        media_notes: mpsc::UnboundedReceiver<MediaNote>,
+    ) -> Result<Dialer<S>, DialerError> {
+        let setup = InboundSetup {
+            region: cfg.default_region.clone(),
+            ..InboundSetup::default()
+        };
+        Self::start_with(cfg, setup, store, media, media_notes).await
+    }
+
+    /// [`Dialer::start`] with the inbound side's settings (prompt directory, voice).
+    pub async fn start_with<M: IvrMedia>(
+        cfg: DialerConfig,
+        inbound: InboundSetup,
         store: S,
         media: Arc<M>,
         media_notes: mpsc::UnboundedReceiver<MediaNote>,
@@ -57,8 +74,16 @@ impl<S: Store> Dialer<S> {
             trunks.push((t.clone(), addr));
         }
         recover(&store, now_ms()).await?;
-        let h =
-            dialer_driver::start(bind, &cfg.sip, trunks, store.clone(), media, media_notes).await?;
+        let h = dialer_driver::start_with_inbound(
+            bind,
+            &cfg.sip,
+            &inbound,
+            trunks,
+            store.clone(),
+            media,
+            media_notes,
+        )
+        .await?;
         Ok(Dialer {
             store,
             cmd: h.commands,

@@ -173,8 +173,14 @@ mod tests {
             [Audio::Recording("p-latest".into())]
         );
         assert_eq!(v.audio(&Prompt::Playback), [Audio::Take]);
-        assert!(matches!(v.audio(&Prompt::Beep)[0], Audio::Tone { hz: 1000, .. }));
+        assert!(matches!(
+            v.audio(&Prompt::Beep)[0],
+            Audio::Tone { hz: 1000, .. }
+        ));
         let none = Voice::default().audio(&Prompt::LatestMessage);
-        assert!(matches!(&none[0], Audio::Speech(s) if !s.is_empty()), "{none:?}");
+        assert!(
+            matches!(&none[0], Audio::Speech(s) if !s.is_empty()),
+            "{none:?}"
+        );
     }
 }

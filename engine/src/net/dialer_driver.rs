@@ -21,6 +21,7 @@ use crate::dialer::core::{
 use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::SipSettings;
 use crate::metrics as m;
+use crate::net::inbound_driver::{InboundExec, IvrMedia};
 use crate::net::{SipDriver, SipEvents};
 use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
 use crate::store::sqlite::now_ms;
@@ -37,11 +38,47 @@ pub struct DriverHandles {
     pub completed: watch::Receiver<Vec<i64>>,
 }
 
+/// How inbound calls are handled: the region their numbers are read in, the voice of
+/// the synthesiser, where a staff member's kept takes are written.
+#[derive(Debug, Clone)]
+pub struct InboundSetup {
+    /// Region for national numbers.
+    pub region: String,
+    /// espeak-ng voice.
+    pub voice: String,
+    /// The API's prompt directory (takes kept by the staff line go there).
+    pub prompt_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for InboundSetup {
+    fn default() -> Self {
+        InboundSetup {
+            region: "IT".into(),
+            voice: "it".into(),
+            prompt_dir: None,
+        }
+    }
+}
+
 /// Starts the SIP driver on `bind` and the dialer task with these trunks (proxies
-/// resolved).
-pub async fn start<S: Store, M: CallMedia>(
+/// resolved), inbound calls handled with the defaults.
+pub async fn start<S: Store, M: IvrMedia>(
     bind: SocketAddr,
     settings: &SipSettings,
+    trunks: Vec<(TrunkConfig, SocketAddr)>,
+    store: S,
+    media: Arc<M>,
+    notes: mpsc::UnboundedReceiver<MediaNote>,
+) -> io::Result<DriverHandles> {
+    let setup = InboundSetup::default();
+    start_with_inbound(bind, settings, &setup, trunks, store, media, notes).await
+}
+
+/// [`start`] with the inbound side's settings.
+pub async fn start_with_inbound<S: Store, M: IvrMedia>(
+    bind: SocketAddr,
+    settings: &SipSettings,
+    inbound: &InboundSetup,
     trunks: Vec<(TrunkConfig, SocketAddr)>,
     store: S,
     media: Arc<M>,
@@ -61,12 +98,23 @@ pub async fn start<S: Store, M: CallMedia>(
         media_ip: media.local_ip(),
         seed: rand::random(),
     };
-    let core = DialerCore::new(cfg, trunks, Instant::now());
+    let mut core = DialerCore::new(cfg, trunks, Instant::now());
+    core.set_inbound(crate::dialer::core::InboundConfig {
+        region: inbound.region.clone(),
+        ..Default::default()
+    });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (store_tx, store_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(vec![]);
+    let exec = InboundExec::new(
+        store.clone(),
+        store_tx.clone(),
+        &inbound.voice,
+        inbound.prompt_dir.clone(),
+    );
     let driver = Driver {
         core,
+        inbound: exec,
         sip,
         media,
         store,
@@ -85,6 +133,8 @@ pub async fn start<S: Store, M: CallMedia>(
 
 struct Driver<S: Store, M: CallMedia> {
     core: DialerCore,
+    /// Executes the inbound calls' actions.
+    inbound: InboundExec<S>,
     sip: SipDriver,
     media: Arc<M>,
     store: S,
@@ -96,7 +146,7 @@ struct Driver<S: Store, M: CallMedia> {
     done_tx: watch::Sender<Vec<i64>>,
 }
 
-impl<S: Store, M: CallMedia> Driver<S, M> {
+impl<S: Store, M: IvrMedia> Driver<S, M> {
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<CommandMsg>,
@@ -218,6 +268,14 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 }
             }
             Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),
+            Action::Inbound(a) => {
+                let r = self
+                    .inbound
+                    .execute(a, &self.sip, &self.media, &mut self.ports);
+                if let Err(n) = r {
+                    self.note(DriverNote::Inbound(n));
+                }
+            }
             store_work => self.spawn_store(store_work),
         }
     }

@@ -245,9 +245,9 @@ impl<S: Store> InboundExec<S> {
                 media: m,
                 latch,
             } => {
-                let port = ports
-                    .remove(&token)
-                    .ok_or_else(|| InboundNote::MediaFailed(token, "no RTP port reserved".into()))?;
+                let port = ports.remove(&token).ok_or_else(|| {
+                    InboundNote::MediaFailed(token, "no RTP port reserved".into())
+                })?;
                 media
                     .start_idle(token.0, port, &m, latch)
                     .map_err(failed(token))?;
@@ -271,7 +271,9 @@ impl<S: Store> InboundExec<S> {
                 });
             }
             InboundAction::Unregister { tenant, number } => {
-                let f = self.store.unregister(&tenant, &number, crate::store::now_ms());
+                let f = self
+                    .store
+                    .unregister(&tenant, &number, crate::store::now_ms());
                 tokio::spawn(async move {
                     if let Err(e) = f.await {
                         warn!(error = %e, "unregistration by phone not stored");
@@ -284,7 +286,11 @@ impl<S: Store> InboundExec<S> {
                 pcm,
                 rate,
             } => {
-                let (store, tx, dir) = (self.store.clone(), self.replies.clone(), self.prompt_dir.clone());
+                let (store, tx, dir) = (
+                    self.store.clone(),
+                    self.replies.clone(),
+                    self.prompt_dir.clone(),
+                );
                 tokio::spawn(async move {
                     let kept = keep_take(&store, dir, &tenant, &pcm, rate).await;
                     let kept = kept.map_err(|e| warn!(error = %e, "take not kept")).ok();
@@ -296,7 +302,9 @@ impl<S: Store> InboundExec<S> {
                 tokio::spawn(async move {
                     match launch(&store, &l).await {
                         Ok(id) => send(&tx, InboundReply::Launched(id)),
-                        Err(e) => warn!(error = %e, tenant = %l.tenant, "campaign by phone not created"),
+                        Err(e) => {
+                            warn!(error = %e, tenant = %l.tenant, "campaign by phone not created")
+                        }
                     }
                 });
             }
@@ -315,7 +323,10 @@ impl<S: Store> InboundExec<S> {
             })
             .collect();
         if missing.is_empty() {
-            let pieces = items.iter().filter_map(|a| piece(&**media, token, a)).collect();
+            let pieces = items
+                .iter()
+                .filter_map(|a| piece(&**media, token, a))
+                .collect();
             if let Err(e) = media.play(token.0, pieces, id) {
                 warn!(call = token.0, error = %e, "play failed");
             }
@@ -369,7 +380,10 @@ async fn lookup<S: Store>(store: &S, number: &str, caller: Option<&str>) -> Opti
                 latest = latest_message(store, t).await?;
             }
             Flow::Staff => {
-                pin = store.staff_pin(t).await?.and_then(|h| PinHash::parse(&h).ok());
+                pin = store
+                    .staff_pin(t)
+                    .await?
+                    .and_then(|h| PinHash::parse(&h).ok());
             }
         }
         Ok::<_, crate::store::StoreError>(Some(LineContext {
@@ -409,15 +423,26 @@ async fn recordings_as_paths<S: Store>(
 }
 
 /// The town's zones, in the order of its street list's names.
-async fn town_zones<S: Store>(store: &S, tenant: &str) -> Result<Vec<String>, crate::store::StoreError> {
-    let mut zones: Vec<String> = store.streets(tenant).await?.into_iter().map(|s| s.zone).collect();
+async fn town_zones<S: Store>(
+    store: &S,
+    tenant: &str,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let mut zones: Vec<String> = store
+        .streets(tenant)
+        .await?
+        .into_iter()
+        .map(|s| s.zone)
+        .collect();
     zones.sort();
     zones.dedup();
     Ok(zones)
 }
 
 /// The prompt of the town's most recent campaign that went out.
-async fn latest_message<S: Store>(store: &S, tenant: &str) -> Result<Option<String>, crate::store::StoreError> {
+async fn latest_message<S: Store>(
+    store: &S,
+    tenant: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
     let (mut after, mut latest) = (0i64, None);
     for _ in 0..50 {
         let page = store.tenant_campaigns(tenant, after, 200).await?;
@@ -457,7 +482,10 @@ async fn keep_take<S: Store>(
         name: format!("registrato al telefono {id}"),
         path: path.clone(),
         duration_ms: (pcm.len() as i64 * 1000) / i64::from(rate.max(1)),
-        codecs: codecs::Codec::ALL.iter().map(|c| c.name().to_string()).collect(),
+        codecs: codecs::Codec::ALL
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
         loudness: crate::store::Loudness {
             before_lufs: num(i.loudness_before_lufs),
             after_lufs: num(i.loudness_after_lufs),
@@ -505,4 +533,32 @@ async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::St
             .await?;
     }
     Ok(rec.id)
+}
+
+// MERGE-PENDING: replaced by forwarding to `CallMedia` and `SipDriver` once the media and
+// endpoint contracts (CONTRACTS.md) are in main.
+impl<M: CallMedia> IvrMedia for M {
+    fn start_idle(&self, _: u64, _: M::Port, _: &NegotiatedMedia, _: MediaLatch) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn play(&self, _: u64, _: Vec<Piece>, _: u32) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn prepare_pcm(&self, _: &str, _: &[i16], _: u32) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn record(&self, _: u64, _: Duration) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    fn stop_record(&self, _: u64) {}
+}
+
+impl IvrSip for crate::net::SipDriver {
+    fn ring(&self, _: CallHandle) {}
+    fn accept(&self, _: CallHandle, _: u16, _: &[codecs::Codec], _: u32) -> Result<(), String> {
+        Err("inbound calls need the endpoint's inbound API".into())
+    }
+    fn reject(&self, call: CallHandle, _: u16, _: &str) {
+        self.hangup(call);
+    }
 }

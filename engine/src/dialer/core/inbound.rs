@@ -29,7 +29,7 @@ use crate::ivr::{caller_identity, CallerHeaders, CallerId, Key, PinGuard, Timing
 use crate::media::dtmf::parse_info;
 use crate::metrics as m;
 use crate::model::dids::called_number;
-use crate::sip::endpoint::{CallHandle, CallEnd};
+use crate::sip::endpoint::{CallEnd, CallHandle};
 use crate::sip::sdp::NegotiatedMedia;
 
 /// How inbound calls are read and timed.
@@ -120,7 +120,13 @@ impl DialerCore {
     }
 
     /// A new inbound INVITE (the endpoint answered `100 Trying`).
-    pub fn handle_incoming(&mut self, now: Instant, wall: i64, call: CallHandle, inv: InboundInvite) {
+    pub fn handle_incoming(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        call: CallHandle,
+        inv: InboundInvite,
+    ) {
         self.on_incoming(call, inv);
         self.settle_loop(now, wall);
     }
@@ -157,7 +163,11 @@ impl DialerCore {
         let trunk = inv
             .source
             .and_then(|s| trunk_of(s.ip(), &sources))
-            .and_then(|name| self.trunks.iter().position(|s| s.cfg().name == name && !s.removed));
+            .and_then(|name| {
+                self.trunks
+                    .iter()
+                    .position(|s| s.cfg().name == name && !s.removed)
+            });
         let Some(trunk) = trunk else {
             debug!(source = ?inv.source, "inbound INVITE not from a trunk");
             return self.reject(call, Refusal::NotFromTrunk);
@@ -194,7 +204,8 @@ impl DialerCore {
             },
         );
         self.inbound.by_handle.insert(call, token);
-        self.actions.push_back(Action::Inbound(InboundAction::Ring(call)));
+        self.actions
+            .push_back(Action::Inbound(InboundAction::Ring(call)));
         self.actions.push_back(Action::Inbound(lookup));
     }
 
@@ -215,7 +226,10 @@ impl DialerCore {
                         self.actions.push_back(Action::Inbound(a));
                     }
                 } else {
-                    warn!(call = token.0, "prompt speech could not be rendered; skipped");
+                    warn!(
+                        call = token.0,
+                        "prompt speech could not be rendered; skipped"
+                    );
                     self.on_played(now, wall, token, id);
                 }
             }
@@ -302,10 +316,17 @@ impl DialerCore {
     }
 
     /// Takes the endpoint events of inbound calls; gives back the others.
-    pub(super) fn inbound_sip(&mut self, now: Instant, wall: i64, ev: crate::sip::endpoint::Event) -> Option<crate::sip::endpoint::Event> {
+    pub(super) fn inbound_sip(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        ev: crate::sip::endpoint::Event,
+    ) -> Option<crate::sip::endpoint::Event> {
         use crate::sip::endpoint::Event;
         let handle = match &ev {
-            Event::Answered { call, .. } | Event::Info { call, .. } | Event::Ended { call, .. } => *call,
+            Event::Answered { call, .. } | Event::Info { call, .. } | Event::Ended { call, .. } => {
+                *call
+            }
             _ => return Some(ev),
         };
         let Some(&token) = self.inbound.by_handle.get(&handle) else {
@@ -326,7 +347,13 @@ impl DialerCore {
         None
     }
 
-    fn on_inbound_answered(&mut self, now: Instant, wall: i64, token: CallToken, media: NegotiatedMedia) {
+    fn on_inbound_answered(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        token: CallToken,
+        media: NegotiatedMedia,
+    ) {
         let timing = self.inbound.cfg.timing;
         let Some(c) = self.inbound.calls.get_mut(&token) else {
             return;
@@ -339,7 +366,13 @@ impl DialerCore {
             .caller
             .number()
             .is_some_and(|n| self.inbound.guard.is_locked(n, now));
-        c.stage = Stage::Menu(Box::new(Menu::new(now, *ctx, c.caller.clone(), locked, timing)));
+        c.stage = Stage::Menu(Box::new(Menu::new(
+            now,
+            *ctx,
+            c.caller.clone(),
+            locked,
+            timing,
+        )));
         let a = InboundAction::StartIdle {
             token,
             media: Box::new(media),
@@ -419,16 +452,24 @@ impl DialerCore {
     }
 
     /// The take of an inbound call's recording arrived.
-    pub fn on_recorded(&mut self, now: Instant, wall: i64, token: CallToken, pcm: Arc<Vec<i16>>, rate: u32) {
+    pub fn on_recorded(
+        &mut self,
+        now: Instant,
+        wall: i64,
+        token: CallToken,
+        pcm: Arc<Vec<i16>>,
+        rate: u32,
+    ) {
         let Some(c) = self.inbound.calls.get_mut(&token) else {
             return;
         };
         let held = c.pending.take_arrived(pcm.clone(), rate);
-        self.actions.push_back(Action::Inbound(InboundAction::PrepareTake {
-            token,
-            pcm,
-            rate,
-        }));
+        self.actions
+            .push_back(Action::Inbound(InboundAction::PrepareTake {
+                token,
+                pcm,
+                rate,
+            }));
         if let Some((id, items)) = held {
             self.actions
                 .push_back(Action::Inbound(InboundAction::Play { token, id, items }));
@@ -463,7 +504,15 @@ impl DialerCore {
         let mut out = vec![];
         let mut locked_now = false;
         while let Some(a) = menu.poll_action() {
-            let step = menu.execute(a, token, &c.caller, &mut c.pending, wall, &mut self.inbound.guard, now);
+            let step = menu.execute(
+                a,
+                token,
+                &c.caller,
+                &mut c.pending,
+                wall,
+                &mut self.inbound.guard,
+                now,
+            );
             locked_now |= step.locked;
             out.extend(step.actions);
             if step.hangup {

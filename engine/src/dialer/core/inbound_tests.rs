@@ -223,10 +223,16 @@ fn a_stranger_gets_403_and_an_unknown_number_404_and_nothing_is_kept() {
     }
     assert_eq!(h.active(), 1, "the channel is held while the store looks");
     let t = H::token(&acts);
-    h.core
-        .handle_store(h.now, WALL, StoreReply::Inbound(InboundReply::Context(t, None)));
+    h.core.handle_store(
+        h.now,
+        WALL,
+        StoreReply::Inbound(InboundReply::Context(t, None)),
+    );
     let acts = h.drain();
-    assert!(matches!(acts[..], [InboundAction::Reject { status: 404, .. }]));
+    assert!(matches!(
+        acts[..],
+        [InboundAction::Reject { status: 404, .. }]
+    ));
     assert_eq!(h.core.inbound_calls(), 0);
     assert_eq!(h.active(), 0);
 }
@@ -238,7 +244,10 @@ fn inbound_calls_take_the_trunks_channels() {
     let (c2, b) = h.call("127.0.0.1", "+390771286891", "+393331234568");
     assert!(matches!(a[0], InboundAction::Ring(_)) && matches!(b[0], InboundAction::Ring(_)));
     let (_, full) = h.call("127.0.0.1", "+390771286891", "+393331234569");
-    assert!(matches!(full[..], [InboundAction::Reject { status: 486, .. }]));
+    assert!(matches!(
+        full[..],
+        [InboundAction::Reject { status: 486, .. }]
+    ));
     assert_eq!(h.active(), 2);
     // The caller gives up (CANCEL) while the store looks: the channel comes back.
     let end = CallEnd {
@@ -248,7 +257,8 @@ fn inbound_calls_take_the_trunks_channels() {
         hangup: Hangup::Remote,
         retry_after: None,
     };
-    h.core.handle_sip(h.now, WALL, Event::Ended { call: c2, end });
+    h.core
+        .handle_sip(h.now, WALL, Event::Ended { call: c2, end });
     assert_eq!(h.active(), 1);
     let (_, again) = h.call("127.0.0.1", "+390771286891", "+393331234569");
     assert!(matches!(again[0], InboundAction::Ring(_)));
@@ -267,7 +277,10 @@ fn a_registration_with_zone_choice_is_stored_once() {
     let acts = h.key(t, '1');
     // Read-back: fixed text, then the last four digits one by one.
     let (_, items) = last_play(&acts).unwrap();
-    assert_eq!(items[1..5], ["4", "5", "6", "7"].map(|d| Audio::Speech(d.into())));
+    assert_eq!(
+        items[1..5],
+        ["4", "5", "6", "7"].map(|d| Audio::Speech(d.into()))
+    );
     let acts = h.listen(t, acts);
     assert!(says(&acts, "1 Centro, 2 Lido"), "zone menu: {acts:?}");
     let acts = h.key(t, '2');
@@ -287,7 +300,9 @@ fn a_registration_with_zone_choice_is_stored_once() {
     assert_eq!(regs[0].1.source, crate::model::Source::Ivr);
     assert_eq!(regs[0].1.consent_ms, WALL);
     let acts = h.listen(t, acts);
-    let n = acts.iter().filter(|a| matches!(a, InboundAction::Register { .. }));
+    let n = acts
+        .iter()
+        .filter(|a| matches!(a, InboundAction::Register { .. }));
     assert_eq!(n.count(), 1, "stored once");
     assert_eq!(h.hangups(), 1, "goodbye, then BYE");
 }
@@ -310,7 +325,9 @@ fn keys_by_sip_info_work_like_rfc4733() {
     let _ = h.listen(t, acts);
     h.core.handle_sip(h.now, WALL, info("1"));
     let acts = h.drain();
-    assert!(acts.iter().any(|a| matches!(a, InboundAction::Unregister { number, .. } if number == "+393331234567")));
+    assert!(acts.iter().any(
+        |a| matches!(a, InboundAction::Unregister { number, .. } if number == "+393331234567")
+    ));
 }
 
 #[test]
@@ -325,9 +342,10 @@ fn a_withheld_caller_is_told_and_nothing_is_stored() {
     let acts = h.answer(call, t, citizen(None));
     assert!(says(&acts, "nascosto"), "{acts:?}");
     let acts = h.listen(t, acts);
-    assert!(!acts
-        .iter()
-        .any(|a| matches!(a, InboundAction::Register { .. } | InboundAction::Unregister { .. })));
+    assert!(!acts.iter().any(|a| matches!(
+        a,
+        InboundAction::Register { .. } | InboundAction::Unregister { .. }
+    )));
     assert_eq!(h.hangups(), 1);
 }
 
@@ -357,7 +375,10 @@ fn silences_time_out_on_the_core_timer_and_end_the_call_politely() {
     };
     h.core.handle_sip(h.now, WALL, Event::Ended { call, end });
     h.drain();
-    assert!(h.out.iter().any(|a| matches!(a, Action::StopMedia(x) if *x == t)));
+    assert!(h
+        .out
+        .iter()
+        .any(|a| matches!(a, Action::StopMedia(x) if *x == t)));
     assert_eq!(h.active(), 0);
     assert_eq!(h.core.inbound_calls(), 0);
 }
@@ -369,14 +390,25 @@ fn a_play_waiting_for_speech_is_resent_once_rendered_and_skipped_if_not() {
     let t = H::token(&acts);
     let acts = h.answer(call, t, citizen(None));
     let (id, items) = last_play(&acts).unwrap();
-    let r = InboundReply::Rendered { token: t, id, ok: true };
+    let r = InboundReply::Rendered {
+        token: t,
+        id,
+        ok: true,
+    };
     h.core.handle_store(h.now, WALL, StoreReply::Inbound(r));
     let again = h.drain();
     assert_eq!(last_play(&again), Some((id, items)));
-    let r = InboundReply::Rendered { token: t, id, ok: false };
+    let r = InboundReply::Rendered {
+        token: t,
+        id,
+        ok: false,
+    };
     h.core.handle_store(h.now, WALL, StoreReply::Inbound(r));
     let next = h.drain();
-    assert!(says(&next, "premi 1"), "the failed greeting is skipped: {next:?}");
+    assert!(
+        says(&next, "premi 1"),
+        "the failed greeting is skipped: {next:?}"
+    );
 }
 
 fn pcm() -> Arc<Vec<i16>> {
@@ -398,16 +430,23 @@ fn the_staff_line_records_plays_back_keeps_and_launches() {
         }
     }
     let acts = h.key(t, '#');
-    assert!(acts.iter().any(|a| matches!(a, InboundAction::StopRecord(x) if *x == t)));
+    assert!(acts
+        .iter()
+        .any(|a| matches!(a, InboundAction::StopRecord(x) if *x == t)));
     // Playback waits for the take.
     assert!(last_play(&acts).is_none(), "{acts:?}");
     h.core.on_recorded(h.now, WALL, t, pcm(), 8000);
     let acts = h.drain();
-    assert!(matches!(acts[0], InboundAction::PrepareTake { rate: 8000, .. }));
+    assert!(matches!(
+        acts[0],
+        InboundAction::PrepareTake { rate: 8000, .. }
+    ));
     assert_eq!(last_play(&acts).unwrap().1, [Audio::Take]);
     let _ = h.listen(t, acts);
     let acts = h.key(t, '1');
-    assert!(acts.iter().any(|a| matches!(a, InboundAction::KeepTake { tenant, rate: 8000, .. } if tenant == "itri")));
+    assert!(acts.iter().any(
+        |a| matches!(a, InboundAction::KeepTake { tenant, rate: 8000, .. } if tenant == "itri")
+    ));
     let _ = h.listen(t, acts);
     // The caller chooses before the store answered: the launch waits for the prompt.
     let acts = h.key(t, '1');

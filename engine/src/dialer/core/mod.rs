@@ -44,11 +44,11 @@ use std::time::Instant;
 use tracing::info;
 
 pub use attempt::Phase;
+pub use inbound::InboundConfig;
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
 };
-pub use inbound::InboundConfig;
 pub use timers::Deadline;
 
 use self::attempt::Attempt;
