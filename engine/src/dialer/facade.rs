@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::call_media::MediaNote;
+use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
 use super::core::{Command, DialerError, DialerSnapshot, PutMode, Reply};
@@ -16,7 +16,6 @@ use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
 use crate::net::dialer_driver::InboundSetup;
 use crate::net::dialer_driver::{self, CommandMsg};
-use crate::net::inbound_driver::IvrMedia;
 use crate::store::sqlite::now_ms;
 use crate::store::{CampaignRecord, Store};
 
@@ -41,7 +40,7 @@ async fn resolve(proxy: &str) -> Result<SocketAddr, String> {
 impl<S: Store> Dialer<S> {
     /// Recovers what a previous run left open (see [`super::recovery`]), starts the SIP
     /// driver and the dialer core, and resumes running campaigns.
-    pub async fn start<M: IvrMedia>(
+    pub async fn start<M: CallMedia>(
         cfg: DialerConfig,
         store: S,
         media: Arc<M>,
@@ -55,7 +54,7 @@ impl<S: Store> Dialer<S> {
     }
 
     /// [`Dialer::start`] with the inbound side's settings (prompt directory, voice).
-    pub async fn start_with<M: IvrMedia>(
+    pub async fn start_with<M: CallMedia>(
         cfg: DialerConfig,
         inbound: InboundSetup,
         store: S,

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::dialer::call_media::{CallMedia, MediaNote};
 use crate::dialer::campaign::CampaignState;
+use crate::dialer::core::inbound_io::InboundAction;
 use crate::dialer::core::{
     Action, CallToken, CampaignId, Command, CoreConfig, DialerCore, DriverNote, Reply, ReplyTo,
     StoreReply,
@@ -21,7 +22,7 @@ use crate::dialer::core::{
 use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::SipSettings;
 use crate::metrics as m;
-use crate::net::inbound_driver::{InboundExec, IvrMedia};
+use crate::net::inbound_driver::InboundExec;
 use crate::net::{SipDriver, SipEvents};
 use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
 use crate::store::sqlite::now_ms;
@@ -62,7 +63,7 @@ impl Default for InboundSetup {
 
 /// Starts the SIP driver on `bind` and the dialer task with these trunks (proxies
 /// resolved), inbound calls handled with the defaults.
-pub async fn start<S: Store, M: IvrMedia>(
+pub async fn start<S: Store, M: CallMedia>(
     bind: SocketAddr,
     settings: &SipSettings,
     trunks: Vec<(TrunkConfig, SocketAddr)>,
@@ -75,7 +76,7 @@ pub async fn start<S: Store, M: IvrMedia>(
 }
 
 /// [`start`] with the inbound side's settings.
-pub async fn start_with_inbound<S: Store, M: IvrMedia>(
+pub async fn start_with_inbound<S: Store, M: CallMedia>(
     bind: SocketAddr,
     settings: &SipSettings,
     inbound: &InboundSetup,
@@ -86,6 +87,8 @@ pub async fn start_with_inbound<S: Store, M: IvrMedia>(
 ) -> io::Result<DriverHandles> {
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
+    // Inbound INVITEs reach the core (admission, menus) instead of a flat 480.
+    ep.inbound_calls = true;
     ep.sources = SourcePolicy {
         // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
         allowed: Some(
@@ -153,7 +156,7 @@ struct Driver<S: Store, M: CallMedia> {
     done_tx: watch::Sender<Vec<i64>>,
 }
 
-impl<S: Store, M: IvrMedia> Driver<S, M> {
+impl<S: Store, M: CallMedia> Driver<S, M> {
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<CommandMsg>,
@@ -232,6 +235,19 @@ impl<S: Store, M: IvrMedia> Driver<S, M> {
                     // The driver answers at once with the handle; the reply is a later event.
                     if let Ok(h) = self.sip.send_options(dest, uri).await {
                         self.note(DriverNote::PingSent(trunk, h));
+                    }
+                }
+                Action::Inbound(InboundAction::Accept {
+                    token,
+                    call,
+                    answer,
+                }) => {
+                    let r = self
+                        .inbound
+                        .accept(&self.sip, &self.media, &mut self.ports, token, call, answer)
+                        .await;
+                    if let Err(n) = r {
+                        self.note(DriverNote::Inbound(n));
                     }
                 }
                 Action::Register(t, params) => match self.sip.register(*params).await {

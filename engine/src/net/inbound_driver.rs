@@ -13,78 +13,39 @@ use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, OnceCell};
 use tracing::{info, warn};
 
-use crate::dialer::call_media::CallMedia;
+use crate::dialer::call_media::{CallMedia, PlayItem};
 use crate::dialer::core::inbound_io::{
     InboundAction, InboundNote, InboundReply, Launch, LineContext,
 };
 use crate::dialer::core::{CallToken, StoreReply};
 use crate::ivr::{Audio, PinHash, PromptKey, Replacement, Voice};
-use crate::media::MediaLatch;
 use crate::model::campaign::{CampaignSpec, CampaignState, Priority, Target};
 use crate::model::dids::Flow;
+use crate::net::SipDriver;
 use crate::sip::endpoint::CallHandle;
-use crate::sip::sdp::NegotiatedMedia;
+use crate::sip::sdp::AnswerParams;
 use crate::store::{PromptRecord, Store};
 
-/// One piece of a playlist as the media path takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
-    /// A prepared prompt by name (a file path, or a `prepare_pcm` name).
-    Prompt(String),
-    /// A tone.
-    Tone {
-        /// Frequency.
-        hz: u16,
-        /// Length.
-        ms: u32,
-    },
-    /// Silence.
-    Silence {
-        /// Length.
-        ms: u32,
-    },
-}
-
-/// What inbound calls need of the media path beyond campaign calls.
-pub trait IvrMedia: CallMedia {
-    /// Starts an answered call's media with nothing playing.
-    fn start_idle(
-        &self,
-        token: u64,
-        port: Self::Port,
-        media: &NegotiatedMedia,
-        latch: MediaLatch,
-    ) -> io::Result<()>;
-    /// Replaces what the call plays; a played note with `id` at the end.
-    fn play(&self, token: u64, items: Vec<Piece>, id: u32) -> io::Result<()>;
-    /// Loads audio in memory as a prompt named `name`.
-    fn prepare_pcm(&self, name: &str, pcm: &[i16], rate: u32) -> io::Result<()>;
-    /// Captures the caller's audio up to `max`.
-    fn record(&self, token: u64, max: Duration) -> io::Result<()>;
-    /// Stops capturing.
-    fn stop_record(&self, token: u64);
-}
-
-/// What inbound calls need of the SIP side.
+/// What inbound calls need of the SIP side that needs no answer back.
 pub trait IvrSip {
     /// 180 Ringing.
     fn ring(&self, call: CallHandle);
-    /// 200 OK with an SDP answer for media on `rtp_port`.
-    fn accept(
-        &self,
-        call: CallHandle,
-        rtp_port: u16,
-        codecs: &[codecs::Codec],
-        ptime_ms: u32,
-    ) -> Result<(), String>;
     /// A final refusal.
     fn reject(&self, call: CallHandle, status: u16, reason: &str);
+}
+
+impl IvrSip for SipDriver {
+    fn ring(&self, call: CallHandle) {
+        SipDriver::ring(self, call);
+    }
+    fn reject(&self, call: CallHandle, status: u16, reason: &str) {
+        SipDriver::reject(self, call, status, reason.to_string());
+    }
 }
 
 /// The name a piece of speech is prepared under: its words' digest.
@@ -126,7 +87,7 @@ impl Speech {
     }
 
     /// Renders and loads `text` unless another call did or is doing it; whether it worked.
-    async fn ensure<M: IvrMedia>(&self, media: &Arc<M>, text: &str) -> bool {
+    async fn ensure<M: CallMedia>(&self, media: &Arc<M>, text: &str) -> bool {
         let cell = {
             let mut cells = self.cells.lock().expect("lock");
             cells.entry(text.to_string()).or_default().clone()
@@ -158,7 +119,7 @@ impl Speech {
 }
 
 /// espeak-ng → PCM → the media path (levelled and encoded there like uploads).
-fn render<M: IvrMedia>(media: &M, name: &str, text: &str, voice: &str) -> io::Result<()> {
+fn render<M: CallMedia>(media: &M, name: &str, text: &str, voice: &str) -> io::Result<()> {
     let wav = codecs::tts::synthesize_wav(text, Some(voice)).map_err(io::Error::other)?;
     let audio = codecs::import::import(&wav, 120_000).map_err(io::Error::other)?;
     let pcm: Vec<i16> = audio
@@ -200,7 +161,7 @@ impl<S: Store> InboundExec<S> {
 
     /// Executes one action. `ports` holds RTP ports reserved by `Accept` until
     /// `StartIdle`. A failure the core must know comes back as the note to give it.
-    pub fn execute<M: IvrMedia, P: IvrSip>(
+    pub fn execute<M: CallMedia, P: IvrSip>(
         &self,
         a: InboundAction,
         sip: &P,
@@ -226,19 +187,11 @@ impl<S: Store> InboundExec<S> {
                     send(&tx, InboundReply::Context(token, ctx.map(Box::new)));
                 });
             }
-            InboundAction::Accept {
-                token,
-                call,
-                codecs,
-                ptime_ms,
-            } => {
-                let refused = |e: String| InboundNote::AcceptFailed(token, e);
-                let port = media
-                    .bind()
-                    .map_err(|e| refused(format!("no RTP port: {e}")))?;
-                sip.accept(call, M::port_number(&port), &codecs, ptime_ms)
-                    .map_err(refused)?;
-                ports.insert(token, port);
+            InboundAction::Accept { token, .. } => {
+                return Err(InboundNote::AcceptFailed(
+                    token,
+                    "accept runs in accept()".into(),
+                ));
             }
             InboundAction::StartIdle {
                 token,
@@ -312,9 +265,39 @@ impl<S: Store> InboundExec<S> {
         Ok(())
     }
 
+    /// Answers an inbound call: an RTP port reserved (kept in `ports` until `StartIdle`),
+    /// then `200 OK` with the SDP answer.
+    pub async fn accept<M: CallMedia>(
+        &self,
+        sip: &SipDriver,
+        media: &Arc<M>,
+        ports: &mut HashMap<CallToken, M::Port>,
+        token: CallToken,
+        call: CallHandle,
+        mut answer: Box<AnswerParams>,
+    ) -> Result<(), InboundNote> {
+        let refused = |e: String| InboundNote::AcceptFailed(token, e);
+        let port = media
+            .bind()
+            .map_err(|e| refused(format!("no RTP port: {e}")))?;
+        answer.rtp_port = M::port_number(&port);
+        match sip.accept(call, *answer).await {
+            Ok(Ok(_)) => {
+                ports.insert(token, port);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // No acceptable codec in the offer (or the call is gone): refuse it.
+                sip.reject(call, 488, "Not Acceptable Here".to_string());
+                Err(refused(format!("answer: {e:?}")))
+            }
+            Err(e) => Err(refused(format!("SIP driver: {e}"))),
+        }
+    }
+
     /// Plays now when every piece is loaded; else renders the missing speech off the
     /// task and tells the core, which asks again.
-    fn play<M: IvrMedia>(&self, media: &Arc<M>, token: CallToken, id: u32, items: Vec<Audio>) {
+    fn play<M: CallMedia>(&self, media: &Arc<M>, token: CallToken, id: u32, items: Vec<Audio>) {
         let missing: Vec<String> = items
             .iter()
             .filter_map(|a| match a {
@@ -344,19 +327,19 @@ impl<S: Store> InboundExec<S> {
 }
 
 /// The media path's piece for a piece of audio (a recording is loaded on first use).
-fn piece<M: IvrMedia>(media: &M, token: CallToken, a: &Audio) -> Option<Piece> {
+fn piece<M: CallMedia>(media: &M, token: CallToken, a: &Audio) -> Option<PlayItem> {
     Some(match a {
-        Audio::Speech(t) => Piece::Prompt(speech_name(t)),
+        Audio::Speech(t) => PlayItem::Prompt(speech_name(t)),
         Audio::Recording(path) => {
             if let Err(e) = media.prepare(path) {
                 warn!(prompt = %path, error = %e, "replacement recording unusable");
                 return None;
             }
-            Piece::Prompt(path.clone())
+            PlayItem::Prompt(path.clone())
         }
-        Audio::Tone { hz, ms } => Piece::Tone { hz: *hz, ms: *ms },
-        Audio::Silence { ms } => Piece::Silence { ms: *ms },
-        Audio::Take => Piece::Prompt(take_name(token)),
+        Audio::Tone { hz, ms } => PlayItem::Tone { hz: *hz, ms: *ms },
+        Audio::Silence { ms } => PlayItem::Silence { ms: *ms },
+        Audio::Take => PlayItem::Prompt(take_name(token)),
     })
 }
 
@@ -533,32 +516,4 @@ async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::St
             .await?;
     }
     Ok(rec.id)
-}
-
-// MERGE-PENDING: replaced by forwarding to `CallMedia` and `SipDriver` once the media and
-// endpoint contracts (CONTRACTS.md) are in main.
-impl<M: CallMedia> IvrMedia for M {
-    fn start_idle(&self, _: u64, _: M::Port, _: &NegotiatedMedia, _: MediaLatch) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-    fn play(&self, _: u64, _: Vec<Piece>, _: u32) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-    fn prepare_pcm(&self, _: &str, _: &[i16], _: u32) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-    fn record(&self, _: u64, _: Duration) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-    fn stop_record(&self, _: u64) {}
-}
-
-impl IvrSip for crate::net::SipDriver {
-    fn ring(&self, _: CallHandle) {}
-    fn accept(&self, _: CallHandle, _: u16, _: &[codecs::Codec], _: u32) -> Result<(), String> {
-        Err("inbound calls need the endpoint's inbound API".into())
-    }
-    fn reject(&self, call: CallHandle, _: u16, _: &str) {
-        self.hangup(call);
-    }
 }

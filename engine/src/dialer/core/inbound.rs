@@ -30,7 +30,7 @@ use crate::media::dtmf::parse_info;
 use crate::metrics as m;
 use crate::model::dids::called_number;
 use crate::sip::endpoint::{CallEnd, CallHandle};
-use crate::sip::sdp::NegotiatedMedia;
+use crate::sip::sdp::{AnswerParams, NegotiatedMedia};
 
 /// How inbound calls are read and timed.
 #[derive(Debug, Clone)]
@@ -137,7 +137,9 @@ impl DialerCore {
             .filter(|s| !s.removed)
             .map(|s| TrunkSources {
                 trunk: s.cfg().name.clone(),
-                blocks: vec![Cidr::host(s.addr.ip())],
+                blocks: std::iter::once(Cidr::from(s.addr.ip()))
+                    .chain(s.cfg().inbound_from.iter().copied())
+                    .collect(),
             })
             .collect()
     }
@@ -158,7 +160,7 @@ impl DialerCore {
         self.actions.push_back(Action::Inbound(a));
     }
 
-    fn on_incoming(&mut self, call: CallHandle, inv: InboundInvite) {
+    pub(super) fn on_incoming(&mut self, call: CallHandle, inv: InboundInvite) {
         let sources = self.inbound_sources();
         let trunk = inv
             .source
@@ -272,11 +274,19 @@ impl DialerCore {
         let call = c.handle;
         c.stage = Stage::Answering(ctx);
         let cfg = self.trunks[c.trunk.0].cfg();
+        let offer = super::invite::offer(cfg, self.cfg.media_ip, self.ids.next());
+        let answer = AnswerParams {
+            session_id: offer.session_id,
+            addr: offer.addr,
+            rtp_port: 0,
+            codecs: offer.codecs,
+            ptime_ms: offer.ptime_ms,
+            telephone_event_pt: Some(101),
+        };
         let a = InboundAction::Accept {
             token,
             call,
-            codecs: cfg.codecs.clone(),
-            ptime_ms: cfg.ptime_ms,
+            answer: Box::new(answer),
         };
         self.actions.push_back(Action::Inbound(a));
     }
@@ -411,14 +421,20 @@ impl DialerCore {
     ) -> Option<crate::dialer::call_media::MediaNote> {
         use crate::dialer::call_media::MediaNote;
         let token = match &note {
-            MediaNote::Digit { token, .. } | MediaNote::Stopped { token, .. } => CallToken(*token),
+            MediaNote::Digit { token, .. }
+            | MediaNote::Stopped { token, .. }
+            | MediaNote::Played { token, .. }
+            | MediaNote::Recorded { token, .. } => CallToken(*token),
             _ => return Some(note),
         };
         if !self.inbound.calls.contains_key(&token) {
             return Some(note);
         }
-        if let MediaNote::Digit { digit, .. } = note {
-            self.on_inbound_key(now, wall, token, digit);
+        match note {
+            MediaNote::Digit { digit, .. } => self.on_inbound_key(now, wall, token, digit),
+            MediaNote::Played { id, .. } => self.on_played(now, wall, token, id),
+            MediaNote::Recorded { pcm, rate, .. } => self.on_recorded(now, wall, token, pcm, rate),
+            _ => {}
         }
         None
     }

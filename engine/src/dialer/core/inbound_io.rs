@@ -13,7 +13,7 @@ use crate::media::MediaLatch;
 use crate::model::dids::Flow;
 use crate::model::registrations::NewRegistration;
 use crate::sip::endpoint::CallHandle;
-use crate::sip::sdp::NegotiatedMedia;
+use crate::sip::sdp::{AnswerParams, NegotiatedMedia};
 
 /// A new inbound INVITE as the core reads it (the endpoint's `IncomingCall`, the fields
 /// the admission and the menus use).
@@ -76,17 +76,16 @@ pub enum InboundAction {
         /// The caller, E.164 (None: withheld).
         caller: Option<String>,
     },
-    /// Reserve an RTP port and answer `200 OK` with an SDP answer from the trunk's codec
-    /// preferences; [`DriverNote`](super::DriverNote) `Inbound(AcceptFailed)` if it fails.
+    /// Reserve an RTP port, write its number into `answer.rtp_port` and answer `200 OK`
+    /// with an SDP answer from the trunk's codec preferences;
+    /// [`DriverNote`](super::DriverNote) `Inbound(AcceptFailed)` if it fails.
     Accept {
         /// The call.
         token: CallToken,
         /// Its SIP handle.
         call: CallHandle,
-        /// Codec preference (the trunk's `codecs`).
-        codecs: Vec<codecs::Codec>,
-        /// Packet time (the trunk's `ptime_ms`).
-        ptime_ms: u32,
+        /// What we answer with (RTP port left 0).
+        answer: Box<AnswerParams>,
     },
     /// Start the answered call's media with nothing playing.
     StartIdle {

@@ -46,8 +46,17 @@ impl DialerCore {
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
-            // Not raised unless the endpoint is told to take inbound calls.
-            Event::Incoming { .. } => {}
+            Event::Incoming { call, invite } => {
+                let inv = super::inbound_io::InboundInvite {
+                    source: Some(invite.source),
+                    request_uri: invite.request_uri,
+                    to_uri: invite.to_uri,
+                    from_uri: invite.from_uri,
+                    asserted_identity: invite.asserted_identity,
+                    privacy: invite.privacy,
+                };
+                self.on_incoming(call, inv);
+            }
             Event::OptionsReply { ping, status, .. } => {
                 if let Some(t) = self.pings.remove(&ping) {
                     self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
@@ -167,8 +176,7 @@ impl DialerCore {
                     a.digits.push(digit);
                 }
             }
-            // Notes of playlists and recordings: campaign calls ask for none yet (inbound
-            // calls and keys during the message will).
+            // Playlists and recordings: only inbound calls ask for them (taken above).
             MediaNote::Played { .. } | MediaNote::Recorded { .. } => {}
         }
     }
