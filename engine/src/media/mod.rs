@@ -3,6 +3,7 @@
 //! accept it from, and RFC 4733 / SIP INFO DTMF decoding. The sockets and the pacing clock live
 //! in [`crate::net`].
 
+pub mod amd;
 pub mod batch;
 pub mod demux;
 pub mod dtmf;
