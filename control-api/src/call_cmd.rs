@@ -226,7 +226,9 @@ pub async fn run(args: CallArgs) -> Result<()> {
                 let token = match ev {
                     MediaEvent::Finished { token, .. }
                     | MediaEvent::Stopped { token, .. }
-                    | MediaEvent::Dtmf { token, .. } => token,
+                    | MediaEvent::Dtmf { token, .. }
+                    | MediaEvent::Played { token, .. }
+                    | MediaEvent::Recorded { token, .. } => token,
                 };
                 route(CallHandle(token), Input::Media(ev));
             }
@@ -452,6 +454,7 @@ async fn follow_call(
                         params,
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
                         latch: Default::default(),
+                        idle: false,
                     },
                     port,
                 ));
@@ -465,6 +468,8 @@ async fn follow_call(
             }
             Input::Media(MediaEvent::Finished { .. }) => driver.hangup(handle),
             Input::Media(MediaEvent::Dtmf { event, .. }) => digits.push(event.digit),
+            // `dialer call` plays one prompt and records nothing.
+            Input::Media(MediaEvent::Played { .. } | MediaEvent::Recorded { .. }) => {}
             Input::Sip(Event::Ended { end, .. }) => {
                 // The callee may hang up mid-prompt: stop sending at once, and count exactly.
                 let mut packets = 0;
