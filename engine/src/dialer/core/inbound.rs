@@ -371,6 +371,7 @@ impl DialerCore {
         let Stage::Answering(ctx) = std::mem::replace(&mut c.stage, Stage::Lookup) else {
             return;
         };
+        debug!(call = token.0, codec = media.codec, te = ?media.telephone_event_pt, "inbound call answered");
         let latch = self.trunks[c.trunk.0].cfg().media_latch;
         let locked = c
             .caller
@@ -440,6 +441,7 @@ impl DialerCore {
     }
 
     fn on_inbound_key(&mut self, now: Instant, wall: i64, token: CallToken, digit: char) {
+        debug!(call = token.0, %digit, "inbound key");
         let Some(key) = Key::from_char(digit) else {
             return;
         };
@@ -457,6 +459,7 @@ impl DialerCore {
         let Some(c) = self.inbound.calls.get_mut(&token) else {
             return;
         };
+        debug!(call = token.0, id, "inbound play ended");
         if c.pending.current_play() != Some(id) {
             return;
         }
