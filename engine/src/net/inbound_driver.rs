@@ -431,8 +431,8 @@ async fn latest_message<S: Store>(
         let page = store.tenant_campaigns(tenant, after, 200).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        let sent = page.iter().filter(|c| c.state != CampaignState::Draft);
-        if let Some(c) = sent.last() {
+        let mut sent = page.iter().filter(|c| c.state != CampaignState::Draft);
+        if let Some(c) = sent.next_back() {
             latest = Some(c.spec.prompt.clone());
         }
     }
