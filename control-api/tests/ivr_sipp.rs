@@ -257,7 +257,7 @@ async fn metric(api: &Api, name: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the INFO fallback does not reach the menu yet"]
+#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the in-dialog INFO this scenario sends never reaches the core (no Event::Info seen)"]
 async fn citizens_line_against_sipp_callers() {
     if !have("sipp", "-v") || !have("espeak-ng", "--version") {
         return;

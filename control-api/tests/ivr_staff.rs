@@ -350,13 +350,13 @@ async fn staff_call(codec: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the INFO fallback does not reach the menu yet"]
+#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the in-dialog INFO this scenario sends never reaches the core (no Event::Info seen)"]
 async fn staff_line_records_pcma_and_launches() {
     staff_call("PCMA").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the INFO fallback does not reach the menu yet"]
+#[ignore = "a key pressed twice in one call is lost: the second RFC 4733 press from the same Debian pcap (same timestamp) is dropped as a repeat and the in-dialog INFO this scenario sends never reaches the core (no Event::Info seen)"]
 async fn staff_line_records_g722_and_launches() {
     staff_call("G722").await;
 }

@@ -339,6 +339,12 @@ impl DialerCore {
             }
             _ => return Some(ev),
         };
+        if let Event::Info {
+            content_type, body, ..
+        } = &ev
+        {
+            debug!(call = handle.0, %content_type, body = %String::from_utf8_lossy(body), "INFO");
+        }
         let Some(&token) = self.inbound.by_handle.get(&handle) else {
             return Some(ev);
         };
