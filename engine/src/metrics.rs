@@ -53,6 +53,12 @@ pub const HEP_DROPPED: &str = "dialer_hep_dropped_total";
 pub const IVR_PIN_FAILURES: &str = "dialer_ivr_pin_failures_total";
 /// Counter: callers locked out of the IVR after too many wrong PINs.
 pub const IVR_PIN_LOCKOUTS: &str = "dialer_ivr_pin_lockouts_total";
+/// Counter `{reason}`: inbound INVITEs refused (`not_trunk`, `unknown_number`, `no_channel`).
+pub const INBOUND_REFUSED: &str = "dialer_inbound_refused_total";
+/// Counter `{flow}`: inbound calls answered, per line (`citizen`, `staff`).
+pub const INBOUND_CALLS: &str = "dialer_inbound_calls_total";
+/// Counter `{action}`: registrations by phone (`register`, `zone_change`, `unregister`).
+pub const IVR_REGISTRATIONS: &str = "dialer_ivr_registrations_total";
 /// Counter: staff PINs set or changed through the API.
 pub const IVR_STAFF_PIN_CHANGES: &str = "dialer_ivr_staff_pin_changes_total";
 /// Counter `{method,route,status}`: API requests.
@@ -145,6 +151,12 @@ pub fn describe() {
         HEP_DROPPED,
         "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
     );
+    describe_counter!(INBOUND_REFUSED, "Inbound INVITEs refused, per reason");
+    describe_counter!(INBOUND_CALLS, "Inbound calls answered, per line");
+    describe_counter!(
+        IVR_REGISTRATIONS,
+        "Registrations, zone changes and unregistrations by phone"
+    );
     describe_counter!(IVR_PIN_FAILURES, "Wrong PINs entered at the IVR");
     describe_counter!(
         IVR_PIN_LOCKOUTS,
@@ -227,6 +239,9 @@ mod tests {
             READY,
             HEP_PACKETS_SENT,
             HEP_DROPPED,
+            INBOUND_REFUSED,
+            INBOUND_CALLS,
+            IVR_REGISTRATIONS,
             IVR_PIN_FAILURES,
             IVR_PIN_LOCKOUTS,
             IVR_STAFF_PIN_CHANGES,

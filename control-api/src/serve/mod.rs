@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
+use engine::net::dialer_driver::InboundSetup;
 use engine::store::AnyStore;
 use tokio::sync::watch;
 
@@ -306,7 +307,12 @@ impl Server {
             }
             AnyStore::Sqlite(_) => None,
         };
-        let dialer = Dialer::start(dc, store.clone(), media, notes).await?;
+        let inbound = InboundSetup {
+            region: cfg.default_region.clone(),
+            prompt_dir: Some(cfg.prompt_dir()),
+            ..InboundSetup::default()
+        };
+        let dialer = Dialer::start_with(dc, inbound, store.clone(), media, notes).await?;
         let cluster = joined.map(|(pg, join)| {
             let mut settings = engine::cluster::ClusterSettings::new(join.id.clone());
             settings.beat = std::time::Duration::from_millis(cfg.cluster.beat_ms);

@@ -17,6 +17,7 @@ use super::core::{
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
+use crate::net::dialer_driver::InboundSetup;
 use crate::net::dialer_driver::{self, CommandMsg};
 use crate::store::sqlite::now_ms;
 use crate::store::{CampaignRecord, Store};
@@ -48,6 +49,21 @@ impl<S: Store> Dialer<S> {
         media: Arc<M>,
         media_notes: mpsc::UnboundedReceiver<MediaNote>,
     ) -> Result<Dialer<S>, DialerError> {
+        let setup = InboundSetup {
+            region: cfg.default_region.clone(),
+            ..InboundSetup::default()
+        };
+        Self::start_with(cfg, setup, store, media, media_notes).await
+    }
+
+    /// [`Dialer::start`] with the inbound side's settings (prompt directory, voice).
+    pub async fn start_with<M: CallMedia>(
+        cfg: DialerConfig,
+        inbound: InboundSetup,
+        store: S,
+        media: Arc<M>,
+        media_notes: mpsc::UnboundedReceiver<MediaNote>,
+    ) -> Result<Dialer<S>, DialerError> {
         let bind: SocketAddr = cfg
             .sip_bind
             .parse()
@@ -60,9 +76,10 @@ impl<S: Store> Dialer<S> {
             trunks.push((t.clone(), addr));
         }
         recover(&store, now_ms()).await?;
-        let h = dialer_driver::start(
+        let h = dialer_driver::start_with_inbound(
             bind,
             &cfg.sip,
+            &inbound,
             trunks,
             store.clone(),
             (media, media_notes),

@@ -3,77 +3,11 @@
 //! number (DID) the platform knows. Anything else is refused before any dialog state is
 //! kept, and counted by reason.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-/// An address block: `192.0.2.0/24`, `2001:db8::/32`, or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
-
-/// A block that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an address or CIDR block")]
-pub struct CidrError(pub String);
-
-impl FromStr for Cidr {
-    type Err = CidrError;
-
-    fn from_str(s: &str) -> Result<Cidr, CidrError> {
-        let err = || CidrError(s.to_string());
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let net: IpAddr = addr.parse().map_err(|_| err())?;
-        let net = net.to_canonical();
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(err)?,
-            None => max,
-        };
-        Ok(Cidr { net, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
-    }
-}
-
-impl Cidr {
-    /// One address.
-    pub fn host(ip: IpAddr) -> Cidr {
-        let ip = ip.to_canonical();
-        Cidr {
-            net: ip,
-            prefix: if ip.is_ipv4() { 32 } else { 128 },
-        }
-    }
-
-    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
+/// An address block (`192.0.2.0/24`) or one address: the endpoint's, so that the source
+/// policy and the admission read `inbound_from` alike.
+pub use crate::sip::endpoint::Cidr;
 
 /// Where a trunk's inbound calls may come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,38 +66,11 @@ mod tests {
     }
 
     #[test]
-    fn blocks_parse_and_match() {
-        let b: Cidr = "192.0.2.0/24".parse().unwrap();
-        assert!(b.contains(ip("192.0.2.200")));
-        assert!(!b.contains(ip("192.0.3.1")));
-        assert!(b.contains(ip("::ffff:192.0.2.7")), "v4-mapped");
-        assert!(!b.contains(ip("2001:db8::1")));
-        let h: Cidr = "198.51.100.9".parse().unwrap();
-        assert!(h.contains(ip("198.51.100.9")) && !h.contains(ip("198.51.100.10")));
-        let v6: Cidr = "2001:db8::/32".parse().unwrap();
-        assert!(v6.contains(ip("2001:db8:ffff::1")));
-        assert!(!v6.contains(ip("2001:db9::1")));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains(ip("203.0.113.1")));
-        assert_eq!(all.to_string(), "0.0.0.0/0");
-        for bad in [
-            "",
-            "10.0.0.0/33",
-            "10.0.0/8",
-            "host.example",
-            "::/129",
-            "1.2.3.4/x",
-        ] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn an_invite_is_matched_to_its_trunk_or_refused() {
         let trunks = vec![
             TrunkSources {
                 trunk: "a".into(),
-                blocks: vec![Cidr::host(ip("127.0.0.1"))],
+                blocks: vec![Cidr::from(ip("127.0.0.1"))],
             },
             TrunkSources {
                 trunk: "b".into(),

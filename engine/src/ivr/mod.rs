@@ -13,6 +13,7 @@
 //! by default, see [`texts`]) with the values it speaks (the town, digits, zones).
 
 pub mod admission;
+pub mod audio;
 pub mod caller;
 pub mod citizen;
 pub mod pin;
@@ -22,6 +23,7 @@ pub mod texts;
 
 use std::time::Duration;
 
+pub use audio::{Audio, Voice};
 pub use caller::{caller_identity, CallerHeaders, CallerId};
 pub use citizen::{CitizenContext, CitizenMenu};
 pub use pin::{PinGuard, PinHash};

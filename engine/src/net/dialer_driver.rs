@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::dialer::call_media::{CallMedia, MediaNote};
 use crate::dialer::campaign::CampaignState;
+use crate::dialer::core::inbound_io::InboundAction;
 use crate::dialer::core::{
     Action, CallToken, CampaignId, Command, CoreConfig, DialerCore, DriverNote, Reply, ReplyTo,
     StoreReply,
@@ -22,6 +23,7 @@ use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::trunk_keys::TrunkTransport;
 use crate::dialer::SipSettings;
 use crate::metrics as m;
+use crate::net::inbound_driver::InboundExec;
 use crate::net::{DriverOptions, SipDriver, SipEvents, TlsSetup};
 use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
 use crate::store::sqlite::now_ms;
@@ -38,8 +40,30 @@ pub struct DriverHandles {
     pub completed: watch::Receiver<Vec<i64>>,
 }
 
+/// How inbound calls are handled: the region their numbers are read in, the voice of
+/// the synthesiser, where a staff member's kept takes are written.
+#[derive(Debug, Clone)]
+pub struct InboundSetup {
+    /// Region for national numbers.
+    pub region: String,
+    /// espeak-ng voice.
+    pub voice: String,
+    /// The API's prompt directory (takes kept by the staff line go there).
+    pub prompt_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for InboundSetup {
+    fn default() -> Self {
+        InboundSetup {
+            region: "IT".into(),
+            voice: "it".into(),
+            prompt_dir: None,
+        }
+    }
+}
+
 /// Starts the SIP driver on `bind` and the dialer task with these trunks (proxies
-/// resolved).
+/// resolved), inbound calls handled with the defaults.
 pub async fn start<S: Store, M: CallMedia>(
     bind: SocketAddr,
     settings: &SipSettings,
@@ -48,8 +72,24 @@ pub async fn start<S: Store, M: CallMedia>(
     (media, notes): (Arc<M>, mpsc::UnboundedReceiver<MediaNote>),
     clustered: bool,
 ) -> io::Result<DriverHandles> {
+    let setup = InboundSetup::default();
+    start_with_inbound(bind, settings, &setup, trunks, store, (media, notes), clustered).await
+}
+
+/// [`start`] with the inbound side's settings.
+pub async fn start_with_inbound<S: Store, M: CallMedia>(
+    bind: SocketAddr,
+    settings: &SipSettings,
+    inbound: &InboundSetup,
+    trunks: Vec<(TrunkConfig, SocketAddr)>,
+    store: S,
+    (media, notes): (Arc<M>, mpsc::UnboundedReceiver<MediaNote>),
+    clustered: bool,
+) -> io::Result<DriverHandles> {
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
+    // Inbound INVITEs reach the core (admission, menus) instead of a flat 480.
+    ep.inbound_calls = true;
     ep.sources = SourcePolicy {
         // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
         allowed: Some(
@@ -95,11 +135,22 @@ pub async fn start<S: Store, M: CallMedia>(
     if clustered {
         core.hold_for_shares();
     }
+    core.set_inbound(crate::dialer::core::InboundConfig {
+        region: inbound.region.clone(),
+        ..Default::default()
+    });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (store_tx, store_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(vec![]);
+    let exec = InboundExec::new(
+        store.clone(),
+        store_tx.clone(),
+        &inbound.voice,
+        inbound.prompt_dir.clone(),
+    );
     let driver = Driver {
         core,
+        inbound: exec,
         sip,
         media,
         store,
@@ -133,6 +184,8 @@ fn expect_tls_name(sip: &SipDriver, trunk: &TrunkConfig, addr: SocketAddr) -> io
 
 struct Driver<S: Store, M: CallMedia> {
     core: DialerCore,
+    /// Executes the inbound calls' actions.
+    inbound: InboundExec<S>,
     sip: SipDriver,
     media: Arc<M>,
     store: S,
@@ -230,6 +283,19 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                         self.note(DriverNote::PingSent(trunk, h));
                     }
                 }
+                Action::Inbound(InboundAction::Accept {
+                    token,
+                    call,
+                    answer,
+                }) => {
+                    let r = self
+                        .inbound
+                        .accept(&self.sip, &self.media, &mut self.ports, token, call, answer)
+                        .await;
+                    if let Err(n) = r {
+                        self.note(DriverNote::Inbound(n));
+                    }
+                }
                 Action::Register(t, params) => match self.sip.register(*params).await {
                     Ok(h) => self.note(DriverNote::RegisterStarted(t, h)),
                     Err(e) => warn!(error = %e, "REGISTER not started"),
@@ -271,6 +337,14 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 }
             }
             Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),
+            Action::Inbound(a) => {
+                let r = self
+                    .inbound
+                    .execute(a, &self.sip, &self.media, &mut self.ports);
+                if let Err(n) = r {
+                    self.note(DriverNote::Inbound(n));
+                }
+            }
             store_work => self.spawn_store(store_work),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod dialer_driver;
 pub mod hep;
+pub mod inbound_driver;
 pub mod pump;
 pub mod sip_driver;
 

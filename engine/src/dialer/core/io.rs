@@ -178,6 +178,8 @@ pub enum StoreReply {
     Progress(CampaignId, bool),
     /// The campaign was marked completed (answer to [`Action::CompleteCampaign`]).
     Completed(CampaignId),
+    /// An answer to an [`Action::Inbound`].
+    Inbound(super::inbound_io::InboundReply),
 }
 
 /// Results of actions the driver executed that the core must know.
@@ -193,6 +195,8 @@ pub enum DriverNote {
     PingSent(TrunkId, RequestHandle),
     /// The registration of a trunk started with this handle.
     RegisterStarted(TrunkId, RequestHandle),
+    /// About an inbound call.
+    Inbound(super::inbound_io::InboundNote),
 }
 
 /// What the core asks the driver to do, drained with
@@ -293,4 +297,6 @@ pub enum Action {
     ContactGauges(Vec<i64>),
     /// Answer a command.
     Reply(ReplyTo, Reply),
+    /// Something for an inbound call.
+    Inbound(super::inbound_io::InboundAction),
 }

@@ -23,6 +23,9 @@ mod campaigns;
 mod cluster;
 mod direct;
 mod dispatch;
+mod inbound;
+pub mod inbound_io;
+mod inbound_menu;
 pub mod invite;
 pub mod io;
 pub mod settle;
@@ -45,6 +48,7 @@ use tracing::info;
 pub use attempt::Phase;
 pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
 pub use direct::{CallReport, DirectCall};
+pub use inbound::InboundConfig;
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
@@ -103,6 +107,8 @@ pub struct DialerCore {
     direct: HashMap<CallToken, direct::Direct>,
     next_token: u64,
     timers: Timers,
+    /// Inbound calls (their own map; channels shared through the trunks).
+    inbound: inbound::Inbound,
     actions: VecDeque<Action>,
     /// Shutting down: where to reply once every call has ended.
     draining: Option<ReplyTo>,
@@ -129,6 +135,7 @@ impl DialerCore {
             direct: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
+            inbound: inbound::Inbound::default(),
             actions: VecDeque::new(),
             draining: None,
             stopped: false,
@@ -161,6 +168,7 @@ impl DialerCore {
             StoreReply::Due(c, due) => self.on_due(now, c, due),
             StoreReply::Progress(c, done) => self.on_progress(wall, c, done),
             StoreReply::Completed(c) => self.on_completed(c),
+            StoreReply::Inbound(r) => self.on_inbound_reply(now, wall, r),
         }
         self.settle_loop(now, wall);
     }
@@ -206,6 +214,7 @@ impl DialerCore {
                 self.pings.insert(h, t);
             }
             DriverNote::RegisterStarted(t, h) => self.on_register_started(t, h),
+            DriverNote::Inbound(n) => self.on_inbound_note(n),
         }
         self.settle_loop(now, wall);
     }
@@ -220,6 +229,7 @@ impl DialerCore {
                 Deadline::Ping(t) => self.ping(now, t),
                 Deadline::Limiter(_) => {}
                 Deadline::Gauges => self.gauges(now),
+                Deadline::Inbound(t) => self.on_inbound_timeout(now, wall, t),
             }
         }
         self.settle_loop(now, wall);
@@ -299,6 +309,7 @@ impl DialerCore {
         for h in handles {
             self.actions.push_back(Action::Hangup(h));
         }
+        self.hangup_inbound();
         self.draining = Some(reply);
     }
 

@@ -15,6 +15,9 @@ use crate::sip::endpoint::{CallEnd, CallHandle, Event, RegistrationState};
 
 impl DialerCore {
     pub(super) fn on_sip(&mut self, now: Instant, wall: i64, ev: Event) {
+        let Some(ev) = self.inbound_sip(now, wall, ev) else {
+            return;
+        };
         match ev {
             Event::Progress { call, .. } => {
                 if let Some(a) = self
@@ -43,8 +46,17 @@ impl DialerCore {
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
-            // Not raised unless the endpoint is told to take inbound calls.
-            Event::Incoming { .. } => {}
+            Event::Incoming { call, invite } => {
+                let inv = super::inbound_io::InboundInvite {
+                    source: Some(invite.source),
+                    request_uri: invite.request_uri,
+                    to_uri: invite.to_uri,
+                    from_uri: invite.from_uri,
+                    asserted_identity: invite.asserted_identity,
+                    privacy: invite.privacy,
+                };
+                self.on_incoming(call, inv);
+            }
             Event::OptionsReply { ping, status, .. } => {
                 if let Some(t) = self.pings.remove(&ping) {
                     self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
@@ -135,6 +147,9 @@ impl DialerCore {
     }
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
+        let Some(note) = self.inbound_media(now, wall, note) else {
+            return;
+        };
         match note {
             MediaNote::Finished { token, packets } => {
                 self.direct_packets(CallToken(token), packets);

@@ -236,6 +236,7 @@ impl Harness {
             Action::Reply(_, r) => self.replies.push_back(r),
             Action::Register(..) | Action::Unregister(_) => panic!("no trunk registers"),
             Action::AllowSources(_) => {}
+            Action::Inbound(_) => panic!("no inbound call here"),
             Action::CampaignDone(_)
             | Action::JournalAnswered { .. }
             | Action::CloseContact { .. }

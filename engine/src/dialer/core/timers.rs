@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::io::{CampaignId, TrunkId};
+use super::io::{CallToken, CampaignId, TrunkId};
 
 /// What a wake-up is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +22,8 @@ pub enum Deadline {
     Limiter(TrunkId),
     /// Publish the contacts-by-state gauges.
     Gauges,
+    /// An inbound call's menu waits no longer (a silence, an entry, the recording limit).
+    Inbound(CallToken),
 }
 
 /// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan.
