@@ -179,8 +179,9 @@ fn describe(o: &Outcome) -> String {
 
 fn report(f: &Figures, outcomes: &[Outcome]) {
     println!(
-        "AMD evaluation: {} calls, seed {SEED}, default AmdConfig",
-        outcomes.len()
+        "AMD evaluation: {} calls, seed {}, default AmdConfig",
+        outcomes.len(),
+        seed()
     );
     println!("                  -> human  machine  unsure");
     for (name, row) in ["human", "machine"].iter().zip(f.matrix) {

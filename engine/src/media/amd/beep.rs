@@ -28,6 +28,8 @@ const MAX_LEVEL_SWING_DB: f32 = 4.0;
 const NOISE_ALLOWANCE: f64 = 1.5;
 /// Least tone-to-noise ratio (power) of a tonal frame.
 const MIN_TONE_TO_NOISE: f64 = 3.0;
+/// Frames (10 ms) each tone fit covers.
+const WINDOW_FRAMES: usize = 2;
 /// A frame this close to the floor (dB) is taken as its own floor: the floor is then the tone
 /// itself (a call that starts with a beep), not noise.
 const FLOOR_SELF_DB: f32 = 6.0;
@@ -36,6 +38,8 @@ const MAX_DRIFT: f32 = 0.03;
 /// The same in Hz for low tones, where a 10 ms frame holds few cycles and the fitted frequency
 /// wanders more.
 const MAX_DRIFT_HZ: f32 = 25.0;
+// Over noise the fitted frequency wanders too (coloured noise biases it by varying amounts):
+// the drift allowed grows by the noise's share of the frame's power (at most a quarter).
 /// Non-tonal frames bridged inside a tone (a noise burst or a codec glitch).
 const MAX_GAP_FRAMES: u32 = 2;
 
@@ -59,12 +63,23 @@ impl Run {
         self.hz_sum / self.frames as f32
     }
 
-    /// Whether a tonal frame at `hz` and `db` continues this tone.
-    fn continues(&self, hz: f32, db: f32) -> bool {
+    /// Whether a tonal frame continues this tone.
+    fn continues(&self, t: &Tonal) -> bool {
+        let (hz, db) = (t.hz, t.db);
         let mean = self.mean_hz();
-        (hz - mean).abs() <= (mean * MAX_DRIFT).max(MAX_DRIFT_HZ)
+        (hz - mean).abs() <= (mean * (MAX_DRIFT + t.noise_share)).max(MAX_DRIFT_HZ)
             && self.db_max.max(db) - self.db_min.min(db) <= MAX_LEVEL_SWING_DB
     }
+}
+
+/// What the fit found in a tonal frame.
+#[derive(Debug, Clone, Copy)]
+struct Tonal {
+    hz: f32,
+    /// The frame's level, dBFS.
+    db: f32,
+    /// The line noise's share of the frame's power (0–0.25).
+    noise_share: f32,
 }
 
 /// Finds beeps in the callee's audio; reports each one when it ends.
@@ -84,9 +99,10 @@ pub struct BeepDetector {
     scratch: Vec<f64>,
     /// The last two samples before the frame, so the fit runs across frame edges.
     tail: [f64; 2],
-    /// The previous frame's sums: each fit covers 20 ms (two frames) for a steadier estimate
-    /// of low tones, while runs are still timed to the 10 ms frame.
-    prev: Sums,
+    /// The previous frames' sums (a ring): each fit covers [`WINDOW_FRAMES`] frames for a
+    /// steadier estimate of low tones and tones over noise, while runs are still timed to the
+    /// 10 ms frame.
+    prev: [Sums; WINDOW_FRAMES - 1],
 }
 
 impl BeepDetector {
@@ -102,7 +118,7 @@ impl BeepDetector {
             run: None,
             floor: NoiseFloor::new(),
             tail: [0.0; 2],
-            prev: Sums::default(),
+            prev: [Sums::default(); WINDOW_FRAMES - 1],
             min_frames: (MIN_BEEP_MS * FRAMES_PER_SECOND).div_ceil(1000),
             framer,
         }
@@ -141,10 +157,16 @@ impl BeepDetector {
                 } else {
                     0.0
                 };
-                tone_hz(&(*prev + sums), fit_rate, noise / *step as f64)
+                let window = prev.iter().fold(sums, |acc, p| acc + *p);
+                tone_hz(&window, fit_rate, noise / *step as f64)
             };
-            *prev = sums;
-            let ended = follow(run, hz.map(|hz| (hz, db)), *frames)?;
+            prev[(*frames % prev.len() as u64) as usize] = sums;
+            let tonal = hz.map(|(hz, noise_share)| Tonal {
+                hz,
+                db,
+                noise_share,
+            });
+            let ended = follow(run, tonal, *frames)?;
             (ended.frames >= *min_frames)
                 .then(|| (ended.end_frame as f32 * frame_ms).round() as u32)
         })
@@ -153,9 +175,10 @@ impl BeepDetector {
 
 /// Extends, starts or ends the followed tone with this frame's pitch and level (`None`: not
 /// tonal). Returns the run that just ended, if any.
-fn follow(run: &mut Option<Run>, tone: Option<(f32, f32)>, frame: u64) -> Option<Run> {
+fn follow(run: &mut Option<Run>, tone: Option<Tonal>, frame: u64) -> Option<Run> {
     match (run.as_mut(), tone) {
-        (Some(r), Some((hz, db))) if r.continues(hz, db) => {
+        (Some(r), Some(t)) if r.continues(&t) => {
+            let (hz, db) = (t.hz, t.db);
             r.hz_sum += hz;
             r.frames += 1;
             r.gap = 0;
@@ -170,13 +193,13 @@ fn follow(run: &mut Option<Run>, tone: Option<(f32, f32)>, frame: u64) -> Option
         }
         (_, tone) => {
             let ended = run.take();
-            *run = tone.map(|(hz, db)| Run {
-                hz_sum: hz,
+            *run = tone.map(|t| Run {
+                hz_sum: t.hz,
                 frames: 1,
                 gap: 0,
                 end_frame: frame,
-                db_min: db,
-                db_max: db,
+                db_min: t.db,
+                db_max: t.db,
             });
             ended
         }
@@ -241,8 +264,9 @@ impl Sums {
 }
 
 /// The frequency of the samples summed in `s` (at `rate` Hz) when they are one steady tone in
-/// the beep band over background noise of `noise` power per sample, else `None`.
-fn tone_hz(s: &Sums, rate: f32, noise: f64) -> Option<f32> {
+/// the beep band over background noise of `noise` power per sample, with the noise's share of
+/// their power; else `None`.
+fn tone_hz(s: &Sums, rate: f32, noise: f64) -> Option<(f32, f32)> {
     // White noise adds its power to `bb` but nothing to the numerator: take it out, or the fit
     // would pull the frequency towards a quarter of the rate.
     let noise_sum = noise * s.count;
@@ -261,5 +285,7 @@ fn tone_hz(s: &Sums, rate: f32, noise: f64) -> Option<f32> {
         return None;
     }
     let hz = (cos.acos() as f32) * rate / std::f32::consts::TAU;
-    (MIN_HZ..=MAX_HZ).contains(&hz).then_some(hz)
+    (MIN_HZ..=MAX_HZ)
+        .contains(&hz)
+        .then_some((hz, (noise_sum / s.aa) as f32))
 }
