@@ -2,7 +2,7 @@
 //! pays to analyse one answered call's first seconds.
 //!
 //! `amd/call/*` runs [`Amd`] over a whole synthetic call in 20 ms packets until it decides
-//! (a person: 1.7 s of audio; a machine: 2 s; nobody: 2.5 s of silence); `beep/5s/*` runs the
+//! (a person: 1.8 s of audio; a machine: 1.8 s; nobody: 2.5 s of silence); `beep/5s/*` runs the
 //! beep detector over 5 s of speech-like sound with a beep, at 8 kHz (G.711) and 48 kHz (Opus).
 //! Divide by the seconds of audio for the cost per second of a call.
 //!
