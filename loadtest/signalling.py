@@ -22,10 +22,12 @@ def free_port():
     return p
 
 
-def run_rusage(cmd, timeout, **kw):
-    """Runs cmd, returns (stdout, user+sys CPU seconds, wall seconds)."""
+def run_rusage(cmd, timeout, stderr=None, **kw):
+    """Runs cmd (its stderr to the file `stderr` when given), returns (stdout, rusage, wall
+    seconds)."""
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kw)
+    err = open(stderr, "wb") if stderr else subprocess.DEVNULL
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, **kw)
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -92,18 +94,20 @@ def one(kind, rate, secs, dialer, prompt):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     media_cpu = 0.0
     failed = None
+    summary = None
     if kind == "dialer":
         out, after, wall = run_rusage(
             [dialer, "call", "--trunk", f"sip:127.0.0.1:{port}", "--to", "390771286891",
              "--prompt", prompt, "--calls", str(n), "--concurrency", str(2 * rate),
-             "--cps", str(rate), "--bind", "127.0.0.1:0"], timeout=secs + 60)
+             "--cps", str(rate), "--bind", "127.0.0.1:0"], timeout=secs + 60,
+            stderr=os.path.join(work, "dialer.stderr"))
         for line in out.splitlines():
             try:
                 j = json.loads(line)
             except ValueError:
                 continue
             if "summary" in j:
-                s = j["summary"]
+                s = summary = j["summary"]
                 failed = s["calls"] - s["outcomes"].get("answered", 0)
                 media_cpu = s.get("media", {}).get("loop_cpu_seconds", 0.0)
     else:
@@ -131,6 +135,7 @@ def one(kind, rate, secs, dialer, prompt):
         "uas_retransmissions": retrans, "wall_s": round(wall, 2),
         "cpu_us_per_call": round((cpu - media_cpu) * 1e6 / n, 1),
         "media_cpu_s": media_cpu, "work": work,
+        "dialer_summary": summary,
     }
 
 

@@ -1,26 +1,29 @@
 //! `dialer call`: place calls through a trunk, play a prompt on answer, hang up, and print
 //! one JSON line per call plus a summary.
+//!
+//! The calls run on the dialer core like campaign attempts (`Dialer::call`, a one-shot call
+//! of `engine::dialer::core`): the command's trunk is a trunk of the core whose `cps` and
+//! `max_channels` are `--cps` and `--concurrency`, so the same limiter, burst cap, INVITE
+//! placement and media path carry them. The core needs a store for campaigns it never
+//! gets here: an empty SQLite file in a temporary directory, removed on exit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use codecs::{Codec, EncodeSettings, PreparedAudio, Prompt};
-use engine::media::{dtmf, StreamParams};
-use engine::net::{
-    MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
-    SipDriver,
-};
-use engine::sip::auth::Credentials;
-use engine::sip::endpoint::{CallEnd, CallHandle, CallParams, EndpointConfig, Event, Transport};
-use engine::sip::sdp::{OfferCodec, OfferParams};
+use codecs::Codec;
+use engine::dialer::call_media::{CallMedia, PumpMedia, PumpMediaConfig, PumpTuning};
+use engine::dialer::core::{CallReport, DirectCall};
+use engine::dialer::{Dialer, DialerConfig};
+use engine::net::{PumpStats, SendMode};
 use engine::sip::Uri;
+use engine::store::sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 /// Arguments of `dialer call`.
 #[derive(Debug, Args)]
@@ -40,7 +43,7 @@ pub struct CallArgs {
     /// SIP transport.
     #[arg(long, default_value = "udp", value_parser = ["udp", "tcp"])]
     transport: String,
-    /// From URI (default `sip:dialer@LOCAL_IP`).
+    /// From URI (default `sip:dialer@TRUNK_HOST`, as campaign calls on a trunk say).
     #[arg(long)]
     from: Option<String>,
     /// Preferred codec (offered first; the other G.711 law is offered too).
@@ -90,53 +93,123 @@ enum SendModeArg {
     Socket,
 }
 
-/// What a call's task hears: its SIP events and its media events.
-enum Input {
-    Sip(Event),
-    Media(MediaEvent),
-}
-
-/// An input with the instant the dispatcher received it.
-/// (Boxed: a channel allocates its slots in blocks of 32, and an unboxed `Event` would make
-/// each call's block several KiB.)
-type TimedInput = Box<(Instant, Input)>;
-/// Where each call's inputs go.
-type Routes = Arc<std::sync::Mutex<HashMap<CallHandle, mpsc::UnboundedSender<TimedInput>>>>;
-
-struct CallRecord {
-    to: String,
-    call_id: String,
-    end: CallEnd,
-    pdd: Option<Duration>,
-    answer: Option<Duration>,
-    duration: Option<Duration>,
-    rtp_packets_sent: u64,
-    dtmf: String,
-}
-
 /// Runs the command.
 pub async fn run(args: CallArgs) -> Result<()> {
     let trunk =
         Uri::parse(&args.trunk).map_err(|e| anyhow::anyhow!("--trunk {}: {e}", args.trunk))?;
-    let host = trunk.host.context("--trunk needs a host")?;
+    let host = trunk.host.context("--trunk needs a host")?.to_string();
     let port = trunk.port.unwrap_or(5060);
-    let proxy: SocketAddr = tokio::net::lookup_host(format!(
-        "{}:{port}",
-        host.to_string().trim_matches(['[', ']'])
-    ))
-    .await
-    .with_context(|| format!("resolving {host}"))?
-    .next()
-    .context("trunk host has no address")?;
+    let proxy: SocketAddr =
+        tokio::net::lookup_host(format!("{}:{port}", host.trim_matches(['[', ']'])))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .context("trunk host has no address")?;
     if args.concurrency == 0 || args.cps <= 0.0 {
         bail!("--concurrency and --cps must be positive");
     }
-    let (rtp_min, rtp_max) = args.rtp_ports;
-    let transport = if args.transport == "tcp" {
-        Transport::Tcp
-    } else {
-        Transport::Udp
+    let prompt = args
+        .prompt
+        .to_str()
+        .with_context(|| format!("prompt path {} is not UTF-8", args.prompt.display()))?
+        .to_string();
+    let local_ip = match args.bind {
+        Some(b) => b.ip(),
+        None => local_ip_towards(proxy)?,
     };
+    let bind = args.bind.unwrap_or(SocketAddr::new(local_ip, 0));
+    let cfg = dialer_config(&args, &host, proxy, bind)?;
+    let trunk_name = cfg.trunks[0].name.clone();
+
+    let (rtp_min, rtp_max) = args.rtp_ports;
+    let tuning = PumpTuning {
+        loops: usize::from(args.media_loops),
+        send_mode: match args.send_mode {
+            SendModeArg::Raw => SendMode::Raw,
+            SendModeArg::Socket => SendMode::PerSocket,
+            SendModeArg::Auto => SendMode::Auto,
+        },
+        play_gap_ms: args.play_gap_ms,
+    };
+    let media_cfg = PumpMediaConfig {
+        ip: local_ip,
+        port_min: rtp_min,
+        port_max: rtp_max,
+        prompt_cache: None,
+        ptimes: vec![20],
+    };
+    let (media, notes) =
+        PumpMedia::start_tuned(media_cfg, tuning).context("starting the media pump")?;
+    // Encoded once, before the first call, for every codec an answer may pick.
+    media
+        .prepare(&prompt)
+        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+    let scratch = Scratch::new()?;
+    let store = SqliteStore::open(
+        &scratch.0.join("calls.db"),
+        SqliteOptions {
+            full_sync: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("opening the scratch store")?;
+    let dialer = Dialer::start(cfg, store, media.clone(), notes)
+        .await
+        .context("starting the dialer")?;
+
+    // The Request-URI as the trunk was written (with its port when one was given).
+    let port_suffix = trunk.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let total = args.calls.unwrap_or(args.to.len());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    for i in 0..total {
+        let number = args.to[i % args.to.len()].clone();
+        let req = DirectCall {
+            trunk: trunk_name.clone(),
+            request_uri: Some(format!("sip:{number}@{host}{port_suffix}")),
+            number,
+            prompt: prompt.clone(),
+            play_count: args.play_count,
+            from_uri: args.from.clone(),
+        };
+        let (dialer, tx) = (dialer.clone(), tx.clone());
+        tokio::spawn(async move {
+            let _ = tx.send(dialer.call(req).await);
+        });
+    }
+    drop(tx);
+    let mut records = Vec::with_capacity(total);
+    // One write per burst of ended calls rather than one per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(r) = rx.recv().await {
+        let r = r.context("the dialer stopped before the call ended")?;
+        writeln!(out, "{}", record_json(&r))?;
+        if rx.is_empty() {
+            out.flush()?;
+        }
+        records.push(r);
+    }
+    out.flush()?;
+    drop(out);
+    let elapsed = started.elapsed();
+    dialer.shutdown().await.context("stopping the dialer")?;
+    let stats = media.shutdown();
+    let mut summary = summary_json(&records, elapsed);
+    summary["summary"]["media"] = media_json(&stats);
+    println!("{summary}");
+    Ok(())
+}
+
+/// The dialer's configuration for this run: SIP on `bind`, one trunk to `proxy` with the
+/// command's limits, codecs, credentials and ring timeout, and no OPTIONS pings (the far
+/// end may be a test UAS that knows no OPTIONS).
+fn dialer_config(
+    args: &CallArgs,
+    host: &str,
+    proxy: SocketAddr,
+    bind: SocketAddr,
+) -> Result<DialerConfig> {
     let preferred: Codec = args
         .codec
         .parse()
@@ -146,359 +219,51 @@ pub async fn run(args: CallArgs) -> Result<()> {
     } else {
         Codec::Pcma
     };
-    let settings = EncodeSettings::default();
-    let bytes = std::fs::read(&args.prompt)
-        .with_context(|| format!("reading prompt {}", args.prompt.display()))?;
-    let prepared = PreparedAudio::from_bytes(&bytes, &settings)
-        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
-    let prompts = Arc::new(Prompts {
-        prepared,
-        codecs: vec![preferred, other],
-        cache: Default::default(),
-    });
-    for c in [preferred, other] {
-        // Encode the offered 20 ms up front; other packet times when an answer asks for them.
-        prompts
-            .get(c.sdp_name(), 20)
-            .with_context(|| format!("encoding prompt {} as {c:?}", args.prompt.display()))?;
+    let mut t = toml::Table::new();
+    let mut put = |k: &str, v: toml::Value| drop(t.insert(k.to_string(), v));
+    // One trunk per run: its host names the metric label.
+    put("name", host.trim_matches(['[', ']']).into());
+    put("proxy", proxy.to_string().into());
+    put("transport", args.transport.as_str().into());
+    put(
+        "codecs",
+        toml::Value::Array(vec![preferred.sdp_name().into(), other.sdp_name().into()]),
+    );
+    put("cps", args.cps.into());
+    put("max_channels", i64::try_from(args.concurrency)?.into());
+    put("ring_timeout_s", i64::try_from(args.ring_timeout)?.into());
+    put("options_ping_interval_s", 0.into());
+    put("from_user", "dialer".into());
+    put("from_domain", host.into());
+    if let (Some(u), Some(p)) = (&args.username, &args.password) {
+        put("username", u.as_str().into());
+        put("password", p.as_str().into());
     }
-
-    let local_ip = match args.bind {
-        Some(b) => b.ip(),
-        None => local_ip_towards(proxy)?,
-    };
-    let bind = args.bind.unwrap_or(SocketAddr::new(local_ip, 0));
-    let mut pump_cfg = PumpConfig::new(local_ip);
-    pump_cfg.port_min = rtp_min;
-    pump_cfg.port_max = rtp_max;
-    pump_cfg.loops = usize::from(args.media_loops);
-    pump_cfg.send_mode = match args.send_mode {
-        SendModeArg::Raw => SendMode::Raw,
-        SendModeArg::Socket => SendMode::PerSocket,
-        SendModeArg::Auto => SendMode::Auto,
-    };
-    let (pump, mut media_events) = MediaPump::start(pump_cfg).context("starting the media pump")?;
-    let pump = Arc::new(pump);
-    let mut cfg = EndpointConfig::new(bind);
-    cfg.transport = transport;
-    let (driver, mut events) = SipDriver::start(bind, cfg)
-        .await
-        .context("binding SIP socket")?;
-    let local = driver.local_addr();
-    let from = args
-        .from
-        .clone()
-        .unwrap_or_else(|| format!("sip:dialer@{}", host_port(local)));
-
-    // Route endpoint and media events to each call's task (a media token is the call's
-    // handle number).
-    let routes: Routes = Default::default();
-    let early: Arc<std::sync::Mutex<HashMap<CallHandle, Vec<TimedInput>>>> = Default::default();
-    let route = {
-        let (routes, early) = (routes.clone(), early.clone());
-        move |h: CallHandle, input: Input| {
-            let now = Instant::now();
-            let tx = routes.lock().expect("lock").get(&h).cloned();
-            match tx {
-                Some(tx) => {
-                    let _ = tx.send(Box::new((now, input)));
-                }
-                None => early
-                    .lock()
-                    .expect("lock")
-                    .entry(h)
-                    .or_default()
-                    .push(Box::new((now, input))),
-            }
-        }
-    };
-    {
-        let sip_route = route.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if let Some(h) = ev.call() {
-                    sip_route(h, Input::Sip(ev));
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(ev) = media_events.recv().await {
-                let token = match ev {
-                    MediaEvent::Finished { token, .. }
-                    | MediaEvent::Stopped { token, .. }
-                    | MediaEvent::Dtmf { token, .. } => token,
-                };
-                route(CallHandle(token), Input::Media(ev));
-            }
-        });
-    }
-
-    let total = args.calls.unwrap_or(args.to.len());
-    let sem = Arc::new(Semaphore::new(args.concurrency));
-    let (rec_tx, mut rec_rx) = mpsc::unbounded_channel::<CallRecord>();
-    let printer = tokio::spawn(async move {
-        let mut records = Vec::new();
-        while let Some(r) = rec_rx.recv().await {
-            println!("{}", record_json(&r));
-            records.push(r);
-        }
-        records
-    });
-    let started = Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / args.cps);
-    let offer_codecs: Vec<OfferCodec> = [preferred, other]
-        .iter()
-        .map(|c| OfferCodec {
-            payload_type: c.payload_type(),
-            name: c.sdp_name(),
-            clock_rate: c.clock_rate(),
-            channels: None,
-            fmtp: None,
-        })
-        .collect();
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
-        tokio::time::sleep_until((started + interval * i as u32).into()).await;
-        let number = args.to[i % args.to.len()].clone();
-        let rtp = pump.bind_port().context("allocating an RTP port")?;
-        let rtp_port = rtp.port();
-        let offer = OfferParams {
-            session_id: rand_u32() as u64,
-            version: 1,
-            addr: local_ip,
-            rtp_port,
-            codecs: offer_codecs.clone(),
-            ptime_ms: 20,
-            telephone_event_pt: Some(101),
-        };
-        let target_host = host.to_string();
-        let ruri = format!(
-            "sip:{number}@{target_host}{}",
-            trunk.port.map(|p| format!(":{p}")).unwrap_or_default()
-        );
-        let params = CallParams {
-            proxy,
-            request_uri: ruri.clone(),
-            to_uri: ruri,
-            from_uri: from.clone(),
-            from_display: None,
-            offer,
-            ring_timeout: Duration::from_secs(args.ring_timeout),
-            credentials: match (&args.username, &args.password) {
-                (Some(u), Some(p)) => Some(Credentials {
-                    username: u.clone(),
-                    password: p.clone(),
-                }),
-                _ => None,
-            },
-            transport: Some(transport),
-            extra_headers: Vec::new(),
-            // One trunk per run: its host names the metric label.
-            trunk: Some(host.to_string()),
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let invited = Instant::now();
-        let (handle, call_id) = driver.place_call(params).await?;
-        {
-            routes.lock().expect("lock").insert(handle, tx.clone());
-            for ev in early
-                .lock()
-                .expect("lock")
-                .remove(&handle)
-                .unwrap_or_default()
-            {
-                let _ = tx.send(ev);
-            }
-        }
-        let driver = driver.clone();
-        let prompts = prompts.clone();
-        let rec_tx = rec_tx.clone();
-        let routes = routes.clone();
-        let pump = pump.clone();
-        let play = Play {
-            count: args.play_count,
-            gap_ms: args.play_gap_ms,
-            telephone_event_pt: Some(101),
-        };
-        tasks.push(tokio::spawn(async move {
-            let rec = follow_call(
-                driver, pump, handle, number, call_id, invited, rx, rtp, prompts, play,
-            )
-            .await;
-            routes.lock().expect("lock").remove(&handle);
-            let _ = rec_tx.send(rec);
-            drop(permit);
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    drop(rec_tx);
-    let records = printer.await?;
-    let elapsed = started.elapsed();
-    let media = pump.shutdown();
-    let mut summary = summary_json(&records, elapsed);
-    summary["summary"]["media"] = media_json(&media);
-    println!("{summary}");
-    Ok(())
+    let mut top = toml::Table::new();
+    top.insert("sip_bind".into(), bind.to_string().into());
+    top.insert(
+        "trunk".into(),
+        toml::Value::Array(vec![toml::Value::Table(t)]),
+    );
+    // The command's flags are the whole configuration: no DIALER_* overrides.
+    DialerConfig::load_with(&top.to_string(), &|_| None).context("trunk settings")
 }
 
-/// The prompt per codec and packet time, encoded once each and shared by every call.
-struct Prompts {
-    prepared: PreparedAudio,
-    codecs: Vec<Codec>,
-    cache: std::sync::Mutex<HashMap<(Codec, u32), Arc<Prompt>>>,
-}
+/// A temporary directory for the scratch store, removed when dropped.
+struct Scratch(PathBuf);
 
-impl Prompts {
-    /// The prompt for the answer's codec (by the name we offered) and `a=ptime` (20 ms when the
-    /// codec cannot packetise at that time).
-    fn get(&self, codec: &str, ptime_ms: u32) -> Option<Arc<Prompt>> {
-        let c = *self
-            .codecs
-            .iter()
-            .find(|c| c.sdp_name().eq_ignore_ascii_case(codec))?;
-        let ptime = if c.supports_ptime(ptime_ms) {
-            ptime_ms
-        } else {
-            20
-        };
-        let mut cache = self.cache.lock().expect("prompt cache");
-        if let Some(p) = cache.get(&(c, ptime)) {
-            return Some(p.clone());
-        }
-        let p = Arc::new(self.prepared.encode(c, ptime).ok()?);
-        cache.insert((c, ptime), p.clone());
-        Some(p)
+impl Scratch {
+    fn new() -> Result<Scratch> {
+        let name = format!("dialer-call-{}-{:08x}", std::process::id(), rand_u32());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
     }
 }
 
-/// How the prompt plays on every call.
-#[derive(Debug, Clone, Copy)]
-struct Play {
-    count: u32,
-    gap_ms: u32,
-    telephone_event_pt: Option<u8>,
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn follow_call(
-    driver: SipDriver,
-    pump: Arc<MediaPump>,
-    handle: CallHandle,
-    to: String,
-    call_id: String,
-    invited: Instant,
-    mut rx: mpsc::UnboundedReceiver<TimedInput>,
-    rtp: RtpPort,
-    prompts: Arc<Prompts>,
-    play: Play,
-) -> CallRecord {
-    let mut pdd = None;
-    let mut answered_at = None;
-    let mut media: Option<MediaHandle> = None;
-    let mut rtp = Some(rtp);
-    let mut digits = String::new();
-    loop {
-        let Some((at, input)) = rx.recv().await.map(|b| *b) else {
-            // The driver stopped: report what we know.
-            return CallRecord {
-                to,
-                call_id,
-                end: CallEnd {
-                    outcome: engine::sip::outcome::Outcome::Failed,
-                    status: 0,
-                    reason: "SIP driver stopped".into(),
-                    hangup: engine::sip::endpoint::Hangup::None,
-                    retry_after: None,
-                },
-                pdd,
-                answer: None,
-                duration: None,
-                rtp_packets_sent: 0,
-                dtmf: digits,
-            };
-        };
-        match input {
-            Input::Sip(Event::Progress { .. }) => {
-                pdd.get_or_insert(at - invited);
-            }
-            Input::Sip(Event::Answered { media: m, .. }) => {
-                pdd.get_or_insert(at - invited);
-                answered_at = Some(at);
-                let (Some(prompt), Some(port)) = (prompts.get(m.codec, m.ptime_ms), rtp.take())
-                else {
-                    driver.hangup(handle);
-                    continue;
-                };
-                let gap_frames = play.gap_ms / prompt.ptime_ms().max(1);
-                let params = StreamParams {
-                    payload_type: m.payload_type,
-                    ssrc: rand_u32(),
-                    first_seq: rand_u32() as u16,
-                    first_timestamp: rand_u32(),
-                    play_count: play.count,
-                    gap_frames,
-                };
-                media = Some(pump.start_media(
-                    MediaStart {
-                        token: handle.0,
-                        remote_rtp: m.remote_rtp,
-                        remote_rtcp: m.remote_rtcp,
-                        rtcp_mux: m.rtcp_mux,
-                        clock_rate: m.clock_rate,
-                        prompt,
-                        params,
-                        telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
-                        latch: Default::default(),
-                    },
-                    port,
-                ));
-            }
-            Input::Sip(Event::Info {
-                content_type, body, ..
-            }) => {
-                if let Some(d) = dtmf::parse_info(&content_type, &body) {
-                    digits.push(d.digit);
-                }
-            }
-            Input::Media(MediaEvent::Finished { .. }) => driver.hangup(handle),
-            Input::Media(MediaEvent::Dtmf { event, .. }) => digits.push(event.digit),
-            Input::Sip(Event::Ended { end, .. }) => {
-                // The callee may hang up mid-prompt: stop sending at once, and count exactly.
-                let mut packets = 0;
-                if let Some(h) = media.take() {
-                    pump.stop(h);
-                    while let Some((_, input)) = rx.recv().await.map(|b| *b) {
-                        match input {
-                            Input::Media(MediaEvent::Stopped { packets: p, .. }) => {
-                                packets = p;
-                                break;
-                            }
-                            Input::Media(MediaEvent::Dtmf { event, .. }) => {
-                                digits.push(event.digit)
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                if pdd.is_none() && end.status != 0 {
-                    pdd = Some(at - invited);
-                }
-                return CallRecord {
-                    to,
-                    call_id,
-                    pdd,
-                    answer: answered_at.map(|a| a - invited),
-                    duration: answered_at.map(|a| at - a),
-                    rtp_packets_sent: packets,
-                    dtmf: digits,
-                    end,
-                };
-            }
-            Input::Sip(_) | Input::Media(MediaEvent::Stopped { .. }) => {}
-        }
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -520,10 +285,10 @@ fn media_json(m: &PumpStats) -> serde_json::Value {
     })
 }
 
-fn record_json(r: &CallRecord) -> serde_json::Value {
+fn record_json(r: &CallReport) -> serde_json::Value {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
     json!({
-        "to": r.to,
+        "to": r.number,
         "call_id": r.call_id,
         "outcome": r.end.outcome.as_str(),
         "sip_status": r.end.status,
@@ -531,12 +296,12 @@ fn record_json(r: &CallRecord) -> serde_json::Value {
         "pdd_ms": ms(r.pdd),
         "answer_ms": ms(r.answer),
         "duration_ms": ms(r.duration),
-        "rtp_packets_sent": r.rtp_packets_sent,
+        "rtp_packets_sent": r.rtp_packets,
         "dtmf": r.dtmf,
     })
 }
 
-fn summary_json(records: &[CallRecord], elapsed: Duration) -> serde_json::Value {
+fn summary_json(records: &[CallReport], elapsed: Duration) -> serde_json::Value {
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
     for r in records {
         *outcomes.entry(r.end.outcome.as_str()).or_default() += 1;
@@ -582,13 +347,6 @@ fn local_ip_towards(dest: SocketAddr) -> Result<IpAddr> {
     let s = std::net::UdpSocket::bind(bind)?;
     s.connect(dest)?;
     Ok(s.local_addr()?.ip())
-}
-
-fn host_port(a: SocketAddr) -> String {
-    match a.ip() {
-        IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
-        IpAddr::V6(ip) => format!("[{ip}]:{}", a.port()),
-    }
 }
 
 fn rand_u32() -> u32 {

@@ -158,7 +158,7 @@ fn per_call(c: &mut Criterion) {
             run.spent
         })
     });
-    for live in [1_000usize, 50_000] {
+    for live in [1_000usize, 10_000, 50_000] {
         g.bench_with_input(BenchmarkId::new("live", live), &live, |b, &live| {
             let mut run = Run::new();
             let mut calls: VecDeque<CallHandle> = (0..live).map(|_| run.place()).collect();

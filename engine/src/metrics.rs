@@ -41,6 +41,8 @@ pub const STORE_BATCH_SIZE: &str = "dialer_store_batch_size";
 pub const CAMPAIGN_CONTACTS: &str = "dialer_campaign_contacts";
 /// Histogram: journal batch commit time, seconds.
 pub const STORE_COMMIT: &str = "dialer_store_commit_seconds";
+/// Counter: attempts left open by a cluster node whose lease ran out, closed by this node.
+pub const CLUSTER_TAKEN_OVER: &str = "dialer_cluster_taken_over_total";
 /// Gauge: 1 while `/readyz` would say ready, 0 while starting or draining.
 pub const READY: &str = "dialer_ready";
 /// Counter: SIP messages mirrored to the HEP collector.
@@ -61,6 +63,9 @@ pub const HTTP_REQUEST_DURATION: &str = "dialer_http_request_duration_seconds";
 pub const SIP_DROPPED: &str = "dialer_sip_dropped_total";
 /// Counter `{method,action}`: requests from addresses that are no trunk's, dropped or refused.
 pub const SIP_STRANGERS: &str = "dialer_sip_strangers_total";
+/// Counter `{result}`: incoming INVITEs from allowed sources and what became of them
+/// (`offered`, `accepted`, `rejected`, `canceled`, `no_ack`).
+pub const SIP_INBOUND: &str = "dialer_sip_inbound_total";
 /// Gauge: open SIP TCP connections.
 pub const SIP_TCP_CONNECTIONS: &str = "dialer_sip_tcp_connections";
 /// Counter `{reason}`: SIP TCP connections refused (caps).
@@ -71,6 +76,11 @@ pub const SIP_TCP_CLOSED: &str = "dialer_sip_tcp_closed_total";
 pub const SIP_TCP_DROPPED: &str = "dialer_sip_tcp_dropped_total";
 /// Counter `{kind}`: failed TCP accepts (e.g. file descriptors exhausted), each followed by a back-off.
 pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
+/// Counter `{side}`: SIP TLS handshakes that failed or timed out (`client`: to a trunk,
+/// `server`: on our listener).
+pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_total";
+/// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
+pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
 
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
@@ -114,6 +124,10 @@ pub fn describe() {
         CAMPAIGN_CONTACTS,
         "Contacts of running campaigns, by contact state (pending, dialing, done)"
     );
+    describe_counter!(
+        CLUSTER_TAKEN_OVER,
+        "Attempts a dead cluster node left open, closed by this node (failed, retried)"
+    );
     describe_histogram!(
         STORE_COMMIT,
         Unit::Seconds,
@@ -154,6 +168,10 @@ pub fn describe() {
         SIP_STRANGERS,
         "Requests from non-trunk addresses, per method and action"
     );
+    describe_counter!(
+        SIP_INBOUND,
+        "Incoming INVITEs from allowed sources, per result"
+    );
     describe_gauge!(SIP_TCP_CONNECTIONS, "Open SIP TCP connections");
     describe_counter!(SIP_TCP_REFUSED, "SIP TCP connections refused, per reason");
     describe_counter!(
@@ -162,6 +180,11 @@ pub fn describe() {
     );
     describe_counter!(SIP_TCP_DROPPED, "SIP messages over TCP dropped, per reason");
     describe_counter!(SIP_TCP_ACCEPT_ERRORS, "Failed SIP TCP accepts, per kind");
+    describe_counter!(
+        SIP_TLS_HANDSHAKE_FAILED,
+        "SIP TLS handshakes failed or timed out, per side"
+    );
+    describe_counter!(SRTP_REFUSED, "Received SRTP packets refused, per reason");
 }
 
 #[cfg(test)]
@@ -173,11 +196,14 @@ mod tests {
         let all = [
             SIP_DROPPED,
             SIP_STRANGERS,
+            SIP_INBOUND,
             SIP_TCP_CONNECTIONS,
             SIP_TCP_REFUSED,
             SIP_TCP_CLOSED,
             SIP_TCP_DROPPED,
             SIP_TCP_ACCEPT_ERRORS,
+            SIP_TLS_HANDSHAKE_FAILED,
+            SRTP_REFUSED,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,
@@ -197,6 +223,7 @@ mod tests {
             STORE_BATCH_SIZE,
             CAMPAIGN_CONTACTS,
             STORE_COMMIT,
+            CLUSTER_TAKEN_OVER,
             READY,
             HEP_PACKETS_SENT,
             HEP_DROPPED,

@@ -48,6 +48,8 @@ fn start(token: u64, remote: SocketAddr, ms: u32, latch: MediaLatch) -> MediaSta
         clock_rate: 8000,
         telephone_event_pt: Some(101),
         latch,
+        srtp: None,
+        idle: false,
     }
 }
 

@@ -1,25 +1,36 @@
 //! The seam between the orchestrator and the media path: bind a port for the offer, play
-//! the campaign's prompt on answer, stop. [`PumpMedia`] implements it over the batched
-//! [`MediaPump`]; tests or another media engine can implement [`CallMedia`] instead.
+//! the campaign's prompt on answer, stop; for menus (inbound lines, keys during the message)
+//! start idle, play playlists, prepare prompts from memory and record the callee.
+//! [`PumpMedia`] implements it over the batched [`MediaPump`]; tests or another media engine
+//! can implement [`CallMedia`] instead.
 //!
 //! Prompts are encoded once: [`PumpMedia`] keeps each message as a [`PromptSet`] whose
 //! encodings (every codec, at 20 ms and at each trunk's `ptime_ms`) live in the on-disk
 //! [`PromptCache`]; an answer then picks the frames of its negotiated codec and packet time.
+
+mod sounds;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use codecs::{wanted_encodings, Codec, EncodeSettings, Prompt, PromptCache, PromptSet};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::{MediaLatch, StreamParams};
-use crate::net::{MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, RtpPort};
+use crate::net::pump::{Playlist, RecordSpec};
+use crate::net::{
+    MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
+};
 use crate::sip::sdp::NegotiatedMedia;
+pub use sounds::PlayItem;
+use sounds::{Generated, MemoryNames};
 
 /// Silence between two plays of the message.
 const PLAY_GAP_MS: u32 = 500;
@@ -44,13 +55,51 @@ pub enum MediaNote {
         /// Share of the message (all its plays) sent, in thousandths.
         played_permille: u32,
     },
-    /// A key pressed (RFC 4733).
+    /// A key pressed (RFC 4733), noted at the press's first packet.
     Digit {
         /// Call token.
         token: u64,
         /// The key.
         digit: char,
     },
+    /// The last item of the playlist `id` ([`CallMedia::play`]) has played; the call idles.
+    Played {
+        /// Call token.
+        token: u64,
+        /// The playlist's id.
+        id: u32,
+    },
+    /// Answering-machine detection ([`CallMedia::analyse`]) decided: once per analysis.
+    Amd {
+        /// Call token.
+        token: u64,
+        /// Human, machine or unsure, when (ms of audio since `analyse`) and why.
+        decision: AmdDecision,
+    },
+    /// A beep ended in the callee's audio (a voicemail's "record after the tone").
+    Beep {
+        /// Call token.
+        token: u64,
+        /// When the tone ended, in ms of received audio since `analyse`.
+        at_ms: u32,
+    },
+    /// A recording ([`CallMedia::record`]) ended: at its maximum, at
+    /// [`CallMedia::stop_record`], or when the call's media stopped.
+    Recorded {
+        /// Call token.
+        token: u64,
+        /// The callee's audio, 16-bit mono.
+        pcm: Arc<Vec<i16>>,
+        /// Its sample rate: the codec's (8 kHz G.711, 16 kHz G.722, 48 kHz Opus).
+        rate: u32,
+    },
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what}: not supported by this media"),
+    )
 }
 
 /// Media for dialer calls.
@@ -84,6 +133,56 @@ pub trait CallMedia: Send + Sync + 'static {
 
     /// Stops a call's media; a [`MediaNote::Stopped`] follows.
     fn stop(&self, token: u64);
+
+    /// Starts media for an answered call with nothing playing yet (inbound calls, menus):
+    /// encoded silence flows until [`CallMedia::play`]; keys and recordings work as for
+    /// [`CallMedia::start`]. It never finishes by itself: [`CallMedia::stop`] ends it.
+    fn start_idle(
+        &self,
+        token: u64,
+        port: Self::Port,
+        media: &NegotiatedMedia,
+        latch: MediaLatch,
+    ) -> io::Result<()> {
+        let _ = (token, port, media, latch);
+        Err(unsupported("start_idle"))
+    }
+
+    /// Replaces what the call plays now (within one packet time), from the first frame of the
+    /// first item; [`MediaNote::Played`] with `id` when the last item has ended (none if
+    /// replaced before), then silence.
+    fn play(&self, token: u64, items: Vec<PlayItem>, id: u32) -> io::Result<()> {
+        let _ = (token, items, id);
+        Err(unsupported("play"))
+    }
+
+    /// Loads a prompt from audio in memory (TTS, a recording), levelled like uploads and
+    /// encoded for every codec and packet time, under `name` (replacing a prompt of that
+    /// name). Encoding costs CPU in proportion to the audio (tens of ms for a few seconds):
+    /// call it off the dialer's task.
+    fn prepare_pcm(&self, name: &str, pcm: &[i16], rate: u32) -> io::Result<()> {
+        let _ = (name, pcm, rate);
+        Err(unsupported("prepare_pcm"))
+    }
+
+    /// Captures the callee's audio decoded to 16-bit PCM at the codec's rate (PCMA, PCMU,
+    /// G.722, Opus) until `max` or [`CallMedia::stop_record`]: then [`MediaNote::Recorded`].
+    fn record(&self, token: u64, max: Duration) -> io::Result<()> {
+        let _ = (token, max);
+        Err(unsupported("record"))
+    }
+
+    /// Ends a recording now (its [`MediaNote::Recorded`] follows).
+    fn stop_record(&self, token: u64) {
+        let _ = token;
+    }
+
+    /// Runs answering-machine and beep detection ([`crate::media::amd`]) on the callee's audio
+    /// from now: [`MediaNote::Amd`] once, [`MediaNote::Beep`] per beep (for a minute).
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        let _ = (token, cfg);
+        Err(unsupported("analyse"))
+    }
 }
 
 /// How [`PumpMedia`] runs.
@@ -102,10 +201,36 @@ pub struct PumpMediaConfig {
     pub ptimes: Vec<u32>,
 }
 
-/// One call being played: its pump handle and how many packets all its plays take.
+/// How [`PumpMedia`] paces, for tools that choose (`dialer call`); [`PumpMedia::start`]
+/// uses the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct PumpTuning {
+    /// Pacing threads (0: one per core).
+    pub loops: usize,
+    /// How RTP leaves (raw socket batches or per-socket sends).
+    pub send_mode: SendMode,
+    /// Silence between two plays of the message, in milliseconds.
+    pub play_gap_ms: u32,
+}
+
+impl Default for PumpTuning {
+    fn default() -> Self {
+        PumpTuning {
+            loops: 0,
+            send_mode: SendMode::Auto,
+            play_gap_ms: PLAY_GAP_MS,
+        }
+    }
+}
+
+/// One call being played: its pump handle, how many packets all its plays take, and the
+/// codec and packet time its stream runs at (what playlists are resolved to).
 struct Playing {
     handle: MediaHandle,
     total_packets: u64,
+    codec: Codec,
+    ptime: u32,
+    payload_type: u8,
 }
 
 /// [`CallMedia`] over the batched [`MediaPump`], prompts from WAV/MP3 files encoded once per
@@ -118,6 +243,9 @@ pub struct PumpMedia {
     prompts: Mutex<HashMap<String, Arc<PromptSet>>>,
     encoding: Arc<Mutex<HashSet<(String, Codec, u32)>>>,
     playing: Mutex<HashMap<u64, Playing>>,
+    play_gap_ms: u32,
+    generated: Generated,
+    memory_names: Mutex<MemoryNames>,
 }
 
 impl PumpMedia {
@@ -125,9 +253,19 @@ impl PumpMedia {
     pub fn start(
         cfg: PumpMediaConfig,
     ) -> io::Result<(Arc<PumpMedia>, mpsc::UnboundedReceiver<MediaNote>)> {
+        PumpMedia::start_tuned(cfg, PumpTuning::default())
+    }
+
+    /// Starts the pump paced as `tuning` says; notes arrive on the returned receiver.
+    pub fn start_tuned(
+        cfg: PumpMediaConfig,
+        tuning: PumpTuning,
+    ) -> io::Result<(Arc<PumpMedia>, mpsc::UnboundedReceiver<MediaNote>)> {
         let mut pc = PumpConfig::new(cfg.ip);
         pc.port_min = cfg.port_min;
         pc.port_max = cfg.port_max;
+        pc.loops = tuning.loops;
+        pc.send_mode = tuning.send_mode;
         let cache = match &cfg.prompt_cache {
             Some(dir) => Some(PromptCache::new(dir).map_err(|e| io::Error::other(e.to_string()))?),
             None => None,
@@ -142,9 +280,17 @@ impl PumpMedia {
             prompts: Mutex::new(HashMap::new()),
             encoding: Arc::new(Mutex::new(HashSet::new())),
             playing: Mutex::new(HashMap::new()),
+            play_gap_ms: tuning.play_gap_ms,
+            generated: Generated::default(),
+            memory_names: Mutex::new(MemoryNames::default()),
         });
         tokio::spawn(forward_notes(Arc::downgrade(&me), events, tx));
         Ok((me, rx))
+    }
+
+    /// Stops the pacing loops and returns what they did (sends, lag, loop CPU).
+    pub fn shutdown(&self) -> PumpStats {
+        self.pump.shutdown()
     }
 
     /// The message of `prompt` (a file path), opened once.
@@ -179,6 +325,52 @@ impl PumpMedia {
         let fallback = codec.stream_ptime(codecs::DEFAULT_PTIME_MS, m.maxptime_ms);
         set.ensure(codec, fallback)
             .map_err(|e| io::Error::other(format!("prompt {prompt}: {e}")))
+    }
+
+    /// A prompt's frames at exactly `codec` and `ptime` (a playlist joins a running stream):
+    /// loaded or encoded now if it was not prepared for that packet time.
+    fn frames_exact(&self, prompt: &str, codec: Codec, ptime: u32) -> io::Result<Arc<Prompt>> {
+        let set = self.set(prompt)?;
+        if let Some(p) = set.get(codec, ptime) {
+            return Ok(p);
+        }
+        set.ensure(codec, ptime)
+            .map_err(|e| io::Error::other(format!("prompt {prompt}: {e}")))
+    }
+
+    /// The pump handle, codec, packet time and payload type of a call's media.
+    fn call(&self, token: u64) -> io::Result<(MediaHandle, Codec, u32, u8)> {
+        self.playing
+            .lock()
+            .expect("lock")
+            .get(&token)
+            .map(|p| (p.handle, p.codec, p.ptime, p.payload_type))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no media for call {token}"),
+                )
+            })
+    }
+
+    /// Starts a stream on the pump and remembers it.
+    fn launch(&self, start: MediaStart, port: RtpPort, codec: Codec, total_packets: u64) {
+        let (token, ptime, payload_type) = (
+            start.token,
+            start.prompt.ptime_ms(),
+            start.params.payload_type,
+        );
+        let handle = self.pump.start_media(start, port);
+        self.playing.lock().expect("lock").insert(
+            token,
+            Playing {
+                handle,
+                total_packets,
+                codec,
+                ptime,
+                payload_type,
+            },
+        );
     }
 
     /// Encodes `codec` at `ptime` on a thread of its own (once), for the next calls.
@@ -222,6 +414,10 @@ async fn forward_notes(
                 token,
                 digit: event.digit,
             },
+            MediaEvent::Played { token, id } => MediaNote::Played { token, id },
+            MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
+            MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
+            MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
         };
         if tx.send(note).is_err() {
             break;
@@ -281,29 +477,22 @@ impl CallMedia for PumpMedia {
             first_seq: rng.random(),
             first_timestamp: rng.random(),
             play_count: plays,
-            gap_frames: PLAY_GAP_MS / p.ptime_ms().max(1),
+            gap_frames: self.play_gap_ms / p.ptime_ms().max(1),
         };
-        let handle = self.pump.start_media(
-            MediaStart {
-                token,
-                remote_rtp: m.remote_rtp,
-                remote_rtcp: m.remote_rtcp,
-                rtcp_mux: m.rtcp_mux,
-                prompt: p,
-                params,
-                clock_rate: m.clock_rate,
-                telephone_event_pt: Some(crate::sip::sdp::TELEPHONE_EVENT_PT),
-                latch,
-            },
-            port,
-        );
-        self.playing.lock().expect("lock").insert(
+        let start = MediaStart {
             token,
-            Playing {
-                handle,
-                total_packets,
-            },
-        );
+            remote_rtp: m.remote_rtp,
+            remote_rtcp: m.remote_rtcp,
+            rtcp_mux: m.rtcp_mux,
+            prompt: p,
+            params,
+            clock_rate: m.clock_rate,
+            telephone_event_pt: Some(crate::sip::sdp::TELEPHONE_EVENT_PT),
+            latch,
+            srtp: m.srtp.clone(),
+            idle: false,
+        };
+        self.launch(start, port, codec, total_packets);
         Ok(())
     }
 
@@ -318,85 +507,101 @@ impl CallMedia for PumpMedia {
             self.pump.stop(h);
         }
     }
+
+    fn start_idle(
+        &self,
+        token: u64,
+        port: RtpPort,
+        m: &NegotiatedMedia,
+        latch: MediaLatch,
+    ) -> io::Result<()> {
+        let codec: Codec = m
+            .codec
+            .parse()
+            .map_err(|e| io::Error::other(format!("codec {}: {e}", m.codec)))?;
+        let ptime = codec.stream_ptime(m.ptime_ms, m.maxptime_ms);
+        let silence = self.generated.silence(codec, ptime)?;
+        let mut rng = rand::rng();
+        let start = MediaStart {
+            token,
+            remote_rtp: m.remote_rtp,
+            remote_rtcp: m.remote_rtcp,
+            rtcp_mux: m.rtcp_mux,
+            prompt: silence,
+            params: StreamParams {
+                payload_type: m.payload_type,
+                ssrc: rng.random(),
+                first_seq: rng.random(),
+                first_timestamp: rng.random(),
+                play_count: 1,
+                gap_frames: 0,
+            },
+            clock_rate: m.clock_rate,
+            // The number the answer gave (ours on an inbound call echoes the caller's).
+            telephone_event_pt: Some(
+                m.telephone_event_pt
+                    .unwrap_or(crate::sip::sdp::TELEPHONE_EVENT_PT),
+            ),
+            latch,
+            srtp: m.srtp.clone(),
+            idle: true,
+        };
+        self.launch(start, port, codec, 0);
+        Ok(())
+    }
+
+    fn play(&self, token: u64, items: Vec<PlayItem>, id: u32) -> io::Result<()> {
+        let (handle, codec, ptime, _) = self.call(token)?;
+        let items = sounds::segments(&items, codec, ptime, &self.generated, |name| {
+            self.frames_exact(name, codec, ptime)
+        })?;
+        let silence = self.generated.silence(codec, ptime)?;
+        self.pump.play(handle, Playlist { items, silence, id });
+        Ok(())
+    }
+
+    fn prepare_pcm(&self, name: &str, pcm: &[i16], rate: u32) -> io::Result<()> {
+        let set = PromptSet::from_pcm(name, pcm, rate, EncodeSettings::default(), None)
+            .map_err(|e| io::Error::other(format!("prompt {name}: {e}")))?;
+        set.load(&wanted_encodings(&self.ptimes))
+            .map_err(|e| io::Error::other(format!("prompt {name}: {e}")))?;
+        let forget = self.memory_names.lock().expect("lock").add(name);
+        let mut prompts = self.prompts.lock().expect("lock");
+        if let Some(old) = forget {
+            prompts.remove(&old);
+        }
+        prompts.insert(name.to_string(), Arc::new(set));
+        Ok(())
+    }
+
+    fn record(&self, token: u64, max: Duration) -> io::Result<()> {
+        let (handle, codec, _, payload_type) = self.call(token)?;
+        let max_ms = u32::try_from(max.as_millis()).unwrap_or(u32::MAX);
+        self.pump.record(
+            handle,
+            RecordSpec {
+                codec,
+                payload_type,
+                max_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn stop_record(&self, token: u64) {
+        if let Ok((handle, ..)) = self.call(token) {
+            self.pump.stop_record(handle);
+        }
+    }
+
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let (handle, codec, _, payload_type) = self.call(token)?;
+        self.pump.analyse(handle, cfg, codec, payload_type);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sip::sdp::Direction;
-
-    fn answer(codec: &'static str, pt: u8, clock: u32, ptime: u32) -> NegotiatedMedia {
-        NegotiatedMedia {
-            remote_rtp: "127.0.0.1:9".parse().unwrap(),
-            remote_rtcp: None,
-            rtcp_mux: true,
-            payload_type: pt,
-            codec,
-            clock_rate: clock,
-            fmtp: None,
-            ptime_ms: ptime,
-            maxptime_ms: None,
-            telephone_event_pt: None,
-            direction: Direction::SendRecv,
-        }
-    }
-
-    /// The answer's codec and packet time pick the frames: prepared ones from the cache, a
-    /// packet time the codec cannot do falls back to 20 ms, one not prepared is streamed at
-    /// 20 ms while it is encoded once in the background.
-    #[tokio::test]
-    async fn frames_follow_the_negotiated_codec_and_ptime() {
-        let dir = tempfile::tempdir().unwrap();
-        let wav = dir.path().join("m.wav");
-        let s: Vec<i16> = (0..8000)
-            .map(|i| ((i as f32 * 0.2).sin() * 8000.0) as i16)
-            .collect();
-        std::fs::write(&wav, codecs::wav::to_wav_bytes(&s, 8000).unwrap()).unwrap();
-        let (media, _notes) = PumpMedia::start(PumpMediaConfig {
-            ip: "127.0.0.1".parse().unwrap(),
-            port_min: 47000,
-            port_max: 47999,
-            prompt_cache: Some(dir.path().join("cache")),
-            ptimes: vec![30],
-        })
-        .unwrap();
-        let prompt = wav.to_str().unwrap();
-        media.prepare(prompt).unwrap();
-        let f = |m: NegotiatedMedia| {
-            media
-                .frames_for(prompt, m.codec.parse().unwrap(), &m)
-                .unwrap()
-        };
-        let p = f(answer("PCMA", 8, 8000, 30));
-        assert_eq!(
-            (p.codec(), p.ptime_ms(), p.frame(0).unwrap().len()),
-            (Codec::Pcma, 30, 240)
-        );
-        let p = f(answer("G722", 9, 8000, 20));
-        assert_eq!((p.codec(), p.frame(0).unwrap().len()), (Codec::G722, 160));
-        let p = f(answer("opus", 111, 48000, 30));
-        assert_eq!(
-            (p.codec(), p.ptime_ms()),
-            (Codec::Opus, 20),
-            "no 30 ms Opus frame"
-        );
-        // 40 ms was not prepared: 20 ms now, 40 ms once the background encoding is done.
-        let p = f(answer("PCMU", 0, 8000, 40));
-        assert_eq!(p.ptime_ms(), 20);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if f(answer("PCMU", 0, 8000, 40)).ptime_ms() == 40 {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "40 ms never encoded");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    #[test]
-    fn share_played() {
-        assert_eq!(played_permille(0, 0), 0);
-        assert_eq!(played_permille(50, 200), 250);
-        assert_eq!(played_permille(300, 200), 1000);
-    }
-}
+mod tests;

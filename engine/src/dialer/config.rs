@@ -39,6 +39,10 @@ pub struct DialerConfig {
     /// `[sip]`: TCP limits, strangers, User-Agent.
     #[serde(default)]
     pub sip: SipSettings,
+    /// Several nodes share the trunks (set by the server when it joins a cluster, not a
+    /// file key): each trunk stays at a zero share until the cluster grants one.
+    #[serde(skip)]
+    pub clustered: bool,
 }
 
 fn default_bind() -> String {
@@ -205,7 +209,7 @@ fn check_words(v: &toml::Value) -> Result<(), ConfigError> {
         if let Some(s) = t.get("transport").and_then(|x| x.as_str()) {
             if TrunkTransport::parse(s).is_none() {
                 return Err(ConfigError::Invalid(format!(
-                    "trunk[{i}].transport: must be udp or tcp, not {s:?}"
+                    "trunk[{i}].transport: must be udp, tcp or tls, not {s:?}"
                 )));
             }
         }
@@ -245,6 +249,14 @@ impl TrunkConfig {
             return Err(ConfigError::Invalid(format!(
                 "trunk {}: cps and max_channels must be positive",
                 t.name
+            )));
+        }
+        if t.srtp != crate::sip::sdp::crypto::SrtpMode::Off && t.transport != TrunkTransport::Tls {
+            return Err(ConfigError::Invalid(format!(
+                "trunk {}: srtp = {:?} needs transport = \"tls\" (SDES keys travel in the SDP, \
+                 which only TLS keeps secret)",
+                t.name,
+                t.srtp.as_str()
             )));
         }
         Ok(())
@@ -341,10 +353,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("trunk[0].routes[0]"), "{e}");
-        let bad = format!("{base}transport='tls'\n");
+        let bad = format!("{base}transport='sctp'\n");
         let e = DialerConfig::load_with(&bad, &|_| None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("trunk[0].transport"), "{e}");
+        let tls = format!("{base}transport='tls'\nsrtp='required'\n");
+        let c = DialerConfig::load_with(&tls, &|_| None).unwrap();
+        assert_eq!(c.trunks[0].transport, TrunkTransport::Tls);
+        assert_eq!(
+            c.trunks[0].srtp,
+            crate::sip::sdp::crypto::SrtpMode::Required
+        );
+        let keys_in_clear = format!("{base}transport='udp'\nsrtp='optional'\n");
+        let e = DialerConfig::load_with(&keys_in_clear, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs transport = \"tls\""), "{e}");
     }
 }

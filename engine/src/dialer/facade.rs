@@ -10,7 +10,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
-use super::core::{Command, DialerError, DialerSnapshot, PutMode, Reply};
+use super::core::{
+    CallReport, Command, DialerError, DialerSnapshot, DirectCall, NodeLoad, PutMode, Reply,
+    ShareUpdate,
+};
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
@@ -57,8 +60,15 @@ impl<S: Store> Dialer<S> {
             trunks.push((t.clone(), addr));
         }
         recover(&store, now_ms()).await?;
-        let h =
-            dialer_driver::start(bind, &cfg.sip, trunks, store.clone(), media, media_notes).await?;
+        let h = dialer_driver::start(
+            bind,
+            &cfg.sip,
+            trunks,
+            store.clone(),
+            (media, media_notes),
+            cfg.clustered,
+        )
+        .await?;
         Ok(Dialer {
             store,
             cmd: h.commands,
@@ -173,6 +183,20 @@ impl<S: Store> Dialer<S> {
         }
     }
 
+    /// Has the core re-read the running campaigns (a state changed on another node).
+    pub fn reload(&self) {
+        let _ = self.cmd.send((Command::Reload, None));
+    }
+
+    /// Applies this node's trunk shares (a cluster beat) and returns its load for the
+    /// next one.
+    pub async fn shares(&self, shares: Vec<ShareUpdate>) -> Result<NodeLoad, DialerError> {
+        match self.ask(Command::Shares(shares)).await? {
+            Reply::Load(l) => Ok(l),
+            _ => Err(DialerError::Stopped),
+        }
+    }
+
     /// Waits until campaign `id` is completed.
     pub async fn wait_completed(&self, id: i64) -> Result<(), DialerError> {
         let mut rx = self.completed.clone();
@@ -186,6 +210,15 @@ impl<S: Store> Dialer<S> {
                 }
             }
             rx.changed().await.map_err(|_| DialerError::Stopped)?;
+        }
+    }
+
+    /// Places one call outside any campaign on the trunk named in `req` (its CPS, channel
+    /// and burst limits apply, as to campaign calls) and waits for its end.
+    pub async fn call(&self, req: DirectCall) -> Result<CallReport, DialerError> {
+        match self.ask(Command::Call(Box::new(req))).await? {
+            Reply::Called(r) => Ok(*r),
+            _ => Err(DialerError::Stopped),
         }
     }
 

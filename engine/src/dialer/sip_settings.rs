@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::net::TcpLimits;
+use crate::net::{TcpLimits, TlsFiles};
 use crate::sip::endpoint::{StrangerAction, DEFAULT_USER_AGENT};
 use crate::sip::stream::DEFAULT_MAX_MESSAGE;
 
@@ -30,6 +30,20 @@ pub struct SipSettings {
     pub tcp_header_timeout_s: u64,
     /// A TCP connection idle this many seconds is closed.
     pub tcp_idle_timeout_s: u64,
+    /// Where to accept SIP over TLS (e.g. `0.0.0.0:5061`); none by default. Trunks with
+    /// `transport = "tls"` are reached over TLS whether or not we listen.
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Our certificate chain (PEM): needed by `tls_listen`, and presented to carriers that
+    /// ask for a client certificate.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) carriers' certificates are checked against; the system's
+    /// roots by default.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Check that a TLS carrier's certificate names the trunk's host (default on; turn off
+    /// only for a lab carrier with a self-signed certificate).
+    pub tls_verify: bool,
 }
 
 impl Default for SipSettings {
@@ -44,6 +58,11 @@ impl Default for SipSettings {
             tcp_max_per_source: l.max_per_source,
             tcp_header_timeout_s: l.header_timeout.as_secs(),
             tcp_idle_timeout_s: l.idle_timeout.as_secs(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_verify: true,
         }
     }
 }
@@ -75,7 +94,23 @@ impl SipSettings {
                 return Err(format!("{k}: must be at least 1"));
             }
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("sip.tls_cert and sip.tls_key: give both or neither".into());
+        }
+        if self.tls_listen.is_some() && self.tls_cert.is_none() {
+            return Err("sip.tls_listen: needs tls_cert and tls_key".into());
+        }
         Ok(())
+    }
+
+    /// The TLS files as the driver takes them.
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            ca: self.tls_ca.clone(),
+            verify: self.tls_verify,
+        }
     }
 
     /// The TCP limits for the driver.

@@ -19,6 +19,8 @@ pub enum TrunkTransport {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS (the only transport SRTP keys may travel on).
+    Tls,
 }
 
 impl TrunkTransport {
@@ -27,6 +29,7 @@ impl TrunkTransport {
         match self {
             TrunkTransport::Udp => "udp",
             TrunkTransport::Tcp => "tcp",
+            TrunkTransport::Tls => "tls",
         }
     }
 
@@ -35,6 +38,7 @@ impl TrunkTransport {
         match self {
             TrunkTransport::Udp => Transport::Udp,
             TrunkTransport::Tcp => Transport::Tcp,
+            TrunkTransport::Tls => Transport::Tls,
         }
     }
 
@@ -43,6 +47,7 @@ impl TrunkTransport {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Some(TrunkTransport::Udp),
             "tcp" => Some(TrunkTransport::Tcp),
+            "tls" => Some(TrunkTransport::Tls),
             _ => None,
         }
     }
@@ -58,7 +63,7 @@ impl<'de> Deserialize<'de> for TrunkTransport {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         TrunkTransport::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("transport must be udp or tcp, not {s:?}"))
+            serde::de::Error::custom(format!("transport must be udp, tcp or tls, not {s:?}"))
         })
     }
 }

@@ -39,11 +39,13 @@ pub struct Batch {
 
 /// Largest RTP or RTCP packet the pacer writes (payload of 60 ms of G.711 plus header).
 pub const MAX_PACKET: usize = 1024;
+/// Room kept after every packet for what SRTP appends (the SRTCP index and the tag).
+const TRAILER_ROOM: usize = crate::media::srtp::SRTCP_TRAILER_LEN;
 
 impl Batch {
     /// A batch of `capacity` packets with `headroom` bytes before each.
     pub fn new(capacity: usize, headroom: usize) -> Batch {
-        let stride = (headroom + MAX_PACKET).next_multiple_of(64);
+        let stride = (headroom + MAX_PACKET + TRAILER_ROOM).next_multiple_of(64);
         Batch {
             buf: vec![0; stride * capacity.max(1)],
             stride,
@@ -84,6 +86,25 @@ impl Batch {
         let off = i * self.stride;
         let len = self.headroom + usize::from(self.items[i].len);
         &mut self.buf[off..off + len]
+    }
+
+    /// Rewrites packet `i` in place with `f(buffer, len) -> new len`, where the buffer
+    /// holds the packet and the trailer room after it (SRTP protection). When `f` fails
+    /// the packet is emptied: a packet of an encrypted call never leaves in clear.
+    pub fn rewrite<E>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut [u8], usize) -> Result<usize, E>,
+    ) -> Result<(), E> {
+        let off = i * self.stride + self.headroom;
+        let len = usize::from(self.items[i].len);
+        let buf = &mut self.buf[off..off + MAX_PACKET + TRAILER_ROOM];
+        let r = f(buf, len);
+        self.items[i].len = match &r {
+            Ok(n) => (*n).min(MAX_PACKET + TRAILER_ROOM) as u16,
+            Err(_) => 0,
+        };
+        r.map(|_| ())
     }
 
     /// Whether `n` more packets fit.

@@ -10,11 +10,14 @@ pub mod dtmf;
 pub mod latch;
 pub mod pacer;
 pub mod rtcp;
+pub mod srtp;
 pub mod stream;
+pub mod tap;
 
 pub use batch::{Batch, BatchItem, PacketKind};
 pub use demux::{classify, Datagram};
 pub use dtmf::{DtmfDecoder, DtmfEvent, DtmfSource};
 pub use latch::{Latch, MediaLatch, Verdict};
 pub use pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
-pub use stream::{RtpStream, StreamParams};
+pub use stream::{RtpStream, Segment, StreamParams};
+pub use tap::{AudioTap, Decoded, Recording};

@@ -19,9 +19,10 @@ use crate::dialer::core::{
     StoreReply,
 };
 use crate::dialer::trunk::TrunkConfig;
+use crate::dialer::trunk_keys::TrunkTransport;
 use crate::dialer::SipSettings;
 use crate::metrics as m;
-use crate::net::{SipDriver, SipEvents};
+use crate::net::{DriverOptions, SipDriver, SipEvents, TlsSetup};
 use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
 use crate::store::sqlite::now_ms;
 use crate::store::{Store, StoreError};
@@ -44,24 +45,56 @@ pub async fn start<S: Store, M: CallMedia>(
     settings: &SipSettings,
     trunks: Vec<(TrunkConfig, SocketAddr)>,
     store: S,
-    media: Arc<M>,
-    notes: mpsc::UnboundedReceiver<MediaNote>,
+    (media, notes): (Arc<M>, mpsc::UnboundedReceiver<MediaNote>),
+    clustered: bool,
 ) -> io::Result<DriverHandles> {
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
     ep.sources = SourcePolicy {
-        // Only the trunks' proxies may send new requests.
-        allowed: Some(trunks.iter().map(|(_, a)| a.ip()).collect()),
+        // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
+        allowed: Some(
+            trunks
+                .iter()
+                .flat_map(|(c, a)| {
+                    std::iter::once(a.ip().into()).chain(c.inbound_from.iter().copied())
+                })
+                .collect(),
+        ),
         strangers: settings.strangers,
         options_from_strangers: settings.options_from_strangers,
     };
-    let (sip, events) = SipDriver::start_with(bind, ep, settings.tcp_limits()).await?;
+    // TLS is set up whenever it can be, so that a TLS trunk added later through the API
+    // works; it is an error only when a configured trunk or the listener needs it.
+    let needed = settings.tls_listen.is_some()
+        || trunks
+            .iter()
+            .any(|(c, _)| c.transport == TrunkTransport::Tls);
+    let tls = match TlsSetup::new(&settings.tls_files(), settings.tls_listen.is_some()) {
+        Ok(setup) => Some(Arc::new(setup)),
+        Err(e) if needed => return Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
+        Err(e) => {
+            warn!(error = %e, "SIP over TLS unavailable");
+            None
+        }
+    };
+    let opts = DriverOptions {
+        limits: settings.tcp_limits(),
+        tls,
+        tls_listen: settings.tls_listen,
+    };
+    let (sip, events) = SipDriver::start_opts(bind, ep, opts).await?;
+    for (c, addr) in &trunks {
+        expect_tls_name(&sip, c, *addr)?;
+    }
     info!(sip = %sip.local_addr(), trunks = trunks.len(), "dialer started");
     let cfg = CoreConfig {
         media_ip: media.local_ip(),
         seed: rand::random(),
     };
-    let core = DialerCore::new(cfg, trunks, Instant::now());
+    let mut core = DialerCore::new(cfg, trunks, Instant::now());
+    if clustered {
+        core.hold_for_shares();
+    }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (store_tx, store_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(vec![]);
@@ -80,6 +113,21 @@ pub async fn start<S: Store, M: CallMedia>(
     Ok(DriverHandles {
         commands: cmd_tx,
         completed: done_rx,
+    })
+}
+
+/// Tells the SIP driver which name a TLS trunk's certificate must carry: the host of its
+/// `proxy` (an IP address is checked as such).
+fn expect_tls_name(sip: &SipDriver, trunk: &TrunkConfig, addr: SocketAddr) -> io::Result<()> {
+    if trunk.transport != TrunkTransport::Tls {
+        return Ok(());
+    }
+    let host = crate::dialer::core::invite::host_of(&trunk.proxy);
+    sip.expect_tls_name(addr, &host).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("trunk {}: {e}", trunk.name),
+        )
     })
 }
 
@@ -132,6 +180,11 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     }
 
     fn command(&mut self, cmd: Command, reply: Option<oneshot::Sender<Reply>>) {
+        if let Command::PutTrunk { cfg, addr, .. } = &cmd {
+            if let Err(e) = expect_tls_name(&self.sip, cfg, *addr) {
+                warn!(trunk = %cfg.name, error = %e, "TLS trunk's name not usable");
+            }
+        }
         let to = ReplyTo(self.next_reply);
         self.next_reply += 1;
         if let Some(tx) = reply {

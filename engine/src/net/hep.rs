@@ -123,7 +123,7 @@ pub fn encode(
     };
     let proto = match c.transport {
         Transport::Udp => 17u8,
-        Transport::Tcp => 6u8,
+        Transport::Tcp | Transport::Tls => 6u8,
     };
     let since = c.time.duration_since(UNIX_EPOCH).unwrap_or_default();
     put_chunk(out, chunk::IP_FAMILY, &[family]);

@@ -8,9 +8,12 @@ pub mod pump;
 pub mod sip_driver;
 
 mod sip_tcp;
+mod sip_tls;
 pub mod sip_udp;
 
 pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
 };
-pub use sip_driver::{SipDriver, SipEvents, TcpLimits};
+pub use sip_driver::{
+    DriverOptions, SipDriver, SipEvents, TcpLimits, TlsError, TlsFiles, TlsSetup,
+};

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,10 +26,12 @@ use tracing::{debug, warn};
 
 pub use super::sip_tcp::TcpLimits;
 use super::sip_tcp::{accept_loop, Tcp, TcpEvent};
+pub use super::sip_tls::{TlsError, TlsFiles, TlsSetup};
 use crate::sip::endpoint::{
-    CallHandle, CallParams, Endpoint, EndpointConfig, Event, RegisterParams, RequestHandle,
-    Transport,
+    AnswerError, AnswerParams, CallHandle, CallParams, Cidr, Endpoint, EndpointConfig, Event,
+    RegisterParams, RequestHandle, Transport,
 };
+use crate::sip::sdp::NegotiatedMedia;
 use crate::sip::transaction::Wire;
 
 use super::sip_udp::{self, send_batch, RecvBatch, BATCH};
@@ -42,7 +44,14 @@ enum Command {
     Register(Box<RegisterParams>, oneshot::Sender<RequestHandle>),
     Unregister(RequestHandle),
     TcpConnections(oneshot::Sender<usize>),
-    AllowSources(Option<Vec<IpAddr>>),
+    AllowSources(Option<Vec<Cidr>>),
+    Ring(CallHandle),
+    Accept(
+        CallHandle,
+        Box<AnswerParams>,
+        oneshot::Sender<Result<NegotiatedMedia, AnswerError>>,
+    ),
+    Reject(CallHandle, u16, String),
 }
 
 /// A handle to the running driver: place calls and hang them up.
@@ -50,6 +59,28 @@ enum Command {
 pub struct SipDriver {
     cmd: mpsc::UnboundedSender<Command>,
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    tls: Option<Arc<TlsSetup>>,
+}
+
+/// How the driver's connection-oriented transports run.
+#[derive(Debug, Clone, Default)]
+pub struct DriverOptions {
+    /// Bounds on SIP over TCP and TLS connections.
+    pub limits: TcpLimits,
+    /// TLS client (and server) settings; `None`: no TLS at all.
+    pub tls: Option<Arc<TlsSetup>>,
+    /// Where to listen for TLS (`[sip] tls_listen`); port 0 picks a free one.
+    pub tls_listen: Option<SocketAddr>,
+}
+
+/// What the driver's task owns besides the endpoint.
+struct Sockets {
+    udp: Arc<UdpSocket>,
+    tcp_listener: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
+    tls: Option<Arc<TlsSetup>>,
+    limits: TcpLimits,
 }
 
 /// Events of the endpoint, in order.
@@ -69,9 +100,29 @@ impl SipDriver {
     /// [`SipDriver::start`] with limits on SIP over TCP.
     pub async fn start_with(
         bind: SocketAddr,
-        mut cfg: EndpointConfig,
+        cfg: EndpointConfig,
         limits: TcpLimits,
     ) -> io::Result<(SipDriver, SipEvents)> {
+        let opts = DriverOptions {
+            limits,
+            ..DriverOptions::default()
+        };
+        Self::start_opts(bind, cfg, opts).await
+    }
+
+    /// [`SipDriver::start`] with TCP limits and TLS: connections to trunks over TLS, and a
+    /// TLS listener when `opts.tls_listen` is set (its bound address goes in Via and Contact
+    /// of what we send over TLS).
+    pub async fn start_opts(
+        bind: SocketAddr,
+        mut cfg: EndpointConfig,
+        opts: DriverOptions,
+    ) -> io::Result<(SipDriver, SipEvents)> {
+        let DriverOptions {
+            limits,
+            tls,
+            tls_listen,
+        } = opts;
         let udp = UdpSocket::bind(bind).await?;
         let local_addr = udp.local_addr()?;
         match sip_udp::tune(udp.as_raw_fd(), sip_udp::RCVBUF, sip_udp::SNDBUF) {
@@ -83,17 +134,56 @@ impl SipDriver {
             warn!(%local_addr, "TCP listener unavailable; inbound TCP disabled");
         }
         cfg.local_addr = local_addr;
+        let tls_listener = match (tls_listen, &tls) {
+            (Some(addr), Some(t)) if t.acceptor.is_some() => Some(TcpListener::bind(addr).await?),
+            (Some(_), _) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a TLS listener needs a certificate and key",
+                ))
+            }
+            (None, _) => None,
+        };
+        cfg.tls_addr = match &tls_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        let tls_addr = cfg.tls_addr;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ep = Endpoint::new(cfg);
-        tokio::spawn(run(ep, Arc::new(udp), tcp, limits, cmd_rx, ev_tx));
+        let sockets = Sockets {
+            udp: Arc::new(udp),
+            tcp_listener: tcp,
+            tls_listener,
+            tls,
+            limits,
+        };
+        let tls = sockets.tls.clone();
+        tokio::spawn(run(ep, sockets, cmd_rx, ev_tx));
         Ok((
             SipDriver {
                 cmd: cmd_tx,
                 local_addr,
+                tls_addr,
+                tls,
             },
             ev_rx,
         ))
+    }
+
+    /// Records the host name the certificate of the TLS peer at `addr` must carry (a trunk
+    /// with `transport = "tls"`); without TLS settings there is nothing to record.
+    pub fn expect_tls_name(&self, addr: SocketAddr, host: &str) -> Result<(), TlsError> {
+        match &self.tls {
+            Some(t) => t.expect_name(addr, host),
+            None => Ok(()),
+        }
+    }
+
+    /// The bound TLS address, when there is a TLS listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The bound SIP address.
@@ -159,15 +249,39 @@ impl SipDriver {
         rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
     }
 
-    /// Replaces the addresses allowed to send new requests (see
+    /// Replaces the addresses and blocks allowed to send new requests (see
     /// [`Endpoint::set_allowed_sources`]).
-    pub fn set_allowed_sources(&self, allowed: Option<Vec<IpAddr>>) {
+    pub fn set_allowed_sources(&self, allowed: Option<Vec<Cidr>>) {
         let _ = self.cmd.send(Command::AllowSources(allowed));
     }
 
-    /// Hangs a call up (BYE or CANCEL).
+    /// Hangs a call up (BYE or CANCEL; an incoming call not answered yet is refused 480).
     pub fn hangup(&self, call: CallHandle) {
         let _ = self.cmd.send(Command::Hangup(call));
+    }
+
+    /// Sends 180 Ringing for an incoming call (see [`Endpoint::ring`]).
+    pub fn ring(&self, call: CallHandle) {
+        let _ = self.cmd.send(Command::Ring(call));
+    }
+
+    /// Answers an incoming call with 200 and our SDP answer (see [`Endpoint::accept`]);
+    /// returns what the answer settled once the 200 is queued.
+    pub async fn accept(
+        &self,
+        call: CallHandle,
+        params: AnswerParams,
+    ) -> io::Result<Result<NegotiatedMedia, AnswerError>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Accept(call, Box::new(params), tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Refuses an incoming call with `status` and `reason` (see [`Endpoint::reject`]).
+    pub fn reject(&self, call: CallHandle, status: u16, reason: impl Into<String>) {
+        let _ = self.cmd.send(Command::Reject(call, status, reason.into()));
     }
 }
 
@@ -177,17 +291,32 @@ const RECV_PER_PASS: usize = 8 * BATCH;
 
 async fn run(
     mut ep: Endpoint,
-    udp: Arc<UdpSocket>,
-    tcp_listener: Option<TcpListener>,
-    limits: TcpLimits,
+    sockets: Sockets,
     mut cmds: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    let Sockets {
+        udp,
+        tcp_listener,
+        tls_listener,
+        tls: tls_setup,
+        limits,
+    } = sockets;
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
     if let Some(l) = tcp_listener {
-        tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone()));
+        tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone(), None));
     }
-    let mut tcp = Tcp::new(in_tx, limits);
+    if let Some(l) = tls_listener {
+        tokio::spawn(accept_loop(
+            l,
+            in_tx.clone(),
+            limits.clone(),
+            tls_setup.clone(),
+        ));
+    }
+    let mut tcp = Tcp::new(in_tx.clone(), limits.clone(), None);
+    // No TLS settings, no TLS table: a message for TLS is dropped, never sent in clear.
+    let mut tls = tls_setup.map(|t| Tcp::new(in_tx, limits, Some(t)));
     let mut batch = RecvBatch::default();
     let mut out: VecDeque<(SocketAddr, Wire)> = VecDeque::new();
     let mut commands_open = true;
@@ -201,12 +330,22 @@ async fn run(
                 }
             }
             Some(ev) = in_rx.recv() => match ev {
-                TcpEvent::Message(from, msg) => {
-                    super::hep::mirror(from, ep.config().local_addr, Transport::Tcp, &msg);
-                    ep.handle_datagram(Instant::now(), from, Transport::Tcp, &msg);
+                TcpEvent::Message(t, from, msg) => {
+                    super::hep::mirror(from, ep.config().local_addr, t, &msg);
+                    ep.handle_datagram(Instant::now(), from, t, &msg);
                 }
-                TcpEvent::Accepted(peer, id, tx) => tcp.accepted(peer, id, tx),
-                TcpEvent::Closed(peer, id) => tcp.closed(peer, id),
+                TcpEvent::Accepted(Transport::Tls, peer, id, tx) => {
+                    if let Some(tls) = tls.as_mut() {
+                        tls.accepted(peer, id, tx);
+                    }
+                }
+                TcpEvent::Accepted(_, peer, id, tx) => tcp.accepted(peer, id, tx),
+                TcpEvent::Closed(Transport::Tls, peer, id) => {
+                    if let Some(tls) = tls.as_mut() {
+                        tls.closed(peer, id);
+                    }
+                }
+                TcpEvent::Closed(_, peer, id) => tcp.closed(peer, id),
             },
             cmd = cmds.recv(), if commands_open => match cmd {
                 Some(c) => {
@@ -230,6 +369,14 @@ async fn run(
             match t.transport {
                 Transport::Udp => out.push_back((t.dest, t.bytes)),
                 Transport::Tcp => tcp.send(t.dest, t.bytes),
+                Transport::Tls => match tls.as_mut() {
+                    Some(tls) => tls.send(t.dest, t.bytes),
+                    None => {
+                        warn!(dest = %t.dest, "SIP over TLS is not set up; message dropped");
+                        metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "no_tls")
+                            .increment(1);
+                    }
+                },
             }
         }
         send_udp(&udp, &mut out).await;
@@ -272,6 +419,11 @@ fn run_command(
         }
         Command::Unregister(h) => ep.unregister(Instant::now(), h),
         Command::AllowSources(a) => ep.set_allowed_sources(a),
+        Command::Ring(h) => ep.ring(Instant::now(), h),
+        Command::Accept(h, params, reply) => {
+            let _ = reply.send(ep.accept(Instant::now(), h, &params));
+        }
+        Command::Reject(h, status, reason) => ep.reject(Instant::now(), h, status, &reason),
         Command::TcpConnections(reply) => {
             let _ = reply.send(tcp.len());
         }

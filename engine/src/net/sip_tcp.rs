@@ -12,13 +12,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, warn};
 
+use super::sip_tls::TlsSetup;
+use crate::sip::endpoint::Transport;
 use crate::sip::stream::{Frame, FrameError, StreamFramer, DEFAULT_MAX_MESSAGE};
 use crate::sip::transaction::Wire;
 
@@ -54,14 +55,15 @@ impl Default for TcpLimits {
     }
 }
 
-/// What connection tasks tell the driver's loop.
+/// What connection tasks tell the driver's loop; each names its transport (TCP or TLS),
+/// whose connection table it belongs to.
 pub(super) enum TcpEvent {
     /// A connection was accepted: its id and its write queue.
-    Accepted(SocketAddr, u64, mpsc::Sender<Out>),
+    Accepted(Transport, SocketAddr, u64, mpsc::Sender<Out>),
     /// A framed message.
-    Message(SocketAddr, Vec<u8>),
+    Message(Transport, SocketAddr, Vec<u8>),
     /// The connection with this id ended: forget it.
-    Closed(SocketAddr, u64),
+    Closed(Transport, SocketAddr, u64),
 }
 
 /// What a connection's writer is asked to do.
@@ -76,22 +78,37 @@ struct Conn {
     tx: mpsc::Sender<Out>,
 }
 
-/// The driver's table of live connections, by peer address.
+/// The driver's table of live connections of one transport (TCP, or TLS when it has a
+/// [`TlsSetup`]), by peer address.
 pub(super) struct Tcp {
     conns: HashMap<SocketAddr, Conn>,
     events: mpsc::UnboundedSender<TcpEvent>,
     limits: Arc<TcpLimits>,
     next_id: u64,
+    tls: Option<Arc<TlsSetup>>,
 }
 
 impl Tcp {
-    pub(super) fn new(events: mpsc::UnboundedSender<TcpEvent>, limits: TcpLimits) -> Self {
+    pub(super) fn new(
+        events: mpsc::UnboundedSender<TcpEvent>,
+        limits: TcpLimits,
+        tls: Option<Arc<TlsSetup>>,
+    ) -> Self {
         Tcp {
             conns: HashMap::new(),
             events,
             limits: Arc::new(limits),
             // Outbound ids are odd, inbound (from the acceptor) even: never equal.
             next_id: 1,
+            tls,
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        if self.tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
         }
     }
 
@@ -127,12 +144,38 @@ impl Tcp {
         self.conns.insert(dest, Conn { id, tx: tx.clone() });
         let events = self.events.clone();
         let limits = self.limits.clone();
+        let tls = self.tls.clone();
+        let transport = self.transport();
+        let conn = Link {
+            transport,
+            peer: dest,
+            id,
+        };
         tokio::spawn(async move {
-            match TcpStream::connect(dest).await {
-                Ok(s) => serve_conn(s, dest, id, tx, rx, events, limits).await,
+            let s = match TcpStream::connect(dest).await {
+                Ok(s) => s,
                 Err(e) => {
                     warn!(%dest, error = %e, "SIP TCP connect failed");
-                    let _ = events.send(TcpEvent::Closed(dest, id));
+                    let _ = events.send(TcpEvent::Closed(transport, dest, id));
+                    return;
+                }
+            };
+            let _ = s.set_nodelay(true);
+            let Some(tls) = tls else {
+                return serve_conn(s, conn, tx, rx, events, limits).await;
+            };
+            let handshake = tls.connector.connect(tls.name_for(dest), s);
+            match tokio::time::timeout(limits.header_timeout, handshake).await {
+                Ok(Ok(s)) => serve_conn(s, conn, tx, rx, events, limits).await,
+                Ok(Err(e)) => {
+                    warn!(%dest, error = %e, "SIP TLS handshake failed");
+                    metrics::counter!(crate::metrics::SIP_TLS_HANDSHAKE_FAILED, "side" => "client")
+                        .increment(1);
+                    let _ = events.send(TcpEvent::Closed(transport, dest, id));
+                }
+                Err(_) => {
+                    warn!(%dest, "SIP TLS handshake timed out");
+                    let _ = events.send(TcpEvent::Closed(transport, dest, id));
                 }
             }
         });
@@ -198,12 +241,19 @@ fn fd_exhausted(e: &io::Error) -> bool {
     )
 }
 
-/// Accepts inbound connections until the driver's loop goes away.
+/// Accepts inbound connections until the driver's loop goes away; with `tls`, each
+/// connection's handshake runs in its own task, bounded by the header timeout.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<TcpEvent>,
     limits: TcpLimits,
+    tls: Option<Arc<TlsSetup>>,
 ) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
     let limits = Arc::new(limits);
     let census = Arc::new(Mutex::new(Census::default()));
     let mut backoff = Duration::from_millis(10);
@@ -249,15 +299,34 @@ pub(super) async fn accept_loop(
         next_id += 2;
         let (tx, rx) = mpsc::channel(limits.write_queue.max(1));
         if events
-            .send(TcpEvent::Accepted(peer, id, tx.clone()))
+            .send(TcpEvent::Accepted(transport, peer, id, tx.clone()))
             .is_err()
         {
             return;
         }
-        let (events, limits) = (events.clone(), limits.clone());
+        let (events, limits, tls) = (events.clone(), limits.clone(), tls.clone());
+        let conn = Link {
+            transport,
+            peer,
+            id,
+        };
         tokio::spawn(async move {
             let _guard = guard;
-            serve_conn(s, peer, id, tx, rx, events, limits).await;
+            let _ = s.set_nodelay(true);
+            let Some(acceptor) = tls.as_ref().and_then(|t| t.acceptor.clone()) else {
+                return serve_conn(s, conn, tx, rx, events, limits).await;
+            };
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(s)).await {
+                Ok(Ok(s)) => serve_conn(s, conn, tx, rx, events, limits).await,
+                failed => {
+                    if let Ok(Err(e)) = failed {
+                        debug!(%peer, error = %e, "SIP TLS handshake refused");
+                    }
+                    metrics::counter!(crate::metrics::SIP_TLS_HANDSHAKE_FAILED, "side" => "server")
+                        .increment(1);
+                    let _ = events.send(TcpEvent::Closed(transport, peer, id));
+                }
+            }
         });
     }
 }
@@ -286,23 +355,32 @@ impl End {
     }
 }
 
-/// Runs one connection: a writer task drains `rx`, this task reads and frames.
-async fn serve_conn(
-    s: TcpStream,
+/// Which connection a task serves.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    transport: Transport,
     peer: SocketAddr,
     id: u64,
+}
+
+/// Runs one connection (TCP or TLS): a writer task drains `rx`, this task reads and frames.
+async fn serve_conn<S>(
+    s: S,
+    conn: Link,
     tx: mpsc::Sender<Out>,
     rx: mpsc::Receiver<Out>,
     events: mpsc::UnboundedSender<TcpEvent>,
     limits: Arc<TcpLimits>,
-) {
-    let _ = s.set_nodelay(true);
-    let (r, w) = s.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (r, w) = tokio::io::split(s);
     let mut writer = tokio::spawn(write_loop(w, rx));
-    let end = read_loop(r, peer, &tx, &events, &limits).await;
+    let end = read_loop(r, conn, &tx, &events, &limits).await;
+    let peer = conn.peer;
     debug!(%peer, reason = end.label(), "SIP TCP connection closed");
     metrics::counter!(crate::metrics::SIP_TCP_CLOSED, "reason" => end.label()).increment(1);
-    let _ = events.send(TcpEvent::Closed(peer, id));
+    let _ = events.send(TcpEvent::Closed(conn.transport, peer, conn.id));
     // Let a final reply (413) leave, briefly; a peer that does not read is not waited for.
     if tx.try_send(Out::Close).is_err()
         || tokio::time::timeout(Duration::from_secs(1), &mut writer)
@@ -313,7 +391,7 @@ async fn serve_conn(
     }
 }
 
-async fn write_loop(mut w: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Out>) {
+async fn write_loop<S: AsyncWrite>(mut w: WriteHalf<S>, mut rx: mpsc::Receiver<Out>) {
     while let Some(out) = rx.recv().await {
         match out {
             Out::Bytes(b) => {
@@ -329,13 +407,14 @@ async fn write_loop(mut w: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiv
     }
 }
 
-async fn read_loop(
-    mut r: OwnedReadHalf,
-    peer: SocketAddr,
+async fn read_loop<S: AsyncRead>(
+    mut r: ReadHalf<S>,
+    conn: Link,
     tx: &mpsc::Sender<Out>,
     events: &mpsc::UnboundedSender<TcpEvent>,
     limits: &TcpLimits,
 ) -> End {
+    let peer = conn.peer;
     let mut framer = StreamFramer::new(limits.max_message);
     let mut chunk = vec![0u8; 8192];
     let mut last_read = Instant::now();
@@ -368,7 +447,10 @@ async fn read_loop(
                     break;
                 }
                 Ok(Some(Frame::Message(m))) => {
-                    if events.send(TcpEvent::Message(peer, m)).is_err() {
+                    if events
+                        .send(TcpEvent::Message(conn.transport, peer, m))
+                        .is_err()
+                    {
                         return End::DriverGone;
                     }
                     // What is left begins the next message now.

@@ -35,7 +35,10 @@ pub use api_records::{
     TenantRecord,
 };
 pub use ivr_records::RegistrationRecord;
-pub use postgres::{is_postgres_url, PgOptions, PgStore};
+pub use postgres::{
+    is_postgres_url, BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, PgOptions, PgStore,
+    TrunkShareRow,
+};
 pub use records::{
     AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
     DueContact, ImportReport, Progress, ZoneCounts,

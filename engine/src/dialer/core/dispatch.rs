@@ -6,7 +6,7 @@ use std::time::Instant;
 use tracing::warn;
 
 use super::attempt::{Attempt, Phase};
-use super::invite::invite_params;
+use super::invite::{invite_params, srtp_offer};
 use super::io::{Action, CallToken, CampaignId, TrunkId};
 use super::timers::Deadline;
 use super::DialerCore;
@@ -14,7 +14,7 @@ use crate::dialer::routing;
 use crate::dialer::scheduler::{DueItem, Pick};
 use crate::metrics as m;
 use crate::model::Outcome;
-use crate::sip::endpoint::{CallEnd, CallHandle, Hangup};
+use crate::sip::endpoint::{CallEnd, CallHandle, CallParams, Hangup};
 use crate::store::{AttemptStart, StoreError};
 
 /// An end for an attempt whose INVITE never got an answer from the carrier.
@@ -33,7 +33,10 @@ impl DialerCore {
     /// send, then sends what the limiters admit.
     pub(super) fn dispatch(&mut self, now: Instant, wall: i64) {
         if self.draining.is_none() {
+            self.start_direct(now);
             self.pick(now, wall);
+        } else {
+            self.drop_direct_waiting();
         }
         self.flush_unavailable(now, wall);
         for t in 0..self.trunks.len() {
@@ -171,6 +174,15 @@ impl DialerCore {
                 self.trunks[t.0].send_queue.pop_front();
                 continue;
             };
+            if self.is_direct(call) {
+                if !self.trunks[t.0].trunk.take_token(now) {
+                    return;
+                }
+                let session = self.ids.next() as u32 as u64;
+                let params = self.direct_params(now, call, session).expect("direct call");
+                self.send_head(now, t, call, params);
+                continue;
+            }
             let Some(rt) = self.campaigns.get(&a.campaign) else {
                 // Paused, canceled or shutting down while journaling: close it unsent.
                 self.trunks[t.0].send_queue.pop_front();
@@ -191,20 +203,27 @@ impl DialerCore {
                 self.cfg.media_ip,
                 session,
             );
-            slot.send_queue.pop_front();
-            slot.pending = slot.pending.saturating_sub(1);
-            slot.sending = Some(call);
-            let call_id = a.call_id.clone();
-            let a = self.calls.get_mut(&call).expect("checked above");
-            let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
-            a.phase = phase.sending(now).unwrap_or_else(|p| p);
-            let params = Box::new(params);
-            self.actions.push_back(Action::Invite {
-                call,
-                call_id,
-                params,
-            });
+            self.send_head(now, t, call, params);
         }
+    }
+
+    /// Hands the head of a trunk's send queue to the driver (its CPS token taken).
+    fn send_head(&mut self, now: Instant, t: TrunkId, call: CallToken, mut params: CallParams) {
+        params.offer.srtp = srtp_offer(self.trunks[t.0].cfg().srtp, &mut self.ids.0);
+        let slot = &mut self.trunks[t.0];
+        slot.send_queue.pop_front();
+        slot.pending = slot.pending.saturating_sub(1);
+        slot.sending = Some(call);
+        let a = self.calls.get_mut(&call).expect("queued calls are live");
+        let call_id = a.call_id.clone();
+        let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
+        a.phase = phase.sending(now).unwrap_or_else(|p| p);
+        let params = Box::new(params);
+        self.actions.push_back(Action::Invite {
+            call,
+            call_id,
+            params,
+        });
     }
 
     /// The INVITE left: the token is stamped with this instant and the call rings.
@@ -242,11 +261,12 @@ impl DialerCore {
 
     /// Arms each trunk's limiter wake-up when work waits for its next token.
     pub(super) fn plan_limiters(&mut self, now: Instant) {
-        let work = self.campaigns.keys().any(|c| self.sched.queued(c.0) > 0);
+        let work = !self.direct_waiting.is_empty()
+            || self.campaigns.keys().any(|c| self.sched.queued(c.0) > 0);
         for (i, s) in self.trunks.iter_mut().enumerate() {
             let d = Deadline::Limiter(TrunkId(i));
             let t = &s.trunk;
-            let could_pick = work && t.health.is_up() && t.active < t.cfg.max_channels;
+            let could_pick = work && t.health.is_up() && t.active < t.channel_cap();
             let queued = !s.send_queue.is_empty() && s.sending.is_none();
             if s.removed || !(queued || could_pick) {
                 self.timers.stop(d);

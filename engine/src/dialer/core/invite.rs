@@ -7,8 +7,10 @@ use std::time::Duration;
 use super::super::campaign::CampaignSpec;
 use super::super::trunk::TrunkConfig;
 use super::super::trunk_keys::offer_codec;
+use crate::media::srtp::MasterKey;
 use crate::sip::auth::Credentials;
 use crate::sip::endpoint::{CallParams, RegisterParams};
+use crate::sip::sdp::crypto::{SrtpMode, SrtpOffer};
 use crate::sip::sdp::{OfferCodec, OfferParams};
 
 /// The caller ID presented: the trunk's `caller_id` (a carrier that only accepts its own
@@ -66,6 +68,22 @@ pub fn offer(trunk: &TrunkConfig, media_ip: IpAddr, session_id: u64) -> OfferPar
     }
     o.ptime_ms = trunk.ptime_ms;
     o
+}
+
+/// SDES keying for a call on a trunk with `srtp` on: a fresh key from the core's CSPRNG.
+pub fn srtp_offer<R: rand::CryptoRng + rand::RngCore>(
+    mode: SrtpMode,
+    rng: &mut R,
+) -> Option<SrtpOffer> {
+    let required = match mode {
+        SrtpMode::Off => return None,
+        SrtpMode::Optional => false,
+        SrtpMode::Required => true,
+    };
+    Some(SrtpOffer {
+        key: MasterKey::random(rng),
+        required,
+    })
 }
 
 /// Everything the INVITE of one attempt says.

@@ -138,6 +138,12 @@ pub enum Command {
     Snapshot,
     /// Stop dialling, hang up, journal the ends, then reply and stop.
     Shutdown,
+    /// Place one call outside any campaign (`dialer call`); the reply,
+    /// [`Reply::Called`], comes when it has ended.
+    Call(Box<super::DirectCall>),
+    /// This node's shares of the trunks it shares with other nodes (a cluster beat);
+    /// the reply is its load for the next beat.
+    Shares(Vec<super::ShareUpdate>),
 }
 
 /// The answer to a [`Command`].
@@ -151,6 +157,10 @@ pub enum Reply {
     Snapshot(DialerSnapshot),
     /// Every call ended and was journaled: the driver may stop.
     ShutDown,
+    /// A [`Command::Call`] ended.
+    Called(Box<super::CallReport>),
+    /// The node's load (answer to [`Command::Shares`]).
+    Load(super::NodeLoad),
 }
 
 /// What a store future returned, with the token of the request.
@@ -275,9 +285,10 @@ pub enum Action {
     Register(TrunkId, Box<RegisterParams>),
     /// End a registration.
     Unregister(RequestHandle),
-    /// The addresses that may send new requests: the live trunks' proxies (strangers are
-    /// dropped or refused, `[sip] strangers`). Emitted when the set of trunks changes.
-    AllowSources(Vec<std::net::IpAddr>),
+    /// The addresses that may send new requests: the live trunks' proxies and their
+    /// `inbound_from` blocks (strangers are dropped or refused, `[sip] strangers`).
+    /// Emitted when the set of trunks changes.
+    AllowSources(Vec<crate::sip::endpoint::Cidr>),
     /// Set `dialer_campaign_contacts` from the progress of these campaigns.
     ContactGauges(Vec<i64>),
     /// Answer a command.

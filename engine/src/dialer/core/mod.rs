@@ -20,6 +20,8 @@
 
 mod attempt;
 mod campaigns;
+mod cluster;
+mod direct;
 mod dispatch;
 pub mod invite;
 pub mod io;
@@ -41,6 +43,8 @@ use std::time::Instant;
 use tracing::info;
 
 pub use attempt::Phase;
+pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
+pub use direct::{CallReport, DirectCall};
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
@@ -69,7 +73,7 @@ pub struct CoreConfig {
 /// guess the Call-ID of a call in progress from the ones they saw; seeded by the caller, so a
 /// test with a fixed seed is deterministic.
 #[derive(Debug, Clone)]
-struct Ids(rand::rngs::StdRng);
+struct Ids(pub(super) rand::rngs::StdRng);
 
 impl Ids {
     fn new(seed: u64) -> Ids {
@@ -93,12 +97,18 @@ pub struct DialerCore {
     by_handle: HashMap<CallHandle, CallToken>,
     pings: HashMap<RequestHandle, TrunkId>,
     regs: HashMap<RequestHandle, TrunkId>,
+    /// One-shot calls (`dialer call`) waiting for their trunk to take them.
+    direct_waiting: VecDeque<(ReplyTo, DirectCall)>,
+    /// One-shot calls in progress: what their report needs beyond the attempt.
+    direct: HashMap<CallToken, direct::Direct>,
     next_token: u64,
     timers: Timers,
     actions: VecDeque<Action>,
     /// Shutting down: where to reply once every call has ended.
     draining: Option<ReplyTo>,
     stopped: bool,
+    /// Trunks are shared with other nodes (see `cluster.rs`).
+    clustered: bool,
 }
 
 impl DialerCore {
@@ -115,11 +125,14 @@ impl DialerCore {
             by_handle: HashMap::new(),
             pings: HashMap::new(),
             regs: HashMap::new(),
+            direct_waiting: VecDeque::new(),
+            direct: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
             actions: VecDeque::new(),
             draining: None,
             stopped: false,
+            clustered: false,
         };
         for (t, addr) in trunks {
             core.add_slot(t, addr, now);
@@ -174,6 +187,11 @@ impl DialerCore {
                 self.reply(reply, Reply::Snapshot(snap));
             }
             Command::Shutdown => self.begin_shutdown(reply),
+            Command::Call(req) => self.queue_direct(reply, *req),
+            Command::Shares(shares) => {
+                let load = self.apply_shares(now, shares);
+                self.reply(reply, Reply::Load(load));
+            }
         }
         self.settle_loop(now, wall);
     }

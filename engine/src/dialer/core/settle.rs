@@ -70,6 +70,9 @@ impl DialerCore {
         let Some(mut a) = self.calls.remove(&call) else {
             return;
         };
+        if self.is_direct(call) {
+            return self.finish_direct(now, call, a, end);
+        }
         let facts = self.release(now, call, &mut a, &end);
         let Some(attempt) = facts.attempt else {
             let it = &a.item;
@@ -109,7 +112,13 @@ impl DialerCore {
 
     /// Frees what an ending attempt held (its SIP handle, trunk channel and queue place,
     /// RTP port, campaign count), feeds congestion control and records its metrics.
-    fn release(&mut self, now: Instant, call: CallToken, a: &mut Attempt, end: &CallEnd) -> Facts {
+    pub(super) fn release(
+        &mut self,
+        now: Instant,
+        call: CallToken,
+        a: &mut Attempt,
+        end: &CallEnd,
+    ) -> Facts {
         if let Some(h) = a.phase.call() {
             self.by_handle.remove(&h);
         }

@@ -43,6 +43,8 @@ impl DialerCore {
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
+            // Not raised unless the endpoint is told to take inbound calls.
+            Event::Incoming { .. } => {}
             Event::OptionsReply { ping, status, .. } => {
                 if let Some(t) = self.pings.remove(&ping) {
                     self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
@@ -94,7 +96,11 @@ impl DialerCore {
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => "ringing")
             .decrement(1.0);
         metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "answered").increment(1.0);
-        if let Some(attempt) = a.phase.attempt() {
+        if let Some(attempt) = a
+            .phase
+            .attempt()
+            .filter(|_| !self.direct.contains_key(&token))
+        {
             // Durable soon; the store orders it before the attempt's end.
             let at_ms = wall;
             self.actions
@@ -130,7 +136,8 @@ impl DialerCore {
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
         match note {
-            MediaNote::Finished { token, .. } => {
+            MediaNote::Finished { token, packets } => {
+                self.direct_packets(CallToken(token), packets);
                 let Some(a) = self.calls.get_mut(&CallToken(token)) else {
                     return;
                 };
@@ -142,9 +149,10 @@ impl DialerCore {
             MediaNote::Stopped {
                 token,
                 played_permille,
-                ..
+                packets,
             } => {
                 let token = CallToken(token);
+                self.direct_packets(token, packets);
                 let Some(a) = self.calls.get_mut(&token) else {
                     return;
                 };
@@ -159,6 +167,12 @@ impl DialerCore {
                     a.digits.push(digit);
                 }
             }
+            // Notes of playlists and recordings: campaign calls ask for none yet (inbound
+            // calls and keys during the message will).
+            MediaNote::Played { .. }
+            | MediaNote::Recorded { .. }
+            | MediaNote::Amd { .. }
+            | MediaNote::Beep { .. } => {}
         }
     }
 

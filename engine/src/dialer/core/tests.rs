@@ -93,6 +93,7 @@ fn media() -> NegotiatedMedia {
         maxptime_ms: None,
         telephone_event_pt: None,
         direction: crate::sip::sdp::Direction::SendRecv,
+        srtp: None,
     }
 }
 

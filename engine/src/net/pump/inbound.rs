@@ -5,9 +5,10 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use super::event_loop::{CallSlot, Loop, RX_BATCH, RX_BUF};
+use super::event_loop::{detect, CallSlot, Listen, Loop, RX_BATCH, RX_BUF};
 use super::sys::{point_hdr, sockaddr_to_std};
 use super::MediaEvent;
+use crate::media::srtp::SrtpError;
 use crate::media::{classify, rtcp, Datagram, Verdict};
 
 impl Loop {
@@ -37,24 +38,6 @@ impl Loop {
                 }
                 if got < RX_BATCH {
                     break;
-                }
-            }
-        }
-    }
-
-    /// Reports presses whose end packets were all lost.
-    pub(super) fn dtmf_timeouts(&mut self) {
-        let now = Instant::now();
-        for s in self.slots.iter_mut().flatten() {
-            if let Some(d) = s.dtmf.as_mut() {
-                if d.poll_timeout().is_some_and(|t| t <= now) {
-                    d.handle_timeout(now);
-                    while let Some(event) = d.poll_event() {
-                        let _ = self.events.send(MediaEvent::Dtmf {
-                            token: s.token,
-                            event,
-                        });
-                    }
                 }
             }
         }
@@ -95,7 +78,7 @@ impl Loop {
         let Some(from) = sockaddr_to_std(&self.rx_names[m]) else {
             return;
         };
-        let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
+        let data = &mut self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
         let Some(slot) = self.slots[route].as_mut() else {
             return;
         };
@@ -104,6 +87,27 @@ impl Loop {
         } else {
             classify(data)
         };
+        // An encrypted call: the tag is checked and the packet decrypted in place before
+        // anything trusts it (the latch included), so forged packets neither play nor move
+        // our media.
+        let len = match (slot.srtp.as_mut(), kind) {
+            (Some(pair), Datagram::Rtcp) => pair.rx.unprotect_rtcp(data),
+            (Some(pair), Datagram::Rtp { .. }) if !on_rtcp_port => pair.rx.unprotect_rtp(data),
+            _ => Ok(data.len()),
+        };
+        let len = match len {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = match e {
+                    SrtpError::Auth => "auth",
+                    SrtpError::Replay => "replay",
+                    SrtpError::Short | SrtpError::NoRoom => "short",
+                };
+                metrics::counter!(crate::metrics::SRTP_REFUSED, "reason" => reason).increment(1);
+                return;
+            }
+        };
+        let data = &data[..len];
         let ssrc = match kind {
             Datagram::Rtcp => {
                 if slot.latch.allows_rtcp(from) {
@@ -149,14 +153,53 @@ impl Loop {
         }
         self.local.received += 1;
         if let Some(d) = slot.dtmf.as_mut() {
-            if d.handle_rtp(Instant::now(), data) {
+            if d.handle_rtp(data) {
                 while let Some(event) = d.poll_event() {
                     let _ = self.events.send(MediaEvent::Dtmf {
                         token: slot.token,
                         event,
                     });
                 }
+                return;
             }
+        }
+        if slot.listen.is_some() {
+            self.listen(route, m, len);
+        }
+    }
+
+    /// Feeds a received audio packet to what listens to the call (recording, machine and beep
+    /// detection): decoded once.
+    fn listen(&mut self, route: usize, m: usize, len: usize) {
+        let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
+        let Some(slot) = self.slots[route].as_mut() else {
+            return;
+        };
+        let token = slot.token;
+        let Some(l) = slot.listen.as_deref_mut() else {
+            return;
+        };
+        let Listen {
+            tap,
+            recording,
+            amd,
+            beep,
+            beep_left,
+        } = l;
+        let Some(d) = tap.push(data) else {
+            return;
+        };
+        let full = recording.as_mut().is_some_and(|r| r.push(&d));
+        if amd.is_some() || beep.is_some() {
+            detect(&self.events, token, amd, beep, beep_left, d.gap, d.pcm);
+        }
+        let rec = if full { recording.take() } else { None };
+        let rate = tap.rate();
+        if l.idle() {
+            slot.listen = None;
+        }
+        if let Some(rec) = rec {
+            self.report_recording(token, rec, rate);
         }
     }
 }

@@ -17,6 +17,7 @@ impl Loop {
         if n == 0 {
             return;
         }
+        self.protect_batch();
         if self.raw.is_some() {
             self.send_raw(n);
         } else {
@@ -48,6 +49,29 @@ impl Loop {
         self.local.rtp_sent += rtp;
         self.sent_metric.increment(rtp);
         self.batch.clear();
+    }
+
+    /// Encrypts the packets of encrypted calls where they lie in the batch (SRTP, SRTCP).
+    /// HEP mirrors RTCP after this, so the collector sees what went on the wire.
+    fn protect_batch(&mut self) {
+        for i in 0..self.batch.len() {
+            let it = self.batch.items()[i];
+            let Some(pair) = self
+                .slots
+                .get_mut(it.route as usize)
+                .and_then(|s| s.as_mut())
+                .and_then(|s| s.srtp.as_mut())
+            else {
+                continue;
+            };
+            let r = self.batch.rewrite(i, |buf, len| match it.kind {
+                PacketKind::Rtp => pair.tx.protect_rtp(buf, len),
+                PacketKind::Rtcp => pair.tx.protect_rtcp(buf, len),
+            });
+            if let Err(e) = r {
+                debug!(error = %e, "SRTP protection failed; packet emptied");
+            }
+        }
     }
 
     /// Mirrors the batch's RTCP reports to the HEP collector (only called when one is set).

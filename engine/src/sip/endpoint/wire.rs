@@ -41,11 +41,20 @@ pub(super) fn sip_host_port(a: SocketAddr) -> String {
     }
 }
 
+/// The address we are reached at over `transport`: the TLS listener for TLS when there is
+/// one, the UDP/TCP address otherwise.
+fn our_addr(cfg: &EndpointConfig, transport: Transport) -> SocketAddr {
+    match (transport, cfg.tls_addr) {
+        (Transport::Tls, Some(a)) => a,
+        _ => cfg.local_addr,
+    }
+}
+
 pub(super) fn via_value(cfg: &EndpointConfig, transport: Transport, branch: &str) -> String {
     format!(
         "SIP/2.0/{} {};branch={branch};rport",
         transport.as_str(),
-        sip_host_port(cfg.local_addr)
+        sip_host_port(our_addr(cfg, transport))
     )
 }
 
@@ -55,6 +64,12 @@ pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> Strin
         Transport::Tcp => format!(
             "<sip:dialer@{};transport=tcp>",
             sip_host_port(cfg.local_addr)
+        ),
+        // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks
+        // take `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
+        Transport::Tls => format!(
+            "<sip:dialer@{};transport=tls>",
+            sip_host_port(our_addr(cfg, transport))
         ),
     }
 }
@@ -98,24 +113,7 @@ pub(super) fn build_in_dialog(
     body: Option<(&str, &[u8])>,
 ) -> Option<(Vec<u8>, SocketAddr)> {
     let d = c.dialog.as_ref()?;
-    let first_route_strict = d
-        .route_set
-        .first()
-        .and_then(|r| NameAddr::parse(r, "Route").ok())
-        .is_some_and(|n| !n.uri.is_loose_router());
-    // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI.
-    let (ruri, routes): (String, Vec<String>) = if first_route_strict {
-        let first = NameAddr::parse(&d.route_set[0], "Route")
-            .ok()?
-            .uri
-            .raw
-            .to_string();
-        let mut rest: Vec<String> = d.route_set[1..].to_vec();
-        rest.push(format!("<{}>", d.remote_target));
-        (first, rest)
-    } else {
-        (d.remote_target.clone(), d.route_set.clone())
-    };
+    let (ruri, routes) = dialog_target(d)?;
     let next_hop = d
         .route_set
         .first()
@@ -272,6 +270,21 @@ pub(super) fn answer_challenge(
     uri: &str,
     cnonce: &str,
 ) -> Option<(&'static str, String)> {
+    let (header, ch) = pick_challenge(auth, tries, max_tries, r)?;
+    let value = auth
+        .authorize(&ch, creds, method.as_str(), uri, cnonce)
+        .ok()?;
+    Some((header, value))
+}
+
+/// The challenge of a 401/407 worth answering (the strongest offered; at most
+/// `max_tries`, no repeat of a rejected nonce) and the header its answers go in.
+pub(super) fn pick_challenge(
+    auth: &DigestClient,
+    tries: u32,
+    max_tries: u32,
+    r: &Response<'_>,
+) -> Option<(&'static str, auth::Challenge)> {
     let (values, header): (Vec<&str>, &'static str) = if r.status == 407 {
         (
             r.headers.proxy_authenticate().collect(),
@@ -284,8 +297,28 @@ pub(super) fn answer_challenge(
     if tries >= max_tries || !auth.should_retry(&ch, tries > 0) {
         return None;
     }
-    let value = auth
-        .authorize(&ch, creds, method.as_str(), uri, cnonce)
-        .ok()?;
-    Some((header, value))
+    Some((header, ch))
+}
+
+/// The Request-URI and Route set of the next request in `d` (RFC 3261 §12.2.1.1): the
+/// remote target and the route set, or with a strict first route, that route as the
+/// Request-URI and the remote target last in the Route set.
+pub(super) fn dialog_target(d: &Dialog) -> Option<(String, Vec<String>)> {
+    let first_route_strict = d
+        .route_set
+        .first()
+        .and_then(|r| NameAddr::parse(r, "Route").ok())
+        .is_some_and(|n| !n.uri.is_loose_router());
+    if first_route_strict {
+        let first = NameAddr::parse(&d.route_set[0], "Route")
+            .ok()?
+            .uri
+            .raw
+            .to_string();
+        let mut rest: Vec<String> = d.route_set[1..].to_vec();
+        rest.push(format!("<{}>", d.remote_target));
+        Some((first, rest))
+    } else {
+        Some((d.remote_target.clone(), d.route_set.clone()))
+    }
 }

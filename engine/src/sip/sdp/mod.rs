@@ -20,12 +20,15 @@ use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
+mod answer;
+pub mod crypto;
 mod negotiate;
 mod offer;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use answer::{answer, AnswerParams, Answered};
 pub use negotiate::{fuzz_exercise, negotiate, NegotiatedMedia};
 pub use offer::{build_offer, OfferCodec, OfferParams};
 pub use parse::parse;
@@ -69,6 +72,10 @@ pub enum SdpError {
     /// None of the answer's formats is a codec we offered.
     #[error("answer holds no codec that we offered")]
     NoAcceptableCodec,
+    /// SRTP was required (or the answer chose `RTP/SAVP`) but no `a=crypto` line of the
+    /// answer holds a key for our suite under our tag.
+    #[error("answer holds no usable SRTP key (a=crypto)")]
+    NoUsableCrypto,
 }
 
 /// The RTP payload type our offers use for RFC 4733 telephone-event by default: 101 is what

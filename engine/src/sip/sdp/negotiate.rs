@@ -35,11 +35,14 @@ pub struct NegotiatedMedia {
     /// receive our prompt. An answer with the RFC 2543 hold address `0.0.0.0` is reported
     /// as not receiving as well.
     pub direction: Direction,
+    /// The SRTP keys when the call is encrypted (ours from the offer, theirs from the
+    /// answer's `a=crypto`); `None` for plain RTP.
+    pub srtp: Option<crypto::SrtpKeys>,
 }
 
 /// Static payload types a peer may use without an rtpmap (RFC 3551 table 4), restricted to
 /// the audio codecs a trunk might answer with.
-fn static_payload(pt: u8) -> Option<(&'static str, u32)> {
+pub(super) fn static_payload(pt: u8) -> Option<(&'static str, u32)> {
     match pt {
         0 => Some(("PCMU", 8000)),
         3 => Some(("GSM", 8000)),
@@ -76,9 +79,21 @@ pub fn negotiate(
         return Err(SdpError::StreamRejected);
     }
     let proto = media.protocol.to_ascii_uppercase();
-    if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+    if !matches!(
+        proto.as_str(),
+        "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"
+    ) {
         return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
     }
+    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?.map(|remote| crypto::SrtpKeys {
+        local: offer
+            .srtp
+            .as_ref()
+            .expect("a key is only taken for our offer")
+            .key
+            .clone(),
+        remote,
+    });
     let conn = answer
         .connection_for(media)
         .ok_or(SdpError::MissingConnection)?;
@@ -125,22 +140,7 @@ pub fn negotiate(
             None => offer.telephone_event_pt == Some(*pt),
         }));
 
-    let remote_rtcp = if media.rtcp_mux {
-        Some(remote_rtp)
-    } else if let Some(rtcp) = &media.rtcp {
-        let rtcp_ip = rtcp
-            .connection
-            .as_ref()
-            .and_then(|c| c.ip)
-            .map(|ip| ip.to_canonical())
-            .unwrap_or(ip);
-        Some(SocketAddr::new(rtcp_ip, rtcp.port))
-    } else {
-        media
-            .port
-            .checked_add(1)
-            .map(|port| SocketAddr::new(ip, port))
-    };
+    let remote_rtcp = rtcp_target(media, remote_rtp, media.rtcp_mux);
 
     let mut direction = answer.direction_for(media);
     if ip.is_unspecified() {
@@ -159,7 +159,34 @@ pub fn negotiate(
         maxptime_ms: media.maxptime,
         telephone_event_pt,
         direction,
+        srtp,
     })
+}
+
+/// Where the peer wants RTCP: its RTP address when RTCP is muxed, else `a=rtcp` (RFC 3605),
+/// else RTP port + 1.
+pub(super) fn rtcp_target(
+    media: &MediaDescription,
+    remote_rtp: SocketAddr,
+    mux: bool,
+) -> Option<SocketAddr> {
+    let ip = remote_rtp.ip();
+    if mux {
+        Some(remote_rtp)
+    } else if let Some(rtcp) = &media.rtcp {
+        let rtcp_ip = rtcp
+            .connection
+            .as_ref()
+            .and_then(|c| c.ip)
+            .map(|ip| ip.to_canonical())
+            .unwrap_or(ip);
+        Some(SocketAddr::new(rtcp_ip, rtcp.port))
+    } else {
+        media
+            .port
+            .checked_add(1)
+            .map(|port| SocketAddr::new(ip, port))
+    }
 }
 
 /// The body of the SDP fuzz target, shared with the corpus replay test so both run the
@@ -183,6 +210,27 @@ pub fn fuzz_exercise(data: &[u8]) {
                 offer.codecs.iter().any(|c| c.name == neg.codec),
                 "negotiated a codec we did not offer"
             );
+        }
+        // The same bytes as a caller's offer: our answer picks one of our codecs, on a
+        // live port, keeps the offer's m= line count, and parses back.
+        let ours = super::AnswerParams {
+            session_id: 1,
+            addr: IpAddr::from([192, 0, 2, 1]),
+            rtp_port: 4000,
+            codecs: vec![
+                OfferCodec::pcma(),
+                OfferCodec::pcmu(),
+                OfferCodec::g722(),
+                OfferCodec::opus(111),
+            ],
+            ptime_ms: 20,
+            telephone_event_pt: Some(super::TELEPHONE_EVENT_PT),
+        };
+        if let Ok(a) = super::answer(&sdp, &ours) {
+            assert_ne!(a.media.remote_rtp.port(), 0, "answered port 0");
+            assert!(ours.codecs.iter().any(|c| c.name == a.media.codec));
+            let back = parse(a.body.as_bytes()).expect("our answer must parse");
+            assert_eq!(back.media.len(), sdp.media.len(), "one m= line per offered");
         }
     }
     // Our own offer, with fuzz-chosen numbers, must read back as itself.

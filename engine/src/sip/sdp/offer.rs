@@ -88,6 +88,9 @@ pub struct OfferParams {
     pub ptime_ms: u32,
     /// Payload type for RFC 4733 telephone-event/8000, or `None` not to offer DTMF events.
     pub telephone_event_pt: Option<u8>,
+    /// SDES keying (trunk `srtp` not `off`, and only over TLS): our key in `a=crypto`, and
+    /// `RTP/SAVP` when encryption is required.
+    pub srtp: Option<crypto::SrtpOffer>,
 }
 
 impl OfferParams {
@@ -103,6 +106,7 @@ impl OfferParams {
             codecs: vec![OfferCodec::pcmu(), OfferCodec::pcma()],
             ptime_ms: 20,
             telephone_event_pt: Some(TELEPHONE_EVENT_PT),
+            srtp: None,
         }
     }
 }
@@ -115,12 +119,13 @@ impl OfferParams {
 /// s=-
 /// c=IN IP4 <addr>
 /// t=0 0
-/// m=audio <port> RTP/AVP <pt> ... <te-pt>
+/// m=audio <port> RTP/AVP <pt> ... <te-pt>       (RTP/SAVP when SRTP is required)
 /// a=rtpmap:<pt> <name>/<clock>[/<channels>]   (one per codec, static ones too)
 /// a=fmtp:<pt> <params>                        (when the codec has any)
 /// a=rtpmap:<te-pt> telephone-event/8000
 /// a=fmtp:<te-pt> 0-16
 /// a=ptime:<ms>
+/// a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<key> (with SRTP)
 /// a=sendrecv
 /// ```
 ///
@@ -145,7 +150,11 @@ pub fn build_offer(params: &OfferParams) -> String {
     let te = params
         .telephone_event_pt
         .filter(|te| params.codecs.iter().all(|c| c.payload_type != *te));
-    let _ = write!(s, "m=audio {} RTP/AVP", params.rtp_port);
+    let profile = match &params.srtp {
+        Some(srtp) if srtp.required => "RTP/SAVP",
+        _ => "RTP/AVP",
+    };
+    let _ = write!(s, "m=audio {} {profile}", params.rtp_port);
     for c in &params.codecs {
         let _ = write!(s, " {}", c.payload_type);
     }
@@ -171,6 +180,10 @@ pub fn build_offer(params: &OfferParams) -> String {
     }
     if params.ptime_ms > 0 {
         let _ = write!(s, "a=ptime:{}\r\n", params.ptime_ms);
+    }
+    if let Some(srtp) = &params.srtp {
+        s.push_str(&crypto::write_line(1, &srtp.key));
+        s.push_str("\r\n");
     }
     s.push_str("a=sendrecv\r\n");
     s

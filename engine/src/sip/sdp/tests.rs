@@ -308,3 +308,74 @@ fn fuzz_exercise_accepts_its_own_checks() {
     fuzz_exercise(b"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 0\r\n");
     fuzz_exercise(&[0xff; 64]);
 }
+
+mod srtp {
+    use super::*;
+    use crate::media::srtp::MasterKey;
+    use crate::sip::sdp::crypto::SrtpOffer;
+
+    const THEIR_KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+
+    fn offer(required: bool) -> OfferParams {
+        let mut o = g711_offer();
+        o.srtp = Some(SrtpOffer {
+            key: MasterKey::new([1; 16], [2; 14]),
+            required,
+        });
+        o
+    }
+
+    fn answer(profile: &str, crypto: Option<&str>) -> SessionDescription {
+        let mut s = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
+             m=audio 30000 {profile} 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        );
+        if let Some(c) = crypto {
+            s.push_str(&format!("a=crypto:{c}\r\n"));
+        }
+        parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn required_offers_savp_with_our_key_and_optional_offers_avp() {
+        let body = build_offer(&offer(true));
+        assert!(
+            body.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"),
+            "{body}"
+        );
+        let key = MasterKey::new([1; 16], [2; 14]).to_inline();
+        assert!(body.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        )));
+        let body = build_offer(&offer(false));
+        assert!(body.contains("m=audio 40000 RTP/AVP 0 8 101\r\n"));
+        assert!(body.contains("a=crypto:1 "));
+        assert!(!build_offer(&g711_offer()).contains("crypto"));
+    }
+
+    #[test]
+    fn answer_key_is_taken_and_its_absence_judged_by_the_mode() {
+        let good = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}");
+        let m = negotiate(&offer(true), &answer("RTP/SAVP", Some(&good))).unwrap();
+        let keys = m.srtp.unwrap();
+        assert_eq!(keys.remote.to_inline(), THEIR_KEY);
+        assert_eq!(keys.local, MasterKey::new([1; 16], [2; 14]));
+        let m = negotiate(&offer(false), &answer("RTP/AVP", Some(&good))).unwrap();
+        assert!(m.srtp.is_some(), "best effort: the answer took the key");
+        let m = negotiate(&offer(false), &answer("RTP/AVP", None)).unwrap();
+        assert_eq!(m.srtp, None, "best effort: plain when refused");
+        assert_eq!(
+            negotiate(&offer(true), &answer("RTP/AVP", None)),
+            Err(SdpError::NoUsableCrypto)
+        );
+        let wrong_tag = format!("2 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}");
+        assert_eq!(
+            negotiate(&offer(true), &answer("RTP/SAVP", Some(&wrong_tag))),
+            Err(SdpError::NoUsableCrypto)
+        );
+        assert!(matches!(
+            negotiate(&g711_offer(), &answer("RTP/SAVP", Some(&good))),
+            Err(SdpError::UnsupportedTransport(_))
+        ));
+    }
+}
