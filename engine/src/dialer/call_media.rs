@@ -44,6 +44,13 @@ pub enum MediaNote {
         /// Share of the message (all its plays) sent, in thousandths.
         played_permille: u32,
     },
+    /// A playlist given to `play` played to its end (none when replaced before).
+    Played {
+        /// Call token.
+        token: u64,
+        /// The playlist's id.
+        id: u32,
+    },
     /// A key pressed (RFC 4733).
     Digit {
         /// Call token.

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::heard::{AmdSpec, Keys, Until, KEYS, MAX_REPEATS};
 use super::retry::RetryPolicy;
 use super::window::{CallingWindow, Window, WindowError};
 
@@ -18,6 +19,8 @@ pub const MAX_PLAY_COUNT: u32 = 5;
 pub const RING_TIMEOUT_S: std::ops::RangeInclusive<u64> = 5..=120;
 /// Longest campaign name, bytes.
 pub const MAX_NAME_LEN: usize = 200;
+/// Most per-zone messages in one campaign.
+pub const MAX_MESSAGES: usize = 50;
 
 /// Emergency campaigns take trunk capacity before normal ones and ignore calling windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -233,10 +236,85 @@ pub struct CampaignSpec {
     /// Retry rules.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Keys, pre- and post-roll, `until`, machine detection and per-zone messages (flat in
+    /// the JSON, like the fields above).
+    #[serde(flatten)]
+    pub delivery: Delivery,
+}
+
+/// A message for some zones and streets of a campaign's target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneMessage {
+    /// Zone names (case-insensitive).
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Street names (case-insensitive).
+    #[serde(default)]
+    pub streets: Vec<String>,
+    /// Prompt identifier or path.
+    pub prompt: String,
+}
+
+impl ZoneMessage {
+    /// Whether a contact in `zone` on `street` hears this message.
+    pub fn matches(&self, zone: &str, street: &str) -> bool {
+        Target {
+            all: false,
+            zones: self.zones.clone(),
+            streets: self.streets.clone(),
+        }
+        .matches(zone, street)
+    }
 }
 
 fn one() -> u32 {
     1
+}
+
+/// How a campaign's message is delivered beyond playing it: keys, rolls, when a contact
+/// is done, machines, and a message per zone. Absent fields take the defaults (keys 1, 2
+/// and 9, two repeats, done when answered, no detection); a key given as null is disabled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Delivery {
+    /// Key that confirms the message was heard (null: none).
+    pub confirm_digit: Option<char>,
+    /// Key that plays the message again from its start (null: none).
+    pub repeat_digit: Option<char>,
+    /// Key that asks to be called no more, then confirmed with `confirm_digit` (null:
+    /// none; emergency campaigns never offer it).
+    pub optout_digit: Option<char>,
+    /// Restarts the repeat key may ask for per call (0..=[`MAX_REPEATS`]).
+    pub max_repeats: u32,
+    /// Prompt played before the message (the town's greeting), identifier or path.
+    pub pre_roll: Option<String>,
+    /// Prompt played after the message ("premi 1 per confermare l'ascolto").
+    pub post_roll: Option<String>,
+    /// Prompt acknowledging a confirmation ("grazie, confermato"); a short tone without it.
+    pub confirmed_prompt: Option<String>,
+    /// When a contact is done.
+    pub until: Until,
+    /// Answering-machine detection and what to do with machines (none: no detection).
+    pub amd: Option<AmdSpec>,
+    /// Messages by zone or street; a contact none matches hears `prompt`.
+    pub messages: Vec<ZoneMessage>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            confirm_digit: Some('1'),
+            repeat_digit: Some('2'),
+            optout_digit: Some('9'),
+            max_repeats: 2,
+            pre_roll: None,
+            post_roll: None,
+            confirmed_prompt: None,
+            until: Until::Answered,
+            amd: None,
+            messages: vec![],
+        }
+    }
 }
 
 impl CampaignSpec {
@@ -280,7 +358,88 @@ impl CampaignSpec {
             w.compile()?;
         }
         self.effective_window()?;
+        self.validate_listening()
+    }
+
+    /// Keys (known, distinct), repeats, prompts and per-zone messages.
+    fn validate_listening(&self) -> Result<(), CampaignError> {
+        let bad = |m: String| Err(CampaignError::Invalid(m));
+        let keys = [
+            ("confirm_digit", self.delivery.confirm_digit),
+            ("repeat_digit", self.delivery.repeat_digit),
+            ("optout_digit", self.delivery.optout_digit),
+        ];
+        for (i, (name, k)) in keys.iter().enumerate() {
+            let Some(k) = k else { continue };
+            if !KEYS.contains(*k) {
+                return bad(format!("{name}: one of {KEYS}"));
+            }
+            if let Some((other, _)) = keys[..i].iter().find(|(_, o)| *o == Some(*k)) {
+                return bad(format!("{name}: same key as {other}"));
+            }
+        }
+        if self.delivery.max_repeats > MAX_REPEATS {
+            return bad(format!("max_repeats: 0..={MAX_REPEATS}"));
+        }
+        if let Some(a) = &self.delivery.amd {
+            a.validate().map_err(CampaignError::Invalid)?;
+        }
+        for (i, m) in self.delivery.messages.iter().enumerate() {
+            if m.zones.is_empty() && m.streets.is_empty() {
+                return bad(format!("messages[{i}]: some zones or streets"));
+            }
+            if m.prompt.trim().is_empty() {
+                return bad(format!("messages[{i}].prompt: required"));
+            }
+        }
+        if self.delivery.messages.len() > MAX_MESSAGES {
+            return bad(format!("messages: at most {MAX_MESSAGES}"));
+        }
         Ok(())
+    }
+
+    /// The keys as they apply to calls: opt-out only on normal campaigns.
+    pub fn keys(&self) -> Keys {
+        Keys {
+            confirm: self.delivery.confirm_digit,
+            repeat: self.delivery.repeat_digit,
+            optout: self
+                .delivery
+                .optout_digit
+                .filter(|_| self.priority == Priority::Normal),
+            max_repeats: self.delivery.max_repeats,
+        }
+    }
+
+    /// Which message a contact in `zone` on `street` hears: the index of the first of
+    /// `messages` that matches, `None` for the default `prompt`.
+    pub fn message_for(&self, zone: &str, street: &str) -> Option<usize> {
+        self.delivery
+            .messages
+            .iter()
+            .position(|m| m.matches(zone, street))
+    }
+
+    /// Every prompt the campaign's calls may play: the default message, the per-zone ones,
+    /// the rolls and the acknowledgement (each loaded before the campaign is dialled).
+    pub fn prompts(&self) -> Vec<&str> {
+        let d = &self.delivery;
+        let mut all = vec![self.prompt.as_str()];
+        all.extend(d.messages.iter().map(|m| m.prompt.as_str()));
+        all.extend(
+            [&d.pre_roll, &d.post_roll, &d.confirmed_prompt]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        all
+    }
+
+    /// The prompt of message `index` (`None` or out of range: the default).
+    pub fn message_prompt(&self, index: Option<usize>) -> &str {
+        index
+            .and_then(|i| self.delivery.messages.get(i))
+            .map_or(self.prompt.as_str(), |m| m.prompt.as_str())
     }
 
     /// The window that applies: none for emergencies, the given or default otherwise.
@@ -312,7 +471,86 @@ mod tests {
             ring_timeout_s: None,
             play_count: 1,
             retry: RetryPolicy::default(),
+            delivery: Delivery::default(),
         }
+    }
+
+    #[test]
+    fn keys_are_known_distinct_and_optout_is_for_normal_campaigns() {
+        let mut s = spec();
+        assert_eq!(s.keys().optout, Some('9'));
+        s.priority = Priority::Emergency;
+        assert_eq!(s.keys().optout, None);
+        let mut s = spec();
+        s.delivery.repeat_digit = Some('1');
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "repeat_digit: same key as confirm_digit"
+        );
+        s.delivery.repeat_digit = Some('x');
+        assert!(s.validate().is_err());
+        s.delivery.repeat_digit = None;
+        s.delivery.confirm_digit = None;
+        assert!(s.validate().is_ok());
+        s.delivery.max_repeats = MAX_REPEATS + 1;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn stored_specs_without_the_new_fields_read_with_defaults_and_null_disables() {
+        let old = r#"{"tenant":"t","name":"n","prompt":"p","target":{"all":true},
+            "priority":"normal","play_count":1,"retry":{}}"#;
+        let s: CampaignSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (
+                s.delivery.confirm_digit,
+                s.delivery.repeat_digit,
+                s.delivery.optout_digit,
+                s.delivery.max_repeats
+            ),
+            (Some('1'), Some('2'), Some('9'), 2)
+        );
+        assert_eq!(s.delivery.until, Until::Answered);
+        let off = old.replace(
+            "\"retry\":{}",
+            "\"retry\":{},\"confirm_digit\":null,\"until\":\"confirmed\"",
+        );
+        let s: CampaignSpec = serde_json::from_str(&off).unwrap();
+        assert_eq!(
+            (s.delivery.confirm_digit, s.delivery.until),
+            (None, Until::Confirmed)
+        );
+    }
+
+    #[test]
+    fn a_message_per_zone() {
+        let mut s = spec();
+        s.delivery.messages = vec![
+            ZoneMessage {
+                zones: vec!["Centro".into()],
+                streets: vec![],
+                prompt: "a.wav".into(),
+            },
+            ZoneMessage {
+                zones: vec!["Borgo".into()],
+                streets: vec!["Via Roma".into()],
+                prompt: "b.wav".into(),
+            },
+        ];
+        assert!(s.validate().is_ok());
+        assert_eq!(s.message_for("centro", "Via Roma"), Some(0));
+        assert_eq!(s.message_for("Lido", "via roma"), Some(1));
+        assert_eq!(s.message_for("Lido", "Via Verdi"), None);
+        assert_eq!(s.message_prompt(Some(1)), "b.wav");
+        assert_eq!(s.message_prompt(None), "p.wav");
+        s.delivery.messages.push(ZoneMessage {
+            prompt: "c.wav".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "messages[2]: some zones or streets"
+        );
     }
 
     #[test]

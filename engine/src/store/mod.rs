@@ -26,6 +26,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_heard;
+#[cfg(test)]
 mod tests_ivr;
 mod wiring;
 
@@ -37,8 +39,9 @@ pub use api_records::{
 pub use ivr_records::RegistrationRecord;
 pub use postgres::{is_postgres_url, PgOptions, PgStore};
 pub use records::{
-    AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
-    DueContact, ImportReport, Progress, ZoneCounts,
+    fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
+    CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, ImportReport,
+    MessageCounts, Progress, ResultCounts, ZoneCounts,
 };
 pub use sqlite::{now_ms, SqliteOptions, SqliteStore};
 

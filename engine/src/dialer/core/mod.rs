@@ -23,6 +23,7 @@ mod campaigns;
 mod dispatch;
 pub mod invite;
 pub mod io;
+pub mod listen;
 pub mod settle;
 mod signals;
 mod slot;
@@ -31,6 +32,8 @@ mod trunks;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_heard;
 #[cfg(test)]
 pub(crate) mod tests_support;
 

@@ -31,15 +31,11 @@ impl DialerCore {
                 content_type,
                 body,
             } => {
-                let Some(a) = self
-                    .by_handle
-                    .get(&call)
-                    .and_then(|t| self.calls.get_mut(t))
-                else {
+                let Some(&token) = self.by_handle.get(&call) else {
                     return;
                 };
                 if let Some(ev) = parse_info(&content_type, &body) {
-                    a.digits.push(ev.digit);
+                    self.on_key(now, token, ev.digit);
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
@@ -109,6 +105,7 @@ impl DialerCore {
             play_count,
             latch,
         });
+        self.start_listening(token);
     }
 
     fn on_ended(&mut self, now: Instant, wall: i64, call: CallHandle, end: CallEnd) {
@@ -130,15 +127,8 @@ impl DialerCore {
 
     pub(super) fn on_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
         match note {
-            MediaNote::Finished { token, .. } => {
-                let Some(a) = self.calls.get_mut(&CallToken(token)) else {
-                    return;
-                };
-                a.phase.record_played(1000);
-                if let Some(h) = a.phase.call() {
-                    self.actions.push_back(Action::Hangup(h));
-                }
-            }
+            MediaNote::Finished { token, .. } => self.on_stream_finished(CallToken(token)),
+            MediaNote::Played { token, id } => self.on_played(CallToken(token), id),
             MediaNote::Stopped {
                 token,
                 played_permille,
@@ -154,11 +144,7 @@ impl DialerCore {
                     self.finish(now, wall, token, end);
                 }
             }
-            MediaNote::Digit { token, digit } => {
-                if let Some(a) = self.calls.get_mut(&CallToken(token)) {
-                    a.digits.push(digit);
-                }
-            }
+            MediaNote::Digit { token, digit } => self.on_key(now, CallToken(token), digit),
         }
     }
 

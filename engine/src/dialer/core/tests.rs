@@ -239,6 +239,7 @@ impl Harness {
             | Action::JournalAnswered { .. }
             | Action::CloseContact { .. }
             | Action::ReleasePort(_)
+            | Action::Play { .. }
             | Action::ContactGauges(_) => {}
         }
     }
@@ -263,6 +264,7 @@ impl Harness {
                 number: self.numbers[id].clone(),
                 number_type: NumberType::Fixed,
                 attempts: *attempts,
+                message: None,
             })
             .collect()
     }

@@ -50,6 +50,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "numbers and ivr",
         include_str!("../../../migrations-pg/0002_numbers_ivr.sql"),
     ),
+    (
+        3,
+        "heard",
+        include_str!("../../../migrations-pg/0003_heard.sql"),
+    ),
 ];
 
 /// The migrator over [`MIGRATIONS`], built the way `sqlx::migrate!` builds one (without
