@@ -25,7 +25,7 @@ pub enum Via {
 }
 
 /// One callee behaviour.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Callee {
     /// A person: listens, keys, hangs up.
     Human {
