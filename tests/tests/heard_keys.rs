@@ -321,6 +321,14 @@ fn confirm_by(via_info: bool) {
     }
     let callees = report["callees"].as_array().expect("callees in the report");
     assert_eq!(callees.len(), n);
+    // Measured, not asserted: from the key (1.2 s after the answer) to the call's end.
+    let mut after: Vec<i64> = attempts
+        .iter()
+        .filter_map(|a| a.duration_ms)
+        .map(|d| d - 1200)
+        .collect();
+    after.sort();
+    eprintln!("key to end of call, ms (via_info={via_info}): {after:?}");
 }
 
 #[test]

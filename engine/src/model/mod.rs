@@ -8,6 +8,7 @@
 
 pub mod campaign;
 pub mod contacts;
+pub mod delivery;
 pub mod dids;
 pub mod heard;
 pub mod numbers;
