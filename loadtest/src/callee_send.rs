@@ -38,8 +38,11 @@ pub fn spawn(
     Ok((tx, h))
 }
 
+/// A packet waiting for its time: when, an order among equals, where, the bytes.
+type Due = Reverse<(Instant, u64, SocketAddr, Vec<u8>)>;
+
 fn send_loop(sock: UdpSocket, rx: mpsc::Receiver<Burst>, stop: Arc<AtomicBool>) {
-    let mut due: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+    let mut due: BinaryHeap<Due> = BinaryHeap::new();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let wait = due

@@ -40,7 +40,7 @@ pub use ivr_records::RegistrationRecord;
 pub use postgres::{is_postgres_url, PgOptions, PgStore};
 pub use records::{
     fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
-    CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, ImportReport,
+    CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, GroupRow, ImportReport,
     MessageCounts, Progress, ResultCounts, ZoneCounts,
 };
 pub use sqlite::{now_ms, SqliteOptions, SqliteStore};

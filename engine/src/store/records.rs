@@ -265,6 +265,33 @@ pub struct ContactGroupCount {
     pub n: u64,
 }
 
+/// A row of the stores' contact-group query: zone, message, result word, done,
+/// answered, count.
+pub type GroupRow = (String, Option<i64>, Option<String>, bool, bool, i64);
+
+impl ContactGroupCount {
+    /// Reads a row of the group query (a result word no model knows is corruption).
+    pub fn from_row(
+        (zone, message, result, done, answered, n): GroupRow,
+    ) -> Result<Self, super::StoreError> {
+        let result = match result {
+            None => None,
+            Some(w) => Some(
+                CallResult::parse(&w)
+                    .ok_or_else(|| super::StoreError::Corrupt(format!("result {w:?}")))?,
+            ),
+        };
+        Ok(ContactGroupCount {
+            zone,
+            message: message.map(|m| m as u32),
+            result,
+            done,
+            answered,
+            n: n as u64,
+        })
+    }
+}
+
 /// An SQL expression ranking the result word in column `col` as [`CallResult::rank`]
 /// does (0 for none), so a contact's stored result only ever gets better.
 pub fn result_rank_sql(col: &str) -> String {

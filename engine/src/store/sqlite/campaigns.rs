@@ -5,9 +5,9 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::Row;
 
 use super::corrupt;
-use crate::model::{CallResult, CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
+use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
 use crate::store::{
-    fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, Progress,
+    fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, GroupRow, Progress,
     StoreError, StoreResult,
 };
 
@@ -252,7 +252,7 @@ pub(super) async fn report(
         }
     }
     outcomes.sort();
-    let grows: Vec<(String, Option<i64>, Option<String>, bool, bool, i64)> = sqlx::query_as(
+    let grows: Vec<GroupRow> = sqlx::query_as(
         "SELECT ct.zone, cc.message, cc.result, cc.state = 'done', cc.answered != 0, COUNT(*)
          FROM campaign_contacts cc JOIN contacts ct ON ct.id = cc.contact_id
          WHERE cc.campaign_id = ? GROUP BY 1, 2, 3, 4, 5",
@@ -262,18 +262,7 @@ pub(super) async fn report(
     .await?;
     let groups = grows
         .into_iter()
-        .map(|(zone, message, result, done, answered, n)| {
-            Ok(ContactGroupCount {
-                zone,
-                message: message.map(|m| m as u32),
-                result: result
-                    .map(|w| CallResult::parse(&w).ok_or_else(|| corrupt("result", &w)))
-                    .transpose()?,
-                done,
-                answered,
-                n: n as u64,
-            })
-        })
+        .map(ContactGroupCount::from_row)
         .collect::<StoreResult<Vec<_>>>()?;
     let (zones, messages, results) = fold_groups(&groups);
     let recent: i64 = sqlx::query_scalar(
