@@ -50,8 +50,15 @@ pub async fn start<S: Store, M: CallMedia>(
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
     ep.sources = SourcePolicy {
-        // Only the trunks' proxies may send new requests.
-        allowed: Some(trunks.iter().map(|(_, a)| a.ip()).collect()),
+        // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
+        allowed: Some(
+            trunks
+                .iter()
+                .flat_map(|(c, a)| {
+                    std::iter::once(a.ip().into()).chain(c.inbound_from.iter().copied())
+                })
+                .collect(),
+        ),
         strangers: settings.strangers,
         options_from_strangers: settings.options_from_strangers,
     };
@@ -212,19 +219,12 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             }
             Action::StopMedia(call) => self.media.stop(call.0),
             Action::Play { call, items, id } => {
-                // Until the media path plays playlists: stop the message and end the call
-                // (a confirmation is journaled all the same).
-                warn!(
-                    call = call.0,
-                    id,
-                    items = items.len(),
-                    "playlists not supported yet"
-                );
-                self.media.stop(call.0);
-                self.note(DriverNote::MediaFailed(
-                    call,
-                    "playlists not supported".into(),
-                ));
+                // A playlist the media path cannot play (a prompt not loaded, media gone)
+                // ends the call rather than leave the callee in silence.
+                if let Err(e) = self.media.play(call.0, items, id) {
+                    self.media.stop(call.0);
+                    self.note(DriverNote::MediaFailed(call, e.to_string()));
+                }
             }
             Action::ReleasePort(call) => drop(self.ports.remove(&call)),
             Action::Reply(to, r) => {

@@ -13,24 +13,7 @@ use super::io::{Action, CallToken};
 use super::DialerCore;
 use crate::model::heard::{KeyEffect, Listened, Stage};
 
-/// One item of a playlist (the media path's `PlayItem`, as the core asks for it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlayItem {
-    /// A prepared prompt by its identifier or path.
-    Prompt(String),
-    /// A steady tone.
-    Tone {
-        /// Frequency, Hz.
-        hz: u16,
-        /// Length, ms.
-        ms: u32,
-    },
-    /// Silence.
-    Silence {
-        /// Length, ms.
-        ms: u32,
-    },
-}
+pub use crate::dialer::call_media::PlayItem;
 
 /// Silence between two plays of the message (as the media path's `start` leaves).
 pub const PLAY_GAP_MS: u32 = 500;

@@ -39,6 +39,8 @@ impl DialerCore {
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
+            // Not raised unless the endpoint is told to take inbound calls.
+            Event::Incoming { .. } => {}
             Event::OptionsReply { ping, status, .. } => {
                 if let Some(t) = self.pings.remove(&ping) {
                     self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
@@ -145,6 +147,8 @@ impl DialerCore {
                 }
             }
             MediaNote::Digit { token, digit } => self.on_key(now, CallToken(token), digit),
+            // Recordings: campaign calls ask for none yet (machine detection will).
+            MediaNote::Recorded { .. } => {}
         }
     }
 
