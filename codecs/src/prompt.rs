@@ -265,6 +265,9 @@ impl PreparedAudio {
     }
 }
 
+/// Every RTP payload of a stream back to back, and the `frames + 1` offsets where each starts.
+pub(crate) type Payloads = (Box<[u8]>, Box<[u32]>);
+
 /// Cuts `pcm` (at `codec`'s sample rate) into packets of `ptime_ms` and encodes each: every RTP
 /// payload back to back, and the `frames + 1` offsets where they start. The last packet is padded
 /// with silence to a full one.
@@ -273,7 +276,7 @@ pub(crate) fn encode_payloads(
     codec: Codec,
     ptime_ms: u32,
     opus_bitrate: u32,
-) -> Result<(Box<[u8]>, Box<[u32]>), CodecError> {
+) -> Result<Payloads, CodecError> {
     let spf = codec.samples_per_frame(ptime_ms);
     let frames = pcm.len().div_ceil(spf);
     let mut offsets: Vec<u32> = Vec::with_capacity(frames + 1);

@@ -228,7 +228,9 @@ pub async fn run(args: CallArgs) -> Result<()> {
                     | MediaEvent::Stopped { token, .. }
                     | MediaEvent::Dtmf { token, .. }
                     | MediaEvent::Played { token, .. }
-                    | MediaEvent::Recorded { token, .. } => token,
+                    | MediaEvent::Recorded { token, .. }
+                    | MediaEvent::Amd { token, .. }
+                    | MediaEvent::Beep { token, .. } => token,
                 };
                 route(CallHandle(token), Input::Media(ev));
             }
@@ -504,7 +506,9 @@ async fn follow_call(
             | Input::Media(
                 MediaEvent::Stopped { .. }
                 | MediaEvent::Played { .. }
-                | MediaEvent::Recorded { .. },
+                | MediaEvent::Recorded { .. }
+                | MediaEvent::Amd { .. }
+                | MediaEvent::Beep { .. },
             ) => {}
         }
     }

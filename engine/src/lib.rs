@@ -4,6 +4,7 @@
 //! Only [`net`] touches sockets, tasks or clocks; everything else is plain data-in/data-out
 //! code that tests drive on virtual time.
 
+pub mod cluster;
 pub mod dialer;
 pub mod ivr;
 pub mod media;

@@ -41,6 +41,8 @@ pub const STORE_BATCH_SIZE: &str = "dialer_store_batch_size";
 pub const CAMPAIGN_CONTACTS: &str = "dialer_campaign_contacts";
 /// Histogram: journal batch commit time, seconds.
 pub const STORE_COMMIT: &str = "dialer_store_commit_seconds";
+/// Counter: attempts left open by a cluster node whose lease ran out, closed by this node.
+pub const CLUSTER_TAKEN_OVER: &str = "dialer_cluster_taken_over_total";
 /// Gauge: 1 while `/readyz` would say ready, 0 while starting or draining.
 pub const READY: &str = "dialer_ready";
 /// Counter: SIP messages mirrored to the HEP collector.
@@ -116,6 +118,10 @@ pub fn describe() {
     describe_gauge!(
         CAMPAIGN_CONTACTS,
         "Contacts of running campaigns, by contact state (pending, dialing, done)"
+    );
+    describe_counter!(
+        CLUSTER_TAKEN_OVER,
+        "Attempts a dead cluster node left open, closed by this node (failed, retried)"
     );
     describe_histogram!(
         STORE_COMMIT,
@@ -205,6 +211,7 @@ mod tests {
             STORE_BATCH_SIZE,
             CAMPAIGN_CONTACTS,
             STORE_COMMIT,
+            CLUSTER_TAKEN_OVER,
             READY,
             HEP_PACKETS_SENT,
             HEP_DROPPED,

@@ -267,3 +267,71 @@ async fn wideband_recordings_are_decoded_at_the_codec_rate() {
         ));
     }
 }
+
+/// An answering machine on the line: a long greeting of words (noise bursts), silence, then a
+/// 1 kHz beep. `analyse` notes the machine decision once and the beep where it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyse_notes_the_machine_and_its_beep() {
+    use engine::media::amd::{AmdConfig, AmdVerdict};
+    let (media, mut notes) = media(45000);
+    let sock = callee();
+    let port = media.bind().unwrap();
+    let to = format!("127.0.0.1:{}", PumpMedia::port_number(&port));
+    media
+        .start_idle(4, port, &answer(&sock, "PCMA", 8, 8000), MediaLatch::Sdp)
+        .unwrap();
+    payloads(&sock, 1);
+    media.analyse(4, AmdConfig::default()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // 14 words of 300 ms with 150 ms between them (6.3 s), 500 ms of silence, 400 ms of beep.
+    let mut x: u32 = 12345;
+    let mut pcm: Vec<i16> = Vec::new();
+    for _ in 0..14 {
+        for i in 0..2400 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let env = (std::f32::consts::PI * i as f32 / 2400.0).sin();
+            pcm.push((((x >> 16) as i16 as f32) * 0.3 * env) as i16);
+        }
+        pcm.extend(std::iter::repeat_n(0, 1200));
+    }
+    pcm.extend(std::iter::repeat_n(0, 4000));
+    let beep_start = pcm.len();
+    pcm.extend(
+        (0..3200).map(|i| ((i as f32 * 2.0 * std::f32::consts::PI / 8.0).sin() * 8000.0) as i16),
+    );
+    pcm.extend(std::iter::repeat_n(0, 1600));
+    let beep_end_ms = ((beep_start + 3200) / 8) as u32;
+    for (n, frame) in pcm.chunks(160).enumerate() {
+        let payload: Vec<u8> = frame
+            .iter()
+            .map(|&s| codecs::g711::encode_alaw(s))
+            .collect();
+        sock.send_to(&rtp(8, n as u16, 160 * n as u32, &payload), &to)
+            .unwrap();
+        if n % 25 == 24 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let (mut decision, mut beep) = (None, None);
+    while decision.is_none() || beep.is_none() {
+        match next_note(&mut notes, "amd and beep").await {
+            MediaNote::Amd {
+                token: 4,
+                decision: d,
+            } => {
+                assert!(decision.replace(d).is_none(), "one decision");
+            }
+            MediaNote::Beep { token: 4, at_ms } => beep = Some(at_ms),
+            other => panic!("{other:?}"),
+        }
+    }
+    let decision = decision.unwrap();
+    println!("{decision:?}, beep ended at {beep:?} ms (sent ending at {beep_end_ms} ms)");
+    assert_eq!(decision.verdict, AmdVerdict::Machine);
+    let beep = beep.unwrap();
+    assert!(beep.abs_diff(beep_end_ms) <= 60, "{beep} vs {beep_end_ms}");
+    assert!(
+        media.analyse(99, AmdConfig::default()).is_err(),
+        "no such call"
+    );
+}

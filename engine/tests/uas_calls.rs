@@ -813,3 +813,28 @@ fn inbound_off_answers_480_and_a_repeated_call_id_482() {
     sim.run_more(ms(100));
     assert_eq!(sim.responses().last().unwrap().1, 482);
 }
+
+#[test]
+fn a_caller_inside_an_inbound_from_block_is_offered_a_stranger_gets_a_stateless_403() {
+    use engine::sip::endpoint::{SourcePolicy, StrangerAction};
+    let policy = |block: &str| SourcePolicy {
+        allowed: Some(vec!["192.0.2.10".parse().unwrap(), block.parse().unwrap()]),
+        strangers: StrangerAction::Reject,
+        options_from_strangers: false,
+    };
+    let mut cfg = EndpointConfig::new(DIALER);
+    cfg.inbound_calls = true;
+    cfg.sources = policy("127.0.0.0/30");
+    let mut sim = Uas::with(cfg.clone(), Link::perfect());
+    let _ = offered(&mut sim, 18, "", Some(OFFER));
+
+    cfg.sources = policy("127.0.0.4/30");
+    let mut sim = Uas::with(cfg, Link::perfect());
+    sim.send(invite(19, "UDP", "", Some(OFFER)));
+    sim.run_more(secs(40));
+    let statuses: Vec<u16> = sim.responses().iter().map(|r| r.1).collect();
+    assert_eq!(statuses, [403], "once, never retransmitted");
+    assert!(sim.incoming().is_none());
+    assert_eq!(sim.ep.transactions(), 0, "no state kept");
+    assert_eq!(sim.ep.active_calls(), 0);
+}

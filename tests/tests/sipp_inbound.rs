@@ -10,7 +10,7 @@
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::media::dtmf::{parse_info, DtmfDecoder};
 use engine::net::sip_driver::SipDriver;
@@ -71,6 +71,16 @@ struct Seen {
 
 #[test]
 fn sipp_calls_in_and_keys_a_digit_by_rfc4733_and_one_by_info() {
+    call_in("u1");
+}
+
+#[test]
+fn sipp_calls_in_over_tcp() {
+    call_in("t1");
+}
+
+/// One call from SIPp over `transport` (`u1` UDP, `t1` TCP, SIPp's `-t` values).
+fn call_in(transport: &str) {
     if !sipp_available() {
         return;
     }
@@ -96,6 +106,7 @@ fn sipp_calls_in_and_keys_a_digit_by_rfc4733_and_one_by_info() {
             .args(["-p", &port.to_string()])
             .args(["-mp", &free_media_port().to_string()])
             .args(["-s", NUMBER, "-m", "1", "-timeout", "30s", "-timeout_error"])
+            .args(["-t", transport])
             .arg("-trace_err")
             .arg("-error_file")
             .arg(dir.path().join("errors.log"))
@@ -143,7 +154,7 @@ fn sipp_calls_in_and_keys_a_digit_by_rfc4733_and_one_by_info() {
                 },
                 r = rtp.recv_from(&mut buf) => {
                     if let Ok((n, _)) = r {
-                        dtmf.handle_rtp(Instant::now(), &buf[..n]);
+                        dtmf.handle_rtp(&buf[..n]);
                         while let Some(e) = dtmf.poll_event() {
                             seen.rtp_digits.push(e.digit);
                         }

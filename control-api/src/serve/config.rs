@@ -245,6 +245,58 @@ impl HepSection {
     }
 }
 
+/// `[cluster]`: how this node takes part when several share a PostgreSQL store (ignored
+/// with SQLite, which has one node).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// This node's id, unique in the cluster; default: the host name and `sip.listen`.
+    pub node_id: Option<String>,
+    /// Heartbeat interval, ms: lease renewal, trunk shares, takeover of dead nodes' calls.
+    pub beat_ms: u64,
+    /// How long a node's claims and calls are honoured without a beat, ms.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            node_id: None,
+            beat_ms: 1000,
+            lease_ms: 5000,
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The node id: the configured one, or `HOST/SIP-LISTEN`.
+    pub fn node_id(&self, sip_listen: &str) -> String {
+        if let Some(id) = self.node_id.as_ref().filter(|s| !s.is_empty()) {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}/{sip_listen}")
+    }
+
+    /// Checks the timings: a lease of at least two beats.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.beat_ms < 100 {
+            return Err(key_err("cluster.beat_ms", "at least 100"));
+        }
+        if self.lease_ms < 2 * self.beat_ms {
+            return Err(key_err(
+                "cluster.lease_ms",
+                "at least two beats (2 × beat_ms)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole `dialer serve` configuration.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -264,6 +316,9 @@ pub struct ServeConfig {
     /// HEP capture.
     #[serde(default)]
     pub hep: HepSection,
+    /// Several nodes on one PostgreSQL store.
+    #[serde(default)]
+    pub cluster: ClusterSection,
     /// Admin bearer token (write `${ENV}`). Absent: `DIALER_ADMIN_TOKEN`, else one is
     /// generated and printed once at first start (only its hash is kept).
     #[serde(default)]
@@ -331,6 +386,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("hep", "capture_id", Kind::Int),
     ("hep", "password", Kind::Str),
     ("hep", "queue", Kind::Int),
+    ("cluster", "node_id", Kind::Str),
+    ("cluster", "beat_ms", Kind::Int),
+    ("cluster", "lease_ms", Kind::Int),
     ("", "admin_token", Kind::Str),
     ("", "drain_timeout_s", Kind::Int),
     ("", "default_region", Kind::Str),
@@ -514,6 +572,7 @@ impl ServeConfig {
                 .map_err(|e| key_err("media.ip", format!("{ip:?}: {e}")))?;
         }
         self.store_url()?;
+        self.cluster.check()?;
         self.hep.collector()?;
         if self.hep.queue == 0 {
             return Err(key_err("hep.queue", "must be at least 1"));
@@ -747,5 +806,26 @@ mod tests {
         assert_eq!(d.trunks.len(), 1);
         assert_eq!(d.trunks[0].cps, 7.0);
         assert_eq!(d.sip_bind, "127.0.0.1:5060");
+    }
+
+    #[test]
+    fn cluster_section_defaults_and_checks() {
+        let c = parse("", &[]).unwrap();
+        assert_eq!((c.cluster.beat_ms, c.cluster.lease_ms), (1000, 5000));
+        assert!(c
+            .cluster
+            .node_id("127.0.0.1:5060")
+            .ends_with("/127.0.0.1:5060"));
+        let c = parse(
+            "[cluster]\nnode_id = \"a\"\n",
+            &[("DIALER_CLUSTER_LEASE_MS", "3000")],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.cluster.node_id("x"), c.cluster.lease_ms),
+            ("a".into(), 3000)
+        );
+        let e = parse("[cluster]\nlease_ms = 1500\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("cluster.lease_ms"), "{e}");
     }
 }

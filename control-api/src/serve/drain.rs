@@ -84,6 +84,9 @@ pub async fn drain(state: &AppState) -> bool {
     let timeout = Duration::from_secs(state.cfg.drain_timeout_s);
     tracing::info!(timeout_s = timeout.as_secs(), "draining");
     let deadline = tokio::time::Instant::now() + timeout;
+    if state.cluster.is_some() {
+        return drain_node(state, deadline).await;
+    }
     let running = match state.store.campaigns(&[CampaignState::Running]).await {
         Ok(r) => r.into_iter().map(|c| c.id).collect::<Vec<_>>(),
         Err(e) => {
@@ -131,6 +134,41 @@ pub async fn drain(state: &AppState) -> bool {
     }
     if !finished {
         tracing::warn!("drain timeout: calls still in progress were hung up");
+    }
+    finished
+}
+
+/// Drains one node of a cluster: the campaigns stay running for the other nodes (they
+/// are not paused in the shared store); this node stops admitting calls (its trunk
+/// shares go to the others) while it keeps beating, so its calls in progress finish
+/// here and are not taken over; then the dialer stops and the node leaves, releasing
+/// the contacts it had claimed.
+async fn drain_node(state: &AppState, deadline: tokio::time::Instant) -> bool {
+    let Some(node) = &state.cluster else {
+        return true;
+    };
+    let task = node.task.lock().ok().and_then(|mut t| t.take());
+    if let Some(t) = &task {
+        t.drain();
+    }
+    let finished = tokio::time::timeout_at(deadline, async {
+        loop {
+            match state.dialer.snapshot().await {
+                Ok(s) if s.calls_in_progress == 0 => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_ok();
+    let grace = Duration::from_secs(5);
+    if let Ok(Err(e)) = tokio::time::timeout(grace, state.dialer.shutdown()).await {
+        tracing::warn!(error = %e, "dialer stopped with an error");
+    }
+    if let Some(t) = task {
+        t.leave().await;
     }
     finished
 }

@@ -35,8 +35,8 @@ use tokio::sync::watch;
 pub use config::{ConfigError, ServeConfig};
 use problem::problem_response;
 use routes::{
-    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
-    trunks,
+    campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations, streets,
+    tenants, trunks,
 };
 use state::{AppState, Inner};
 
@@ -60,6 +60,17 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// What this node tells the cluster about itself.
+fn cluster_join(cfg: &ServeConfig, media_ip: IpAddr, http: SocketAddr) -> engine::store::NodeJoin {
+    engine::store::NodeJoin {
+        id: cfg.cluster.node_id(&cfg.sip.listen),
+        sip_addr: cfg.sip.listen.clone(),
+        media_ip: media_ip.to_string(),
+        http_addr: http.to_string(),
+        lease_ms: i64::try_from(cfg.cluster.lease_ms).unwrap_or(i64::MAX),
+    }
 }
 
 /// A running server.
@@ -106,6 +117,7 @@ fn api_router(st: AppState) -> Router {
     Router::new()
         .route("/v1/tenants", post(tenants::create).get(tenants::list))
         .route("/v1/trunks", post(trunks::create).get(trunks::list))
+        .route("/v1/nodes", get(nodes::list))
         .route(
             "/v1/trunks/{name}",
             get(trunks::get).put(trunks::replace).delete(trunks::delete),
@@ -273,7 +285,6 @@ impl Server {
             what: "starting the media pump".into(),
             source,
         })?;
-        let dialer = Dialer::start(dc, store.clone(), media, notes).await?;
         let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
             .await
             .map_err(|source| ServeError::Io {
@@ -284,6 +295,32 @@ impl Server {
             what: "http address".into(),
             source,
         })?;
+        let mut dc = dc;
+        let joined = match &store {
+            AnyStore::Postgres(pg) => {
+                let join = cluster_join(&cfg, ip, addr);
+                let fence = pg.join(&join).await?;
+                tracing::info!(node = %join.id, fence, "joined the cluster");
+                dc.clustered = true;
+                Some((pg.clone(), join))
+            }
+            AnyStore::Sqlite(_) => None,
+        };
+        let dialer = Dialer::start(dc, store.clone(), media, notes).await?;
+        let cluster = joined.map(|(pg, join)| {
+            let mut settings = engine::cluster::ClusterSettings::new(join.id.clone());
+            settings.beat = std::time::Duration::from_millis(cfg.cluster.beat_ms);
+            settings.lease = std::time::Duration::from_millis(cfg.cluster.lease_ms);
+            state::ClusterNode {
+                id: join.id.clone(),
+                task: std::sync::Mutex::new(Some(engine::cluster::NodeTask::start(
+                    pg,
+                    dialer.clone(),
+                    settings,
+                    join,
+                ))),
+            }
+        });
         let metrics_listener =
             match &cfg.http.metrics_listen {
                 Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
@@ -306,6 +343,7 @@ impl Server {
             ready: AtomicBool::new(true),
             draining: AtomicBool::new(false),
             drain_paused: Default::default(),
+            cluster,
         });
         tracing::info!(http = %addr, "dialer serve started");
         Ok(Server {

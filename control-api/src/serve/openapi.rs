@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use super::pagination::Page;
 use super::problem::Problem;
 use super::routes::{
-    campaigns, contacts, ivr_prompts, metrics, numbers, prompts, registrations, streets, tenants,
-    trunks,
+    campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations, streets,
+    tenants, trunks,
 };
 
 /// The API description.
@@ -28,7 +28,7 @@ use super::routes::{
         contacts::import, contacts::create, contacts::list, contacts::opt_out, contacts::erase,
         campaigns::create, campaigns::list, campaigns::get, campaigns::start, campaigns::pause,
         campaigns::resume, campaigns::cancel, campaigns::calls, campaigns::calls_csv,
-        metrics::metrics, metrics::healthz, metrics::readyz,
+        metrics::metrics, metrics::healthz, metrics::readyz, nodes::list,
     ),
     components(schemas(Problem, Page<tenants::TenantOut>)),
     modifiers(&Bearer, &Problems),

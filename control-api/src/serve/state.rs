@@ -39,6 +39,16 @@ pub struct Inner {
     pub draining: AtomicBool,
     /// Campaigns the drain paused, to put back to `running` before exiting.
     pub drain_paused: std::sync::Mutex<Vec<i64>>,
+    /// This node of a cluster (PostgreSQL store); None with SQLite.
+    pub cluster: Option<ClusterNode>,
+}
+
+/// The server's part in a cluster.
+pub struct ClusterNode {
+    /// Its node id.
+    pub id: String,
+    /// Its heartbeat task, taken when it leaves.
+    pub task: std::sync::Mutex<Option<engine::cluster::NodeTask>>,
 }
 
 impl Inner {

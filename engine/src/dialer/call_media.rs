@@ -22,6 +22,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::{MediaLatch, StreamParams};
 use crate::net::pump::{Playlist, RecordSpec};
 use crate::net::{MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, RtpPort};
@@ -65,6 +66,20 @@ pub enum MediaNote {
         token: u64,
         /// The playlist's id.
         id: u32,
+    },
+    /// Answering-machine detection ([`CallMedia::analyse`]) decided: once per analysis.
+    Amd {
+        /// Call token.
+        token: u64,
+        /// Human, machine or unsure, when (ms of audio since `analyse`) and why.
+        decision: AmdDecision,
+    },
+    /// A beep ended in the callee's audio (a voicemail's "record after the tone").
+    Beep {
+        /// Call token.
+        token: u64,
+        /// When the tone ended, in ms of received audio since `analyse`.
+        at_ms: u32,
     },
     /// A recording ([`CallMedia::record`]) ended: at its maximum, at
     /// [`CallMedia::stop_record`], or when the call's media stopped.
@@ -158,6 +173,13 @@ pub trait CallMedia: Send + Sync + 'static {
     /// Ends a recording now (its [`MediaNote::Recorded`] follows).
     fn stop_record(&self, token: u64) {
         let _ = token;
+    }
+
+    /// Runs answering-machine and beep detection ([`crate::media::amd`]) on the callee's audio
+    /// from now: [`MediaNote::Amd`] once, [`MediaNote::Beep`] per beep (for a minute).
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        let _ = (token, cfg);
+        Err(unsupported("analyse"))
     }
 }
 
@@ -353,6 +375,8 @@ async fn forward_notes(
             },
             MediaEvent::Played { token, id } => MediaNote::Played { token, id },
             MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
+            MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
+            MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
         };
         if tx.send(note).is_err() {
             break;
@@ -526,85 +550,15 @@ impl CallMedia for PumpMedia {
             self.pump.stop_record(handle);
         }
     }
+
+    fn analyse(&self, token: u64, cfg: AmdConfig) -> io::Result<()> {
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let (handle, codec, _, payload_type) = self.call(token)?;
+        self.pump.analyse(handle, cfg, codec, payload_type);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sip::sdp::Direction;
-
-    fn answer(codec: &'static str, pt: u8, clock: u32, ptime: u32) -> NegotiatedMedia {
-        NegotiatedMedia {
-            remote_rtp: "127.0.0.1:9".parse().unwrap(),
-            remote_rtcp: None,
-            rtcp_mux: true,
-            payload_type: pt,
-            codec,
-            clock_rate: clock,
-            fmtp: None,
-            ptime_ms: ptime,
-            maxptime_ms: None,
-            telephone_event_pt: None,
-            direction: Direction::SendRecv,
-        }
-    }
-
-    /// The answer's codec and packet time pick the frames: prepared ones from the cache, a
-    /// packet time the codec cannot do falls back to 20 ms, one not prepared is streamed at
-    /// 20 ms while it is encoded once in the background.
-    #[tokio::test]
-    async fn frames_follow_the_negotiated_codec_and_ptime() {
-        let dir = tempfile::tempdir().unwrap();
-        let wav = dir.path().join("m.wav");
-        let s: Vec<i16> = (0..8000)
-            .map(|i| ((i as f32 * 0.2).sin() * 8000.0) as i16)
-            .collect();
-        std::fs::write(&wav, codecs::wav::to_wav_bytes(&s, 8000).unwrap()).unwrap();
-        let (media, _notes) = PumpMedia::start(PumpMediaConfig {
-            ip: "127.0.0.1".parse().unwrap(),
-            port_min: 47000,
-            port_max: 47999,
-            prompt_cache: Some(dir.path().join("cache")),
-            ptimes: vec![30],
-        })
-        .unwrap();
-        let prompt = wav.to_str().unwrap();
-        media.prepare(prompt).unwrap();
-        let f = |m: NegotiatedMedia| {
-            media
-                .frames_for(prompt, m.codec.parse().unwrap(), &m)
-                .unwrap()
-        };
-        let p = f(answer("PCMA", 8, 8000, 30));
-        assert_eq!(
-            (p.codec(), p.ptime_ms(), p.frame(0).unwrap().len()),
-            (Codec::Pcma, 30, 240)
-        );
-        let p = f(answer("G722", 9, 8000, 20));
-        assert_eq!((p.codec(), p.frame(0).unwrap().len()), (Codec::G722, 160));
-        let p = f(answer("opus", 111, 48000, 30));
-        assert_eq!(
-            (p.codec(), p.ptime_ms()),
-            (Codec::Opus, 20),
-            "no 30 ms Opus frame"
-        );
-        // 40 ms was not prepared: 20 ms now, 40 ms once the background encoding is done.
-        let p = f(answer("PCMU", 0, 8000, 40));
-        assert_eq!(p.ptime_ms(), 20);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if f(answer("PCMU", 0, 8000, 40)).ptime_ms() == 40 {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "40 ms never encoded");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
-    #[test]
-    fn share_played() {
-        assert_eq!(played_permille(0, 0), 0);
-        assert_eq!(played_permille(50, 200), 250);
-        assert_eq!(played_permille(300, 200), 1000);
-    }
-}
+mod tests;

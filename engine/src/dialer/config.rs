@@ -39,6 +39,10 @@ pub struct DialerConfig {
     /// `[sip]`: TCP limits, strangers, User-Agent.
     #[serde(default)]
     pub sip: SipSettings,
+    /// Several nodes share the trunks (set by the server when it joins a cluster, not a
+    /// file key): each trunk stays at a zero share until the cluster grants one.
+    #[serde(skip)]
+    pub clustered: bool,
 }
 
 fn default_bind() -> String {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::call_media::{CallMedia, MediaNote};
 use super::campaign::{CampaignSpec, CampaignState};
 use super::config::DialerConfig;
-use super::core::{Command, DialerError, DialerSnapshot, PutMode, Reply};
+use super::core::{Command, DialerError, DialerSnapshot, NodeLoad, PutMode, Reply, ShareUpdate};
 use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
@@ -57,8 +57,15 @@ impl<S: Store> Dialer<S> {
             trunks.push((t.clone(), addr));
         }
         recover(&store, now_ms()).await?;
-        let h =
-            dialer_driver::start(bind, &cfg.sip, trunks, store.clone(), media, media_notes).await?;
+        let h = dialer_driver::start(
+            bind,
+            &cfg.sip,
+            trunks,
+            store.clone(),
+            (media, media_notes),
+            cfg.clustered,
+        )
+        .await?;
         Ok(Dialer {
             store,
             cmd: h.commands,
@@ -169,6 +176,20 @@ impl<S: Store> Dialer<S> {
     pub async fn snapshot(&self) -> Result<DialerSnapshot, DialerError> {
         match self.ask(Command::Snapshot).await? {
             Reply::Snapshot(s) => Ok(s),
+            _ => Err(DialerError::Stopped),
+        }
+    }
+
+    /// Has the core re-read the running campaigns (a state changed on another node).
+    pub fn reload(&self) {
+        let _ = self.cmd.send((Command::Reload, None));
+    }
+
+    /// Applies this node's trunk shares (a cluster beat) and returns its load for the
+    /// next one.
+    pub async fn shares(&self, shares: Vec<ShareUpdate>) -> Result<NodeLoad, DialerError> {
+        match self.ask(Command::Shares(shares)).await? {
+            Reply::Load(l) => Ok(l),
             _ => Err(DialerError::Stopped),
         }
     }

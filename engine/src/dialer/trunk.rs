@@ -181,6 +181,21 @@ pub struct Trunk {
     pub admitted: u64,
     /// Whether the registrar holds our binding now (meaningful when `cfg.register`).
     pub registered: bool,
+    /// This node's part of the trunk's limits when several nodes share it (`None`: all
+    /// of it, a single node).
+    share: Option<NodeShare>,
+}
+
+/// One node's part of a trunk shared by several nodes (see `crate::cluster::shares`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeShare {
+    /// CPS this node may use (0: none now).
+    pub cps: f64,
+    /// Channels this node may hold.
+    pub channels: u32,
+    /// The lowest congestion factor other nodes report for the trunk (1: none): a 503
+    /// seen by one node slows every node.
+    pub peer_factor: f64,
 }
 
 impl Trunk {
@@ -193,8 +208,37 @@ impl Trunk {
             health: Health::new(Hysteresis::default()),
             admitted: 0,
             registered: false,
+            share: None,
             cfg,
         }
+    }
+
+    /// Sets this node's part of the trunk's limits (`None`: all of it). A lower CPS
+    /// applies to the next admission; the limiter keeps its recent admissions.
+    pub fn set_share(&mut self, share: Option<NodeShare>) {
+        let ceiling = |s: &Option<NodeShare>| s.map_or(self.cfg.cps, |s| s.cps.min(self.cfg.cps));
+        let (old, new) = (ceiling(&self.share), ceiling(&share));
+        if new > 0.0 && (old - new).abs() > 1e-9 {
+            self.limiter = self.limiter.reconfigured(new);
+        }
+        self.share = share;
+    }
+
+    /// This node's part of the trunk's limits, if it shares them.
+    pub fn share(&self) -> Option<NodeShare> {
+        self.share
+    }
+
+    /// Channels this node may hold: the trunk's, or its share of them.
+    pub fn channel_cap(&self) -> u32 {
+        self.share.map_or(self.cfg.max_channels, |s| {
+            s.channels.min(self.cfg.max_channels)
+        })
+    }
+
+    /// This node's own congestion factor: its AIMD rate over the ceiling (1: none).
+    pub fn congestion_factor(&mut self, now: Instant) -> f64 {
+        (self.aimd.rate(now) / self.cfg.cps).clamp(0.0, 1.0)
     }
 
     /// Applies a new configuration to a running trunk: calls in progress keep their
@@ -202,13 +246,20 @@ impl Trunk {
     /// congestion control restart at the new CPS, and the new limits apply to the next
     /// attempts.
     pub fn reconfigure(&mut self, cfg: TrunkConfig) {
-        self.limiter = self.limiter.reconfigured(cfg.cps);
+        let ceiling = self.share.map_or(cfg.cps, |s| s.cps.min(cfg.cps));
+        self.limiter = self.limiter.reconfigured(ceiling.max(0.01));
         self.aimd = Aimd::new(cfg.cps, AimdConfig::default());
         self.cfg = cfg;
     }
 
     fn sync(&mut self, now: Instant) {
-        let r = self.aimd.rate(now);
+        let own = self.aimd.rate(now);
+        // Sharing, congestion scales this node's share: by its own AIMD factor, or by a
+        // peer's when that one is lower.
+        let r = match self.share {
+            Some(s) => s.cps * (own / self.cfg.cps).min(s.peer_factor),
+            None => own,
+        };
         self.limiter.set_rate(r);
         if let Some(h) = self.aimd.hold_until() {
             self.limiter.hold(h);
@@ -219,7 +270,8 @@ impl Trunk {
     pub fn available(&mut self, now: Instant) -> bool {
         self.sync(now);
         self.health.is_up()
-            && self.active < self.cfg.max_channels
+            && self.active < self.channel_cap()
+            && self.share.is_none_or(|s| s.cps > 0.0)
             && self.limiter.next_ready(now) <= now
     }
 

@@ -17,6 +17,10 @@ pub const MAX_GAP_MS: u32 = 10_000;
 /// longest upload too; about 9.6 MB at 16 kHz.
 pub const MAX_RECORD_MS: u32 = 300_000;
 
+/// How long after `analyse` beeps are still looked for: a voicemail greeting and its beep
+/// are over well within a minute, and past it no call pays for the detector.
+pub const MAX_BEEP_WATCH_MS: u32 = 60_000;
+
 /// One decoded packet: `gap` zero samples (audio lost or not sent before it), then `pcm`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decoded<'a> {

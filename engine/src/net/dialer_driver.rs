@@ -44,8 +44,8 @@ pub async fn start<S: Store, M: CallMedia>(
     settings: &SipSettings,
     trunks: Vec<(TrunkConfig, SocketAddr)>,
     store: S,
-    media: Arc<M>,
-    notes: mpsc::UnboundedReceiver<MediaNote>,
+    (media, notes): (Arc<M>, mpsc::UnboundedReceiver<MediaNote>),
+    clustered: bool,
 ) -> io::Result<DriverHandles> {
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
@@ -68,7 +68,10 @@ pub async fn start<S: Store, M: CallMedia>(
         media_ip: media.local_ip(),
         seed: rand::random(),
     };
-    let core = DialerCore::new(cfg, trunks, Instant::now());
+    let mut core = DialerCore::new(cfg, trunks, Instant::now());
+    if clustered {
+        core.hold_for_shares();
+    }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (store_tx, store_rx) = mpsc::unbounded_channel();
     let (done_tx, done_rx) = watch::channel(vec![]);

@@ -37,7 +37,10 @@ pub use api_records::{
     TenantRecord,
 };
 pub use ivr_records::RegistrationRecord;
-pub use postgres::{is_postgres_url, PgOptions, PgStore};
+pub use postgres::{
+    is_postgres_url, BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, PgOptions, PgStore,
+    TrunkShareRow,
+};
 pub use records::{
     fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
     CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, GroupRow, ImportReport,

@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod ivr_prompts;
 pub mod metrics;
+pub mod nodes;
 pub mod numbers;
 pub mod prompts;
 pub mod registrations;

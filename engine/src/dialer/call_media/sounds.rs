@@ -37,11 +37,14 @@ const MAX_TONES: usize = 256;
 /// back) come and go.
 pub(super) const MAX_MEMORY_PROMPTS: usize = 512;
 
+/// A tone's identity: codec, packet time, frequency, length.
+type ToneKey = (Codec, u32, u16, u32);
+
 /// Tones and one-packet silences, made once per codec and packet time.
 #[derive(Default)]
 pub(super) struct Generated {
     silence: Mutex<HashMap<(Codec, u32), Arc<Prompt>>>,
-    tones: Mutex<HashMap<(Codec, u32, u16, u32), Arc<Prompt>>>,
+    tones: Mutex<HashMap<ToneKey, Arc<Prompt>>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {

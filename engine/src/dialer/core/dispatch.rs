@@ -249,7 +249,7 @@ impl DialerCore {
         for (i, s) in self.trunks.iter_mut().enumerate() {
             let d = Deadline::Limiter(TrunkId(i));
             let t = &s.trunk;
-            let could_pick = work && t.health.is_up() && t.active < t.cfg.max_channels;
+            let could_pick = work && t.health.is_up() && t.active < t.channel_cap();
             let queued = !s.send_queue.is_empty() && s.sending.is_none();
             if s.removed || !(queued || could_pick) {
                 self.timers.stop(d);

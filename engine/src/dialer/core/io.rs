@@ -138,6 +138,9 @@ pub enum Command {
     Snapshot,
     /// Stop dialling, hang up, journal the ends, then reply and stop.
     Shutdown,
+    /// This node's shares of the trunks it shares with other nodes (a cluster beat);
+    /// the reply is its load for the next beat.
+    Shares(Vec<super::ShareUpdate>),
 }
 
 /// The answer to a [`Command`].
@@ -151,6 +154,8 @@ pub enum Reply {
     Snapshot(DialerSnapshot),
     /// Every call ended and was journaled: the driver may stop.
     ShutDown,
+    /// The node's load (answer to [`Command::Shares`]).
+    Load(super::NodeLoad),
 }
 
 /// What a store future returned, with the token of the request.

@@ -20,6 +20,7 @@
 
 mod attempt;
 mod campaigns;
+mod cluster;
 mod dispatch;
 pub mod invite;
 pub mod io;
@@ -44,6 +45,7 @@ use std::time::Instant;
 use tracing::info;
 
 pub use attempt::Phase;
+pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
 pub use io::{
     Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
@@ -102,6 +104,8 @@ pub struct DialerCore {
     /// Shutting down: where to reply once every call has ended.
     draining: Option<ReplyTo>,
     stopped: bool,
+    /// Trunks are shared with other nodes (see `cluster.rs`).
+    clustered: bool,
 }
 
 impl DialerCore {
@@ -123,6 +127,7 @@ impl DialerCore {
             actions: VecDeque::new(),
             draining: None,
             stopped: false,
+            clustered: false,
         };
         for (t, addr) in trunks {
             core.add_slot(t, addr, now);
@@ -177,6 +182,10 @@ impl DialerCore {
                 self.reply(reply, Reply::Snapshot(snap));
             }
             Command::Shutdown => self.begin_shutdown(reply),
+            Command::Shares(shares) => {
+                let load = self.apply_shares(now, shares);
+                self.reply(reply, Reply::Load(load));
+            }
         }
         self.settle_loop(now, wall);
     }

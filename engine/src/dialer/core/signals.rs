@@ -147,8 +147,8 @@ impl DialerCore {
                 }
             }
             MediaNote::Digit { token, digit } => self.on_key(now, CallToken(token), digit),
-            // Recordings: campaign calls ask for none yet (machine detection will).
-            MediaNote::Recorded { .. } => {}
+            // Recordings and machine detection: campaign calls ask for none yet.
+            MediaNote::Recorded { .. } | MediaNote::Amd { .. } | MediaNote::Beep { .. } => {}
         }
     }
 

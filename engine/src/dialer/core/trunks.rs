@@ -19,6 +19,7 @@ impl DialerCore {
     pub(super) fn add_slot(&mut self, cfg: TrunkConfig, addr: SocketAddr, now: Instant) -> TrunkId {
         self.trunks.push(TrunkSlot::new(cfg, addr));
         let t = TrunkId(self.trunks.len() - 1);
+        self.hold_new_slot(t.0);
         self.start_requests(t, now);
         t
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use super::event_loop::{CallSlot, Loop, RX_BATCH, RX_BUF};
+use super::event_loop::{detect, CallSlot, Listen, Loop, RX_BATCH, RX_BUF};
 use super::sys::{point_hdr, sockaddr_to_std};
 use super::MediaEvent;
 use crate::media::{classify, rtcp, Datagram, Verdict};
@@ -146,28 +146,38 @@ impl Loop {
         }
     }
 
-    /// Feeds a received audio packet to what listens to the call (recording): decoded once.
+    /// Feeds a received audio packet to what listens to the call (recording, machine and beep
+    /// detection): decoded once.
     fn listen(&mut self, route: usize, m: usize, len: usize) {
         let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
         let Some(slot) = self.slots[route].as_mut() else {
             return;
         };
-        let Some(l) = slot.listen.as_mut() else {
+        let token = slot.token;
+        let Some(l) = slot.listen.as_deref_mut() else {
             return;
         };
-        let Some(d) = l.tap.push(data) else {
+        let Listen {
+            tap,
+            recording,
+            amd,
+            beep,
+            beep_left,
+        } = l;
+        let Some(d) = tap.push(data) else {
             return;
         };
-        let full = l.recording.as_mut().is_some_and(|r| r.push(&d));
-        if full {
-            let (token, rate) = (slot.token, l.tap.rate());
-            let rec = l.recording.take();
-            if l.idle() {
-                slot.listen = None;
-            }
-            if let Some(rec) = rec {
-                self.report_recording(token, rec, rate);
-            }
+        let full = recording.as_mut().is_some_and(|r| r.push(&d));
+        if amd.is_some() || beep.is_some() {
+            detect(&self.events, token, amd, beep, beep_left, d.gap, d.pcm);
+        }
+        let rec = if full { recording.take() } else { None };
+        let rate = tap.rate();
+        if l.idle() {
+            slot.listen = None;
+        }
+        if let Some(rec) = rec {
+            self.report_recording(token, rec, rate);
         }
     }
 }

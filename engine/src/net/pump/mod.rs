@@ -47,6 +47,7 @@ use codecs::{Codec, Prompt};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::pacer::PacerConfig;
 use crate::media::{DtmfEvent, MediaLatch, Segment, StreamParams};
 use event_loop::{Loop, LoopShared};
@@ -180,6 +181,20 @@ pub enum MediaEvent {
         /// The playlist's id.
         id: u32,
     },
+    /// Answering-machine detection ([`MediaPump::analyse`]) decided (once per analysis).
+    Amd {
+        /// The call's token.
+        token: u64,
+        /// Human, machine or unsure, when and why.
+        decision: AmdDecision,
+    },
+    /// A beep ended in the callee's audio, `at_ms` after the analysis started.
+    Beep {
+        /// The call's token.
+        token: u64,
+        /// When the tone ended, in ms of received audio since [`MediaPump::analyse`].
+        at_ms: u32,
+    },
     /// A recording ([`MediaPump::record`]) ended: full, stopped, or the call's media stopped.
     Recorded {
         /// The call's token.
@@ -257,6 +272,7 @@ enum Cmd {
     Stop(u64),
     Play(u64, Box<Playlist>),
     Record(u64, RecordSpec),
+    Analyse(u64, Box<(AmdConfig, Codec, u8)>),
     StopRecord(u64),
     Shutdown,
 }
@@ -463,6 +479,16 @@ impl MediaPump {
     /// [`MediaPump::stop_record`] or when the call's media stops.
     pub fn record(&self, h: MediaHandle, spec: RecordSpec) {
         self.send(h, Cmd::Record(h.token, spec));
+    }
+
+    /// Runs answering-machine and beep detection on the callee's audio (of `codec` under
+    /// `payload_type`) from now: a [`MediaEvent::Amd`] once, a [`MediaEvent::Beep`] per beep
+    /// within [`crate::media::tap::MAX_BEEP_WATCH_MS`]. A second call restarts both.
+    pub fn analyse(&self, h: MediaHandle, cfg: AmdConfig, codec: Codec, payload_type: u8) {
+        self.send(
+            h,
+            Cmd::Analyse(h.token, Box::new((cfg, codec, payload_type))),
+        );
     }
 
     /// Ends a capture now (its [`MediaEvent::Recorded`] follows); nothing when none runs.

@@ -23,6 +23,17 @@ pub(super) struct Inbound {
     pub(super) hangup_after_ack: bool,
 }
 
+/// The session timer our 2xx grants (RFC 4028).
+#[derive(Debug, Clone, Copy)]
+struct SessionTimer {
+    /// Session interval, seconds.
+    secs: u32,
+    /// We send the refreshes (`refresher=uas`).
+    we_refresh: bool,
+    /// The caller supports timers: our 2xx says `Require: timer`.
+    require: bool,
+}
+
 impl Endpoint {
     /// Whether a dialog-opening INVITE is offered to the application: `(100, ..)` when it
     /// is, else the refusal. An INVITE with a To tag names a dialog we do not have (481);
@@ -80,23 +91,8 @@ impl Endpoint {
             privacy: h.first(HeaderName::Other("Privacy")).map(str::to_string),
             offer: offer.clone(),
         };
-        let remote_target = h
-            .contacts()
-            .ok()
-            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()))
-            .unwrap_or_else(|| from.uri.raw.to_string());
-        let dialog = Dialog {
-            remote_tag: from.tag().unwrap_or("").to_string(),
-            remote_party: h.first(HeaderName::From).unwrap_or("").to_string(),
-            remote_target: remote_target.clone(),
-            // A UAS keeps the Record-Route order as received (RFC 3261 §12.1.1).
-            route_set: h
-                .record_routes()
-                .unwrap_or_default()
-                .iter()
-                .map(|n| format!("<{}>", n.uri.raw))
-                .collect(),
-        };
+        let dialog = uas_dialog(r, &from);
+        let remote_target = dialog.remote_target.clone();
         let local_tag = self.token(10);
         let to_value = h.first(HeaderName::To).unwrap_or("");
         let to_value = to_value.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
@@ -189,7 +185,7 @@ impl Endpoint {
                 return Err(e);
             }
         };
-        let (extra, timers) = self.session_timer_answer(call.0);
+        let timer = self.session_timer_answer(call.0);
         let Some(c) = self.calls.get_mut(&call.0) else {
             return Err(AnswerError::UnknownCall);
         };
@@ -207,9 +203,16 @@ impl Endpoint {
             telephone_event_pt: settled.media.telephone_event_pt,
         };
         c.answer_version = answer.session_id;
-        if let Some((secs, we_refresh)) = timers {
+        let mut extra: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = timer {
+            let secs = t.secs;
+            let who = if t.we_refresh { "uas" } else { "uac" };
+            extra.push(("Session-Expires", format!("{secs};refresher={who}")));
+            if t.require {
+                extra.push(("Require", "timer".to_string()));
+            }
             c.session_interval = Some(secs);
-            if we_refresh {
+            if t.we_refresh {
                 c.timers.set(
                     CallTimer::Refresh,
                     now + Duration::from_secs(u64::from(secs) / 2),
@@ -219,7 +222,6 @@ impl Endpoint {
             }
         }
         self.schedule_call(call.0);
-        let extra: Vec<(&str, String)> = extra.iter().map(|(n, v)| (*n, v.clone())).collect();
         self.respond_incoming(
             now,
             call.0,
@@ -267,15 +269,12 @@ impl Endpoint {
         );
     }
 
-    /// The Session-Expires and Require lines of our 2xx, and the session (interval, whether
-    /// we refresh), following the caller's request or our default when it supports timers
-    /// (RFC 4028 §9).
-    fn session_timer_answer(&self, h: u64) -> (Vec<(&'static str, String)>, Option<(u32, bool)>) {
-        let Some(inv) = self.incoming_invite(h) else {
-            return (Vec::new(), None);
-        };
+    /// The session timer of our 2xx (RFC 4028 §9): the caller's request, or our default
+    /// interval when it supports timers and asked for none.
+    fn session_timer_answer(&self, h: u64) -> Option<SessionTimer> {
+        let inv = self.incoming_invite(h)?;
         let Ok(Message::Request(r)) = crate::sip::message::parse(&inv) else {
-            return (Vec::new(), None);
+            return None;
         };
         let supported = r
             .headers
@@ -289,19 +288,13 @@ impl Endpoint {
                 (secs, se.refresher_is_uac == Some(false) || !supported)
             }
             None if supported => (self.cfg.session_expires, false),
-            None => return (Vec::new(), None),
+            None => return None,
         };
-        let mut extra = vec![(
-            "Session-Expires",
-            format!(
-                "{secs};refresher={}",
-                if we_refresh { "uas" } else { "uac" }
-            ),
-        )];
-        if supported {
-            extra.push(("Require", "timer".to_string()));
-        }
-        (extra, Some((secs, we_refresh)))
+        Some(SessionTimer {
+            secs,
+            we_refresh,
+            require: supported,
+        })
     }
 
     fn incoming_invite(&self, h: u64) -> Option<Vec<u8>> {
@@ -340,7 +333,7 @@ impl Endpoint {
             }
             w.push_header("Contact", contact_value(&self.cfg, c.transport));
         }
-        if status >= 200 && status < 300 {
+        if (200..300).contains(&status) {
             w.push_header("Allow", ALLOW);
             w.push_header("Supported", "timer");
         }
@@ -464,5 +457,26 @@ impl Endpoint {
             retry_after: None,
         };
         self.send_bye(now, h, end);
+    }
+}
+
+/// The dialog an incoming INVITE opens, seen from us (RFC 3261 §12.1.1): the caller's tag
+/// and From, its Contact as remote target, and the Record-Route set in the order received.
+fn uas_dialog(r: &Request<'_>, from: &NameAddr<'_>) -> Dialog {
+    let h = &r.headers;
+    Dialog {
+        remote_tag: from.tag().unwrap_or("").to_string(),
+        remote_party: h.first(HeaderName::From).unwrap_or("").to_string(),
+        remote_target: h
+            .contacts()
+            .ok()
+            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()))
+            .unwrap_or_else(|| from.uri.raw.to_string()),
+        route_set: h
+            .record_routes()
+            .unwrap_or_default()
+            .iter()
+            .map(|n| format!("<{}>", n.uri.raw))
+            .collect(),
     }
 }

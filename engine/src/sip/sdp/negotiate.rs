@@ -195,6 +195,27 @@ pub fn fuzz_exercise(data: &[u8]) {
                 "negotiated a codec we did not offer"
             );
         }
+        // The same bytes as a caller's offer: our answer picks one of our codecs, on a
+        // live port, keeps the offer's m= line count, and parses back.
+        let ours = super::AnswerParams {
+            session_id: 1,
+            addr: IpAddr::from([192, 0, 2, 1]),
+            rtp_port: 4000,
+            codecs: vec![
+                OfferCodec::pcma(),
+                OfferCodec::pcmu(),
+                OfferCodec::g722(),
+                OfferCodec::opus(111),
+            ],
+            ptime_ms: 20,
+            telephone_event_pt: Some(super::TELEPHONE_EVENT_PT),
+        };
+        if let Ok(a) = super::answer(&sdp, &ours) {
+            assert_ne!(a.media.remote_rtp.port(), 0, "answered port 0");
+            assert!(ours.codecs.iter().any(|c| c.name == a.media.codec));
+            let back = parse(a.body.as_bytes()).expect("our answer must parse");
+            assert_eq!(back.media.len(), sdp.media.len(), "one m= line per offered");
+        }
     }
     // Our own offer, with fuzz-chosen numbers, must read back as itself.
     if data.len() >= 8 {

@@ -4,7 +4,7 @@
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
-use super::corrupt;
+use super::{corrupt, ReadPool};
 use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
 use crate::store::{
     fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, GroupRow, Progress,
@@ -166,13 +166,21 @@ pub(super) async fn of_tenant(
     rows.iter().map(campaign_row).collect()
 }
 
+/// Contacts due for a campaign. In a cluster this claims them for this node's run: due
+/// contacts that are free, claimed by a run whose lease ran out, or already this run's
+/// are marked with its fence (`FOR UPDATE SKIP LOCKED`: nodes claiming at once take
+/// different rows without waiting on each other).
 pub(super) async fn due(
-    db: &PgPool,
+    db: &ReadPool,
     campaign: i64,
     now_ms: i64,
     limit: u32,
 ) -> StoreResult<Vec<DueContact>> {
-    let rows: Vec<(i64, String, String, i64, Option<i64>)> = sqlx::query_as(
+    let fence = db.fence();
+    if fence != 0 {
+        return claim(db, fence, campaign, now_ms, limit).await;
+    }
+    let rows: Vec<DueRow> = sqlx::query_as(
         "SELECT cc.contact_id, c.number, c.number_type, cc.attempts, cc.message
          FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
          WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
@@ -182,10 +190,16 @@ pub(super) async fn due(
     .bind(campaign)
     .bind(now_ms)
     .bind(i64::from(limit))
-    .fetch_all(db)
+    .fetch_all(&**db)
     .await?;
-    Ok(rows
-        .into_iter()
+    Ok(due_rows(rows))
+}
+
+/// contact id, number, number type, counted attempts, per-zone message.
+type DueRow = (i64, String, String, i64, Option<i64>);
+
+fn due_rows(rows: Vec<DueRow>) -> Vec<DueContact> {
+    rows.into_iter()
         .map(|(contact, number, ty, attempts, message)| DueContact {
             contact,
             number,
@@ -193,7 +207,42 @@ pub(super) async fn due(
             attempts: attempts as u32,
             message: message.map(|m| m as u32),
         })
-        .collect())
+        .collect()
+}
+
+async fn claim(
+    db: &ReadPool,
+    fence: i64,
+    campaign: i64,
+    now_ms: i64,
+    limit: u32,
+) -> StoreResult<Vec<DueContact>> {
+    let rows: Vec<DueRow> = sqlx::query_as(
+        "WITH live AS (
+           SELECT fence FROM cluster_nodes
+           WHERE state = 'up' AND beat_ms >= dialer_now_ms() - lease_ms),
+         pick AS (
+           SELECT cc.contact_id FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
+           WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
+             AND NOT cc.satisfied AND NOT c.opt_out
+             AND (cc.fence IS NULL OR cc.fence = $4 OR cc.fence NOT IN (SELECT fence FROM live))
+           ORDER BY cc.next_ms, cc.contact_id LIMIT $3
+           FOR UPDATE OF cc SKIP LOCKED),
+         took AS (
+           UPDATE campaign_contacts cc SET fence = $4 FROM pick
+           WHERE cc.campaign_id = $1 AND cc.contact_id = pick.contact_id
+           RETURNING cc.contact_id, cc.attempts, cc.next_ms, cc.message)
+         SELECT took.contact_id, c.number, c.number_type, took.attempts, took.message
+         FROM took JOIN contacts c ON c.id = took.contact_id
+         ORDER BY took.next_ms, took.contact_id",
+    )
+    .bind(campaign)
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .bind(fence)
+    .fetch_all(&**db)
+    .await?;
+    Ok(due_rows(rows))
 }
 
 pub(super) async fn progress(db: &PgPool, campaign: i64) -> StoreResult<Progress> {

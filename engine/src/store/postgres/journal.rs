@@ -4,17 +4,36 @@
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
-use super::corrupt;
+use super::{corrupt, ReadPool};
 use crate::model::{AttemptState, CallResult, ContactState, Outcome};
 use crate::store::{
     result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError,
     StoreResult,
 };
 
+/// Journals an attempt. In a cluster (a fence set on the batch, see `dialer_my_fence`)
+/// the contact must be pending, not yet satisfied (`until`) and claimed by this node's live run, or
+/// nothing is written and the attempt is refused: a node back from a stall, whose claims
+/// others took over, cannot call. Outside a cluster the contact is marked dialling as
+/// the SQLite store does.
 pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<i64> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    let id: Option<i64> = sqlx::query_scalar(
+        "WITH me AS (SELECT dialer_my_fence() AS f),
+         claimed AS (
+           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
+           WHERE me.f <> 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
+             AND cc.fence = me.f AND cc.state = 'pending' AND NOT cc.satisfied
+             AND dialer_fence_live(me.f)
+           RETURNING me.f),
+         plain AS (
+           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
+           WHERE me.f = 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
+           RETURNING 0::bigint AS f)
+         INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state,
+           started_ms, fence)
+         SELECT $1, $2, $3, $4, $5, $6, $7, NULLIF(go.f, 0)
+         FROM (SELECT f FROM claimed UNION ALL SELECT f FROM me WHERE f = 0) AS go
+         RETURNING id",
     )
     .bind(a.campaign)
     .bind(a.contact)
@@ -23,29 +42,28 @@ pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<
     .bind(&a.trunk)
     .bind(AttemptState::Dialing.as_str())
     .bind(a.started_ms)
-    .fetch_one(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
-    sqlx::query(
-        "UPDATE campaign_contacts SET state = $1 WHERE campaign_id = $2 AND contact_id = $3",
-    )
-    .bind(ContactState::Dialing.as_str())
-    .bind(a.campaign)
-    .bind(a.contact)
-    .execute(&mut *c)
-    .await?;
-    Ok(id)
+    id.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "contact {} of campaign {} is not claimed by this node (claim lost)",
+            a.contact, a.campaign
+        ))
+    })
 }
 
+/// Journals an answer. In a cluster only an attempt still dialling counts (one another
+/// node closed after this node's lease ran out stays as closed).
 pub(super) async fn answered(c: &mut PgConnection, id: i64, at: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE attempts SET answered_ms = $1 WHERE id = $2")
-        .bind(at)
-        .bind(id)
-        .execute(&mut *c)
-        .await?;
     sqlx::query(
-        "UPDATE campaign_contacts SET answered = TRUE
-         WHERE (campaign_id, contact_id) = (SELECT campaign_id, contact_id FROM attempts WHERE id = $1)",
+        "WITH a AS (
+           UPDATE attempts SET answered_ms = $1
+           WHERE id = $2 AND (state = 'dialing' OR dialer_my_fence() = 0)
+           RETURNING campaign_id, contact_id)
+         UPDATE campaign_contacts cc SET answered = TRUE FROM a
+         WHERE cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id",
     )
+    .bind(at)
     .bind(id)
     .execute(&mut *c)
     .await?;
@@ -110,14 +128,18 @@ pub(super) async fn finish(
     let result = e.result.map(|r| r.as_str());
     let rank = i64::from(e.result.map_or(0, |r| r.rank()));
     // A contact whose campaign's `until` is met stays done whatever a late attempt says;
-    // its result only gets better.
+    // its result only gets better. The claim is kept for a retry due at once (the node
+    // calls it again, on another trunk, say) and released otherwise, so that a later
+    // retry goes to whichever node claims it.
     let sql = format!(
         "UPDATE campaign_contacts SET
            state = CASE WHEN satisfied OR $1 THEN 'done' ELSE $2 END,
            answered = answered OR $8,
            satisfied = satisfied OR $1,
            result = CASE WHEN $9 > {} THEN $10 ELSE result END,
-           next_ms = $3, attempts = attempts + $4, last_outcome = $5
+           next_ms = $3, attempts = attempts + $4, last_outcome = $5,
+           fence = CASE WHEN NOT (satisfied OR $1) AND $2 = 'pending' AND $3 <= $11
+                        THEN fence END
          WHERE campaign_id = $6 AND contact_id = $7",
         result_rank_sql("result")
     );
@@ -132,6 +154,7 @@ pub(super) async fn finish(
         .bind(answered)
         .bind(rank)
         .bind(result)
+        .bind(e.ended_ms)
         .execute(&mut *c)
         .await?;
     if e.opt_out {
@@ -146,14 +169,20 @@ pub(super) async fn finish(
 /// id, campaign, contact, answered_ms, the contact's counted attempts.
 type DanglingRow = (i64, i64, i64, Option<i64>, Option<i64>);
 
-pub(super) async fn dangling(db: &PgPool) -> StoreResult<Vec<Dangling>> {
+/// Attempts left dialling by a run that is gone: outside a cluster every one (this
+/// process is the only dialer); in a cluster those of runs whose lease ran out (a dead
+/// node's, this node's previous run's), never a live node's.
+pub(super) async fn dangling(db: &ReadPool) -> StoreResult<Vec<Dangling>> {
     let rows: Vec<DanglingRow> = sqlx::query_as(
         "SELECT a.id, a.campaign_id, a.contact_id, a.answered_ms, cc.attempts
          FROM attempts a LEFT JOIN campaign_contacts cc
            ON cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id
-         WHERE a.state = 'dialing' ORDER BY a.id",
+         WHERE a.state = 'dialing'
+           AND ($1 = 0 OR a.fence IS NULL OR NOT dialer_fence_live(a.fence))
+         ORDER BY a.id",
     )
-    .fetch_all(db)
+    .bind(db.fence())
+    .fetch_all(&**db)
     .await?;
     Ok(rows
         .into_iter()

@@ -17,6 +17,8 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -27,6 +29,7 @@ use super::*;
 
 mod api;
 mod campaigns;
+mod cluster;
 mod contacts;
 mod dids;
 mod journal;
@@ -36,6 +39,10 @@ mod store_impl;
 pub mod test_cluster;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cluster;
+
+pub use cluster::{BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, TrunkShareRow};
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
@@ -54,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "heard",
         include_str!("../../../migrations-pg/0003_heard.sql"),
+    ),
+    (
+        4,
+        "cluster",
+        include_str!("../../../migrations-pg/0004_cluster.sql"),
     ),
 ];
 
@@ -165,11 +177,35 @@ fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
     })
 }
 
-/// The PostgreSQL implementation of [`Store`]. Clones share the writer and the readers.
+/// The PostgreSQL implementation of [`Store`]. Clones share the writer, the readers and
+/// the fence of the node's run.
 #[derive(Clone)]
 pub struct PgStore {
     tx: mpsc::UnboundedSender<Box<dyn Write>>,
-    read: PgPool,
+    read: ReadPool,
+}
+
+/// The reader pool with the fencing token of this node's run (0 until the node joins a
+/// cluster, [`PgStore::join`]): reads that claim (due contacts) or judge other runs
+/// (dangling attempts) need it, the others see a plain pool through `Deref`.
+#[derive(Clone)]
+pub struct ReadPool {
+    pool: PgPool,
+    fence: Arc<AtomicI64>,
+}
+
+impl ReadPool {
+    /// The fence of this node's run; 0 when not clustered.
+    fn fence(&self) -> i64 {
+        self.fence.load(Ordering::Acquire)
+    }
+}
+
+impl std::ops::Deref for ReadPool {
+    type Target = PgPool;
+    fn deref(&self) -> &PgPool {
+        &self.pool
+    }
 }
 
 impl PgStore {
@@ -185,8 +221,17 @@ impl PgStore {
             .connect_with(opts.clone())
             .await?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(opts, conn, rx, o.max_batch.max(1)));
-        Ok(PgStore { tx, read })
+        let fence = Arc::new(AtomicI64::new(0));
+        let w = Writer {
+            opts,
+            max: o.max_batch.max(1),
+            fence: fence.clone(),
+        };
+        tokio::spawn(writer(w, conn, rx));
+        Ok(PgStore {
+            tx,
+            read: ReadPool { pool: read, fence },
+        })
     }
 
     /// Queues `run` on the writer now (so that writes keep their call order) and returns
@@ -216,22 +261,30 @@ async fn migrate(opts: &PgConnectOptions) -> StoreResult<()> {
     r.map_err(|e| StoreError::Db(e.into()))
 }
 
-async fn writer(
+/// What the writer task knows besides its connection.
+struct Writer {
     opts: PgConnectOptions,
+    max: usize,
+    /// The node's fence, written into each batch's transaction (`dialer.fence`) for the
+    /// journal's claim checks.
+    fence: Arc<AtomicI64>,
+}
+
+async fn writer(
+    w: Writer,
     mut conn: PgConnection,
     mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>,
-    max: usize,
 ) {
-    let mut batch = Vec::with_capacity(max);
+    let mut batch = Vec::with_capacity(w.max);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < max {
+        while batch.len() < w.max {
             match rx.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
         }
-        commit_batch(&opts, &mut conn, &mut batch).await;
+        commit_batch(&w, &mut conn, &mut batch).await;
     }
 }
 
@@ -240,23 +293,29 @@ async fn writer(
 async fn begin_tx<'c>(
     opts: &PgConnectOptions,
     conn: &'c mut PgConnection,
+    fence: i64,
 ) -> Result<sqlx::Transaction<'c, sqlx::Postgres>, sqlx::Error> {
     if let Err(e) = conn.ping().await {
         tracing::warn!(error = %e, "store: writer connection lost; reconnecting");
         *conn = PgConnection::connect_with(opts).await?;
     }
-    conn.begin().await
+    let mut tx = conn.begin().await?;
+    if fence != 0 {
+        // Transaction-local: the journal's statements read it through dialer_my_fence().
+        sqlx::query("SELECT set_config('dialer.fence', $1, true)")
+            .bind(fence.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
 }
 
 /// Applies `batch` in one transaction and answers each operation after the commit.
-async fn commit_batch(
-    opts: &PgConnectOptions,
-    conn: &mut PgConnection,
-    batch: &mut Vec<Box<dyn Write>>,
-) {
+async fn commit_batch(w: &Writer, conn: &mut PgConnection, batch: &mut Vec<Box<dyn Write>>) {
     let n = batch.len();
     let started = std::time::Instant::now();
-    let mut tx = match begin_tx(opts, conn).await {
+    let fence = w.fence.load(Ordering::Acquire);
+    let mut tx = match begin_tx(&w.opts, conn, fence).await {
         Ok(tx) => tx,
         Err(e) => {
             let msg = e.to_string();
