@@ -14,7 +14,9 @@ use clap::{Args, Subcommand};
 use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::{Dialer, DialerConfig};
 use engine::model::contacts::parse_csv;
-use engine::model::{CallingWindow, CampaignSpec, CampaignState, Priority, Target};
+use engine::model::{
+    CallingWindow, CampaignSpec, CampaignState, Delivery, Priority, Target, Until, ZoneMessage,
+};
 use engine::store::{SqliteOptions, SqliteStore, Store};
 
 /// `dialer campaign ...`
@@ -76,9 +78,38 @@ pub struct RunArgs {
     /// How many times the message plays.
     #[arg(long, default_value_t = 1)]
     play_count: u32,
+    /// When a contact is done: `answered`, `heard` or `confirmed` (keys: 1 confirms, 2
+    /// repeats, 9 opts out on normal campaigns).
+    #[arg(long, default_value = "answered")]
+    until: String,
+    /// A message for one zone, `ZONE=FILE` (repeatable); contacts of other zones hear
+    /// `--prompt`.
+    #[arg(long = "message")]
+    messages: Vec<String>,
     /// `synchronous=NORMAL` instead of FULL (survives a process crash, not a power cut).
     #[arg(long)]
     fast_sync: bool,
+}
+
+/// Keys by default; `until` and per-zone messages from the options (prompt files made
+/// absolute, like `--prompt`).
+fn delivery(a: &RunArgs) -> Result<Delivery> {
+    let until = Until::parse(&a.until).context("--until: answered, heard or confirmed")?;
+    let mut messages = vec![];
+    for m in &a.messages {
+        let (zone, file) = m.split_once('=').context("--message ZONE=FILE")?;
+        let path = std::fs::canonicalize(file).with_context(|| format!("prompt {file}"))?;
+        messages.push(ZoneMessage {
+            zones: vec![zone.trim().to_string()],
+            streets: vec![],
+            prompt: path.display().to_string(),
+        });
+    }
+    Ok(Delivery {
+        until,
+        messages,
+        ..Delivery::default()
+    })
 }
 
 /// Runs the command.
@@ -177,6 +208,7 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
                 ring_timeout_s: a.ring_timeout,
                 play_count: a.play_count,
                 retry,
+                delivery: delivery(&a)?,
             };
             dialer.create_campaign(spec).await?
         }

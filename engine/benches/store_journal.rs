@@ -56,6 +56,7 @@ async fn run(full_sync: bool, secs: u64, tasks: usize) {
                 ring_timeout_s: None,
                 play_count: 1,
                 retry: RetryPolicy::default(),
+                delivery: Default::default(),
             },
             0,
         )

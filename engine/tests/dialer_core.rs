@@ -29,6 +29,7 @@ fn spec() -> CampaignSpec {
         ring_timeout_s: None,
         play_count: 1,
         retry: Default::default(),
+        delivery: Default::default(),
     }
 }
 

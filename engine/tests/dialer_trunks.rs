@@ -296,6 +296,7 @@ async fn a_removed_trunk_is_no_longer_routed_to() {
             ring_timeout_s: Some(30),
             play_count: 1,
             retry: RetryPolicy::default(),
+            delivery: Default::default(),
         })
         .await
         .unwrap();

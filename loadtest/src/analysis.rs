@@ -124,6 +124,10 @@ pub struct StreamStats {
     pub rtcp_sr: u64,
     /// RTCP BYE received.
     pub rtcp_bye: bool,
+    /// Wall-clock ns of the first packet's arrival (what a callee heard, and when).
+    pub first_arrival_ns: i64,
+    /// Wall-clock ns of the last packet's arrival.
+    pub last_arrival_ns: i64,
 }
 
 impl StreamStats {
@@ -236,6 +240,10 @@ impl Analyzer {
         }
         let first = s.packets == 0;
         s.packets += 1;
+        if first {
+            s.first_arrival_ns = arrival_ns;
+        }
+        s.last_arrival_ns = s.last_arrival_ns.max(arrival_ns);
         if marker {
             s.marked += 1;
         }

@@ -74,6 +74,12 @@ pub struct CarrierArgs {
     /// Seed of the answer mix.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What answered callees do, `SPEC:WEIGHT` (repeatable), e.g.
+    /// `human;key=1@3.5:8`, `human;key=9@2;key=1@4;info`, `human;hangup@5`,
+    /// `machine;greeting=2500;beep:2` (see loadtest/src/callee.rs). The report's `callees`
+    /// says what each did and heard, and when.
+    #[arg(long)]
+    pub callee: Vec<String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -123,6 +129,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     let local = sip.local_addr()?;
     let (rtp, rtcp) = bind_media(args.media)?;
     let media = rtp.local_addr()?;
+    let callee_mix = crate::callee::CalleeMix::parse(&args.callee)?;
     // SO_RCVBUF is capped by net.core.rmem_max (208 KiB by default: 4 ms of 5,000 streams);
     // SO_RCVBUFFORCE (CAP_NET_ADMIN) is not, so a stalled carrier does not count loss.
     if !set_buf(&rtp, libc::SO_RCVBUFFORCE, 64 << 20) {
@@ -145,12 +152,15 @@ pub fn run(args: CarrierArgs) -> Result<()> {
         ..Analyzer::default()
     }));
     let threads_stop = Arc::new(AtomicBool::new(false));
+    let rtp_send = rtp.try_clone()?;
     let rtp_thread = {
         let (a, stop) = (analyzer.clone(), threads_stop.clone());
         std::thread::Builder::new()
             .name("carrier-rtp".into())
             .spawn(move || rtp_loop(rtp, a, stop))?
     };
+    let (callee_tx, callee_thread) = crate::callee_send::spawn(rtp_send, threads_stop.clone())?;
+    let mut callees = crate::callee_send::Callees::default();
     let rtcp_thread = {
         let (a, stop) = (analyzer.clone(), threads_stop.clone());
         std::thread::Builder::new()
@@ -166,6 +176,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
         hangup_after: range_ms(&args.hangup_after_ms, "--hangup-after-ms")?,
         seed: args.seed,
         timers: TimerConfig::default(),
+        callees: callee_mix,
     });
     println!(
         "{}",
@@ -239,6 +250,13 @@ pub fn run(args: CarrierArgs) -> Result<()> {
                     active += 1;
                     peak = peak.max(active);
                 }
+                UasEvent::Behaves { call, callee } => callees.behaves(call, callee),
+                UasEvent::Step {
+                    call,
+                    step,
+                    rtp_to,
+                    payload_type,
+                } => callees.step(call, step, rtp_to, payload_type, &callee_tx),
                 UasEvent::Ended { call, by } => {
                     if let Some(c) = calls.get_mut(&call) {
                         if c.answered && matches!(by, EndedBy::Caller | EndedBy::Callee) {
@@ -256,8 +274,14 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     threads_stop.store(true, Ordering::SeqCst);
     let _ = rtp_thread.join();
     let _ = rtcp_thread.join();
+    drop(callee_tx);
+    let _ = callee_thread.join();
     let a = analyzer.lock().expect("lock");
-    let report = build_report(&calls, &a, peak, started.elapsed());
+    let mut report = build_report(&calls, &a, peak, started.elapsed());
+    if !args.callee.is_empty() {
+        let ids = calls.iter().map(|(k, c)| (*k, c.call_id.clone())).collect();
+        report["callees"] = callees.report(&streams_by_call(&a), &ids);
+    }
     let text = serde_json::to_string_pretty(&report)?;
     match &args.report {
         Some(p) => {

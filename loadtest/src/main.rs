@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod analysis;
 mod bench;
+mod callee;
+mod callee_send;
 mod carrier;
 mod floor;
 mod uas;

@@ -22,6 +22,8 @@ use engine::sip::timer::TimerConfig;
 use engine::sip::transaction::{ClientAction, ClientTx, ServerAction, ServerState, ServerTx, Wire};
 use engine::sip::{sdp, HeaderName, MessageWriter, Method};
 
+use crate::callee::{info_body, Callee, CalleeMix, Step, Via};
+
 /// What the carrier does with a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -90,6 +92,8 @@ pub struct UasConfig {
     pub seed: u64,
     /// SIP timers.
     pub timers: TimerConfig,
+    /// What answered callees do (empty: listen until the caller hangs up).
+    pub callees: CalleeMix,
 }
 
 /// Who ended an answered call.
@@ -141,6 +145,25 @@ pub enum UasEvent {
         /// Payload type we accepted.
         payload_type: u8,
     },
+    /// An answered callee did something of its behaviour (`--callee`): the carrier sends
+    /// its audio or RFC 4733 key to `rtp_to`; INFO keys and BYEs the UAS sent itself.
+    Step {
+        /// Serial.
+        call: u64,
+        /// What it did.
+        step: Step,
+        /// The caller's RTP address (from its offer).
+        rtp_to: Option<SocketAddr>,
+        /// The call's audio payload type.
+        payload_type: u8,
+    },
+    /// The behaviour drawn for an answered call.
+    Behaves {
+        /// Serial.
+        call: u64,
+        /// The behaviour.
+        callee: Callee,
+    },
     /// The call is over.
     Ended {
         /// Serial.
@@ -184,6 +207,10 @@ struct Call {
     answer: Option<Arc<[u8]>>,
     /// Forget the call at this time (after the transaction's lifetime).
     forget_at: Option<Instant>,
+    /// What its callee does next (`--callee`), in time order.
+    steps: VecDeque<(Instant, Step)>,
+    /// CSeq of our last in-dialog request (BYE is 1).
+    cseq: u32,
 }
 
 /// The carrier's SIP side. See the module documentation.
@@ -305,6 +332,17 @@ impl Uas {
                         rtp_from,
                         payload_type,
                     });
+                    let r = self.rand();
+                    if let Some(c) = self.cfg.callees.pick(r).cloned() {
+                        let call = self.calls.get_mut(&s).expect("indexed");
+                        call.steps = c
+                            .script()
+                            .into_iter()
+                            .map(|(d, st)| (now + d, st))
+                            .collect();
+                        self.events
+                            .push_back(UasEvent::Behaves { call: s, callee: c });
+                    }
                     let pct = self.cfg.hangup_pct;
                     if pct > 0 && self.rand() % 100 < u64::from(pct) {
                         let after = self.uniform(self.cfg.hangup_after);
@@ -417,6 +455,8 @@ impl Uas {
             rtp_from,
             answer: None,
             forget_at: None,
+            steps: VecDeque::new(),
+            cseq: 1,
         };
         self.calls.insert(serial, call);
         self.by_id.insert(call_id.clone(), serial);
@@ -499,6 +539,7 @@ impl Uas {
         [
             call.final_at,
             call.hangup_at,
+            call.steps.front().map(|(t, _)| *t),
             call.tx.next_timeout(),
             call.bye.as_ref().and_then(|b| b.next_timeout()),
             call.forget_at,
@@ -563,6 +604,7 @@ impl Uas {
                 self.apply(now, serial, actions);
             }
         }
+        self.run_steps(now, serial);
         let local = self.cfg.local;
         let timers = self.cfg.timers;
         let call = self.calls.get_mut(&serial).expect("call");
@@ -625,6 +667,39 @@ impl Uas {
     }
 }
 
+impl Uas {
+    /// The callee's steps due at `now` (only while the call is up).
+    fn run_steps(&mut self, now: Instant, serial: u64) {
+        let local = self.cfg.local;
+        let call = self.calls.get_mut(&serial).expect("call");
+        while call.steps.front().is_some_and(|(t, _)| *t <= now) {
+            let (_, step) = call.steps.pop_front().expect("front");
+            if call.phase != Phase::Confirmed {
+                call.steps.clear();
+                break;
+            }
+            match step {
+                Step::HangUp => call.hangup_at = Some(now),
+                Step::Key(d, Via::Info) => {
+                    call.cseq += 1;
+                    let info = build_info(call, local, serial, d);
+                    self.transmits.push_back(Transmit {
+                        dest: call.peer,
+                        bytes: info,
+                    });
+                }
+                Step::Key(_, Via::Rtp) | Step::Greeting(_) | Step::Beep => {}
+            }
+            self.events.push_back(UasEvent::Step {
+                call: serial,
+                step,
+                rtp_to: call.rtp_from,
+                payload_type: call.payload_type,
+            });
+        }
+    }
+}
+
 fn reason_for(code: u16) -> &'static str {
     match code {
         403 => "Forbidden",
@@ -666,6 +741,36 @@ fn build_bye(call: &Call, local: SocketAddr, serial: u64) -> Wire {
         .into()
 }
 
+/// An in-dialog INFO with key `d` (`application/dtmf-relay`), sent once: loopback tests
+/// do not lose it, and a lost key is what a real phone's user would press again.
+fn build_info(call: &Call, local: SocketAddr, serial: u64, d: char) -> Wire {
+    let Ok(Message::Request(req)) = parse(&call.invite) else {
+        return Arc::from(&b""[..]);
+    };
+    let target = req
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|c| c.first().map(|c| c.uri.raw.to_string()))
+        .unwrap_or_else(|| format!("sip:{}", call.peer));
+    let from = req.headers.first(HeaderName::From).unwrap_or("");
+    let to = req.headers.first(HeaderName::To).unwrap_or("");
+    let to = to.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+    let cseq = call.cseq;
+    MessageWriter::request("INFO", &target)
+        .header(
+            "Via",
+            format_args!("SIP/2.0/UDP {local};branch=z9hG4bKci{serial:x}x{cseq};rport"),
+        )
+        .header("Max-Forwards", 70)
+        .header("From", format_args!("{to};tag={:x}", call.to_tag))
+        .header("To", from)
+        .header("Call-ID", &call.call_id)
+        .header("CSeq", format_args!("{cseq} INFO"))
+        .finish_with_body(Some("application/dtmf-relay"), info_body(d).as_bytes())
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +788,7 @@ mod tests {
             hangup_after: (Duration::from_secs(1), Duration::from_secs(2)),
             seed: 7,
             timers: TimerConfig::default(),
+            callees: CalleeMix::default(),
         }
     }
 
@@ -884,5 +990,42 @@ mod tests {
             })
             .count();
         assert_eq!(ours, 10);
+    }
+
+    #[test]
+    fn callee_behaviours_key_by_info_and_rtp_and_hang_up() {
+        let mut c = cfg(vec![(Disposition::Answer, 1)], 0);
+        c.callees = CalleeMix::parse(&["human;key=1@1;key=2@1.5;hangup@3;info".into()]).unwrap();
+        let (uac_ev, uas_ev) = run(c, 1, Duration::from_secs(30));
+        let infos: Vec<String> = uac_ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Info { body, .. } => Some(String::from_utf8_lossy(body).to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(infos.len(), 2, "{uac_ev:?}");
+        assert!(infos[0].starts_with("Signal=1") && infos[1].starts_with("Signal=2"));
+        assert!(uas_ev.contains(&UasEvent::Ended {
+            call: 1,
+            by: EndedBy::Callee
+        }));
+        let mut c = cfg(vec![(Disposition::Answer, 1)], 0);
+        c.callees = CalleeMix::parse(&["machine;greeting=1200;beep".into()]).unwrap();
+        let (_, uas_ev) = run(c, 1, Duration::from_secs(5));
+        let steps: Vec<Step> = uas_ev
+            .iter()
+            .filter_map(|e| match e {
+                UasEvent::Step { step, rtp_to, .. } => {
+                    assert!(rtp_to.is_some());
+                    Some(*step)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            steps,
+            vec![Step::Greeting(Duration::from_millis(1200)), Step::Beep]
+        );
     }
 }

@@ -520,6 +520,7 @@ async fn campaign(store: &PgStore, n: usize, prompt: &Path) -> i64 {
         ring_timeout_s: None,
         play_count: 1,
         retry: Default::default(),
+        delivery: Default::default(),
     };
     let c = store.create_campaign(spec, 1).await.unwrap();
     store

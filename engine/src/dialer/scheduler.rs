@@ -27,6 +27,8 @@ pub struct DueItem {
     pub attempts: u32,
     /// Trunks that already failed this attempt with a carrier fault (indices).
     pub excluded: Vec<usize>,
+    /// The contact's per-zone message (`None`: the campaign's default prompt).
+    pub message: Option<u32>,
 }
 
 /// The scheduler's answer.
@@ -271,6 +273,7 @@ mod tests {
             number_type: NumberType::Fixed,
             attempts: 0,
             excluded: vec![],
+            message: None,
         }
     }
 

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::delivery::{Delivery, ZoneMessage, MAX_MESSAGES};
+use super::heard::Keys;
 use super::retry::RetryPolicy;
 use super::window::{CallingWindow, Window, WindowError};
 
@@ -233,6 +235,10 @@ pub struct CampaignSpec {
     /// Retry rules.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Keys, pre- and post-roll, `until`, machine detection and per-zone messages (flat in
+    /// the JSON, like the fields above).
+    #[serde(flatten)]
+    pub delivery: Delivery,
 }
 
 fn one() -> u32 {
@@ -280,7 +286,51 @@ impl CampaignSpec {
             w.compile()?;
         }
         self.effective_window()?;
-        Ok(())
+        self.delivery.validate()
+    }
+
+    /// The keys as they apply to calls: opt-out only on normal campaigns.
+    pub fn keys(&self) -> Keys {
+        Keys {
+            confirm: self.delivery.confirm_digit,
+            repeat: self.delivery.repeat_digit,
+            optout: self
+                .delivery
+                .optout_digit
+                .filter(|_| self.priority == Priority::Normal),
+            max_repeats: self.delivery.max_repeats,
+        }
+    }
+
+    /// Which message a contact in `zone` on `street` hears: the index of the first of
+    /// `messages` that matches, `None` for the default `prompt`.
+    pub fn message_for(&self, zone: &str, street: &str) -> Option<usize> {
+        self.delivery
+            .messages
+            .iter()
+            .position(|m| m.matches(zone, street))
+    }
+
+    /// Every prompt the campaign's calls may play: the default message, the per-zone ones,
+    /// the rolls and the acknowledgement (each loaded before the campaign is dialled).
+    pub fn prompts(&self) -> Vec<&str> {
+        let d = &self.delivery;
+        let mut all = vec![self.prompt.as_str()];
+        all.extend(d.messages.iter().map(|m| m.prompt.as_str()));
+        all.extend(
+            [&d.pre_roll, &d.post_roll, &d.confirmed_prompt]
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
+        all
+    }
+
+    /// The prompt of message `index` (`None` or out of range: the default).
+    pub fn message_prompt(&self, index: Option<usize>) -> &str {
+        index
+            .and_then(|i| self.delivery.messages.get(i))
+            .map_or(self.prompt.as_str(), |m| m.prompt.as_str())
     }
 
     /// The window that applies: none for emergencies, the given or default otherwise.
@@ -295,6 +345,7 @@ impl CampaignSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::heard::{Until, MAX_REPEATS};
 
     fn spec() -> CampaignSpec {
         CampaignSpec {
@@ -312,7 +363,86 @@ mod tests {
             ring_timeout_s: None,
             play_count: 1,
             retry: RetryPolicy::default(),
+            delivery: Delivery::default(),
         }
+    }
+
+    #[test]
+    fn keys_are_known_distinct_and_optout_is_for_normal_campaigns() {
+        let mut s = spec();
+        assert_eq!(s.keys().optout, Some('9'));
+        s.priority = Priority::Emergency;
+        assert_eq!(s.keys().optout, None);
+        let mut s = spec();
+        s.delivery.repeat_digit = Some('1');
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "repeat_digit: same key as confirm_digit"
+        );
+        s.delivery.repeat_digit = Some('x');
+        assert!(s.validate().is_err());
+        s.delivery.repeat_digit = None;
+        s.delivery.confirm_digit = None;
+        assert!(s.validate().is_ok());
+        s.delivery.max_repeats = MAX_REPEATS + 1;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn stored_specs_without_the_new_fields_read_with_defaults_and_null_disables() {
+        let old = r#"{"tenant":"t","name":"n","prompt":"p","target":{"all":true},
+            "priority":"normal","play_count":1,"retry":{}}"#;
+        let s: CampaignSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (
+                s.delivery.confirm_digit,
+                s.delivery.repeat_digit,
+                s.delivery.optout_digit,
+                s.delivery.max_repeats
+            ),
+            (Some('1'), Some('2'), Some('9'), 2)
+        );
+        assert_eq!(s.delivery.until, Until::Answered);
+        let off = old.replace(
+            "\"retry\":{}",
+            "\"retry\":{},\"confirm_digit\":null,\"until\":\"confirmed\"",
+        );
+        let s: CampaignSpec = serde_json::from_str(&off).unwrap();
+        assert_eq!(
+            (s.delivery.confirm_digit, s.delivery.until),
+            (None, Until::Confirmed)
+        );
+    }
+
+    #[test]
+    fn a_message_per_zone() {
+        let mut s = spec();
+        s.delivery.messages = vec![
+            ZoneMessage {
+                zones: vec!["Centro".into()],
+                streets: vec![],
+                prompt: "a.wav".into(),
+            },
+            ZoneMessage {
+                zones: vec!["Borgo".into()],
+                streets: vec!["Via Roma".into()],
+                prompt: "b.wav".into(),
+            },
+        ];
+        assert!(s.validate().is_ok());
+        assert_eq!(s.message_for("centro", "Via Roma"), Some(0));
+        assert_eq!(s.message_for("Lido", "via roma"), Some(1));
+        assert_eq!(s.message_for("Lido", "Via Verdi"), None);
+        assert_eq!(s.message_prompt(Some(1)), "b.wav");
+        assert_eq!(s.message_prompt(None), "p.wav");
+        s.delivery.messages.push(ZoneMessage {
+            prompt: "c.wav".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "messages[2]: some zones or streets"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 
 pub mod campaign;
 pub mod contacts;
+pub mod delivery;
 pub mod dids;
+pub mod heard;
 pub mod numbers;
 pub mod outcome;
 pub mod registrations;
@@ -16,9 +18,13 @@ pub mod retry;
 pub mod states;
 pub mod window;
 
-pub use campaign::{CampaignAction, CampaignError, CampaignSpec, CampaignState, Priority, Target};
+pub use campaign::{
+    CampaignAction, CampaignError, CampaignSpec, CampaignState, Delivery, Priority, Target,
+    ZoneMessage,
+};
 pub use contacts::{NewContact, Source};
 pub use dids::{Did, Flow};
+pub use heard::{AmdPolicy, AmdSpec, CallResult, Keys, Listened, Until};
 pub use numbers::{normalize, NumberType};
 pub use outcome::Outcome;
 pub use registrations::{NewRegistration, Registered, Unregistered};

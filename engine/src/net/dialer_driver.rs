@@ -330,6 +330,14 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 }
             }
             Action::StopMedia(call) => self.media.stop(call.0),
+            Action::Play { call, items, id } => {
+                // A playlist the media path cannot play (a prompt not loaded, media gone)
+                // ends the call rather than leave the callee in silence.
+                if let Err(e) = self.media.play(call.0, items, id) {
+                    self.media.stop(call.0);
+                    self.note(DriverNote::MediaFailed(call, e.to_string()));
+                }
+            }
             Action::ReleasePort(call) => drop(self.ports.remove(&call)),
             Action::Reply(to, r) => {
                 if let Some(tx) = self.replies.remove(&to) {
@@ -414,17 +422,24 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     }
 }
 
-/// The campaigns whose prompt the media path can load.
+/// The campaigns whose prompts (message, per-zone messages, rolls) the media path can load.
 fn usable<M: CallMedia>(
     media: &M,
     list: Vec<crate::store::CampaignRecord>,
 ) -> Vec<crate::store::CampaignRecord> {
     list.into_iter()
-        .filter_map(|rec| match media.prepare(&rec.spec.prompt) {
-            Ok(()) => Some(rec),
-            Err(e) => {
-                warn!(campaign = rec.id, error = %e, "prompt unusable; campaign not dialled");
-                None
+        .filter_map(|rec| {
+            match rec
+                .spec
+                .prompts()
+                .into_iter()
+                .try_for_each(|p| media.prepare(p))
+            {
+                Ok(()) => Some(rec),
+                Err(e) => {
+                    warn!(campaign = rec.id, error = %e, "prompt unusable; campaign not dialled");
+                    None
+                }
             }
         })
         .collect()

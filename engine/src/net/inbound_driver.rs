@@ -506,6 +506,7 @@ async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::St
         ring_timeout_s: None,
         play_count: 2,
         retry: Default::default(),
+        delivery: Default::default(),
     };
     let rec = store.create_campaign(spec, l.at_ms).await?;
     info!(campaign = rec.id, tenant = %l.tenant, caller = %l.caller, at_ms = l.at_ms,

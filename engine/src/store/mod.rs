@@ -26,6 +26,8 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_heard;
+#[cfg(test)]
 mod tests_ivr;
 mod wiring;
 
@@ -40,8 +42,9 @@ pub use postgres::{
     TrunkShareRow,
 };
 pub use records::{
-    AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord, CampaignReport, ContactNext, Dangling,
-    DueContact, ImportReport, Progress, ZoneCounts,
+    fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
+    CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, GroupRow, ImportReport,
+    MessageCounts, Progress, ResultCounts, ZoneCounts,
 };
 pub use sqlite::{now_ms, SqliteOptions, SqliteStore};
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::{AttemptState, CampaignSpec, CampaignState, NumberType, Outcome};
+use crate::model::{AttemptState, CallResult, CampaignSpec, CampaignState, NumberType, Outcome};
 
 /// A stored campaign.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +28,9 @@ pub struct DueContact {
     pub number_type: NumberType,
     /// Counted attempts so far.
     pub attempts: u32,
+    /// The per-zone message it hears (index into the campaign's `messages`; `None`: the
+    /// default prompt).
+    pub message: Option<u32>,
 }
 
 /// What is journaled before the INVITE leaves.
@@ -70,10 +73,18 @@ pub struct AttemptEnd {
     pub played_permille: Option<i64>,
     /// DTMF digits pressed.
     pub dtmf: Option<String>,
+    /// Heard, confirmed, partial or machine (answered calls only).
+    pub result: Option<CallResult>,
+    /// The campaign's `until` is met: the contact is done for good in the campaign
+    /// whatever a late attempt says.
+    pub satisfied: bool,
+    /// The resident confirmed the opt-out: the number is never called again.
+    pub opt_out: bool,
 }
 
 impl AttemptEnd {
-    /// An end with only what every attempt has; timings and digits unset.
+    /// An end with only what every attempt has; timings, digits and result unset, an
+    /// answer satisfying the campaign (as before `until` existed).
     pub fn new(attempt: i64, outcome: Outcome, sip_status: u16, sip_reason: &str) -> Self {
         AttemptEnd {
             attempt,
@@ -86,6 +97,9 @@ impl AttemptEnd {
             duration_ms: None,
             played_permille: None,
             dtmf: None,
+            result: None,
+            satisfied: outcome == Outcome::Answered,
+            opt_out: false,
         }
     }
 }
@@ -153,6 +167,8 @@ pub struct AttemptRecord {
     pub played_permille: Option<i64>,
     /// Digits.
     pub dtmf: Option<String>,
+    /// Heard, confirmed, partial or machine (answered calls only).
+    pub result: Option<CallResult>,
 }
 
 /// Counts for a campaign's progress.
@@ -172,6 +188,35 @@ pub struct Progress {
     pub attempts: u64,
 }
 
+/// Contacts by their best call result. `heard` counts the confirmed too (a confirmation
+/// says the message was heard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ResultCounts {
+    /// Heard the whole message or confirmed.
+    pub heard: u64,
+    /// Confirmed with the key.
+    pub confirmed: u64,
+    /// Hung up before the end (and never heard it whole).
+    pub partial: u64,
+    /// An answering machine took the call.
+    pub machine: u64,
+}
+
+impl ResultCounts {
+    /// Adds `n` contacts whose best result is `r`.
+    pub fn add(&mut self, r: CallResult, n: u64) {
+        match r {
+            CallResult::Heard => self.heard += n,
+            CallResult::Confirmed => {
+                self.heard += n;
+                self.confirmed += n;
+            }
+            CallResult::Partial => self.partial += n,
+            CallResult::Machine => self.machine += n,
+        }
+    }
+}
+
 /// A campaign's figures per zone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZoneCounts {
@@ -183,6 +228,115 @@ pub struct ZoneCounts {
     pub done: u64,
     /// Of which answered.
     pub answered: u64,
+    /// Of which heard, confirmed, partial, machine.
+    pub results: ResultCounts,
+}
+
+/// A campaign's figures per message (per-zone messages; `None` is the default prompt).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Index into the campaign's `messages`; `None`: its default prompt.
+    pub message: Option<u32>,
+    /// Targeted contacts hearing it.
+    pub targeted: u64,
+    /// Of which finished.
+    pub done: u64,
+    /// Of which answered.
+    pub answered: u64,
+    /// Of which heard, confirmed, partial, machine.
+    pub results: ResultCounts,
+}
+
+/// One group of a campaign's targeted contacts, as the stores count them: zone, message,
+/// best result, finished, answered, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactGroupCount {
+    /// Zone name.
+    pub zone: String,
+    /// Message index.
+    pub message: Option<u32>,
+    /// Best result so far.
+    pub result: Option<CallResult>,
+    /// Finished.
+    pub done: bool,
+    /// Answered at least once.
+    pub answered: bool,
+    /// Contacts in the group.
+    pub n: u64,
+}
+
+/// A row of the stores' contact-group query: zone, message, result word, done,
+/// answered, count.
+pub type GroupRow = (String, Option<i64>, Option<String>, bool, bool, i64);
+
+impl ContactGroupCount {
+    /// Reads a row of the group query (a result word no model knows is corruption).
+    pub fn from_row(
+        (zone, message, result, done, answered, n): GroupRow,
+    ) -> Result<Self, super::StoreError> {
+        let result = match result {
+            None => None,
+            Some(w) => Some(
+                CallResult::parse(&w)
+                    .ok_or_else(|| super::StoreError::Corrupt(format!("result {w:?}")))?,
+            ),
+        };
+        Ok(ContactGroupCount {
+            zone,
+            message: message.map(|m| m as u32),
+            result,
+            done,
+            answered,
+            n: n as u64,
+        })
+    }
+}
+
+/// An SQL expression ranking the result word in column `col` as [`CallResult::rank`]
+/// does (0 for none), so a contact's stored result only ever gets better.
+pub fn result_rank_sql(col: &str) -> String {
+    let whens: Vec<String> = CallResult::ALL
+        .iter()
+        .map(|r| format!("WHEN '{}' THEN {}", r.as_str(), r.rank()))
+        .collect();
+    format!("(CASE {col} {} ELSE 0 END)", whens.join(" "))
+}
+
+/// Folds group counts into per-zone and per-message figures (each sorted by its key) and
+/// the campaign's result totals: one definition for both stores.
+pub fn fold_groups(
+    groups: &[ContactGroupCount],
+) -> (Vec<ZoneCounts>, Vec<MessageCounts>, ResultCounts) {
+    use std::collections::BTreeMap;
+    let mut zones: BTreeMap<&str, ZoneCounts> = BTreeMap::new();
+    let mut messages: BTreeMap<Option<u32>, MessageCounts> = BTreeMap::new();
+    let mut totals = ResultCounts::default();
+    for g in groups {
+        let z = zones.entry(&g.zone).or_insert_with(|| ZoneCounts {
+            zone: g.zone.clone(),
+            ..Default::default()
+        });
+        z.targeted += g.n;
+        z.done += if g.done { g.n } else { 0 };
+        z.answered += if g.answered { g.n } else { 0 };
+        let m = messages.entry(g.message).or_insert_with(|| MessageCounts {
+            message: g.message,
+            ..Default::default()
+        });
+        m.targeted += g.n;
+        m.done += if g.done { g.n } else { 0 };
+        m.answered += if g.answered { g.n } else { 0 };
+        if let Some(r) = g.result {
+            z.results.add(r, g.n);
+            m.results.add(r, g.n);
+            totals.add(r, g.n);
+        }
+    }
+    (
+        zones.into_values().collect(),
+        messages.into_values().collect(),
+        totals,
+    )
 }
 
 /// What a campaign's report needs beyond [`Progress`], read in one go.
@@ -192,6 +346,10 @@ pub struct CampaignReport {
     pub outcomes: Vec<(Outcome, u64)>,
     /// Per zone, by zone name.
     pub zones: Vec<ZoneCounts>,
+    /// Per message, the default prompt first.
+    pub messages: Vec<MessageCounts>,
+    /// Contacts by best result.
+    pub results: ResultCounts,
     /// Attempts started at or after the `since_ms` asked for.
     pub recent_attempts: u64,
 }

@@ -83,7 +83,7 @@ suite!(
     writes_keep_call_order_and_a_failed_one_spares_its_batch,
 );
 
-fn contact(n: u32, zone: &str) -> NewContact {
+pub(super) fn contact(n: u32, zone: &str) -> NewContact {
     NewContact {
         number: format!("+39077100{n:04}"),
         number_type: NumberType::Fixed,
@@ -95,7 +95,7 @@ fn contact(n: u32, zone: &str) -> NewContact {
     }
 }
 
-fn spec(zones: &[&str]) -> CampaignSpec {
+pub(super) fn spec(zones: &[&str]) -> CampaignSpec {
     CampaignSpec {
         tenant: "t".into(),
         name: "c".into(),
@@ -110,6 +110,7 @@ fn spec(zones: &[&str]) -> CampaignSpec {
         ring_timeout_s: None,
         play_count: 1,
         retry: RetryPolicy::default(),
+        delivery: Default::default(),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use engine::store::AttemptRecord;
-use serde::{Deserialize, Serialize};
+use engine::store::{AttemptRecord, ResultCounts};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 /// Who is called: `{"all": true}` or zones and/or streets.
@@ -91,6 +91,138 @@ pub struct NewCampaign {
     /// Calling window.
     #[serde(default)]
     pub window: Option<WindowIn>,
+    /// Key confirming the message was heard (default "1"; null disables).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub confirm_digit: Option<Option<KeyIn>>,
+    /// Key replaying the message from its start (default "2"; null disables).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub repeat_digit: Option<Option<KeyIn>>,
+    /// Key asking to be called no more, confirmed with the confirm key (default "9",
+    /// normal campaigns only; null disables).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub optout_digit: Option<Option<KeyIn>>,
+    /// Replays the repeat key may ask for per call (0..=5, default 2).
+    #[serde(default)]
+    pub max_repeats: Option<u32>,
+    /// Prompt played before the message (the town's greeting).
+    #[serde(default)]
+    pub pre_roll_prompt_id: Option<String>,
+    /// Prompt played after the message ("premi 1 per confermare l'ascolto").
+    #[serde(default)]
+    pub post_roll_prompt_id: Option<String>,
+    /// Prompt acknowledging a confirmation ("grazie, confermato"; two tones without it).
+    #[serde(default)]
+    pub confirmed_prompt_id: Option<String>,
+    /// When a contact is done: `answered` (default), `heard` or `confirmed`.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Answering-machine detection: `{"policy": "drop" | "hangup" | "retry_later", ...}`
+    /// with detector parameters in ms (`greeting_ms`, `total_analysis_ms`, ...).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub amd: Option<serde_json::Value>,
+    /// A message per zone or street; contacts none matches hear `prompt_id`.
+    #[serde(default)]
+    pub messages: Option<Vec<MessageIn>>,
+}
+
+/// A key: `"1"` or `1`.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(untagged)]
+pub enum KeyIn {
+    /// `"1"`, `"*"`, `"#"`.
+    Text(String),
+    /// `1`.
+    Number(u8),
+}
+
+impl KeyIn {
+    /// The one key character, if it is one.
+    pub fn key(&self) -> Option<char> {
+        let s = match self {
+            KeyIn::Text(s) => s.clone(),
+            KeyIn::Number(n) => n.to_string(),
+        };
+        let mut c = s.chars();
+        match (c.next(), c.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+/// Tells a field given as null (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A message for some zones and streets.
+#[derive(Debug, Deserialize, Serialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MessageIn {
+    /// Zones.
+    #[serde(default)]
+    pub zones: Vec<String>,
+    /// Streets.
+    #[serde(default)]
+    pub streets: Vec<String>,
+    /// Prompt id.
+    pub prompt_id: String,
+}
+
+/// Contacts by their best call result (`heard` counts the confirmed too).
+#[derive(Debug, Serialize, ToSchema, Default, Clone, Copy)]
+pub struct ResultsOut {
+    /// Heard the whole message, or confirmed.
+    pub heard: u64,
+    /// Pressed the confirm key.
+    pub confirmed: u64,
+    /// Hung up before the message ended.
+    pub partial: u64,
+    /// An answering machine took the call.
+    pub machine: u64,
+}
+
+impl From<ResultCounts> for ResultsOut {
+    fn from(r: ResultCounts) -> Self {
+        ResultsOut {
+            heard: r.heard,
+            confirmed: r.confirmed,
+            partial: r.partial,
+            machine: r.machine,
+        }
+    }
+}
+
+/// One message of a campaign with its estimate and progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    /// Prompt id.
+    pub prompt_id: String,
+    /// Zones it is for (empty for the default message).
+    pub zones: Vec<String>,
+    /// Streets it is for.
+    pub streets: Vec<String>,
+    /// Whether this is the default message (contacts no other message matches).
+    pub default: bool,
+    /// Contacts it would reach now (opted-out excluded).
+    pub estimate_contacts: u64,
+    /// The prompt's length, ms (0 when unknown).
+    pub duration_ms: i64,
+    /// Targeted contacts hearing it (after start).
+    pub targeted: u64,
+    /// Of which finished.
+    pub done: u64,
+    /// Of which answered.
+    pub answered: u64,
+    /// Of which heard, confirmed, partial, machine.
+    #[serde(flatten)]
+    pub results: ResultsOut,
 }
 
 /// How long a campaign should take.
@@ -111,6 +243,9 @@ pub struct ZoneProgress {
     pub done: u64,
     /// Answered contacts.
     pub answered: u64,
+    /// Heard, confirmed, partial, machine.
+    #[serde(flatten)]
+    pub results: ResultsOut,
 }
 
 /// A campaign.
@@ -134,11 +269,33 @@ pub struct CampaignOut {
     pub ring_timeout_s: Option<u64>,
     /// Plays.
     pub play_count: u32,
+    /// Confirm key (null: none).
+    pub confirm_digit: Option<String>,
+    /// Repeat key (null: none).
+    pub repeat_digit: Option<String>,
+    /// Opt-out key (null: none, always on emergency campaigns).
+    pub optout_digit: Option<String>,
+    /// Replays per call.
+    pub max_repeats: u32,
+    /// Pre-roll prompt.
+    pub pre_roll_prompt_id: Option<String>,
+    /// Post-roll prompt.
+    pub post_roll_prompt_id: Option<String>,
+    /// Acknowledgement prompt.
+    pub confirmed_prompt_id: Option<String>,
+    /// `answered`, `heard` or `confirmed`.
+    pub until: String,
+    /// Machine detection (null: none).
+    #[schema(value_type = Option<Object>)]
+    pub amd: Option<serde_json::Value>,
+    /// Per-message estimate and progress, the default message first.
+    pub messages: Vec<MessageOut>,
     /// Unix ms.
     pub created_ms: i64,
     /// Estimate at the current trunk capacity.
     pub estimate: Estimate,
-    /// Contacts finished per last outcome, plus `pending` and `in_progress`.
+    /// Contacts finished per last outcome, plus `pending` and `in_progress`, and contacts by
+    /// best result: `heard` (confirmed included), `confirmed`, `partial`, `machine`.
     pub totals: BTreeMap<String, u64>,
     /// Per zone.
     pub by_zone: BTreeMap<String, ZoneProgress>,
@@ -181,6 +338,8 @@ pub struct CallOut {
     pub played_permille: Option<i64>,
     /// Digits pressed.
     pub dtmf: Option<String>,
+    /// `heard`, `confirmed`, `partial` or `machine` (answered calls).
+    pub result: Option<String>,
 }
 
 impl From<AttemptRecord> for CallOut {
@@ -200,6 +359,7 @@ impl From<AttemptRecord> for CallOut {
             duration_ms: a.duration_ms,
             played_permille: a.played_permille,
             dtmf: a.dtmf,
+            result: a.result.map(|r| r.as_str().to_string()),
         }
     }
 }

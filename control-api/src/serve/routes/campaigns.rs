@@ -13,6 +13,7 @@ use engine::model::{
 };
 use engine::store::{CampaignRecord, Store};
 
+use super::campaign_delivery::{delivery_of, messages_out, prompt_id_of, weighted_prompt_ms};
 pub use super::campaign_types::{
     CallOut, CampaignOut, Estimate, NewCampaign, RetryIn, RuleIn, TargetIn, WindowIn, ZoneProgress,
 };
@@ -21,13 +22,6 @@ use crate::serve::auth::Tenant;
 use crate::serve::pagination::{Page, PageQuery};
 use crate::serve::problem::{parse_query, ApiError, ApiJson, ApiResult, Problem};
 use crate::serve::state::{now_ms, AppState};
-
-fn prompt_id_of(path: &str) -> String {
-    std::path::Path::new(path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default()
-}
 
 /// A rule given in the request, or the default; bounds are checked by the model's one
 /// campaign validation.
@@ -68,20 +62,13 @@ async fn estimate(
     })
 }
 
-async fn prompt_ms(st: &AppState, tenant: &str, id: &str) -> ApiResult<i64> {
-    Ok(st
-        .store
-        .prompt(tenant, id)
-        .await?
-        .map_or(0, |p| p.duration_ms))
-}
-
 async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     let prompt_id = prompt_id_of(&c.spec.prompt);
-    let pms = prompt_ms(st, &c.spec.tenant, &prompt_id).await?;
-    let estimate = estimate(st, &c.spec.tenant, &c.spec.target, pms).await?;
     let p = st.store.progress(c.id).await?;
     let report = st.store.campaign_report(c.id, now_ms() - 60_000).await?;
+    let messages = messages_out(st, &c.spec, &report.messages).await?;
+    let pms = weighted_prompt_ms(&messages);
+    let estimate = estimate(st, &c.spec.tenant, &c.spec.target, pms).await?;
     let mut totals: BTreeMap<String, u64> = Outcome::ALL
         .iter()
         .map(|o| (o.as_str().to_string(), 0))
@@ -91,6 +78,15 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     }
     totals.insert("pending".into(), p.pending);
     totals.insert("in_progress".into(), p.dialing);
+    let r = report.results;
+    for (k, n) in [
+        ("heard", r.heard),
+        ("confirmed", r.confirmed),
+        ("partial", r.partial),
+        ("machine", r.machine),
+    ] {
+        totals.insert(k.into(), n);
+    }
     let by_zone: BTreeMap<String, ZoneProgress> = report
         .zones
         .into_iter()
@@ -99,6 +95,7 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
                 targeted: z.targeted,
                 done: z.done,
                 answered: z.answered,
+                results: z.results.into(),
             };
             (z.zone, counts)
         })
@@ -113,6 +110,8 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     } else {
         None
     };
+    let keys = c.spec.keys();
+    let d = &c.spec.delivery;
     Ok(CampaignOut {
         id: c.id,
         name: c.spec.name,
@@ -127,6 +126,16 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
         caller_id: c.spec.caller_id,
         ring_timeout_s: c.spec.ring_timeout_s,
         play_count: c.spec.play_count,
+        confirm_digit: d.confirm_digit.map(String::from),
+        repeat_digit: d.repeat_digit.map(String::from),
+        optout_digit: keys.optout.map(String::from),
+        max_repeats: d.max_repeats,
+        pre_roll_prompt_id: d.pre_roll.as_deref().map(prompt_id_of),
+        post_roll_prompt_id: d.post_roll.as_deref().map(prompt_id_of),
+        confirmed_prompt_id: d.confirmed_prompt.as_deref().map(prompt_id_of),
+        until: d.until.as_str().to_string(),
+        amd: d.amd.as_ref().and_then(|a| serde_json::to_value(a).ok()),
+        messages,
         created_ms: c.created_ms,
         estimate,
         totals,
@@ -163,6 +172,7 @@ pub async fn create(
     let prompt = prompt_path(&st, &tenant, &n.prompt_id)
         .await?
         .ok_or_else(|| ApiError::invalid(format!("prompt_id: no prompt {}", n.prompt_id)))?;
+    let delivery = delivery_of(&st, &tenant, &n).await?;
     let priority = match n.priority.as_deref() {
         None => Priority::Normal,
         Some(p) => {
@@ -214,6 +224,7 @@ pub async fn create(
         ring_timeout_s: n.ring_timeout_s,
         play_count: n.play_count.unwrap_or(1),
         retry,
+        delivery,
     };
     // THE campaign validation (the engine runs the same one when it creates it).
     spec.validate()
@@ -388,6 +399,7 @@ pub async fn calls_csv(
         "duration_ms",
         "played_permille",
         "dtmf",
+        "result",
     ]);
     let mut after = 0;
     loop {
@@ -413,6 +425,7 @@ pub async fn calls_csv(
                 o(a.duration_ms),
                 o(a.played_permille),
                 a.dtmf.unwrap_or_default(),
+                a.result.map(|r| r.as_str().to_string()).unwrap_or_default(),
             ]);
         }
     }

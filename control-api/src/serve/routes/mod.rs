@@ -1,5 +1,6 @@
 //! Handlers of API v1 and the operational endpoints, one module per resource.
 
+pub mod campaign_delivery;
 pub mod campaign_types;
 pub mod campaigns;
 pub mod contacts;

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use super::super::retry::RetryPolicy;
 use super::super::scheduler::DueItem;
 use super::io::{CampaignId, TrunkId};
+use super::listen::Listening;
+use crate::model::{AmdPolicy, CampaignSpec, Keys, Until};
 use crate::sip::endpoint::{CallEnd, CallHandle};
 
 /// Where an attempt is, from pick to end.
@@ -274,10 +276,40 @@ impl Phase {
 pub struct CallPlan {
     /// When (if ever) to call again.
     pub policy: RetryPolicy,
-    /// Prompt to play.
+    /// Prompt to play (the contact's per-zone message once the attempt is made).
     pub prompt: String,
     /// Plays of the prompt.
     pub play_count: u32,
+    /// What keys do.
+    pub keys: Keys,
+    /// Played before the message.
+    pub pre_roll: Option<String>,
+    /// Played after the message.
+    pub post_roll: Option<String>,
+    /// Acknowledges a confirmation (a tone without it).
+    pub confirmed_prompt: Option<String>,
+    /// When a contact is done.
+    pub until: Until,
+    /// What happens to machines (none: no detection).
+    pub amd: Option<AmdPolicy>,
+}
+
+impl CallPlan {
+    /// The plan of a campaign's attempts, playing its default message.
+    pub fn of(spec: &CampaignSpec) -> CallPlan {
+        let d = &spec.delivery;
+        CallPlan {
+            policy: spec.retry,
+            prompt: spec.prompt.clone(),
+            play_count: spec.play_count,
+            keys: spec.keys(),
+            pre_roll: d.pre_roll.clone(),
+            post_roll: d.post_roll.clone(),
+            confirmed_prompt: d.confirmed_prompt.clone(),
+            until: d.until,
+            amd: d.amd.as_ref().map(|a| a.policy),
+        }
+    }
 }
 
 /// One attempt: the contact, where it goes, and its phase.
@@ -297,6 +329,8 @@ pub struct Attempt {
     pub digits: String,
     /// Where it is.
     pub phase: Phase,
+    /// What the answered call plays and what its keys did.
+    pub listen: Listening,
 }
 
 #[cfg(test)]

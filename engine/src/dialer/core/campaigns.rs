@@ -81,11 +81,7 @@ impl DialerCore {
                     .set_if_unset(Deadline::Windows, now + WINDOW_EVERY);
             }
             info!(campaign = id.0, name = %spec.name, "campaign dialling");
-            let plan = CallPlan {
-                policy: spec.retry,
-                prompt: spec.prompt.clone(),
-                play_count: spec.play_count,
-            };
+            let plan = CallPlan::of(&spec);
             let rt = CampaignRt {
                 spec,
                 plan,
@@ -130,6 +126,7 @@ impl DialerCore {
                 number_type: d.number_type,
                 attempts: d.attempts,
                 excluded: vec![],
+                message: d.message,
             };
             added += usize::from(self.sched.push(item));
         }

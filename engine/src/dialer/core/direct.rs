@@ -18,6 +18,7 @@ use super::io::{CallToken, CampaignId, Reply, ReplyTo, TrunkId};
 use super::DialerCore;
 use crate::dialer::retry::RetryPolicy;
 use crate::dialer::scheduler::DueItem;
+use crate::model::heard::Keys;
 use crate::model::{NumberType, Outcome};
 use crate::sip::endpoint::{CallEnd, CallParams};
 
@@ -133,11 +134,24 @@ impl DialerCore {
             number_type: NumberType::Unknown,
             attempts: 0,
             excluded: vec![],
+            message: None,
         };
         let plan = CallPlan {
             policy: RetryPolicy::default(),
             prompt: req.prompt,
             play_count: req.play_count,
+            // Keys are reported, not acted on: `dialer call` has no campaign to confirm.
+            keys: Keys {
+                confirm: None,
+                repeat: None,
+                optout: None,
+                max_repeats: 0,
+            },
+            pre_roll: None,
+            post_roll: None,
+            confirmed_prompt: None,
+            until: Default::default(),
+            amd: None,
         };
         // Nothing to journal: queued at once (the attempt id is never written anywhere).
         let phase = Phase::Journaling.journaled(0).unwrap_or_else(|p| p);
@@ -149,6 +163,7 @@ impl DialerCore {
             call_id,
             digits: String::new(),
             phase,
+            listen: Default::default(),
         };
         self.calls.insert(call, a);
         self.trunks[t.0].send_queue.push_back(call);

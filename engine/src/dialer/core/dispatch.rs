@@ -88,7 +88,9 @@ impl DialerCore {
             return;
         };
         rt.in_calls += 1;
-        let plan = rt.plan.clone();
+        let mut plan = rt.plan.clone();
+        let message = item.message.map(|m| m as usize);
+        plan.prompt = rt.spec.message_prompt(message).to_string();
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();
         slot.pending += 1;
@@ -112,6 +114,7 @@ impl DialerCore {
             call_id,
             digits: String::new(),
             phase: Phase::Journaling,
+            listen: Default::default(),
         };
         self.calls.insert(call, a);
     }

@@ -232,7 +232,7 @@ impl DialerCore {
                         call = token.0,
                         "prompt speech could not be rendered; skipped"
                     );
-                    self.on_played(now, wall, token, id);
+                    self.on_inbound_played(now, wall, token, id);
                 }
             }
             InboundReply::Launched(id) => {
@@ -439,7 +439,7 @@ impl DialerCore {
         }
         match note {
             MediaNote::Digit { digit, .. } => self.on_inbound_key(now, wall, token, digit),
-            MediaNote::Played { id, .. } => self.on_played(now, wall, token, id),
+            MediaNote::Played { id, .. } => self.on_inbound_played(now, wall, token, id),
             MediaNote::Recorded { pcm, rate, .. } => self.on_recorded(now, wall, token, pcm, rate),
             _ => {}
         }
@@ -461,7 +461,7 @@ impl DialerCore {
     }
 
     /// The media path finished play `id` of an inbound call.
-    pub fn on_played(&mut self, now: Instant, wall: i64, token: CallToken, id: u32) {
+    pub fn on_inbound_played(&mut self, now: Instant, wall: i64, token: CallToken, id: u32) {
         let Some(c) = self.inbound.calls.get_mut(&token) else {
             return;
         };

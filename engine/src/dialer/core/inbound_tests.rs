@@ -151,7 +151,7 @@ impl H {
     /// Ends play `id` and everything that follows until the menu waits.
     fn played(&mut self, t: CallToken, acts: &[InboundAction]) -> Vec<InboundAction> {
         let id = last_play(acts).expect("a play").0;
-        self.core.on_played(self.now, WALL, t, id);
+        self.core.on_inbound_played(self.now, WALL, t, id);
         self.drain()
     }
 

@@ -272,6 +272,16 @@ pub enum Action {
         /// Where the callee's media is accepted from (the trunk's `media_latch`).
         latch: MediaLatch,
     },
+    /// Replace what an answered call plays with these items, from the first frame of the
+    /// first; the media path notes `Played { id }` when the last has ended.
+    Play {
+        /// The call.
+        call: CallToken,
+        /// What to play.
+        items: Vec<super::listen::PlayItem>,
+        /// Which playlist this is, for its `Played` note.
+        id: u32,
+    },
     /// Stop a call's media (a stopped note follows).
     StopMedia(CallToken),
     /// Free the RTP port reserved for a call that ended unanswered.

@@ -28,6 +28,7 @@ pub mod inbound_io;
 mod inbound_menu;
 pub mod invite;
 pub mod io;
+pub mod listen;
 pub mod settle;
 mod signals;
 mod slot;
@@ -36,6 +37,8 @@ mod trunks;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_heard;
 #[cfg(test)]
 pub(crate) mod tests_support;
 

@@ -5,14 +5,15 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::attempt::{Attempt, Facts, Phase};
+use super::attempt::{Attempt, CallPlan, Facts, Phase};
 use super::io::{Action, CallToken};
 use super::DialerCore;
 use crate::dialer::congestion::Signal;
 use crate::dialer::retry::{Next, RetryPolicy};
 use crate::dialer::routing::{self, Route};
 use crate::metrics as m;
-use crate::model::Outcome;
+use crate::model::heard::answered_done;
+use crate::model::{CallResult, Listened, Outcome};
 use crate::sip::endpoint::CallEnd;
 use crate::store::{AttemptEnd, ContactNext};
 
@@ -63,6 +64,39 @@ pub fn settle(
     }
 }
 
+/// An attempt's result beside its outcome and what it means for its contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Judged {
+    /// Heard, confirmed, partial or machine (answered calls only).
+    pub result: Option<CallResult>,
+    /// The campaign's `until` is met: the contact is done for good.
+    pub satisfied: bool,
+    /// The outcome whose retry rule applies when it is not the journaled one: an answer
+    /// that did not meet `until` (or a machine to call later) is retried like `no_answer`.
+    pub retry_as: Option<Outcome>,
+}
+
+/// Judges an ended attempt by its campaign's `until` and machine policy. `played` is the
+/// share of the message the media path sent (answered calls only).
+pub fn judge(plan: &CallPlan, outcome: Outcome, facts: &Listened, played: Option<i64>) -> Judged {
+    if outcome != Outcome::Answered {
+        return Judged {
+            result: None,
+            satisfied: false,
+            retry_as: None,
+        };
+    }
+    let mut facts = *facts;
+    facts.share_permille = played.unwrap_or(0).clamp(0, 1000) as u32;
+    facts.message_done |= facts.share_permille >= 1000;
+    let satisfied = answered_done(plan.until, plan.amd, &facts);
+    Judged {
+        result: Some(facts.result()),
+        satisfied,
+        retry_as: (!satisfied).then_some(Outcome::NoAnswer),
+    }
+}
+
 impl DialerCore {
     /// Ends an attempt: frees its channel, feeds congestion control, counts metrics,
     /// journals the end and requeues, reschedules or closes the contact.
@@ -83,7 +117,9 @@ impl DialerCore {
         let outcome = end.outcome;
         let another = outcome.is_carrier_fault() && self.another_trunk(&a);
         let policy = &a.plan.policy;
-        let s = settle(outcome, facts.sent, another, a.item.attempts, policy, wall);
+        let heard = judge(&a.plan, outcome, &a.listen.facts, facts.played_permille);
+        let retry_as = heard.retry_as.unwrap_or(outcome);
+        let s = settle(retry_as, facts.sent, another, a.item.attempts, policy, wall);
         let rec = AttemptEnd {
             attempt,
             outcome,
@@ -95,6 +131,9 @@ impl DialerCore {
             duration_ms: facts.duration.map(|d| d.as_millis() as i64),
             played_permille: facts.played_permille,
             dtmf: (!a.digits.is_empty()).then(|| a.digits.clone()),
+            result: heard.result,
+            satisfied: heard.satisfied,
+            opt_out: a.listen.facts.opted_out,
         };
         self.actions.push_back(Action::JournalFinish(rec, s.next));
         debug!(attempt, outcome = %outcome, status = end.status, trunk = a.trunk.0, failover = s.failover, "attempt ended");
@@ -104,9 +143,8 @@ impl DialerCore {
             item.excluded.push(a.trunk.0);
             self.sched.requeue_front(item);
         } else {
-            let ok = outcome == Outcome::Answered;
             self.sched
-                .finish(item.campaign, item.contact, &item.number, ok);
+                .finish(item.campaign, item.contact, &item.number, heard.satisfied);
         }
     }
 
@@ -199,6 +237,49 @@ mod tests {
             max_attempts: 1,
         },
     };
+
+    fn plan(until: crate::model::Until) -> CallPlan {
+        let mut spec = super::super::tests_support::spec();
+        spec.delivery.until = until;
+        CallPlan::of(&spec)
+    }
+
+    #[test]
+    fn an_answer_is_judged_by_until() {
+        use crate::model::Until;
+        let none = Listened::default();
+        // Answered is enough: done, partial with what was played.
+        let j = judge(&plan(Until::Answered), Outcome::Answered, &none, Some(400));
+        assert_eq!(
+            (j.result, j.satisfied, j.retry_as),
+            (Some(CallResult::Partial), true, None)
+        );
+        // The whole message sent is heard, even without a Played note.
+        let j = judge(&plan(Until::Heard), Outcome::Answered, &none, Some(1000));
+        assert_eq!((j.result, j.satisfied), (Some(CallResult::Heard), true));
+        // Not confirmed under `confirmed`: retried by the no_answer rule.
+        let j = judge(
+            &plan(Until::Confirmed),
+            Outcome::Answered,
+            &none,
+            Some(1000),
+        );
+        assert_eq!(
+            (j.result, j.satisfied, j.retry_as),
+            (Some(CallResult::Heard), false, Some(Outcome::NoAnswer))
+        );
+        let s = settle(j.retry_as.unwrap(), true, false, 0, &P, 0);
+        assert_eq!((s.counted, s.next), (true, ContactNext::RetryAt(900_000)));
+        let yes = Listened {
+            confirmed: true,
+            ..Default::default()
+        };
+        let j = judge(&plan(Until::Confirmed), Outcome::Answered, &yes, Some(300));
+        assert_eq!((j.result, j.satisfied), (Some(CallResult::Confirmed), true));
+        // Unanswered attempts have no result and follow their own outcome.
+        let j = judge(&plan(Until::Confirmed), Outcome::Busy, &none, None);
+        assert_eq!((j.result, j.satisfied, j.retry_as), (None, false, None));
+    }
 
     #[test]
     fn carrier_fault_fails_over_without_counting() {

@@ -34,15 +34,11 @@ impl DialerCore {
                 content_type,
                 body,
             } => {
-                let Some(a) = self
-                    .by_handle
-                    .get(&call)
-                    .and_then(|t| self.calls.get_mut(t))
-                else {
+                let Some(&token) = self.by_handle.get(&call) else {
                     return;
                 };
                 if let Some(ev) = parse_info(&content_type, &body) {
-                    a.digits.push(ev.digit);
+                    self.on_key(now, token, ev.digit);
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
@@ -127,6 +123,7 @@ impl DialerCore {
             play_count,
             latch,
         });
+        self.start_listening(token);
     }
 
     fn on_ended(&mut self, now: Instant, wall: i64, call: CallHandle, end: CallEnd) {
@@ -153,14 +150,9 @@ impl DialerCore {
         match note {
             MediaNote::Finished { token, packets } => {
                 self.direct_packets(CallToken(token), packets);
-                let Some(a) = self.calls.get_mut(&CallToken(token)) else {
-                    return;
-                };
-                a.phase.record_played(1000);
-                if let Some(h) = a.phase.call() {
-                    self.actions.push_back(Action::Hangup(h));
-                }
+                self.on_stream_finished(CallToken(token));
             }
+            MediaNote::Played { token, id } => self.on_played(CallToken(token), id),
             MediaNote::Stopped {
                 token,
                 played_permille,
@@ -177,17 +169,9 @@ impl DialerCore {
                     self.finish(now, wall, token, end);
                 }
             }
-            MediaNote::Digit { token, digit } => {
-                if let Some(a) = self.calls.get_mut(&CallToken(token)) {
-                    a.digits.push(digit);
-                }
-            }
-            // Notes of playlists and recordings: campaign calls ask for none yet (inbound
-            // calls and keys during the message will).
-            MediaNote::Played { .. }
-            | MediaNote::Recorded { .. }
-            | MediaNote::Amd { .. }
-            | MediaNote::Beep { .. } => {}
+            MediaNote::Digit { token, digit } => self.on_key(now, CallToken(token), digit),
+            // Recordings and machine detection: campaign calls ask for none yet.
+            MediaNote::Recorded { .. } | MediaNote::Amd { .. } | MediaNote::Beep { .. } => {}
         }
     }
 

@@ -241,6 +241,7 @@ impl Harness {
             | Action::JournalAnswered { .. }
             | Action::CloseContact { .. }
             | Action::ReleasePort(_)
+            | Action::Play { .. }
             | Action::ContactGauges(_) => {}
         }
     }
@@ -265,6 +266,7 @@ impl Harness {
                 number: self.numbers[id].clone(),
                 number_type: NumberType::Fixed,
                 attempts: *attempts,
+                message: None,
             })
             .collect()
     }

@@ -33,5 +33,6 @@ pub fn spec() -> CampaignSpec {
         ring_timeout_s: None,
         play_count: 1,
         retry: RetryPolicy::default(),
+        delivery: Default::default(),
     }
 }

@@ -7,7 +7,8 @@ use sqlx::Row;
 use super::{corrupt, ReadPool};
 use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
 use crate::store::{
-    CampaignRecord, CampaignReport, DueContact, Progress, StoreError, StoreResult, ZoneCounts,
+    fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, GroupRow, Progress,
+    StoreError, StoreResult,
 };
 
 fn campaign_row(r: &PgRow) -> StoreResult<CampaignRecord> {
@@ -94,19 +95,20 @@ async fn select_targets(c: &mut PgConnection, cur: &CampaignRecord) -> StoreResu
             .bind(&cur.spec.tenant)
             .fetch_all(&mut *c)
             .await?;
-    let ids: Vec<i64> = rows
+    let (ids, messages): (Vec<i64>, Vec<Option<i64>>) = rows
         .into_iter()
         .filter(|(_, zone, street)| cur.spec.target.matches(zone, street))
-        .map(|(id, _, _)| id)
-        .collect();
+        .map(|(id, zone, street)| (id, cur.spec.message_for(&zone, &street).map(|i| i as i64)))
+        .unzip();
     sqlx::query(
-        "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms)
-         SELECT $1, id, $2, 0 FROM unnest($3::bigint[]) AS t(id)
+        "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms, message)
+         SELECT $1, id, $2, 0, message FROM unnest($3::bigint[], $4::bigint[]) AS t(id, message)
          ON CONFLICT DO NOTHING",
     )
     .bind(cur.id)
     .bind(ContactState::Pending.as_str())
     .bind(&ids)
+    .bind(&messages)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -178,11 +180,11 @@ pub(super) async fn due(
     if fence != 0 {
         return claim(db, fence, campaign, now_ms, limit).await;
     }
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
-        "SELECT cc.contact_id, c.number, c.number_type, cc.attempts
+    let rows: Vec<DueRow> = sqlx::query_as(
+        "SELECT cc.contact_id, c.number, c.number_type, cc.attempts, cc.message
          FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
          WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
-           AND NOT cc.answered AND NOT c.opt_out
+           AND NOT cc.satisfied AND NOT c.opt_out
          ORDER BY cc.next_ms, cc.contact_id LIMIT $3",
     )
     .bind(campaign)
@@ -193,13 +195,17 @@ pub(super) async fn due(
     Ok(due_rows(rows))
 }
 
-fn due_rows(rows: Vec<(i64, String, String, i64)>) -> Vec<DueContact> {
+/// contact id, number, number type, counted attempts, per-zone message.
+type DueRow = (i64, String, String, i64, Option<i64>);
+
+fn due_rows(rows: Vec<DueRow>) -> Vec<DueContact> {
     rows.into_iter()
-        .map(|(contact, number, ty, attempts)| DueContact {
+        .map(|(contact, number, ty, attempts, message)| DueContact {
             contact,
             number,
             number_type: NumberType::parse(&ty),
             attempts: attempts as u32,
+            message: message.map(|m| m as u32),
         })
         .collect()
 }
@@ -211,22 +217,22 @@ async fn claim(
     now_ms: i64,
     limit: u32,
 ) -> StoreResult<Vec<DueContact>> {
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+    let rows: Vec<DueRow> = sqlx::query_as(
         "WITH live AS (
            SELECT fence FROM cluster_nodes
            WHERE state = 'up' AND beat_ms >= dialer_now_ms() - lease_ms),
          pick AS (
            SELECT cc.contact_id FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
            WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
-             AND NOT cc.answered AND NOT c.opt_out
+             AND NOT cc.satisfied AND NOT c.opt_out
              AND (cc.fence IS NULL OR cc.fence = $4 OR cc.fence NOT IN (SELECT fence FROM live))
            ORDER BY cc.next_ms, cc.contact_id LIMIT $3
            FOR UPDATE OF cc SKIP LOCKED),
          took AS (
            UPDATE campaign_contacts cc SET fence = $4 FROM pick
            WHERE cc.campaign_id = $1 AND cc.contact_id = pick.contact_id
-           RETURNING cc.contact_id, cc.attempts, cc.next_ms)
-         SELECT took.contact_id, c.number, c.number_type, took.attempts
+           RETURNING cc.contact_id, cc.attempts, cc.next_ms, cc.message)
+         SELECT took.contact_id, c.number, c.number_type, took.attempts, took.message
          FROM took JOIN contacts c ON c.id = took.contact_id
          ORDER BY took.next_ms, took.contact_id",
     )
@@ -289,24 +295,19 @@ pub(super) async fn report(
         }
     }
     outcomes.sort();
-    let zrows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT ct.zone, count(*), count(*) FILTER (WHERE cc.state = 'done'),
-           count(*) FILTER (WHERE cc.answered)
+    let grows: Vec<GroupRow> = sqlx::query_as(
+        "SELECT ct.zone, cc.message, cc.result, cc.state = 'done', cc.answered, count(*)
          FROM campaign_contacts cc JOIN contacts ct ON ct.id = cc.contact_id
-         WHERE cc.campaign_id = $1 GROUP BY 1 ORDER BY 1",
+         WHERE cc.campaign_id = $1 GROUP BY 1, 2, 3, 4, 5",
     )
     .bind(campaign)
     .fetch_all(db)
     .await?;
-    let zones = zrows
+    let groups = grows
         .into_iter()
-        .map(|(zone, t, d, a)| ZoneCounts {
-            zone,
-            targeted: t as u64,
-            done: d as u64,
-            answered: a as u64,
-        })
-        .collect();
+        .map(ContactGroupCount::from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let (zones, messages, results) = fold_groups(&groups);
     let recent: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM attempts WHERE campaign_id = $1 AND started_ms >= $2",
     )
@@ -317,6 +318,8 @@ pub(super) async fn report(
     Ok(CampaignReport {
         outcomes,
         zones,
+        messages,
+        results,
         recent_attempts: recent as u64,
     })
 }

@@ -5,13 +5,14 @@ use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
 use super::{corrupt, ReadPool};
-use crate::model::{AttemptState, ContactState, Outcome};
+use crate::model::{AttemptState, CallResult, ContactState, Outcome};
 use crate::store::{
-    AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError, StoreResult,
+    result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError,
+    StoreResult,
 };
 
 /// Journals an attempt. In a cluster (a fence set on the batch, see `dialer_my_fence`)
-/// the contact must be pending, unanswered and claimed by this node's live run, or
+/// the contact must be pending, not yet satisfied (`until`) and claimed by this node's live run, or
 /// nothing is written and the attempt is refused: a node back from a stall, whose claims
 /// others took over, cannot call. Outside a cluster the contact is marked dialling as
 /// the SQLite store does.
@@ -21,7 +22,7 @@ pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<
          claimed AS (
            UPDATE campaign_contacts cc SET state = 'dialing' FROM me
            WHERE me.f <> 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
-             AND cc.fence = me.f AND cc.state = 'pending' AND NOT cc.answered
+             AND cc.fence = me.f AND cc.state = 'pending' AND NOT cc.satisfied
              AND dialer_fence_live(me.f)
            RETURNING me.f),
          plain AS (
@@ -96,7 +97,7 @@ pub(super) async fn finish(
     let r: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE attempts SET state = 'final', outcome = $1, sip_status = $2, sip_reason = $3,
            counted = $4, ended_ms = $5, pdd_ms = $6, duration_ms = $7, played_permille = $8,
-           dtmf = $9
+           dtmf = $9, result = $11
          WHERE id = $10 AND state = 'dialing'
          RETURNING campaign_id, contact_id",
     )
@@ -110,6 +111,7 @@ pub(super) async fn finish(
     .bind(e.played_permille)
     .bind(&e.dtmf)
     .bind(e.attempt)
+    .bind(e.result.map(|r| r.as_str()))
     .fetch_optional(&mut *c)
     .await?;
     let Some((camp, contact)) = r else {
@@ -123,28 +125,44 @@ pub(super) async fn finish(
         ContactNext::Done => (ContactState::Done, 0),
     };
     let answered = e.outcome == Outcome::Answered;
-    // An answered contact stays done whatever a late attempt says. The claim is kept
-    // for a retry due at once (the node calls it again, on another trunk, say) and
-    // released otherwise, so that a later retry goes to whichever node claims it.
-    sqlx::query(
+    let result = e.result.map(|r| r.as_str());
+    let rank = i64::from(e.result.map_or(0, |r| r.rank()));
+    // A contact whose campaign's `until` is met stays done whatever a late attempt says;
+    // its result only gets better. The claim is kept for a retry due at once (the node
+    // calls it again, on another trunk, say) and released otherwise, so that a later
+    // retry goes to whichever node claims it.
+    let sql = format!(
         "UPDATE campaign_contacts SET
-           state = CASE WHEN answered OR $1 THEN 'done' ELSE $2 END,
-           answered = answered OR $1,
+           state = CASE WHEN satisfied OR $1 THEN 'done' ELSE $2 END,
+           answered = answered OR $8,
+           satisfied = satisfied OR $1,
+           result = CASE WHEN $9 > {} THEN $10 ELSE result END,
            next_ms = $3, attempts = attempts + $4, last_outcome = $5,
-           fence = CASE WHEN NOT (answered OR $1) AND $2 = 'pending' AND $3 <= $8
+           fence = CASE WHEN NOT (satisfied OR $1) AND $2 = 'pending' AND $3 <= $11
                         THEN fence END
          WHERE campaign_id = $6 AND contact_id = $7",
-    )
-    .bind(answered)
-    .bind(state.as_str())
-    .bind(next_ms)
-    .bind(i64::from(e.counted))
-    .bind(e.outcome.as_str())
-    .bind(camp)
-    .bind(contact)
-    .bind(e.ended_ms)
-    .execute(&mut *c)
-    .await?;
+        result_rank_sql("result")
+    );
+    sqlx::query(&sql)
+        .bind(e.satisfied)
+        .bind(state.as_str())
+        .bind(next_ms)
+        .bind(i64::from(e.counted))
+        .bind(e.outcome.as_str())
+        .bind(camp)
+        .bind(contact)
+        .bind(answered)
+        .bind(rank)
+        .bind(result)
+        .bind(e.ended_ms)
+        .execute(&mut *c)
+        .await?;
+    if e.opt_out {
+        sqlx::query("UPDATE contacts SET opt_out = TRUE WHERE id = $1")
+            .bind(contact)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(())
 }
 
@@ -183,6 +201,7 @@ pub(super) async fn dangling(db: &ReadPool) -> StoreResult<Vec<Dangling>> {
 fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
     let state: String = r.try_get("state")?;
     let outcome: Option<String> = r.try_get("outcome")?;
+    let result: Option<String> = r.try_get("result")?;
     Ok(AttemptRecord {
         id: r.try_get("id")?,
         campaign: r.try_get("campaign_id")?,
@@ -204,6 +223,9 @@ fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
         duration_ms: r.try_get("duration_ms")?,
         played_permille: r.try_get("played_permille")?,
         dtmf: r.try_get("dtmf")?,
+        result: result
+            .map(|w| CallResult::parse(&w).ok_or_else(|| corrupt("result", &w)))
+            .transpose()?,
     })
 }
 

@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations-pg/0002_numbers_ivr.sql"),
     ),
     (
+        3,
+        "heard",
+        include_str!("../../../migrations-pg/0003_heard.sql"),
+    ),
+    (
         4,
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),

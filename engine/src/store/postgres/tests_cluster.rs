@@ -49,6 +49,7 @@ async fn campaign(s: &PgStore, n: u32) -> i64 {
         ring_timeout_s: None,
         play_count: 1,
         retry: Default::default(),
+        delivery: Default::default(),
     };
     let c = s.create_campaign(spec, 1).await.unwrap();
     s.set_campaign_state(c.id, CampaignState::Running, 2)

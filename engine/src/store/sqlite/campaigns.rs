@@ -7,7 +7,8 @@ use sqlx::Row;
 use super::corrupt;
 use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
 use crate::store::{
-    CampaignRecord, CampaignReport, DueContact, Progress, StoreError, StoreResult, ZoneCounts,
+    fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, GroupRow, Progress,
+    StoreError, StoreResult,
 };
 
 fn campaign_row(r: &SqliteRow) -> StoreResult<CampaignRecord> {
@@ -86,7 +87,8 @@ pub(super) async fn set_state(
     get_campaign(c, id).await
 }
 
-/// Selects a starting campaign's contacts: the target is a union of zones and streets.
+/// Selects a starting campaign's contacts (the target is a union of zones and streets),
+/// each with the per-zone message it hears.
 async fn select_targets(c: &mut SqliteConnection, cur: &CampaignRecord) -> StoreResult<()> {
     let rows =
         sqlx::query("SELECT id, zone, street FROM contacts WHERE tenant = ? AND opt_out = 0")
@@ -97,13 +99,16 @@ async fn select_targets(c: &mut SqliteConnection, cur: &CampaignRecord) -> Store
         let zone: String = r.try_get("zone")?;
         let street: String = r.try_get("street")?;
         if cur.spec.target.matches(&zone, &street) {
+            let message = cur.spec.message_for(&zone, &street).map(|i| i as i64);
             sqlx::query(
-                "INSERT OR IGNORE INTO campaign_contacts (campaign_id, contact_id, state, next_ms)
-                 VALUES (?, ?, ?, 0)",
+                "INSERT OR IGNORE INTO campaign_contacts
+                   (campaign_id, contact_id, state, next_ms, message)
+                 VALUES (?, ?, ?, 0, ?)",
             )
             .bind(cur.id)
             .bind(r.try_get::<i64, _>("id")?)
             .bind(ContactState::Pending.as_str())
+            .bind(message)
             .execute(&mut *c)
             .await?;
         }
@@ -172,10 +177,10 @@ pub(super) async fn due(
     limit: u32,
 ) -> StoreResult<Vec<DueContact>> {
     let rows = sqlx::query(
-        "SELECT cc.contact_id, c.number, c.number_type, cc.attempts
+        "SELECT cc.contact_id, c.number, c.number_type, cc.attempts, cc.message
          FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
          WHERE cc.campaign_id = ? AND cc.state = 'pending' AND cc.next_ms <= ?
-           AND cc.answered = 0 AND c.opt_out = 0
+           AND cc.satisfied = 0 AND c.opt_out = 0
          ORDER BY cc.next_ms, cc.contact_id LIMIT ?",
     )
     .bind(campaign)
@@ -190,6 +195,7 @@ pub(super) async fn due(
                 number: r.try_get("number")?,
                 number_type: NumberType::parse(r.try_get("number_type")?),
                 attempts: r.try_get::<i64, _>("attempts")? as u32,
+                message: r.try_get::<Option<i64>, _>("message")?.map(|m| m as u32),
             })
         })
         .collect()
@@ -246,24 +252,19 @@ pub(super) async fn report(
         }
     }
     outcomes.sort();
-    let zrows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT ct.zone, COUNT(*), coalesce(sum(cc.state = 'done'), 0),
-           coalesce(sum(cc.answered != 0), 0)
+    let grows: Vec<GroupRow> = sqlx::query_as(
+        "SELECT ct.zone, cc.message, cc.result, cc.state = 'done', cc.answered != 0, COUNT(*)
          FROM campaign_contacts cc JOIN contacts ct ON ct.id = cc.contact_id
-         WHERE cc.campaign_id = ? GROUP BY 1 ORDER BY 1",
+         WHERE cc.campaign_id = ? GROUP BY 1, 2, 3, 4, 5",
     )
     .bind(campaign)
     .fetch_all(db)
     .await?;
-    let zones = zrows
+    let groups = grows
         .into_iter()
-        .map(|(zone, t, d, a)| ZoneCounts {
-            zone,
-            targeted: t as u64,
-            done: d as u64,
-            answered: a as u64,
-        })
-        .collect();
+        .map(ContactGroupCount::from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let (zones, messages, results) = fold_groups(&groups);
     let recent: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND started_ms >= ?",
     )
@@ -274,6 +275,8 @@ pub(super) async fn report(
     Ok(CampaignReport {
         outcomes,
         zones,
+        messages,
+        results,
         recent_attempts: recent as u64,
     })
 }

@@ -5,9 +5,10 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::Row;
 
 use super::corrupt;
-use crate::model::{AttemptState, ContactState, Outcome};
+use crate::model::{AttemptState, CallResult, ContactState, Outcome};
 use crate::store::{
-    AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError, StoreResult,
+    result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError,
+    StoreResult,
 };
 
 pub(super) async fn begin(c: &mut SqliteConnection, a: AttemptStart) -> StoreResult<i64> {
@@ -75,7 +76,8 @@ pub(super) async fn finish(
 ) -> StoreResult<()> {
     let r = sqlx::query(
         "UPDATE attempts SET state = 'final', outcome = ?, sip_status = ?, sip_reason = ?,
-           counted = ?, ended_ms = ?, pdd_ms = ?, duration_ms = ?, played_permille = ?, dtmf = ?
+           counted = ?, ended_ms = ?, pdd_ms = ?, duration_ms = ?, played_permille = ?, dtmf = ?,
+           result = ?
          WHERE id = ? AND state = 'dialing'
          RETURNING campaign_id, contact_id",
     )
@@ -88,6 +90,7 @@ pub(super) async fn finish(
     .bind(e.duration_ms)
     .bind(e.played_permille)
     .bind(&e.dtmf)
+    .bind(e.result.map(|r| r.as_str()))
     .bind(e.attempt)
     .fetch_optional(&mut *c)
     .await?;
@@ -103,24 +106,40 @@ pub(super) async fn finish(
         ContactNext::Done => (ContactState::Done, 0),
     };
     let answered = e.outcome == Outcome::Answered;
-    // An answered contact stays done whatever a late attempt says.
-    sqlx::query(
+    let result = e.result.map(|r| r.as_str());
+    let rank = i64::from(e.result.map_or(0, |r| r.rank()));
+    // A contact whose campaign's `until` is met stays done whatever a late attempt says;
+    // its result only gets better.
+    let sql = format!(
         "UPDATE campaign_contacts SET
-           state = CASE WHEN answered = 1 OR ? THEN 'done' ELSE ? END,
+           state = CASE WHEN satisfied = 1 OR ? THEN 'done' ELSE ? END,
            answered = CASE WHEN ? THEN 1 ELSE answered END,
+           satisfied = CASE WHEN ? THEN 1 ELSE satisfied END,
+           result = CASE WHEN ? > {} THEN ? ELSE result END,
            next_ms = ?, attempts = attempts + ?, last_outcome = ?
          WHERE campaign_id = ? AND contact_id = ?",
-    )
-    .bind(answered)
-    .bind(state.as_str())
-    .bind(answered)
-    .bind(next_ms)
-    .bind(i64::from(e.counted))
-    .bind(e.outcome.as_str())
-    .bind(camp)
-    .bind(contact)
-    .execute(&mut *c)
-    .await?;
+        result_rank_sql("result")
+    );
+    sqlx::query(&sql)
+        .bind(e.satisfied)
+        .bind(state.as_str())
+        .bind(answered)
+        .bind(e.satisfied)
+        .bind(rank)
+        .bind(result)
+        .bind(next_ms)
+        .bind(i64::from(e.counted))
+        .bind(e.outcome.as_str())
+        .bind(camp)
+        .bind(contact)
+        .execute(&mut *c)
+        .await?;
+    if e.opt_out {
+        sqlx::query("UPDATE contacts SET opt_out = 1 WHERE id = ?")
+            .bind(contact)
+            .execute(&mut *c)
+            .await?;
+    }
     Ok(())
 }
 
@@ -149,6 +168,7 @@ pub(super) async fn dangling(db: &SqlitePool) -> StoreResult<Vec<Dangling>> {
 fn attempt_row(r: &SqliteRow) -> StoreResult<AttemptRecord> {
     let state: String = r.try_get("state")?;
     let outcome: Option<String> = r.try_get("outcome")?;
+    let result: Option<String> = r.try_get("result")?;
     Ok(AttemptRecord {
         id: r.try_get("id")?,
         campaign: r.try_get("campaign_id")?,
@@ -170,6 +190,9 @@ fn attempt_row(r: &SqliteRow) -> StoreResult<AttemptRecord> {
         duration_ms: r.try_get("duration_ms")?,
         played_permille: r.try_get("played_permille")?,
         dtmf: r.try_get("dtmf")?,
+        result: result
+            .map(|w| CallResult::parse(&w).ok_or_else(|| corrupt("result", &w)))
+            .transpose()?,
     })
 }
 

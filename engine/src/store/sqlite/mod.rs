@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../migrations/0002_api.sql")),
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
+    (5, include_str!("../../../migrations/0005_heard.sql")),
 ];
 
 /// Tuning of the SQLite store.
