@@ -138,6 +138,9 @@ pub enum Command {
     Snapshot,
     /// Stop dialling, hang up, journal the ends, then reply and stop.
     Shutdown,
+    /// Call a number to verify it (the web form's code); replies [`Reply::Verified`] when
+    /// the call ends or the code is keyed.
+    Verify(Box<super::verify::VerifyRequest>),
 }
 
 /// The answer to a [`Command`].
@@ -151,6 +154,8 @@ pub enum Reply {
     Snapshot(DialerSnapshot),
     /// Every call ended and was journaled: the driver may stop.
     ShutDown,
+    /// How a verification call ended.
+    Verified(super::verify::VerifyOutcome),
 }
 
 /// What a store future returned, with the token of the request.

@@ -28,6 +28,7 @@ mod signals;
 mod slot;
 mod timers;
 mod trunks;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,7 @@ pub use io::{
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
 };
 pub use timers::Deadline;
+pub use verify::{VerifyOutcome, VerifyRequest};
 
 use self::attempt::Attempt;
 use self::campaigns::CampaignRt;
@@ -92,6 +94,8 @@ pub struct DialerCore {
     calls: HashMap<CallToken, Attempt>,
     by_handle: HashMap<CallHandle, CallToken>,
     pings: HashMap<RequestHandle, TrunkId>,
+    /// Verification calls of the web form (not campaign attempts).
+    verifies: verify::Verifications,
     regs: HashMap<RequestHandle, TrunkId>,
     next_token: u64,
     timers: Timers,
@@ -114,6 +118,7 @@ impl DialerCore {
             calls: HashMap::new(),
             by_handle: HashMap::new(),
             pings: HashMap::new(),
+            verifies: Default::default(),
             regs: HashMap::new(),
             next_token: 1,
             timers: Timers::default(),
@@ -130,13 +135,17 @@ impl DialerCore {
 
     /// A SIP endpoint event.
     pub fn handle_sip(&mut self, now: Instant, wall: i64, ev: Event) {
-        self.on_sip(now, wall, ev);
+        if !self.verify_sip(now, &ev) {
+            self.on_sip(now, wall, ev);
+        }
         self.settle_loop(now, wall);
     }
 
     /// A media note.
     pub fn handle_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
-        self.on_media(now, wall, note);
+        if !self.verify_media(&note) {
+            self.on_media(now, wall, note);
+        }
         self.settle_loop(now, wall);
     }
 
@@ -174,6 +183,7 @@ impl DialerCore {
                 self.reply(reply, Reply::Snapshot(snap));
             }
             Command::Shutdown => self.begin_shutdown(reply),
+            Command::Verify(req) => self.verify(now, reply, *req),
         }
         self.settle_loop(now, wall);
     }
@@ -181,8 +191,16 @@ impl DialerCore {
     /// The result of an action the driver executed.
     pub fn handle_driver(&mut self, now: Instant, wall: i64, note: DriverNote) {
         match note {
-            DriverNote::Placed(call, handle) => self.on_placed(now, call, handle),
-            DriverNote::PlaceFailed(call, why) => self.on_place_failed(now, wall, call, why),
+            DriverNote::Placed(call, handle) => {
+                if !self.verify_placed(now, call, Ok(handle)) {
+                    self.on_placed(now, call, handle)
+                }
+            }
+            DriverNote::PlaceFailed(call, why) => {
+                if !self.verify_placed(now, call, Err(why.clone())) {
+                    self.on_place_failed(now, wall, call, why)
+                }
+            }
             DriverNote::MediaFailed(call, why) => self.on_media_failed(call, &why),
             DriverNote::PingSent(t, h) => {
                 self.pings.insert(h, t);
@@ -202,6 +220,8 @@ impl DialerCore {
                 Deadline::Ping(t) => self.ping(now, t),
                 Deadline::Limiter(_) => {}
                 Deadline::Gauges => self.gauges(now),
+                Deadline::Verify(call) => self.verify_expired(call),
+                Deadline::VerifyWake => {}
             }
         }
         self.settle_loop(now, wall);
@@ -244,7 +264,7 @@ impl DialerCore {
         self.dispatch(now, wall);
         self.plan_campaigns(now, wall);
         self.plan_limiters(now);
-        if self.calls.is_empty() {
+        if self.calls.is_empty() && self.verifies.is_empty() {
             if let Some(to) = self.draining.take() {
                 info!("dialer stopped: every call ended");
                 self.timers = Timers::default();
@@ -281,6 +301,7 @@ impl DialerCore {
         for h in handles {
             self.actions.push_back(Action::Hangup(h));
         }
+        self.stop_verifies();
         self.draining = Some(reply);
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::io::{CampaignId, TrunkId};
+use super::io::{CallToken, CampaignId, TrunkId};
 
 /// What a wake-up is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,6 +22,10 @@ pub enum Deadline {
     Limiter(TrunkId),
     /// Publish the contacts-by-state gauges.
     Gauges,
+    /// A verification call's wait for a trunk, or its callee's time to key the code.
+    Verify(CallToken),
+    /// A trunk's next CPS token, for queued verification calls.
+    VerifyWake,
 }
 
 /// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan.
