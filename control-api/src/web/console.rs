@@ -180,7 +180,7 @@ async fn registrations(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let r = api(&web, &s, peer, Method::GET, "/v1/registrations?limit=1000", None).await;
+    let r = api(&web, &s, peer, Method::GET, "/v1/registrations?limit=500", None).await;
     let rows = items(&r.json).iter().map(RegistrationRow::from_json).collect();
     let page = RegistrationsPage {
         title: "Iscrizioni".into(),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 /// The key W3C gives element references in JSON.
-const ELEMENT: &str = "element-6066-11e4-a52a-4a4cbd4ea2f3";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where Debian puts the browser and its driver.
 pub fn chromium_paths() -> Option<(String, String)> {
@@ -132,7 +132,13 @@ impl Browser {
 
     /// The first element matching a CSS selector (panics when there is none).
     pub async fn find(&self, css: &str) -> El {
-        self.try_find(css).await.unwrap_or_else(|| panic!("no element {css}"))
+        match self.try_find(css).await {
+            Some(e) => e,
+            None => {
+                let src = self.script("return document.documentElement.outerHTML;").await;
+                panic!("no element {css} at {}:\n{src}", self.url().await)
+            }
+        }
     }
 
     /// The first element matching a CSS selector, if any.
@@ -145,10 +151,12 @@ impl Browser {
             .send()
             .await
             .ok()?;
-        if !r.status().is_success() {
+        let ok = r.status().is_success();
+        let v: Value = r.json().await.ok()?;
+        if !ok {
+            eprintln!("find {css}: {}", v["value"]["error"]);
             return None;
         }
-        let v: Value = r.json().await.ok()?;
         v["value"][ELEMENT].as_str().map(|s| El(s.to_string()))
     }
 
@@ -206,20 +214,26 @@ impl Browser {
         let _ = self.http.delete(&self.base).send().await;
     }
 
+    /// The text of the first element matching `css` now, read in one script (a page that
+    /// reloads itself cannot leave a stale reference).
+    pub async fn text_of(&self, css: &str) -> Option<String> {
+        let sel = serde_json::to_string(css).unwrap();
+        let js = format!("const e = document.querySelector({sel}); return e ? e.innerText : null;");
+        self.script(&js).await.as_str().map(str::to_string)
+    }
+
     /// Waits until `css` matches an element whose text contains `needle` (bounded).
     pub async fn wait_text(&self, css: &str, needle: &str, limit: Duration) -> String {
         let t0 = Instant::now();
         loop {
-            if let Some(e) = self.try_find(css).await {
-                let t = self.text(&e).await;
+            let t = self.text_of(css).await;
+            if let Some(t) = &t {
                 if t.contains(needle) {
-                    return t;
+                    return t.clone();
                 }
-                if t0.elapsed() > limit {
-                    panic!("{css} says {t:?}, never {needle:?}");
-                }
-            } else if t0.elapsed() > limit {
-                panic!("no {css} within {limit:?}");
+            }
+            if t0.elapsed() > limit {
+                panic!("{css} says {t:?}, never {needle:?}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
