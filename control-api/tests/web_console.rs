@@ -73,11 +73,11 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
 
     // Log in: the console sends us to the login page first.
     b.goto(&format!("{}/console", serve.base)).await;
-    assert!(b.url().await.ends_with("/console/accesso"), "{}", b.url().await);
+    b.wait_url("/console/accesso").await;
     shots(&b, &shots_to, "console-login").await;
     b.type_in(&b.find("#token").await, &tok).await;
     b.click(&b.find("form button[type=submit]").await).await;
-    assert!(b.url().await.ends_with("/console/campagne"));
+    b.wait_url("/console/campagne").await;
 
     // A campaign on two zones, by TTS text.
     b.goto(&format!("{}/console/campagne/nuova", serve.base)).await;
@@ -133,9 +133,9 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
     b.goto(&format!("{}/console/iscrizioni", serve.base)).await;
     shots(&b, &shots_to, "console-registrations").await;
     b.click(&b.find("nav form button").await).await;
-    assert!(b.url().await.ends_with("/console/accesso"));
+    b.wait_url("/console/accesso").await;
     b.goto(&format!("{}/console/campagne", serve.base)).await;
-    assert!(b.url().await.ends_with("/console/accesso"), "logged out");
+    b.wait_url("/console/accesso").await;
     b.quit().await;
 }
 

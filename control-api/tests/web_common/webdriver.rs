@@ -98,6 +98,9 @@ impl Browser {
         let v = b.raw("POST", "/session", caps).await;
         let id = v["sessionId"].as_str().expect("session id").to_string();
         b.base = format!("{}/session/{id}", b.base);
+        // Finding waits up to 5 s for the element: a click that navigates returns before
+        // the next page is there.
+        b.raw("POST", "/timeouts", json!({"implicit": 5000})).await;
         b
     }
 
@@ -123,6 +126,19 @@ impl Browser {
     /// The page's URL.
     pub async fn url(&self) -> String {
         self.raw("GET", "/url", Value::Null).await.as_str().unwrap().to_string()
+    }
+
+    /// Waits until the page's URL ends with `suffix` (bounded); the URL.
+    pub async fn wait_url(&self, suffix: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            let u = self.url().await;
+            if u.ends_with(suffix) {
+                return u;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "at {u}, never at *{suffix}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The page's title.
