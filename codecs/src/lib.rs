@@ -18,6 +18,7 @@ mod codec;
 mod error;
 pub mod g711;
 pub mod g722;
+pub mod generated;
 pub mod import;
 pub mod level;
 pub mod opus_codec;

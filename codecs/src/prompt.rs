@@ -250,66 +250,73 @@ impl PreparedAudio {
             return Err(CodecError::UnsupportedPtime { codec, ptime_ms });
         }
         let pcm = self.pcm_for(codec)?;
-        let spf = codec.samples_per_frame(ptime_ms);
-        let frames = pcm.len().div_ceil(spf);
-        let mut offsets: Vec<u32> = Vec::with_capacity(frames + 1);
-        offsets.push(0);
-        let mut data: Vec<u8> = Vec::new();
-        match codec {
-            Codec::Pcmu | Codec::Pcma => {
-                data.reserve(frames * spf);
-                let enc = if codec == Codec::Pcmu {
-                    g711::encode_ulaw
-                } else {
-                    g711::encode_alaw
-                };
-                for chunk in pcm.chunks(spf) {
-                    data.extend(chunk.iter().map(|&s| enc(s)));
-                    // Pad the last frame with encoded silence to a full packet.
-                    data.extend(std::iter::repeat_n(enc(0), spf - chunk.len()));
-                    offsets.push(data.len() as u32);
-                }
-            }
-            Codec::G722 => {
-                data.reserve(frames * spf / 2);
-                let mut enc = g722::Encoder::new();
-                let mut frame = vec![0i16; spf];
-                for chunk in pcm.chunks(spf) {
-                    frame[..chunk.len()].copy_from_slice(chunk);
-                    frame[chunk.len()..].fill(0);
-                    enc.encode(&frame, &mut data);
-                    offsets.push(data.len() as u32);
-                }
-            }
-            Codec::Opus => {
-                opus_codec::encode_frames(
-                    pcm,
-                    spf,
-                    self.settings.opus_bitrate,
-                    &mut data,
-                    &mut offsets,
-                )?;
-            }
-        }
-        debug_assert_eq!(offsets.len(), frames + 1);
-        if frames == 0 {
-            return Err(CodecError::Empty);
-        }
-        if data.len() > u32::MAX as usize {
-            return Err(CodecError::Encoder("prompt larger than 4 GiB".into()));
-        }
+        let (data, offsets) = encode_payloads(pcm, codec, ptime_ms, self.settings.opus_bitrate)?;
         let key =
             PromptKey::from_source_hash(&self.info.source_sha256, codec, ptime_ms, &self.settings);
         Ok(Prompt {
             codec,
             ptime_ms,
             timestamp_step: codec.timestamp_step(ptime_ms),
-            data: data.into_boxed_slice(),
-            offsets: offsets.into_boxed_slice(),
+            data,
+            offsets,
             info: self.info.clone(),
             key,
         })
     }
+}
+
+/// Cuts `pcm` (at `codec`'s sample rate) into packets of `ptime_ms` and encodes each: every RTP
+/// payload back to back, and the `frames + 1` offsets where they start. The last packet is padded
+/// with silence to a full one.
+pub(crate) fn encode_payloads(
+    pcm: &[i16],
+    codec: Codec,
+    ptime_ms: u32,
+    opus_bitrate: u32,
+) -> Result<(Box<[u8]>, Box<[u32]>), CodecError> {
+    let spf = codec.samples_per_frame(ptime_ms);
+    let frames = pcm.len().div_ceil(spf);
+    let mut offsets: Vec<u32> = Vec::with_capacity(frames + 1);
+    offsets.push(0);
+    let mut data: Vec<u8> = Vec::new();
+    match codec {
+        Codec::Pcmu | Codec::Pcma => {
+            data.reserve(frames * spf);
+            let enc = if codec == Codec::Pcmu {
+                g711::encode_ulaw
+            } else {
+                g711::encode_alaw
+            };
+            for chunk in pcm.chunks(spf) {
+                data.extend(chunk.iter().map(|&s| enc(s)));
+                // Pad the last frame with encoded silence to a full packet.
+                data.extend(std::iter::repeat_n(enc(0), spf - chunk.len()));
+                offsets.push(data.len() as u32);
+            }
+        }
+        Codec::G722 => {
+            data.reserve(frames * spf / 2);
+            let mut enc = g722::Encoder::new();
+            let mut frame = vec![0i16; spf];
+            for chunk in pcm.chunks(spf) {
+                frame[..chunk.len()].copy_from_slice(chunk);
+                frame[chunk.len()..].fill(0);
+                enc.encode(&frame, &mut data);
+                offsets.push(data.len() as u32);
+            }
+        }
+        Codec::Opus => {
+            opus_codec::encode_frames(pcm, spf, opus_bitrate, &mut data, &mut offsets)?;
+        }
+    }
+    debug_assert_eq!(offsets.len(), frames + 1);
+    if frames == 0 {
+        return Err(CodecError::Empty);
+    }
+    if data.len() > u32::MAX as usize {
+        return Err(CodecError::Encoder("prompt larger than 4 GiB".into()));
+    }
+    Ok((data.into_boxed_slice(), offsets.into_boxed_slice()))
 }
 
 /// Converts a float sample to 16 bits: round to nearest, saturate. Exact for values that came

@@ -47,6 +47,9 @@ pub fn wanted_encodings(ptimes: &[u32]) -> Vec<(Codec, u32)> {
 #[derive(Debug)]
 pub struct PromptSet {
     source: PathBuf,
+    /// The audio itself when the message came from memory (TTS, a recording) rather than a
+    /// file: 16-bit mono samples and their rate.
+    pcm: Option<(Arc<[i16]>, u32)>,
     source_sha256: [u8; 32],
     settings: EncodeSettings,
     cache: Option<PromptCache>,
@@ -66,13 +69,46 @@ impl PromptSet {
         Ok(PromptSet {
             source_sha256: Sha256::digest(&bytes).into(),
             source,
+            pcm: None,
             settings,
             cache,
             ready: RwLock::new(HashMap::new()),
         })
     }
 
-    /// The message's file.
+    /// A set for audio held in memory (TTS output, a call's recording), known by `name`: 16-bit
+    /// mono samples at `rate`. It is levelled like an upload when encoded; the samples are kept
+    /// (2 bytes a sample) so a packet time met later can still be encoded.
+    pub fn from_pcm(
+        name: &str,
+        pcm: &[i16],
+        rate: u32,
+        settings: EncodeSettings,
+        cache: Option<PromptCache>,
+    ) -> Result<PromptSet, CodecError> {
+        if pcm.is_empty() {
+            return Err(CodecError::Empty);
+        }
+        if !(crate::import::MIN_SAMPLE_RATE..=crate::import::MAX_SAMPLE_RATE).contains(&rate) {
+            return Err(CodecError::AbsurdHeader(format!("sample rate {rate} Hz")));
+        }
+        let mut h = Sha256::new();
+        h.update(b"pcm16\0");
+        h.update(rate.to_le_bytes());
+        for s in pcm {
+            h.update(s.to_le_bytes());
+        }
+        Ok(PromptSet {
+            source: PathBuf::from(name),
+            pcm: Some((pcm.into(), rate)),
+            source_sha256: h.finalize().into(),
+            settings,
+            cache,
+            ready: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The message's file (its name for audio from memory).
     pub fn source(&self) -> &Path {
         &self.source
     }
@@ -109,14 +145,7 @@ impl PromptSet {
         if missing.is_empty() {
             return Ok(());
         }
-        let bytes = read_limited(&self.source, self.settings.max_duration_ms)?;
-        if <[u8; 32]>::from(Sha256::digest(&bytes)) != self.source_sha256 {
-            return Err(CodecError::CacheInvalid(format!(
-                "{} changed since it was opened",
-                self.source.display()
-            )));
-        }
-        let prep = PreparedAudio::from_bytes(&bytes, &self.settings)?;
+        let prep = self.prepare()?;
         for (codec, ptime) in missing {
             let p = prep.encode(codec, ptime)?;
             if let Some(c) = &self.cache {
@@ -150,6 +179,28 @@ impl PromptSet {
         }
         self.ready.write().expect("prompt set lock").clear();
         removed
+    }
+
+    /// The source imported and levelled: from the file (unchanged since it was opened) or from
+    /// the samples in memory.
+    fn prepare(&self) -> Result<PreparedAudio, CodecError> {
+        if let Some((pcm, rate)) = &self.pcm {
+            let audio = crate::Audio {
+                samples: pcm.iter().map(|&s| f32::from(s) / 32768.0).collect(),
+                sample_rate: *rate,
+                source_channels: 1,
+                format: crate::SourceFormat::WavInt(16),
+            };
+            return PreparedAudio::from_audio(audio, self.source_sha256, &self.settings);
+        }
+        let bytes = read_limited(&self.source, self.settings.max_duration_ms)?;
+        if <[u8; 32]>::from(Sha256::digest(&bytes)) != self.source_sha256 {
+            return Err(CodecError::CacheInvalid(format!(
+                "{} changed since it was opened",
+                self.source.display()
+            )));
+        }
+        PreparedAudio::from_bytes(&bytes, &self.settings)
     }
 
     fn cached(&self, codec: Codec, ptime: u32) -> Option<Prompt> {
@@ -244,5 +295,34 @@ mod tests {
         assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 1);
         assert_eq!(set.forget(), 1);
         assert_eq!(std::fs::read_dir(cache.dir()).unwrap().count(), 0);
+    }
+
+    /// Audio from memory is levelled like an upload (a quiet recording comes out at the
+    /// target loudness) and encoded for every wanted pair; silence is refused like an upload.
+    #[test]
+    fn pcm_from_memory_is_levelled_and_encoded() {
+        let quiet: Vec<i16> = (0..16000)
+            .map(|i| ((i as f32 * 0.09).sin() * 600.0 * (1.0 + (i as f32 * 0.001).sin())) as i16)
+            .collect();
+        let set =
+            PromptSet::from_pcm("rec-1", &quiet, 16000, EncodeSettings::default(), None).unwrap();
+        set.load(&wanted_encodings(&[30])).unwrap();
+        let p = set.get(Codec::G722, 30).unwrap();
+        assert_eq!(p.frame_count(), 34);
+        let info = p.info();
+        assert!(info.normalized && info.gain_db > 10.0, "{info:?}");
+        assert!((info.loudness_after_lufs - crate::level::DEFAULT_TARGET_LUFS).abs() < 1.5);
+        assert!(set.get(Codec::Opus, 20).is_some());
+        assert!(
+            set.ensure(Codec::Pcmu, 40).is_ok(),
+            "a later ptime still encodes"
+        );
+        assert!(
+            PromptSet::from_pcm("s", &[0; 8000], 8000, EncodeSettings::default(), None)
+                .unwrap()
+                .load(&[(Codec::Pcma, 20)])
+                .is_err()
+        );
+        assert!(PromptSet::from_pcm("e", &[], 8000, EncodeSettings::default(), None).is_err());
     }
 }

@@ -61,6 +61,9 @@ pub const HTTP_REQUEST_DURATION: &str = "dialer_http_request_duration_seconds";
 pub const SIP_DROPPED: &str = "dialer_sip_dropped_total";
 /// Counter `{method,action}`: requests from addresses that are no trunk's, dropped or refused.
 pub const SIP_STRANGERS: &str = "dialer_sip_strangers_total";
+/// Counter `{result}`: incoming INVITEs from allowed sources and what became of them
+/// (`offered`, `accepted`, `rejected`, `canceled`, `no_ack`).
+pub const SIP_INBOUND: &str = "dialer_sip_inbound_total";
 /// Gauge: open SIP TCP connections.
 pub const SIP_TCP_CONNECTIONS: &str = "dialer_sip_tcp_connections";
 /// Counter `{reason}`: SIP TCP connections refused (caps).
@@ -154,6 +157,10 @@ pub fn describe() {
         SIP_STRANGERS,
         "Requests from non-trunk addresses, per method and action"
     );
+    describe_counter!(
+        SIP_INBOUND,
+        "Incoming INVITEs from allowed sources, per result"
+    );
     describe_gauge!(SIP_TCP_CONNECTIONS, "Open SIP TCP connections");
     describe_counter!(SIP_TCP_REFUSED, "SIP TCP connections refused, per reason");
     describe_counter!(
@@ -173,6 +180,7 @@ mod tests {
         let all = [
             SIP_DROPPED,
             SIP_STRANGERS,
+            SIP_INBOUND,
             SIP_TCP_CONNECTIONS,
             SIP_TCP_REFUSED,
             SIP_TCP_CLOSED,

@@ -79,6 +79,7 @@ fn run(mode: SendMode, base: u16) {
                     clock_rate: 8000,
                     telephone_event_pt: Some(101),
                     latch: Default::default(),
+                    idle: false,
                 },
                 port,
             );
@@ -172,6 +173,7 @@ fn dtmf_from_the_peer_and_foreign_packets_dropped() {
                 clock_rate: 8000,
                 telephone_event_pt: Some(101),
                 latch: Default::default(),
+                idle: false,
             },
             port,
         );

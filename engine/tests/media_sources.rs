@@ -48,6 +48,7 @@ fn start(token: u64, remote: SocketAddr, ms: u32, latch: MediaLatch) -> MediaSta
         clock_rate: 8000,
         telephone_event_pt: Some(101),
         latch,
+        idle: false,
     }
 }
 

@@ -30,7 +30,7 @@ fn endpoint(strangers: StrangerAction) -> Endpoint {
     let mut cfg = EndpointConfig::new(DIALER);
     cfg.seed = Some(1);
     cfg.sources = SourcePolicy {
-        allowed: Some(vec![TRUNK.ip()]),
+        allowed: Some(vec![TRUNK.ip().into()]),
         strangers,
         options_from_strangers: false,
     };

@@ -1,16 +1,21 @@
 //! The seam between the orchestrator and the media path: bind a port for the offer, play
-//! the campaign's prompt on answer, stop. [`PumpMedia`] implements it over the batched
-//! [`MediaPump`]; tests or another media engine can implement [`CallMedia`] instead.
+//! the campaign's prompt on answer, stop; for menus (inbound lines, keys during the message)
+//! start idle, play playlists, prepare prompts from memory and record the callee.
+//! [`PumpMedia`] implements it over the batched [`MediaPump`]; tests or another media engine
+//! can implement [`CallMedia`] instead.
 //!
 //! Prompts are encoded once: [`PumpMedia`] keeps each message as a [`PromptSet`] whose
 //! encodings (every codec, at 20 ms and at each trunk's `ptime_ms`) live in the on-disk
 //! [`PromptCache`]; an answer then picks the frames of its negotiated codec and packet time.
+
+mod sounds;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use codecs::{wanted_encodings, Codec, EncodeSettings, Prompt, PromptCache, PromptSet};
 use rand::Rng;
@@ -18,8 +23,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::media::{MediaLatch, StreamParams};
+use crate::net::pump::{Playlist, RecordSpec};
 use crate::net::{MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, RtpPort};
 use crate::sip::sdp::NegotiatedMedia;
+pub use sounds::PlayItem;
+use sounds::{Generated, MemoryNames};
 
 /// Silence between two plays of the message.
 const PLAY_GAP_MS: u32 = 500;
@@ -44,13 +52,37 @@ pub enum MediaNote {
         /// Share of the message (all its plays) sent, in thousandths.
         played_permille: u32,
     },
-    /// A key pressed (RFC 4733).
+    /// A key pressed (RFC 4733), noted at the press's first packet.
     Digit {
         /// Call token.
         token: u64,
         /// The key.
         digit: char,
     },
+    /// The last item of the playlist `id` ([`CallMedia::play`]) has played; the call idles.
+    Played {
+        /// Call token.
+        token: u64,
+        /// The playlist's id.
+        id: u32,
+    },
+    /// A recording ([`CallMedia::record`]) ended: at its maximum, at
+    /// [`CallMedia::stop_record`], or when the call's media stopped.
+    Recorded {
+        /// Call token.
+        token: u64,
+        /// The callee's audio, 16-bit mono.
+        pcm: Arc<Vec<i16>>,
+        /// Its sample rate: the codec's (8 kHz G.711, 16 kHz G.722, 48 kHz Opus).
+        rate: u32,
+    },
+}
+
+fn unsupported(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what}: not supported by this media"),
+    )
 }
 
 /// Media for dialer calls.
@@ -84,6 +116,49 @@ pub trait CallMedia: Send + Sync + 'static {
 
     /// Stops a call's media; a [`MediaNote::Stopped`] follows.
     fn stop(&self, token: u64);
+
+    /// Starts media for an answered call with nothing playing yet (inbound calls, menus):
+    /// encoded silence flows until [`CallMedia::play`]; keys and recordings work as for
+    /// [`CallMedia::start`]. It never finishes by itself: [`CallMedia::stop`] ends it.
+    fn start_idle(
+        &self,
+        token: u64,
+        port: Self::Port,
+        media: &NegotiatedMedia,
+        latch: MediaLatch,
+    ) -> io::Result<()> {
+        let _ = (token, port, media, latch);
+        Err(unsupported("start_idle"))
+    }
+
+    /// Replaces what the call plays now (within one packet time), from the first frame of the
+    /// first item; [`MediaNote::Played`] with `id` when the last item has ended (none if
+    /// replaced before), then silence.
+    fn play(&self, token: u64, items: Vec<PlayItem>, id: u32) -> io::Result<()> {
+        let _ = (token, items, id);
+        Err(unsupported("play"))
+    }
+
+    /// Loads a prompt from audio in memory (TTS, a recording), levelled like uploads and
+    /// encoded for every codec and packet time, under `name` (replacing a prompt of that
+    /// name). Encoding costs CPU in proportion to the audio (tens of ms for a few seconds):
+    /// call it off the dialer's task.
+    fn prepare_pcm(&self, name: &str, pcm: &[i16], rate: u32) -> io::Result<()> {
+        let _ = (name, pcm, rate);
+        Err(unsupported("prepare_pcm"))
+    }
+
+    /// Captures the callee's audio decoded to 16-bit PCM at the codec's rate (PCMA, PCMU,
+    /// G.722, Opus) until `max` or [`CallMedia::stop_record`]: then [`MediaNote::Recorded`].
+    fn record(&self, token: u64, max: Duration) -> io::Result<()> {
+        let _ = (token, max);
+        Err(unsupported("record"))
+    }
+
+    /// Ends a recording now (its [`MediaNote::Recorded`] follows).
+    fn stop_record(&self, token: u64) {
+        let _ = token;
+    }
 }
 
 /// How [`PumpMedia`] runs.
@@ -102,10 +177,14 @@ pub struct PumpMediaConfig {
     pub ptimes: Vec<u32>,
 }
 
-/// One call being played: its pump handle and how many packets all its plays take.
+/// One call being played: its pump handle, how many packets all its plays take, and the
+/// codec and packet time its stream runs at (what playlists are resolved to).
 struct Playing {
     handle: MediaHandle,
     total_packets: u64,
+    codec: Codec,
+    ptime: u32,
+    payload_type: u8,
 }
 
 /// [`CallMedia`] over the batched [`MediaPump`], prompts from WAV/MP3 files encoded once per
@@ -118,6 +197,8 @@ pub struct PumpMedia {
     prompts: Mutex<HashMap<String, Arc<PromptSet>>>,
     encoding: Arc<Mutex<HashSet<(String, Codec, u32)>>>,
     playing: Mutex<HashMap<u64, Playing>>,
+    generated: Generated,
+    memory_names: Mutex<MemoryNames>,
 }
 
 impl PumpMedia {
@@ -142,6 +223,8 @@ impl PumpMedia {
             prompts: Mutex::new(HashMap::new()),
             encoding: Arc::new(Mutex::new(HashSet::new())),
             playing: Mutex::new(HashMap::new()),
+            generated: Generated::default(),
+            memory_names: Mutex::new(MemoryNames::default()),
         });
         tokio::spawn(forward_notes(Arc::downgrade(&me), events, tx));
         Ok((me, rx))
@@ -179,6 +262,52 @@ impl PumpMedia {
         let fallback = codec.stream_ptime(codecs::DEFAULT_PTIME_MS, m.maxptime_ms);
         set.ensure(codec, fallback)
             .map_err(|e| io::Error::other(format!("prompt {prompt}: {e}")))
+    }
+
+    /// A prompt's frames at exactly `codec` and `ptime` (a playlist joins a running stream):
+    /// loaded or encoded now if it was not prepared for that packet time.
+    fn frames_exact(&self, prompt: &str, codec: Codec, ptime: u32) -> io::Result<Arc<Prompt>> {
+        let set = self.set(prompt)?;
+        if let Some(p) = set.get(codec, ptime) {
+            return Ok(p);
+        }
+        set.ensure(codec, ptime)
+            .map_err(|e| io::Error::other(format!("prompt {prompt}: {e}")))
+    }
+
+    /// The pump handle, codec, packet time and payload type of a call's media.
+    fn call(&self, token: u64) -> io::Result<(MediaHandle, Codec, u32, u8)> {
+        self.playing
+            .lock()
+            .expect("lock")
+            .get(&token)
+            .map(|p| (p.handle, p.codec, p.ptime, p.payload_type))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no media for call {token}"),
+                )
+            })
+    }
+
+    /// Starts a stream on the pump and remembers it.
+    fn launch(&self, start: MediaStart, port: RtpPort, codec: Codec, total_packets: u64) {
+        let (token, ptime, payload_type) = (
+            start.token,
+            start.prompt.ptime_ms(),
+            start.params.payload_type,
+        );
+        let handle = self.pump.start_media(start, port);
+        self.playing.lock().expect("lock").insert(
+            token,
+            Playing {
+                handle,
+                total_packets,
+                codec,
+                ptime,
+                payload_type,
+            },
+        );
     }
 
     /// Encodes `codec` at `ptime` on a thread of its own (once), for the next calls.
@@ -222,6 +351,8 @@ async fn forward_notes(
                 token,
                 digit: event.digit,
             },
+            MediaEvent::Played { token, id } => MediaNote::Played { token, id },
+            MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
         };
         if tx.send(note).is_err() {
             break;
@@ -283,27 +414,19 @@ impl CallMedia for PumpMedia {
             play_count: plays,
             gap_frames: PLAY_GAP_MS / p.ptime_ms().max(1),
         };
-        let handle = self.pump.start_media(
-            MediaStart {
-                token,
-                remote_rtp: m.remote_rtp,
-                remote_rtcp: m.remote_rtcp,
-                rtcp_mux: m.rtcp_mux,
-                prompt: p,
-                params,
-                clock_rate: m.clock_rate,
-                telephone_event_pt: Some(crate::sip::sdp::TELEPHONE_EVENT_PT),
-                latch,
-            },
-            port,
-        );
-        self.playing.lock().expect("lock").insert(
+        let start = MediaStart {
             token,
-            Playing {
-                handle,
-                total_packets,
-            },
-        );
+            remote_rtp: m.remote_rtp,
+            remote_rtcp: m.remote_rtcp,
+            rtcp_mux: m.rtcp_mux,
+            prompt: p,
+            params,
+            clock_rate: m.clock_rate,
+            telephone_event_pt: Some(crate::sip::sdp::TELEPHONE_EVENT_PT),
+            latch,
+            idle: false,
+        };
+        self.launch(start, port, codec, total_packets);
         Ok(())
     }
 
@@ -316,6 +439,91 @@ impl CallMedia for PumpMedia {
             .map(|p| p.handle);
         if let Some(h) = h {
             self.pump.stop(h);
+        }
+    }
+
+    fn start_idle(
+        &self,
+        token: u64,
+        port: RtpPort,
+        m: &NegotiatedMedia,
+        latch: MediaLatch,
+    ) -> io::Result<()> {
+        let codec: Codec = m
+            .codec
+            .parse()
+            .map_err(|e| io::Error::other(format!("codec {}: {e}", m.codec)))?;
+        let ptime = codec.stream_ptime(m.ptime_ms, m.maxptime_ms);
+        let silence = self.generated.silence(codec, ptime)?;
+        let mut rng = rand::rng();
+        let start = MediaStart {
+            token,
+            remote_rtp: m.remote_rtp,
+            remote_rtcp: m.remote_rtcp,
+            rtcp_mux: m.rtcp_mux,
+            prompt: silence,
+            params: StreamParams {
+                payload_type: m.payload_type,
+                ssrc: rng.random(),
+                first_seq: rng.random(),
+                first_timestamp: rng.random(),
+                play_count: 1,
+                gap_frames: 0,
+            },
+            clock_rate: m.clock_rate,
+            // The number the answer gave (ours on an inbound call echoes the caller's).
+            telephone_event_pt: Some(
+                m.telephone_event_pt
+                    .unwrap_or(crate::sip::sdp::TELEPHONE_EVENT_PT),
+            ),
+            latch,
+            idle: true,
+        };
+        self.launch(start, port, codec, 0);
+        Ok(())
+    }
+
+    fn play(&self, token: u64, items: Vec<PlayItem>, id: u32) -> io::Result<()> {
+        let (handle, codec, ptime, _) = self.call(token)?;
+        let items = sounds::segments(&items, codec, ptime, &self.generated, |name| {
+            self.frames_exact(name, codec, ptime)
+        })?;
+        let silence = self.generated.silence(codec, ptime)?;
+        self.pump.play(handle, Playlist { items, silence, id });
+        Ok(())
+    }
+
+    fn prepare_pcm(&self, name: &str, pcm: &[i16], rate: u32) -> io::Result<()> {
+        let set = PromptSet::from_pcm(name, pcm, rate, EncodeSettings::default(), None)
+            .map_err(|e| io::Error::other(format!("prompt {name}: {e}")))?;
+        set.load(&wanted_encodings(&self.ptimes))
+            .map_err(|e| io::Error::other(format!("prompt {name}: {e}")))?;
+        let forget = self.memory_names.lock().expect("lock").add(name);
+        let mut prompts = self.prompts.lock().expect("lock");
+        if let Some(old) = forget {
+            prompts.remove(&old);
+        }
+        prompts.insert(name.to_string(), Arc::new(set));
+        Ok(())
+    }
+
+    fn record(&self, token: u64, max: Duration) -> io::Result<()> {
+        let (handle, codec, _, payload_type) = self.call(token)?;
+        let max_ms = u32::try_from(max.as_millis()).unwrap_or(u32::MAX);
+        self.pump.record(
+            handle,
+            RecordSpec {
+                codec,
+                payload_type,
+                max_ms,
+            },
+        );
+        Ok(())
+    }
+
+    fn stop_record(&self, token: u64) {
+        if let Ok((handle, ..)) = self.call(token) {
+            self.pump.stop_record(handle);
         }
     }
 }

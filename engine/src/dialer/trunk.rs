@@ -75,6 +75,10 @@ pub struct TrunkConfig {
     /// behind NAT). See [`crate::media::latch`].
     #[serde(default)]
     pub media_latch: crate::media::MediaLatch,
+    /// Other addresses or blocks (`192.0.2.0/24`) the carrier sends calls from, besides
+    /// its proxy: new requests from them are let in, like the proxy's.
+    #[serde(default)]
+    pub inbound_from: Vec<crate::sip::endpoint::Cidr>,
 }
 
 fn default_codecs() -> Vec<Codec> {
@@ -315,6 +319,7 @@ mod tests {
             ring_timeout_s: 30,
             routes: vec![],
             media_latch: Default::default(),
+            inbound_from: vec![],
         }
     }
 

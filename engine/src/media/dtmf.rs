@@ -4,16 +4,14 @@
 //!
 //! An RFC 4733 key press arrives as many packets sharing one RTP timestamp: updates while the
 //! key is held, then the final packet (E bit) sent three times. The decoder reports each press
-//! once, when its end arrives; when every end packet is lost it reports the press anyway, when
-//! the next press starts or after [`END_TIMEOUT`] of silence. Late and retransmitted packets
-//! of a press already reported are dropped. Sans-IO: time comes in as arguments.
+//! once, at the first packet of it that arrives (a menu acts on the key at once, not when the
+//! caller lets go of it: RFC 4733 §2.5.1.1 marks the start of the event, and waiting for the end
+//! would add the whole key press, 100 ms to seconds, to the reaction time). Later packets of the
+//! same press, its retransmitted ends, late packets of an older press and the further segments
+//! of a press longer than one packet's duration field can hold (§2.5.1.3) are not new presses.
+//! Sans-IO: no clock at all.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
-
-/// How long a press may go without packets before it is reported with its last duration
-/// (every end packet lost).
-pub const END_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where a digit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +27,9 @@ pub enum DtmfSource {
 pub struct DtmfEvent {
     /// `0`-`9`, `*`, `#`, `A`-`D`.
     pub digit: char,
-    /// How long the key was held, in milliseconds (0 when the INFO did not say).
+    /// How long the key had been held when it was reported, in milliseconds: for RFC 4733 what
+    /// the first packet seen said (often 0 or one packet time), for INFO what its body said (0
+    /// when it did not say).
     pub duration_ms: u32,
     /// RTP or SIP INFO.
     pub source: DtmfSource,
@@ -72,21 +72,26 @@ pub fn digit_of(event: u8) -> Option<char> {
     }
 }
 
+/// A press seen: its timestamp (the event's start), its key, how long it has lasted so far and
+/// whether its end has arrived.
 #[derive(Debug, Clone, Copy)]
 struct Press {
     ts: u32,
     event: u8,
     duration: u16,
-    last_seen: Instant,
+    ended: bool,
 }
+
+/// How far past the end of the last segment of a press the next segment may start and still be
+/// the same press (RFC 4733 §2.5.1.3 segments follow each other without a gap): 50 ms at 8 kHz.
+const SEGMENT_SLACK: u32 = 400;
 
 /// Per-call RFC 4733 decoder (a few integers).
 #[derive(Debug)]
 pub struct DtmfDecoder {
     payload_type: u8,
     clock_rate: u32,
-    current: Option<Press>,
-    last_reported_ts: Option<u32>,
+    last: Option<Press>,
     events: VecDeque<DtmfEvent>,
 }
 
@@ -96,15 +101,14 @@ impl DtmfDecoder {
         DtmfDecoder {
             payload_type,
             clock_rate: 8000,
-            current: None,
-            last_reported_ts: None,
+            last: None,
             events: VecDeque::new(),
         }
     }
 
     /// Feeds one RTP packet. Returns whether it carried a telephone-event (other packets
-    /// are the caller's to drop).
-    pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) -> bool {
+    /// are the caller's to drop). A new press is reported at once.
+    pub fn handle_rtp(&mut self, packet: &[u8]) -> bool {
         let Ok(r) = rtp_rs::RtpReader::new(packet) else {
             return false;
         };
@@ -115,68 +119,50 @@ impl DtmfDecoder {
             return true;
         };
         let ts = r.timestamp();
-        if self.last_reported_ts == Some(ts) {
-            return true; // a retransmitted end, or a late update of a reported press
-        }
-        if let Some(cur) = self.current {
-            if cur.ts != ts {
-                if (ts.wrapping_sub(cur.ts) as i32) < 0 {
-                    return true; // a late packet of an older press
-                }
-                // A new press began while the old one never ended: report the old one.
-                self.report(cur);
-                self.current = None;
+        if let Some(last) = self.last.as_mut() {
+            let since = ts.wrapping_sub(last.ts);
+            if since == 0 {
+                last.duration = last.duration.max(ev.duration);
+                last.ended |= ev.end;
+                return true;
             }
-        } else if let Some(last) = self.last_reported_ts {
-            if (ts.wrapping_sub(last) as i32) < 0 {
+            if (since as i32) < 0 {
+                return true; // a late packet of an older press
+            }
+            if ev.event == last.event
+                && !last.ended
+                && since <= u32::from(last.duration) + SEGMENT_SLACK
+            {
+                // The next segment of a long press.
+                *last = Press {
+                    ts,
+                    event: ev.event,
+                    duration: ev.duration,
+                    ended: ev.end,
+                };
                 return true;
             }
         }
-        let press = self.current.get_or_insert(Press {
+        let press = Press {
             ts,
             event: ev.event,
-            duration: 0,
-            last_seen: now,
-        });
-        press.duration = press.duration.max(ev.duration);
-        press.last_seen = now;
-        if ev.end {
-            let p = *press;
-            self.current = None;
-            self.report(p);
+            duration: ev.duration,
+            ended: ev.end,
+        };
+        self.last = Some(press);
+        if let Some(digit) = digit_of(press.event) {
+            self.events.push_back(DtmfEvent {
+                digit,
+                duration_ms: u32::from(press.duration) * 1000 / self.clock_rate,
+                source: DtmfSource::Rfc4733,
+            });
         }
         true
-    }
-
-    /// Reports a press whose end packets were all lost once [`END_TIMEOUT`] has passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some(cur) = self.current {
-            if now.saturating_duration_since(cur.last_seen) >= END_TIMEOUT {
-                self.current = None;
-                self.report(cur);
-            }
-        }
-    }
-
-    /// When [`DtmfDecoder::handle_timeout`] has work, if ever.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current.map(|c| c.last_seen + END_TIMEOUT)
     }
 
     /// Next decoded digit.
     pub fn poll_event(&mut self) -> Option<DtmfEvent> {
         self.events.pop_front()
-    }
-
-    fn report(&mut self, p: Press) {
-        self.last_reported_ts = Some(p.ts);
-        if let Some(digit) = digit_of(p.event) {
-            self.events.push_back(DtmfEvent {
-                digit,
-                duration_ms: u32::from(p.duration) * 1000 / self.clock_rate,
-                source: DtmfSource::Rfc4733,
-            });
-        }
     }
 }
 
@@ -254,62 +240,63 @@ mod tests {
             .collect()
     }
 
+    /// The press is reported at its first packet, with the duration that packet gave; its
+    /// updates, three ends and a late retransmission are not new presses.
     #[test]
-    fn one_press_with_updates_and_three_ends_reports_once() {
-        let t = Instant::now();
+    fn a_press_is_reported_at_its_first_packet_only() {
         let mut d = DtmfDecoder::new(101);
-        for (i, dur) in [160u16, 320, 480, 640].iter().enumerate() {
-            assert!(d.handle_rtp(t, &pkt(i as u16, 8000, 5, false, *dur)));
+        assert!(d.handle_rtp(&pkt(0, 8000, 5, false, 160)));
+        assert_eq!(drain(&mut d), vec![('5', 20)]);
+        for (i, dur) in [320u16, 480, 640].iter().enumerate() {
+            assert!(d.handle_rtp(&pkt(1 + i as u16, 8000, 5, false, *dur)));
         }
         for i in 0..3 {
-            d.handle_rtp(t, &pkt(4 + i, 8000, 5, true, 800));
+            d.handle_rtp(&pkt(4 + i, 8000, 5, true, 800));
         }
-        assert_eq!(drain(&mut d), vec![('5', 100)]);
-        // A retransmitted end arriving later (reordered) is still not a second press.
-        d.handle_rtp(t, &pkt(9, 8000, 5, true, 800));
+        d.handle_rtp(&pkt(9, 8000, 5, true, 800));
         assert!(drain(&mut d).is_empty());
+        // The same key again is a new press (new timestamp).
+        d.handle_rtp(&pkt(10, 16000, 5, false, 0));
+        assert_eq!(drain(&mut d), vec![('5', 0)]);
     }
 
+    /// Lost first packets: the press is reported at whichever packet comes first, even its
+    /// end; every end lost changes nothing; a late packet of an older press is dropped.
     #[test]
-    fn every_end_lost_reports_at_next_press_or_timeout() {
-        let t = Instant::now();
+    fn lost_packets_and_late_ones() {
         let mut d = DtmfDecoder::new(101);
-        d.handle_rtp(t, &pkt(1, 1000, 1, false, 400));
-        d.handle_rtp(t, &pkt(2, 1000, 1, false, 560));
-        // Ends lost; the next press (new timestamp) begins.
-        d.handle_rtp(t, &pkt(3, 3000, 11, false, 160));
-        assert_eq!(drain(&mut d), vec![('1', 70)]);
-        // The second press's ends are lost too: reported after the timeout, not before.
-        d.handle_timeout(t + Duration::from_millis(100));
+        d.handle_rtp(&pkt(2, 1000, 1, false, 560));
+        d.handle_rtp(&pkt(3, 3000, 11, false, 160));
+        assert_eq!(drain(&mut d), vec![('1', 70), ('#', 20)]);
+        d.handle_rtp(&pkt(2, 1000, 1, true, 600));
         assert!(drain(&mut d).is_empty());
-        assert_eq!(d.poll_timeout(), Some(t + END_TIMEOUT));
-        d.handle_timeout(t + END_TIMEOUT);
-        assert_eq!(drain(&mut d), vec![('#', 20)]);
-        // A late packet of the old press does not resurrect it.
-        d.handle_rtp(t, &pkt(2, 1000, 1, true, 600));
-        d.handle_rtp(t, &pkt(4, 3000, 11, true, 600));
-        d.handle_timeout(t + Duration::from_secs(5));
-        assert!(drain(&mut d).is_empty());
-    }
-
-    #[test]
-    fn only_the_end_packet_arrives() {
-        let t = Instant::now();
-        let mut d = DtmfDecoder::new(101);
-        d.handle_rtp(t, &pkt(1, 5000, 10, true, 1200));
-        d.handle_rtp(t, &pkt(2, 5000, 10, true, 1200));
+        d.handle_rtp(&pkt(8, 5000, 10, true, 1200));
+        d.handle_rtp(&pkt(9, 5000, 10, true, 1200));
         assert_eq!(drain(&mut d), vec![('*', 150)]);
+    }
+
+    /// A press longer than the duration field (8 s at 8 kHz) goes on in a new segment with a
+    /// new timestamp: one press. The same key pressed again after its end is two.
+    #[test]
+    fn long_press_segments_are_one_press() {
+        let mut d = DtmfDecoder::new(101);
+        d.handle_rtp(&pkt(1, 0, 7, false, 160));
+        d.handle_rtp(&pkt(2, 0, 7, false, u16::MAX));
+        d.handle_rtp(&pkt(3, u32::from(u16::MAX), 7, false, 160));
+        d.handle_rtp(&pkt(4, u32::from(u16::MAX), 7, true, 800));
+        assert_eq!(drain(&mut d), vec![('7', 20)]);
+        d.handle_rtp(&pkt(5, u32::from(u16::MAX) + 900, 7, false, 160));
+        assert_eq!(drain(&mut d), vec![('7', 20)]);
     }
 
     #[test]
     fn other_payload_types_are_not_events() {
-        let t = Instant::now();
         let mut d = DtmfDecoder::new(101);
         let mut p = pkt(1, 0, 5, true, 100);
         p[1] = 0; // PCMU
-        assert!(!d.handle_rtp(t, &p));
-        assert!(!d.handle_rtp(t, &[0x80, 101]));
-        assert!(d.handle_rtp(t, &pkt(1, 0, 200, true, 1))); // not DTMF: no digit
+        assert!(!d.handle_rtp(&p));
+        assert!(!d.handle_rtp(&[0x80, 101]));
+        assert!(d.handle_rtp(&pkt(1, 0, 200, true, 1))); // not DTMF: no digit
         assert!(drain(&mut d).is_empty());
     }
 

@@ -50,8 +50,15 @@ pub async fn start<S: Store, M: CallMedia>(
     let mut ep = EndpointConfig::new(bind);
     ep.user_agent = settings.user_agent.clone();
     ep.sources = SourcePolicy {
-        // Only the trunks' proxies may send new requests.
-        allowed: Some(trunks.iter().map(|(_, a)| a.ip()).collect()),
+        // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
+        allowed: Some(
+            trunks
+                .iter()
+                .flat_map(|(c, a)| {
+                    std::iter::once(a.ip().into()).chain(c.inbound_from.iter().copied())
+                })
+                .collect(),
+        ),
         strangers: settings.strangers,
         options_from_strangers: settings.options_from_strangers,
     };

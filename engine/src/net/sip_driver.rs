@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,9 +27,10 @@ use tracing::{debug, warn};
 pub use super::sip_tcp::TcpLimits;
 use super::sip_tcp::{accept_loop, Tcp, TcpEvent};
 use crate::sip::endpoint::{
-    CallHandle, CallParams, Endpoint, EndpointConfig, Event, RegisterParams, RequestHandle,
-    Transport,
+    AnswerError, AnswerParams, CallHandle, CallParams, Cidr, Endpoint, EndpointConfig, Event,
+    RegisterParams, RequestHandle, Transport,
 };
+use crate::sip::sdp::NegotiatedMedia;
 use crate::sip::transaction::Wire;
 
 use super::sip_udp::{self, send_batch, RecvBatch, BATCH};
@@ -42,7 +43,14 @@ enum Command {
     Register(Box<RegisterParams>, oneshot::Sender<RequestHandle>),
     Unregister(RequestHandle),
     TcpConnections(oneshot::Sender<usize>),
-    AllowSources(Option<Vec<IpAddr>>),
+    AllowSources(Option<Vec<Cidr>>),
+    Ring(CallHandle),
+    Accept(
+        CallHandle,
+        Box<AnswerParams>,
+        oneshot::Sender<Result<NegotiatedMedia, AnswerError>>,
+    ),
+    Reject(CallHandle, u16, String),
 }
 
 /// A handle to the running driver: place calls and hang them up.
@@ -159,15 +167,39 @@ impl SipDriver {
         rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
     }
 
-    /// Replaces the addresses allowed to send new requests (see
+    /// Replaces the addresses and blocks allowed to send new requests (see
     /// [`Endpoint::set_allowed_sources`]).
-    pub fn set_allowed_sources(&self, allowed: Option<Vec<IpAddr>>) {
+    pub fn set_allowed_sources(&self, allowed: Option<Vec<Cidr>>) {
         let _ = self.cmd.send(Command::AllowSources(allowed));
     }
 
-    /// Hangs a call up (BYE or CANCEL).
+    /// Hangs a call up (BYE or CANCEL; an incoming call not answered yet is refused 480).
     pub fn hangup(&self, call: CallHandle) {
         let _ = self.cmd.send(Command::Hangup(call));
+    }
+
+    /// Sends 180 Ringing for an incoming call (see [`Endpoint::ring`]).
+    pub fn ring(&self, call: CallHandle) {
+        let _ = self.cmd.send(Command::Ring(call));
+    }
+
+    /// Answers an incoming call with 200 and our SDP answer (see [`Endpoint::accept`]);
+    /// returns what the answer settled once the 200 is queued.
+    pub async fn accept(
+        &self,
+        call: CallHandle,
+        params: AnswerParams,
+    ) -> io::Result<Result<NegotiatedMedia, AnswerError>> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::Accept(call, Box::new(params), tx))
+            .map_err(|_| io::Error::other("SIP driver stopped"))?;
+        rx.await.map_err(|_| io::Error::other("SIP driver stopped"))
+    }
+
+    /// Refuses an incoming call with `status` and `reason` (see [`Endpoint::reject`]).
+    pub fn reject(&self, call: CallHandle, status: u16, reason: impl Into<String>) {
+        let _ = self.cmd.send(Command::Reject(call, status, reason.into()));
     }
 }
 
@@ -272,6 +304,11 @@ fn run_command(
         }
         Command::Unregister(h) => ep.unregister(Instant::now(), h),
         Command::AllowSources(a) => ep.set_allowed_sources(a),
+        Command::Ring(h) => ep.ring(Instant::now(), h),
+        Command::Accept(h, params, reply) => {
+            let _ = reply.send(ep.accept(Instant::now(), h, &params));
+        }
+        Command::Reject(h, status, reason) => ep.reject(Instant::now(), h, status, &reason),
         Command::TcpConnections(reply) => {
             let _ = reply.send(tcp.len());
         }

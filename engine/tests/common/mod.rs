@@ -114,6 +114,10 @@ pub struct Carrier {
     pub script: Vec<Step>,
     /// `Some((realm, nonce))`: challenge the first INVITE with 401.
     pub challenge: Option<(&'static str, &'static str)>,
+    /// `Some((realm, nonce))`: challenge the first BYE with 407 (a proxy that wants its
+    /// own nonce for in-dialog requests).
+    pub bye_challenge: Option<(&'static str, &'static str)>,
+    bye_challenged: bool,
     pub seen: Vec<Seen>,
     start: Instant,
     pending: BTreeMap<(Instant, u64), Vec<u8>>,
@@ -137,6 +141,8 @@ impl Carrier {
         Carrier {
             script,
             challenge: None,
+            bye_challenge: None,
+            bye_challenged: false,
             seen: Vec::new(),
             start,
             pending: BTreeMap::new(),
@@ -335,6 +341,20 @@ impl Carrier {
                         .insert((now + Duration::from_millis(1), self.seq), r487);
                     self.ok_sent = false;
                 }
+            }
+            Method::Bye if self.bye_challenge.is_some() && !self.bye_challenged => {
+                let (realm, nonce) = self.bye_challenge.expect("checked");
+                self.bye_challenged = true;
+                let resp =
+                    MessageWriter::response_to(&r, 407, "Proxy Authentication Required", None)
+                        .header(
+                            "Proxy-Authenticate",
+                            format!(
+                        "Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5"
+                    ),
+                        )
+                        .finish();
+                self.queue(now, resp);
             }
             _ => {
                 let resp = respond(&r, 200, None, false);

@@ -280,9 +280,10 @@ pub enum Action {
     Register(TrunkId, Box<RegisterParams>),
     /// End a registration.
     Unregister(RequestHandle),
-    /// The addresses that may send new requests: the live trunks' proxies (strangers are
-    /// dropped or refused, `[sip] strangers`). Emitted when the set of trunks changes.
-    AllowSources(Vec<std::net::IpAddr>),
+    /// The addresses that may send new requests: the live trunks' proxies and their
+    /// `inbound_from` blocks (strangers are dropped or refused, `[sip] strangers`).
+    /// Emitted when the set of trunks changes.
+    AllowSources(Vec<crate::sip::endpoint::Cidr>),
     /// Set `dialer_campaign_contacts` from the progress of these campaigns.
     ContactGauges(Vec<i64>),
     /// Answer a command.

@@ -43,6 +43,8 @@ impl DialerCore {
                 }
             }
             Event::Ended { call, end } => self.on_ended(now, wall, call, end),
+            // Not raised unless the endpoint is told to take inbound calls.
+            Event::Incoming { .. } => {}
             Event::OptionsReply { ping, status, .. } => {
                 if let Some(t) = self.pings.remove(&ping) {
                     self.trunks[t.0].trunk.on_ping(now, ping_ok(status));
@@ -159,6 +161,9 @@ impl DialerCore {
                     a.digits.push(digit);
                 }
             }
+            // Notes of playlists and recordings: campaign calls ask for none yet (inbound
+            // calls and keys during the message will).
+            MediaNote::Played { .. } | MediaNote::Recorded { .. } => {}
         }
     }
 

@@ -75,14 +75,13 @@ impl DialerCore {
         Ok(())
     }
 
-    /// Tells the driver which addresses may send new requests: the live trunks' proxies.
+    /// Tells the driver which addresses may send new requests: the live trunks' proxies
+    /// and their `inbound_from` blocks.
     pub(super) fn allow_sources(&mut self) {
-        let ips = self
-            .trunks
-            .iter()
-            .filter(|s| !s.removed)
-            .map(|s| s.addr.ip());
-        self.actions.push_back(Action::AllowSources(ips.collect()));
+        let nets = self.trunks.iter().filter(|s| !s.removed).flat_map(|s| {
+            std::iter::once(s.addr.ip().into()).chain(s.cfg().inbound_from.iter().copied())
+        });
+        self.actions.push_back(Action::AllowSources(nets.collect()));
     }
 
     /// Removes a trunk at run time: no new attempts (queued ones go elsewhere), its calls

@@ -33,7 +33,7 @@ use codecs::Prompt;
 
 use super::batch::{Batch, BatchItem, PacketKind};
 use super::rtcp;
-use super::stream::{RtpStream, StreamParams};
+use super::stream::{RtpStream, Segment, StreamParams};
 
 /// How long the end of a stream is held back after its last packet's audio: the callee's jitter
 /// buffer still has to play what it holds (softphones keep 40–250 ms; baresip lost the last
@@ -107,6 +107,9 @@ pub struct StreamSpec {
     pub params: StreamParams,
     /// RTP clock rate (Hz) for sender-report timestamps.
     pub clock_rate: u32,
+    /// The stream idles: `prompt` is one packet of silence, streamed every packet time until
+    /// [`Pacer::play`] gives it a playlist; it never finishes by itself.
+    pub idle: bool,
 }
 
 /// Something a call must know about its media.
@@ -120,6 +123,15 @@ pub enum PacerEvent {
         token: u64,
         /// RTP packets sent.
         packets: u64,
+    },
+    /// The last item of a playlist ([`Pacer::play`]) has been sent; the stream idles.
+    Played {
+        /// The stream.
+        id: StreamId,
+        /// The caller's token.
+        token: u64,
+        /// The playlist's id.
+        play_id: u32,
     },
 }
 
@@ -232,7 +244,11 @@ impl Pacer {
         let r = self.next_rand() % 1000;
         let next_sr_ns = start_ns + interval / 2 + interval / 1000 * r;
         let entry = Entry {
-            stream: RtpStream::new(spec.prompt, spec.params),
+            stream: if spec.idle {
+                RtpStream::idle(spec.prompt, spec.params)
+            } else {
+                RtpStream::new(spec.prompt, spec.params)
+            },
             token: spec.token,
             route: spec.route,
             dest: spec.dest,
@@ -275,7 +291,7 @@ impl Pacer {
     pub fn stop(&mut self, id: StreamId) -> Option<u64> {
         if let Some(i) = self.held.iter().position(|(_, ev)| ev.id() == id) {
             let (_, ev) = self.held.remove(i)?;
-            return Some(ev.packets());
+            return ev.packets();
         }
         let e = self.entries.get_mut(id.index as usize)?;
         if e.generation != id.generation || !e.live {
@@ -307,6 +323,39 @@ impl Pacer {
             }
             _ => false,
         }
+    }
+
+    /// Replaces what a stream plays by `items` from the first frame of the first, at its next
+    /// packet (within one packet time); `silence` (one packet) streams once they have played,
+    /// and a [`PacerEvent::Played`] with `play_id` says when. Returns `false` (nothing changes)
+    /// when the stream is gone or an item is not in the stream's packet time.
+    pub fn play(
+        &mut self,
+        id: StreamId,
+        items: Vec<Segment>,
+        silence: Arc<Prompt>,
+        play_id: u32,
+    ) -> bool {
+        let Some(e) = self.entries.get_mut(id.index as usize) else {
+            return false;
+        };
+        let ptime_ok = |p: &Prompt| u64::from(p.ptime_ms()) * 1_000_000 == e.ptime_ns;
+        if e.generation != id.generation
+            || !e.live
+            || !ptime_ok(&silence)
+            || !items.iter().all(|s| ptime_ok(&s.prompt))
+        {
+            return false;
+        }
+        e.stream.play(items, silence, play_id);
+        if let Some(play_id) = e.stream.take_played() {
+            self.events.push_back(PacerEvent::Played {
+                id,
+                token: e.token,
+                play_id,
+            });
+        }
+        true
     }
 
     /// Packets sent so far by a stream.
@@ -388,6 +437,16 @@ impl Pacer {
                     due_ns,
                     kind: PacketKind::Rtp,
                 });
+                if let Some(play_id) = e.stream.take_played() {
+                    self.events.push_back(PacerEvent::Played {
+                        id: StreamId {
+                            index: idx,
+                            generation: e.generation,
+                        },
+                        token: e.token,
+                        play_id,
+                    });
+                }
             }
             None => {
                 // The end: SR + SDES + BYE, then the event.
@@ -441,14 +500,15 @@ impl PacerEvent {
     /// The stream the event is about.
     pub fn id(&self) -> StreamId {
         match *self {
-            PacerEvent::Finished { id, .. } => id,
+            PacerEvent::Finished { id, .. } | PacerEvent::Played { id, .. } => id,
         }
     }
 
-    /// RTP packets the stream sent.
-    pub fn packets(&self) -> u64 {
+    /// RTP packets the stream sent in all, for the end of a stream.
+    pub fn packets(&self) -> Option<u64> {
         match *self {
-            PacerEvent::Finished { packets, .. } => packets,
+            PacerEvent::Finished { packets, .. } => Some(packets),
+            PacerEvent::Played { .. } => None,
         }
     }
 }

@@ -47,6 +47,7 @@ fn spec(token: u64, p: &Arc<Prompt>, play_count: u32, gap_frames: u32) -> Stream
             gap_frames,
         },
         clock_rate: 8000,
+        idle: false,
     }
 }
 
@@ -277,7 +278,7 @@ fn finished_waits_for_the_callees_playout() {
         }
         batch.clear();
         if let Some(ev) = pacer.poll_event() {
-            assert_eq!(ev.packets(), 10);
+            assert_eq!(ev.packets(), Some(10));
             finished_at.get_or_insert(ms);
         }
     }
@@ -325,4 +326,77 @@ fn set_dest_moves_the_rest_of_the_stream() {
     assert_eq!(dests.len(), 10);
     assert!(dests[..3].iter().all(|d| d.port() == 4000));
     assert!(dests[3..].iter().all(|d| *d == nat));
+}
+
+/// An idle stream sends silence every packet time and never finishes; a playlist given at
+/// any instant goes out from its first frame at the stream's next due packet (within one
+/// packet time, on the same schedule), its end is a `Played` event at the instant its last
+/// packet leaves, and silence follows on schedule.
+#[test]
+fn idle_then_playlist_switches_within_one_packet_time() {
+    use crate::media::stream::Segment;
+    let silence = Arc::new(Prompt::silence(Codec::Pcmu, 20, 20).unwrap());
+    let msg = prompt(100);
+    let mut pacer = Pacer::new(PacerConfig::default(), Instant::now());
+    let t0 = pacer.origin();
+    let id = pacer
+        .add(
+            t0,
+            StreamSpec {
+                idle: true,
+                ..spec(3, &silence, 1, 0)
+            },
+        )
+        .unwrap();
+    let mut batch = Batch::new(64, 0);
+    let mut sent: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+    let mut played_at = None;
+    for ms in 0..=400u64 {
+        let now = t0 + Duration::from_millis(ms);
+        if ms == 137 {
+            assert!(pacer.play(id, vec![Segment::once(msg.clone())], silence.clone(), 42));
+        }
+        pacer.fill(now, &mut batch);
+        for (i, it) in batch.items().iter().enumerate() {
+            if it.kind == PacketKind::Rtp {
+                let r = rtp_rs::RtpReader::new(batch.packet(i)).unwrap();
+                sent.push((ms, it.due_ns, r.payload().to_vec()));
+            }
+        }
+        batch.clear();
+        while let Some(ev) = pacer.poll_event() {
+            match ev {
+                PacerEvent::Played { token, play_id, .. } => {
+                    assert_eq!((token, play_id), (3, 42));
+                    played_at = Some(ms);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    // One packet every 20 ms throughout, on one schedule.
+    assert!((20..=21).contains(&sent.len()), "{}", sent.len());
+    for w in sent.windows(2) {
+        assert_eq!(w[1].1 - w[0].1, 20_000_000);
+    }
+    let first_msg = sent
+        .iter()
+        .position(|p| p.2 == msg.frame(0).unwrap())
+        .unwrap();
+    assert!(sent[first_msg].0 >= 137 && sent[first_msg].0 < 137 + 20);
+    for k in 0..5 {
+        assert_eq!(sent[first_msg + k].2, msg.frame(k).unwrap());
+    }
+    assert_eq!(played_at, Some(sent[first_msg + 4].0));
+    assert!(sent[first_msg + 5..]
+        .iter()
+        .all(|p| p.2 == silence.frame(0).unwrap()));
+    assert!(pacer.poll_timeout().is_some(), "idle streams keep going");
+    assert_eq!(pacer.active(), 1);
+
+    // Another packet time is refused; a stopped stream is gone.
+    let wrong = Arc::new(Prompt::silence(Codec::Pcmu, 30, 30).unwrap());
+    assert!(!pacer.play(id, vec![Segment::once(wrong)], silence.clone(), 1));
+    assert_eq!(pacer.stop(id), Some(sent.len() as u64));
+    assert!(!pacer.play(id, vec![], silence, 2));
 }

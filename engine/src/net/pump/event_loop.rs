@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::sys::{pin_to_cpu, thread_cpu};
-use super::{Cmd, MediaEvent, MediaStart, PumpStats, RtpPort};
+use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
-use crate::media::{Batch, DtmfDecoder, Latch};
+use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
 /// channel and the totals.
@@ -41,6 +41,22 @@ pub(super) struct CallSlot {
     pub(super) latch: Latch,
     pub(super) dtmf: Option<DtmfDecoder>,
     pub(super) clock_rate: u32,
+    /// Decoding of the callee's audio, only while something listens (boxed: most calls never
+    /// have one, and the slot stays a few words).
+    pub(super) listen: Option<Box<Listen>>,
+}
+
+/// What listens to a call's received audio: its decoder and the capture in progress.
+pub(super) struct Listen {
+    pub(super) tap: AudioTap,
+    pub(super) recording: Option<Recording>,
+}
+
+impl Listen {
+    /// Whether nothing listens any more (the decoder can go).
+    pub(super) fn idle(&self) -> bool {
+        self.recording.is_none()
+    }
 }
 
 impl CallSlot {
@@ -170,7 +186,6 @@ impl Loop {
             libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0, 0, 0);
         }
         let mut last_publish = Instant::now();
-        let mut last_dtmf_scan = Instant::now();
         loop {
             // Commands first: new calls, stops.
             loop {
@@ -180,6 +195,9 @@ impl Loop {
                         self.start(start, port);
                     }
                     Ok(Cmd::Stop(token)) => self.stop(token),
+                    Ok(Cmd::Play(token, list)) => self.play(token, *list),
+                    Ok(Cmd::Record(token, spec)) => self.record(token, spec),
+                    Ok(Cmd::StopRecord(token)) => self.stop_record(token),
                     Ok(Cmd::Shutdown) | Err(std_mpsc::TryRecvError::Disconnected) => {
                         self.publish();
                         self.shared.lock().expect("stats lock").loop_cpu += thread_cpu();
@@ -201,10 +219,6 @@ impl Loop {
             self.peak = self.peak.max(self.pacer.active());
             // Read what arrived.
             self.receive();
-            if last_dtmf_scan.elapsed() >= Duration::from_millis(50) {
-                self.dtmf_timeouts();
-                last_dtmf_scan = Instant::now();
-            }
             if last_publish.elapsed() >= Duration::from_secs(1) {
                 self.publish();
                 last_publish = Instant::now();
@@ -220,15 +234,23 @@ impl Loop {
     }
 
     /// Streams played to the end (and held for the callee's playout): the call hangs up.
+    /// Playlists played: the call's menu goes on.
     fn finished_streams(&mut self) {
-        while let Some(PacerEvent::Finished { token, packets, .. }) = self.pacer.poll_event() {
-            if let Some(&r) = self.by_token.get(&token) {
-                if let Some(s) = self.slots[r as usize].as_mut() {
-                    s.stream = None;
-                    s.final_packets = packets;
+        while let Some(ev) = self.pacer.poll_event() {
+            match ev {
+                PacerEvent::Finished { token, packets, .. } => {
+                    if let Some(&r) = self.by_token.get(&token) {
+                        if let Some(s) = self.slots[r as usize].as_mut() {
+                            s.stream = None;
+                            s.final_packets = packets;
+                        }
+                    }
+                    let _ = self.events.send(MediaEvent::Finished { token, packets });
+                }
+                PacerEvent::Played { token, play_id, .. } => {
+                    let _ = self.events.send(MediaEvent::Played { token, id: play_id });
                 }
             }
-            let _ = self.events.send(MediaEvent::Finished { token, packets });
         }
     }
 
@@ -303,6 +325,7 @@ impl Loop {
                 prompt: start.prompt,
                 params: start.params,
                 clock_rate: start.clock_rate,
+                idle: start.idle,
             },
         );
         if stream.is_none() {
@@ -327,6 +350,7 @@ impl Loop {
             latch: Latch::new(start.latch, start.remote_rtp, Instant::now()),
             dtmf: start.telephone_event_pt.map(DtmfDecoder::new),
             clock_rate: start.clock_rate,
+            listen: None,
         });
         self.by_token.insert(start.token, route);
     }
@@ -336,7 +360,11 @@ impl Loop {
             let _ = self.events.send(MediaEvent::Stopped { token, packets: 0 });
             return;
         };
-        let slot = self.slots[route as usize].take().expect("slot of a token");
+        let mut slot = self.slots[route as usize].take().expect("slot of a token");
+        if let Some(rec) = slot.listen.as_mut().and_then(|l| l.recording.take()) {
+            let rate = slot.listen.as_ref().map_or(0, |l| l.tap.rate());
+            self.report_recording(token, rec, rate);
+        }
         let packets = match slot.stream {
             Some(id) => self.pacer.stop(id).unwrap_or(slot.final_packets),
             None => slot.final_packets,
@@ -346,6 +374,73 @@ impl Loop {
         self.free.push(route);
         self.load.fetch_sub(1, Ordering::Relaxed);
         let _ = self.events.send(MediaEvent::Stopped { token, packets });
+    }
+}
+
+impl Loop {
+    fn slot_mut(&mut self, token: u64) -> Option<&mut CallSlot> {
+        let &route = self.by_token.get(&token)?;
+        self.slots[route as usize].as_mut()
+    }
+
+    fn play(&mut self, token: u64, list: Playlist) {
+        let Some(id) = self.slot_mut(token).and_then(|s| s.stream) else {
+            // The call's message has ended (the call is hanging up) or the call is gone.
+            debug!(token, "playlist for a call without a stream");
+            return;
+        };
+        if !self.pacer.play(id, list.items, list.silence, list.id) {
+            warn!(token, "playlist not in the call's packet time; not played");
+        }
+    }
+
+    fn record(&mut self, token: u64, spec: RecordSpec) {
+        let Some(slot) = self.slot_mut(token) else {
+            return;
+        };
+        let previous = slot.listen.as_mut().and_then(|l| l.recording.take());
+        let rate = slot.listen.as_ref().map_or(0, |l| l.tap.rate());
+        if slot.listen.is_none() {
+            match AudioTap::new(spec.codec, spec.payload_type) {
+                Ok(tap) => {
+                    slot.listen = Some(Box::new(Listen {
+                        tap,
+                        recording: None,
+                    }))
+                }
+                Err(e) => warn!(token, error = %e, "no decoder; not recording"),
+            }
+        }
+        if let Some(l) = slot.listen.as_mut() {
+            l.recording = Some(Recording::new(l.tap.rate(), spec.max_ms));
+        }
+        if let Some(rec) = previous {
+            self.report_recording(token, rec, rate);
+        }
+    }
+
+    fn stop_record(&mut self, token: u64) {
+        let Some(slot) = self.slot_mut(token) else {
+            return;
+        };
+        let Some(l) = slot.listen.as_mut() else {
+            return;
+        };
+        let (rec, rate) = (l.recording.take(), l.tap.rate());
+        if l.idle() {
+            slot.listen = None;
+        }
+        if let Some(rec) = rec {
+            self.report_recording(token, rec, rate);
+        }
+    }
+
+    pub(super) fn report_recording(&self, token: u64, rec: Recording, rate: u32) {
+        let _ = self.events.send(MediaEvent::Recorded {
+            token,
+            pcm: Arc::new(rec.into_pcm()),
+            rate,
+        });
     }
 }
 

@@ -42,24 +42,6 @@ impl Loop {
         }
     }
 
-    /// Reports presses whose end packets were all lost.
-    pub(super) fn dtmf_timeouts(&mut self) {
-        let now = Instant::now();
-        for s in self.slots.iter_mut().flatten() {
-            if let Some(d) = s.dtmf.as_mut() {
-                if d.poll_timeout().is_some_and(|t| t <= now) {
-                    d.handle_timeout(now);
-                    while let Some(event) = d.poll_event() {
-                        let _ = self.events.send(MediaEvent::Dtmf {
-                            token: s.token,
-                            event,
-                        });
-                    }
-                }
-            }
-        }
-    }
-
     fn recv_batch(&mut self, fd: RawFd) -> usize {
         for i in 0..RX_BATCH {
             self.rx_iov[i] = libc::iovec {
@@ -149,13 +131,42 @@ impl Loop {
         }
         self.local.received += 1;
         if let Some(d) = slot.dtmf.as_mut() {
-            if d.handle_rtp(Instant::now(), data) {
+            if d.handle_rtp(data) {
                 while let Some(event) = d.poll_event() {
                     let _ = self.events.send(MediaEvent::Dtmf {
                         token: slot.token,
                         event,
                     });
                 }
+                return;
+            }
+        }
+        if slot.listen.is_some() {
+            self.listen(route, m, len);
+        }
+    }
+
+    /// Feeds a received audio packet to what listens to the call (recording): decoded once.
+    fn listen(&mut self, route: usize, m: usize, len: usize) {
+        let data = &self.rx_bufs[m * RX_BUF..m * RX_BUF + len.min(RX_BUF)];
+        let Some(slot) = self.slots[route].as_mut() else {
+            return;
+        };
+        let Some(l) = slot.listen.as_mut() else {
+            return;
+        };
+        let Some(d) = l.tap.push(data) else {
+            return;
+        };
+        let full = l.recording.as_mut().is_some_and(|r| r.push(&d));
+        if full {
+            let (token, rate) = (slot.token, l.tap.rate());
+            let rec = l.recording.take();
+            if l.idle() {
+                slot.listen = None;
+            }
+            if let Some(rec) = rec {
+                self.report_recording(token, rec, rate);
             }
         }
     }

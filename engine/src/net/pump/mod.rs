@@ -43,12 +43,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use codecs::Prompt;
+use codecs::{Codec, Prompt};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::media::pacer::PacerConfig;
-use crate::media::{DtmfEvent, MediaLatch, StreamParams};
+use crate::media::{DtmfEvent, MediaLatch, Segment, StreamParams};
 use event_loop::{Loop, LoopShared};
 pub use lag::LagHistogram;
 use sys::{fd_error, is_fd_exhaustion, open_raw_socket};
@@ -143,10 +143,14 @@ pub struct MediaStart {
     pub telephone_event_pt: Option<u8>,
     /// Whom the callee's media is accepted from (the trunk's `media_latch`).
     pub latch: MediaLatch,
+    /// Nothing plays yet: `prompt` is one packet of silence, streamed until
+    /// [`MediaPump::play`] gives the call a playlist (inbound calls, menus); the media never
+    /// finishes by itself.
+    pub idle: bool,
 }
 
 /// Something a call must know about its media.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     /// The prompt has played `play_count` times: hang up.
     Finished {
@@ -162,13 +166,51 @@ pub enum MediaEvent {
         /// RTP packets sent in all.
         packets: u64,
     },
-    /// The callee pressed a key (RFC 4733).
+    /// The callee pressed a key (RFC 4733), noted at the press's first packet.
     Dtmf {
         /// The call's token.
         token: u64,
         /// The key.
         event: DtmfEvent,
     },
+    /// The last item of a playlist ([`MediaPump::play`]) has been sent; the call idles.
+    Played {
+        /// The call's token.
+        token: u64,
+        /// The playlist's id.
+        id: u32,
+    },
+    /// A recording ([`MediaPump::record`]) ended: full, stopped, or the call's media stopped.
+    Recorded {
+        /// The call's token.
+        token: u64,
+        /// The callee's audio as 16-bit samples.
+        pcm: Arc<Vec<i16>>,
+        /// Their sample rate (the codec's).
+        rate: u32,
+    },
+}
+
+/// A playlist for [`MediaPump::play`], in the call's codec and packet time.
+#[derive(Debug, Clone)]
+pub struct Playlist {
+    /// What plays, in order.
+    pub items: Vec<Segment>,
+    /// One packet of silence, streamed once the items have played.
+    pub silence: Arc<Prompt>,
+    /// Returned in [`MediaEvent::Played`].
+    pub id: u32,
+}
+
+/// What [`MediaPump::record`] captures.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordSpec {
+    /// The call's codec (what its audio is decoded from).
+    pub codec: Codec,
+    /// The payload type of that codec in the answer.
+    pub payload_type: u8,
+    /// Longest recording, in milliseconds (capped at [`crate::media::tap::MAX_RECORD_MS`]).
+    pub max_ms: u32,
 }
 
 /// Which loop plays a call.
@@ -213,6 +255,9 @@ pub struct PumpStats {
 enum Cmd {
     Start(Box<(MediaStart, RtpPort)>),
     Stop(u64),
+    Play(u64, Box<Playlist>),
+    Record(u64, RecordSpec),
+    StopRecord(u64),
     Shutdown,
 }
 
@@ -405,6 +450,29 @@ impl MediaPump {
     pub fn stop(&self, h: MediaHandle) {
         let ctl = self.loops[h.loop_index].lock().expect("pump lock");
         let _ = ctl.tx.send(Cmd::Stop(h.token));
+    }
+
+    /// Replaces what the call plays by `list`, from its first frame at the call's next packet;
+    /// a [`MediaEvent::Played`] follows when it has played (none when replaced before).
+    pub fn play(&self, h: MediaHandle, list: Playlist) {
+        self.send(h, Cmd::Play(h.token, Box::new(list)));
+    }
+
+    /// Starts capturing the callee's audio (replacing a capture in progress, which is
+    /// reported); a [`MediaEvent::Recorded`] follows at `max_ms`, at
+    /// [`MediaPump::stop_record`] or when the call's media stops.
+    pub fn record(&self, h: MediaHandle, spec: RecordSpec) {
+        self.send(h, Cmd::Record(h.token, spec));
+    }
+
+    /// Ends a capture now (its [`MediaEvent::Recorded`] follows); nothing when none runs.
+    pub fn stop_record(&self, h: MediaHandle) {
+        self.send(h, Cmd::StopRecord(h.token));
+    }
+
+    fn send(&self, h: MediaHandle, cmd: Cmd) {
+        let ctl = self.loops[h.loop_index].lock().expect("pump lock");
+        let _ = ctl.tx.send(cmd);
     }
 
     /// Stops the loops and returns the totals.

@@ -73,34 +73,29 @@ impl Endpoint {
         let Some(creds) = c.params.credentials.clone() else {
             return false;
         };
-        let uri = match (method, &c.dialog) {
-            (Method::Invite, _) | (_, None) => c.params.request_uri.clone(),
-            (_, Some(d)) => d.remote_target.clone(),
-        };
-        let cnonce = format!("{:016x}", self.rng.random::<u64>());
-        let Some((header, value)) = answer_challenge(
-            &mut c.auth,
-            c.auth_tries,
-            3,
-            r,
-            &creds,
-            method,
-            &uri,
-            &cnonce,
-        ) else {
+        let Some((header, ch)) = pick_challenge(&c.auth, c.auth_tries, 3, r) else {
             return false;
         };
         c.auth_tries += 1;
-        c.auth_header = Some((header, value));
+        remember_challenge(c, header, ch.clone());
         match method {
             Method::Invite => {
+                let cnonce = format!("{:016x}", self.rng.random::<u64>());
+                let Some(c) = self.calls.get_mut(&h) else {
+                    return false;
+                };
+                let Ok(value) =
+                    c.auth
+                        .authorize(&ch, &creds, "INVITE", &c.params.request_uri, &cnonce)
+                else {
+                    return false;
+                };
+                c.auth_header = Some((header, value));
                 c.provisional_seen = false;
                 self.send_invite(now, h);
             }
-            _ => {
-                let extra: Vec<(&str, String)> = c.auth_header.clone().into_iter().collect();
-                self.send_in_dialog(now, h, method, &extra, None);
-            }
+            // Re-sent with an answer computed for this method and URI.
+            _ => self.send_in_dialog(now, h, method, &[], None),
         }
         true
     }

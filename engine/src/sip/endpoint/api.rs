@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::strangers::SourcePolicy;
 use crate::sip::auth::Credentials;
 use crate::sip::outcome::Outcome;
-use crate::sip::sdp::{NegotiatedMedia, OfferParams};
+use crate::sip::sdp::{NegotiatedMedia, OfferParams, SdpError, SessionDescription};
 use crate::sip::timer::TimerConfig;
 use crate::sip::transaction::Wire;
 
@@ -71,6 +71,14 @@ pub struct EndpointConfig {
     pub sources: SourcePolicy,
     /// Session interval we ask for when the far end supports timers (RFC 4028), seconds.
     pub session_expires: u32,
+    /// Whether INVITEs that open a dialog are offered to the application as
+    /// [`Event::Incoming`]. Off (the default), they are answered 480 as by a dialer that
+    /// only places calls: an application that does not handle `Incoming` never leaves a
+    /// caller hanging.
+    pub inbound_calls: bool,
+    /// How long an incoming call may wait for the application's answer (accept or reject)
+    /// before it is refused with 480: a stuck application must not hold callers.
+    pub inbound_answer_timeout: Duration,
 }
 
 impl EndpointConfig {
@@ -85,6 +93,8 @@ impl EndpointConfig {
             seed: None,
             sources: SourcePolicy::default(),
             session_expires: 1800,
+            inbound_calls: false,
+            inbound_answer_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -192,6 +202,17 @@ pub enum Event {
         /// What happened.
         state: RegistrationState,
     },
+    /// A new INVITE from an allowed source (the [`SourcePolicy`] judged it), already
+    /// answered `100 Trying`. The application answers with [`super::Endpoint::ring`],
+    /// [`super::Endpoint::accept`] or [`super::Endpoint::reject`]; `Answered` (when the ACK
+    /// of our 2xx arrives), `Info` and `Ended` follow as for our own calls (`Ended` with
+    /// outcome `canceled` and status 487 when the caller CANCELs first).
+    Incoming {
+        /// The call, in the same handle space as placed calls.
+        call: CallHandle,
+        /// What the INVITE said.
+        invite: Box<IncomingCall>,
+    },
     /// The call is over; no further events for it.
     Ended {
         /// The call.
@@ -249,8 +270,51 @@ impl Event {
             Event::Progress { call, .. }
             | Event::Answered { call, .. }
             | Event::Info { call, .. }
+            | Event::Incoming { call, .. }
             | Event::Ended { call, .. } => Some(*call),
             Event::OptionsReply { .. } | Event::Registration { .. } => None,
         }
     }
+}
+
+/// What an incoming INVITE said, read once at the edge for the application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingCall {
+    /// Where the INVITE came from (the trunk's proxy).
+    pub source: SocketAddr,
+    /// The transport it came over.
+    pub transport: Transport,
+    /// The Request-URI as written, e.g. `sip:+390771286891@dialer`.
+    pub request_uri: String,
+    /// The To URI.
+    pub to_uri: String,
+    /// The From URI.
+    pub from_uri: String,
+    /// The From display name, quotes removed.
+    pub from_display: Option<String>,
+    /// The first P-Asserted-Identity URI (RFC 3325), if any: trust it only from trunks.
+    pub asserted_identity: Option<String>,
+    /// The Privacy header (RFC 3323) as written (`id`, `none`, `header;id`...), if any.
+    pub privacy: Option<String>,
+    /// The SDP offer, parsed; `None` when the INVITE carried none (or none that parses).
+    pub offer: Option<SessionDescription>,
+}
+
+/// Why [`super::Endpoint::accept`] could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// No incoming call has this handle (it ended, e.g. the caller canceled).
+    #[error("no such incoming call")]
+    UnknownCall,
+    /// The call already has a final answer.
+    #[error("the call was already answered or refused")]
+    AlreadyAnswered,
+    /// The INVITE held no SDP offer; offers in our 2xx (RFC 3261 §13.2.1 delayed offer) are
+    /// not made. The call was refused with 488.
+    #[error("the INVITE held no SDP offer")]
+    NoOffer,
+    /// Nothing in the offer can be answered (no common codec, no RTP/AVP audio); the call
+    /// was refused with 488 Not Acceptable Here.
+    #[error("the offer cannot be answered: {0}")]
+    Unacceptable(SdpError),
 }

@@ -75,6 +75,16 @@ impl Endpoint {
                 };
                 self.send_bye(now, call.0, end);
             }
+            // Theirs, not answered yet: refuse it.
+            CallState::Incoming => {
+                self.reject(now, call, 480, "Temporarily Unavailable");
+            }
+            // Our 2xx awaits its ACK: the BYE must wait for it (RFC 3261 §15).
+            CallState::Accepted => {
+                if let Some(i) = c.inbound.as_mut() {
+                    i.hangup_after_ack = true;
+                }
+            }
             CallState::Terminating => {}
         }
     }
@@ -150,7 +160,8 @@ impl Endpoint {
         );
     }
 
-    /// Sends an in-dialog request; returns its branch.
+    /// Sends an in-dialog request (not an ACK), with a fresh digest answer for it when the
+    /// dialog's requests have been challenged.
     pub(super) fn send_in_dialog(
         &mut self,
         now: Instant,
@@ -160,13 +171,16 @@ impl Endpoint {
         body: Option<(&str, &[u8])>,
     ) {
         let branch = self.branch();
+        let cnonce = format!("{:016x}", self.rng.random::<u64>());
         let cfg = self.cfg.clone();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
         c.cseq += 1;
         let cseq = c.cseq;
-        let Some((bytes, dest)) = build_in_dialog(&cfg, c, method, cseq, &branch, extra, body)
+        let mut extra = extra.to_vec();
+        extra.extend(fresh_authorizations(c, method, &cnonce));
+        let Some((bytes, dest)) = build_in_dialog(&cfg, c, method, cseq, &branch, &extra, body)
         else {
             return;
         };
@@ -184,10 +198,8 @@ impl Endpoint {
         c.state = CallState::Terminating;
         c.timers.clear();
         c.end_after_bye = Some(end);
-        let auth = c.auth_header.clone();
-        let extra: Vec<(&str, String)> = auth.into_iter().collect();
         self.schedule_call(h);
-        self.send_in_dialog(now, h, Method::Bye, &extra, None);
+        self.send_in_dialog(now, h, Method::Bye, &[], None);
     }
 
     pub(super) fn end_call(&mut self, h: u64, end: CallEnd) {
@@ -208,6 +220,10 @@ impl Endpoint {
             .and_then(|c| c.timers.pop_expired(now))
         {
             match t {
+                CallTimer::Ring if self.calls.get(&h).is_some_and(|c| c.inbound.is_some()) => {
+                    self.reject(now, CallHandle(h), 480, "Temporarily Unavailable");
+                    return;
+                }
                 CallTimer::Ring => {
                     if let Some(c) = self.calls.get_mut(&h) {
                         c.cancel.get_or_insert(CancelReason::RingTimeout);
@@ -382,8 +398,8 @@ impl Call {
         fork
     }
 
-    /// A call about to send its first INVITE.
-    fn new(
+    /// A call about to send its first INVITE (or, inbound, to answer one).
+    pub(super) fn new(
         params: CallParams,
         transport: Transport,
         call_id: String,
@@ -412,6 +428,7 @@ impl Call {
             timers: CallTimers::default(),
             auth: DigestClient::default(),
             auth_header: None,
+            auth_challenges: Vec::new(),
             auth_tries: 0,
             media: None,
             early_sdp: None,
@@ -419,6 +436,7 @@ impl Call {
             pending_reinvite: None,
             answer_version: params.offer.version,
             end_after_bye: None,
+            inbound: None,
             params,
         }
     }
@@ -436,4 +454,37 @@ pub(super) fn cancel_outcome(reason: Option<CancelReason>) -> Outcome {
 pub(super) fn session_guard(secs: u32) -> Duration {
     let s = u64::from(secs);
     Duration::from_secs(s - (s / 3).min(32))
+}
+
+/// Answers to the dialog's challenges for a request of `method` to the dialog's next
+/// Request-URI (RFC 2617 §3.2.2: the digest covers the method and URI of the very request
+/// that carries it; the nonce count goes up with each use of the nonce).
+fn fresh_authorizations(c: &mut Call, method: Verb, cnonce: &str) -> Vec<(&'static str, String)> {
+    let (Some(creds), Some((uri, _))) = (
+        c.params.credentials.as_ref(),
+        c.dialog.as_ref().and_then(dialog_target),
+    ) else {
+        return Vec::new();
+    };
+    c.auth_challenges
+        .iter()
+        .filter_map(|(header, ch)| {
+            c.auth
+                .authorize(ch, creds, method.as_str(), &uri, cnonce)
+                .ok()
+                .map(|v| (*header, v))
+        })
+        .collect()
+}
+
+/// Keeps `ch` as the challenge of its realm and header, replacing an older one.
+pub(super) fn remember_challenge(c: &mut Call, header: &'static str, ch: auth::Challenge) {
+    /// More realms than a proxy chain ever has; a bound against a hostile peer.
+    const MAX_REALMS: usize = 4;
+    c.auth_challenges
+        .retain(|(h, old)| !(*h == header && old.realm == ch.realm));
+    if c.auth_challenges.len() >= MAX_REALMS {
+        c.auth_challenges.remove(0);
+    }
+    c.auth_challenges.push((header, ch));
 }

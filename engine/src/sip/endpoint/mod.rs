@@ -27,20 +27,24 @@ use super::uri::{Host, Scheme, Uri};
 mod answer;
 mod api;
 mod call;
+mod cidr;
 mod client;
 mod registration;
 mod server;
 mod strangers;
 #[cfg(test)]
 mod tests;
+mod uas;
 mod wakeups;
 mod wire;
 
+pub use crate::sip::sdp::AnswerParams;
 pub use api::{
-    CallEnd, CallHandle, CallParams, EndpointConfig, Event, Hangup, RegisterParams,
-    RegistrationState, RequestHandle, Transmit, Transport, DEFAULT_USER_AGENT,
+    AnswerError, CallEnd, CallHandle, CallParams, EndpointConfig, Event, Hangup, IncomingCall,
+    RegisterParams, RegistrationState, RequestHandle, Transmit, Transport, DEFAULT_USER_AGENT,
 };
-use call::{cancel_outcome, session_guard};
+use call::{cancel_outcome, remember_challenge, session_guard};
+pub use cidr::{Cidr, CidrError};
 pub use strangers::{SourcePolicy, StrangerAction, Verdict};
 use wakeups::{CallTimer, CallTimers, RegTimer, RegTimers, ServerId, TxId, Wake, Wakeups};
 use wire::*;
@@ -70,7 +74,12 @@ struct Registration {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
+    /// Ours: the INVITE is out, no 2xx yet.
     Inviting,
+    /// Theirs: their INVITE is here, the application has not answered it finally.
+    Incoming,
+    /// Theirs: we sent the 2xx and retransmit it until the ACK (RFC 3261 §13.3.1.4).
+    Accepted,
     Confirmed,
     Terminating,
 }
@@ -112,7 +121,13 @@ struct Call {
     /// Ring timeout, CANCEL guard, session refresh and expiry.
     timers: CallTimers,
     auth: DigestClient,
+    /// The INVITE's credentials, repeated as they are in its ACK (RFC 3261 §13.2.2.4).
     auth_header: Option<(&'static str, String)>,
+    /// The challenges answered, one per realm (a proxy's and the far end's may both ask):
+    /// every later request in the dialog carries an answer to each, computed for its own
+    /// method and Request-URI with the nonce count moving on (RFC 7616 §3.4), never the
+    /// INVITE's answer copied.
+    auth_challenges: Vec<(&'static str, auth::Challenge)>,
     auth_tries: u32,
     media: Option<NegotiatedMedia>,
     early_sdp: Option<Vec<u8>>,
@@ -121,6 +136,8 @@ struct Call {
     pending_reinvite: Option<(u32, ServerId)>,
     answer_version: u64,
     end_after_bye: Option<CallEnd>,
+    /// The far end's INVITE and its server transaction, for calls that came to us.
+    inbound: Option<Box<uas::Inbound>>,
 }
 
 /// A client transaction and what it belongs to.
@@ -142,6 +159,8 @@ struct ServerEntry {
     key: String,
     dest: SocketAddr,
     transport: Transport,
+    /// The incoming call an INVITE transaction opened (for CANCEL and Timer H).
+    call: Option<u64>,
 }
 
 /// The SIP user agent core. See the module documentation.
@@ -197,9 +216,9 @@ impl Endpoint {
         }
     }
 
-    /// Replaces the addresses allowed to send new requests (the trunks' proxies), e.g.
-    /// when trunks change; `None` lets anyone in.
-    pub fn set_allowed_sources(&mut self, allowed: Option<Vec<IpAddr>>) {
+    /// Replaces the addresses and blocks allowed to send new requests (the trunks'
+    /// proxies and `inbound_from` lists), e.g. when trunks change; `None` lets anyone in.
+    pub fn set_allowed_sources(&mut self, allowed: Option<Vec<Cidr>>) {
         self.cfg.sources.allowed = allowed;
     }
 
@@ -281,7 +300,7 @@ impl Endpoint {
         }
         match parse_framed(bytes, transport.reliable()) {
             Ok((Message::Response(r), _)) => self.on_response(now, &r),
-            Ok((Message::Request(r), _)) => self.on_request(now, from, transport, &r),
+            Ok((Message::Request(r), _)) => self.on_request(now, from, transport, &r, bytes),
             Err(e) => {
                 client::dropped("parse_error");
                 self.reject_malformed(from, transport, bytes, &e.to_string())

@@ -41,6 +41,7 @@ impl Endpoint {
         from: SocketAddr,
         transport: Transport,
         r: &Request<'_>,
+        raw: &[u8],
     ) {
         let Some(key) = Self::server_key(r) else {
             self.reject_malformed(from, transport, &[], "missing Via");
@@ -76,11 +77,14 @@ impl Endpoint {
                 key,
                 dest: from,
                 transport,
+                call: None,
             },
         );
         let (status, reason, extra, body) = self.decide(now, r);
         let to_tag = self.token(10);
-        let mut w = MessageWriter::response_to(r, status, reason, Some(&to_tag));
+        // A 100 is hop-by-hop and opens no dialog: no To tag (RFC 3261 §8.2.6.2).
+        let tag = (status > 100).then_some(to_tag.as_str());
+        let mut w = MessageWriter::response_to(r, status, reason, tag);
         for (n, v) in &extra {
             w.push_header(n, v);
         }
@@ -104,6 +108,11 @@ impl Endpoint {
                 }
                 ServerAction::NoAck => {}
             }
+        }
+        if invite && status == 100 {
+            self.incoming(now, r, raw, id, from, transport);
+        } else if r.method == Method::Cancel && status == 200 {
+            self.cancel_incoming(now, r);
         }
         if invite && (200..300).contains(&status) {
             if let Some(&h) = r
@@ -129,7 +138,7 @@ impl Endpoint {
     }
 
     /// Feeds an ACK (or a timer) result to a server transaction and re-files its wake-up.
-    fn server_ack(&mut self, now: Instant, id: ServerId) {
+    pub(super) fn server_ack(&mut self, now: Instant, id: ServerId) {
         let Some(e) = self.servers.get_mut(&id) else {
             return;
         };
@@ -147,12 +156,16 @@ impl Endpoint {
             return;
         };
         let actions = e.tx.on_timeout(now);
-        let (dest, transport) = (e.dest, e.transport);
+        let (dest, transport, call) = (e.dest, e.transport, e.call);
         let next = e.tx.next_timeout();
         for a in actions {
             match a {
                 ServerAction::Send(b) => self.send(transport, dest, b),
-                ServerAction::NoAck => {}
+                ServerAction::NoAck => {
+                    if let Some(h) = call {
+                        self.incoming_not_acked(now, h);
+                    }
+                }
                 ServerAction::Terminated => {
                     self.remove_server(id);
                     return;
@@ -179,6 +192,10 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&h) else {
             return client::dropped("no_transaction");
         };
+        if c.state == CallState::Accepted && r.headers.cseq().is_ok_and(|s| s.seq == c.invite_cseq)
+        {
+            return self.incoming_acked(now, h);
+        }
         match (c.pending_reinvite, r.headers.cseq()) {
             (Some((seq, id)), Ok(cseq)) if seq == cseq.seq => {
                 c.pending_reinvite = None;
@@ -275,11 +292,12 @@ impl Endpoint {
                 }
                 (200, "OK", extra, None)
             }
+            (Method::Cancel, None) if self.cancel_target(r).is_some() => (200, "OK", extra, None),
             (Method::Bye | Method::Cancel, None) => {
                 (481, "Call/Transaction Does Not Exist", extra, None)
             }
             (Method::Cancel, Some(_)) => (200, "OK", extra, None),
-            (Method::Invite, None) => (480, "Temporarily Unavailable", extra, None),
+            (Method::Invite, None) => self.screen_invite(r, to_tag.is_some(), extra),
             (Method::Invite | Method::Update, Some(hd)) => self.answer_refresh(now, hd, r, extra),
             (Method::Info, Some(hd)) => {
                 self.events.push_back(Event::Info {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use super::{Endpoint, Transport, Wire};
+use super::{Cidr, Endpoint, Transport, Wire};
 use crate::sip::builder::MessageWriter;
 use crate::sip::headers::Method;
 use crate::sip::message::Request;
@@ -32,9 +32,10 @@ pub enum StrangerAction {
 /// Who may send us new requests, and what strangers get.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SourcePolicy {
-    /// Addresses allowed to send requests (the trunks' proxies). `None`: anyone (an
-    /// endpoint that is not told its trunks, e.g. in tests or the `call` verb).
-    pub allowed: Option<Vec<IpAddr>>,
+    /// Addresses and blocks allowed to send requests (the trunks' proxies and their
+    /// `inbound_from` lists). `None`: anyone (an endpoint that is not told its trunks, e.g.
+    /// in tests or the `call` verb).
+    pub allowed: Option<Vec<Cidr>>,
     /// What a stranger's request gets.
     pub strangers: StrangerAction,
     /// Whether strangers' OPTIONS are answered (200) like a trunk's; off by default.
@@ -81,7 +82,7 @@ pub fn judge(
 ) -> Verdict {
     let trusted = match &policy.allowed {
         None => true,
-        Some(list) => list.contains(&ip),
+        Some(list) => list.iter().any(|c| c.contains(ip)),
     };
     if trusted || in_dialog {
         return Verdict::Handle;
@@ -200,7 +201,7 @@ mod tests {
 
     fn policy(strangers: StrangerAction) -> SourcePolicy {
         SourcePolicy {
-            allowed: Some(vec![TRUNK]),
+            allowed: Some(vec![TRUNK.into()]),
             strangers,
             options_from_strangers: false,
         }
@@ -265,6 +266,25 @@ mod tests {
         assert_eq!(
             judge(&p, STRANGER, &Method::Options, false, true),
             Verdict::Handle
+        );
+    }
+
+    #[test]
+    fn blocks_let_a_whole_network_in() {
+        let mut p = policy(StrangerAction::Reject);
+        p.allowed = Some(vec!["203.0.113.0/28".parse().unwrap()]);
+        assert_eq!(
+            judge(&p, STRANGER, &Method::Invite, false, true),
+            Verdict::Handle
+        );
+        assert_eq!(
+            judge(&p, TRUNK, &Method::Invite, false, true),
+            Verdict::Reject
+        );
+        let outside = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 16));
+        assert_eq!(
+            judge(&p, outside, &Method::Invite, false, true),
+            Verdict::Reject
         );
     }
 

@@ -98,24 +98,7 @@ pub(super) fn build_in_dialog(
     body: Option<(&str, &[u8])>,
 ) -> Option<(Vec<u8>, SocketAddr)> {
     let d = c.dialog.as_ref()?;
-    let first_route_strict = d
-        .route_set
-        .first()
-        .and_then(|r| NameAddr::parse(r, "Route").ok())
-        .is_some_and(|n| !n.uri.is_loose_router());
-    // Strict routing (RFC 3261 §12.2.1.1): the first route becomes the Request-URI.
-    let (ruri, routes): (String, Vec<String>) = if first_route_strict {
-        let first = NameAddr::parse(&d.route_set[0], "Route")
-            .ok()?
-            .uri
-            .raw
-            .to_string();
-        let mut rest: Vec<String> = d.route_set[1..].to_vec();
-        rest.push(format!("<{}>", d.remote_target));
-        (first, rest)
-    } else {
-        (d.remote_target.clone(), d.route_set.clone())
-    };
+    let (ruri, routes) = dialog_target(d)?;
     let next_hop = d
         .route_set
         .first()
@@ -272,6 +255,21 @@ pub(super) fn answer_challenge(
     uri: &str,
     cnonce: &str,
 ) -> Option<(&'static str, String)> {
+    let (header, ch) = pick_challenge(auth, tries, max_tries, r)?;
+    let value = auth
+        .authorize(&ch, creds, method.as_str(), uri, cnonce)
+        .ok()?;
+    Some((header, value))
+}
+
+/// The challenge of a 401/407 worth answering (the strongest offered; at most
+/// `max_tries`, no repeat of a rejected nonce) and the header its answers go in.
+pub(super) fn pick_challenge(
+    auth: &DigestClient,
+    tries: u32,
+    max_tries: u32,
+    r: &Response<'_>,
+) -> Option<(&'static str, auth::Challenge)> {
     let (values, header): (Vec<&str>, &'static str) = if r.status == 407 {
         (
             r.headers.proxy_authenticate().collect(),
@@ -284,8 +282,28 @@ pub(super) fn answer_challenge(
     if tries >= max_tries || !auth.should_retry(&ch, tries > 0) {
         return None;
     }
-    let value = auth
-        .authorize(&ch, creds, method.as_str(), uri, cnonce)
-        .ok()?;
-    Some((header, value))
+    Some((header, ch))
+}
+
+/// The Request-URI and Route set of the next request in `d` (RFC 3261 §12.2.1.1): the
+/// remote target and the route set, or with a strict first route, that route as the
+/// Request-URI and the remote target last in the Route set.
+pub(super) fn dialog_target(d: &Dialog) -> Option<(String, Vec<String>)> {
+    let first_route_strict = d
+        .route_set
+        .first()
+        .and_then(|r| NameAddr::parse(r, "Route").ok())
+        .is_some_and(|n| !n.uri.is_loose_router());
+    if first_route_strict {
+        let first = NameAddr::parse(&d.route_set[0], "Route")
+            .ok()?
+            .uri
+            .raw
+            .to_string();
+        let mut rest: Vec<String> = d.route_set[1..].to_vec();
+        rest.push(format!("<{}>", d.remote_target));
+        Some((first, rest))
+    } else {
+        Some((d.remote_target.clone(), d.route_set.clone()))
+    }
 }

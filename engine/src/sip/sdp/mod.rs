@@ -20,12 +20,14 @@ use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 
+mod answer;
 mod negotiate;
 mod offer;
 mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use answer::{answer, AnswerParams, Answered};
 pub use negotiate::{fuzz_exercise, negotiate, NegotiatedMedia};
 pub use offer::{build_offer, OfferCodec, OfferParams};
 pub use parse::parse;

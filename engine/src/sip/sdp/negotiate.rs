@@ -39,7 +39,7 @@ pub struct NegotiatedMedia {
 
 /// Static payload types a peer may use without an rtpmap (RFC 3551 table 4), restricted to
 /// the audio codecs a trunk might answer with.
-fn static_payload(pt: u8) -> Option<(&'static str, u32)> {
+pub(super) fn static_payload(pt: u8) -> Option<(&'static str, u32)> {
     match pt {
         0 => Some(("PCMU", 8000)),
         3 => Some(("GSM", 8000)),
@@ -125,22 +125,7 @@ pub fn negotiate(
             None => offer.telephone_event_pt == Some(*pt),
         }));
 
-    let remote_rtcp = if media.rtcp_mux {
-        Some(remote_rtp)
-    } else if let Some(rtcp) = &media.rtcp {
-        let rtcp_ip = rtcp
-            .connection
-            .as_ref()
-            .and_then(|c| c.ip)
-            .map(|ip| ip.to_canonical())
-            .unwrap_or(ip);
-        Some(SocketAddr::new(rtcp_ip, rtcp.port))
-    } else {
-        media
-            .port
-            .checked_add(1)
-            .map(|port| SocketAddr::new(ip, port))
-    };
+    let remote_rtcp = rtcp_target(media, remote_rtp, media.rtcp_mux);
 
     let mut direction = answer.direction_for(media);
     if ip.is_unspecified() {
@@ -160,6 +145,32 @@ pub fn negotiate(
         telephone_event_pt,
         direction,
     })
+}
+
+/// Where the peer wants RTCP: its RTP address when RTCP is muxed, else `a=rtcp` (RFC 3605),
+/// else RTP port + 1.
+pub(super) fn rtcp_target(
+    media: &MediaDescription,
+    remote_rtp: SocketAddr,
+    mux: bool,
+) -> Option<SocketAddr> {
+    let ip = remote_rtp.ip();
+    if mux {
+        Some(remote_rtp)
+    } else if let Some(rtcp) = &media.rtcp {
+        let rtcp_ip = rtcp
+            .connection
+            .as_ref()
+            .and_then(|c| c.ip)
+            .map(|ip| ip.to_canonical())
+            .unwrap_or(ip);
+        Some(SocketAddr::new(rtcp_ip, rtcp.port))
+    } else {
+        media
+            .port
+            .checked_add(1)
+            .map(|port| SocketAddr::new(ip, port))
+    }
 }
 
 /// The body of the SDP fuzz target, shared with the corpus replay test so both run the
