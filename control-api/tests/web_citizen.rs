@@ -21,7 +21,8 @@ const DESKTOP: (u32, u32) = (1280, 900);
 async fn register(b: &Browser, base: &str, number: &str, street: &str) -> String {
     b.goto(&format!("{base}/t/{TENANT}/")).await;
     b.type_in(&b.find("#number").await, number).await;
-    b.click(&b.find(&format!("#street option[value='{street}']")).await).await;
+    b.click(&b.find(&format!("#street option[value='{street}']")).await)
+        .await;
     b.type_in(&b.find("#house_number").await, "12").await;
     b.click(&b.find("#consent").await).await;
     b.click(&b.find("form button[type=submit]").await).await;
@@ -62,7 +63,10 @@ async fn a_resident_registers_is_verified_by_keying_the_code_then_unsubscribes()
 
     let code = register(&b, &serve.base, "333 123 4567", "Via Appia").await;
     shots(&b, &shots_to, "verification").await;
-    assert!(find(&serve.contacts(&tok).await, "+393331234567").is_none(), "not before the call");
+    assert!(
+        find(&serve.contacts(&tok).await, "+393331234567").is_none(),
+        "not before the call"
+    );
     let phone = Phone::start(sip_port, &code);
     b.click(&b.find("#call").await).await;
     b.wait_text("#status", "sei iscritto", Duration::from_secs(40))
@@ -71,19 +75,23 @@ async fn a_resident_registers_is_verified_by_keying_the_code_then_unsubscribes()
     drop(phone);
 
     let contacts = serve.contacts(&tok).await;
-    let c = find(&contacts, "+393331234567").unwrap_or_else(|| panic!("{contacts:?}\n{}", serve.log()));
+    let c =
+        find(&contacts, "+393331234567").unwrap_or_else(|| panic!("{contacts:?}\n{}", serve.log()));
     assert_eq!(c["source"], "web");
     assert_eq!(c["street"], "Via Appia");
     assert_eq!(c["zone"], "Lido");
     assert_eq!(c["house_number"], "12");
-    let regs = serve.api(Method::GET, "/v1/registrations", &tok, None).await;
+    let regs = serve
+        .api(Method::GET, "/v1/registrations", &tok, None)
+        .await;
     let r = &regs["items"][0];
     assert_eq!(r["source"], "web");
     assert_eq!(r["notice_version"], "it-2026-1");
     assert!(r["consent_ms"].as_i64().unwrap() > 1_700_000_000_000);
 
     // Unsubscribe: the same verification, then opt-out and erasure.
-    b.goto(&format!("{}/t/{TENANT}/cancellazione", serve.base)).await;
+    b.goto(&format!("{}/t/{TENANT}/cancellazione", serve.base))
+        .await;
     shots(&b, &shots_to, "unsubscribe").await;
     b.type_in(&b.find("#number").await, "+39 333 1234567").await;
     b.click(&b.find("form button[type=submit]").await).await;
@@ -97,7 +105,9 @@ async fn a_resident_registers_is_verified_by_keying_the_code_then_unsubscribes()
         find(&serve.contacts(&tok).await, "+393331234567").is_none(),
         "the contact is erased"
     );
-    let regs = serve.api(Method::GET, "/v1/registrations", &tok, None).await;
+    let regs = serve
+        .api(Method::GET, "/v1/registrations", &tok, None)
+        .await;
     assert!(regs["items"][0]["deleted_ms"].as_i64().is_some());
     b.quit().await;
 }

@@ -15,7 +15,8 @@ struct Answerer(std::process::Child);
 
 impl Answerer {
     fn start(port: u16) -> Answerer {
-        let scen = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp/uas_answer.xml");
+        let scen =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp/uas_answer.xml");
         let child = std::process::Command::new("sipp")
             .arg("-sf")
             .arg(scen)
@@ -80,16 +81,21 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
     b.wait_url("/console/campagne").await;
 
     // A campaign on two zones, by TTS text.
-    b.goto(&format!("{}/console/campagne/nuova", serve.base)).await;
+    b.goto(&format!("{}/console/campagne/nuova", serve.base))
+        .await;
     let page = b.text(&b.find("main").await).await;
     assert!(page.contains("Centro (3 residenti)"), "live counts: {page}");
     assert!(page.contains("Lido (2 residenti)"), "{page}");
     b.type_in(&b.find("#name").await, "Allerta meteo").await;
-    b.type_in(&b.find("#text").await, "Allerta meteo: restate in casa.").await;
-    b.click(&b.find("input[name=zone][value='Centro']").await).await;
-    b.click(&b.find("input[name=zone][value='Lido']").await).await;
+    b.type_in(&b.find("#text").await, "Allerta meteo: restate in casa.")
+        .await;
+    b.click(&b.find("input[name=zone][value='Centro']").await)
+        .await;
+    b.click(&b.find("input[name=zone][value='Lido']").await)
+        .await;
     shots(&b, &shots_to, "console-new-campaign").await;
-    b.click(&b.find("form[enctype] button[type=submit]").await).await;
+    b.click(&b.find("form[enctype] button[type=submit]").await)
+        .await;
 
     // The estimate, and nothing is called before the confirmation.
     let est = b.text(&b.find("#estimate").await).await;
@@ -99,7 +105,9 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
     shots(&b, &shots_to, "console-estimate").await;
     let url = b.url().await;
     let id: i64 = url.rsplit('/').next().unwrap().parse().unwrap();
-    let c = serve.api(Method::GET, &format!("/v1/campaigns/{id}"), &tok, None).await;
+    let c = serve
+        .api(Method::GET, &format!("/v1/campaigns/{id}"), &tok, None)
+        .await;
     assert_eq!(c["state"], "draft");
     b.click(&launch).await;
     shots(&b, &shots_to, "console-progress").await;
@@ -111,7 +119,11 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
         if state == "completata" {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "still {state}\n{}", serve.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "still {state}\n{}",
+            serve.log()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         b.goto(&url).await;
     }
@@ -143,7 +155,12 @@ async fn an_operator_builds_launches_and_follows_a_two_zone_campaign() {
 async fn the_console_session_cookie_is_httponly_secure_and_samesite() {
     let serve = Serve::start(free_udp(), "");
     let tok = serve.town().await;
-    let r = serve.http.get(format!("{}/console/accesso", serve.base)).send().await.unwrap();
+    let r = serve
+        .http
+        .get(format!("{}/console/accesso", serve.base))
+        .send()
+        .await
+        .unwrap();
     let csrf = r
         .headers()
         .get("set-cookie")
@@ -163,13 +180,24 @@ async fn the_console_session_cookie_is_httponly_secure_and_samesite() {
     assert_eq!(bad.status(), 401);
     let ok = login(tok).await.unwrap();
     assert_eq!(ok.status(), 303);
-    let cookie = ok.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("console="), "{cookie}");
     for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
         assert!(cookie.contains(flag), "{flag} in {cookie}");
     }
     assert!(!cookie.contains(&csrf), "the token is not in the cookie");
     // Without the session cookie, the console sends to the login page.
-    let r = serve.http.get(format!("{}/console/campagne", serve.base)).send().await.unwrap();
+    let r = serve
+        .http
+        .get(format!("{}/console/campagne", serve.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
 }

@@ -67,7 +67,14 @@ async fn town(web: &WebState, tenant: &str) -> Result<Town, Response> {
         };
         return Err(html(StatusCode::NOT_FOUND, &page, None));
     };
-    let page = web.app.cfg.web.tenant.get(tenant).cloned().unwrap_or_default();
+    let page = web
+        .app
+        .cfg
+        .web
+        .tenant
+        .get(tenant)
+        .cloned()
+        .unwrap_or_default();
     let name = page.town.clone().unwrap_or(rec.name);
     Ok(Town {
         id: rec.id,
@@ -130,7 +137,13 @@ async fn register_form(
         Err(r) => return r,
     };
     let (token, cookie) = csrf_of(&headers, &format!("/t/{}/", t.id));
-    let page = register_page(&web, &t, token, RegisterValues::default(), FieldErrors::default());
+    let page = register_page(
+        &web,
+        &t,
+        token,
+        RegisterValues::default(),
+        FieldErrors::default(),
+    );
     html(StatusCode::OK, &page.await, cookie)
 }
 
@@ -179,7 +192,12 @@ async fn register(
     let values = RegisterValues {
         number: f.number.clone().unwrap_or_default(),
         street: f.street.clone().unwrap_or_default(),
-        house_number: f.house_number.clone().unwrap_or_default().trim().to_string(),
+        house_number: f
+            .house_number
+            .clone()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
         consent: f.consent.is_some(),
     };
     let mut errors = FieldErrors::default();
@@ -323,7 +341,11 @@ async fn verify_page(
     let p = web.pending.lock().expect("lock").get(&t.id, &id).cloned();
     let (csrf, cookie) = csrf_of(&headers, &format!("/t/{}/", t.id));
     match p {
-        Some(p) => html(StatusCode::OK, &verify_view(&t, &id, csrf, &p, None), cookie),
+        Some(p) => html(
+            StatusCode::OK,
+            &verify_view(&t, &id, csrf, &p, None),
+            cookie,
+        ),
         None => unknown_verification(&t),
     }
 }
@@ -339,7 +361,13 @@ fn unknown_verification(t: &Town) -> Response {
 }
 
 /// What the verification page says for where the verification is.
-fn verify_view(t: &Town, id: &str, csrf: String, p: &Pending, refusal: Option<String>) -> VerifyPage {
+fn verify_view(
+    t: &Town,
+    id: &str,
+    csrf: String,
+    p: &Pending,
+    refusal: Option<String>,
+) -> VerifyPage {
     let now = Instant::now();
     let unsubscribe = p.purpose == Purpose::Unsubscribe;
     let calls_left = MAX_CALLS.saturating_sub(p.calls);
@@ -379,7 +407,11 @@ fn verify_view(t: &Town, id: &str, csrf: String, p: &Pending, refusal: Option<St
                 (Some(w), _) => format!("{w} Puoi chiedere un'altra chiamata."),
                 (None, _) => "Tieni a portata di mano il telefono.".to_string(),
             };
-            let title = if last.is_some() { "Verifica non riuscita" } else { "Verifica il tuo numero" };
+            let title = if last.is_some() {
+                "Verifica non riuscita"
+            } else {
+                "Verifica il tuo numero"
+            };
             (title, msg, if last.is_some() { "ko" } else { "" })
         }
     };
@@ -392,7 +424,12 @@ fn verify_view(t: &Town, id: &str, csrf: String, p: &Pending, refusal: Option<St
         tenant: t.id.clone(),
         id: id.to_string(),
         csrf,
-        code_spaced: p.code.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(" "),
+        code_spaced: p
+            .code
+            .chars()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         code: p.code.clone(),
         show_code: !finished && !p.expired(now),
         number: p.number.e164.clone(),
@@ -446,7 +483,11 @@ async fn call_me(
         if !p.may_call(now) {
             return see_other(&format!("/t/{}/verifica/{id}", t.id), None);
         }
-        let g = web.limits.lock().expect("lock").grant(peer.ip(), &p.number.e164, now);
+        let g = web
+            .limits
+            .lock()
+            .expect("lock")
+            .grant(peer.ip(), &p.number.e164, now);
         match g {
             Ok(()) => {
                 p.calls += 1;
@@ -463,10 +504,14 @@ async fn call_me(
         }
         Err((p, why)) => {
             let msg = match why {
-                Limited::Ip => "Troppe richieste di chiamata da questa connessione: al massimo \
-                                5 in un'ora. Riprova più tardi.",
-                Limited::Number => "Questo numero ha già ricevuto il massimo di chiamate di \
-                                    verifica per oggi (3). Riprova domani.",
+                Limited::Ip => {
+                    "Troppe richieste di chiamata da questa connessione: al massimo \
+                                5 in un'ora. Riprova più tardi."
+                }
+                Limited::Number => {
+                    "Questo numero ha già ricevuto il massimo di chiamate di \
+                                    verifica per oggi (3). Riprova domani."
+                }
             };
             let csrf = f.csrf.unwrap_or_default();
             let mut page = verify_view(&t, &id, csrf, &p, Some(msg.into()));

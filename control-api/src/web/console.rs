@@ -11,8 +11,8 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use serde::Deserialize;
 use engine::store::Store;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::api_call::{call, Reply};
@@ -39,7 +39,12 @@ pub fn routes() -> Router<WebState> {
 pub fn session_of(web: &WebState, headers: &HeaderMap) -> Result<(String, Session), Response> {
     let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
     let id = csrf::cookie_value(cookie, session::COOKIE).unwrap_or_default();
-    let s = web.sessions.lock().expect("lock").get(id, Instant::now()).cloned();
+    let s = web
+        .sessions
+        .lock()
+        .expect("lock")
+        .get(id, Instant::now())
+        .cloned();
     match s {
         Some(s) => Ok((id.to_string(), s)),
         None => Err(see_other("/console/accesso", None)),
@@ -180,8 +185,19 @@ async fn registrations(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let r = api(&web, &s, peer, Method::GET, "/v1/registrations?limit=500", None).await;
-    let rows = items(&r.json).iter().map(RegistrationRow::from_json).collect();
+    let r = api(
+        &web,
+        &s,
+        peer,
+        Method::GET,
+        "/v1/registrations?limit=500",
+        None,
+    )
+    .await;
+    let rows = items(&r.json)
+        .iter()
+        .map(RegistrationRow::from_json)
+        .collect();
     let page = RegistrationsPage {
         title: "Iscrizioni".into(),
         town: s.tenant.clone(),

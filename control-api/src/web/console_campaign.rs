@@ -145,7 +145,12 @@ async fn create(
 
 /// Creates the message and the campaign (a draft: nothing is called before the
 /// confirmation); the campaign's id.
-async fn launch_draft(web: &WebState, s: &Session, peer: SocketAddr, f: &NewForm) -> Result<i64, String> {
+async fn launch_draft(
+    web: &WebState,
+    s: &Session,
+    peer: SocketAddr,
+    f: &NewForm,
+) -> Result<i64, String> {
     if f.zones.is_empty() && f.streets.is_empty() {
         return Err("Scegli almeno una zona o una via.".into());
     }
@@ -155,7 +160,10 @@ async fn launch_draft(web: &WebState, s: &Session, peer: SocketAddr, f: &NewForm
         (Some((ct, bytes)), _) => (ct.as_str(), bytes.clone()),
         (None, false) => {
             let j = json!({"text": f.text, "voice": "it"});
-            ("application/json", serde_json::to_vec(&j).unwrap_or_default())
+            (
+                "application/json",
+                serde_json::to_vec(&j).unwrap_or_default(),
+            )
         }
         (None, true) => return Err("Scrivi il testo del messaggio o carica un file audio.".into()),
     };
@@ -163,7 +171,11 @@ async fn launch_draft(web: &WebState, s: &Session, peer: SocketAddr, f: &NewForm
     if !p.status.is_success() {
         return Err(format!("Messaggio non accettato: {}", p.error()));
     }
-    let priority = if f.priority == "normal" { "normal" } else { "emergency" };
+    let priority = if f.priority == "normal" {
+        "normal"
+    } else {
+        "emergency"
+    };
     let c = json!({
         "name": f.name,
         "prompt_id": p.json["id"],
@@ -171,11 +183,21 @@ async fn launch_draft(web: &WebState, s: &Session, peer: SocketAddr, f: &NewForm
         "priority": priority,
     });
     let body = serde_json::to_vec(&c).unwrap_or_default();
-    let r = api(web, s, peer, Method::POST, "/v1/campaigns", Some(("application/json", body))).await;
+    let r = api(
+        web,
+        s,
+        peer,
+        Method::POST,
+        "/v1/campaigns",
+        Some(("application/json", body)),
+    )
+    .await;
     if !r.status.is_success() {
         return Err(format!("Campagna non creata: {}", r.error()));
     }
-    r.json["id"].as_i64().ok_or_else(|| "Campagna senza id".to_string())
+    r.json["id"]
+        .as_i64()
+        .ok_or_else(|| "Campagna senza id".to_string())
 }
 
 /// Percent-encodes a query value.
@@ -200,7 +222,15 @@ async fn show(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let r = api(&web, &s, peer, Method::GET, &format!("/v1/campaigns/{id}"), None).await;
+    let r = api(
+        &web,
+        &s,
+        peer,
+        Method::GET,
+        &format!("/v1/campaigns/{id}"),
+        None,
+    )
+    .await;
     if !r.status.is_success() {
         return see_other("/console/campagne", None);
     }
@@ -235,13 +265,21 @@ fn campaign_page(s: &Session, c: &Value, error: Option<String>) -> CampaignPage 
         id: c["id"].as_i64().unwrap_or_default(),
         name: c["name"].as_str().unwrap_or_default().to_string(),
         state: state_it(state),
-        priority: if c["priority"] == "emergency" { "emergenza" } else { "normale" }.into(),
+        priority: if c["priority"] == "emergency" {
+            "emergenza"
+        } else {
+            "normale"
+        }
+        .into(),
         prompt_id: c["prompt_id"].as_str().unwrap_or_default().to_string(),
         draft: state == "draft",
         contacts_it: thousands(contacts),
         duration: c["estimate"]["duration_s"].as_f64().map(duration),
         percent: percent(c),
-        eta: c["eta_s"].as_f64().filter(|_| state == "running").map(duration),
+        eta: c["eta_s"]
+            .as_f64()
+            .filter(|_| state == "running")
+            .map(duration),
         zones,
         actions,
         refresh: state == "running",
@@ -275,20 +313,36 @@ async fn act(
     if r.status.is_success() {
         return see_other(&format!("/console/campagne/{id}"), None);
     }
-    let c = api(&web, &s, peer, Method::GET, &format!("/v1/campaigns/{id}"), None).await;
+    let c = api(
+        &web,
+        &s,
+        peer,
+        Method::GET,
+        &format!("/v1/campaigns/{id}"),
+        None,
+    )
+    .await;
     let page = campaign_page(&s, &c.json, Some(r.error()));
     html(StatusCode::CONFLICT, &page, None)
 }
 
 /// Passes an API download through (CSV report, message audio).
-async fn pass(web: &WebState, s: &Session, peer: SocketAddr, path: &str, name: Option<&str>) -> Response {
+async fn pass(
+    web: &WebState,
+    s: &Session,
+    peer: SocketAddr,
+    path: &str,
+    name: Option<&str>,
+) -> Response {
     let r = api(web, s, peer, Method::GET, path, None).await;
     let mut resp = (r.status, r.bytes).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&r.content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
-    if let Some(n) = name.and_then(|n| HeaderValue::from_str(&format!("attachment; filename=\"{n}\"")).ok()) {
+    if let Some(n) =
+        name.and_then(|n| HeaderValue::from_str(&format!("attachment; filename=\"{n}\"")).ok())
+    {
         h.insert(header::CONTENT_DISPOSITION, n);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -319,5 +373,12 @@ async fn audio(
         Ok(s) => s,
         Err(r) => return r,
     };
-    pass(&web, &s, peer, &format!("/v1/prompts/{}/audio", enc(&id)), None).await
+    pass(
+        &web,
+        &s,
+        peer,
+        &format!("/v1/prompts/{}/audio", enc(&id)),
+        None,
+    )
+    .await
 }

@@ -26,7 +26,10 @@ pub fn set_cookie(token: &str, path: &str) -> String {
 pub fn check(cookie: Option<&str>, field: Option<&str>) -> bool {
     match (cookie, field) {
         (Some(c), Some(f)) if c.len() == 32 && c.len() == f.len() => {
-            c.bytes().zip(f.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            c.bytes()
+                .zip(f.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
         }
         _ => false,
     }

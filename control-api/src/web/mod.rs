@@ -73,7 +73,10 @@ pub fn router(app: AppState) -> Router {
         app,
     });
     Router::new()
-        .route("/static/site.css", get(|| asset(SITE_CSS, "text/css; charset=utf-8")))
+        .route(
+            "/static/site.css",
+            get(|| asset(SITE_CSS, "text/css; charset=utf-8")),
+        )
         .route(
             "/static/record.js",
             get(|| asset(RECORD_JS, "text/javascript; charset=utf-8")),
@@ -87,6 +90,9 @@ async fn asset(body: &'static str, ct: &'static str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     r
 }

@@ -12,7 +12,11 @@ pub fn text(town: &str) -> String {
 }
 
 /// The WAV of a town's prompt, synthesised at first use.
-pub async fn path(prompt_dir: &std::path::Path, tenant: &str, town: &str) -> std::io::Result<PathBuf> {
+pub async fn path(
+    prompt_dir: &std::path::Path,
+    tenant: &str,
+    town: &str,
+) -> std::io::Result<PathBuf> {
     let dir = prompt_dir.join("web");
     let safe: String = tenant
         .chars()

@@ -42,7 +42,11 @@ pub fn date(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }
 
 /// The Italian word of a campaign state.
@@ -101,7 +105,9 @@ impl CampaignRow {
 
 /// A campaign's completion in percent.
 pub fn percent(v: &Value) -> u32 {
-    (v["progress"].as_f64().unwrap_or_default() * 100.0).round().clamp(0.0, 100.0) as u32
+    (v["progress"].as_f64().unwrap_or_default() * 100.0)
+        .round()
+        .clamp(0.0, 100.0) as u32
 }
 
 /// `/console/campagne`.

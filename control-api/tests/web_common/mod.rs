@@ -67,7 +67,10 @@ impl Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dialer"))
             .args(["serve", "--config"])
             .arg(&path)
-            .env("DIALER_LOG", std::env::var("WEB_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "DIALER_LOG",
+                std::env::var("WEB_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -112,7 +115,13 @@ impl Serve {
     }
 
     /// A JSON API call that must succeed.
-    pub async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Value {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
         let mut r = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -154,7 +163,9 @@ impl Serve {
 
     /// The tenant's contacts.
     pub async fn contacts(&self, tok: &str) -> Vec<Value> {
-        let v = self.api(reqwest::Method::GET, "/v1/contacts?limit=500", tok, None).await;
+        let v = self
+            .api(reqwest::Method::GET, "/v1/contacts?limit=500", tok, None)
+            .await;
         v["items"].as_array().cloned().unwrap_or_default()
     }
 }

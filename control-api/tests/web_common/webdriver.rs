@@ -74,7 +74,10 @@ impl Browser {
                     break;
                 }
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::TempDir::new().unwrap();
@@ -114,7 +117,10 @@ impl Browser {
         let r = req.send().await.expect("webdriver request");
         let status = r.status();
         let v: Value = r.json().await.expect("webdriver JSON");
-        assert!(status.is_success(), "webdriver {method} {path}: {status} {v}");
+        assert!(
+            status.is_success(),
+            "webdriver {method} {path}: {status} {v}"
+        );
         v["value"].clone()
     }
 
@@ -125,7 +131,11 @@ impl Browser {
 
     /// The page's URL.
     pub async fn url(&self) -> String {
-        self.raw("GET", "/url", Value::Null).await.as_str().unwrap().to_string()
+        self.raw("GET", "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Waits until the page's URL ends with `suffix` (bounded); the URL.
@@ -136,14 +146,21 @@ impl Browser {
             if u.ends_with(suffix) {
                 return u;
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "at {u}, never at *{suffix}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "at {u}, never at *{suffix}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// The page's title.
     pub async fn title(&self) -> String {
-        self.raw("GET", "/title", Value::Null).await.as_str().unwrap().to_string()
+        self.raw("GET", "/title", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The first element matching a CSS selector (panics when there is none).
@@ -151,7 +168,9 @@ impl Browser {
         match self.try_find(css).await {
             Some(e) => e,
             None => {
-                let src = self.script("return document.documentElement.outerHTML;").await;
+                let src = self
+                    .script("return document.documentElement.outerHTML;")
+                    .await;
                 panic!("no element {css} at {}:\n{src}", self.url().await)
             }
         }
@@ -184,17 +203,21 @@ impl Browser {
 
     /// Clears an input.
     pub async fn clear(&self, e: &El) {
-        self.raw("POST", &format!("/element/{}/clear", e.0), json!({})).await;
+        self.raw("POST", &format!("/element/{}/clear", e.0), json!({}))
+            .await;
     }
 
     /// Clicks an element.
     pub async fn click(&self, e: &El) {
-        self.raw("POST", &format!("/element/{}/click", e.0), json!({})).await;
+        self.raw("POST", &format!("/element/{}/click", e.0), json!({}))
+            .await;
     }
 
     /// An element's visible text.
     pub async fn text(&self, e: &El) -> String {
-        let v = self.raw("GET", &format!("/element/{}/text", e.0), Value::Null).await;
+        let v = self
+            .raw("GET", &format!("/element/{}/text", e.0), Value::Null)
+            .await;
         v.as_str().unwrap_or_default().to_string()
     }
 
@@ -210,7 +233,12 @@ impl Browser {
 
     /// Resizes the window.
     pub async fn resize(&self, width: u32, height: u32) {
-        self.raw("POST", "/window/rect", json!({"width": width, "height": height})).await;
+        self.raw(
+            "POST",
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
     }
 
     /// A PNG of the viewport, written to `path`.

@@ -16,13 +16,13 @@ use super::DialerCore;
 use crate::dialer::call_media::MediaNote;
 use crate::dialer::congestion::Signal;
 use crate::dialer::core::invite::{credentials, domain, offer};
-use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::routing::{self, Route};
+use crate::dialer::trunk::TrunkConfig;
 use crate::media::dtmf::parse_info;
 use crate::model::{NumberType, Outcome};
 use crate::sip::endpoint::{CallEnd, CallHandle, CallParams, Event};
-use std::net::{IpAddr, SocketAddr};
 use crate::sip::sdp::NegotiatedMedia;
+use std::net::{IpAddr, SocketAddr};
 
 /// How long a verification may wait for a trunk with capacity before it gives up.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(60);
@@ -220,10 +220,10 @@ impl DialerCore {
             .map(|s| s.trunk.next_ready(now))
             .min();
         match next {
-            Some(at) if !self.verifies.queue.is_empty() => {
-                self.timers
-                    .set(Deadline::VerifyWake, at.max(now + Duration::from_millis(20)))
-            }
+            Some(at) if !self.verifies.queue.is_empty() => self.timers.set(
+                Deadline::VerifyWake,
+                at.max(now + Duration::from_millis(20)),
+            ),
             _ => self.timers.stop(Deadline::VerifyWake),
         }
     }
@@ -235,13 +235,7 @@ impl DialerCore {
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();
         slot.sending = Some(token);
-        let params = verify_params(
-            slot.cfg(),
-            slot.addr,
-            &v.req,
-            self.cfg.media_ip,
-            session,
-        );
+        let params = verify_params(slot.cfg(), slot.addr, &v.req, self.cfg.media_ip, session);
         v.step = Step::Sending(t);
         debug!(call = token.0, trunk = t.0, "verification call placed");
         self.actions.push_back(Action::Invite {
@@ -318,7 +312,11 @@ impl DialerCore {
     }
 
     fn verify_answered(&mut self, now: Instant, token: CallToken, media: &NegotiatedMedia) {
-        let v = self.verifies.calls.get_mut(&token).expect("found by handle");
+        let v = self
+            .verifies
+            .calls
+            .get_mut(&token)
+            .expect("found by handle");
         let Step::Ringing(t, h) = v.step else {
             return;
         };
@@ -537,8 +535,10 @@ mod tests {
         };
         c.handle_sip(t0, WALL, ev);
         let acts = drain(c);
-        assert!(acts.iter().any(|a| matches!(a,
-            Action::StartMedia { call, prompt, .. } if *call == token && prompt == "verifica.wav")));
+        assert!(
+            acts.iter().any(|a| matches!(a,
+            Action::StartMedia { call, prompt, .. } if *call == token && prompt == "verifica.wav"))
+        );
         (token, h)
     }
 
@@ -581,7 +581,9 @@ mod tests {
         };
         c.handle_sip(t0, WALL, Event::Ended { call: h, end });
         let acts = drain(&mut c);
-        assert!(acts.iter().any(|a| matches!(a, Action::StopMedia(x) if *x == token)));
+        assert!(acts
+            .iter()
+            .any(|a| matches!(a, Action::StopMedia(x) if *x == token)));
         assert_eq!(verdict(&acts), None, "one reply only");
         assert_eq!(c.snapshot(t0).trunks[0].active, 0, "channel freed");
     }
@@ -602,7 +604,10 @@ mod tests {
             c.handle_sip(t0, WALL, ev);
         }
         assert_eq!(verdict(&drain(&mut c)), None);
-        assert_eq!(verdict(&key(&mut c, token, "9", t0)), Some(VerifyOutcome::WrongCode));
+        assert_eq!(
+            verdict(&key(&mut c, token, "9", t0)),
+            Some(VerifyOutcome::WrongCode)
+        );
     }
 
     #[test]
