@@ -36,7 +36,7 @@ pub fn routes() -> Router<WebState> {
 }
 
 /// The session of a request, or the redirect to the login page.
-pub fn session_of(web: &WebState, headers: &HeaderMap) -> Result<(String, Session), Response> {
+pub fn session_of(web: &WebState, headers: &HeaderMap) -> Result<(String, Session), Box<Response>> {
     let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
     let id = csrf::cookie_value(cookie, session::COOKIE).unwrap_or_default();
     let s = web
@@ -47,7 +47,7 @@ pub fn session_of(web: &WebState, headers: &HeaderMap) -> Result<(String, Sessio
         .cloned();
     match s {
         Some(s) => Ok((id.to_string(), s)),
-        None => Err(see_other("/console/accesso", None)),
+        None => Err(Box::new(see_other("/console/accesso", None))),
     }
 }
 
@@ -157,7 +157,7 @@ async fn campaigns(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = api(&web, &s, peer, Method::GET, "/v1/campaigns?limit=200", None).await;
     let mut rows: Vec<CampaignRow> = items(&r.json).iter().map(CampaignRow::from_json).collect();
@@ -183,7 +183,7 @@ async fn registrations(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = api(
         &web,

@@ -61,7 +61,7 @@ async fn new_form(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let page = new_page(&web, &s, peer, String::new(), String::new(), None).await;
     html(StatusCode::OK, &page, None)
@@ -122,7 +122,7 @@ async fn create(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = match read_form(m).await {
         Ok(f) => f,
@@ -220,7 +220,7 @@ async fn show(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let r = api(
         &web,
@@ -296,7 +296,7 @@ async fn act(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let verb = match action.as_str() {
         "avvia" => "start",
@@ -357,7 +357,7 @@ async fn report(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let path = format!("/v1/campaigns/{id}/calls.csv");
     pass(&web, &s, peer, &path, Some(&format!("campagna-{id}.csv"))).await
@@ -371,7 +371,7 @@ async fn audio(
 ) -> Response {
     let (_, s) = match session_of(&web, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     pass(
         &web,
