@@ -2,3 +2,4 @@
 //! library so that the API tests can start a server in process on a free port.
 
 pub mod serve;
+pub mod web;

@@ -361,6 +361,9 @@ pub struct ServeConfig {
     /// `[[number]]` tables: inbound numbers (see [`super::config_numbers`]).
     #[serde(default, rename = "number")]
     pub numbers: Vec<super::config_numbers::NumberEntry>,
+    /// `[web]`: the citizens' pages (privacy notice per town, abuse limits).
+    #[serde(default)]
+    pub web: crate::web::WebConfig,
 }
 
 fn default_drain() -> u64 {

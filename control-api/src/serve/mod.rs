@@ -102,7 +102,7 @@ pub fn metrics_router(st: AppState) -> Router {
 
 /// The router over a state.
 pub fn router(st: AppState) -> Router {
-    let app = api_router(st.clone());
+    let app = api_router(st.clone()).merge(crate::web::router(st.clone()));
     if st.cfg.http.metrics_listen.is_some() {
         app
     } else {
@@ -112,7 +112,8 @@ pub fn router(st: AppState) -> Router {
     .layer(axum::middleware::from_fn(limits::security_headers))
 }
 
-fn api_router(st: AppState) -> Router {
+/// The `/v1` API and its docs, with their limits (the web console calls it in process).
+pub(crate) fn api_router(st: AppState) -> Router {
     let max_body = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
     let guard_state = (st.clone(), limits::Limits::new(&st.cfg.http));
     Router::new()

@@ -214,6 +214,19 @@ impl<S: Store> Dialer<S> {
         }
     }
 
+    /// Calls a number and waits until the callee keys `req.code` (or the call ends): the
+    /// web form's proof that a number is the resident's. Goes before campaigns on the
+    /// trunks, within their channels and CPS.
+    pub async fn verify(
+        &self,
+        req: crate::dialer::core::VerifyRequest,
+    ) -> Result<crate::dialer::core::VerifyOutcome, DialerError> {
+        match self.ask(Command::Verify(Box::new(req))).await? {
+            Reply::Verified(o) => Ok(o),
+            _ => Err(DialerError::Stopped),
+        }
+    }
+
     /// Waits until campaign `id` is completed.
     pub async fn wait_completed(&self, id: i64) -> Result<(), DialerError> {
         let mut rx = self.completed.clone();

@@ -20,6 +20,9 @@ pub enum Source {
     Registration,
     /// The resident registered it by calling the town's phone menu.
     Ivr,
+    /// The resident registered it on the town's web form and proved it theirs by keying
+    /// the code of a verification call.
+    Web,
 }
 
 impl Source {
@@ -29,6 +32,7 @@ impl Source {
             Source::Directory => "directory",
             Source::Registration => "registration",
             Source::Ivr => "ivr",
+            Source::Web => "web",
         }
     }
 
@@ -38,6 +42,7 @@ impl Source {
             "directory" => Some(Source::Directory),
             "registration" => Some(Source::Registration),
             "ivr" => Some(Source::Ivr),
+            "web" => Some(Source::Web),
             _ => None,
         }
     }

@@ -110,6 +110,14 @@ pub fn normalize(raw: &str, default_region: &str) -> Result<Normalized, NumberEr
     reading.ok_or_else(|| NumberError::Invalid(raw.into()))
 }
 
+/// The country calling code of a region (`IT` → 39), `None` for an unknown region.
+pub fn country_code(region: &str) -> Option<u16> {
+    Id::from_str(region)
+        .ok()
+        .and_then(|_| DATABASE.by_id(region))
+        .map(|m| m.country_code())
+}
+
 /// Whether a `+` leads, and the digits; `None` when the text holds anything but digits
 /// and the usual separators, or no digit at all.
 fn digits_of(raw: &str) -> Option<(bool, String)> {

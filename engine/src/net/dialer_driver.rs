@@ -73,7 +73,16 @@ pub async fn start<S: Store, M: CallMedia>(
     clustered: bool,
 ) -> io::Result<DriverHandles> {
     let setup = InboundSetup::default();
-    start_with_inbound(bind, settings, &setup, trunks, store, (media, notes), clustered).await
+    start_with_inbound(
+        bind,
+        settings,
+        &setup,
+        trunks,
+        store,
+        (media, notes),
+        clustered,
+    )
+    .await
 }
 
 /// [`start`] with the inbound side's settings.

@@ -32,6 +32,7 @@ impl DialerCore {
     /// Picks attempts while trunks have capacity, moves attempts off trunks that cannot
     /// send, then sends what the limiters admit.
     pub(super) fn dispatch(&mut self, now: Instant, wall: i64) {
+        self.dispatch_verifies(now);
         if self.draining.is_none() {
             self.start_direct(now);
             self.pick(now, wall);

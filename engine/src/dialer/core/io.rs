@@ -144,6 +144,9 @@ pub enum Command {
     /// This node's shares of the trunks it shares with other nodes (a cluster beat);
     /// the reply is its load for the next beat.
     Shares(Vec<super::ShareUpdate>),
+    /// Call a number to verify it (the web form's code); replies [`Reply::Verified`] when
+    /// the call ends or the code is keyed.
+    Verify(Box<super::verify::VerifyRequest>),
 }
 
 /// The answer to a [`Command`].
@@ -161,6 +164,8 @@ pub enum Reply {
     Called(Box<super::CallReport>),
     /// The node's load (answer to [`Command::Shares`]).
     Load(super::NodeLoad),
+    /// How a verification call ended.
+    Verified(super::verify::VerifyOutcome),
 }
 
 /// What a store future returned, with the token of the request.

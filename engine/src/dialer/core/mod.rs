@@ -34,6 +34,7 @@ mod signals;
 mod slot;
 mod timers;
 mod trunks;
+pub mod verify;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,7 @@ pub use io::{
     Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
 };
 pub use timers::Deadline;
+pub use verify::{VerifyOutcome, VerifyRequest};
 
 use self::attempt::Attempt;
 use self::campaigns::CampaignRt;
@@ -103,6 +105,8 @@ pub struct DialerCore {
     calls: HashMap<CallToken, Attempt>,
     by_handle: HashMap<CallHandle, CallToken>,
     pings: HashMap<RequestHandle, TrunkId>,
+    /// Verification calls of the web form (not campaign attempts).
+    verifies: verify::Verifications,
     regs: HashMap<RequestHandle, TrunkId>,
     /// One-shot calls (`dialer call`) waiting for their trunk to take them.
     direct_waiting: VecDeque<(ReplyTo, DirectCall)>,
@@ -133,6 +137,7 @@ impl DialerCore {
             calls: HashMap::new(),
             by_handle: HashMap::new(),
             pings: HashMap::new(),
+            verifies: Default::default(),
             regs: HashMap::new(),
             direct_waiting: VecDeque::new(),
             direct: HashMap::new(),
@@ -153,13 +158,17 @@ impl DialerCore {
 
     /// A SIP endpoint event.
     pub fn handle_sip(&mut self, now: Instant, wall: i64, ev: Event) {
-        self.on_sip(now, wall, ev);
+        if !self.verify_sip(now, &ev) {
+            self.on_sip(now, wall, ev);
+        }
         self.settle_loop(now, wall);
     }
 
     /// A media note.
     pub fn handle_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
-        self.on_media(now, wall, note);
+        if !self.verify_media(&note) {
+            self.on_media(now, wall, note);
+        }
         self.settle_loop(now, wall);
     }
 
@@ -203,6 +212,7 @@ impl DialerCore {
                 let load = self.apply_shares(now, shares);
                 self.reply(reply, Reply::Load(load));
             }
+            Command::Verify(req) => self.verify(now, reply, *req),
         }
         self.settle_loop(now, wall);
     }
@@ -210,8 +220,16 @@ impl DialerCore {
     /// The result of an action the driver executed.
     pub fn handle_driver(&mut self, now: Instant, wall: i64, note: DriverNote) {
         match note {
-            DriverNote::Placed(call, handle) => self.on_placed(now, call, handle),
-            DriverNote::PlaceFailed(call, why) => self.on_place_failed(now, wall, call, why),
+            DriverNote::Placed(call, handle) => {
+                if !self.verify_placed(now, call, Ok(handle)) {
+                    self.on_placed(now, call, handle)
+                }
+            }
+            DriverNote::PlaceFailed(call, why) => {
+                if !self.verify_placed(now, call, Err(why.clone())) {
+                    self.on_place_failed(now, wall, call, why)
+                }
+            }
             DriverNote::MediaFailed(call, why) => self.on_media_failed(call, &why),
             DriverNote::PingSent(t, h) => {
                 self.pings.insert(h, t);
@@ -233,6 +251,8 @@ impl DialerCore {
                 Deadline::Limiter(_) => {}
                 Deadline::Gauges => self.gauges(now),
                 Deadline::Inbound(t) => self.on_inbound_timeout(now, wall, t),
+                Deadline::Verify(call) => self.verify_expired(call),
+                Deadline::VerifyWake => {}
             }
         }
         self.settle_loop(now, wall);
@@ -275,7 +295,7 @@ impl DialerCore {
         self.dispatch(now, wall);
         self.plan_campaigns(now, wall);
         self.plan_limiters(now);
-        if self.calls.is_empty() {
+        if self.calls.is_empty() && self.verifies.is_empty() {
             if let Some(to) = self.draining.take() {
                 info!("dialer stopped: every call ended");
                 self.timers = Timers::default();
@@ -313,6 +333,7 @@ impl DialerCore {
             self.actions.push_back(Action::Hangup(h));
         }
         self.hangup_inbound();
+        self.stop_verifies();
         self.draining = Some(reply);
     }
 

@@ -24,6 +24,10 @@ pub enum Deadline {
     Gauges,
     /// An inbound call's menu waits no longer (a silence, an entry, the recording limit).
     Inbound(CallToken),
+    /// A verification call's wait for a trunk, or its callee's time to key the code.
+    Verify(CallToken),
+    /// A trunk's next CPS token, for queued verification calls.
+    VerifyWake,
 }
 
 /// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan.

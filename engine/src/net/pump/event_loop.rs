@@ -17,8 +17,8 @@ use super::sys::{pin_to_cpu, thread_cpu};
 use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
 use crate::media::amd::{Amd, AmdConfig, BeepDetector};
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
-use crate::media::tap::MAX_BEEP_WATCH_MS;
 use crate::media::srtp::{SrtpReceiver, SrtpSender};
+use crate::media::tap::MAX_BEEP_WATCH_MS;
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
