@@ -511,6 +511,7 @@ mod tests {
             maxptime_ms: None,
             telephone_event_pt: Some(101),
             direction: crate::sip::sdp::Direction::SendRecv,
+            srtp: None,
         }
     }
 
