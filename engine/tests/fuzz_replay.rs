@@ -69,3 +69,9 @@ fn replay_contacts_import_corpus() {
         engine::model::contacts::fuzz_exercise,
     );
 }
+
+#[test]
+fn replay_srtp_corpus() {
+    // SRTP and SRTCP packets, refused or round-tripped.
+    replay("srtp_packets", 8, engine::media::srtp::fuzz_exercise);
+}

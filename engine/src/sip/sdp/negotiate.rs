@@ -204,6 +204,25 @@ pub fn fuzz_exercise(data: &[u8]) {
             let _ = sdp.direction_for(m);
             let _ = m.payload_types().count();
         }
+        // The same bytes as the answer to an SRTP offer: a key is only ever taken from a
+        // well-formed a=crypto line of ours.
+        let mut secure = offer.clone();
+        secure.srtp = Some(super::crypto::SrtpOffer {
+            key: crate::media::srtp::MasterKey::new([1; 16], [2; 14]),
+            required: data.first().is_some_and(|b| b & 1 == 1),
+        });
+        if let Ok(neg) = negotiate(&secure, &sdp) {
+            let required = secure.srtp.as_ref().is_some_and(|s| s.required);
+            assert!(
+                !required || neg.srtp.is_some(),
+                "required SRTP settled without a key"
+            );
+        }
+        for m in &sdp.media {
+            for a in m.attributes.iter().filter(|a| a.name == "crypto") {
+                let _ = super::crypto::parse_line(a.value.as_deref().unwrap_or(""));
+            }
+        }
         if let Ok(neg) = negotiate(&offer, &sdp) {
             assert_ne!(neg.remote_rtp.port(), 0, "negotiated port 0");
             assert!(
