@@ -804,6 +804,22 @@ async fn trunks_are_admin_only() {
     api.shutdown().await;
 }
 
+/// The effective CPS a trunk shows, checked against its ceiling. On PostgreSQL the node
+/// shares its trunks with any others (issue 15): its part follows where the backlog is, so
+/// an idle node holds a sliver of the ceiling; that is checked to be within (0, cps] and
+/// reported as the ceiling, so the tests read the same on both stores.
+fn effective(shown: f64, cps: f64) -> f64 {
+    if env!("CARGO_CRATE_NAME") == "api_postgres" {
+        assert!(
+            shown > 0.0 && shown <= cps,
+            "share {shown} outside (0, {cps}]"
+        );
+        cps
+    } else {
+        shown
+    }
+}
+
 /// The trunk list as `name -> (cps, max_channels, cps_effective)`.
 async fn trunk_list(api: &Api) -> Vec<(String, f64, u64, f64)> {
     let v: Value = api.get("/v1/trunks", ADMIN).await.json().await.unwrap();
@@ -816,7 +832,10 @@ async fn trunk_list(api: &Api) -> Vec<(String, f64, u64, f64)> {
                 t["name"].as_str().unwrap().to_string(),
                 t["cps"].as_f64().unwrap(),
                 t["max_channels"].as_u64().unwrap(),
-                t["cps_effective"].as_f64().unwrap(),
+                effective(
+                    t["cps_effective"].as_f64().unwrap(),
+                    t["cps"].as_f64().unwrap(),
+                ),
             )
         })
         .collect()
@@ -850,7 +869,7 @@ async fn trunks_are_changed_without_a_restart() {
     assert_eq!(v["password_set"], true);
     assert_eq!(v["up"], true);
     assert_eq!(v["channels_in_use"], 0);
-    assert_eq!(v["cps_effective"], 2.0);
+    assert_eq!(effective(v["cps_effective"].as_f64().unwrap(), 2.0), 2.0);
     assert_eq!(v["transport"], "udp");
     assert_eq!(v["routes"], json!(["mobile"]));
     let r = api
@@ -890,7 +909,7 @@ async fn trunks_are_changed_without_a_restart() {
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["cps"], 7.5);
-    assert_eq!(v["cps_effective"], 7.5);
+    assert_eq!(effective(v["cps_effective"].as_f64().unwrap(), 7.5), 7.5);
     assert_eq!(v["max_channels"], 8);
     assert_eq!(v["password_set"], false);
     assert!(trunk_list(&api)

@@ -183,7 +183,9 @@ mod tests {
     #[test]
     fn transport_words() {
         assert_eq!(TrunkTransport::parse("TCP"), Some(TrunkTransport::Tcp));
-        assert_eq!(TrunkTransport::parse("tls"), None);
+        assert_eq!(TrunkTransport::parse("tls"), Some(TrunkTransport::Tls));
+        assert_eq!(TrunkTransport::Tls.sip(), Transport::Tls);
+        assert_eq!(TrunkTransport::parse("sctp"), None);
         assert_eq!(TrunkTransport::Udp.sip(), Transport::Udp);
     }
 
