@@ -293,12 +293,16 @@ impl Loop {
         s.dropped_source += self.local.dropped_source;
         s.not_rtp += self.local.not_rtp;
         s.relatched += self.local.relatched;
+        for (t, n) in s.srtp_refused.iter_mut().zip(self.local.srtp_refused) {
+            *t += n;
+        }
         s.lag.merge(&self.local.lag);
         s.peak_streams += self.peak.saturating_sub(self.local.peak_streams);
         let peak = self.peak;
         let dropped = self.local.dropped_source;
         let not_rtp = self.local.not_rtp;
         let errors = self.local.send_errors;
+        let srtp = self.local.srtp_refused;
         self.local = PumpStats {
             peak_streams: peak,
             ..PumpStats::default()
@@ -314,6 +318,11 @@ impl Loop {
         if errors > 0 {
             metrics::counter!(crate::metrics::RTP_DROPPED, "reason" => "send_error")
                 .increment(errors);
+        }
+        for (reason, n) in ["auth", "replay", "short"].into_iter().zip(srtp) {
+            if n > 0 {
+                metrics::counter!(crate::metrics::SRTP_REFUSED, "reason" => reason).increment(n);
+            }
         }
     }
 

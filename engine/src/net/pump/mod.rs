@@ -256,6 +256,8 @@ pub struct PumpStats {
     pub not_rtp: u64,
     /// Calls whose media latched onto an address other than their SDP's (symmetric RTP).
     pub relatched: u64,
+    /// Received SRTP/SRTCP packets refused, by reason: bad tag, replay, too short.
+    pub srtp_refused: [u64; 3],
     /// Send lag (actual send time minus schedule) of every RTP packet.
     pub lag: LagHistogram,
     /// Whether the loops send through raw sockets.

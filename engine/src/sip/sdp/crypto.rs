@@ -123,13 +123,13 @@ pub fn is_secure_profile(protocol: &str) -> bool {
     p == "RTP/SAVP" || p == "RTP/SAVPF"
 }
 
-/// Settles SRTP for an answer to our offer: the far end's key when the call is encrypted,
-/// `None` when it is plain, an error when the rules are broken (an encrypted profile without
+/// Settles SRTP for an answer to our offer: both keys when the call is encrypted, `None`
+/// when it is plain, an error when the rules are broken (an encrypted profile without
 /// a key we can use, or plain RTP when we required SRTP).
 pub fn settle_answer(
     offer: Option<&SrtpOffer>,
     media: &MediaDescription,
-) -> Result<Option<MasterKey>, SdpError> {
+) -> Result<Option<SrtpKeys>, SdpError> {
     let secure = is_secure_profile(&media.protocol);
     let Some(ours) = offer else {
         return if secure {
@@ -139,7 +139,10 @@ pub fn settle_answer(
         };
     };
     match first_usable(media).filter(|line| line.tag == 1) {
-        Some(line) => Ok(Some(line.key)),
+        Some(line) => Ok(Some(SrtpKeys {
+            local: ours.key.clone(),
+            remote: line.key,
+        })),
         None if secure || ours.required => Err(SdpError::NoUsableCrypto),
         None => Ok(None),
     }

@@ -85,15 +85,7 @@ pub fn negotiate(
     ) {
         return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
     }
-    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?.map(|remote| crypto::SrtpKeys {
-        local: offer
-            .srtp
-            .as_ref()
-            .expect("a key is only taken for our offer")
-            .key
-            .clone(),
-        remote,
-    });
+    let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?;
     let conn = answer
         .connection_for(media)
         .ok_or(SdpError::MissingConnection)?;
