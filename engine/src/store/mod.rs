@@ -22,6 +22,7 @@ mod api_records;
 mod ivr_records;
 pub mod postgres;
 mod records;
+mod sql;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,12 @@ use super::*;
 mod api;
 mod campaigns;
 mod contacts;
-mod dids;
+mod db;
+/// DIDs: the shared SQL in `store/sql/dids.rs`.
+mod dids {
+    use super::db::*;
+    include!("../sql/dids.rs");
+}
 mod journal;
 mod registrations;
 mod store_impl;
