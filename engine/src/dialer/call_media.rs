@@ -83,6 +83,14 @@ pub enum MediaNote {
         /// When the tone ended, in ms of received audio since `analyse`.
         at_ms: u32,
     },
+    /// After a `machine` verdict, the machine's greeting stopped (silence from `at_ms`, in
+    /// ms of received audio since `analyse`): without a beep, the recording is running.
+    GreetingEnd {
+        /// Call token.
+        token: u64,
+        /// Where the greeting's silence began.
+        at_ms: u32,
+    },
     /// A recording ([`CallMedia::record`]) ended: at its maximum, at
     /// [`CallMedia::stop_record`], or when the call's media stopped.
     Recorded {
@@ -418,6 +426,7 @@ async fn forward_notes(
             MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
             MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
             MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
+            MediaEvent::GreetingEnd { token, at_ms } => MediaNote::GreetingEnd { token, at_ms },
         };
         if tx.send(note).is_err() {
             break;

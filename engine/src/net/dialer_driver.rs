@@ -338,6 +338,25 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                     self.note(DriverNote::MediaFailed(call, e));
                 }
             }
+            Action::StartScreening {
+                call,
+                media,
+                latch,
+                amd,
+            } => {
+                let r = match self.ports.remove(&call) {
+                    Some(port) => self
+                        .media
+                        .start_idle(call.0, port, &media, latch)
+                        .and_then(|()| self.media.analyse(call.0, *amd))
+                        .map_err(|e| e.to_string()),
+                    None => Err("no RTP port reserved".to_string()),
+                };
+                if let Err(e) = r {
+                    self.media.stop(call.0);
+                    self.note(DriverNote::MediaFailed(call, e));
+                }
+            }
             Action::StopMedia(call) => self.media.stop(call.0),
             Action::Play { call, items, id } => {
                 // A playlist the media path cannot play (a prompt not loaded, media gone)

@@ -80,6 +80,8 @@ pub struct AttemptEnd {
     pub satisfied: bool,
     /// The resident confirmed the opt-out: the number is never called again.
     pub opt_out: bool,
+    /// When a machine's beep ended, ms of the callee's audio after the answer.
+    pub beep_ms: Option<i64>,
 }
 
 impl AttemptEnd {
@@ -100,6 +102,7 @@ impl AttemptEnd {
             result: None,
             satisfied: outcome == Outcome::Answered,
             opt_out: false,
+            beep_ms: None,
         }
     }
 }
@@ -169,6 +172,8 @@ pub struct AttemptRecord {
     pub dtmf: Option<String>,
     /// Heard, confirmed, partial or machine (answered calls only).
     pub result: Option<CallResult>,
+    /// When a machine's beep ended, ms of the callee's audio after the answer.
+    pub beep_ms: Option<i64>,
 }
 
 /// Counts for a campaign's progress.

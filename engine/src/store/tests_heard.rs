@@ -92,11 +92,13 @@ async fn results_until_opt_out_and_messages<H: Harness>() {
     )
     .await
     .unwrap();
-    // 1: a machine; 3: opted out.
+    // 1: a machine whose beep ended 2.9 s after the answer; 3: opted out.
     let id = attempt(&due[1]).await;
-    s.finish_attempt(end(id, CallResult::Machine, true, false), ContactNext::Done)
-        .await
-        .unwrap();
+    let machine = AttemptEnd {
+        beep_ms: Some(2900),
+        ..end(id, CallResult::Machine, true, false)
+    };
+    s.finish_attempt(machine, ContactNext::Done).await.unwrap();
     let id = attempt(&due[3]).await;
     s.finish_attempt(
         end(id, CallResult::Confirmed, true, true),
@@ -131,6 +133,9 @@ async fn results_until_opt_out_and_messages<H: Harness>() {
     let rows = s.attempts(c.id, 0, 10).await.unwrap();
     assert_eq!(rows[0].result, Some(CallResult::Heard));
     assert_eq!(rows[2].result, Some(CallResult::Confirmed));
+    let m = rows.iter().find(|r| r.result == Some(CallResult::Machine));
+    assert_eq!(m.map(|r| r.beep_ms), Some(Some(2900)));
+    assert!(rows.iter().filter(|r| r.beep_ms.is_some()).count() == 1);
 }
 
 suite!(results_until_opt_out_and_messages);

@@ -340,6 +340,8 @@ pub struct CallOut {
     pub dtmf: Option<String>,
     /// `heard`, `confirmed`, `partial` or `machine` (answered calls).
     pub result: Option<String>,
+    /// When an answering machine's beep ended, ms after the answer (campaigns with `amd`).
+    pub beep_ms: Option<i64>,
 }
 
 impl From<AttemptRecord> for CallOut {
@@ -360,6 +362,7 @@ impl From<AttemptRecord> for CallOut {
             played_permille: a.played_permille,
             dtmf: a.dtmf,
             result: a.result.map(|r| r.as_str().to_string()),
+            beep_ms: a.beep_ms,
         }
     }
 }

@@ -400,6 +400,7 @@ pub async fn calls_csv(
         "played_permille",
         "dtmf",
         "result",
+        "beep_ms",
     ]);
     let mut after = 0;
     loop {
@@ -426,6 +427,7 @@ pub async fn calls_csv(
                 o(a.played_permille),
                 a.dtmf.unwrap_or_default(),
                 a.result.map(|r| r.as_str().to_string()).unwrap_or_default(),
+                o(a.beep_ms),
             ]);
         }
     }

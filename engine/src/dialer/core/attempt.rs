@@ -292,6 +292,8 @@ pub struct CallPlan {
     pub until: Until,
     /// What happens to machines (none: no detection).
     pub amd: Option<AmdPolicy>,
+    /// The detector's parameters (with `amd`).
+    pub amd_config: Option<crate::media::amd::AmdConfig>,
 }
 
 impl CallPlan {
@@ -308,6 +310,7 @@ impl CallPlan {
             confirmed_prompt: d.confirmed_prompt.clone(),
             until: d.until,
             amd: d.amd.as_ref().map(|a| a.policy),
+            amd_config: d.amd.as_ref().map(super::amd::amd_config),
         }
     }
 }

@@ -152,6 +152,7 @@ impl DialerCore {
             confirmed_prompt: None,
             until: Default::default(),
             amd: None,
+            amd_config: None,
         };
         // Nothing to journal: queued at once (the attempt id is never written anywhere).
         let phase = Phase::Journaling.journaled(0).unwrap_or_else(|p| p);

@@ -277,6 +277,18 @@ pub enum Action {
         /// Where the callee's media is accepted from (the trunk's `media_latch`).
         latch: MediaLatch,
     },
+    /// Answer a call in silence and listen for an answering machine (a campaign with
+    /// `amd`): start its media idle on the reserved port, then analyse the callee's audio.
+    StartScreening {
+        /// The call.
+        call: CallToken,
+        /// What the answer negotiated.
+        media: Box<NegotiatedMedia>,
+        /// Where the callee's media is accepted from (the trunk's `media_latch`).
+        latch: MediaLatch,
+        /// The detector's parameters.
+        amd: Box<crate::media::amd::AmdConfig>,
+    },
     /// Replace what an answered call plays with these items, from the first frame of the
     /// first; the media path notes `Played { id }` when the last has ended.
     Play {

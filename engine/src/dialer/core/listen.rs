@@ -48,6 +48,8 @@ pub struct Listening {
     pub stage: Option<Stage>,
     /// What the call did with its message.
     pub facts: Listened,
+    /// What machine detection found (campaigns with `amd`).
+    pub amd: super::amd::Detected,
     playing: Playing,
     last_id: u32,
 }
@@ -111,6 +113,23 @@ impl DialerCore {
             a.listen.playing = Playing::Stream;
             return;
         }
+        let id = a.listen.next_id();
+        a.listen.playing = Playing::Message(id);
+        let items = message_items(&a.plan);
+        self.actions.push_back(Action::Play {
+            call: token,
+            items,
+            id,
+        });
+    }
+
+    /// Plays the message (pre-roll and plays) from its first frame as a playlist: a
+    /// screened call once detection lets it, whatever was playing before.
+    pub(super) fn play_message(&mut self, token: CallToken) {
+        let Some(a) = self.calls.get_mut(&token) else {
+            return;
+        };
+        a.listen.stage = Some(Stage::Message { repeats: 0 });
         let id = a.listen.next_id();
         a.listen.playing = Playing::Message(id);
         let items = message_items(&a.plan);

@@ -18,6 +18,7 @@
 //! ringing → answered (prompt plays) → ended → settled ([`settle::settle`]): journaled with
 //! its outcome, failed over to another trunk, retried later or done.
 
+pub mod amd;
 mod attempt;
 mod campaigns;
 mod cluster;
@@ -38,6 +39,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_amd;
 #[cfg(test)]
 mod tests_heard;
 #[cfg(test)]
@@ -253,6 +256,7 @@ impl DialerCore {
                 Deadline::Inbound(t) => self.on_inbound_timeout(now, wall, t),
                 Deadline::Verify(call) => self.verify_expired(call),
                 Deadline::VerifyWake => {}
+                Deadline::Amd(t) => self.on_screen(now, t, amd::Heard::TimedOut),
             }
         }
         self.settle_loop(now, wall);

@@ -104,6 +104,7 @@ impl DialerCore {
         let Some(mut a) = self.calls.remove(&call) else {
             return;
         };
+        self.timers.stop(super::timers::Deadline::Amd(call));
         if self.is_direct(call) {
             return self.finish_direct(now, call, a, end);
         }
@@ -134,6 +135,7 @@ impl DialerCore {
             result: heard.result,
             satisfied: heard.satisfied,
             opt_out: a.listen.facts.opted_out,
+            beep_ms: a.listen.amd.beep_ms.map(i64::from),
         };
         self.actions.push_back(Action::JournalFinish(rec, s.next));
         debug!(attempt, outcome = %outcome, status = end.status, trunk = a.trunk.0, failover = s.failover, "attempt ended");

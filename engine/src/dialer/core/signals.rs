@@ -114,6 +114,11 @@ impl DialerCore {
             self.actions
                 .push_back(Action::JournalAnswered { attempt, at_ms });
         }
+        if a.plan.amd.is_some() {
+            // Silence while detection listens; the message waits for its verdict.
+            self.start_screening(now, token, Box::new(media));
+            return;
+        }
         let (prompt, play_count) = (a.plan.prompt.clone(), a.plan.play_count);
         let latch = self.trunks[a.trunk.0].cfg().media_latch;
         self.actions.push_back(Action::StartMedia {
@@ -170,8 +175,13 @@ impl DialerCore {
                 }
             }
             MediaNote::Digit { token, digit } => self.on_key(now, CallToken(token), digit),
-            // Recordings and machine detection: campaign calls ask for none yet.
-            MediaNote::Recorded { .. } | MediaNote::Amd { .. } | MediaNote::Beep { .. } => {}
+            MediaNote::Amd { token, decision } => self.on_amd(now, CallToken(token), decision),
+            MediaNote::Beep { token, at_ms } => self.on_beep(now, CallToken(token), at_ms),
+            MediaNote::GreetingEnd { token, .. } => {
+                self.on_screen(now, CallToken(token), super::amd::Heard::GreetingEnd)
+            }
+            // Recordings: campaign calls ask for none.
+            MediaNote::Recorded { .. } => {}
         }
     }
 

@@ -237,6 +237,7 @@ impl Harness {
             Action::Register(..) | Action::Unregister(_) => panic!("no trunk registers"),
             Action::AllowSources(_) => {}
             Action::Inbound(_) => panic!("no inbound call here"),
+            Action::StartScreening { .. } => panic!("no campaign here detects machines"),
             Action::CampaignDone(_)
             | Action::JournalAnswered { .. }
             | Action::CloseContact { .. }

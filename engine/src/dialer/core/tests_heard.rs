@@ -14,9 +14,9 @@ use crate::sip::endpoint::{CallEnd, Hangup};
 use crate::sip::sdp::NegotiatedMedia;
 use crate::store::{AttemptEnd, CampaignRecord, ContactNext, DueContact};
 
-const HANDLE: CallHandle = CallHandle(77);
+pub(super) const HANDLE: CallHandle = CallHandle(77);
 
-fn media() -> NegotiatedMedia {
+pub(super) fn media() -> NegotiatedMedia {
     NegotiatedMedia {
         remote_rtp: "127.0.0.1:40000".parse().unwrap(),
         remote_rtcp: None,
@@ -34,17 +34,17 @@ fn media() -> NegotiatedMedia {
 }
 
 /// A core with one campaign, one contact, its call answered.
-struct Call {
-    core: DialerCore,
-    now: Instant,
-    wall: i64,
-    token: CallToken,
+pub(super) struct Call {
+    pub(super) core: DialerCore,
+    pub(super) now: Instant,
+    pub(super) wall: i64,
+    pub(super) token: CallToken,
     /// Actions seen since the last look.
-    seen: Vec<Action>,
+    pub(super) seen: Vec<Action>,
 }
 
 impl Call {
-    fn answered(spec: CampaignSpec, message: Option<u32>) -> Call {
+    pub(super) fn answered(spec: CampaignSpec, message: Option<u32>) -> Call {
         let now = Instant::now();
         let addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         let cfg = CoreConfig {
@@ -95,13 +95,13 @@ impl Call {
         c
     }
 
-    fn step(&mut self, d: Duration) {
+    pub(super) fn step(&mut self, d: Duration) {
         self.now += d;
         self.wall += d.as_millis() as i64;
         self.core.handle_timeout(self.now, self.wall);
     }
 
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         while let Some(a) = self.core.poll_action() {
             self.seen.push(a);
         }
@@ -109,7 +109,7 @@ impl Call {
 
     /// The first action (seen or coming, timers run for at most 5 virtual seconds)
     /// matching `f`; the actions before it are dropped.
-    fn take(&mut self, f: impl Fn(&Action) -> bool) -> Action {
+    pub(super) fn take(&mut self, f: impl Fn(&Action) -> bool) -> Action {
         for _ in 0..500 {
             self.pump();
             if let Some(i) = self.seen.iter().position(&f) {
@@ -122,13 +122,13 @@ impl Call {
         panic!("no such action; seen {:?}", self.seen);
     }
 
-    fn none(&mut self, f: impl Fn(&Action) -> bool) -> bool {
+    pub(super) fn none(&mut self, f: impl Fn(&Action) -> bool) -> bool {
         self.pump();
         !self.seen.iter().any(f)
     }
 
     /// The next playlist asked for: its items and id.
-    fn play(&mut self) -> (Vec<PlayItem>, u32) {
+    pub(super) fn play(&mut self) -> (Vec<PlayItem>, u32) {
         match self.take(|a| matches!(a, Action::Play { .. })) {
             Action::Play { items, id, call } => {
                 assert_eq!(call, self.token);
@@ -138,7 +138,7 @@ impl Call {
         }
     }
 
-    fn key(&mut self, digit: char) {
+    pub(super) fn key(&mut self, digit: char) {
         let note = MediaNote::Digit {
             token: self.token.0,
             digit,
@@ -146,7 +146,7 @@ impl Call {
         self.core.handle_media(self.now, self.wall, note);
     }
 
-    fn info_key(&mut self, digit: char) {
+    pub(super) fn info_key(&mut self, digit: char) {
         let ev = Event::Info {
             call: HANDLE,
             content_type: "application/dtmf-relay".into(),
@@ -155,7 +155,7 @@ impl Call {
         self.core.handle_sip(self.now, self.wall, ev);
     }
 
-    fn played(&mut self, id: u32) {
+    pub(super) fn played(&mut self, id: u32) {
         let note = MediaNote::Played {
             token: self.token.0,
             id,
@@ -165,7 +165,7 @@ impl Call {
 
     /// The call ends (our BYE answered or the callee's) with `permille` of the message
     /// sent; what is journaled.
-    fn end(&mut self, permille: u32) -> (AttemptEnd, ContactNext) {
+    pub(super) fn end(&mut self, permille: u32) -> (AttemptEnd, ContactNext) {
         let end = CallEnd {
             outcome: Outcome::Answered,
             status: 200,
@@ -189,7 +189,7 @@ impl Call {
     }
 }
 
-fn is_hangup(a: &Action) -> bool {
+pub(super) fn is_hangup(a: &Action) -> bool {
     matches!(a, Action::Hangup(h) if *h == HANDLE)
 }
 

@@ -28,6 +28,8 @@ pub enum Deadline {
     Verify(CallToken),
     /// A trunk's next CPS token, for queued verification calls.
     VerifyWake,
+    /// A screened call's wait for its machine verdict, or for the mailbox's beep.
+    Amd(CallToken),
 }
 
 /// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan.

@@ -190,6 +190,18 @@ impl Amd {
         })
     }
 
+    /// A watcher for the end of the greeting that goes on from here (after a `machine`
+    /// verdict): the same voice meter and clock, `after_greeting_silence_ms` of silence.
+    pub fn greeting_end(&self) -> super::GreetingEnd {
+        let silence_ms = self.limits.after_greeting_silence * 1000 / FRAMES_PER_SECOND;
+        super::quiet::GreetingEnd::continuing(
+            silence_ms,
+            self.rate,
+            self.meter.clone(),
+            self.greeting.frames,
+        )
+    }
+
     /// Whether the decision has been given.
     pub fn is_decided(&self) -> bool {
         self.decided

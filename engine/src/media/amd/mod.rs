@@ -14,10 +14,12 @@ mod beep;
 mod config;
 mod detector;
 mod level;
+mod quiet;
 
 pub use beep::BeepDetector;
 pub use config::{AmdConfig, AmdConfigError, MAX_ANALYSIS_MS};
 pub use detector::{Amd, AmdDecision, AmdReason, AmdVerdict};
+pub use quiet::GreetingEnd;
 
 #[cfg(test)]
 mod tests;

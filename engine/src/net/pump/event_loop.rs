@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use super::detectors::Detectors;
 use super::sys::{pin_to_cpu, thread_cpu};
 use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
-use crate::media::amd::{Amd, AmdConfig, BeepDetector};
+use crate::media::amd::AmdConfig;
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
 use crate::media::srtp::{SrtpReceiver, SrtpSender};
-use crate::media::tap::MAX_BEEP_WATCH_MS;
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
@@ -62,10 +62,7 @@ pub(super) struct SrtpPair {
 pub(super) struct Listen {
     pub(super) tap: AudioTap,
     pub(super) recording: Option<Recording>,
-    pub(super) amd: Option<Amd>,
-    pub(super) beep: Option<BeepDetector>,
-    /// Samples of audio the beep detector still watches.
-    pub(super) beep_left: u64,
+    pub(super) detectors: Detectors,
 }
 
 impl Listen {
@@ -73,15 +70,13 @@ impl Listen {
         Listen {
             tap,
             recording: None,
-            amd: None,
-            beep: None,
-            beep_left: 0,
+            detectors: Detectors::default(),
         }
     }
 
     /// Whether nothing listens any more (the decoder can go).
     pub(super) fn idle(&self) -> bool {
-        self.recording.is_none() && self.amd.is_none() && self.beep.is_none()
+        self.recording.is_none() && !self.detectors.running()
     }
 }
 
@@ -459,9 +454,7 @@ impl Loop {
         };
         if let Some(l) = listener(slot, codec, pt) {
             let rate = l.tap.rate();
-            l.amd = Some(Amd::new(cfg, rate));
-            l.beep = Some(BeepDetector::new(rate));
-            l.beep_left = u64::from(rate) * u64::from(MAX_BEEP_WATCH_MS) / 1000;
+            l.detectors.start(cfg, rate);
         }
     }
 
@@ -490,47 +483,6 @@ impl Loop {
     }
 }
 
-/// Feeds a call's latest audio (`gap` zero samples, then `pcm`) to its detectors and sends
-/// what they find: the machine decision (once; the detector then goes) and beeps (until the
-/// watch ends).
-pub(super) fn detect(
-    events: &mpsc::UnboundedSender<MediaEvent>,
-    token: u64,
-    amd: &mut Option<Amd>,
-    beep: &mut Option<BeepDetector>,
-    beep_left: &mut u64,
-    gap: usize,
-    pcm: &[i16],
-) {
-    const ZEROS: [i16; 960] = [0; 960];
-    let mut gap_left = gap;
-    let zeros = std::iter::from_fn(|| {
-        let n = gap_left.min(ZEROS.len());
-        gap_left -= n;
-        (n > 0).then(|| &ZEROS[..n])
-    });
-    for chunk in zeros.chain(std::iter::once(pcm)) {
-        if let Some(a) = amd.as_mut() {
-            if let Some(decision) = a.push(chunk) {
-                *amd = None;
-                let _ = events.send(MediaEvent::Amd { token, decision });
-            }
-        }
-        if let Some(b) = beep.as_mut() {
-            if let Some(at_ms) = b.push(chunk) {
-                let _ = events.send(MediaEvent::Beep { token, at_ms });
-            }
-            *beep_left = beep_left.saturating_sub(chunk.len() as u64);
-            if *beep_left == 0 {
-                *beep = None;
-            }
-        }
-        if amd.is_none() && beep.is_none() {
-            break;
-        }
-    }
-}
-
 /// The call's listener, made (with its decoder) when nothing listened yet; `None` when the
 /// codec has no decoder.
 fn listener(slot: &mut CallSlot, codec: codecs::Codec, pt: u8) -> Option<&mut Listen> {
@@ -554,51 +506,5 @@ mod tests {
         let entry = crate::media::pacer::entry_size();
         println!("CallSlot {slot} B, pacer entry {entry} B");
         assert!(slot + entry <= 512, "{slot} + {entry} bytes per call");
-    }
-
-    /// The detectors see the gap as zeros (their clock is the sender's), the decision is sent
-    /// once and the detector dropped, a beep is sent where it ends, and the beep watch ends
-    /// after its minute. Prints what analysis costs per 20 ms packet (not asserted).
-    #[test]
-    fn detect_feeds_gaps_and_ends_its_watches() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let rate = 8000;
-        let mut amd = Some(Amd::new(&AmdConfig::default(), rate));
-        let mut beep = Some(BeepDetector::new(rate));
-        let mut left = u64::from(rate) * u64::from(MAX_BEEP_WATCH_MS) / 1000;
-        let tone: Vec<i16> = (0..160)
-            .map(|i| ((i as f32 * std::f32::consts::PI / 4.0).sin() * 8000.0) as i16)
-            .collect();
-        let silence = [0i16; 160];
-        // 1 s of silence sent as one packet after a 7,840-sample gap, then a 400 ms beep.
-        detect(&tx, 1, &mut amd, &mut beep, &mut left, 7840, &silence);
-        let t = std::time::Instant::now();
-        for _ in 0..20 {
-            detect(&tx, 1, &mut amd, &mut beep, &mut left, 0, &tone);
-        }
-        let per_packet = t.elapsed() / 20;
-        for _ in 0..10 {
-            detect(&tx, 1, &mut amd, &mut beep, &mut left, 0, &silence);
-        }
-        let mut beeps = Vec::new();
-        let mut decided = 0;
-        while let Ok(ev) = rx.try_recv() {
-            match ev {
-                MediaEvent::Beep { at_ms, .. } => beeps.push(at_ms),
-                MediaEvent::Amd { .. } => decided += 1,
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(beeps.len(), 1, "{beeps:?}");
-        assert!(beeps[0].abs_diff(1400) <= 30, "beep ended at {}", beeps[0]);
-        // A long gap (the callee silent, DTX) runs out the beep watch; the AMD decides by then.
-        detect(&tx, 1, &mut amd, &mut beep, &mut left, 60 * 8000, &silence);
-        assert!(beep.is_none() && left == 0);
-        assert!(amd.is_none(), "decided within its total analysis time");
-        decided += std::iter::from_fn(|| rx.try_recv().ok())
-            .filter(|e| matches!(e, MediaEvent::Amd { .. }))
-            .count();
-        assert_eq!(decided, 1);
-        println!("AMD + beep detection: {per_packet:?} per 20 ms packet at 8 kHz");
     }
 }

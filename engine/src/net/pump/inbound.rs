@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use super::event_loop::{detect, CallSlot, Listen, Loop, RX_BATCH, RX_BUF};
+use super::event_loop::{CallSlot, Listen, Loop, RX_BATCH, RX_BUF};
 use super::sys::{point_hdr, sockaddr_to_std};
 use super::MediaEvent;
 use crate::media::srtp::SrtpError;
@@ -184,16 +184,14 @@ impl Loop {
         let Listen {
             tap,
             recording,
-            amd,
-            beep,
-            beep_left,
+            detectors,
         } = l;
         let Some(d) = tap.push(data) else {
             return;
         };
         let full = recording.as_mut().is_some_and(|r| r.push(&d));
-        if amd.is_some() || beep.is_some() {
-            detect(&self.events, token, amd, beep, beep_left, d.gap, d.pcm);
+        if detectors.running() {
+            detectors.feed(&self.events, token, d.gap, d.pcm);
         }
         let rec = if full { recording.take() } else { None };
         let rate = tap.rate();

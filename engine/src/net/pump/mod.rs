@@ -29,6 +29,7 @@
 //! File descriptors: two per call. [`MediaPump::start`] raises `RLIMIT_NOFILE` to its hard
 //! limit; when binding still fails for lack of descriptors the error names the limit.
 
+mod detectors;
 mod event_loop;
 mod inbound;
 mod lag;
@@ -196,6 +197,14 @@ pub enum MediaEvent {
         /// The call's token.
         token: u64,
         /// When the tone ended, in ms of received audio since [`MediaPump::analyse`].
+        at_ms: u32,
+    },
+    /// After a `machine` verdict, the greeting stopped: silence from `at_ms` (ms of received
+    /// audio since [`MediaPump::analyse`]) for the configured after-greeting silence.
+    GreetingEnd {
+        /// The call's token.
+        token: u64,
+        /// Where the silence began.
         at_ms: u32,
     },
     /// A recording ([`MediaPump::record`]) ended: full, stopped, or the call's media stopped.

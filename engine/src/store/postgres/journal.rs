@@ -97,7 +97,7 @@ pub(super) async fn finish(
     let r: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE attempts SET state = 'final', outcome = $1, sip_status = $2, sip_reason = $3,
            counted = $4, ended_ms = $5, pdd_ms = $6, duration_ms = $7, played_permille = $8,
-           dtmf = $9, result = $11
+           dtmf = $9, result = $11, beep_ms = $12
          WHERE id = $10 AND state = 'dialing'
          RETURNING campaign_id, contact_id",
     )
@@ -112,6 +112,7 @@ pub(super) async fn finish(
     .bind(&e.dtmf)
     .bind(e.attempt)
     .bind(e.result.map(|r| r.as_str()))
+    .bind(e.beep_ms)
     .fetch_optional(&mut *c)
     .await?;
     let Some((camp, contact)) = r else {
@@ -226,6 +227,7 @@ fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
         result: result
             .map(|w| CallResult::parse(&w).ok_or_else(|| corrupt("result", &w)))
             .transpose()?,
+        beep_ms: r.try_get("beep_ms")?,
     })
 }
 

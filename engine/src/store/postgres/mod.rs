@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),
     ),
+    (
+        5,
+        "amd",
+        include_str!("../../../migrations-pg/0005_amd.sql"),
+    ),
 ];
 
 /// The migrator over [`MIGRATIONS`], built the way `sqlx::migrate!` builds one (without

@@ -77,7 +77,7 @@ pub(super) async fn finish(
     let r = sqlx::query(
         "UPDATE attempts SET state = 'final', outcome = ?, sip_status = ?, sip_reason = ?,
            counted = ?, ended_ms = ?, pdd_ms = ?, duration_ms = ?, played_permille = ?, dtmf = ?,
-           result = ?
+           result = ?, beep_ms = ?
          WHERE id = ? AND state = 'dialing'
          RETURNING campaign_id, contact_id",
     )
@@ -91,6 +91,7 @@ pub(super) async fn finish(
     .bind(e.played_permille)
     .bind(&e.dtmf)
     .bind(e.result.map(|r| r.as_str()))
+    .bind(e.beep_ms)
     .bind(e.attempt)
     .fetch_optional(&mut *c)
     .await?;
@@ -193,6 +194,7 @@ fn attempt_row(r: &SqliteRow) -> StoreResult<AttemptRecord> {
         result: result
             .map(|w| CallResult::parse(&w).ok_or_else(|| corrupt("result", &w)))
             .transpose()?,
+        beep_ms: r.try_get("beep_ms")?,
     })
 }
 
