@@ -15,7 +15,8 @@ use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::{Dialer, DialerConfig};
 use engine::model::contacts::parse_csv;
 use engine::model::{
-    CallingWindow, CampaignSpec, CampaignState, Delivery, Priority, Target, Until, ZoneMessage,
+    AmdPolicy, AmdSpec, CallingWindow, CampaignSpec, CampaignState, Delivery, Priority, Target,
+    Until, ZoneMessage,
 };
 use engine::store::{SqliteOptions, SqliteStore, Store};
 
@@ -86,6 +87,11 @@ pub struct RunArgs {
     /// `--prompt`.
     #[arg(long = "message")]
     messages: Vec<String>,
+    /// Answering-machine detection and what to do with machines: `drop` (leave the
+    /// message after the beep, or after the greeting without one), `hangup` or
+    /// `retry_later`. Without it, every answered call hears the message at once.
+    #[arg(long)]
+    amd: Option<String>,
     /// `synchronous=NORMAL` instead of FULL (survives a process crash, not a power cut).
     #[arg(long)]
     fast_sync: bool,
@@ -105,9 +111,21 @@ fn delivery(a: &RunArgs) -> Result<Delivery> {
             prompt: path.display().to_string(),
         });
     }
+    let amd = match a.amd.as_deref() {
+        None => None,
+        Some(word) => {
+            let policy: AmdPolicy = serde_json::from_value(serde_json::json!(word))
+                .context("--amd: drop, hangup or retry_later")?;
+            Some(AmdSpec {
+                policy,
+                params: Default::default(),
+            })
+        }
+    };
     Ok(Delivery {
         until,
         messages,
+        amd,
         ..Delivery::default()
     })
 }

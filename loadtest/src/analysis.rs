@@ -128,6 +128,13 @@ pub struct StreamStats {
     pub first_arrival_ns: i64,
     /// Wall-clock ns of the last packet's arrival.
     pub last_arrival_ns: i64,
+    /// RTP timestamp of the packet carrying the prompt's first frame: where the message
+    /// begins (a screened call streams silence before it). Frames are compared from here.
+    onset_ts: Option<u32>,
+    /// Wall-clock ns of that packet's arrival: when the callee began hearing the message.
+    pub onset_arrival_ns: Option<i64>,
+    /// Frames of the expected prompt (the whole message), once its start was seen.
+    pub prompt_frames: u64,
 }
 
 impl StreamStats {
@@ -300,8 +307,16 @@ impl Analyzer {
         if let Some(exp) = &self.expected {
             if let Some(p) = exp.prompts.get(&pt) {
                 let step = p.timestamp_step().max(1);
-                let idx = (ts_off / step) as usize;
-                if let Some(frame) = p.frame(idx) {
+                if s.onset_ts.is_none() && p.frame(0) == Some(payload) {
+                    s.onset_ts = Some(ts);
+                    s.onset_arrival_ns = Some(arrival_ns);
+                    s.prompt_frames = p.frame_count() as u64;
+                }
+                let off = s.onset_ts.map(|on| ts.wrapping_sub(on));
+                let idx = off
+                    .filter(|o| (*o as i32) >= 0)
+                    .map(|o| (o / step) as usize);
+                if let Some(frame) = idx.and_then(|i| p.frame(i)) {
                     s.frames_compared += 1;
                     if frame == payload {
                         s.frames_exact += 1;

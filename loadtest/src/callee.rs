@@ -7,9 +7,12 @@
 //!
 //! Spec grammar, `;`-separated: `human` or `machine` first, then for a human
 //! `key=D@S` (repeatable: digit D at S seconds after the answer), `hangup@S`, `info` (keys
-//! by SIP INFO instead of RFC 4733); for a machine `greeting=MS` and `beep`.
+//! by SIP INFO instead of RFC 4733), `hello=MS` (says "Pronto?" for MS at the answer); for
+//! a machine `greeting=MS` and `beep`. A callee that speaks (a machine, a human with
+//! `hello`) then streams silence while it listens or records, as phones and voicemail do,
+//! until the call ends (at most [`LISTEN`]).
 //! Examples: `human;key=1@3.5`, `human;key=2@2;key=1@9;info`, `human;hangup@4`,
-//! `machine;greeting=2500;beep`.
+//! `human;hello=600`, `machine;greeting=2500;beep`.
 
 use std::time::Duration;
 
@@ -35,6 +38,8 @@ pub enum Callee {
         via: Via,
         /// When the person hangs up (none: when the caller does).
         hangup: Option<Duration>,
+        /// A short "Pronto?" at the answer (none: silent, no RTP).
+        hello: Option<Duration>,
     },
     /// An answering machine: greeting, optional beep, then it records.
     Machine {
@@ -49,6 +54,9 @@ pub enum Callee {
 pub const BEEP: Duration = Duration::from_millis(400);
 /// Length of one key press sent by RFC 4733.
 pub const KEY_MS: u32 = 100;
+/// How long a callee that spoke streams silence after its last sound (stopped earlier when
+/// the call ends).
+pub const LISTEN: Duration = Duration::from_secs(30);
 
 /// What a callee does at one instant after the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +89,7 @@ impl std::str::FromStr for Callee {
         let mut parts = spec.split(';').map(str::trim);
         match parts.next() {
             Some("human") => {
-                let (mut keys, mut via, mut hangup) = (vec![], Via::Rtp, None);
+                let (mut keys, mut via, mut hangup, mut hello) = (vec![], Via::Rtp, None, None);
                 for p in parts {
                     if let Some(k) = p.strip_prefix("key=") {
                         let (d, at) = k.split_once('@').context("key=D@SECONDS")?;
@@ -97,12 +105,20 @@ impl std::str::FromStr for Callee {
                         hangup = Some(seconds(at, "hangup")?);
                     } else if p == "info" {
                         via = Via::Info;
+                    } else if let Some(ms) = p.strip_prefix("hello=") {
+                        let ms: u64 = ms.parse().context("hello=MS")?;
+                        hello = Some(Duration::from_millis(ms.min(10_000)));
                     } else {
                         bail!("human: unknown part {p:?}");
                     }
                 }
                 keys.sort_by_key(|(_, at)| *at);
-                Ok(Callee::Human { keys, via, hangup })
+                Ok(Callee::Human {
+                    keys,
+                    via,
+                    hangup,
+                    hello,
+                })
             }
             Some("machine") => {
                 let (mut greeting, mut beep) = (Duration::from_secs(3), false);
@@ -126,11 +142,19 @@ impl Callee {
     /// What the callee does, in time order, after the answer.
     pub fn script(&self) -> Vec<(Duration, Step)> {
         match self {
-            Callee::Human { keys, via, hangup } => {
+            Callee::Human {
+                keys,
+                via,
+                hangup,
+                hello,
+            } => {
                 let mut s: Vec<(Duration, Step)> = keys
                     .iter()
                     .map(|(d, at)| (*at, Step::Key(*d, *via)))
                     .collect();
+                if let Some(h) = hello {
+                    s.push((Duration::ZERO, Step::Greeting(*h)));
+                }
                 if let Some(h) = hangup {
                     s.push((*h, Step::HangUp));
                 }
@@ -154,6 +178,15 @@ impl Callee {
                 Some(*greeting + if *beep { BEEP } else { Duration::ZERO })
             }
             Callee::Human { .. } => None,
+        }
+    }
+
+    /// The callee's last sound, after which it streams silence (none: it never speaks).
+    pub fn last_sound(&self) -> Option<Step> {
+        match self {
+            Callee::Machine { beep: true, .. } => Some(Step::Beep),
+            Callee::Machine { greeting, .. } => Some(Step::Greeting(*greeting)),
+            Callee::Human { hello, .. } => hello.map(Step::Greeting),
         }
     }
 
@@ -322,6 +355,11 @@ pub fn greeting_packets(len: Duration, pt: u8, ssrc: u32, seq0: u16, ts0: u32) -
     })
 }
 
+/// `len` of digital silence: what a phone or a recording mailbox streams while it listens.
+pub fn silence_packets(len: Duration, pt: u8, ssrc: u32, seq0: u16, ts0: u32) -> Vec<Timed> {
+    audio_packets(len, pt, ssrc, seq0, ts0, |_| 0)
+}
+
 /// The machine's beep: 1 kHz for [`BEEP`].
 pub fn beep_packets(pt: u8, ssrc: u32, seq0: u16, ts0: u32) -> Vec<Timed> {
     audio_packets(BEEP, pt, ssrc, seq0, ts0, |n| {
@@ -359,6 +397,17 @@ mod tests {
             ]
         );
         assert_eq!(m.greeting_end(), Some(Duration::from_millis(2900)));
+        assert_eq!(m.last_sound(), Some(Step::Beep));
+        let h: Callee = "human;hello=600;key=1@3".parse().unwrap();
+        assert_eq!(
+            h.script()[0],
+            (Duration::ZERO, Step::Greeting(Duration::from_millis(600)))
+        );
+        assert_eq!(
+            h.last_sound(),
+            Some(Step::Greeting(Duration::from_millis(600)))
+        );
+        assert_eq!("human".parse::<Callee>().unwrap().last_sound(), None);
         assert!("human;key=12@1".parse::<Callee>().is_err());
         assert!("robot".parse::<Callee>().is_err());
         let mix = CalleeMix::parse(&["human;key=1@1:3".into(), "machine:1".into()]).unwrap();

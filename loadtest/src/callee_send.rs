@@ -14,16 +14,20 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 
 use crate::analysis::StreamStats;
-use crate::callee::{beep_packets, greeting_packets, key_packets, Callee, Step, Timed, Via};
+use crate::callee::{
+    beep_packets, greeting_packets, key_packets, silence_packets, Callee, Step, Timed, Via, LISTEN,
+};
 
 /// Payload type of telephone-events in the carrier's answer (`a=rtpmap:101`).
 pub const EVENT_PT: u8 = 101;
 
-/// Packets to send to `dest`, each `at` after `start`.
+/// Packets to send to `dest`, each `at` after `start`; or, with `cancel`, the end of a
+/// call: what is still due to `dest` is dropped (a new call may get its port).
 pub struct Burst {
     dest: SocketAddr,
     start: Instant,
     packets: Vec<Timed>,
+    cancel: bool,
 }
 
 /// Starts the sender thread on (a clone of) the media socket.
@@ -51,6 +55,7 @@ fn send_loop(sock: UdpSocket, rx: mpsc::Receiver<Burst>, stop: Arc<AtomicBool>) 
                 t.saturating_duration_since(Instant::now())
             });
         match rx.recv_timeout(wait.min(Duration::from_millis(50))) {
+            Ok(b) if b.cancel => due.retain(|Reverse((_, _, d, _))| *d != b.dest),
             Ok(b) => {
                 for p in b.packets {
                     n += 1;
@@ -79,6 +84,8 @@ pub struct CalleeRec {
     ssrc: u32,
     seq: u16,
     ts: u32,
+    /// Where its RTP goes (the dialer's media address), once it sent some.
+    dest: Option<SocketAddr>,
 }
 
 fn wall_ns() -> i64 {
@@ -104,6 +111,7 @@ impl Callees {
             ssrc: 0x4341_0000 ^ call as u32,
             seq: (call as u16).wrapping_mul(7919),
             ts: (call as u32).wrapping_mul(104_729),
+            dest: None,
         };
         self.calls.insert(call, rec);
     }
@@ -121,7 +129,7 @@ impl Callees {
             return;
         };
         let at_ms = ((wall_ns() - r.answered_ns).max(0) / 1_000_000) as u64;
-        let (name, packets) = match step {
+        let (name, mut packets) = match step {
             Step::Key(d, Via::Rtp) => (
                 format!("key {d} rtp"),
                 key_packets(d, EVENT_PT, r.ssrc, r.seq, r.ts),
@@ -135,14 +143,43 @@ impl Callees {
             Step::Beep => ("beep".into(), beep_packets(pt, r.ssrc, r.seq, r.ts)),
         };
         r.steps.push((at_ms, name));
+        let sound_span = packets
+            .last()
+            .map_or(Duration::ZERO, |p| p.at + Duration::from_millis(20));
+        if r.callee.last_sound() == Some(step) {
+            // It listens (or records) now: silence follows its last sound.
+            let (seq, ts) = (r.seq.wrapping_add(packets.len() as u16), r.ts);
+            let ts = ts.wrapping_add(sound_span.as_millis() as u32 * 8);
+            let tail = silence_packets(LISTEN, pt, r.ssrc, seq, ts);
+            packets.extend(tail.into_iter().map(|mut p| {
+                p.at += sound_span;
+                p
+            }));
+        }
         r.seq = r.seq.wrapping_add(packets.len() as u16);
         let span = packets.last().map_or(0, |p| p.at.as_millis() as u32 + 20);
         r.ts = r.ts.wrapping_add(span * 8);
+        if rtp_to.is_some() {
+            r.dest = rtp_to;
+        }
         if let (Some(dest), false) = (rtp_to, packets.is_empty()) {
             let _ = sender.send(Burst {
                 dest,
                 start: Instant::now(),
                 packets,
+                cancel: false,
+            });
+        }
+    }
+
+    /// The call ended: its callee falls silent (what is still due to it is dropped).
+    pub fn ended(&mut self, call: u64, sender: &mpsc::Sender<Burst>) {
+        if let Some(dest) = self.calls.get(&call).and_then(|r| r.dest) {
+            let _ = sender.send(Burst {
+                dest,
+                start: Instant::now(),
+                packets: vec![],
+                cancel: true,
             });
         }
     }
@@ -164,6 +201,7 @@ impl Callees {
                 let rel = |ns: i64| (ns - r.answered_ns) as f64 / 1e6;
                 let from = s.map(|s| rel(s.first_arrival_ns));
                 let greeting_end = r.callee.greeting_end().map(|d| d.as_millis() as f64);
+                let message = s.and_then(|s| s.onset_arrival_ns).map(rel);
                 json!({
                     "call": call,
                     "call_id": call_ids.get(call),
@@ -174,7 +212,11 @@ impl Callees {
                     "heard_ms": s.map(|s| s.duration_ms()),
                     "correlation": s.and_then(|s| s.correlation()),
                     "greeting_end_ms": greeting_end,
-                    "message_after_greeting_ms": from.zip(greeting_end).map(|(f, g)| f - g),
+                    "message_from_ms": message,
+                    "message_after_greeting_ms": message.zip(greeting_end).map(|(f, g)| f - g),
+                    "message_frames": s.map(|s| s.frames_compared),
+                    "message_frames_exact": s.map(|s| s.frames_exact),
+                    "prompt_frames": s.map(|s| s.prompt_frames),
                 })
             })
             .collect();

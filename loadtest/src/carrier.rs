@@ -258,6 +258,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
                     payload_type,
                 } => callees.step(call, step, rtp_to, payload_type, &callee_tx),
                 UasEvent::Ended { call, by } => {
+                    callees.ended(call, &callee_tx);
                     if let Some(c) = calls.get_mut(&call) {
                         if c.answered && matches!(by, EndedBy::Caller | EndedBy::Callee) {
                             active -= 1;
