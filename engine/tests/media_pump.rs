@@ -101,7 +101,9 @@ fn run(mode: SendMode, base: u16) {
         assert_eq!(per_port.len(), 20, "{per_port:?}");
         for (port, n) in &per_port {
             assert!(ports.contains_key(port), "unknown source port {port}");
-            assert_eq!(*n, 10);
+            // The 10 frames of the message, then the finish hold's silence tail.
+            let tail = engine::media::pacer::FINISH_HOLD.as_millis() as usize / 20;
+            assert_eq!(*n, 10 + tail);
         }
         let mut finished = 0;
         while finished < 20 {
@@ -124,7 +126,8 @@ fn run(mode: SendMode, base: u16) {
             }
         }
         let stats = pump.shutdown();
-        assert_eq!(stats.rtp_sent, 200);
+        let tail = engine::media::pacer::FINISH_HOLD.as_millis() as u64 / 20;
+        assert_eq!(stats.rtp_sent, 20 * (10 + tail));
         assert_eq!(stats.raw, mode == SendMode::Raw);
         assert!(stats.lag.quantile(0.99) < Duration::from_millis(50));
     });

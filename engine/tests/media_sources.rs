@@ -261,7 +261,9 @@ fn every_stream_arrives_in_sequence_from_pinned_loops() {
             *counts.entry(ssrc).or_default() += 1;
         }
         assert_eq!(counts.len(), streams as usize, "one stream per call");
-        assert!(counts.values().all(|&c| c == 30), "{counts:?}");
+        // 30 frames of message, then the finish hold's silence tail.
+        let tail = engine::media::pacer::FINISH_HOLD.as_millis() as usize / 20;
+        assert!(counts.values().all(|&c| c == 30 + tail), "{counts:?}");
         assert_eq!(reordered, 0, "packets out of sequence within a stream");
         let stats = pump.shutdown();
         assert_eq!(stats.pinned_loops, 2, "each pacing loop stays on one CPU");
@@ -348,7 +350,8 @@ fn send_lag_is_sampled_per_batch_not_per_packet() {
         }
         let stats = pump.shutdown();
         let samples = rec.0.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(stats.rtp_sent, 200 * 20);
+        let tail = engine::media::pacer::FINISH_HOLD.as_millis() as u64 / 20;
+        assert_eq!(stats.rtp_sent, 200 * (20 + tail));
         // 200 streams over 20 phase slots: about ten packets leave per batch.
         assert!(
             samples * 4 < stats.rtp_sent,

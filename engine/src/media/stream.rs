@@ -82,6 +82,11 @@ pub struct RtpStream {
     first: bool,
     sent: u64,
     octets: u64,
+    /// Silence sent after the message's last play (one-frame prompt, frames left), so that
+    /// a callee whose jitter buffer moves only as packets arrive plays the message out.
+    tail: Option<(Arc<Prompt>, u32)>,
+    /// Tail packets sent (not part of the message's count).
+    tail_sent: u64,
 }
 
 impl RtpStream {
@@ -118,8 +123,19 @@ impl RtpStream {
             first: true,
             sent: 0,
             octets: 0,
+            tail: None,
+            tail_sent: 0,
             params: p,
         }
+    }
+
+    /// After its last play the stream sends `frames` packets of `silence` (a one-frame
+    /// prompt in the stream's codec and packet time) before it ends: a jitter buffer that
+    /// advances only when packets arrive (baresip's) would otherwise keep the message's last
+    /// packets unplayed when the BYE comes.
+    pub fn with_tail(mut self, silence: Arc<Prompt>, frames: u32) -> Self {
+        self.tail = (frames > 0).then_some((silence, frames));
+        self
     }
 
     /// Replaces whatever plays with `items` from the first frame of the first, from the next
@@ -167,9 +183,14 @@ impl RtpStream {
         }
     }
 
-    /// Packets produced so far.
+    /// Packets of the message (and playlists) produced so far, without the silence tail.
     pub fn packets_sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Every RTP packet produced so far, the silence tail included (RTCP's count).
+    pub fn packets_on_wire(&self) -> u64 {
+        self.sent + self.tail_sent
     }
 
     /// Payload octets sent so far (the RTCP sender report's octet count).
@@ -201,7 +222,7 @@ impl RtpStream {
     /// `Some(0)` for a slot of silence between plays (nothing to send), `None` at the end.
     pub fn next_packet(&mut self, buf: &mut [u8]) -> Option<usize> {
         if self.is_finished() {
-            return None;
+            return self.next_tail(buf);
         }
         let step = self.cur.prompt.timestamp_step();
         if self.gap_left > 0 {
@@ -239,6 +260,29 @@ impl RtpStream {
                 self.next_segment();
             }
         }
+        Some(len)
+    }
+
+    /// The next packet of the silence tail, `None` once it is spent.
+    fn next_tail(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let (silence, left) = self.tail.as_mut()?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        let payload = silence.frame(0)?;
+        let len = RtpPacketBuilder::new()
+            .payload_type(self.params.payload_type)
+            .ssrc(self.params.ssrc)
+            .sequence(Seq::from(self.seq))
+            .timestamp(self.timestamp)
+            .payload(payload)
+            .build_into(buf)
+            .ok()?;
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(silence.timestamp_step());
+        self.tail_sent += 1;
+        self.octets += payload.len() as u64;
         Some(len)
     }
 }

@@ -24,12 +24,12 @@
 //! Time comes in as an [`Instant`] argument; the pacer never reads a clock, so tests run an
 //! hour of media on virtual time in milliseconds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codecs::Prompt;
+use codecs::{Codec, Prompt};
 
 use super::batch::{Batch, BatchItem, PacketKind};
 use super::rtcp;
@@ -172,6 +172,8 @@ pub struct Pacer {
     held: VecDeque<(u64, PacerEvent)>,
     events: VecDeque<PacerEvent>,
     rng: u64,
+    /// One packet of silence per codec and packet time, for the streams' tails (encoded once).
+    silences: HashMap<(Codec, u32), Arc<Prompt>>,
 }
 
 impl Pacer {
@@ -190,6 +192,7 @@ impl Pacer {
             held: VecDeque::new(),
             events: VecDeque::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
+            silences: HashMap::new(),
             cfg,
         }
     }
@@ -207,6 +210,25 @@ impl Pacer {
     /// Streams playing.
     pub fn active(&self) -> usize {
         self.active
+    }
+
+    /// The silence a message stream sends during the finish hold, in packets of its ptime
+    /// (none when the hold is shorter than a packet or silence cannot be encoded).
+    fn tail_of(&mut self, prompt: &Prompt, ptime_ns: u64) -> Option<(Arc<Prompt>, u32)> {
+        let frames = (self.cfg.finish_hold.as_nanos() as u64 / ptime_ns) as u32;
+        if frames == 0 {
+            return None;
+        }
+        let (codec, ptime) = (prompt.codec(), prompt.ptime_ms());
+        let silence = match self.silences.get(&(codec, ptime)) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(Prompt::silence(codec, ptime, ptime).ok()?);
+                self.silences.insert((codec, ptime), s.clone());
+                s
+            }
+        };
+        Some((silence, frames))
     }
 
     fn ns(&self, t: Instant) -> u64 {
@@ -243,12 +265,18 @@ impl Pacer {
         let interval = self.cfg.rtcp_interval.as_nanos() as u64;
         let r = self.next_rand() % 1000;
         let next_sr_ns = start_ns + interval / 2 + interval / 1000 * r;
+        let stream = if spec.idle {
+            RtpStream::idle(spec.prompt, spec.params)
+        } else {
+            let tail = self.tail_of(&spec.prompt, ptime_ns);
+            let s = RtpStream::new(spec.prompt, spec.params);
+            match tail {
+                Some((silence, frames)) => s.with_tail(silence, frames),
+                None => s,
+            }
+        };
         let entry = Entry {
-            stream: if spec.idle {
-                RtpStream::idle(spec.prompt, spec.params)
-            } else {
-                RtpStream::new(spec.prompt, spec.params)
-            },
+            stream,
             token: spec.token,
             route: spec.route,
             dest: spec.dest,
@@ -469,7 +497,11 @@ impl Pacer {
                 self.active -= 1;
                 self.free.push(idx);
                 // `due_ns` is the slot after the last packet: its audio has just been sent.
-                let release = due_ns + self.cfg.finish_hold.as_nanos() as u64;
+                // The silence tail already took most of the hold.
+                let tail_ns = e.stream.packets_on_wire() - packets;
+                let hold =
+                    (self.cfg.finish_hold.as_nanos() as u64).saturating_sub(tail_ns * e.ptime_ns);
+                let release = due_ns + hold;
                 self.held.push_back((release, ev));
                 return None;
             }
@@ -537,7 +569,7 @@ fn queue_sr(
             ssrc: e.stream.params().ssrc,
             ntp: ntp_add(cfg.ntp_at_origin, now_ns),
             rtp_ts: rtp_ts_at(e, now_ns),
-            packets: e.stream.packets_sent() as u32,
+            packets: e.stream.packets_on_wire() as u32,
             octets: e.stream.octets_sent() as u32,
         },
         &cfg.cname,

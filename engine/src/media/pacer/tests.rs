@@ -119,7 +119,9 @@ fn an_hour_of_media_without_drift() {
         last_seq = Some(u16::from(r.sequence_number()));
         n += 1;
     });
-    assert_eq!(n, 180_000);
+    // An hour of audio, then the silence tail of the finish hold on the same schedule.
+    let tail = FINISH_HOLD.as_millis() as u64 / 20;
+    assert_eq!(n, 180_000 + tail);
     assert!(max_lag < 1_000_000, "lag {max_lag} ns");
     // An SR every ~5 s plus the final SR+BYE.
     assert!((700..=740).contains(&srs), "{srs} RTCP packets");
@@ -174,7 +176,11 @@ fn play_count_with_gap_and_stream_end() {
             PacketKind::Rtcp => rtcp.push(pkt.to_vec()),
         },
     );
-    assert_eq!(rtp.len(), 30);
+    // Three plays, then the finish hold's silence tail (unmarked, on schedule).
+    let tail = FINISH_HOLD.as_millis() as usize / 20;
+    assert_eq!(rtp.len(), 30 + tail);
+    assert!(rtp[30..].iter().all(|p| !p.2));
+    assert_eq!((rtp[30].0 - rtp[29].0) / 20_000_000, 1);
     // Plays start at slots 0, 15, 30 (10 frames + 5 gap frames) with the marker bit.
     let marks: Vec<usize> = (0..30).filter(|&i| rtp[i].2).collect();
     assert_eq!(marks, vec![0, 10, 20]);
@@ -282,8 +288,10 @@ fn finished_waits_for_the_callees_playout() {
             finished_at.get_or_insert(ms);
         }
     }
-    assert_eq!(last_rtp_ms, 180);
+    // The message's last packet at 180 ms, then silence through the hold (a jitter buffer
+    // that moves only as packets arrive plays the message out): its last at 180 + hold.
     let hold = FINISH_HOLD.as_millis() as u64;
+    assert_eq!(last_rtp_ms, 180 + hold);
     assert!(hold >= 400, "a jitter buffer needs time to play out");
     assert_eq!(finished_at, Some(200 + hold));
     assert_eq!(pacer.stop(id), None, "finished: the id is stale");
@@ -323,7 +331,8 @@ fn set_dest_moves_the_rest_of_the_stream() {
         dests.extend(batch.items().iter().map(|it| it.dest));
         batch.clear();
     }
-    assert_eq!(dests.len(), 10);
+    // 10 frames, then the silence tail (until 400 ms: 11 of its packets), all moved.
+    assert_eq!(dests.len(), 21);
     assert!(dests[..3].iter().all(|d| d.port() == 4000));
     assert!(dests[3..].iter().all(|d| *d == nat));
 }

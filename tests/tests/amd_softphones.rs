@@ -1,0 +1,366 @@
+//! Issue 14 acceptance with real softphones from Debian as the callees: baresip (answers
+//! at once, keys sent by its `sndcode` command over its ctrl_tcp control socket, what it
+//! decodes recorded by its sndfile module).
+//! Keys pressed on a real phone reach the dialer (the confirmation works), and what the
+//! phone played out holds the message to its last syllable (the BYE waits for its jitter
+//! buffer). Plain UDP SIP and RTP on loopback; free ports; children killed on drop.
+//!
+//! Needs `baresip` (Debian baresip-core: a failure with CI set, a skip otherwise) and the
+//! `dialer` binary (`cargo build -p control-api --bin dialer`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use engine::store::{AttemptRecord, SqliteOptions, SqliteStore, Store};
+use tempfile::TempDir;
+
+const NUMBER: &str = "+390773100001";
+const TENANT: &str = "terracina";
+/// The message: 2 s at 440 Hz, then its "last syllable", 300 ms at 1 kHz.
+const BODY_MS: u32 = 2000;
+const LAST_MS: u32 = 300;
+
+fn available(tool: &str, probe: &[&str], package: &str) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        let reason = format!("{tool} is not installed (Debian: {package})");
+        if std::env::var_os("CI").is_some() {
+            panic!("{reason} (CI is set, so this is a failure, not a skip)");
+        }
+        eprintln!("SKIPPED: {reason}");
+    }
+    ok
+}
+
+fn dialer_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DIALER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>/deps");
+    let bin = dir.join("dialer");
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo build -p control-api --bin dialer",
+        bin.display()
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port");
+}
+
+/// baresip answering at once on a UDP port, recording what it decodes into its directory;
+/// keys sent with its `sndcode` command (ctrl_tcp) go out as RFC 4733 events.
+struct Baresip {
+    child: Child,
+    port: u16,
+    ctrl: u16,
+    dir: PathBuf,
+}
+
+impl Baresip {
+    fn start(dir: &Path) -> Baresip {
+        let port = free_port();
+        let ctrl = free_port();
+        let conf = dir.join("baresip");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("config"),
+            format!(
+                "poll_method epoll\nsip_listen 127.0.0.1:{port}\n\
+                 module_path /usr/lib/baresip/modules\nmodule g711.so\n\
+                 module aubridge.so\nmodule sndfile.so\nmodule_app account.so\n\
+                 module_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n\
+                 audio_player aubridge,x\naudio_source aubridge,x\nsnd_path {}\n",
+                conf.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            conf.join("accounts"),
+            format!("<sip:{NUMBER}@127.0.0.1>;answermode=auto;regint=0\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(conf.join("out.log")).unwrap();
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "baresip did not listen");
+            thread::sleep(Duration::from_millis(50));
+        }
+        Baresip {
+            child,
+            port,
+            ctrl,
+            dir: conf,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("out.log")).unwrap_or_default()
+    }
+
+    /// Waits for the call to be established (baresip's log), at most `wait`.
+    fn established(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self.log().contains("Call established") {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Presses `keys` on the phone: baresip's `sndcode` command, a netstring of JSON on
+    /// its control socket.
+    fn press(&mut self, keys: &str) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.ctrl)).expect("baresip ctrl_tcp");
+        let cmd = format!(r#"{{"command":"sndcode","params":"{keys}","token":"k"}}"#);
+        s.write_all(format!("{}:{cmd},", cmd.len()).as_bytes())
+            .unwrap();
+        s.flush().unwrap();
+        // Its answer says the command ran.
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(n > 0, "baresip did not answer sndcode\n{}", self.log());
+    }
+
+    /// The samples baresip decoded from our media (its `*-dec.wav`), if it recorded any.
+    fn heard(&self) -> Option<Vec<i16>> {
+        let wav = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))?;
+        let mut r = hound::WavReader::open(wav).ok()?;
+        Some(r.samples::<i16>().map_while(Result::ok).collect())
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Power of `x` at `hz` (Goertzel, 8 kHz).
+fn power(x: &[i16], hz: f64) -> f64 {
+    let k = 2.0 * (std::f64::consts::TAU * hz / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &v in x {
+        let s = f64::from(v) + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - k * s1 * s2
+}
+
+fn write_prompt(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(BODY_MS + LAST_MS) * 8 {
+        let t = f64::from(i) / 8000.0;
+        let hz = if i < BODY_MS * 8 { 440.0 } else { 1000.0 };
+        w.write_sample(((t * hz * std::f64::consts::TAU).sin() * 12000.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A one-contact campaign to the softphone at `port`, run in the background.
+fn start_campaign(dir: &Path, port: u16, until: &str) -> Child {
+    let config = dir.join("dialer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "sip_bind = \"127.0.0.1:0\"\n[retry]\nno_answer = {{ interval_s = 1, max_attempts = 1 }}\n\
+             [[trunk]]\nname = \"phone\"\nproxy = \"127.0.0.1:{port}\"\nmax_channels = 2\n\
+             cps = 5\nring_timeout_s = 10\ncodecs = [\"PCMU\"]\n"
+        ),
+    )
+    .unwrap();
+    let contacts = dir.join("contacts.csv");
+    std::fs::write(
+        &contacts,
+        "number,street,house_number,zone,source\n0773 100001,Via Appia,1,z1,directory\n",
+    )
+    .unwrap();
+    let prompt = dir.join("message.wav");
+    write_prompt(&prompt);
+    Command::new(dialer_bin())
+        .args([
+            "campaign", "run", "--tenant", TENANT, "--name", "phone", "--all",
+        ])
+        .arg("--db")
+        .arg(dir.join("dialer.db"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--contacts")
+        .arg(&contacts)
+        .arg("--prompt")
+        .arg(&prompt)
+        .args(["--priority", "emergency", "--until", until])
+        .args(["--no-window", "--fast-sync"])
+        .env("DIALER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("dialer.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most 60 s) for the campaign to end; its attempts.
+fn finish(mut child: Child, dir: &Path, callee_log: &dyn Fn() -> String) -> Vec<AttemptRecord> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let err = std::fs::read_to_string(dir.join("dialer.err")).unwrap_or_default();
+            assert!(st.success(), "dialer failed: {err}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the campaign did not finish in 60 s\n{}", callee_log());
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = SqliteStore::open(&dir.join("dialer.db"), SqliteOptions::default())
+            .await
+            .unwrap();
+        let c = s
+            .campaign_by_name(TENANT, "phone")
+            .await
+            .unwrap()
+            .expect("campaign");
+        s.attempts(c.id, 0, 100).await.unwrap()
+    })
+}
+
+/// How much of the last syllable (1 kHz) the phone played out: 10 ms windows after the
+/// last 440 Hz one where 1 kHz dominates, in ms.
+fn last_syllable_ms(x: &[i16]) -> u32 {
+    let windows: Vec<(f64, f64)> = x
+        .chunks_exact(80)
+        .map(|w| (power(w, 440.0), power(w, 1000.0)))
+        .collect();
+    let Some(last_body) = windows
+        .iter()
+        .rposition(|(a, b)| a > &(10.0 * b) && *a > 1e9)
+    else {
+        return 0;
+    };
+    let tail = windows[last_body + 1..]
+        .iter()
+        .filter(|(a, b)| b > &(10.0 * a) && *b > 1e9)
+        .count();
+    tail as u32 * 10
+}
+
+#[test]
+fn baresip_keys_confirm_and_it_plays_the_last_syllable() {
+    if !available("baresip", &["-h"], "baresip-core") {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let mut phone = Baresip::start(dir);
+    let run = start_campaign(dir, phone.port, "confirmed");
+    assert!(
+        phone.established(Duration::from_secs(20)),
+        "no call reached baresip\n{}",
+        phone.log()
+    );
+    // A resident who listens for a second, then presses 1.
+    thread::sleep(Duration::from_millis(1000));
+    phone.press("1");
+    let attempts = finish(run, dir, &|| phone.log());
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    let a = &attempts[0];
+    assert_eq!(a.dtmf.as_deref(), Some("1"), "{a:?}\n{}", phone.log());
+    assert_eq!(a.result.map(|r| r.as_str()), Some("confirmed"), "{a:?}");
+}
+
+#[test]
+fn baresip_plays_out_the_whole_message() {
+    if !available("baresip", &["-h"], "baresip-core") {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let phone = Baresip::start(dir);
+    let run = start_campaign(dir, phone.port, "heard");
+    let attempts = finish(run, dir, &|| phone.log());
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].result.map(|r| r.as_str()), Some("heard"));
+    let heard = phone
+        .heard()
+        .unwrap_or_else(|| panic!("baresip recorded nothing\n{}", phone.log()));
+    let got = last_syllable_ms(&heard);
+    if std::env::var_os("AMD_DEBUG").is_some() {
+        let w: Vec<String> = heard
+            .chunks_exact(80)
+            .map(|w| {
+                format!(
+                    "{:.0}/{:.0}",
+                    power(w, 440.0).log10() * 10.0,
+                    power(w, 1000.0).log10() * 10.0
+                )
+            })
+            .collect();
+        eprintln!(
+            "{} samples; last windows 440/1k dB: {:?}",
+            heard.len(),
+            &w[w.len().saturating_sub(50)..]
+        );
+        eprintln!("{}", phone.log());
+    }
+    eprintln!("baresip played {got} ms of the {LAST_MS} ms last syllable");
+    // The whole last syllable, give or take one 20 ms packet's edge.
+    assert!(
+        got + 20 >= LAST_MS,
+        "last syllable cut: {got} of {LAST_MS} ms"
+    );
+}
