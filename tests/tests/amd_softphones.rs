@@ -203,15 +203,16 @@ fn write_prompt(path: &Path) {
     w.finalize().unwrap();
 }
 
-/// A one-contact campaign to the softphone at `port`, run in the background.
-fn start_campaign(dir: &Path, port: u16, until: &str) -> Child {
+/// A one-contact campaign to the softphone at `port`, run in the background; the trunk
+/// accepts the phone's media by `latch` (`sdp` or `symmetric`).
+fn start_campaign(dir: &Path, port: u16, until: &str, latch: &str) -> Child {
     let config = dir.join("dialer.toml");
     std::fs::write(
         &config,
         format!(
             "sip_bind = \"127.0.0.1:0\"\n[retry]\nno_answer = {{ interval_s = 1, max_attempts = 1 }}\n\
              [[trunk]]\nname = \"phone\"\nproxy = \"127.0.0.1:{port}\"\nmax_channels = 2\n\
-             cps = 5\nring_timeout_s = 10\ncodecs = [\"PCMU\"]\n"
+             cps = 5\nring_timeout_s = 10\ncodecs = [\"PCMU\"]\nmedia_latch = \"{latch}\"\n"
         ),
     )
     .unwrap();
@@ -300,14 +301,14 @@ fn last_syllable_ms(x: &[i16]) -> u32 {
 }
 
 #[test]
-fn baresip_keys_confirm_and_it_plays_the_last_syllable() {
+fn baresip_keys_reach_the_dialer_and_confirm() {
     if !available("baresip", &["-h"], "baresip-core") {
         return;
     }
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
     let mut phone = Baresip::start(dir);
-    let run = start_campaign(dir, phone.port, "confirmed");
+    let run = start_campaign(dir, phone.port, "confirmed", "symmetric");
     assert!(
         phone.established(Duration::from_secs(20)),
         "no call reached baresip\n{}",
@@ -331,7 +332,7 @@ fn baresip_plays_out_the_whole_message() {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path();
     let phone = Baresip::start(dir);
-    let run = start_campaign(dir, phone.port, "heard");
+    let run = start_campaign(dir, phone.port, "heard", "sdp");
     let attempts = finish(run, dir, &|| phone.log());
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0].result.map(|r| r.as_str()), Some("heard"));
