@@ -1,12 +1,14 @@
 //! Issue 14 acceptance with real softphones from Debian as the callees: baresip (answers
 //! at once, keys sent by its `sndcode` command over its ctrl_tcp control socket, what it
-//! decodes recorded by its sndfile module).
+//! decodes recorded by its sndfile module) and linphonec (scripted on stdin: wav files
+//! instead of a soundcard, the call recorded, auto-answer, a key typed as a digit line).
 //! Keys pressed on a real phone reach the dialer (the confirmation works), and what the
 //! phone played out holds the message to its last syllable (the BYE waits for its jitter
 //! buffer). Plain UDP SIP and RTP on loopback; free ports; children killed on drop.
 //!
-//! Needs `baresip` (Debian baresip-core: a failure with CI set, a skip otherwise) and the
-//! `dialer` binary (`cargo build -p control-api --bin dialer`).
+//! Needs `baresip` (Debian baresip-core) and `linphonec` (Debian linphone-cli) — a failure
+//! with CI set, a skip otherwise — and the `dialer` binary
+//! (`cargo build -p control-api --bin dialer`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -360,6 +362,155 @@ fn baresip_plays_out_the_whole_message() {
     }
     eprintln!("baresip played {got} ms of the {LAST_MS} ms last syllable");
     // The whole last syllable, give or take one 20 ms packet's edge.
+    assert!(
+        got + 20 >= LAST_MS,
+        "last syllable cut: {got} of {LAST_MS} ms"
+    );
+}
+
+/// linphonec answering on a UDP port, scripted on its stdin: wav files instead of a
+/// soundcard, the call's received audio recorded, auto-answer; a digit line sends a key.
+struct Linphone {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Linphone {
+    fn start(dir: &Path) -> Linphone {
+        let port = free_port();
+        let rtp = free_port() / 2 * 2;
+        let conf = dir.join("linphone");
+        std::fs::create_dir_all(conf.join("home/.local/share/linphone")).unwrap();
+        std::fs::write(
+            conf.join("rc"),
+            format!(
+                "[sip]\nsip_port={port}\nsip_tcp_port=0\nuse_rfc2833=1\nuse_info=0\n\
+                 [rtp]\naudio_rtp_port={rtp}\n[sound]\nechocancellation=0\n"
+            ),
+        )
+        .unwrap();
+        let out = std::fs::File::create(conf.join("out.log")).unwrap();
+        let mut child = Command::new("linphonec")
+            .arg("-c")
+            .arg(conf.join("rc"))
+            .args(["-d", "3", "-l"])
+            .arg(conf.join("debug.log"))
+            .env("HOME", conf.join("home"))
+            .stdin(Stdio::piped())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let mut l = Linphone {
+            child,
+            stdin,
+            port,
+            dir: conf.clone(),
+        };
+        let rec = conf.join("heard.wav");
+        l.say(&format!(
+            "soundcard use files\nrecord {}\nautoanswer enable\n",
+            rec.display()
+        ));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !l.log().contains("Auto answer enabled")
+            || UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "linphonec did not start\n{}",
+                l.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        l
+    }
+
+    fn say(&mut self, line: &str) {
+        let s = self.stdin.as_mut().expect("stdin");
+        s.write_all(line.as_bytes()).unwrap();
+        s.flush().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("out.log")).unwrap_or_default()
+    }
+
+    /// Waits for the call to be connected (its stdout), at most `wait`.
+    fn connected(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self.log().contains("connected.") {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The call's received audio (8 kHz, 16-bit) as linphone recorded it.
+    fn heard(&self) -> Option<Vec<i16>> {
+        let mut r = hound::WavReader::open(self.dir.join("heard.wav")).ok()?;
+        Some(r.samples::<i16>().map_while(Result::ok).collect())
+    }
+}
+
+impl Drop for Linphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn linphone_keys_reach_the_dialer_and_confirm() {
+    if !available("linphonec", &["-v"], "linphone-cli") {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let mut phone = Linphone::start(dir);
+    let run = start_campaign(dir, phone.port, "confirmed", "symmetric");
+    assert!(
+        phone.connected(Duration::from_secs(20)),
+        "no call reached linphonec\n{}",
+        phone.log()
+    );
+    thread::sleep(Duration::from_millis(1000));
+    phone.say("1\n");
+    let attempts = finish(run, dir, &|| phone.log());
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    let a = &attempts[0];
+    assert_eq!(a.dtmf.as_deref(), Some("1"), "{a:?}\n{}", phone.log());
+    assert_eq!(a.result.map(|r| r.as_str()), Some("confirmed"), "{a:?}");
+}
+
+#[test]
+fn linphone_plays_out_the_whole_message() {
+    if !available("linphonec", &["-v"], "linphone-cli") {
+        return;
+    }
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path();
+    let phone = Linphone::start(dir);
+    let run = start_campaign(dir, phone.port, "heard", "sdp");
+    let attempts = finish(run, dir, &|| phone.log());
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].result.map(|r| r.as_str()), Some("heard"));
+    // linphone writes its recording when the call closes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let heard = loop {
+        match phone.heard() {
+            Some(h) if !h.is_empty() => break h,
+            _ if Instant::now() > deadline => panic!("linphonec recorded nothing\n{}", phone.log()),
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let got = last_syllable_ms(&heard);
+    eprintln!("linphone played {got} ms of the {LAST_MS} ms last syllable");
     assert!(
         got + 20 >= LAST_MS,
         "last syllable cut: {got} of {LAST_MS} ms"
