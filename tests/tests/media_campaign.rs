@@ -272,12 +272,22 @@ fn check_streams(packets: &[Rtp], source: &[u8], codec: Codec, pt: u8, ptime_ms:
     ssrcs.sort_unstable();
     ssrcs.dedup();
     assert_eq!(ssrcs.len(), 2, "one stream per contact");
+    // After the message, silence through the finish hold (so a callee's jitter buffer plays
+    // the last word before the BYE): packets of one repeated silence payload.
+    let tail = engine::media::pacer::FINISH_HOLD.as_millis() as usize / ptime_ms as usize;
     for ssrc in ssrcs {
-        let s: Vec<&Rtp> = packets.iter().filter(|p| p.ssrc == ssrc).collect();
+        let all: Vec<&Rtp> = packets.iter().filter(|p| p.ssrc == ssrc).collect();
         assert_eq!(
-            s.len(),
-            expected.frame_count(),
-            "every frame of the message"
+            all.len(),
+            expected.frame_count() + tail,
+            "every frame of the message, then the silence tail"
+        );
+        let (s, silence) = all.split_at(expected.frame_count());
+        assert!(
+            silence
+                .iter()
+                .all(|p| p.payload == silence[0].payload && p.pt == pt),
+            "the tail is one silence packet repeated"
         );
         for (n, p) in s.iter().enumerate() {
             assert_eq!(p.pt, pt, "payload type of packet {n}");
