@@ -153,13 +153,24 @@ fn two_hundred_concurrent_calls_heard_whole() {
         Some(CALLS),
         "{ctx}"
     );
-    assert_eq!(rtp["packets"].as_u64(), Some(CALLS * 150), "{ctx}");
+    // The message's 150 packets, then silence through the finish hold (a callee's jitter
+    // buffer plays the last word out before the BYE).
+    let hold_ms = engine::media::pacer::FINISH_HOLD.as_millis() as u64;
+    assert_eq!(
+        rtp["packets"].as_u64(),
+        Some(CALLS * (150 + hold_ms / 20)),
+        "{ctx}"
+    );
     assert_eq!(rtp["lost"].as_u64(), Some(0), "{ctx}");
     assert_eq!(rtp["calls_with_loss"].as_u64(), Some(0), "{ctx}");
     assert_eq!(rtp["seq_gaps"].as_u64(), Some(0), "{ctx}");
     assert_eq!(rtp["marker_errors"].as_u64(), Some(0), "{ctx}");
     assert_eq!(rtp["timestamp_errors"].as_u64(), Some(0), "{ctx}");
-    assert_eq!(rtp["duration_heard_ms_min"].as_u64(), Some(3000), "{ctx}");
+    assert_eq!(
+        rtp["duration_heard_ms_min"].as_u64(),
+        Some(3000 + hold_ms),
+        "{ctx}"
+    );
     assert_eq!(rtp["audio"]["correlating"].as_u64(), Some(CALLS), "{ctx}");
     assert_eq!(
         rtp["audio"]["frames_exact"].as_u64(),
