@@ -99,17 +99,17 @@ fn run(mode: SendMode, base: u16) {
             }
         }
         assert_eq!(per_port.len(), 20, "{per_port:?}");
+        // The 10 frames of the message, then the finish hold's silence tail.
+        let tail = engine::media::pacer::FINISH_HOLD.as_millis() as usize / 20;
         for (port, n) in &per_port {
             assert!(ports.contains_key(port), "unknown source port {port}");
-            // The 10 frames of the message, then the finish hold's silence tail.
-            let tail = engine::media::pacer::FINISH_HOLD.as_millis() as usize / 20;
             assert_eq!(*n, 10 + tail);
         }
         let mut finished = 0;
         while finished < 20 {
             match tokio::time::timeout(Duration::from_secs(2), events.recv()).await {
                 Ok(Some(MediaEvent::Finished { packets, .. })) => {
-                    assert_eq!(packets, 10);
+                    assert_eq!(packets, 10 + tail as u64);
                     finished += 1;
                 }
                 other => panic!("{other:?}"),
@@ -121,13 +121,12 @@ fn run(mode: SendMode, base: u16) {
         let mut stopped = 0;
         while stopped < 20 {
             if let Some(MediaEvent::Stopped { packets, .. }) = events.recv().await {
-                assert_eq!(packets, 10);
+                assert_eq!(packets, 10 + tail as u64);
                 stopped += 1;
             }
         }
         let stats = pump.shutdown();
-        let tail = engine::media::pacer::FINISH_HOLD.as_millis() as u64 / 20;
-        assert_eq!(stats.rtp_sent, 20 * (10 + tail));
+        assert_eq!(stats.rtp_sent, 20 * (10 + tail as u64));
         assert_eq!(stats.raw, mode == SendMode::Raw);
         assert!(stats.lag.quantile(0.99) < Duration::from_millis(50));
     });

@@ -183,14 +183,14 @@ impl RtpStream {
         }
     }
 
-    /// Packets of the message (and playlists) produced so far, without the silence tail.
+    /// RTP packets produced so far, the silence tail included.
     pub fn packets_sent(&self) -> u64 {
-        self.sent
+        self.sent + self.tail_sent
     }
 
-    /// Every RTP packet produced so far, the silence tail included (RTCP's count).
-    pub fn packets_on_wire(&self) -> u64 {
-        self.sent + self.tail_sent
+    /// Packets of the silence tail produced so far.
+    pub fn tail_sent(&self) -> u64 {
+        self.tail_sent
     }
 
     /// Payload octets sent so far (the RTCP sender report's octet count).

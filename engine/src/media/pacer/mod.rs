@@ -498,9 +498,9 @@ impl Pacer {
                 self.free.push(idx);
                 // `due_ns` is the slot after the last packet: its audio has just been sent.
                 // The silence tail already took most of the hold.
-                let tail_ns = e.stream.packets_on_wire() - packets;
+                let tail = e.stream.tail_sent();
                 let hold =
-                    (self.cfg.finish_hold.as_nanos() as u64).saturating_sub(tail_ns * e.ptime_ns);
+                    (self.cfg.finish_hold.as_nanos() as u64).saturating_sub(tail * e.ptime_ns);
                 let release = due_ns + hold;
                 self.held.push_back((release, ev));
                 return None;
@@ -569,7 +569,7 @@ fn queue_sr(
             ssrc: e.stream.params().ssrc,
             ntp: ntp_add(cfg.ntp_at_origin, now_ns),
             rtp_ts: rtp_ts_at(e, now_ns),
-            packets: e.stream.packets_on_wire() as u32,
+            packets: e.stream.packets_sent() as u32,
             octets: e.stream.octets_sent() as u32,
         },
         &cfg.cname,
