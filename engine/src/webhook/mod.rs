@@ -10,6 +10,7 @@
 
 pub mod schedule;
 pub mod sign;
+mod events;
 mod sink;
 
 pub use sink::{Event, EventSink};
