@@ -50,29 +50,167 @@ enum Chain {
 
 /// The audited routes: method, route pattern, action, what to keep, whose chain.
 const ROUTES: &[(&str, &str, &str, Keep, Chain)] = &[
-    ("POST", "/v1/tenants", "tenant.create", Keep::Json, Chain::Created),
-    ("PUT", "/v1/tenants/{id}/staff-pin", "staff_pin.set", Keep::Hashes, Chain::PathId),
-    ("POST", "/v1/trunks", "trunk.create", Keep::Json, Chain::Caller),
-    ("PUT", "/v1/trunks/{name}", "trunk.replace", Keep::Json, Chain::Caller),
-    ("DELETE", "/v1/trunks/{name}", "trunk.delete", Keep::Json, Chain::Caller),
-    ("POST", "/v1/numbers", "number.create", Keep::Json, Chain::Caller),
-    ("DELETE", "/v1/numbers/{number}", "number.delete", Keep::Json, Chain::Caller),
-    ("PUT", "/v1/ivr/prompts/{key}", "ivr_prompt.set", Keep::Hashes, Chain::Caller),
-    ("DELETE", "/v1/ivr/prompts/{key}", "ivr_prompt.reset", Keep::Json, Chain::Caller),
-    ("POST", "/v1/prompts", "prompt.upload", Keep::Hashes, Chain::Caller),
-    ("DELETE", "/v1/prompts/{id}", "prompt.delete", Keep::Json, Chain::Caller),
-    ("POST", "/v1/streets", "streets.import", Keep::Hashes, Chain::Caller),
-    ("POST", "/v1/contacts/import", "contacts.import", Keep::Hashes, Chain::Caller),
-    ("POST", "/v1/contacts", "contacts.create", Keep::Hashes, Chain::Caller),
-    ("DELETE", "/v1/contacts/{number}", "contacts.erase", Keep::Hashes, Chain::Caller),
-    ("POST", "/v1/contacts/{number}/opt-out", "contacts.opt_out", Keep::Hashes, Chain::Caller),
-    ("POST", "/v1/campaigns", "campaign.create", Keep::Json, Chain::Caller),
-    ("POST", "/v1/campaigns/{id}/start", "campaign.start", Keep::Json, Chain::Caller),
-    ("POST", "/v1/campaigns/{id}/pause", "campaign.pause", Keep::Json, Chain::Caller),
-    ("POST", "/v1/campaigns/{id}/resume", "campaign.resume", Keep::Json, Chain::Caller),
-    ("POST", "/v1/campaigns/{id}/cancel", "campaign.cancel", Keep::Json, Chain::Caller),
-    ("POST", "/v1/webhooks", "webhook.create", Keep::Json, Chain::Caller),
-    ("DELETE", "/v1/webhooks/{id}", "webhook.delete", Keep::Json, Chain::Caller),
+    (
+        "POST",
+        "/v1/tenants",
+        "tenant.create",
+        Keep::Json,
+        Chain::Created,
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{id}/staff-pin",
+        "staff_pin.set",
+        Keep::Hashes,
+        Chain::PathId,
+    ),
+    (
+        "POST",
+        "/v1/trunks",
+        "trunk.create",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "PUT",
+        "/v1/trunks/{name}",
+        "trunk.replace",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/trunks/{name}",
+        "trunk.delete",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/numbers",
+        "number.create",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/numbers/{number}",
+        "number.delete",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "PUT",
+        "/v1/ivr/prompts/{key}",
+        "ivr_prompt.set",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/ivr/prompts/{key}",
+        "ivr_prompt.reset",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/prompts",
+        "prompt.upload",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/prompts/{id}",
+        "prompt.delete",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/streets",
+        "streets.import",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/contacts/import",
+        "contacts.import",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/contacts",
+        "contacts.create",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/contacts/{number}",
+        "contacts.erase",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/contacts/{number}/opt-out",
+        "contacts.opt_out",
+        Keep::Hashes,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/campaigns",
+        "campaign.create",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/campaigns/{id}/start",
+        "campaign.start",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/campaigns/{id}/pause",
+        "campaign.pause",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/campaigns/{id}/resume",
+        "campaign.resume",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/campaigns/{id}/cancel",
+        "campaign.cancel",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "POST",
+        "/v1/webhooks",
+        "webhook.create",
+        Keep::Json,
+        Chain::Caller,
+    ),
+    (
+        "DELETE",
+        "/v1/webhooks/{id}",
+        "webhook.delete",
+        Keep::Json,
+        Chain::Caller,
+    ),
 ];
 
 /// Keys whose values never enter the trail.
@@ -201,7 +339,10 @@ async fn describe(st: &AppState, tenant: &str, a: &Act<'_>) -> (String, Value) {
         c.insert("prompt_sha256".into(), Value::Object(hashes));
     }
     if let Some(t) = request.as_ref().and_then(|r| r.get("target")) {
-        c.insert("target_sha256".into(), sha256_hex(t.to_string().as_bytes()).into());
+        c.insert(
+            "target_sha256".into(),
+            sha256_hex(t.to_string().as_bytes()).into(),
+        );
     }
     if a.keep == Keep::Json {
         if let Some(r) = request.as_mut().filter(|_| a.body.len() <= MAX_JSON) {

@@ -144,7 +144,13 @@ async fn enqueue(store: &AnyStore, mut ev: Event) -> Option<(i64, String)> {
     call
 }
 
-async fn put(store: &AnyStore, tenant: String, kind: EventKind, at_ms: i64, data: &serde_json::Value) {
+async fn put(
+    store: &AnyStore,
+    tenant: String,
+    kind: EventKind,
+    at_ms: i64,
+    data: &serde_json::Value,
+) {
     let e = NewEvent {
         tenant,
         kind,
@@ -174,7 +180,14 @@ async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
         "answered": p.answered,
         "attempts": p.attempts,
     });
-    put(store, tenant.to_string(), EventKind::CampaignProgress, now_ms(), &data).await;
+    put(
+        store,
+        tenant.to_string(),
+        EventKind::CampaignProgress,
+        now_ms(),
+        &data,
+    )
+    .await;
 }
 
 /// The delivery loop: one request at a time per endpoint, up to [`MAX_IN_FLIGHT`].
@@ -235,7 +248,13 @@ async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) {
     let now = now_ms();
     let attempts = row.attempts + 1;
     let (state, next_ms, last_status, last_error, label) = match result {
-        Ok(status) => (DeliveryState::Delivered, now, Some(status), None, "delivered"),
+        Ok(status) => (
+            DeliveryState::Delivered,
+            now,
+            Some(status),
+            None,
+            "delivered",
+        ),
         Err((status, why)) => {
             let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
             match schedule::after_failure(failures, row.since_ms, now, rand::random()) {
@@ -279,7 +298,10 @@ async fn send(client: &reqwest::Client, d: &DueDelivery) -> Result<i64, (Option<
     if status.is_success() {
         Ok(i64::from(status.as_u16()))
     } else {
-        Err((Some(i64::from(status.as_u16())), format!("HTTP {}", status.as_u16())))
+        Err((
+            Some(i64::from(status.as_u16())),
+            format!("HTTP {}", status.as_u16()),
+        ))
     }
 }
 

@@ -87,5 +87,7 @@ pub async fn list(
     let limit = page.limit()?;
     let rows = st.store.audit(&chain, page.after_id()?, limit + 1).await?;
     let items = rows.into_iter().map(AuditOut::from).collect();
-    Ok(Json(Page::from_fetched(items, limit, |e| e.seq.to_string())))
+    Ok(Json(Page::from_fetched(items, limit, |e| {
+        e.seq.to_string()
+    })))
 }

@@ -305,7 +305,12 @@ mod tests {
     fn urls_and_events_are_checked() {
         assert!(check_url("https://example.org/h?x=1").is_ok());
         assert!(check_url("http://127.0.0.1:9000/").is_ok());
-        for bad in ["ftp://x/", "not a url", "https://u:p@example.org/", "file:///etc/passwd"] {
+        for bad in [
+            "ftp://x/",
+            "not a url",
+            "https://u:p@example.org/",
+            "file:///etc/passwd",
+        ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
         assert!(check_url(&format!("https://e.org/{}", "a".repeat(MAX_URL))).is_err());
