@@ -358,6 +358,7 @@ async fn a_receiver_down_then_up_gets_every_event_signed() {
         .iter()
         .map(|d| d["state"].clone())
         .collect();
+    println!("states: {states:?}");
     assert!(
         states.contains(&json!("running")) && states.contains(&json!("completed")),
         "{states:?}"
@@ -376,7 +377,10 @@ async fn a_receiver_down_then_up_gets_every_event_signed() {
          first all-delivered {:.1} s after the receiver came up",
         delivered.len(),
         retried,
-        by_type.iter().map(|(k, v)| (k.as_str(), v.len())).collect::<Vec<_>>(),
+        by_type
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.len()))
+            .collect::<Vec<_>>(),
         t0.elapsed().as_secs_f64()
     );
     assert!(retried > 0);

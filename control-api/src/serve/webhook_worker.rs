@@ -96,14 +96,29 @@ impl Throttle {
     }
 }
 
+/// Whether a state event says something new: the dialer may report a campaign's
+/// completion more than once (its completion checks race), receivers get one event per
+/// change.
+fn new_state(seen: &mut HashMap<i64, String>, ev: &Event) -> bool {
+    let (EventKind::CampaignStateChanged, Some(c)) = (ev.kind, ev.campaign) else {
+        return true;
+    };
+    let state = ev.data["state"].as_str().unwrap_or_default().to_string();
+    seen.insert(c, state.clone()).as_ref() != Some(&state)
+}
+
 async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
     let mut throttle = Throttle::default();
+    let mut states: HashMap<i64, String> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             ev = rx.recv() => {
                 let Some(ev) = ev else { return };
                 metrics::gauge!(m::WEBHOOK_QUEUE_DEPTH).set(rx.len() as f64);
+                if !new_state(&mut states, &ev) {
+                    continue;
+                }
                 if let Some((campaign, tenant)) = enqueue(&store, ev).await {
                     if throttle.on_call(campaign, &tenant, now_ms()) {
                         progress(&store, campaign, &tenant).await;
@@ -330,6 +345,24 @@ mod tests {
         assert_eq!(t.due(5_000), vec![(1, "t".to_string())]);
         assert!(t.due(20_000).is_empty(), "nothing new since");
         assert!(t.on_call(1, "t", 20_000));
+    }
+
+    #[test]
+    fn a_repeated_state_is_reported_once() {
+        let ev = |c, state: &str| Event {
+            kind: EventKind::CampaignStateChanged,
+            tenant: Some("t".into()),
+            campaign: Some(c),
+            attempt: None,
+            at_ms: 0,
+            data: json!({ "state": state }),
+        };
+        let mut seen = HashMap::new();
+        assert!(new_state(&mut seen, &ev(1, "running")));
+        assert!(new_state(&mut seen, &ev(1, "completed")));
+        assert!(!new_state(&mut seen, &ev(1, "completed")));
+        assert!(new_state(&mut seen, &ev(2, "completed")));
+        assert!(new_state(&mut seen, &ev(1, "running")), "a restart is news");
     }
 
     #[test]

@@ -8,9 +8,9 @@
 //! posts due rows, records the result and reschedules failures by [`schedule`] until
 //! 24 h have passed (then the row is `dead`, kept for manual redelivery).
 
+mod events;
 pub mod schedule;
 pub mod sign;
-mod events;
 mod sink;
 
 pub use sink::{Event, EventSink};
