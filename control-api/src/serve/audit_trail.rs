@@ -13,10 +13,11 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use engine::audit::{sha256_hex, NewAuditEntry, PLATFORM};
-use engine::store::{Store, StoreError};
+use engine::store::Store;
 use engine::webhook::{Event, EventKind};
 use serde_json::{json, Map, Value};
 
@@ -359,17 +360,6 @@ async fn describe(st: &AppState, tenant: &str, a: &Act<'_>) -> (String, Value) {
     (subject.join("/"), Value::Object(c))
 }
 
-/// Appends an entry, again if another node took its place in the chain meanwhile.
-pub async fn append(st: &AppState, e: NewAuditEntry) -> Result<(), StoreError> {
-    let mut tries = 0;
-    loop {
-        match st.store.append_audit(e.clone()).await {
-            Err(StoreError::Conflict(_)) if tries < 5 => tries += 1,
-            r => return r.map(drop),
-        }
-    }
-}
-
 /// The layer (on the `/v1` router).
 pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
@@ -395,7 +385,12 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     let (parts, body) = req.into_parts();
     let max = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
     let Ok(bytes) = to_bytes(body, max).await else {
-        return ApiError::bad_request("request body unreadable or too large").into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "request body too large",
+        )
+        .into_response();
     };
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
@@ -437,7 +432,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
         subject,
         content: content.to_string(),
     };
-    if let Err(e) = append(&st, entry).await {
+    if let Err(e) = engine::audit::append(&st.store, entry).await {
         tracing::error!(action, error = %e, "audit entry not appended");
         metrics::counter!(engine::metrics::AUDIT_FAILURES, "reason" => "store").increment(1);
     }

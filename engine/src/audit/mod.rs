@@ -12,6 +12,10 @@
 
 use sha2::{Digest, Sha256};
 
+mod append;
+
+pub use append::append;
+
 /// The `prev_hash` of a chain's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
