@@ -6,8 +6,9 @@
 //! Order: rows are created in the order events reach the queue and each endpoint gets
 //! one request at a time, oldest due row first, so while a receiver answers 2xx it sees a
 //! campaign's events in the order they happened. A failed row waits for its retry while
-//! newer rows go on; receivers that need strict order sort by the payload's `timestamp`
-//! and drop repeats by `webhook-id` (delivery is at least once).
+//! newer rows go on (after the failure, the endpoint's other due rows wait for the next
+//! poll); receivers that need strict order sort by the payload's `timestamp` and drop
+//! repeats by `webhook-id` (delivery is at least once).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -31,9 +32,16 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the delivery loop looks for due rows.
 const POLL: Duration = Duration::from_millis(250);
 /// Rows read per poll.
-const BATCH: u32 = 200;
-/// Requests in flight at once (one per endpoint).
+const BATCH: u32 = 2000;
+/// Rows per endpoint per poll (sent one after the other).
+const PER_HOOK: u32 = 50;
+/// Endpoints served at once (one request each).
 const MAX_IN_FLIGHT: usize = 32;
+/// How often old rows are forgotten.
+const PURGE_EVERY_MS: i64 = 3600 * 1000;
+/// Delivered rows are listed for a week, dead ones for a month (for manual redelivery).
+const KEEP_DELIVERED_DAYS: i64 = 7;
+const KEEP_DEAD_DAYS: i64 = 30;
 
 /// Starts both tasks on the current runtime.
 pub fn start(store: AnyStore, rx: mpsc::Receiver<Event>) {
@@ -205,7 +213,9 @@ async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
     .await;
 }
 
-/// The delivery loop: one request at a time per endpoint, up to [`MAX_IN_FLIGHT`].
+/// The delivery loop: per endpoint one task at a time sending its due rows in order
+/// (stopping at the first failure: the endpoint is unwell, its rows wait for their
+/// retries), up to [`MAX_IN_FLIGHT`] endpoints at once.
 async fn deliver(store: AnyStore) {
     let client = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -223,6 +233,7 @@ async fn deliver(store: AnyStore) {
     let mut busy: HashSet<String> = HashSet::new();
     let mut flights: JoinSet<String> = JoinSet::new();
     let mut tick = tokio::time::interval(POLL);
+    let mut purged = i64::MIN;
     loop {
         tokio::select! {
             done = flights.join_next(), if !flights.is_empty() => {
@@ -231,22 +242,30 @@ async fn deliver(store: AnyStore) {
                 }
             }
             _ = tick.tick() => {
-                let due = match store.due_deliveries(now_ms(), BATCH).await {
+                let now = now_ms();
+                if now - purged >= PURGE_EVERY_MS {
+                    purged = now;
+                    purge(&store, now).await;
+                }
+                let due = match store.due_deliveries(now, PER_HOOK, BATCH).await {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!(error = %e, "webhook: outbox read failed");
                         continue;
                     }
                 };
-                for d in due {
+                for (hook, rows) in by_endpoint(due) {
                     if flights.len() >= MAX_IN_FLIGHT {
                         break;
                     }
-                    if busy.insert(d.delivery.webhook.clone()) {
+                    if busy.insert(hook.clone()) {
                         let (store, client) = (store.clone(), client.clone());
                         flights.spawn(async move {
-                            let hook = d.delivery.webhook.clone();
-                            attempt(&store, &client, d).await;
+                            for d in rows {
+                                if !attempt(&store, &client, d).await {
+                                    break;
+                                }
+                            }
                             hook
                         });
                     }
@@ -256,8 +275,33 @@ async fn deliver(store: AnyStore) {
     }
 }
 
-/// Sends one row and writes the result back.
-async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) {
+/// Due rows grouped by endpoint, endpoints in the order of their oldest row.
+fn by_endpoint(due: Vec<DueDelivery>) -> Vec<(String, Vec<DueDelivery>)> {
+    let mut out: Vec<(String, Vec<DueDelivery>)> = vec![];
+    for d in due {
+        match out.iter_mut().find(|(h, _)| *h == d.delivery.webhook) {
+            Some((_, rows)) => rows.push(d),
+            None => out.push((d.delivery.webhook.clone(), vec![d])),
+        }
+    }
+    out
+}
+
+/// Forgets old delivered and dead rows (the outbox would grow by a row per call).
+async fn purge(store: &AnyStore, now: i64) {
+    let day = 24 * 3600 * 1000;
+    match store
+        .purge_deliveries(now - KEEP_DELIVERED_DAYS * day, now - KEEP_DEAD_DAYS * day)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "webhook: old deliveries forgotten"),
+        Err(e) => tracing::warn!(error = %e, "webhook: purge failed"),
+    }
+}
+
+/// Sends one row and writes the result back; whether it was delivered.
+async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) -> bool {
     let row = &d.delivery;
     let result = send(client, &d).await;
     let now = now_ms();
@@ -291,6 +335,7 @@ async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) {
     if let Err(e) = store.record_delivery(u).await {
         tracing::warn!(delivery = row.id, error = %e, "webhook: result not stored");
     }
+    state == DeliveryState::Delivered
 }
 
 /// POSTs a row: the 2xx status, or the status (if any) and why it failed.

@@ -477,9 +477,18 @@ impl Store for AnyStore {
     fn due_deliveries(
         &self,
         now_ms: i64,
+        per_hook: u32,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DueDelivery>>> + Send {
-        delegate!(self, due_deliveries(now_ms, limit))
+        delegate!(self, due_deliveries(now_ms, per_hook, limit))
+    }
+
+    fn purge_deliveries(
+        &self,
+        delivered_before: i64,
+        dead_before: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+        delegate!(self, purge_deliveries(delivered_before, dead_before))
     }
 
     fn record_delivery(

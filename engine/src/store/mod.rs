@@ -457,12 +457,21 @@ pub trait Store: Clone + Send + Sync + 'static {
         e: NewEvent,
     ) -> impl Future<Output = StoreResult<u64>> + Send + use<Self>;
 
-    /// Pending outbox rows due at `now_ms`, oldest first.
+    /// Pending outbox rows due at `now_ms`, at most `per_hook` per endpoint, oldest first.
     fn due_deliveries(
         &self,
         now_ms: i64,
+        per_hook: u32,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DueDelivery>>> + Send;
+
+    /// Forgets delivered outbox rows done before `delivered_before` and dead ones before
+    /// `dead_before`; how many.
+    fn purge_deliveries(
+        &self,
+        delivered_before: i64,
+        dead_before: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<Self>;
 
     /// Writes the result of a delivery attempt.
     fn record_delivery(

@@ -67,7 +67,15 @@ async fn outbox_fans_out_retries_and_redelivers<H: Harness>() {
             .unwrap(),
         0
     );
-    let due = s.due_deliveries(1_000, 10).await.unwrap();
+    // One per endpoint at most when asked so: wh_a's backlog does not hide wh_b.
+    let firsts = s.due_deliveries(1_000, 1, 10).await.unwrap();
+    let seen: Vec<_> = firsts
+        .iter()
+        .map(|d| d.delivery.event_id.as_str())
+        .collect();
+    assert_eq!(seen, vec!["msg_1", "msg_2"]);
+    assert_eq!(firsts[1].delivery.webhook, "wh_b");
+    let due = s.due_deliveries(1_000, 10, 10).await.unwrap();
     let seen: Vec<_> = due
         .iter()
         .map(|d| (d.delivery.webhook.as_str(), d.delivery.event_id.as_str()))
@@ -79,7 +87,7 @@ async fn outbox_fans_out_retries_and_redelivers<H: Harness>() {
     assert_eq!(due[0].url, "http://127.0.0.1:9/wh_a");
     assert_eq!(due[0].secret, "whsec_AAAA");
     assert!(
-        s.due_deliveries(100, 10).await.unwrap().is_empty(),
+        s.due_deliveries(100, 10, 10).await.unwrap().is_empty(),
         "not due yet"
     );
 
@@ -103,9 +111,11 @@ async fn outbox_fans_out_retries_and_redelivers<H: Harness>() {
     s.record_delivery(upd(d2, DeliveryState::Dead, 0))
         .await
         .unwrap();
-    assert!(s.due_deliveries(4_999, 10).await.unwrap().is_empty());
+    assert!(s.due_deliveries(4_999, 10, 10).await.unwrap().is_empty());
     assert_eq!(
-        s.due_deliveries(5_000, 10).await.unwrap()[0].delivery.id,
+        s.due_deliveries(5_000, 10, 10).await.unwrap()[0]
+            .delivery
+            .id,
         d1
     );
     let listed = s.deliveries("t", "wh_b", 0, 10).await.unwrap();
@@ -121,6 +131,16 @@ async fn outbox_fans_out_retries_and_redelivers<H: Harness>() {
         (again[0].state, again[0].next_ms, again[0].since_ms),
         (DeliveryState::Pending, 9_000, 9_000)
     );
+
+    // Old delivered and dead rows are forgotten; pending ones never.
+    s.record_delivery(DeliveryUpdate {
+        done_ms: Some(50),
+        ..upd(d0, DeliveryState::Delivered, 0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.purge_deliveries(100, 100).await.unwrap(), 1);
+    assert_eq!(s.deliveries("t", "wh_a", 0, 10).await.unwrap().len(), 1);
 
     // Deleting an endpoint drops its outbox.
     assert!(s.delete_webhook("t", "wh_b").await.unwrap());

@@ -412,9 +412,20 @@ macro_rules! impl_store {
             async fn due_deliveries(
                 &self,
                 now_ms: i64,
+                per_hook: u32,
                 limit: u32,
             ) -> StoreResult<Vec<DueDelivery>> {
-                webhooks::due_deliveries(&self.read, now_ms, limit).await
+                webhooks::due_deliveries(&self.read, now_ms, per_hook, limit).await
+            }
+
+            fn purge_deliveries(
+                &self,
+                delivered_before: i64,
+                dead_before: i64,
+            ) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+                self.write(move |c| {
+                    Box::pin(webhooks::purge_deliveries(c, delivered_before, dead_before))
+                })
             }
 
             fn record_delivery(

@@ -168,10 +168,12 @@ fn delivery_of(r: DeliveryRow) -> StoreResult<DeliveryRecord> {
     })
 }
 
-/// Pending rows due at `now_ms`, oldest first (creation order), with their endpoint.
+/// Pending rows due at `now_ms`, at most `per_hook` per endpoint (its oldest), oldest
+/// first, with their endpoint: one endpoint's backlog cannot crowd the others out.
 pub(super) async fn due_deliveries(
     db: &Pool,
     now_ms: i64,
+    per_hook: u32,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
     type Row = (
@@ -193,11 +195,13 @@ pub(super) async fn due_deliveries(
         String,
     );
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {DELIVERY_COLS}, w.url, w.secret FROM webhook_deliveries d \
-         JOIN webhooks w ON w.id = d.webhook \
-         WHERE d.state = 'pending' AND d.next_ms <= $1 ORDER BY d.id LIMIT $2"
+        "SELECT {DELIVERY_COLS}, w.url, w.secret FROM \
+         (SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id) AS rn \
+          FROM webhook_deliveries WHERE state = 'pending' AND next_ms <= $1) d \
+         JOIN webhooks w ON w.id = d.webhook WHERE d.rn <= $2 ORDER BY d.id LIMIT $3"
     ))
     .bind(now_ms)
+    .bind(i64::from(per_hook))
     .bind(i64::from(limit))
     .fetch_all(db)
     .await?;
@@ -213,6 +217,24 @@ pub(super) async fn due_deliveries(
             })
         })
         .collect()
+}
+
+/// Forgets delivered rows done before `delivered_before` and dead ones before
+/// `dead_before`; how many.
+pub(super) async fn purge_deliveries(
+    c: &mut Conn,
+    delivered_before: i64,
+    dead_before: i64,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE (state = 'delivered' AND done_ms < $1) \
+         OR (state = 'dead' AND done_ms < $2)",
+    )
+    .bind(delivered_before)
+    .bind(dead_before)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 pub(super) async fn record_delivery(c: &mut Conn, u: DeliveryUpdate) -> StoreResult<()> {
