@@ -233,7 +233,7 @@ async fn deliver(store: AnyStore) {
     let mut busy: HashSet<String> = HashSet::new();
     let mut flights: JoinSet<String> = JoinSet::new();
     let mut tick = tokio::time::interval(POLL);
-    let mut purged = i64::MIN;
+    let mut purged = 0i64;
     loop {
         tokio::select! {
             done = flights.join_next(), if !flights.is_empty() => {
