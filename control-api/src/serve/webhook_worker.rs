@@ -112,6 +112,11 @@ fn new_state(seen: &mut HashMap<i64, String>, ev: &Event) -> bool {
         return true;
     };
     let state = ev.data["state"].as_str().unwrap_or_default().to_string();
+    // One short string per campaign seen; forget them all now and then (a repeat after
+    // that is reported twice, which at-least-once delivery allows).
+    if seen.len() >= 100_000 {
+        seen.clear();
+    }
     seen.insert(c, state.clone()).as_ref() != Some(&state)
 }
 
