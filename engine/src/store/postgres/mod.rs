@@ -38,6 +38,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 mod registrations;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -74,8 +82,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
+        "webhooks and audit",
+        include_str!("../../../migrations-pg/0005_hooks.sql"),
+    ),
+    (
+        6,
         "amd",
-        include_str!("../../../migrations-pg/0005_amd.sql"),
+        include_str!("../../../migrations-pg/0006_amd.sql"),
     ),
 ];
 
