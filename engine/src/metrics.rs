@@ -87,6 +87,11 @@ pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
 pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_total";
 /// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
 pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
+/// Counter `{trunk,stage}`: normal calls ended for an emergency campaign (`queued`,
+/// `ringing`, `answered`).
+pub const PREEMPTIONS: &str = "dialer_preemptions_total";
+/// Counter `{prefix}`: picks a destination prefix's limit held back (`[[prefix_limit]]`).
+pub const PREFIX_THROTTLED: &str = "dialer_prefix_throttled_total";
 
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
@@ -94,6 +99,14 @@ pub fn describe() {
     describe_counter!(CALL_ATTEMPTS, "Attempts started, per trunk");
     describe_counter!(CALLS_COMPLETED, "Attempts ended, per trunk and outcome");
     describe_gauge!(CALLS_ACTIVE, "Calls in progress, per trunk and state");
+    describe_counter!(
+        PREEMPTIONS,
+        "Normal calls ended for an emergency, per trunk and stage"
+    );
+    describe_counter!(
+        PREFIX_THROTTLED,
+        "Calls a destination prefix limit held back, per prefix"
+    );
     describe_counter!(
         SIP_RESPONSES,
         "SIP responses received, per trunk, method and code"
@@ -216,6 +229,8 @@ mod tests {
             SIP_TCP_ACCEPT_ERRORS,
             SIP_TLS_HANDSHAKE_FAILED,
             SRTP_REFUSED,
+            PREEMPTIONS,
+            PREFIX_THROTTLED,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,
