@@ -42,6 +42,8 @@ mod tests;
 #[cfg(test)]
 mod tests_heard;
 #[cfg(test)]
+mod preempt_tests;
+#[cfg(test)]
 pub(crate) mod tests_support;
 
 use std::collections::{HashMap, VecDeque};
