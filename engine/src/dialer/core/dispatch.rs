@@ -283,7 +283,10 @@ impl DialerCore {
     /// give a CPS token now; false when none does (the others keep their order).
     fn pacer_ready_first(&mut self, now: Instant, t: TrunkId) -> bool {
         let q = &self.trunks[t.0].send_queue;
-        let Some(i) = q.iter().position(|c| self.pacers.next_ready(*c, now) <= now) else {
+        let Some(i) = q
+            .iter()
+            .position(|c| self.pacers.next_ready(*c, now) <= now)
+        else {
             return false;
         };
         let q = &mut self.trunks[t.0].send_queue;

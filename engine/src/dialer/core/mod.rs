@@ -38,11 +38,11 @@ mod trunks;
 pub mod verify;
 
 #[cfg(test)]
+mod preempt_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_heard;
-#[cfg(test)]
-mod preempt_tests;
 #[cfg(test)]
 pub(crate) mod tests_support;
 

@@ -141,7 +141,11 @@ impl DialerCore {
                 .collect();
             let chosen = choose(&cands, k);
             if !chosen.is_empty() {
-                info!(trunk = t.0, ending = chosen.len(), "emergency preempts normal calls");
+                info!(
+                    trunk = t.0,
+                    ending = chosen.len(),
+                    "emergency preempts normal calls"
+                );
             }
             for call in chosen {
                 self.end_for_emergency(now, wall, t, call);

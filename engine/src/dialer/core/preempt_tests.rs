@@ -199,7 +199,10 @@ impl Harness {
                         message: None,
                     })
                     .collect();
-                self.at(STORE_LATENCY, Pending::Store(StoreReply::Due(campaign, due)));
+                self.at(
+                    STORE_LATENCY,
+                    Pending::Store(StoreReply::Due(campaign, due)),
+                );
             }
             Action::CheckProgress(c) => {
                 let done = self

@@ -181,7 +181,10 @@ impl<T> Lanes<T> {
             return;
         }
         let at = self.cursor.min(self.lanes.len().saturating_sub(1));
-        let before = self.lanes[..at].iter().filter(|l| l.items.is_empty()).count();
+        let before = self.lanes[..at]
+            .iter()
+            .filter(|l| l.items.is_empty())
+            .count();
         self.lanes.retain(|l| !l.items.is_empty());
         self.cursor = if self.lanes.is_empty() {
             0

@@ -38,6 +38,11 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
+mod prefix_limits {
+    use super::db::*;
+    include!("../sql/prefix_limits.rs");
+}
 mod registrations;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -71,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),
+    ),
+    (
+        5,
+        "prefix limits",
+        include_str!("../../../migrations-pg/0005_prefix_limits.sql"),
     ),
 ];
 

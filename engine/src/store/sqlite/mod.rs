@@ -34,6 +34,11 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
+mod prefix_limits {
+    use super::db::*;
+    include!("../sql/prefix_limits.rs");
+}
 mod registrations;
 mod store_impl;
 
@@ -44,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
+    (
+        6,
+        include_str!("../../../migrations/0006_prefix_limits.sql"),
+    ),
 ];
 
 /// Tuning of the SQLite store.

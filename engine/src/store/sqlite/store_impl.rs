@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{api, campaigns, contacts, dids, journal, registrations, SqliteStore};
+use super::{api, campaigns, contacts, dids, journal, prefix_limits, registrations, SqliteStore};
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
     CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
