@@ -13,6 +13,19 @@ pub mod pacer;
 
 pub use crate::model::prefix_limit::{PrefixLimit, PrefixLimitError};
 
+/// The limits in force: the configuration's, with a stored limit (the API's) replacing the
+/// configuration's of the same scope and prefix.
+pub fn merge(config: &[PrefixLimit], stored: Vec<PrefixLimit>) -> Vec<PrefixLimit> {
+    let same = |a: &PrefixLimit, b: &PrefixLimit| a.tenant == b.tenant && a.prefix == b.prefix;
+    let mut out: Vec<PrefixLimit> = config
+        .iter()
+        .filter(|c| !stored.iter().any(|s| same(c, s)))
+        .cloned()
+        .collect();
+    out.extend(stored);
+    out
+}
+
 /// The limits a number falls under: the index in the list of its longest global prefix
 /// and of its tenant's longest.
 pub fn applying(limits: &[PrefixLimit], tenant: &str, number: &str) -> Vec<usize> {
@@ -54,6 +67,35 @@ mod tests {
             max_channels: 10,
             tenant: tenant.map(Into::into),
         }
+    }
+
+    #[test]
+    fn stored_limits_replace_the_configuration_of_their_scope() {
+        let mut fast = lim("+39077", None);
+        fast.cps = 50.0;
+        let cfg = [lim("+39077", None), lim("+3906", None)];
+        let got = merge(&cfg, vec![fast.clone(), lim("+39077", Some("sora"))]);
+        assert_eq!(got, [lim("+3906", None), fast, lim("+39077", Some("sora"))]);
+    }
+
+    #[test]
+    fn configuration_tables() {
+        use crate::dialer::DialerConfig;
+        let text = "[[prefix_limit]]\nprefix = \"+39077\"\ncps = 10\nmax_channels = 60\n\n\
+                    [[prefix_limit]]\nprefix = \"+39077\"\ncps = 2\nmax_channels = 5\n\
+                    tenant = \"sora\"\n";
+        let cfg = DialerConfig::load_with(text, &|_| None).unwrap();
+        assert_eq!(cfg.prefix_limits.len(), 2);
+        assert_eq!(cfg.prefix_limits[1].tenant.as_deref(), Some("sora"));
+        let bad = "[[prefix_limit]]\nprefix = \"39077\"\ncps = 10\nmax_channels = 6\n";
+        let e = DialerConfig::load_with(bad, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("prefix_limit[0]"), "{e}");
+        let dup =
+            format!("{text}[[prefix_limit]]\nprefix = \"+39077\"\ncps = 1\nmax_channels = 1\n");
+        let e = DialerConfig::load_with(&dup, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+        let e = DialerConfig::load_with("[[prefix_limit]]\nprefix = \"+39\"\ncps = 1\n", &|_| None);
+        assert!(e.is_err(), "max_channels is required");
     }
 
     #[test]
