@@ -176,6 +176,10 @@ async fn bad_limits_are_refused_and_nothing_is_stored() {
         (json!({"prefix": "+39a", "cps": 5, "max_channels": 1}), 422),
         (json!({"prefix": "+39", "cps": 0, "max_channels": 1}), 422),
         (
+            json!({"prefix": "+39", "cps": 1e-300, "max_channels": 1}),
+            422,
+        ),
+        (
             json!({"prefix": "+39", "cps": 20000, "max_channels": 1}),
             422,
         ),

@@ -24,8 +24,8 @@ pub enum PrefixLimitError {
     /// Not `+` and 1 to 15 digits.
     #[error("prefix {0:?}: must be + and 1 to 15 digits")]
     Prefix(String),
-    /// Not a positive, finite rate up to 10,000.
-    #[error("cps must be above 0 and at most 10000")]
+    /// Not a finite rate from 0.01 to 10,000.
+    #[error("cps must be from 0.01 to 10000")]
     Cps,
     /// Zero channels would stop the prefix altogether.
     #[error("max_channels must be at least 1")]
@@ -39,7 +39,7 @@ impl PrefixLimit {
         if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PrefixLimitError::Prefix(self.prefix.clone()));
         }
-        if !(self.cps.is_finite() && self.cps > 0.0 && self.cps <= 10_000.0) {
+        if !(self.cps.is_finite() && self.cps >= 0.01 && self.cps <= 10_000.0) {
             return Err(PrefixLimitError::Cps);
         }
         if self.max_channels == 0 {
@@ -70,6 +70,8 @@ mod tests {
         }
         let mut l = lim("+39", None);
         l.cps = 0.0;
+        assert_eq!(l.validate(), Err(PrefixLimitError::Cps));
+        l.cps = 1e-300;
         assert_eq!(l.validate(), Err(PrefixLimitError::Cps));
         l.cps = f64::NAN;
         assert_eq!(l.validate(), Err(PrefixLimitError::Cps));

@@ -47,8 +47,8 @@ pub struct NewPrefixLimit {
     /// E.164 prefix: `+` and 1 to 15 digits.
     #[schema(example = "+39077")]
     pub prefix: String,
-    /// Calls per second towards the prefix (never more in any 1 s window), up to 10,000.
-    #[schema(example = 10.0)]
+    /// Calls per second towards the prefix (never more in any 1 s window), 0.01 to 10,000.
+    #[schema(example = 10.0, minimum = 0.01, maximum = 10000)]
     pub cps: f64,
     /// Calls in progress towards the prefix at once (at least 1).
     #[schema(example = 60, minimum = 1)]
