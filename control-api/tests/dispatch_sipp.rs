@@ -603,7 +603,7 @@ async fn a_prefix_limited_to_5_cps_never_exceeds_it_at_the_carrier() {
     let tap = Tap::start(sipp.port);
     let serve = Serve::start(tap.port, 50, 100).await;
     // 2,000 numbers, the limited half first (bunched at the head of the store's order).
-    let mut numbers: Vec<String> = (0..1000).map(|i| format!("+3907700{i:05}")).collect();
+    let mut numbers: Vec<String> = (0..1000).map(|i| format!("+39077120{i:04}")).collect();
     numbers.extend((0..1000).map(|i| format!("+3906400{i:05}")));
     let (tok, prompt) = serve.tenant("town", 1.0, &numbers).await;
     serve
