@@ -140,7 +140,7 @@ impl Drop for Sipp {
 }
 
 fn parse_ts(s: &str) -> Option<f64> {
-    let time = s.trim().split_whitespace().nth(1)?;
+    let time = s.split_whitespace().nth(1)?;
     let mut it = time.split(':');
     let h: f64 = it.next()?.parse().ok()?;
     let m: f64 = it.next()?.parse().ok()?;
