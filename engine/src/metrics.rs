@@ -90,8 +90,6 @@ pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
 /// Counter `{trunk,stage}`: normal calls ended for an emergency campaign (`queued`,
 /// `ringing`, `answered`).
 pub const PREEMPTIONS: &str = "dialer_preemptions_total";
-/// Counter `{prefix}`: picks a destination prefix's limit held back (`[[prefix_limit]]`).
-pub const PREFIX_THROTTLED: &str = "dialer_prefix_throttled_total";
 
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
@@ -102,10 +100,6 @@ pub fn describe() {
     describe_counter!(
         PREEMPTIONS,
         "Normal calls ended for an emergency, per trunk and stage"
-    );
-    describe_counter!(
-        PREFIX_THROTTLED,
-        "Calls a destination prefix limit held back, per prefix"
     );
     describe_counter!(
         SIP_RESPONSES,
@@ -230,7 +224,6 @@ mod tests {
             SIP_TLS_HANDSHAKE_FAILED,
             SRTP_REFUSED,
             PREEMPTIONS,
-            PREFIX_THROTTLED,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,

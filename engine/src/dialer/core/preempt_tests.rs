@@ -490,3 +490,66 @@ fn a_prefix_at_5_cps_never_exceeds_it_and_the_rest_use_the_trunk() {
         span.as_secs_f64()
     );
 }
+
+/// Normal residents let it ring 30 s before answering: preempted while ringing (CANCEL).
+fn slow_answers(number: &str) -> Option<(Duration, Duration)> {
+    if number.starts_with("+3906") {
+        Some((Duration::from_secs(1), Duration::from_secs(5)))
+    } else {
+        Some((Duration::from_secs(30), Duration::from_secs(5)))
+    }
+}
+
+#[test]
+fn ringing_normal_calls_are_canceled_for_an_emergency() {
+    let mut h = Harness::new(trunk_cfg("a", 10.0, 20), slow_answers);
+    h.start(1, "school", Priority::Normal, &numbers("+390771", 30));
+    h.run_for(Duration::from_secs(5));
+    assert_eq!(h.live.len(), 20, "20 calls ringing");
+    assert!(h.live.values().all(|c| !c.answered));
+    h.start(2, "town", Priority::Emergency, &numbers("+3906", 10));
+    h.run_for(Duration::from_secs(1));
+    // Only as many as the 10 emergency contacts need were canceled.
+    assert_eq!(h.hangups.len(), 10, "{:?}", h.hangups);
+    h.run_for(Duration::from_secs(300));
+    assert!(h.max_channels_seen <= 20);
+    let cut: Vec<_> = h
+        .ends_of(1)
+        .into_iter()
+        .filter(|e| e.sip_reason == PREEMPTED)
+        .collect();
+    assert_eq!(cut.len(), 10);
+    assert!(cut
+        .iter()
+        .all(|e| e.outcome == Outcome::Canceled && !e.counted && e.sip_status == 487));
+    assert!(h
+        .contacts
+        .values()
+        .all(|c| c.counted == 1 && c.due.is_none()));
+}
+
+#[test]
+fn a_tenant_limit_holds_its_calls_only() {
+    // Two towns call the same exchange; one set a 2 CPS limit of its own on it.
+    let mut h = Harness::new(trunk_cfg("a", 40.0, 400), |_| None);
+    let own = PrefixLimit {
+        prefix: "+39077".into(),
+        cps: 2.0,
+        max_channels: 400,
+        tenant: Some("sora".into()),
+    };
+    let (now, wall) = (h.now, h.wall());
+    h.core
+        .handle_command(now, wall, ReplyTo(2), Command::PrefixLimits(vec![own]));
+    h.start(1, "sora", Priority::Normal, &numbers("+3907711", 100));
+    h.start(2, "itri", Priority::Normal, &numbers("+3907712", 100));
+    h.run_for(Duration::from_secs(10));
+    let sent = |p: &str| h.invites.iter().filter(|i| i.1.starts_with(p)).count();
+    // Sora's calls went at its own 2 CPS; Itri's to the same prefix were not held.
+    assert!(
+        (18..=21).contains(&sent("+3907711")),
+        "{}",
+        sent("+3907711")
+    );
+    assert_eq!(sent("+3907712"), 100);
+}

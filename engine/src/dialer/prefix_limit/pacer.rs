@@ -4,22 +4,21 @@
 //! A call is counted from its pick to its end. At the pick a limit must have a channel free
 //! and fewer picked-but-unsent calls than a fifth of a second of its rate (so only a few of
 //! its calls wait in a trunk's send queue); its CPS token is taken when the INVITE leaves,
-//! with the trunk's, and stamped with the instant it left.
+//! with the trunk's, and stamped with the instant it left. Calls of no limit cost a map
+//! lookup; a pick under a limit checks its state without allocating keys.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{applying, lane_key, PrefixLimit};
+use super::{applying, PrefixLimit};
 use crate::dialer::core::CallToken;
 use crate::dialer::limiter::{burst_cap, CpsLimiter};
-use crate::metrics as m;
 
 /// A limit's identity: its tenant (none: global) and prefix.
 type Key = (Option<String>, String);
 
 #[derive(Debug)]
 struct State {
-    limit: PrefixLimit,
     limiter: CpsLimiter,
     /// Calls from pick to end.
     active: u32,
@@ -27,18 +26,14 @@ struct State {
     pending: u32,
 }
 
-impl State {
-    fn can_pick(&self) -> bool {
-        self.active < self.limit.max_channels && self.pending < burst_cap(self.limit.cps)
-    }
-}
-
 /// Every limit's state and which limits each call holds.
 #[derive(Debug, Default)]
 pub struct Pacers {
     /// The limits, in the order `applying` indexes.
     limits: Vec<PrefixLimit>,
-    state: HashMap<Key, State>,
+    /// Each limit's state, at its index in `limits`.
+    state: Vec<State>,
+    /// The limits each call holds, by identity (indices change when the limits do).
     calls: HashMap<CallToken, Vec<Key>>,
 }
 
@@ -47,134 +42,119 @@ fn key(l: &PrefixLimit) -> Key {
 }
 
 impl Pacers {
-    /// The limits in force.
-    pub fn limits(&self) -> &[PrefixLimit] {
-        &self.limits
-    }
-
     /// Replaces the limits. A limit that stays keeps its counts and its window (a lower
     /// rate applies at once); calls holding a removed one stop counting against anything.
     pub fn set(&mut self, limits: Vec<PrefixLimit>) {
-        let mut old = std::mem::take(&mut self.state);
-        for l in &limits {
-            let k = key(l);
-            let st = match old.remove(&k) {
+        let old_limits = std::mem::take(&mut self.limits);
+        let mut old: HashMap<Key, State> = old_limits
+            .iter()
+            .map(key)
+            .zip(std::mem::take(&mut self.state))
+            .collect();
+        self.state = limits
+            .iter()
+            .map(|l| match old.remove(&key(l)) {
                 Some(mut s) => {
                     s.limiter = s.limiter.reconfigured(l.cps);
-                    s.limit = l.clone();
                     s
                 }
                 None => State {
-                    limit: l.clone(),
                     limiter: CpsLimiter::new(l.cps),
                     active: 0,
                     pending: 0,
                 },
-            };
-            self.state.insert(k, st);
-        }
+            })
+            .collect();
         self.limits = limits;
     }
 
-    /// The lane of a number in its campaign's queue (see [`lane_key`]).
-    pub fn lane(&self, tenant: &str, number: &str) -> String {
-        lane_key(&self.limits, tenant, number).to_string()
+    /// The index of a limit by identity.
+    fn index(&self, k: &Key) -> Option<usize> {
+        self.limits
+            .iter()
+            .position(|l| l.tenant == k.0 && l.prefix == k.1)
     }
 
-    fn keys_of(&self, tenant: &str, number: &str) -> Vec<Key> {
-        applying(&self.limits, tenant, number)
-            .into_iter()
-            .map(|i| key(&self.limits[i]))
-            .collect()
-    }
-
-    /// Whether a lane's limits let one more call be picked now. `lane` is a lane key, which
-    /// stands for the numbers under it: the limits that apply to it are those of any of its
-    /// numbers.
+    /// Whether a lane's limits let one more call be picked now: a channel free and fewer
+    /// picked-but-unsent calls than a fifth of a second of the rate. `lane` is a lane key,
+    /// which stands for the numbers under it: the limits that apply to it are those of any
+    /// of its numbers.
     pub fn can_pick(&self, tenant: &str, lane: &str) -> bool {
         if lane.is_empty() {
             return true;
         }
-        let ok = self
-            .keys_of(tenant, lane)
-            .iter()
-            .all(|k| self.state.get(k).is_none_or(State::can_pick));
-        if !ok {
-            metrics::counter!(m::PREFIX_THROTTLED, "prefix" => lane.to_string()).increment(1);
-        }
-        ok
+        applying(&self.limits, tenant, lane).into_iter().all(|i| {
+            let (l, s) = (&self.limits[i], &self.state[i]);
+            s.active < l.max_channels && s.pending < burst_cap(l.cps)
+        })
     }
 
     /// A call was picked: it holds a channel of each of its limits.
     pub fn picked(&mut self, call: CallToken, tenant: &str, number: &str) {
-        let keys = self.keys_of(tenant, number);
-        if keys.is_empty() {
+        let idx = applying(&self.limits, tenant, number);
+        if idx.is_empty() {
             return;
         }
-        for k in &keys {
-            if let Some(s) = self.state.get_mut(k) {
-                s.active += 1;
-                s.pending += 1;
-            }
+        for &i in &idx {
+            self.state[i].active += 1;
+            self.state[i].pending += 1;
         }
+        let keys = idx.into_iter().map(|i| key(&self.limits[i])).collect();
         self.calls.insert(call, keys);
+    }
+
+    /// The states of the limits a call holds.
+    fn held(&self, call: CallToken) -> Vec<usize> {
+        self.calls
+            .get(&call)
+            .map(|keys| keys.iter().filter_map(|k| self.index(k)).collect())
+            .unwrap_or_default()
     }
 
     /// When every limit of the call would give a CPS token (`now` if it holds none).
     pub fn next_ready(&mut self, call: CallToken, now: Instant) -> Instant {
-        let Some(keys) = self.calls.get(&call) else {
+        if !self.calls.contains_key(&call) {
             return now;
-        };
+        }
         let mut at = now;
-        for k in keys {
-            if let Some(s) = self.state.get_mut(k) {
-                at = at.max(s.limiter.next_ready(now));
-            }
+        for i in self.held(call) {
+            at = at.max(self.state[i].limiter.next_ready(now));
         }
         at
     }
 
-    /// Takes the call's CPS tokens as its INVITE is handed over (check
-    /// [`Pacers::next_ready`] first: the tokens are taken from every limit or none).
+    /// Takes the call's CPS tokens as its INVITE is handed over (from every limit or, when
+    /// one is not ready, from none).
     pub fn sending(&mut self, call: CallToken, now: Instant) -> bool {
         if self.next_ready(call, now) > now {
             return false;
         }
-        let Some(keys) = self.calls.get(&call) else {
-            return true;
-        };
-        for k in keys {
-            if let Some(s) = self.state.get_mut(k) {
-                s.limiter.try_acquire(now);
-                s.pending = s.pending.saturating_sub(1);
-            }
+        for i in self.held(call) {
+            let s = &mut self.state[i];
+            s.limiter.try_acquire(now);
+            s.pending = s.pending.saturating_sub(1);
         }
         true
     }
 
     /// The INVITE left at `sent`: its limits' windows count from then.
     pub fn placed(&mut self, call: CallToken, sent: Instant) {
-        let Some(keys) = self.calls.get(&call) else {
-            return;
-        };
-        for k in keys {
-            if let Some(s) = self.state.get_mut(k) {
-                s.limiter.stamp_last(sent);
-            }
+        for i in self.held(call) {
+            self.state[i].limiter.stamp_last(sent);
         }
     }
 
     /// The call ended (`sent`: its INVITE had been handed over): its channels are free.
     pub fn ended(&mut self, call: CallToken, sent: bool) {
-        let Some(keys) = self.calls.remove(&call) else {
+        let held = self.held(call);
+        if self.calls.remove(&call).is_none() {
             return;
-        };
-        for k in keys {
-            if let Some(s) = self.state.get_mut(&k) {
-                s.active = s.active.saturating_sub(1);
-                if !sent {
-                    s.pending = s.pending.saturating_sub(1);
-                }
+        }
+        for i in held {
+            let s = &mut self.state[i];
+            s.active = s.active.saturating_sub(1);
+            if !sent {
+                s.pending = s.pending.saturating_sub(1);
             }
         }
     }
