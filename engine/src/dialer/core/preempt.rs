@@ -116,6 +116,17 @@ impl DialerCore {
         if self.draining.is_some() || !self.trunks.iter().any(short) {
             return;
         }
+        // Nothing to preempt when every call in progress is an emergency's (the common
+        // case once an emergency runs at full speed: no scan of the calls then).
+        let emergency: usize = self
+            .campaigns
+            .values()
+            .filter(|rt| rt.spec.priority == Priority::Emergency)
+            .map(|rt| rt.in_calls)
+            .sum();
+        if self.calls.len() <= emergency + self.direct.len() {
+            return;
+        }
         let waiting = self.emergency_waiting();
         for (t, n) in waiting {
             let slot = &self.trunks[t.0];
