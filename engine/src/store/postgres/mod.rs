@@ -38,6 +38,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 /// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
 mod prefix_limits {
     use super::db::*;
@@ -79,8 +87,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
+        "webhooks and audit",
+        include_str!("../../../migrations-pg/0005_hooks.sql"),
+    ),
+    (
+        6,
         "prefix limits",
-        include_str!("../../../migrations-pg/0005_prefix_limits.sql"),
+        include_str!("../../../migrations-pg/0006_prefix_limits.sql"),
     ),
 ];
 

@@ -34,6 +34,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 /// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
 mod prefix_limits {
     use super::db::*;
@@ -49,9 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
+    (6, include_str!("../../../migrations/0006_hooks.sql")),
     (
-        6,
-        include_str!("../../../migrations/0006_prefix_limits.sql"),
+        7,
+        include_str!("../../../migrations/0007_prefix_limits.sql"),
     ),
 ];
 
