@@ -87,6 +87,9 @@ pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
 pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_total";
 /// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
 pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
+/// Counter `{trunk,stage}`: normal calls ended for an emergency campaign (`queued`,
+/// `ringing`, `answered`).
+pub const PREEMPTIONS: &str = "dialer_preemptions_total";
 
 /// Gauge: webhook events waiting in the in-memory queue between the dialer and the
 /// outbox writer (bounded; a full queue drops the event and counts it, calls never wait).
@@ -114,6 +117,10 @@ pub fn describe() {
     describe_counter!(AUDIT_FAILURES, "Audit entries that could not be appended");
     describe_counter!(CALLS_COMPLETED, "Attempts ended, per trunk and outcome");
     describe_gauge!(CALLS_ACTIVE, "Calls in progress, per trunk and state");
+    describe_counter!(
+        PREEMPTIONS,
+        "Normal calls ended for an emergency, per trunk and stage"
+    );
     describe_counter!(
         SIP_RESPONSES,
         "SIP responses received, per trunk, method and code"
@@ -236,6 +243,7 @@ mod tests {
             SIP_TCP_ACCEPT_ERRORS,
             SIP_TLS_HANDSHAKE_FAILED,
             SRTP_REFUSED,
+            PREEMPTIONS,
             WEBHOOK_QUEUE_DEPTH,
             WEBHOOK_EVENTS_DROPPED,
             WEBHOOK_DELIVERIES,

@@ -105,6 +105,7 @@ impl DialerCore {
             return;
         };
         self.timers.stop(super::timers::Deadline::Amd(call));
+        let end = self.preempted_end(call, end);
         if self.is_direct(call) {
             return self.finish_direct(now, call, a, end);
         }
@@ -175,6 +176,7 @@ impl DialerCore {
             metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => state)
                 .decrement(1.0);
         }
+        self.pacers.ended(call, a.phase.sent());
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         let facts = phase.close(now);
         let signal = Signal::of_end(facts.sent, end.status, end.retry_after);

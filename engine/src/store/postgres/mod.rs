@@ -46,6 +46,11 @@ mod webhooks {
     use super::db::*;
     include!("../sql/webhooks.rs");
 }
+/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
+mod prefix_limits {
+    use super::db::*;
+    include!("../sql/prefix_limits.rs");
+}
 mod registrations;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -87,8 +92,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         6,
+        "prefix limits",
+        include_str!("../../../migrations-pg/0006_prefix_limits.sql"),
+    ),
+    (
+        7,
         "amd",
-        include_str!("../../../migrations-pg/0006_amd.sql"),
+        include_str!("../../../migrations-pg/0007_amd.sql"),
     ),
 ];
 
