@@ -360,7 +360,7 @@ async fn staff_call(codec: &str) {
     let mid = &sent[r10 * 25..r10 * 26];
     let corr = correlation(mid, &got);
     eprintln!(
-        "{codec}: take {} samples at {rate} Hz, correlation {corr:.3}",
+        "{codec}: take {} samples at {rate} Hz, correlation {corr:.5}",
         got.len()
     );
     assert!(corr > 0.8, "{codec}: correlation {corr}");
@@ -400,7 +400,7 @@ async fn staff_call(codec: &str) {
         let heard = decode(codec, &packets);
         let corr = correlation(mid, &heard);
         eprintln!(
-            "{codec}: resident stream {ssrc:08x}: {} samples, correlation {corr:.3}",
+            "{codec}: resident stream {ssrc:08x}: {} samples, correlation {corr:.5}",
             heard.len()
         );
         assert!(
