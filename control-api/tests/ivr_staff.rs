@@ -344,7 +344,10 @@ async fn staff_call(codec: &str) {
     assert_eq!(c["priority"], "emergency", "{c}");
     // The kept prompt's file: its digest is the one recorded, its audio the caller's.
     let pid = c["prompt_id"].as_str().unwrap().to_string();
-    let wav_path = dir.path().join("staff.db.prompts").join(format!("{pid}.wav"));
+    let wav_path = dir
+        .path()
+        .join("staff.db.prompts")
+        .join(format!("{pid}.wav"));
     let bytes = std::fs::read(&wav_path).expect("kept prompt file");
     let digest: String = sha2::Sha256::digest(&bytes)
         .iter()
