@@ -245,6 +245,13 @@ async fn registrations(api: &Api, tok: &str) -> Vec<Value> {
     v["items"].as_array().cloned().unwrap_or_default()
 }
 
+async fn has_contact(api: &Api, tok: &str, number: &str) -> bool {
+    let v = send(api, Method::GET, "/v1/contacts?limit=500", tok, None).await;
+    v["items"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|c| c["number"] == number))
+}
+
 async fn metric(api: &Api, name: &str) -> f64 {
     let text = api
         .http
@@ -358,6 +365,7 @@ async fn citizens_line_against_sipp_callers() {
     assert_eq!(live[0]["zone"], "Centro", "{regs:?}");
 
     // 3. Unregister: 2, then 1 (by INFO application/dtmf) to confirm the erasure.
+    assert!(has_contact(&api, &tok, "+393331234567").await);
     let keys = vec![Step::Key('2', 1500), Step::InfoPlain('1', 500)];
     assert!(run(
         "unregister",
@@ -371,6 +379,10 @@ async fn citizens_line_against_sipp_callers() {
     .unwrap());
     let regs = registrations(&api, &tok).await;
     assert!(regs.iter().all(|r| !r["deleted_ms"].is_null()), "{regs:?}");
+    assert!(
+        !has_contact(&api, &tok, "+393331234567").await,
+        "the contact is erased"
+    );
 
     // 4. A withheld number: told, hung up, nothing stored.
     assert!(run(

@@ -5,7 +5,8 @@
 //! the call created (who, when and the audio's SHA-256 in its name), checks that the kept
 //! prompt's audio correlates with what the caller sent, and that the town's residents
 //! (SIPp callees answering in the same codec, their RTP recorded by the test) received
-//! that audio.
+//! that audio, and that a resident calling the citizens' line and pressing 3 (by INFO)
+//! hears it as the town's latest message.
 //!
 //! Needs `sipp` and `espeak-ng` (skipped locally without them, a failure in CI).
 
@@ -26,6 +27,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 const STAFF_DID: &str = "0771286800";
+const CITIZEN_DID: &str = "0771286891";
 const CALLER: &str = "3471112222";
 
 /// The caller's message: a 300 → 3000 Hz sweep, 5 s, at `rate`.
@@ -237,6 +239,7 @@ fn config(dir: &Path, sip: u16, carrier: u16, codecs: &str) -> PathBuf {
              [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten = \"127.0.0.1:{sip}\"\n\
              [store]\nurl = \"sqlite://{}\"\n\
              [[number]]\nnumber = \"{STAFF_DID}\"\ntenant = \"itri\"\nflow = \"staff\"\n\
+             [[number]]\nnumber = \"{CITIZEN_DID}\"\ntenant = \"itri\"\nflow = \"citizen\"\n\
              [[trunk]]\nname = \"carrier\"\nproxy = \"127.0.0.1:{carrier}\"\n\
              codecs = {codecs}\n\
              max_channels = 10\ncps = 10\noptions_ping_interval_s = 0\n",
@@ -412,6 +415,134 @@ async fn staff_call(codec: &str) {
         );
     }
     drop(carrier);
+
+    // A resident calls the citizens' line and presses 3 (by INFO: its media address is a
+    // socket of this test that only listens): the town's latest message is the take.
+    let ear = Sink::start();
+    let scen = listener_scenario(dir.path(), pt, codec, ear.port);
+    let d = dir.path().to_path_buf();
+    let ok = tokio::task::spawn_blocking(move || {
+        Command::new("sipp")
+            .arg(format!("127.0.0.1:{sip}"))
+            .arg("-sf")
+            .arg(&scen)
+            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
+            .args(["-mp", &free_udp().to_string(), "-s", CITIZEN_DID])
+            .args([
+                "-m",
+                "1",
+                "-timeout",
+                "60s",
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(d.join("listener.err"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    })
+    .await
+    .unwrap();
+    assert!(ok, "the listener's scenario ran to its end");
+    let streams = ear.streams();
+    assert_eq!(streams.len(), 1, "{:?}", streams.keys());
+    let heard = decode(codec, streams.values().next().unwrap());
+    let corr = correlation(mid, &heard);
+    eprintln!(
+        "{codec}: latest message on the citizens' line: {} samples, correlation {corr:.5}",
+        heard.len()
+    );
+    assert!(corr > 0.8, "{codec}: latest message: correlation {corr}");
+}
+
+/// A resident on the citizens' line pressing 3 by SIP INFO, media to `port` (a socket
+/// that records what the dialer plays), hanging up after the message.
+fn listener_scenario(dir: &Path, pt: u8, codec: &str, port: u16) -> PathBuf {
+    let rtpmap = match codec {
+        "PCMA" => "PCMA/8000",
+        _ => "G722/8000",
+    };
+    let x = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="listener">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:3470001111@[local_ip]:[local_port]>;tag=[pid]Ear[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:3470001111@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=ear 1 1 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio {port} RTP/AVP {pt} 101
+a=rtpmap:{pt} {rtpmap}
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:3470001111@[local_ip]:[local_port]>;tag=[pid]Ear[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="1500"/>
+  <send retrans="500"><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:3470001111@[local_ip]:[local_port]>;tag=[pid]Ear[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 INFO
+Max-Forwards: 70
+Content-Type: application/dtmf-relay
+Content-Length: [len]
+
+Signal=3
+Duration=160
+]]></send>
+  <recv response="200"/>
+  <pause milliseconds="9000"/>
+  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:3470001111@[local_ip]:[local_port]>;tag=[pid]Ear[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 3 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#
+    );
+    let p = dir.join(format!("listener-{codec}.xml"));
+    std::fs::write(&p, x).unwrap();
+    p
 }
 
 /// A stream's audio, packets in sequence order, decoded as the callee would.
