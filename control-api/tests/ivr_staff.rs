@@ -546,7 +546,7 @@ Content-Length: 0
 }
 
 /// A stream's audio, packets in sequence order, decoded as the callee would.
-fn decode(codec: &str, packets: &[(u8, u16, Vec<u8>)]) -> Vec<i16> {
+fn decode(codec: &str, packets: &[Packet]) -> Vec<i16> {
     let mut p: Vec<_> = packets.iter().collect();
     p.sort_by_key(|x| x.1);
     let mut out = vec![];
@@ -560,11 +560,13 @@ fn decode(codec: &str, packets: &[(u8, u16, Vec<u8>)]) -> Vec<i16> {
     out
 }
 
-/// The residents' media address: records every RTP packet (payload type, sequence
-/// number, payload) by SSRC until dropped.
+/// One RTP packet as recorded: payload type, sequence number, payload.
+type Packet = (u8, u16, Vec<u8>);
+
+/// The residents' media address: records every RTP packet by SSRC until dropped.
 struct Sink {
     port: u16,
-    packets: Arc<Mutex<BTreeMap<u32, Vec<(u8, u16, Vec<u8>)>>>>,
+    packets: Arc<Mutex<BTreeMap<u32, Vec<Packet>>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -605,7 +607,7 @@ impl Sink {
         }
     }
 
-    fn streams(&self) -> BTreeMap<u32, Vec<(u8, u16, Vec<u8>)>> {
+    fn streams(&self) -> BTreeMap<u32, Vec<Packet>> {
         self.packets.lock().unwrap().clone()
     }
 }
