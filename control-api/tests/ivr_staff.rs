@@ -43,7 +43,8 @@ fn chirp(rate: u32) -> Vec<i16> {
         .collect()
 }
 
-/// The message as the caller sends it, 20 ms frames of PCMA (8 kHz) or G.722 (16 kHz):
+/// The message as the caller sends it, 20 ms frames of PCMA (8 kHz), G.722 (16 kHz) or
+/// Opus (48 kHz, encoded by the codecs crate as prompts are):
 /// (payload type, frames, the samples, their rate).
 fn message(codec: &str) -> (u8, Vec<Vec<u8>>, Vec<i16>, u32) {
     match codec {
@@ -54,6 +55,18 @@ fn message(codec: &str) -> (u8, Vec<Vec<u8>>, Vec<i16>, u32) {
                 .map(|c| c.iter().map(|x| codecs::g711::encode_alaw(*x)).collect())
                 .collect();
             (8, frames, s, 8000)
+        }
+        "opus" => {
+            let s = chirp(48000);
+            let wav = codecs::wav::to_wav_bytes(&s, 48000).unwrap();
+            let prep =
+                codecs::PreparedAudio::from_bytes(&wav, &codecs::EncodeSettings::default())
+                    .unwrap();
+            let enc = prep.encode(codecs::Codec::Opus, 20).unwrap();
+            let frames = (0..enc.frame_count())
+                .map(|i| enc.frame(i).unwrap().to_vec())
+                .collect();
+            (111, frames, s, 48000)
         }
         _ => {
             let s = chirp(16000);
@@ -109,10 +122,7 @@ impl Script<'_> {
 
 /// PIN, wait for the beep, the message, `#`, hear it, keep (1), send now (1).
 fn scenario(dir: &Path, codec: &str, pt: u8, frames: &[Vec<u8>]) -> PathBuf {
-    let rtpmap = match codec {
-        "PCMA" => "PCMA/8000",
-        _ => "G722/8000",
-    };
+    let rtpmap = rtpmap(codec);
     let mut sc = Script {
         stream: rtp_pcap::RtpStream::new(0x57af_f000 | u32::from(pt)),
         xml: String::new(),
@@ -124,7 +134,9 @@ fn scenario(dir: &Path, codec: &str, pt: u8, frames: &[Vec<u8>]) -> PathBuf {
     // The prompt and the beep play before recording starts.
     sc.pause(9000);
     sc.stream.skip_ms(9000);
-    let audio = sc.stream.audio(pt, frames, 160);
+    // RTP clocks: 8 kHz for PCMA and G.722 (RFC 3551), 48 kHz for Opus (RFC 7587).
+    let step = if codec == "opus" { 960 } else { 160 };
+    let audio = sc.stream.audio(pt, frames, step);
     sc.play(audio, 5600);
     sc.stream.skip_ms(600);
     sc.keys("#", 600);
@@ -258,10 +270,12 @@ async fn staff_call(codec: &str) {
     let sip = free_udp();
     let sink = Sink::start();
     let carrier = Carrier::start(sink.port);
-    let codecs = if codec == "PCMA" {
-        r#"["PCMA", "G722"]"#
-    } else {
-        r#"["G722", "PCMA"]"#
+    // The residents answer in the trunk's first codec: the caller's, or PCMA for an Opus
+    // caller (the take transcoded).
+    let (codecs, callee, callee_pt) = match codec {
+        "PCMA" => (r#"["PCMA", "G722"]"#, "PCMA", 8),
+        "G722" => (r#"["G722", "PCMA"]"#, "G722", 9),
+        _ => (r#"["PCMA", "opus"]"#, "PCMA", 8),
     };
     let cfg = config(dir.path(), sip, carrier.port, codecs);
     let (_serve, base) = spawn_serve(&cfg, &[]);
@@ -362,6 +376,11 @@ async fn staff_call(codec: &str) {
     let got: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
     assert_eq!(spec.sample_rate, rate, "decoded at the codec's rate");
     // 100 ms from the middle of the sweep matches one place of the take only.
+    let (sent, got, rate) = if rate == 48000 {
+        (decimate(&sent, 6), decimate(&got, 6), 8000)
+    } else {
+        (sent, got, rate)
+    };
     let r10 = rate as usize / 10;
     let mid = &sent[r10 * 25..r10 * 26];
     let corr = correlation(mid, &got);
@@ -398,12 +417,16 @@ async fn staff_call(codec: &str) {
         "one stream per resident: {:?}",
         streams.keys()
     );
+    // What the residents heard, at their codec's rate.
+    let sent = chirp(if callee == "G722" { 16000 } else { 8000 });
+    let r10 = sent.len() / 50;
+    let mid = &sent[r10 * 25..r10 * 26];
     for (ssrc, packets) in streams {
         assert!(
-            packets.iter().all(|p| p.0 == pt),
-            "{codec}: payload type {pt}"
+            packets.iter().all(|p| p.0 == callee_pt),
+            "{callee}: payload type {callee_pt}"
         );
-        let heard = decode(codec, &packets);
+        let heard = decode(callee, &packets);
         let corr = correlation(mid, &heard);
         eprintln!(
             "{codec}: resident stream {ssrc:08x}: {} samples, correlation {corr:.5}",
@@ -419,7 +442,7 @@ async fn staff_call(codec: &str) {
     // A resident calls the citizens' line and presses 3 (by INFO: its media address is a
     // socket of this test that only listens): the town's latest message is the take.
     let ear = Sink::start();
-    let scen = listener_scenario(dir.path(), pt, codec, ear.port);
+    let scen = listener_scenario(dir.path(), callee_pt, callee, ear.port);
     let d = dir.path().to_path_buf();
     let ok = tokio::task::spawn_blocking(move || {
         Command::new("sipp")
@@ -449,7 +472,7 @@ async fn staff_call(codec: &str) {
     assert!(ok, "the listener's scenario ran to its end");
     let streams = ear.streams();
     assert_eq!(streams.len(), 1, "{:?}", streams.keys());
-    let heard = decode(codec, streams.values().next().unwrap());
+    let heard = decode(callee, streams.values().next().unwrap());
     let corr = correlation(mid, &heard);
     eprintln!(
         "{codec}: latest message on the citizens' line: {} samples, correlation {corr:.5}",
@@ -458,13 +481,25 @@ async fn staff_call(codec: &str) {
     assert!(corr > 0.8, "{codec}: latest message: correlation {corr}");
 }
 
+fn rtpmap(codec: &str) -> &'static str {
+    match codec {
+        "PCMA" => "PCMA/8000",
+        "opus" => "opus/48000/2",
+        _ => "G722/8000",
+    }
+}
+
+/// Every `k`-th sample, averaged over its `k` neighbours: a 48 kHz take compared at 8 kHz.
+fn decimate(x: &[i16], k: usize) -> Vec<i16> {
+    x.chunks(k)
+        .map(|c| (c.iter().map(|v| i32::from(*v)).sum::<i32>() / c.len() as i32) as i16)
+        .collect()
+}
+
 /// A resident on the citizens' line pressing 3 by SIP INFO, media to `port` (a socket
 /// that records what the dialer plays), hanging up after the message.
 fn listener_scenario(dir: &Path, pt: u8, codec: &str, port: u16) -> PathBuf {
-    let rtpmap = match codec {
-        "PCMA" => "PCMA/8000",
-        _ => "G722/8000",
-    };
+    let rtpmap = rtpmap(codec);
     let x = format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="listener">
@@ -658,4 +693,9 @@ async fn staff_line_records_pcma_and_launches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_line_records_g722_and_launches() {
     staff_call("G722").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_line_records_opus_and_launches() {
+    staff_call("opus").await;
 }
