@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use ops_common::{free_udp, have, spawn_serve, Api, ADMIN};
 use reqwest::Method;
@@ -59,9 +60,8 @@ fn message(codec: &str) -> (u8, Vec<Vec<u8>>, Vec<i16>, u32) {
         "opus" => {
             let s = chirp(48000);
             let wav = codecs::wav::to_wav_bytes(&s, 48000).unwrap();
-            let prep =
-                codecs::PreparedAudio::from_bytes(&wav, &codecs::EncodeSettings::default())
-                    .unwrap();
+            let prep = codecs::PreparedAudio::from_bytes(&wav, &codecs::EncodeSettings::default())
+                .unwrap();
             let enc = prep.encode(codecs::Codec::Opus, 20).unwrap();
             let frames = (0..enc.frame_count())
                 .map(|i| enc.frame(i).unwrap().to_vec())
@@ -698,4 +698,230 @@ async fn staff_line_records_g722_and_launches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_line_records_opus_and_launches() {
     staff_call("opus").await;
+}
+
+/// The staff member's phone as the test's own RTP socket (its port is the SDP's media
+/// address): records every packet the dialer sends, and from `start_ms` after the first
+/// of them sends `frames` (PCMA, 20 ms apart) back from the same socket.
+struct Handset {
+    port: u16,
+    heard: Arc<Mutex<Vec<Packet>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Handset {
+    fn start(frames: Vec<Vec<u8>>, start_ms: u64) -> Handset {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(5)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let heard = Arc::new(Mutex::new(vec![]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, st) = (heard.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut peer = None;
+            let mut first = None;
+            let (mut sent, mut seq, deadline) = (0usize, 0u16, Instant::now() + 120 * SEC);
+            while !st.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let b = &buf[..n];
+                    if n >= 12 && b[0] >> 6 == 2 && !(192..=223).contains(&b[1]) {
+                        peer.get_or_insert(from);
+                        first.get_or_insert_with(Instant::now);
+                        let seq = u16::from_be_bytes([b[2], b[3]]);
+                        h.lock().unwrap().push((b[1] & 0x7f, seq, b[12..].to_vec()));
+                    }
+                }
+                let (Some(to), Some(t0)) = (peer, first) else {
+                    continue;
+                };
+                // Paced by the clock: frame i leaves at start + 20 ms * i.
+                let due = t0 + std::time::Duration::from_millis(start_ms + 20 * sent as u64);
+                if sent < frames.len() && Instant::now() >= due {
+                    let mut rtp = vec![0x80, 8];
+                    rtp.extend_from_slice(&seq.to_be_bytes());
+                    rtp.extend_from_slice(&(160 * sent as u32).to_be_bytes());
+                    rtp.extend_from_slice(&0x4a4d_5e7fu32.to_be_bytes());
+                    rtp.extend_from_slice(&frames[sent]);
+                    let _ = sock.send_to(&rtp, to);
+                    sent += 1;
+                    seq = seq.wrapping_add(1);
+                }
+            }
+        });
+        Handset { port, heard, stop }
+    }
+}
+
+impl Drop for Handset {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+const SEC: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// SIPp as the staff member's signalling: the PIN, `#` after the message and nothing
+/// else by INFO; media to and from `port` (the test's handset); hangs up after the
+/// playback.
+fn playback_scenario(dir: &Path, port: u16) -> PathBuf {
+    let info = |k: char, cseq: u32, pause: u32| {
+        format!(
+            r#"  <send retrans="500"><![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]Pb[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: {cseq} INFO
+Max-Forwards: 70
+Content-Type: application/dtmf
+Content-Length: [len]
+
+{k}
+]]></send>
+  <recv response="200"/>
+  <pause milliseconds="{pause}"/>
+"#
+        )
+    };
+    let mut body = String::from("  <pause milliseconds=\"1500\"/>\n");
+    for (i, k) in "2468#".chars().enumerate() {
+        body.push_str(&info(k, 2 + i as u32, 300));
+    }
+    // The message plays from the handset 12.5 s to 17.5 s after the answer.
+    body.push_str("  <pause milliseconds=\"14700\"/>\n");
+    body.push_str(&info('#', 7, 9000));
+    let x = format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="staff playback">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]Pb[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:{CALLER}@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=staff 1 1 IN IP4 127.0.0.1
+s=-
+c=IN IP4 127.0.0.1
+t=0 0
+m=audio {port} RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-15
+a=ptime:20
+]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send><![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]Pb[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+{body}  <send retrans="500"><![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]Pb[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 8 BYE
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200"/>
+</scenario>
+"#
+    );
+    let p = dir.join("playback.xml");
+    std::fs::write(&p, x).unwrap();
+    p
+}
+
+/// Acceptance "playback heard": the staff member records (keys by INFO, the message from
+/// the handset socket) and hears the take played back after `#`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_line_plays_the_take_back_to_the_caller() {
+    if !have("sipp", "-v") || !have("espeak-ng", "--version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sip = free_udp();
+    let cfg = config(dir.path(), sip, free_udp(), r#"["PCMA"]"#);
+    let (_serve, base) = spawn_serve(&cfg, &[]);
+    let api = Api::new(base);
+    send(
+        &api,
+        Method::POST,
+        "/v1/tenants",
+        ADMIN,
+        Some(json!({"id": "itri", "name": "Itri"})),
+    )
+    .await;
+    send(
+        &api,
+        Method::PUT,
+        "/v1/tenants/itri/staff-pin",
+        ADMIN,
+        Some(json!({"pin": "2468"})),
+    )
+    .await;
+    let (_, frames, sent, _) = message("PCMA");
+    let handset = Handset::start(frames, 12_500);
+    let scen = playback_scenario(dir.path(), handset.port);
+    let d = dir.path().to_path_buf();
+    let ok = tokio::task::spawn_blocking(move || {
+        Command::new("sipp")
+            .arg(format!("127.0.0.1:{sip}"))
+            .arg("-sf")
+            .arg(&scen)
+            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
+            .args(["-mp", &free_udp().to_string(), "-s", STAFF_DID])
+            .args([
+                "-m",
+                "1",
+                "-timeout",
+                "90s",
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(d.join("playback.err"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    })
+    .await
+    .unwrap();
+    assert!(ok, "the playback scenario ran to its end");
+    let heard = handset.heard.lock().unwrap().clone();
+    assert!(heard.iter().all(|p| p.0 == 8), "PCMA only");
+    let audio = decode("PCMA", &heard);
+    let mid = &sent[800 * 25..800 * 26];
+    let corr = correlation(mid, &audio);
+    eprintln!(
+        "PCMA: the caller heard {} samples; the take in them: correlation {corr:.5}",
+        audio.len()
+    );
+    assert!(corr > 0.8, "the playback: correlation {corr}");
 }
