@@ -129,6 +129,8 @@ struct Sample {
     attempts: f64,
     /// Cumulative send-lag histogram: (upper bound in seconds, count).
     lag: Vec<(f64, f64)>,
+    /// Cumulative journal commit-time histogram, the same way.
+    commit: Vec<(f64, f64)>,
     cpu_s: f64,
     /// CPU of its children waited for (espeak-ng renderings).
     child_cpu_s: f64,
@@ -152,19 +154,8 @@ async fn sample(api: &Api, pid: u32) -> Sample {
         .filter(|l| l.starts_with("dialer_call_attempts_total"))
         .filter_map(value)
         .sum();
-    let lag = text
-        .lines()
-        .filter(|l| l.starts_with("dialer_rtp_send_lag_seconds_bucket"))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            Some((le, value(l)?))
-        })
-        .collect();
+    let lag = buckets(&text, "dialer_rtp_send_lag_seconds_bucket");
+    let commit = buckets(&text, "dialer_store_commit_seconds_bucket");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -191,22 +182,34 @@ async fn sample(api: &Api, pid: u32) -> Sample {
         at: Some(Instant::now()),
         attempts,
         lag,
+        commit,
         cpu_s,
         child_cpu_s,
         rss_kb,
     }
 }
 
-/// The p99 of the lag recorded between two samples: the upper bound of the bucket the
-/// 99th percentile falls in (seconds), and how many packets.
-fn lag_p99(a: &Sample, b: &Sample) -> (f64, f64) {
-    let before = |le: f64| {
-        a.lag
-            .iter()
-            .find(|(l, _)| *l == le)
-            .map_or(0.0, |(_, c)| *c)
-    };
-    let delta: Vec<(f64, f64)> = b.lag.iter().map(|(le, c)| (*le, c - before(*le))).collect();
+/// A histogram's cumulative buckets in the exposition text: (upper bound, count).
+fn buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, l.rsplit(' ').next()?.parse::<f64>().ok()?))
+        })
+        .collect()
+}
+
+/// The p99 of what a histogram recorded between two samples: the upper bound of the
+/// bucket the 99th percentile falls in (seconds), and how many observations.
+fn p99(a: &[(f64, f64)], b: &[(f64, f64)]) -> (f64, f64) {
+    let before = |le: f64| a.iter().find(|(l, _)| *l == le).map_or(0.0, |(_, c)| *c);
+    let delta: Vec<(f64, f64)> = b.iter().map(|(le, c)| (*le, c - before(*le))).collect();
     let total = delta.iter().map(|(_, c)| *c).fold(0.0, f64::max);
     let p99 = delta
         .iter()
@@ -342,8 +345,10 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
     assert_eq!(unique.len(), calls as usize, "each number exactly once");
     assert!(stored.iter().all(|(_, live)| *live));
 
-    let (p99_base, n_base) = lag_p99(&s0, &s1);
-    let (p99_burst, n_burst) = lag_p99(&s1, &s2);
+    let (p99_base, n_base) = p99(&s0.lag, &s1.lag);
+    let (p99_burst, n_burst) = p99(&s1.lag, &s2.lag);
+    let (commit_base, _) = p99(&s0.commit, &s1.commit);
+    let (commit_burst, _) = p99(&s1.commit, &s2.commit);
     let v = api
         .http
         .get(format!("{}/v1/campaigns/{id}", api.base))
@@ -361,6 +366,7 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
          (state {})\n\
          RTP send lag p99: <= {:.2} ms alone ({n_base} packets), <= {:.2} ms during the burst \
          ({n_burst} packets)\n\
+         journal commit p99: <= {:.0} ms alone, <= {:.0} ms during the burst\n\
          dialer CPU: {:.1} s alone over {:.1} s, {:.1} s for the burst and its calls over {:.1} s; \
          espeak-ng children {:.1} s during the burst; RSS {} MB before, peak {} MB",
         took.as_secs_f64(),
@@ -370,6 +376,8 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
         v["state"],
         p99_base * 1000.0,
         p99_burst * 1000.0,
+        commit_base * 1000.0,
+        commit_burst * 1000.0,
         s1.cpu_s - s0.cpu_s,
         (s1.at.unwrap() - s0.at.unwrap()).as_secs_f64(),
         s3.cpu_s - s1.cpu_s,

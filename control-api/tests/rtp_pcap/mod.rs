@@ -154,3 +154,20 @@ pub fn packets(pcap: &[u8]) -> Vec<(u8, u32, bool, Vec<u8>)> {
     }
     out
 }
+
+#[test]
+fn a_repeated_key_is_two_presses_and_the_stream_carries_on() {
+    let mut s = RtpStream::new(7);
+    let keys = packets(&s.keys("11", 400));
+    assert_eq!(keys.len(), 16);
+    let ts: Vec<u32> = keys.iter().map(|p| p.1).collect();
+    assert_ne!(ts[0], ts[8], "a new timestamp for the second press");
+    assert!(ts[..8].iter().all(|t| *t == ts[0]) && ts[8..].iter().all(|t| *t == ts[8]));
+    // Three end packets (E bit) per press, the marker on each press's first packet.
+    let ends = keys.iter().filter(|p| p.3[1] & 0x80 != 0).count();
+    assert_eq!(ends, 6);
+    assert!(keys[0].2 && keys[8].2 && !keys[1].2);
+    let audio = packets(&s.audio(8, &[vec![0xd5; 160], vec![0xd5; 160]], 160));
+    assert!(audio[0].1 > ts[8], "audio after the keys on the same clock");
+    assert_eq!(audio[1].1 - audio[0].1, 160);
+}
