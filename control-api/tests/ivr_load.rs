@@ -253,6 +253,44 @@ async fn stored_numbers(api: &Api, tok: &str) -> Vec<(String, bool)> {
     out
 }
 
+/// SIPp callers from `numbers` at `rate` per second, all at once allowed; its exit status.
+fn callers(
+    dir: &Path,
+    name: &str,
+    sip: u16,
+    numbers: &[String],
+    rate: u32,
+) -> tokio::task::JoinHandle<std::process::ExitStatus> {
+    let mut inf = String::from("SEQUENTIAL\n");
+    for n in numbers {
+        inf.push_str(&format!("{n};\n"));
+    }
+    let d = dir.to_path_buf();
+    std::fs::write(d.join(format!("{name}.csv")), inf).unwrap();
+    let scen = scenario(dir);
+    let (calls, name) = (numbers.len(), name.to_string());
+    tokio::task::spawn_blocking(move || {
+        Command::new("sipp")
+            .arg(format!("127.0.0.1:{sip}"))
+            .arg("-sf")
+            .arg(&scen)
+            .arg("-inf")
+            .arg(d.join(format!("{name}.csv")))
+            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
+            .args(["-mp", &free_udp().to_string(), "-s", DID])
+            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
+            .args(["-l", &calls.to_string(), "-timeout", "180s", "-nostdin"])
+            .args(["-trace_err", "-error_file"])
+            .arg(d.join(format!("load-{name}.err")))
+            .args(["-trace_screen", "-screen_file"])
+            .arg(d.join(format!("load-{name}.screen")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
     if !have("sipp", "-v") || !have("espeak-ng", "--version") {
@@ -267,8 +305,8 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
     let (serve, base) = spawn_serve(&cfg, &[]);
     let pid = serve.0.id();
     let api = Api::new(base);
-    // The campaign: 40 s of contacts at the ceiling, 3 s messages.
-    let contacts = (CPS * (secs + 30)) as usize;
+    // The campaign: 70 s of contacts at the ceiling, 3 s messages.
+    let contacts = (CPS * (secs + 60)) as usize;
     let (tok, id) = api.start_campaign(contacts, 3.0).await;
     let r = api
         .http
@@ -281,42 +319,34 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
 
-    // Baseline: the campaign alone, from its third second.
+    // Warm-up: three calls whose read-backs say every digit, so that every text of the
+    // line is synthesised (once per text, then cached) before the figures. The cold
+    // figure, speech rendered during the burst, is the first-burst case: IVR_LOAD_COLD=1.
+    let warm = std::env::var_os("IVR_LOAD_COLD").is_none();
+    let warmed: Vec<String> = if warm {
+        ["3330000123", "3330004567", "3330008901"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        vec![]
+    };
+    if warm {
+        let w = callers(dir.path(), "warm", sip, &warmed, 3).await.unwrap();
+        assert!(w.success(), "warm-up calls: {w}");
+    }
+    // Baseline: the campaign alone.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s0 = sample(&api, pid).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let s1 = sample(&api, pid).await;
 
     // The burst.
-    let mut inf = String::from("SEQUENTIAL\n");
-    for i in 0..calls {
-        inf.push_str(&format!("33{:08};\n", 40_000_000 + i));
-    }
-    std::fs::write(dir.path().join("callers.csv"), inf).unwrap();
-    let scen = scenario(dir.path());
+    let numbers: Vec<String> = (0..calls)
+        .map(|i| format!("33{:08}", 40_000_000 + i))
+        .collect();
     let rate = calls.div_ceil(secs);
-    let d = dir.path().to_path_buf();
     let started = Instant::now();
-    let sipp = tokio::task::spawn_blocking(move || {
-        Command::new("sipp")
-            .arg(format!("127.0.0.1:{sip}"))
-            .arg("-sf")
-            .arg(&scen)
-            .arg("-inf")
-            .arg(d.join("callers.csv"))
-            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
-            .args(["-mp", &free_udp().to_string(), "-s", DID])
-            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
-            .args(["-l", &calls.to_string(), "-timeout", "180s", "-nostdin"])
-            .args(["-trace_err", "-error_file"])
-            .arg(d.join("load.err"))
-            .args(["-trace_screen", "-screen_file"])
-            .arg(d.join("load.screen"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-    });
+    let sipp = callers(dir.path(), "load", sip, &numbers, rate);
     tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
     let s2 = sample(&api, pid).await;
     let mut peak_rss = s2.rss_kb;
@@ -331,8 +361,8 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
     let status = sipp.await.unwrap();
     let took = started.elapsed();
     let s3 = sample(&api, pid).await;
-    let err = std::fs::read_to_string(dir.path().join("load.err")).unwrap_or_default();
-    let screen = std::fs::read_to_string(dir.path().join("load.screen")).unwrap_or_default();
+    let err = std::fs::read_to_string(dir.path().join("load-load.err")).unwrap_or_default();
+    let screen = std::fs::read_to_string(dir.path().join("load-load.screen")).unwrap_or_default();
     assert!(
         status.success(),
         "SIPp callers: {status}\n{screen}\n{}",
@@ -341,8 +371,12 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
 
     let stored = stored_numbers(&api, &tok).await;
     let unique: HashSet<&str> = stored.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(stored.len(), calls as usize, "one registration per caller");
-    assert_eq!(unique.len(), calls as usize, "each number exactly once");
+    let want = calls as usize + warmed.len();
+    assert_eq!(stored.len(), want, "one registration per caller");
+    assert_eq!(unique.len(), want, "each number exactly once");
+    assert!(numbers
+        .iter()
+        .all(|n| unique.contains(format!("+39{n}").as_str())));
     assert!(stored.iter().all(|(_, live)| *live));
 
     let (p99_base, n_base) = p99(&s0.lag, &s1.lag);
@@ -360,8 +394,8 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
         .await
         .unwrap();
     eprintln!(
-        "ivr load: {calls} registration calls at {rate}/s, all ended by the dialer in {:.1} s, \
-         {} stored once each\n\
+        "ivr load ({}): {calls} registration calls at {rate}/s, all ended by the dialer in \
+         {:.1} s, {} stored once each\n\
          campaign (ceiling {CPS} CPS): {:.2} CPS alone, {:.2} CPS during the burst \
          (state {})\n\
          RTP send lag p99: <= {:.2} ms alone ({n_base} packets), <= {:.2} ms during the burst \
@@ -369,6 +403,11 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
          journal commit p99: <= {:.0} ms alone, <= {:.0} ms during the burst\n\
          dialer CPU: {:.1} s alone over {:.1} s, {:.1} s for the burst and its calls over {:.1} s; \
          espeak-ng children {:.1} s during the burst; RSS {} MB before, peak {} MB",
+        if warm {
+            "speech warmed up"
+        } else {
+            "cold: speech rendered during the burst"
+        },
         took.as_secs_f64(),
         unique.len(),
         cps(&s0, &s1),
