@@ -2,8 +2,10 @@
 //! emergency campaign at its trunk's CPS ceiling against a SIPp carrier, and meanwhile
 //! SIPp callers (`IVR_LOAD_CALLS`, 500 by default, spread over `IVR_LOAD_SECS`, 10 s)
 //! each register their own number on the citizens' line with RFC 4733 keys (1, zone 2,
-//! 1 to consent). Checked: every call ran to the dialer's hang-up, every number is
-//! stored exactly once. Measured and printed (not asserted: performance on a shared
+//! 1 to consent). Three warm-up calls first have every text of the line synthesised
+//! (`IVR_LOAD_COLD=1` skips them: the burst then pays for espeak-ng and the encoding of
+//! each text into every codec). Checked: every call ran to the dialer's hang-up, every
+//! number is stored exactly once. Measured and printed (not asserted: performance on a shared
 //! machine is a figure, not a pass mark): the campaign's CPS before and during the
 //! burst, the media send lag p99 (from the dialer's histogram) before and during, the
 //! dialer's CPU time and peak RSS.
