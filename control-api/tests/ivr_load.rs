@@ -2,10 +2,11 @@
 //! emergency campaign at its trunk's CPS ceiling against a SIPp carrier, and meanwhile
 //! SIPp callers (`IVR_LOAD_CALLS`, 500 by default, spread over `IVR_LOAD_SECS`, 10 s)
 //! each register their own number on the citizens' line with RFC 4733 keys (1, zone 2,
-//! 1 to consent). Three warm-up calls first have every text of the line synthesised
-//! (`IVR_LOAD_COLD=1` skips them: the burst then pays for espeak-ng and the encoding of
-//! each text into every codec). Checked: every call ran to the dialer's hang-up, every
-//! number is stored exactly once. Measured and printed (not asserted: performance on a shared
+//! 1 to consent). By default the dialer is restarted once the town is set up, so that it
+//! renders its lines' prompts at start (`IVR_LOAD_MODE=calls`: three warm-up calls do it
+//! instead; `cold`: the burst pays for espeak-ng and the encoding of each text into every
+//! codec). Checked: every call ran to the dialer's hang-up, every number is stored
+//! exactly once. Measured and printed (not asserted: performance on a shared
 //! machine is a figure, not a pass mark): the campaign's CPS before and during the
 //! burst, the media send lag p99 (from the dialer's histogram) before and during, the
 //! dialer's CPU time and peak RSS.
@@ -139,9 +140,8 @@ struct Sample {
     rss_kb: u64,
 }
 
-async fn sample(api: &Api, pid: u32) -> Sample {
-    let text = api
-        .http
+async fn metrics_text(api: &Api) -> String {
+    api.http
         .get(format!("{}/metrics", api.base))
         .bearer_auth(ADMIN)
         .send()
@@ -149,7 +149,11 @@ async fn sample(api: &Api, pid: u32) -> Sample {
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn sample(api: &Api, pid: u32) -> Sample {
+    let text = metrics_text(api).await;
     let value = |l: &str| l.rsplit(' ').next()?.parse::<f64>().ok();
     let attempts = text
         .lines()
@@ -305,8 +309,7 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
     let sip = free_udp();
     let cfg = config(dir.path(), sip, carrier.port);
     let (serve, base) = spawn_serve(&cfg, &[]);
-    let pid = serve.0.id();
-    let api = Api::new(base);
+    let mut api = Api::new(base);
     // The campaign: 70 s of contacts at the ceiling, 3 s messages.
     let contacts = (CPS * (secs + 60)) as usize;
     let (tok, id) = api.start_campaign(contacts, 3.0).await;
@@ -321,18 +324,43 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
 
-    // Warm-up: three calls whose read-backs say every digit, so that every text of the
-    // line is synthesised (once per text, then cached) before the figures. The cold
-    // figure, speech rendered during the burst, is the first-burst case: IVR_LOAD_COLD=1.
-    let warm = std::env::var_os("IVR_LOAD_COLD").is_none();
-    let warmed: Vec<String> = if warm {
+    // How the line's speech gets ready before the burst (IVR_LOAD_MODE):
+    // `restart` (default): the dialer restarts with the town set up, as after a deploy,
+    // and renders every prompt of its lines at start; `calls`: three calls whose
+    // read-backs say every digit have every text synthesised; `cold`: nothing, the burst
+    // pays for espeak-ng and the encoding of each text into every codec.
+    let mode = std::env::var("IVR_LOAD_MODE").unwrap_or_else(|_| "restart".into());
+    let mut serve = Some(serve);
+    if mode == "restart" {
+        drop(serve.take());
+        let (again, base) = spawn_serve(&cfg, &[]);
+        serve = Some(again);
+        api = Api::new(base);
+        // The prompts rendered at start (bounded wait), then the campaign resumed.
+        let t0 = Instant::now();
+        let ready = |t: &str| {
+            t.lines()
+                .any(|l| l.starts_with("dialer_ivr_prompts_ready ") && l.ends_with(" 1"))
+        };
+        while !ready(&metrics_text(&api).await) {
+            assert!(t0.elapsed() < Duration::from_secs(300), "prompts not ready");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        eprintln!(
+            "ivr load: the restarted dialer rendered its line in {:?}",
+            t0.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let pid = serve.as_ref().unwrap().0.id();
+    let warmed: Vec<String> = if mode == "calls" {
         ["3330000123", "3330004567", "3330008901"]
             .map(String::from)
             .to_vec()
     } else {
         vec![]
     };
-    if warm {
+    if !warmed.is_empty() {
         let w = callers(dir.path(), "warm", sip, &warmed, 3).await.unwrap();
         assert!(w.success(), "warm-up calls: {w}");
     }
@@ -405,10 +433,10 @@ async fn inbound_registrations_while_a_campaign_dials_at_its_ceiling() {
          journal commit p99: <= {:.0} ms alone, <= {:.0} ms during the burst\n\
          dialer CPU: {:.1} s alone over {:.1} s, {:.1} s for the burst and its calls over {:.1} s; \
          espeak-ng children {:.1} s during the burst; RSS {} MB before, peak {} MB",
-        if warm {
-            "speech warmed up"
-        } else {
-            "cold: speech rendered during the burst"
+        match mode.as_str() {
+            "restart" => "restarted: prompts rendered at start",
+            "calls" => "speech warmed up by three calls",
+            _ => "cold: speech rendered during the burst",
         },
         took.as_secs_f64(),
         unique.len(),
