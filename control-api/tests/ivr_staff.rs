@@ -227,6 +227,33 @@ fn correlation(sent: &[i16], got: &[i16]) -> f64 {
     best
 }
 
+/// Waits (bounded) until the dialer has rendered its lines' prompts at start: the
+/// scenarios' pauses assume the prompts play at once, not after a synthesis that the
+/// start-up rendering (and parallel tests) slow down.
+async fn prompts_ready(api: &Api) {
+    let t0 = Instant::now();
+    loop {
+        let text = api
+            .http
+            .get(format!("{}/metrics", api.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text
+            .lines()
+            .any(|l| l.starts_with("dialer_ivr_prompts_ready ") && l.ends_with(" 1"))
+        {
+            return;
+        }
+        assert!(t0.elapsed() < 300 * SEC, "prompts not rendered in 300 s");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 async fn send(api: &Api, m: Method, path: &str, token: &str, body: Option<Value>) -> Value {
     let mut r = api
         .http
@@ -280,6 +307,7 @@ async fn staff_call(codec: &str) {
     let cfg = config(dir.path(), sip, carrier.port, codecs);
     let (_serve, base) = spawn_serve(&cfg, &[]);
     let api = Api::new(base);
+    prompts_ready(&api).await;
     let t = send(
         &api,
         Method::POST,
@@ -868,6 +896,7 @@ async fn staff_line_plays_the_take_back_to_the_caller() {
     let cfg = config(dir.path(), sip, free_udp(), r#"["PCMA"]"#);
     let (_serve, base) = spawn_serve(&cfg, &[]);
     let api = Api::new(base);
+    prompts_ready(&api).await;
     send(
         &api,
         Method::POST,
