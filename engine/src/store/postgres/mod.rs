@@ -38,6 +38,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 mod registrations;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -71,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),
+    ),
+    (
+        5,
+        "webhooks and audit",
+        include_str!("../../../migrations-pg/0005_hooks.sql"),
     ),
 ];
 
