@@ -61,6 +61,8 @@ pub const INBOUND_CALLS: &str = "dialer_inbound_calls_total";
 pub const IVR_REGISTRATIONS: &str = "dialer_ivr_registrations_total";
 /// Counter: staff PINs set or changed through the API.
 pub const IVR_STAFF_PIN_CHANGES: &str = "dialer_ivr_staff_pin_changes_total";
+/// Gauge: 1 once the prompts of every inbound line known at start are rendered.
+pub const IVR_PROMPTS_READY: &str = "dialer_ivr_prompts_ready";
 /// Counter `{method,route,status}`: API requests.
 pub const HTTP_REQUESTS: &str = "dialer_http_requests_total";
 /// Histogram `{method,route}`: API request handling time, seconds.
@@ -193,6 +195,10 @@ pub fn describe() {
         IVR_STAFF_PIN_CHANGES,
         "Staff PINs set or changed through the API"
     );
+    describe_gauge!(
+        IVR_PROMPTS_READY,
+        "Whether the prompts of every inbound line known at start are rendered (1) or not yet (0)"
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "API requests, per method, route pattern and status"
@@ -277,6 +283,7 @@ mod tests {
             IVR_PIN_FAILURES,
             IVR_PIN_LOCKOUTS,
             IVR_STAFF_PIN_CHANGES,
+            IVR_PROMPTS_READY,
             HTTP_REQUESTS,
             HTTP_REQUEST_DURATION,
         ];
