@@ -30,6 +30,7 @@ use super::*;
 mod api;
 mod campaigns;
 mod cluster;
+mod cluster_trunks;
 mod contacts;
 mod db;
 /// DIDs: the shared SQL in `store/sql/dids.rs`.
@@ -48,6 +49,7 @@ mod tests;
 mod tests_cluster;
 
 pub use cluster::{BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, TrunkShareRow};
+pub use cluster_trunks::TrunkChange;
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
@@ -71,6 +73,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),
+    ),
+    (
+        5,
+        "cluster trunks",
+        include_str!("../../../migrations-pg/0005_cluster_trunks.sql"),
     ),
 ];
 
