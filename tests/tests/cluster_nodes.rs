@@ -798,3 +798,80 @@ fn a_node_killed_mid_campaign_is_taken_over() {
         );
     }
 }
+
+/// A request with the admin token and an optional JSON body: the status and the body.
+fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let text = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, text.to_string())
+}
+
+/// A trunk's `cps` as node `port` has it (`None`: it has no such trunk).
+fn trunk_cps(port: u16, name: &str) -> Option<f64> {
+    let body = get(port, &format!("/v1/trunks/{name}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["cps"].as_f64()
+}
+
+/// Polls (bounded) until `port`'s view of trunk `name` is `want`; the time it took.
+fn until_trunk(port: u16, name: &str, want: Option<f64>) -> Duration {
+    let t0 = Instant::now();
+    while trunk_cps(port, name) != want {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "node :{port} still sees {name} as {:?}, not {want:?}",
+            trunk_cps(port, name)
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    t0.elapsed()
+}
+
+#[test]
+fn trunk_changes_on_one_node_reach_every_node() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = rt();
+    let Some(db) = rt.block_on(engine::store::postgres::test_cluster::new_database()) else {
+        return;
+    };
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    // No carrier is needed: trunks without pings or REGISTER make no traffic.
+    let t = trunks(free_port(), free_port(), (20, 20), (50, 50));
+    let (n1, n2) = (Node::start(d, "t1", &db, &t), Node::start(d, "t2", &db, &t));
+    let extra = r#"{"name":"extra","proxy":"127.0.0.1:9","cps":5,"max_channels":10}"#;
+    let (st, body) = request(n1.http, "POST", "/v1/trunks", Some(extra));
+    assert_eq!(st, 201, "{body}");
+    let created = until_trunk(n2.http, "extra", Some(5.0));
+    let fixed = r#"{"proxy":"127.0.0.1:9","cps":7,"max_channels":30,"routes":["fixed"]}"#;
+    let (st, body) = request(n2.http, "PUT", "/v1/trunks/fixed", Some(fixed));
+    assert_eq!(st, 200, "{body}");
+    let replaced = until_trunk(n1.http, "fixed", Some(7.0));
+    let (st, body) = request(n2.http, "DELETE", "/v1/trunks/extra", None);
+    assert_eq!(st, 204, "{body}");
+    let removed = until_trunk(n1.http, "extra", None);
+    eprintln!(
+        "followed by the other node: create {created:?}, replace {replaced:?}, remove {removed:?}"
+    );
+    // A node starting later takes the cluster's trunks over its configuration file's.
+    let n3 = Node::start(d, "t3", &db, &t);
+    let joined = until_trunk(n3.http, "fixed", Some(7.0));
+    assert_eq!(trunk_cps(n3.http, "extra"), None);
+    assert_eq!(trunk_cps(n3.http, "mobile"), Some(20.0));
+    eprintln!("a node started later had the changes {joined:?} after answering");
+    // The node that made a change keeps it (it does not apply its own record again).
+    assert_eq!(trunk_cps(n2.http, "fixed"), Some(7.0));
+    assert_eq!(trunk_cps(n1.http, "extra"), None);
+}
