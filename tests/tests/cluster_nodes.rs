@@ -801,12 +801,23 @@ fn a_node_killed_mid_campaign_is_taken_over() {
 
 /// A request with the admin token and an optional JSON body: the status and the body.
 fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    request_as(port, ADMIN, method, path, body)
+}
+
+/// A request with bearer `token`.
+fn request_as(
+    port: u16,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
@@ -874,4 +885,85 @@ fn trunk_changes_on_one_node_reach_every_node() {
     // The node that made a change keeps it (it does not apply its own record again).
     assert_eq!(trunk_cps(n2.http, "fixed"), Some(7.0));
     assert_eq!(trunk_cps(n1.http, "extra"), None);
+}
+
+#[test]
+fn a_pause_on_one_node_stops_every_node_within_a_second() {
+    if !sipp_available() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = rt();
+    let Some(db) = rt.block_on(engine::store::postgres::test_cluster::new_database()) else {
+        return;
+    };
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let (fixed_co, mobile_co) = (Carrier::start(d, "fixed"), Carrier::start(d, "mobile"));
+    let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
+    let t = trunks(fixed_tap.port, mobile_tap.port, (20, 20), (50, 50));
+    let nodes: Vec<Node> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|id| Node::start(d, id, &db, &t))
+        .collect();
+    let (st, body) = request(
+        nodes[0].http,
+        "POST",
+        "/v1/tenants",
+        Some(r#"{"id":"town","name":"Town"}"#),
+    );
+    assert_eq!(st, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim_matches(|c| c != '{' && c != '}'))
+        .unwrap_or_else(|e| panic!("{e}: {body}"));
+    let token = v["token"].as_str().unwrap().to_string();
+    let store = rt
+        .block_on(PgStore::open(&db, PgOptions::default()))
+        .unwrap();
+    let n = 1200;
+    let c = rt.block_on(campaign(&store, n, &write_prompt(d, 1.0)));
+    // Pause once every node is calling.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let from: HashSet<SocketAddr> = [&fixed_tap, &mobile_tap]
+            .iter()
+            .flat_map(|t| t.arrivals().into_values().map(|v| v.1))
+            .collect();
+        if from.len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every node calls: {from:?}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let paused_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let path = format!("/v1/campaigns/{c}/pause");
+    let (st, body) = request_as(nodes[1].http, &token, "POST", &path, None);
+    assert_eq!(st, 200, "{body}");
+    thread::sleep(Duration::from_secs(3));
+    let mut last_per_node: BTreeMap<u16, f64> = BTreeMap::new();
+    for tap in [&fixed_tap, &mobile_tap] {
+        for (ts, from) in tap.arrivals().into_values() {
+            let e = last_per_node.entry(from.port()).or_insert(0.0);
+            *e = e.max(ts - paused_at);
+        }
+    }
+    let rec = rt.block_on(store.campaign(c)).unwrap().unwrap();
+    assert_eq!(rec.state, CampaignState::Paused);
+    let progress = rt.block_on(store.progress(c)).unwrap();
+    eprintln!(
+        "last INVITE of each node after the pause (s): {last_per_node:?}; {} of {n} attempted",
+        progress.attempts
+    );
+    assert!(
+        (progress.attempts as usize) < n,
+        "the campaign finished before the pause"
+    );
+    for (node, last) in &last_per_node {
+        assert!(
+            *last <= 1.0,
+            "node :{node} sent an INVITE {last:.3} s after the pause"
+        );
+    }
 }

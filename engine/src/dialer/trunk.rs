@@ -429,6 +429,37 @@ mod tests {
         assert_eq!((alone.share(), alone.channel_cap()), (None, 40));
     }
 
+    /// INVITEs a trunk admits over `secs` virtual seconds, asked every millisecond.
+    fn admitted_in(t: &mut Trunk, secs: u64) -> u32 {
+        let t0 = Instant::now();
+        let mut n = 0;
+        for ms in 0..secs * 1000 {
+            let now = t0 + std::time::Duration::from_millis(ms);
+            if t.available(now) && t.take_token(now) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_peers_congestion_slows_this_nodes_share() {
+        // Two nodes share 20 CPS; the other one saw 503s and runs at half its rate: this
+        // node, which saw none, slows to half of its 10 too.
+        let share = |peer_factor| NodeShare {
+            cps: 10.0,
+            channels: 1000,
+            peer_factor,
+        };
+        let mut calm = Trunk::new(cfg("a", 20.0, 1000));
+        calm.set_share(Some(share(1.0)));
+        let mut slowed = Trunk::new(cfg("a", 20.0, 1000));
+        slowed.set_share(Some(share(0.5)));
+        let (fast, slow) = (admitted_in(&mut calm, 20), admitted_in(&mut slowed, 20));
+        assert!((195..=210).contains(&fast), "{fast} in 20 s at 10 CPS");
+        assert!((95..=110).contains(&slow), "{slow} in 20 s at 5 CPS");
+    }
+
     #[test]
     fn ping_verdicts() {
         for good in [200, 404, 405, 481, 486] {

@@ -40,6 +40,7 @@ mod dids {
 }
 mod journal;
 mod registrations;
+mod sizes;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
 pub mod test_cluster;
@@ -50,6 +51,7 @@ mod tests_cluster;
 
 pub use cluster::{BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, TrunkShareRow};
 pub use cluster_trunks::TrunkChange;
+pub use sizes::{IndexUse, TableSize};
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
