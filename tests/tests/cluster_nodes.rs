@@ -6,8 +6,12 @@
 //! 5 s) and at the carriers' sockets (a relay stamps each INVITE with the kernel's arrival
 //! time and notes which node sent it: each trunk's CPS ceiling held in every one-second
 //! window, ≥ 90 % of it used while work remained; SIPp's message trace gives the channel
-//! peak). The sizes are small enough for a test run (`CLUSTER_CONTACTS` scales the first
-//! one: the issue's 30,000-contact run is `CLUSTER_CONTACTS=30000`).
+//! peak). The sizes are small enough for a test run; the issue's full size is
+//! `CLUSTER_CONTACTS=30000 CLUSTER_KILL_CONTACTS=30000` (`CLUSTER_CPS` raises both trunks'
+//! ceilings so that it takes minutes, not a quarter of an hour).
+//!
+//! Also: trunk changes through the API on one node reach the others, and a pause given to
+//! one node stops every node's INVITEs within a second.
 //!
 //! Loopback only, free ports, temporary directories; children are killed on drop. Needs
 //! `sipp`, PostgreSQL's server binaries and the `dialer` binary (see dialer_campaign.rs);
@@ -443,6 +447,22 @@ fn node_states(port: u16) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A size from the environment (the full-size runs), or the test run's default.
+fn env_size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Each trunk's CPS and channels: 20 CPS by default, `CLUSTER_CPS` for the full-size runs
+/// (channels four seconds' worth of calls, at least 50).
+fn limits() -> ((u32, u32), (u32, u32)) {
+    let cps = env_size("CLUSTER_CPS", 20) as u32;
+    let ch = (cps * 4).max(50);
+    ((cps, cps), (ch, ch))
+}
+
 fn trunks(fixed: u16, mobile: u16, cps: (u32, u32), ch: (u32, u32)) -> String {
     format!(
         r#"[[trunk]]
@@ -638,15 +658,12 @@ fn three_nodes_share_one_campaign_and_the_trunk_limits() {
     let Some(db) = rt.block_on(engine::store::postgres::test_cluster::new_database()) else {
         return;
     };
-    let n: usize = std::env::var("CLUSTER_CONTACTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1600);
+    let n = env_size("CLUSTER_CONTACTS", 1600);
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();
     let (fixed_co, mobile_co) = (Carrier::start(d, "fixed"), Carrier::start(d, "mobile"));
     let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
-    let (cps, ch) = ((20, 20), (50, 50));
+    let (cps, ch) = limits();
     let t = trunks(fixed_tap.port, mobile_tap.port, cps, ch);
     let nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
@@ -726,12 +743,12 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     let Some(db) = rt.block_on(engine::store::postgres::test_cluster::new_database()) else {
         return;
     };
-    let n = 1000;
+    let n = env_size("CLUSTER_KILL_CONTACTS", 1000);
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();
     let (fixed_co, mobile_co) = (Carrier::start(d, "fixed"), Carrier::start(d, "mobile"));
     let (fixed_tap, mobile_tap) = (Tap::start(fixed_co.port), Tap::start(mobile_co.port));
-    let (cps, ch) = ((20, 20), (50, 50));
+    let (cps, ch) = limits();
     let t = trunks(fixed_tap.port, mobile_tap.port, cps, ch);
     let mut nodes: Vec<Node> = ["k1", "k2", "k3"]
         .iter()
@@ -744,7 +761,7 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     let prompt = write_prompt(d, 2.0);
     let c = rt.block_on(campaign(&store, n, &prompt));
     // Kill k2 once a third of the contacts have attempts.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 20);
     while rt.block_on(store.progress(c)).unwrap().attempts < n as u64 / 3 {
         assert!(
             Instant::now() < deadline,
@@ -756,7 +773,8 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     let killed_ms = engine::store::now_ms();
     nodes[1].kill();
     let refs: Vec<&Node> = nodes.iter().collect();
-    rt.block_on(wait_completed(&store, c, Duration::from_secs(180), &refs));
+    let limit = Duration::from_secs(180 + n as u64 / 10);
+    rt.block_on(wait_completed(&store, c, limit, &refs));
 
     let attempts = rt.block_on(journal(&store, c));
     check_journal(&attempts, n);

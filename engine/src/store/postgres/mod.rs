@@ -81,6 +81,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster trunks",
         include_str!("../../../migrations-pg/0005_cluster_trunks.sql"),
     ),
+    (
+        6,
+        "claim index",
+        include_str!("../../../migrations-pg/0006_claim_index.sql"),
+    ),
 ];
 
 /// The migrator over [`MIGRATIONS`], built the way `sqlx::migrate!` builds one (without

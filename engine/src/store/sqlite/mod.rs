@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
+    (6, include_str!("../../../migrations/0006_claim_index.sql")),
 ];
 
 /// Tuning of the SQLite store.
