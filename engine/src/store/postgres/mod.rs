@@ -39,6 +39,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 mod registrations;
 mod sizes;
 mod store_impl;
@@ -78,13 +86,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         5,
-        "cluster trunks",
-        include_str!("../../../migrations-pg/0005_cluster_trunks.sql"),
+        "webhooks and audit",
+        include_str!("../../../migrations-pg/0005_hooks.sql"),
     ),
     (
         6,
+        "cluster trunks",
+        include_str!("../../../migrations-pg/0006_cluster_trunks.sql"),
+    ),
+    (
+        7,
         "claim index",
-        include_str!("../../../migrations-pg/0006_claim_index.sql"),
+        include_str!("../../../migrations-pg/0007_claim_index.sql"),
     ),
 ];
 

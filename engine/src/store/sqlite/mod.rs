@@ -34,6 +34,14 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
+mod audit_log {
+    use super::db::*;
+    include!("../sql/audit.rs");
+}
+mod webhooks {
+    use super::db::*;
+    include!("../sql/webhooks.rs");
+}
 mod registrations;
 mod store_impl;
 
@@ -44,7 +52,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
-    (6, include_str!("../../../migrations/0006_claim_index.sql")),
+    (6, include_str!("../../../migrations/0006_hooks.sql")),
+    (7, include_str!("../../../migrations/0007_claim_index.sql")),
 ];
 
 /// Tuning of the SQLite store.
