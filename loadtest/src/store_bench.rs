@@ -173,7 +173,7 @@ async fn import_and_target<S: Store>(s: &S, n: usize) -> Result<(Value, i64)> {
         let list: Vec<NewContact> = (done..done + k).map(contact).collect();
         s.upsert_contacts("bench", list).await?;
         done += k;
-        if done % 200_000 == 0 {
+        if done.is_multiple_of(200_000) {
             eprintln!("  imported {done} in {:.0?}", t0.elapsed());
         }
     }
