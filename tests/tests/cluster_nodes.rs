@@ -456,10 +456,10 @@ fn env_size(name: &str, default: usize) -> usize {
 }
 
 /// Each trunk's CPS and channels: 20 CPS by default, `CLUSTER_CPS` for the full-size runs
-/// (channels four seconds' worth of calls, at least 50).
+/// (channels two and a half seconds' worth of calls: 50 at 20 CPS).
 fn limits() -> ((u32, u32), (u32, u32)) {
     let cps = env_size("CLUSTER_CPS", 20) as u32;
-    let ch = (cps * 4).max(50);
+    let ch = (cps * 5 / 2).max(50);
     ((cps, cps), (ch, ch))
 }
 
