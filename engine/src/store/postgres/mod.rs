@@ -47,6 +47,11 @@ mod webhooks {
     use super::db::*;
     include!("../sql/webhooks.rs");
 }
+/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
+mod prefix_limits {
+    use super::db::*;
+    include!("../sql/prefix_limits.rs");
+}
 mod registrations;
 mod sizes;
 mod store_impl;
@@ -91,13 +96,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         6,
-        "cluster trunks",
-        include_str!("../../../migrations-pg/0006_cluster_trunks.sql"),
+        "prefix limits",
+        include_str!("../../../migrations-pg/0006_prefix_limits.sql"),
     ),
     (
         7,
+        "cluster trunks",
+        include_str!("../../../migrations-pg/0007_cluster_trunks.sql"),
+    ),
+    (
+        8,
         "claim index",
-        include_str!("../../../migrations-pg/0007_claim_index.sql"),
+        include_str!("../../../migrations-pg/0008_claim_index.sql"),
     ),
 ];
 

@@ -42,6 +42,11 @@ mod webhooks {
     use super::db::*;
     include!("../sql/webhooks.rs");
 }
+/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
+mod prefix_limits {
+    use super::db::*;
+    include!("../sql/prefix_limits.rs");
+}
 mod registrations;
 mod store_impl;
 
@@ -53,7 +58,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
     (6, include_str!("../../../migrations/0006_hooks.sql")),
-    (7, include_str!("../../../migrations/0007_claim_index.sql")),
+    (
+        7,
+        include_str!("../../../migrations/0007_prefix_limits.sql"),
+    ),
+    (8, include_str!("../../../migrations/0008_claim_index.sql")),
 ];
 
 /// Tuning of the SQLite store.
