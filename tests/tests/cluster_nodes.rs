@@ -430,6 +430,21 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(body[a..=b].to_string())
 }
 
+/// Calls in progress at node `id`'s last beat, as `GET /v1/nodes` on `port` lists them.
+fn live_calls(port: u16, id: &str) -> i64 {
+    let Some(body) = get(port, "/v1/nodes") else {
+        return 0;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["id"] == id)
+        .and_then(|n| n["live_calls"].as_i64())
+        .unwrap_or(0)
+}
+
 /// The nodes' states as `GET /v1/nodes` on `port` lists them.
 fn node_states(port: u16) -> BTreeMap<String, String> {
     let body = get(port, "/v1/nodes").expect("GET /v1/nodes");
@@ -760,9 +775,12 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     // A longer message, so that the kill finds calls being played.
     let prompt = write_prompt(d, 2.0);
     let c = rt.block_on(campaign(&store, n, &prompt));
-    // Kill k2 once a third of the contacts have attempts.
+    // Kill k2 once a third of the contacts have attempts and k2 reported calls in progress
+    // at its last beat (a kill between two of its bursts would leave nothing to take over).
     let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 20);
-    while rt.block_on(store.progress(c)).unwrap().attempts < n as u64 / 3 {
+    while rt.block_on(store.progress(c)).unwrap().attempts < n as u64 / 3
+        || live_calls(nodes[0].http, "k2") < 5
+    {
         assert!(
             Instant::now() < deadline,
             "campaign too slow: {}",
