@@ -30,6 +30,7 @@ use super::*;
 mod api;
 mod campaigns;
 mod cluster;
+mod cluster_trunks;
 mod contacts;
 mod db;
 /// DIDs: the shared SQL in `store/sql/dids.rs`.
@@ -52,6 +53,7 @@ mod prefix_limits {
     include!("../sql/prefix_limits.rs");
 }
 mod registrations;
+mod sizes;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
 pub mod test_cluster;
@@ -61,6 +63,8 @@ mod tests;
 mod tests_cluster;
 
 pub use cluster::{BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, TrunkShareRow};
+pub use cluster_trunks::TrunkChange;
+pub use sizes::{IndexUse, TableSize};
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
@@ -97,8 +101,18 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         7,
+        "cluster trunks",
+        include_str!("../../../migrations-pg/0007_cluster_trunks.sql"),
+    ),
+    (
+        8,
+        "claim index",
+        include_str!("../../../migrations-pg/0008_claim_index.sql"),
+    ),
+    (
+        9,
         "amd",
-        include_str!("../../../migrations-pg/0007_amd.sql"),
+        include_str!("../../../migrations-pg/0009_amd.sql"),
     ),
 ];
 

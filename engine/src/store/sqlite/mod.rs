@@ -62,7 +62,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/0007_prefix_limits.sql"),
     ),
-    (8, include_str!("../../../migrations/0008_amd.sql")),
+    (8, include_str!("../../../migrations/0008_claim_index.sql")),
+    (9, include_str!("../../../migrations/0009_amd.sql")),
 ];
 
 /// Tuning of the SQLite store.
