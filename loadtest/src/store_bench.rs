@@ -356,6 +356,7 @@ async fn journal_one<S: Store>(s: S, c: i64, contact: i64, number: String) -> Re
             result: None,
             satisfied: true,
             opt_out: false,
+            beep_ms: None,
         },
         ContactNext::Done,
     )
