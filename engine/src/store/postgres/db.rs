@@ -1,3 +1,3 @@
 //! The PostgreSQL names the shared SQL in `store::sql` is compiled against.
 
-pub(super) use sqlx::postgres::{PgConnection as Conn, PgPool as Pool};
+pub(super) use sqlx::postgres::{PgConnection as Conn, PgPool as Pool, PgRow as DbRow};

@@ -24,7 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::*;
 
-mod api;
+/// The control API's own tables: the shared SQL in `store/sql/api.rs`.
+mod api {
+    use super::db::*;
+    include!("../sql/api.rs");
+}
 mod campaigns;
 mod contacts;
 mod db;
