@@ -42,7 +42,11 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
-mod registrations;
+/// Registrations, staff PINs and prompt replacements: `store/sql/registrations.rs`.
+mod registrations {
+    use super::db::*;
+    include!("../sql/registrations.rs");
+}
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
 pub mod test_cluster;

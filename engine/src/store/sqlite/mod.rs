@@ -38,7 +38,11 @@ mod dids {
     include!("../sql/dids.rs");
 }
 mod journal;
-mod registrations;
+/// Registrations, staff PINs and prompt replacements: `store/sql/registrations.rs`.
+mod registrations {
+    use super::db::*;
+    include!("../sql/registrations.rs");
+}
 mod store_impl;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
