@@ -34,7 +34,11 @@ mod api {
 }
 mod campaigns;
 mod cluster;
-mod contacts;
+/// Contacts and the street list: the shared SQL in `store/sql/contacts.rs`.
+mod contacts {
+    use super::db::*;
+    include!("../sql/contacts.rs");
+}
 mod db;
 /// DIDs: the shared SQL in `store/sql/dids.rs`.
 mod dids {

@@ -30,7 +30,11 @@ mod api {
     include!("../sql/api.rs");
 }
 mod campaigns;
-mod contacts;
+/// Contacts and the street list: the shared SQL in `store/sql/contacts.rs`.
+mod contacts {
+    use super::db::*;
+    include!("../sql/contacts.rs");
+}
 mod db;
 /// DIDs: the shared SQL in `store/sql/dids.rs`.
 mod dids {
