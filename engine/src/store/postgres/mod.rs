@@ -32,7 +32,11 @@ mod api {
     use super::db::*;
     include!("../sql/api.rs");
 }
-mod campaigns;
+/// Campaigns, due contacts and reports: the shared SQL in `store/sql/campaigns.rs`.
+mod campaigns {
+    use super::db::*;
+    include!("../sql/campaigns.rs");
+}
 mod cluster;
 /// Contacts and the street list: the shared SQL in `store/sql/contacts.rs`.
 mod contacts {

@@ -1,8 +1,14 @@
-//! The SQLite names the shared SQL in `store::sql` is compiled against.
+//! The SQLite names the shared SQL in `store::sql` is compiled against, and the few
+//! statements where SQLite's dialect differs from PostgreSQL's.
 
-pub(super) use sqlx::sqlite::{
-    SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow,
-};
+pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow};
+
+use super::campaigns::DueRow;
+use crate::model::ContactState;
+use crate::store::StoreResult;
+
+/// The reader pool the store's reads take.
+pub(super) type Read = Pool;
 
 /// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated: the
 /// creation time is the statement's own (`$9`) only on a fresh row.
@@ -13,3 +19,37 @@ pub(super) const FOR_UPDATE: &str = "";
 
 /// The street list's conflict target: the column is `COLLATE NOCASE`.
 pub(super) const STREET_KEY: &str = "street";
+
+/// Puts a starting campaign's targets in, one prepared statement per contact (SQLite has
+/// no arrays to pass them in one).
+pub(super) async fn insert_targets(
+    c: &mut Conn,
+    campaign: i64,
+    state: ContactState,
+    ids: &[i64],
+    messages: &[Option<i64>],
+) -> StoreResult<()> {
+    for (id, message) in ids.iter().zip(messages) {
+        sqlx::query(
+            "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms, message)
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(campaign)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(message)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A SQLite store is never a node of a cluster: due contacts are read, not claimed.
+pub(super) async fn claim_due(
+    _db: &Read,
+    _campaign: i64,
+    _now_ms: i64,
+    _limit: u32,
+) -> StoreResult<Option<Vec<DueRow>>> {
+    Ok(None)
+}
