@@ -5,8 +5,8 @@ pub(super) use super::ReadPool as Read;
 pub(super) use sqlx::postgres::{PgConnection as Conn, PgPool as Pool, PgRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::ContactState;
-use crate::store::StoreResult;
+use crate::model::{AttemptState, ContactState};
+use crate::store::{AttemptStart, StoreError, StoreResult};
 
 /// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated:
 /// `xmax` is 0 on a row this statement inserted.
@@ -17,6 +17,69 @@ pub(super) const FOR_UPDATE: &str = " FOR UPDATE";
 
 /// The street list's conflict target: the unique index is on `lower(street)`.
 pub(super) const STREET_KEY: &str = "lower(street)";
+
+/// Which attempts an answer is journaled on: in a cluster only one still dialling (one
+/// another node closed after this node's lease ran out stays as closed).
+pub(super) const ANSWER_COUNTS: &str = "(state = 'dialing' OR dialer_my_fence() = 0)";
+
+/// How a finished attempt leaves its contact's claim (a `SET` item): kept for a retry due
+/// at once (the node calls it again, on another trunk, say), released otherwise so that a
+/// later retry goes to whichever node claims it. `$1` satisfied, `$2` the contact's next
+/// state, `$3` when it is due, `$11` when the attempt ended.
+pub(super) const RELEASE_CLAIM: &str = ",
+           fence = CASE WHEN NOT (satisfied OR $1) AND $2 = 'pending' AND $3 <= $11
+                        THEN fence END";
+
+/// Which dialling attempts belong to a run that is gone (`$1` this node's fence): outside
+/// a cluster all; in a cluster those of runs whose lease ran out.
+pub(super) const GONE_RUN: &str =
+    " AND ($1 = 0 OR a.fence IS NULL OR NOT dialer_fence_live(a.fence))";
+
+/// The fence of this node's run; 0 when not clustered.
+pub(super) fn fence(db: &Read) -> i64 {
+    db.fence()
+}
+
+/// Journals an attempt in one statement. In a cluster (a fence set on the batch, see `dialer_my_fence`)
+/// the contact must be pending, not yet satisfied (`until`) and claimed by this node's live run, or
+/// nothing is written and the attempt is refused: a node back from a stall, whose claims
+/// others took over, cannot call. Outside a cluster the contact is marked dialling as
+/// the SQLite store does.
+pub(super) async fn begin_attempt(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "WITH me AS (SELECT dialer_my_fence() AS f),
+         claimed AS (
+           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
+           WHERE me.f <> 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
+             AND cc.fence = me.f AND cc.state = 'pending' AND NOT cc.satisfied
+             AND dialer_fence_live(me.f)
+           RETURNING me.f),
+         plain AS (
+           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
+           WHERE me.f = 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
+           RETURNING 0::bigint AS f)
+         INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state,
+           started_ms, fence)
+         SELECT $1, $2, $3, $4, $5, $6, $7, NULLIF(go.f, 0)
+         FROM (SELECT f FROM claimed UNION ALL SELECT f FROM me WHERE f = 0) AS go
+         RETURNING id",
+    )
+    .bind(a.campaign)
+    .bind(a.contact)
+    .bind(&a.number)
+    .bind(&a.call_id)
+    .bind(&a.trunk)
+    .bind(AttemptState::Dialing.as_str())
+    .bind(a.started_ms)
+    .fetch_optional(&mut *c)
+    .await?;
+    id.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "contact {} of campaign {} is not claimed by this node (claim lost)",
+            a.contact, a.campaign
+        ))
+    })
+}
 
 /// Puts a starting campaign's targets in with one statement (the ids and messages passed
 /// as two arrays).

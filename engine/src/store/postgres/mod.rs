@@ -49,7 +49,11 @@ mod dids {
     use super::db::*;
     include!("../sql/dids.rs");
 }
-mod journal;
+/// The attempt journal: the shared SQL in `store/sql/journal.rs`.
+mod journal {
+    use super::db::*;
+    include!("../sql/journal.rs");
+}
 /// Registrations, staff PINs and prompt replacements: `store/sql/registrations.rs`.
 mod registrations {
     use super::db::*;

@@ -4,8 +4,8 @@
 pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::ContactState;
-use crate::store::StoreResult;
+use crate::model::{AttemptState, ContactState};
+use crate::store::{AttemptStart, StoreResult};
 
 /// The reader pool the store's reads take.
 pub(super) type Read = Pool;
@@ -19,6 +19,47 @@ pub(super) const FOR_UPDATE: &str = "";
 
 /// The street list's conflict target: the column is `COLLATE NOCASE`.
 pub(super) const STREET_KEY: &str = "street";
+
+/// Which attempts an answer is journaled on: every one (no other node closes them).
+pub(super) const ANSWER_COUNTS: &str = "TRUE";
+
+/// How a finished attempt leaves its contact's claim: there are no claims.
+pub(super) const RELEASE_CLAIM: &str = "";
+
+/// Which dialling attempts belong to a run that is gone: all (this process is the only
+/// dialer).
+pub(super) const GONE_RUN: &str = "";
+
+/// The fence of this node's run: never clustered.
+pub(super) fn fence(_db: &Read) -> i64 {
+    0
+}
+
+/// Journals an attempt: the attempt row, then its contact marked dialling.
+pub(super) async fn begin_attempt(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(a.campaign)
+    .bind(a.contact)
+    .bind(&a.number)
+    .bind(&a.call_id)
+    .bind(&a.trunk)
+    .bind(AttemptState::Dialing.as_str())
+    .bind(a.started_ms)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE campaign_contacts SET state = $1 WHERE campaign_id = $2 AND contact_id = $3",
+    )
+    .bind(ContactState::Dialing.as_str())
+    .bind(a.campaign)
+    .bind(a.contact)
+    .execute(&mut *c)
+    .await?;
+    Ok(id)
+}
 
 /// Puts a starting campaign's targets in, one prepared statement per contact (SQLite has
 /// no arrays to pass them in one).
