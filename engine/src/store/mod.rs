@@ -45,7 +45,7 @@ pub use postgres::{
 pub use records::{
     fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
     CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, GroupRow, ImportReport,
-    MessageCounts, Progress, ResultCounts, ZoneCounts,
+    MessageCounts, Progress, ResultCounts, Tally, ZoneCounts,
 };
 pub use sqlite::{now_ms, SqliteOptions, SqliteStore};
 
