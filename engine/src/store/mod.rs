@@ -19,6 +19,7 @@ use crate::model::{
 
 mod any;
 mod api_records;
+mod batch;
 mod ivr_records;
 pub mod postgres;
 mod records;
@@ -33,6 +34,7 @@ mod tests_ivr;
 mod wiring;
 
 pub use any::AnyStore;
+pub(crate) use batch::Queued;
 pub use api_records::{
     ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
     TenantRecord,

@@ -5,8 +5,8 @@ pub(super) use super::ReadPool as Read;
 pub(super) use sqlx::postgres::{PgConnection as Conn, PgPool as Pool, PgRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::{AttemptState, ContactState};
-use crate::store::{AttemptStart, StoreError, StoreResult};
+use crate::model::ContactState;
+use crate::store::StoreResult;
 
 /// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated:
 /// `xmax` is 0 on a row this statement inserted.
@@ -40,14 +40,12 @@ pub(super) fn fence(db: &Read) -> i64 {
     db.fence()
 }
 
-/// Journals an attempt in one statement. In a cluster (a fence set on the batch, see `dialer_my_fence`)
-/// the contact must be pending, not yet satisfied (`until`) and claimed by this node's live run, or
-/// nothing is written and the attempt is refused: a node back from a stall, whose claims
-/// others took over, cannot call. Outside a cluster the contact is marked dialling as
-/// the SQLite store does.
-pub(super) async fn begin_attempt(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "WITH me AS (SELECT dialer_my_fence() AS f),
+/// Journals an attempt in one statement (binds as in `journal::begin`). In a cluster (a
+/// fence set on the batch, see `dialer_my_fence`) the contact must be pending, not yet
+/// satisfied (`until`) and claimed by this node's live run, or nothing is written and the
+/// attempt is refused: a node back from a stall, whose claims others took over, cannot
+/// call. Outside a cluster the contact is marked dialling as on SQLite.
+pub(super) const BEGIN_ATTEMPT: &str = "WITH me AS (SELECT dialer_my_fence() AS f),
          claimed AS (
            UPDATE campaign_contacts cc SET state = 'dialing' FROM me
            WHERE me.f <> 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
@@ -62,24 +60,10 @@ pub(super) async fn begin_attempt(c: &mut Conn, a: AttemptStart) -> StoreResult<
            started_ms, fence)
          SELECT $1, $2, $3, $4, $5, $6, $7, NULLIF(go.f, 0)
          FROM (SELECT f FROM claimed UNION ALL SELECT f FROM me WHERE f = 0) AS go
-         RETURNING id",
-    )
-    .bind(a.campaign)
-    .bind(a.contact)
-    .bind(&a.number)
-    .bind(&a.call_id)
-    .bind(&a.trunk)
-    .bind(AttemptState::Dialing.as_str())
-    .bind(a.started_ms)
-    .fetch_optional(&mut *c)
-    .await?;
-    id.ok_or_else(|| {
-        StoreError::Conflict(format!(
-            "contact {} of campaign {} is not claimed by this node (claim lost)",
-            a.contact, a.campaign
-        ))
-    })
-}
+         RETURNING id";
+
+/// Nothing to mark before the insert: `BEGIN_ATTEMPT` marks the claimed contact.
+pub(super) const MARK_DIALING: Option<&str> = None;
 
 /// Puts a starting campaign's targets in with one statement (the ids and messages passed
 /// as two arrays).

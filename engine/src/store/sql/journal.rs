@@ -2,7 +2,7 @@
 // contact goes next), closing a contact without an attempt, and its reads.
 //
 // Written once for both stores (see `store::sql`); a cluster node's fencing (PostgreSQL
-// only) is what the backend's `db` adds: `begin_attempt`, `ANSWER_COUNTS`,
+// only) is what the backend's `db` adds: `MARK_DIALING`, `BEGIN_ATTEMPT`, `ANSWER_COUNTS`,
 // `RELEASE_CLAIM`, `GONE_RUN` and `fence`.
 
 use sqlx::Row;
@@ -14,11 +14,33 @@ use crate::store::{
     StoreResult,
 };
 
-/// Journals an attempt before its INVITE leaves: the attempt row, and its contact marked
-/// dialling. How is the backend's (`begin_attempt`): a node of a cluster journals only a
-/// contact it still holds the claim on.
+/// Journals an attempt before its INVITE leaves: its contact marked dialling and the
+/// attempt row. How is the backend's (`MARK_DIALING`, `BEGIN_ATTEMPT`): a node of a
+/// cluster journals only a contact it still holds the claim on, or nothing.
 pub(super) async fn begin(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
-    begin_attempt(c, a).await
+    if let Some(sql) = MARK_DIALING {
+        sqlx::query(sql)
+            .bind(a.campaign)
+            .bind(a.contact)
+            .execute(&mut *c)
+            .await?;
+    }
+    let id: Option<i64> = sqlx::query_scalar(BEGIN_ATTEMPT)
+        .bind(a.campaign)
+        .bind(a.contact)
+        .bind(&a.number)
+        .bind(&a.call_id)
+        .bind(&a.trunk)
+        .bind(AttemptState::Dialing.as_str())
+        .bind(a.started_ms)
+        .fetch_optional(&mut *c)
+        .await?;
+    id.ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "contact {} of campaign {} is not claimed by this node (claim lost)",
+            a.contact, a.campaign
+        ))
+    })
 }
 
 /// Journals an answer, on the attempt and its contact. In a cluster only an attempt

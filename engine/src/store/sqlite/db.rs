@@ -4,8 +4,8 @@
 pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::{AttemptState, ContactState};
-use crate::store::{AttemptStart, StoreResult};
+use crate::model::ContactState;
+use crate::store::StoreResult;
 
 /// The reader pool the store's reads take.
 pub(super) type Read = Pool;
@@ -35,31 +35,16 @@ pub(super) fn fence(_db: &Read) -> i64 {
     0
 }
 
-/// Journals an attempt: the attempt row, then its contact marked dialling.
-pub(super) async fn begin_attempt(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(a.campaign)
-    .bind(a.contact)
-    .bind(&a.number)
-    .bind(&a.call_id)
-    .bind(&a.trunk)
-    .bind(AttemptState::Dialing.as_str())
-    .bind(a.started_ms)
-    .fetch_one(&mut *c)
-    .await?;
-    sqlx::query(
-        "UPDATE campaign_contacts SET state = $1 WHERE campaign_id = $2 AND contact_id = $3",
-    )
-    .bind(ContactState::Dialing.as_str())
-    .bind(a.campaign)
-    .bind(a.contact)
-    .execute(&mut *c)
-    .await?;
-    Ok(id)
-}
+/// Marks the contact dialling before its attempt is journaled (`$1` campaign, `$2`
+/// contact).
+pub(super) const MARK_DIALING: Option<&str> = Some(
+    "UPDATE campaign_contacts SET state = 'dialing' WHERE campaign_id = $1 AND contact_id = $2",
+);
+
+/// Journals an attempt (binds as in `journal::begin`).
+pub(super) const BEGIN_ATTEMPT: &str =
+    "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 
 /// Puts a starting campaign's targets in, one prepared statement per contact (SQLite has
 /// no arrays to pass them in one).
