@@ -21,37 +21,9 @@ use sqlx::Connection;
 use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, RunOne};
 use super::*;
 
-/// The control API's own tables: the shared SQL in `store/sql/api.rs`.
-mod api {
-    use super::db::*;
-    include!("../sql/api.rs");
-}
-/// Campaigns, due contacts and reports: the shared SQL in `store/sql/campaigns.rs`.
-mod campaigns {
-    use super::db::*;
-    include!("../sql/campaigns.rs");
-}
-/// Contacts and the street list: the shared SQL in `store/sql/contacts.rs`.
-mod contacts {
-    use super::db::*;
-    include!("../sql/contacts.rs");
-}
 mod db;
-/// DIDs: the shared SQL in `store/sql/dids.rs`.
-mod dids {
-    use super::db::*;
-    include!("../sql/dids.rs");
-}
-/// The attempt journal: the shared SQL in `store/sql/journal.rs`.
-mod journal {
-    use super::db::*;
-    include!("../sql/journal.rs");
-}
-/// Registrations, staff PINs and prompt replacements: `store/sql/registrations.rs`.
-mod registrations {
-    use super::db::*;
-    include!("../sql/registrations.rs");
-}
+// api, campaigns, contacts, dids, journal, registrations: the SQL in `store/sql/`.
+crate::store::sql::shared_concerns!();
 mod store_impl;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
