@@ -321,71 +321,17 @@ impl Uas {
                     });
                 }
             }
-            (Method::Ack, Some(s)) => {
-                let call = self.calls.get_mut(&s).expect("indexed");
-                let actions = call.tx.on_ack(now);
-                if call.phase == Phase::Answered {
-                    call.phase = Phase::Confirmed;
-                    let (rtp_from, payload_type) = (call.rtp_from, call.payload_type);
-                    self.events.push_back(UasEvent::Answered {
-                        call: s,
-                        rtp_from,
-                        payload_type,
-                    });
-                    let r = self.rand();
-                    if let Some(c) = self.cfg.callees.pick(r).cloned() {
-                        let call = self.calls.get_mut(&s).expect("indexed");
-                        call.steps = c
-                            .script()
-                            .into_iter()
-                            .map(|(d, st)| (now + d, st))
-                            .collect();
-                        self.events
-                            .push_back(UasEvent::Behaves { call: s, callee: c });
-                    }
-                    let pct = self.cfg.hangup_pct;
-                    if pct > 0 && self.rand() % 100 < u64::from(pct) {
-                        let after = self.uniform(self.cfg.hangup_after);
-                        let call = self.calls.get_mut(&s).expect("indexed");
-                        call.hangup_at = Some(now + after);
-                    }
-                }
-                self.apply(now, s, actions);
-                self.schedule(s);
-            }
+            (Method::Ack, Some(s)) => self.on_ack(now, s),
             (Method::Ack, None) => {}
             (Method::Cancel, Some(s)) => {
                 let w = MessageWriter::response_to(req, 200, "OK", None).finish();
                 self.respond(from, w);
-                let call = self.calls.get_mut(&s).expect("indexed");
-                if call.phase == Phase::Ringing {
-                    call.phase = Phase::Ended;
-                    call.final_at = None;
-                    let resp = self.final_response(s, 487, "Request Terminated");
-                    let call = self.calls.get_mut(&s).expect("indexed");
-                    let actions = call.tx.respond(now, 487, resp);
-                    self.events.push_back(UasEvent::Ended {
-                        call: s,
-                        by: EndedBy::Cancel,
-                    });
-                    self.apply(now, s, actions);
-                    self.schedule(s);
-                }
+                self.on_cancel(now, s);
             }
             (Method::Bye, Some(s)) => {
                 let w = MessageWriter::response_to(req, 200, "OK", None).finish();
                 self.respond(from, w);
-                let call = self.calls.get_mut(&s).expect("indexed");
-                if call.phase != Phase::Ended {
-                    call.phase = Phase::Ended;
-                    call.hangup_at = None;
-                    call.forget_at.get_or_insert(now + self.cfg.timers.t64());
-                    self.events.push_back(UasEvent::Ended {
-                        call: s,
-                        by: EndedBy::Caller,
-                    });
-                    self.schedule(s);
-                }
+                self.on_bye(now, s);
             }
             (Method::Bye | Method::Cancel, None) => {
                 let w =
@@ -398,6 +344,74 @@ impl Uas {
                 let w = MessageWriter::response_to(req, 200, "OK", Some("carrier")).finish();
                 self.respond(from, w);
             }
+        }
+    }
+
+    /// The caller's ACK: an answered call is confirmed, gets its callee's script (if the
+    /// mix picks one) and perhaps our hang-up time.
+    fn on_ack(&mut self, now: Instant, s: u64) {
+        let call = self.calls.get_mut(&s).expect("indexed");
+        let actions = call.tx.on_ack(now);
+        if call.phase == Phase::Answered {
+            call.phase = Phase::Confirmed;
+            let (rtp_from, payload_type) = (call.rtp_from, call.payload_type);
+            self.events.push_back(UasEvent::Answered {
+                call: s,
+                rtp_from,
+                payload_type,
+            });
+            let r = self.rand();
+            if let Some(c) = self.cfg.callees.pick(r).cloned() {
+                let call = self.calls.get_mut(&s).expect("indexed");
+                call.steps = c
+                    .script()
+                    .into_iter()
+                    .map(|(d, st)| (now + d, st))
+                    .collect();
+                self.events
+                    .push_back(UasEvent::Behaves { call: s, callee: c });
+            }
+            let pct = self.cfg.hangup_pct;
+            if pct > 0 && self.rand() % 100 < u64::from(pct) {
+                let after = self.uniform(self.cfg.hangup_after);
+                let call = self.calls.get_mut(&s).expect("indexed");
+                call.hangup_at = Some(now + after);
+            }
+        }
+        self.apply(now, s, actions);
+        self.schedule(s);
+    }
+
+    /// The caller's CANCEL (answered 200 already): a ringing call ends with 487.
+    fn on_cancel(&mut self, now: Instant, s: u64) {
+        let call = self.calls.get_mut(&s).expect("indexed");
+        if call.phase == Phase::Ringing {
+            call.phase = Phase::Ended;
+            call.final_at = None;
+            let resp = self.final_response(s, 487, "Request Terminated");
+            let call = self.calls.get_mut(&s).expect("indexed");
+            let actions = call.tx.respond(now, 487, resp);
+            self.events.push_back(UasEvent::Ended {
+                call: s,
+                by: EndedBy::Cancel,
+            });
+            self.apply(now, s, actions);
+            self.schedule(s);
+        }
+    }
+
+    /// The caller's BYE (answered 200 already): the call ends, forgotten after T64.
+    fn on_bye(&mut self, now: Instant, s: u64) {
+        let call = self.calls.get_mut(&s).expect("indexed");
+        if call.phase != Phase::Ended {
+            call.phase = Phase::Ended;
+            call.hangup_at = None;
+            call.forget_at.get_or_insert(now + self.cfg.timers.t64());
+            self.events.push_back(UasEvent::Ended {
+                call: s,
+                by: EndedBy::Caller,
+            });
+            self.schedule(s);
         }
     }
 }

@@ -47,55 +47,87 @@ impl Uas {
     }
 
     pub(super) fn handle_call_timers(&mut self, now: Instant, serial: u64) {
-        let call = self.calls.get_mut(&serial).expect("call");
-        if call.final_at.is_some_and(|t| t <= now) {
-            call.final_at = None;
-            let (status, reason) = match call.disposition {
-                Disposition::Answer => (200, "OK"),
-                Disposition::Busy => (486, "Busy Here"),
-                Disposition::Reject(c) => (c, reason_for(c)),
-                Disposition::NoAnswer => (0, ""),
-            };
-            if status != 0 {
-                let resp = self.final_response(serial, status, reason);
-                let call = self.calls.get_mut(&serial).expect("call");
-                if status < 300 {
-                    call.phase = Phase::Answered;
-                    call.answer = Some(resp.clone());
-                } else {
-                    call.phase = Phase::Ended;
-                    self.events.push_back(UasEvent::Ended {
-                        call: serial,
-                        by: EndedBy::Final,
-                    });
-                }
-                let call = self.calls.get_mut(&serial).expect("call");
-                let actions = call.tx.respond(now, status, resp);
-                self.apply(now, serial, actions);
-            }
-        }
+        self.final_due(now, serial);
         self.run_steps(now, serial);
+        self.hangup_due(now, serial);
+        self.bye_timers(now, serial);
+        let call = self.calls.get_mut(&serial).expect("call");
+        if call.tx.next_timeout().is_some_and(|t| t <= now) {
+            let actions = call.tx.on_timeout(now);
+            self.apply(now, serial, actions);
+        }
+        let call = self.calls.get_mut(&serial).expect("call");
+        let done = call.phase == Phase::Ended
+            && call.tx.state() == ServerState::Terminated
+            && call.bye.is_none()
+            && call.forget_at.is_none_or(|t| t <= now);
+        if done {
+            let id = call.call_id.clone();
+            self.calls.remove(&serial);
+            self.by_id.remove(&id);
+        }
+    }
+
+    /// The final response, when its ring delay is over: the disposition's status (none
+    /// for a callee that never answers).
+    fn final_due(&mut self, now: Instant, serial: u64) {
+        let call = self.calls.get_mut(&serial).expect("call");
+        if !call.final_at.is_some_and(|t| t <= now) {
+            return;
+        }
+        call.final_at = None;
+        let (status, reason) = match call.disposition {
+            Disposition::Answer => (200, "OK"),
+            Disposition::Busy => (486, "Busy Here"),
+            Disposition::Reject(c) => (c, reason_for(c)),
+            Disposition::NoAnswer => (0, ""),
+        };
+        if status == 0 {
+            return;
+        }
+        let resp = self.final_response(serial, status, reason);
+        let call = self.calls.get_mut(&serial).expect("call");
+        if status < 300 {
+            call.phase = Phase::Answered;
+            call.answer = Some(resp.clone());
+        } else {
+            call.phase = Phase::Ended;
+            self.events.push_back(UasEvent::Ended {
+                call: serial,
+                by: EndedBy::Final,
+            });
+        }
+        let call = self.calls.get_mut(&serial).expect("call");
+        let actions = call.tx.respond(now, status, resp);
+        self.apply(now, serial, actions);
+    }
+
+    /// The callee hangs up first (our BYE) when its time has come on a confirmed call.
+    fn hangup_due(&mut self, now: Instant, serial: u64) {
         let local = self.cfg.local;
         let timers = self.cfg.timers;
         let call = self.calls.get_mut(&serial).expect("call");
-        if call.hangup_at.is_some_and(|t| t <= now) && call.phase == Phase::Confirmed {
-            call.hangup_at = None;
-            call.phase = Phase::Ended;
-            call.forget_at = Some(now + timers.t64());
-            let bye = build_bye(call, local, serial);
-            let mut tx = ClientTx::new(now, false, bye.clone(), false, timers);
-            let _ = &mut tx;
-            call.bye = Some(tx);
-            let peer = call.peer;
-            self.transmits.push_back(Transmit {
-                dest: peer,
-                bytes: bye,
-            });
-            self.events.push_back(UasEvent::Ended {
-                call: serial,
-                by: EndedBy::Callee,
-            });
+        if !(call.hangup_at.is_some_and(|t| t <= now) && call.phase == Phase::Confirmed) {
+            return;
         }
+        call.hangup_at = None;
+        call.phase = Phase::Ended;
+        call.forget_at = Some(now + timers.t64());
+        let bye = build_bye(call, local, serial);
+        call.bye = Some(ClientTx::new(now, false, bye.clone(), false, timers));
+        let peer = call.peer;
+        self.transmits.push_back(Transmit {
+            dest: peer,
+            bytes: bye,
+        });
+        self.events.push_back(UasEvent::Ended {
+            call: serial,
+            by: EndedBy::Callee,
+        });
+    }
+
+    /// Our BYE's client transaction: retransmissions, and forgetting it once done.
+    fn bye_timers(&mut self, now: Instant, serial: u64) {
         let call = self.calls.get_mut(&serial).expect("call");
         let mut sends = Vec::new();
         if let Some(b) = call.bye.as_mut() {
@@ -118,21 +150,6 @@ impl Uas {
                 dest: peer,
                 bytes: w,
             });
-        }
-        let call = self.calls.get_mut(&serial).expect("call");
-        if call.tx.next_timeout().is_some_and(|t| t <= now) {
-            let actions = call.tx.on_timeout(now);
-            self.apply(now, serial, actions);
-        }
-        let call = self.calls.get_mut(&serial).expect("call");
-        let done = call.phase == Phase::Ended
-            && call.tx.state() == ServerState::Terminated
-            && call.bye.is_none()
-            && call.forget_at.is_none_or(|t| t <= now);
-        if done {
-            let id = call.call_id.clone();
-            self.calls.remove(&serial);
-            self.by_id.remove(&id);
         }
     }
 }
