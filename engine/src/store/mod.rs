@@ -34,11 +34,11 @@ mod tests_ivr;
 mod wiring;
 
 pub use any::AnyStore;
-pub(crate) use batch::Queued;
 pub use api_records::{
     ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
     TenantRecord,
 };
+pub(crate) use batch::Queued;
 pub use ivr_records::RegistrationRecord;
 pub use postgres::{
     is_postgres_url, BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, PgOptions, PgStore,

@@ -128,7 +128,14 @@ async fn results_until_opt_out_and_messages<H: Harness>() {
     let msgs: Vec<_> = r
         .messages
         .iter()
-        .map(|m| (m.message, m.counts.targeted, m.counts.done, m.counts.results.heard))
+        .map(|m| {
+            (
+                m.message,
+                m.counts.targeted,
+                m.counts.done,
+                m.counts.results.heard,
+            )
+        })
         .collect();
     assert_eq!(msgs, vec![(None, 2, 1, 1), (Some(0), 2, 2, 1)]);
     let rows = s.attempts(c.id, 0, 10).await.unwrap();

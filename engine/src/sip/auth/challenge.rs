@@ -58,10 +58,7 @@ fn unfold(value: &str) -> Result<String, AuthError> {
 /// never panics, whatever the input.
 pub fn parse_challenge(value: &str) -> Result<Challenge, AuthError> {
     let text = unfold(value)?;
-    let mut cur = Cursor {
-        text: &text,
-        i: 0,
-    };
+    let mut cur = Cursor { text: &text, i: 0 };
     cur.skip_ws();
     let scheme = cur.token();
     if scheme.is_empty() {
