@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod audit_cmd;
 mod call_cmd;
 mod campaign_cmd;
 mod check_config_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Validate a `dialer serve` configuration file without starting anything.
     CheckConfig(check_config_cmd::CheckConfigArgs),
+    /// The audit trail: `dialer audit verify` checks every hash chain in the database.
+    Audit(audit_cmd::AuditArgs),
 }
 
 fn main() -> Result<()> {
@@ -63,6 +66,13 @@ fn main() -> Result<()> {
         Command::Serve(args) => rt.block_on(serve_cmd::run(args)),
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::CheckConfig(args) => check_config_cmd::run(args),
+        Command::Audit(args) => {
+            if rt.block_on(audit_cmd::run(args))? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Only [`net`] touches sockets, tasks or clocks; everything else is plain data-in/data-out
 //! code that tests drive on virtual time.
 
+pub mod audit;
 pub mod cluster;
 pub mod dialer;
 pub mod ivr;
@@ -13,3 +14,4 @@ pub mod model;
 pub mod net;
 pub mod sip;
 pub mod store;
+pub mod webhook;

@@ -88,10 +88,30 @@ pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_to
 /// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
 pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
 
+/// Gauge: webhook events waiting in the in-memory queue between the dialer and the
+/// outbox writer (bounded; a full queue drops the event and counts it, calls never wait).
+pub const WEBHOOK_QUEUE_DEPTH: &str = "dialer_webhook_queue_depth";
+/// Counter `{reason}`: webhook events dropped before reaching the outbox (`full`).
+pub const WEBHOOK_EVENTS_DROPPED: &str = "dialer_webhook_events_dropped_total";
+/// Counter `{result}`: webhook delivery attempts (`delivered`, `failed`, `dead`).
+pub const WEBHOOK_DELIVERIES: &str = "dialer_webhook_deliveries_total";
+/// Counter `{reason}`: audit entries that could not be appended (`store`).
+pub const AUDIT_FAILURES: &str = "dialer_audit_failures_total";
+
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(CALL_ATTEMPTS, "Attempts started, per trunk");
+    describe_gauge!(
+        WEBHOOK_QUEUE_DEPTH,
+        "Webhook events waiting for the outbox writer"
+    );
+    describe_counter!(
+        WEBHOOK_EVENTS_DROPPED,
+        "Webhook events dropped because the in-memory queue was full"
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, per result");
+    describe_counter!(AUDIT_FAILURES, "Audit entries that could not be appended");
     describe_counter!(CALLS_COMPLETED, "Attempts ended, per trunk and outcome");
     describe_gauge!(CALLS_ACTIVE, "Calls in progress, per trunk and state");
     describe_counter!(
@@ -216,6 +236,10 @@ mod tests {
             SIP_TCP_ACCEPT_ERRORS,
             SIP_TLS_HANDSHAKE_FAILED,
             SRTP_REFUSED,
+            WEBHOOK_QUEUE_DEPTH,
+            WEBHOOK_EVENTS_DROPPED,
+            WEBHOOK_DELIVERIES,
+            AUDIT_FAILURES,
             CALL_ATTEMPTS,
             CALLS_COMPLETED,
             CALLS_ACTIVE,

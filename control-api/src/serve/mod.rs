@@ -4,6 +4,7 @@
 //! API; [`Server::run_until_signal`] serves until SIGTERM/SIGINT and drains. Tests start a
 //! server on `127.0.0.1:0` and talk to it over real HTTP.
 
+pub mod audit_trail;
 pub mod auth;
 pub mod config;
 pub mod config_numbers;
@@ -17,6 +18,7 @@ pub mod pagination;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod webhook_worker;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +38,8 @@ use tokio::sync::watch;
 pub use config::{ConfigError, ServeConfig};
 use problem::problem_response;
 use routes::{
-    campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations, streets,
-    tenants, trunks,
+    audit, campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations,
+    streets, tenants, trunks, webhooks,
 };
 use state::{AppState, Inner};
 
@@ -165,6 +167,17 @@ pub(crate) fn api_router(st: AppState) -> Router {
         .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
         .route("/v1/campaigns/{id}/calls", get(campaigns::calls))
         .route("/v1/campaigns/{id}/calls.csv", get(campaigns::calls_csv))
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
+        .route("/v1/audit", get(audit::list))
         .route("/healthz", get(metrics::healthz))
         .route("/readyz", get(metrics::readyz))
         .route(
@@ -191,6 +204,10 @@ pub(crate) fn api_router(st: AppState) -> Router {
             )
             .into_response()
         })
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            audit_trail::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             idempotency::layer,
@@ -308,9 +325,12 @@ impl Server {
             }
             AnyStore::Sqlite(_) => None,
         };
+        let (events, event_rx) = engine::webhook::EventSink::new(webhook_worker::QUEUE_CAPACITY);
+        webhook_worker::start(store.clone(), event_rx);
         let inbound = InboundSetup {
             region: cfg.default_region.clone(),
             prompt_dir: Some(cfg.prompt_dir()),
+            events: Some(events.clone()),
             ..InboundSetup::default()
         };
         let dialer = Dialer::start_with(dc, inbound, store.clone(), media, notes).await?;
@@ -351,6 +371,7 @@ impl Server {
             draining: AtomicBool::new(false),
             drain_paused: Default::default(),
             cluster,
+            events,
         });
         tracing::info!(http = %addr, "dialer serve started");
         Ok(Server {

@@ -7,15 +7,15 @@ use utoipa::{Modify, OpenApi};
 use super::pagination::Page;
 use super::problem::Problem;
 use super::routes::{
-    campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations, streets,
-    tenants, trunks,
+    audit, campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations,
+    streets, tenants, trunks, webhooks,
 };
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "dialer", description = "Mass voice notification: tenants (towns), trunks, \
-        inbound numbers, prompts, streets and zones, contacts, campaigns. Errors are application/problem+json \
+        inbound numbers, prompts, streets and zones, contacts, campaigns, webhooks, audit trail. Errors are application/problem+json \
         (RFC 9457); POST creates honour Idempotency-Key; lists use cursor pagination."),
     paths(
         tenants::create, tenants::list,
@@ -29,11 +29,13 @@ use super::routes::{
         campaigns::create, campaigns::list, campaigns::get, campaigns::start, campaigns::pause,
         campaigns::resume, campaigns::cancel, campaigns::calls, campaigns::calls_csv,
         metrics::metrics, metrics::healthz, metrics::readyz, nodes::list,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete,
+        webhooks::deliveries, webhooks::retry, audit::list,
     ),
     components(schemas(Problem, Page<tenants::TenantOut>)),
     modifiers(&Bearer, &Problems),
     tags((name = "tenants"), (name = "trunks"), (name = "numbers"), (name = "registrations"), (name = "ivr"), (name = "prompts"), (name = "streets"),
-        (name = "contacts"), (name = "campaigns"), (name = "ops"))
+        (name = "contacts"), (name = "campaigns"), (name = "webhooks"), (name = "audit"), (name = "ops"))
 )]
 pub struct ApiDoc;
 

@@ -41,6 +41,8 @@ pub struct Inner {
     pub drain_paused: std::sync::Mutex<Vec<i64>>,
     /// This node of a cluster (PostgreSQL store); None with SQLite.
     pub cluster: Option<ClusterNode>,
+    /// Webhook events of the API's own acts (campaign states, web registrations).
+    pub events: engine::webhook::EventSink,
 }
 
 /// The server's part in a cluster.

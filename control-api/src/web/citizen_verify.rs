@@ -282,7 +282,16 @@ async fn apply(web: &WebState, tenant: &str, p: &Pending) -> Result<(), engine::
                 consent_ms: *consent_ms,
                 notice_version: notice_version.clone(),
             };
-            store.register(tenant, r, now_ms()).await?;
+            let reg = store.register(tenant, r, now_ms()).await?;
+            if reg == engine::model::Registered::New {
+                web.app.events.emit(engine::webhook::Event::registration(
+                    tenant,
+                    &n.e164,
+                    true,
+                    "web",
+                    now_ms(),
+                ));
+            }
             let c = NewContact {
                 number: n.e164.clone(),
                 number_type: n.number_type,
@@ -295,7 +304,16 @@ async fn apply(web: &WebState, tenant: &str, p: &Pending) -> Result<(), engine::
             store.upsert_contacts(tenant, vec![c]).await?;
         }
         Purpose::Unsubscribe => {
-            store.unregister(tenant, &n.e164, now_ms()).await?;
+            let gone = store.unregister(tenant, &n.e164, now_ms()).await?;
+            if gone != engine::model::Unregistered::Unknown {
+                web.app.events.emit(engine::webhook::Event::registration(
+                    tenant,
+                    &n.e164,
+                    false,
+                    "web",
+                    now_ms(),
+                ));
+            }
         }
     }
     Ok(())

@@ -50,6 +50,8 @@ pub struct InboundSetup {
     pub voice: String,
     /// The API's prompt directory (takes kept by the staff line go there).
     pub prompt_dir: Option<std::path::PathBuf>,
+    /// Where webhook events go (calls ended, campaigns completed); None: not emitted.
+    pub events: Option<crate::webhook::EventSink>,
 }
 
 impl Default for InboundSetup {
@@ -58,6 +60,7 @@ impl Default for InboundSetup {
             region: "IT".into(),
             voice: "it".into(),
             prompt_dir: None,
+            events: None,
         }
     }
 }
@@ -168,6 +171,7 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         next_reply: 1,
         store_tx,
         done_tx,
+        events: inbound.events.clone(),
     };
     tokio::spawn(driver.run(cmd_rx, store_rx, events, notes));
     Ok(DriverHandles {
@@ -204,6 +208,8 @@ struct Driver<S: Store, M: CallMedia> {
     next_reply: u64,
     store_tx: mpsc::UnboundedSender<StoreReply>,
     done_tx: watch::Sender<Vec<i64>>,
+    /// Webhook events (never waits: a full queue drops).
+    events: Option<crate::webhook::EventSink>,
 }
 
 impl<S: Store, M: CallMedia> Driver<S, M> {
@@ -355,6 +361,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             }
             Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),
             Action::Inbound(a) => {
+                self.registration_event(&a);
                 let r = self
                     .inbound
                     .execute(a, &self.sip, &self.media, &mut self.ports);
@@ -364,6 +371,21 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             }
             store_work => self.spawn_store(store_work),
         }
+    }
+
+    /// A registration or unregistration by phone, for webhooks (a zone change by phone is
+    /// reported as a registration too: the menu does not know which it is).
+    fn registration_event(&self, a: &InboundAction) {
+        let Some(ev) = &self.events else { return };
+        let (tenant, number, created) = match a {
+            InboundAction::Register { tenant, reg } => (tenant, &reg.number, true),
+            InboundAction::Unregister { tenant, number } => (tenant, number, false),
+            _ => return,
+        };
+        let now = crate::store::now_ms();
+        ev.emit(crate::webhook::Event::registration(
+            tenant, number, created, "ivr", now,
+        ));
     }
 
     /// Runs a store action as a future of its own; answers come back as [`StoreReply`].
@@ -380,7 +402,12 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             Action::JournalAnswered { attempt, at_ms } => {
                 logged(store.attempt_answered(attempt, at_ms))
             }
-            Action::JournalFinish(end, next) => logged(store.finish_attempt(end, next)),
+            Action::JournalFinish(end, next) => {
+                if let Some(ev) = &self.events {
+                    ev.emit(crate::webhook::Event::call_completed(&end));
+                }
+                logged(store.finish_attempt(end, next))
+            }
             Action::CloseContact {
                 campaign,
                 contact,
@@ -421,7 +448,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 });
             }
             Action::CompleteCampaign { campaign, at_ms } => {
-                tokio::spawn(complete(store, tx, campaign, at_ms));
+                tokio::spawn(complete(store, tx, campaign, at_ms, self.events.clone()));
             }
             Action::ContactGauges(ids) => {
                 tokio::spawn(contact_gauges(store, ids));
@@ -459,12 +486,22 @@ async fn complete<S: Store>(
     tx: mpsc::UnboundedSender<StoreReply>,
     c: CampaignId,
     at_ms: i64,
+    events: Option<crate::webhook::EventSink>,
 ) {
     match store
         .set_campaign_state(c.0, CampaignState::Completed, at_ms)
         .await
     {
-        Ok(_) => drop(tx.send(StoreReply::Completed(c))),
+        Ok(rec) => {
+            if let Some(ev) = events {
+                ev.emit(crate::webhook::Event::campaign_state(
+                    &rec,
+                    CampaignState::Completed,
+                    at_ms,
+                ));
+            }
+            drop(tx.send(StoreReply::Completed(c)))
+        }
         Err(e) => warn!(campaign = c.0, error = %e, "completing campaign"),
     }
 }

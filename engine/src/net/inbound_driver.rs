@@ -511,10 +511,37 @@ async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::St
     let rec = store.create_campaign(spec, l.at_ms).await?;
     info!(campaign = rec.id, tenant = %l.tenant, caller = %l.caller, at_ms = l.at_ms,
         sha256 = %l.sha256, now = l.now, "campaign created by the staff line");
+    audit_launch(store, l, rec.id, "campaign.create").await;
     if l.now {
         store
             .set_campaign_state(rec.id, CampaignState::Running, crate::store::now_ms())
             .await?;
+        audit_launch(store, l, rec.id, "campaign.start").await;
     }
     Ok(rec.id)
+}
+
+/// The staff line's act in the tenant's audit trail (actor: the caller's number).
+async fn audit_launch<S: Store>(store: &S, l: &Launch, campaign: i64, action: &str) {
+    let target = serde_json::json!({ "all": true });
+    let content = serde_json::json!({
+        "by": "staff line",
+        "prompt_id": l.prompt,
+        "prompt_sha256": { l.prompt.clone(): l.sha256 },
+        "target": target,
+        "target_sha256": crate::audit::sha256_hex(target.to_string().as_bytes()),
+        "emergency": l.now,
+    });
+    let e = crate::audit::NewAuditEntry {
+        tenant: l.tenant.clone(),
+        at_ms: crate::store::now_ms(),
+        actor: format!("staff:{}", l.caller),
+        action: action.to_string(),
+        subject: campaign.to_string(),
+        content: content.to_string(),
+    };
+    if let Err(e) = crate::audit::append(store, e).await {
+        warn!(error = %e, campaign, "audit entry of the staff line not appended");
+        metrics::counter!(crate::metrics::AUDIT_FAILURES, "reason" => "store").increment(1);
+    }
 }

@@ -437,4 +437,111 @@ impl Store for AnyStore {
     ) -> impl Future<Output = StoreResult<Vec<(PromptKey, Replacement)>>> + Send {
         delegate!(self, ivr_prompts(tenant))
     }
+
+    fn create_webhook(
+        &self,
+        w: WebhookRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, create_webhook(w))
+    }
+
+    fn webhook(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<WebhookRecord>>> + Send {
+        delegate!(self, webhook(tenant, id))
+    }
+
+    fn webhooks(
+        &self,
+        tenant: &str,
+        after: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<WebhookRecord>>> + Send {
+        delegate!(self, webhooks(tenant, after, limit))
+    }
+
+    fn delete_webhook(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        delegate!(self, delete_webhook(tenant, id))
+    }
+
+    fn enqueue_event(&self, e: NewEvent) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+        delegate!(self, enqueue_event(e))
+    }
+
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_hook: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DueDelivery>>> + Send {
+        delegate!(self, due_deliveries(now_ms, per_hook, limit))
+    }
+
+    fn purge_deliveries(
+        &self,
+        delivered_before: i64,
+        dead_before: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+        delegate!(self, purge_deliveries(delivered_before, dead_before))
+    }
+
+    fn record_delivery(
+        &self,
+        u: DeliveryUpdate,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, record_delivery(u))
+    }
+
+    fn deliveries(
+        &self,
+        tenant: &str,
+        webhook: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DeliveryRecord>>> + Send {
+        delegate!(self, deliveries(tenant, webhook, after, limit))
+    }
+
+    fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook: &str,
+        id: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        delegate!(self, retry_delivery(tenant, webhook, id, now_ms))
+    }
+
+    fn attempt_subject(
+        &self,
+        attempt: i64,
+    ) -> impl Future<Output = StoreResult<Option<AttemptSubject>>> + Send {
+        delegate!(self, attempt_subject(attempt))
+    }
+
+    fn append_audit(
+        &self,
+        e: crate::audit::NewAuditEntry,
+    ) -> impl Future<Output = StoreResult<crate::audit::AuditEntry>> + Send + use<> {
+        delegate!(self, append_audit(e))
+    }
+
+    fn audit(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::audit::AuditEntry>>> + Send {
+        delegate!(self, audit(tenant, after, limit))
+    }
+
+    fn audit_tenants(&self) -> impl Future<Output = StoreResult<Vec<String>>> + Send {
+        delegate!(self, audit_tenants())
+    }
 }

@@ -20,6 +20,7 @@ use crate::model::{
 mod any;
 mod api_records;
 mod batch;
+mod hook_records;
 mod ivr_records;
 pub mod postgres;
 mod records;
@@ -30,6 +31,8 @@ mod tests;
 #[cfg(test)]
 mod tests_heard;
 #[cfg(test)]
+mod tests_hooks;
+#[cfg(test)]
 mod tests_ivr;
 mod wiring;
 
@@ -39,6 +42,9 @@ pub use api_records::{
     TenantRecord,
 };
 pub(crate) use batch::Queued;
+pub use hook_records::{
+    AttemptSubject, DeliveryRecord, DeliveryUpdate, DueDelivery, NewEvent, WebhookRecord,
+};
 pub use ivr_records::RegistrationRecord;
 pub use postgres::{
     is_postgres_url, BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, PgOptions, PgStore,
@@ -416,4 +422,105 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         tenant: &str,
     ) -> impl Future<Output = StoreResult<Vec<(PromptKey, Replacement)>>> + Send;
+
+    // ---- webhooks and their outbox (issue 16) ----
+
+    /// Stores a webhook endpoint; Conflict if the id exists.
+    fn create_webhook(
+        &self,
+        w: WebhookRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// A tenant's endpoint.
+    fn webhook(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<WebhookRecord>>> + Send;
+
+    /// A tenant's endpoints with id above `after`, by id, at most `limit`.
+    fn webhooks(
+        &self,
+        tenant: &str,
+        after: &str,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<WebhookRecord>>> + Send;
+
+    /// Deletes an endpoint and its outbox rows; false if there was none.
+    fn delete_webhook(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    /// Puts an event in the outbox of every subscribed endpoint of its tenant; how many rows.
+    fn enqueue_event(
+        &self,
+        e: NewEvent,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<Self>;
+
+    /// Pending outbox rows due at `now_ms`, at most `per_hook` per endpoint, oldest first.
+    fn due_deliveries(
+        &self,
+        now_ms: i64,
+        per_hook: u32,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DueDelivery>>> + Send;
+
+    /// Forgets delivered outbox rows done before `delivered_before` and dead ones before
+    /// `dead_before`; how many.
+    fn purge_deliveries(
+        &self,
+        delivered_before: i64,
+        dead_before: i64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send + use<Self>;
+
+    /// Writes the result of a delivery attempt.
+    fn record_delivery(
+        &self,
+        u: DeliveryUpdate,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// An endpoint's outbox rows with id above `after`, by id.
+    fn deliveries(
+        &self,
+        tenant: &str,
+        webhook: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DeliveryRecord>>> + Send;
+
+    /// Makes an outbox row due now with a fresh retry window; false if there is none.
+    fn retry_delivery(
+        &self,
+        tenant: &str,
+        webhook: &str,
+        id: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    /// The campaign, tenant and number of an attempt.
+    fn attempt_subject(
+        &self,
+        attempt: i64,
+    ) -> impl Future<Output = StoreResult<Option<AttemptSubject>>> + Send;
+
+    // ---- the audit trail (issue 16) ----
+
+    /// Appends an entry to its tenant's chain; Conflict if another writer took its place.
+    fn append_audit(
+        &self,
+        e: crate::audit::NewAuditEntry,
+    ) -> impl Future<Output = StoreResult<crate::audit::AuditEntry>> + Send + use<Self>;
+
+    /// A tenant's entries with seq above `after`, in chain order, at most `limit`.
+    fn audit(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<crate::audit::AuditEntry>>> + Send;
+
+    /// The tenants that have a chain ('' is the platform's).
+    fn audit_tenants(&self) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
 }

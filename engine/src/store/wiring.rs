@@ -373,6 +373,112 @@ macro_rules! impl_store {
             ) -> StoreResult<Vec<(PromptKey, Replacement)>> {
                 registrations::replacements(&self.read, tenant).await
             }
+            fn create_webhook(
+                &self,
+                w: WebhookRecord,
+            ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+                self.write(move |c| Box::pin(webhooks::create_webhook(c, w)))
+            }
+
+            async fn webhook(&self, tenant: &str, id: &str) -> StoreResult<Option<WebhookRecord>> {
+                webhooks::webhook(&self.read, tenant, id).await
+            }
+
+            async fn webhooks(
+                &self,
+                tenant: &str,
+                after: &str,
+                limit: u32,
+            ) -> StoreResult<Vec<WebhookRecord>> {
+                webhooks::webhooks(&self.read, tenant, after, limit).await
+            }
+
+            fn delete_webhook(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+                let (t, i) = (tenant.to_string(), id.to_string());
+                self.write(move |c| Box::pin(webhooks::delete_webhook(c, t, i)))
+            }
+
+            fn enqueue_event(
+                &self,
+                e: NewEvent,
+            ) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+                self.write(move |c| Box::pin(webhooks::enqueue_event(c, e)))
+            }
+
+            async fn due_deliveries(
+                &self,
+                now_ms: i64,
+                per_hook: u32,
+                limit: u32,
+            ) -> StoreResult<Vec<DueDelivery>> {
+                webhooks::due_deliveries(&self.read, now_ms, per_hook, limit).await
+            }
+
+            fn purge_deliveries(
+                &self,
+                delivered_before: i64,
+                dead_before: i64,
+            ) -> impl Future<Output = StoreResult<u64>> + Send + use<> {
+                self.write(move |c| {
+                    Box::pin(webhooks::purge_deliveries(c, delivered_before, dead_before))
+                })
+            }
+
+            fn record_delivery(
+                &self,
+                u: DeliveryUpdate,
+            ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+                self.write(move |c| Box::pin(webhooks::record_delivery(c, u)))
+            }
+
+            async fn deliveries(
+                &self,
+                tenant: &str,
+                webhook: &str,
+                after: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<DeliveryRecord>> {
+                webhooks::deliveries(&self.read, tenant, webhook, after, limit).await
+            }
+
+            fn retry_delivery(
+                &self,
+                tenant: &str,
+                webhook: &str,
+                id: i64,
+                now_ms: i64,
+            ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+                let (t, w) = (tenant.to_string(), webhook.to_string());
+                self.write(move |c| Box::pin(webhooks::retry_delivery(c, t, w, id, now_ms)))
+            }
+
+            async fn attempt_subject(&self, attempt: i64) -> StoreResult<Option<AttemptSubject>> {
+                webhooks::attempt_subject(&self.read, attempt).await
+            }
+
+            fn append_audit(
+                &self,
+                e: crate::audit::NewAuditEntry,
+            ) -> impl Future<Output = StoreResult<crate::audit::AuditEntry>> + Send + use<> {
+                self.write(move |c| Box::pin(audit_log::append_audit(c, e)))
+            }
+
+            async fn audit(
+                &self,
+                tenant: &str,
+                after: i64,
+                limit: u32,
+            ) -> StoreResult<Vec<crate::audit::AuditEntry>> {
+                audit_log::audit(&self.read, tenant, after, limit).await
+            }
+
+            async fn audit_tenants(&self) -> StoreResult<Vec<String>> {
+                audit_log::audit_tenants(&self.read).await
+            }
         }
     };
 }

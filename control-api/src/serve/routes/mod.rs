@@ -1,5 +1,6 @@
 //! Handlers of API v1 and the operational endpoints, one module per resource.
 
+pub mod audit;
 pub mod campaign_delivery;
 pub mod campaign_types;
 pub mod campaigns;
@@ -13,3 +14,4 @@ pub mod registrations;
 pub mod streets;
 pub mod tenants;
 pub mod trunks;
+pub mod webhooks;

@@ -26,7 +26,8 @@ use super::*;
 
 mod cluster;
 mod db;
-// api, campaigns, contacts, dids, journal, registrations: the SQL in `store/sql/`.
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks: the SQL
+// in `store/sql/`.
 crate::store::sql::shared_concerns!();
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -60,6 +61,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "cluster",
         include_str!("../../../migrations-pg/0004_cluster.sql"),
+    ),
+    (
+        5,
+        "webhooks and audit",
+        include_str!("../../../migrations-pg/0005_hooks.sql"),
     ),
 ];
 

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{api, campaigns, contacts, dids, journal, registrations, PgStore};
+use super::{api, audit_log, campaigns, contacts, dids, journal, registrations, webhooks, PgStore};
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
     CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,

@@ -41,6 +41,10 @@ macro_rules! shared_concerns {
             journal => "../sql/journal.rs",
             /// Registrations, staff PINs and prompt replacements.
             registrations => "../sql/registrations.rs",
+            /// The audit trail's hash-chained entries.
+            audit_log => "../sql/audit.rs",
+            /// Webhook endpoints and their delivery outbox.
+            webhooks => "../sql/webhooks.rs",
         }
     };
 }

@@ -22,7 +22,8 @@ use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, R
 use super::*;
 
 mod db;
-// api, campaigns, contacts, dids, journal, registrations: the SQL in `store/sql/`.
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks: the SQL
+// in `store/sql/`.
 crate::store::sql::shared_concerns!();
 mod store_impl;
 
@@ -33,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../migrations/0003_numbers.sql")),
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
+    (6, include_str!("../../../migrations/0006_hooks.sql")),
 ];
 
 /// Tuning of the SQLite store.

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use super::{api, campaigns, contacts, dids, journal, registrations, SqliteStore};
+use super::{
+    api, audit_log, campaigns, contacts, dids, journal, registrations, webhooks, SqliteStore,
+};
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
     CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,
