@@ -72,7 +72,7 @@ impl Uas {
     /// for a callee that never answers).
     fn final_due(&mut self, now: Instant, serial: u64) {
         let call = self.calls.get_mut(&serial).expect("call");
-        if !call.final_at.is_some_and(|t| t <= now) {
+        if call.final_at.is_none_or(|t| t > now) {
             return;
         }
         call.final_at = None;

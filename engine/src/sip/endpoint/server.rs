@@ -397,10 +397,13 @@ impl Endpoint {
     }
 }
 
+/// A status, its reason and extra headers (`Allow`, `Unsupported`).
+type Refusal = (u16, &'static str, Vec<(String, String)>);
+
 /// A refusal every new request gets whatever its dialog (RFC 3261 §8.2): a missing or
 /// repeated required header, a bad Content-Length, a URI scheme we do not serve, a method
 /// we do not know or allow, an extension we do not support. None: the request may go on.
-fn refusal(r: &Request<'_>) -> Option<(u16, &'static str, Vec<(String, String)>)> {
+fn refusal(r: &Request<'_>) -> Option<Refusal> {
     let h = &r.headers;
     let mut extra = Vec::new();
     if h.from().is_err() || h.to().is_err() || h.call_id().is_err() || h.cseq().is_err() {
