@@ -61,6 +61,8 @@ pub const INBOUND_CALLS: &str = "dialer_inbound_calls_total";
 pub const IVR_REGISTRATIONS: &str = "dialer_ivr_registrations_total";
 /// Counter: staff PINs set or changed through the API.
 pub const IVR_STAFF_PIN_CHANGES: &str = "dialer_ivr_staff_pin_changes_total";
+/// Gauge: 1 once the prompts of every inbound line known at start are rendered.
+pub const IVR_PROMPTS_READY: &str = "dialer_ivr_prompts_ready";
 /// Counter `{method,route,status}`: API requests.
 pub const HTTP_REQUESTS: &str = "dialer_http_requests_total";
 /// Histogram `{method,route}`: API request handling time, seconds.
@@ -87,6 +89,9 @@ pub const SIP_TCP_ACCEPT_ERRORS: &str = "dialer_sip_tcp_accept_errors_total";
 pub const SIP_TLS_HANDSHAKE_FAILED: &str = "dialer_sip_tls_handshake_failures_total";
 /// Counter `{reason}`: received SRTP/SRTCP packets refused (`auth`, `replay`, `short`).
 pub const SRTP_REFUSED: &str = "dialer_srtp_refused_total";
+/// Counter `{trunk,stage}`: normal calls ended for an emergency campaign (`queued`,
+/// `ringing`, `answered`).
+pub const PREEMPTIONS: &str = "dialer_preemptions_total";
 
 /// Gauge: webhook events waiting in the in-memory queue between the dialer and the
 /// outbox writer (bounded; a full queue drops the event and counts it, calls never wait).
@@ -114,6 +119,10 @@ pub fn describe() {
     describe_counter!(AUDIT_FAILURES, "Audit entries that could not be appended");
     describe_counter!(CALLS_COMPLETED, "Attempts ended, per trunk and outcome");
     describe_gauge!(CALLS_ACTIVE, "Calls in progress, per trunk and state");
+    describe_counter!(
+        PREEMPTIONS,
+        "Normal calls ended for an emergency, per trunk and stage"
+    );
     describe_counter!(
         SIP_RESPONSES,
         "SIP responses received, per trunk, method and code"
@@ -186,6 +195,10 @@ pub fn describe() {
         IVR_STAFF_PIN_CHANGES,
         "Staff PINs set or changed through the API"
     );
+    describe_gauge!(
+        IVR_PROMPTS_READY,
+        "Whether the prompts of every inbound line known at start are rendered (1) or not yet (0)"
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "API requests, per method, route pattern and status"
@@ -236,6 +249,7 @@ mod tests {
             SIP_TCP_ACCEPT_ERRORS,
             SIP_TLS_HANDSHAKE_FAILED,
             SRTP_REFUSED,
+            PREEMPTIONS,
             WEBHOOK_QUEUE_DEPTH,
             WEBHOOK_EVENTS_DROPPED,
             WEBHOOK_DELIVERIES,
@@ -269,6 +283,7 @@ mod tests {
             IVR_PIN_FAILURES,
             IVR_PIN_LOCKOUTS,
             IVR_STAFF_PIN_CHANGES,
+            IVR_PROMPTS_READY,
             HTTP_REQUESTS,
             HTTP_REQUEST_DURATION,
         ];

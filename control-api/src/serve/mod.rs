@@ -131,6 +131,14 @@ pub(crate) fn api_router(st: AppState) -> Router {
             "/v1/numbers/{number}",
             axum::routing::delete(numbers::delete),
         )
+        .route(
+            "/v1/prefix-limits",
+            post(routes::prefix_limits::create).get(routes::prefix_limits::list),
+        )
+        .route(
+            "/v1/prefix-limits/{prefix}",
+            axum::routing::delete(routes::prefix_limits::delete),
+        )
         .route("/v1/registrations", get(registrations::list))
         .route(
             "/v1/tenants/{id}/staff-pin",

@@ -6,6 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::pagination::Page;
 use super::problem::Problem;
+use super::routes::prefix_limits;
 use super::routes::{
     audit, campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations,
     streets, tenants, trunks, webhooks,
@@ -21,6 +22,7 @@ use super::routes::{
         tenants::create, tenants::list,
         trunks::list, trunks::get, trunks::create, trunks::replace, trunks::delete,
         numbers::create, numbers::list, numbers::delete,
+        prefix_limits::create, prefix_limits::list, prefix_limits::delete,
         registrations::list, registrations::set_staff_pin,
         ivr_prompts::list, ivr_prompts::put, ivr_prompts::reset,
         prompts::create, prompts::list, prompts::get, prompts::delete, prompts::audio,
@@ -34,7 +36,7 @@ use super::routes::{
     ),
     components(schemas(Problem, Page<tenants::TenantOut>)),
     modifiers(&Bearer, &Problems),
-    tags((name = "tenants"), (name = "trunks"), (name = "numbers"), (name = "registrations"), (name = "ivr"), (name = "prompts"), (name = "streets"),
+    tags((name = "tenants"), (name = "trunks"), (name = "numbers"), (name = "prefix-limits"), (name = "registrations"), (name = "ivr"), (name = "prompts"), (name = "streets"),
         (name = "contacts"), (name = "campaigns"), (name = "webhooks"), (name = "audit"), (name = "ops"))
 )]
 pub struct ApiDoc;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+#[path = "../rtp_pcap/mod.rs"]
+pub mod rtp_pcap;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader};
@@ -224,73 +226,11 @@ impl Drop for Phone {
 }
 
 /// The code keyed as one RFC 4733 stream, in a pcap that SIPp plays: one SSRC,
-/// consecutive sequence numbers, one timestamp per press (each press 100 ms of updates and
-/// three end packets, presses 400 ms apart). (Debian's `dtmf_2833_N.pcap` are one file per
-/// digit with unrelated timestamps: played in a row they are older presses to a receiver.)
+/// consecutive sequence numbers, one timestamp per press, presses 400 ms apart (see
+/// rtp_pcap). (Debian's `dtmf_2833_N.pcap` are one file per digit with unrelated
+/// timestamps: played in a row they are older presses to a receiver.)
 pub fn rfc4733_pcap(digits: &str) -> Vec<u8> {
-    // pcap global header: magic, version 2.4, zone, accuracy, snap length, Ethernet.
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65_535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    let mut seq: u16 = 1000;
-    for (i, d) in digits.chars().enumerate() {
-        let event: u8 = match d {
-            '0'..='9' => d as u8 - b'0',
-            '*' => 10,
-            '#' => 11,
-            _ => panic!("not a key: {d}"),
-        };
-        let ts = 8000 + i as u32 * 3200;
-        for k in 0..8u32 {
-            let end = k >= 5;
-            let duration = if end { 960u16 } else { (k as u16 + 1) * 160 };
-            let mut rtp = vec![0x80, if k == 0 { 0x80 | 101 } else { 101 }];
-            rtp.extend_from_slice(&seq.to_be_bytes());
-            rtp.extend_from_slice(&ts.to_be_bytes());
-            rtp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
-            rtp.push(event);
-            rtp.push(if end { 0x80 | 10 } else { 10 });
-            rtp.extend_from_slice(&duration.to_be_bytes());
-            seq = seq.wrapping_add(1);
-            let at_us = i as u64 * 400_000 + u64::from(k) * 20_000;
-            out.extend_from_slice(&pcap_record(at_us, &rtp));
-        }
-    }
-    out
-}
-
-/// One pcap record: Ethernet, IPv4 (127.0.0.1 → 127.0.0.1), UDP 10000 → 20000, payload.
-fn pcap_record(at_us: u64, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len() as u16;
-    let ip_len = 20 + udp_len;
-    let mut ip = vec![0x45, 0];
-    ip.extend_from_slice(&ip_len.to_be_bytes());
-    ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-    let sum = ip
-        .chunks(2)
-        .fold(0u32, |a, c| a + u32::from(u16::from_be_bytes([c[0], c[1]])));
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let mut frame = vec![0u8; 12];
-    frame.extend_from_slice(&[0x08, 0x00]);
-    frame.extend_from_slice(&ip);
-    frame.extend_from_slice(&10_000u16.to_be_bytes());
-    frame.extend_from_slice(&20_000u16.to_be_bytes());
-    frame.extend_from_slice(&udp_len.to_be_bytes());
-    frame.extend_from_slice(&[0, 0]);
-    frame.extend_from_slice(payload);
-    let mut rec = Vec::new();
-    rec.extend_from_slice(&((at_us / 1_000_000) as u32 + 1_700_000_000).to_le_bytes());
-    rec.extend_from_slice(&((at_us % 1_000_000) as u32).to_le_bytes());
-    rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    rec.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    rec.extend_from_slice(&frame);
-    rec
+    rtp_pcap::RtpStream::new(0x1234_5678).keys(digits, 400)
 }
 
 /// The SIPp scenario of a callee who plays `pcap` (the keys) after answering and waits

@@ -36,6 +36,10 @@ pub struct DialerConfig {
     /// Carrier trunks.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<TrunkConfig>,
+    /// `[[prefix_limit]]`: CPS and channels per destination prefix, on top of the trunks'
+    /// (global unless the table names a `tenant`).
+    #[serde(default, rename = "prefix_limit")]
+    pub prefix_limits: Vec<super::prefix_limit::PrefixLimit>,
     /// `[sip]`: TCP limits, strangers, User-Agent.
     #[serde(default)]
     pub sip: SipSettings,
@@ -194,6 +198,17 @@ impl DialerConfig {
             t.validate()?;
         }
         self.sip.validate().map_err(ConfigError::Invalid)?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.prefix_limits.iter().enumerate() {
+            l.validate()
+                .map_err(|e| ConfigError::Invalid(format!("prefix_limit[{i}]: {e}")))?;
+            if !seen.insert((l.tenant.as_deref(), l.prefix.as_str())) {
+                return Err(ConfigError::Invalid(format!(
+                    "prefix_limit[{i}]: duplicate prefix {}",
+                    l.prefix
+                )));
+            }
+        }
         Ok(())
     }
 }

@@ -29,6 +29,8 @@ pub struct Dialer<S: Store> {
     cmd: mpsc::UnboundedSender<CommandMsg>,
     completed: watch::Receiver<Vec<i64>>,
     default_retry: RetryPolicy,
+    /// The configuration's `[[prefix_limit]]` tables (the store's are read at each change).
+    config_limits: Arc<Vec<super::prefix_limit::PrefixLimit>>,
 }
 
 /// The first address `proxy` resolves to.
@@ -86,12 +88,27 @@ impl<S: Store> Dialer<S> {
             cfg.clustered,
         )
         .await?;
-        Ok(Dialer {
+        let d = Dialer {
             store,
             cmd: h.commands,
             completed: h.completed,
             default_retry: cfg.retry,
-        })
+            config_limits: Arc::new(cfg.prefix_limits),
+        };
+        d.apply_prefix_limits().await?;
+        Ok(d)
+    }
+
+    /// Applies the prefix limits now in force to the running dialer: the configuration's
+    /// and the store's (those set through the API, which replace a configuration limit of
+    /// the same scope and prefix). Call it after changing the store's.
+    pub async fn apply_prefix_limits(&self) -> Result<(), DialerError> {
+        let stored = self.store.prefix_limits().await?;
+        let limits = super::prefix_limit::merge(&self.config_limits, stored);
+        match self.ask(Command::PrefixLimits(limits)).await? {
+            Reply::Done(r) => r,
+            _ => Err(DialerError::Stopped),
+        }
     }
 
     /// The store (for reads: progress, attempts, campaigns).

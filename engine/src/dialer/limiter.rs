@@ -42,10 +42,11 @@ pub struct CpsLimiter {
 }
 
 impl CpsLimiter {
-    /// A limiter at full rate `ceiling` (calls per second, > 0).
+    /// A limiter at full rate `ceiling` (calls per second, > 0; below 0.01 it is 0.01, the
+    /// least rate congestion control goes down to).
     pub fn new(ceiling: f64) -> Self {
         let ceiling = if ceiling.is_finite() && ceiling > 0.0 {
-            ceiling
+            ceiling.max(0.01)
         } else {
             1.0
         };
@@ -168,6 +169,13 @@ mod tests {
         assert_eq!(burst_cap(7.5), 2);
         assert_eq!(burst_cap(1.0), 1);
         assert_eq!(burst_cap(0.2), 1);
+    }
+
+    #[test]
+    fn a_vanishing_ceiling_is_the_least_rate_not_a_panic() {
+        let mut l = CpsLimiter::new(f64::MIN_POSITIVE);
+        assert_eq!(l.ceiling(), 0.01);
+        assert!(l.try_acquire(Instant::now()));
     }
 
     #[test]

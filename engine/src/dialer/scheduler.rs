@@ -3,13 +3,18 @@
 //! Fair across running campaigns: emergency campaigns first, then round robin by tenant
 //! (and by campaign within a tenant), so one town's 50,000-contact campaign cannot starve a
 //! village's. It never starts a second simultaneous call to one number (across all
-//! campaigns) and never offers again a contact answered in a campaign. Plain data: the
-//! dialer core fills the queues from the store and asks routing through a closure.
+//! campaigns) and never offers again a contact answered in a campaign. Within a campaign
+//! the queue is split by destination (see [`super::prefix_limit::lanes`]): numbers under a
+//! limited prefix wait in their own lane, so a prefix at its limit never holds back the
+//! others. Plain data: the dialer core fills the queues from the store and asks routing and
+//! the prefix limits through closures.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::campaign::Priority;
 use super::numbers::NumberType;
+use super::prefix_limit::lanes::{Lanes, Look};
+use super::prefix_limit::{lane_key, PrefixLimit};
 use super::routing::Route;
 
 /// A contact due for an attempt.
@@ -47,7 +52,7 @@ struct Slot {
     tenant: String,
     priority: Priority,
     open: bool,
-    queue: VecDeque<DueItem>,
+    queue: Lanes<DueItem>,
 }
 
 /// How many queued items of one campaign are looked at per pick (the head may be blocked
@@ -65,6 +70,8 @@ pub struct Scheduler {
     known: HashSet<(i64, i64)>,
     in_flight: HashSet<String>,
     answered: HashSet<(i64, i64)>,
+    /// The prefix limits, which give each number its lane.
+    limits: Vec<PrefixLimit>,
 }
 
 fn class(p: Priority) -> usize {
@@ -92,7 +99,7 @@ impl Scheduler {
                 tenant: tenant.to_string(),
                 priority,
                 open: true,
-                queue: VecDeque::new(),
+                queue: Lanes::default(),
             },
         );
         let key = (c, tenant.to_string());
@@ -108,7 +115,7 @@ impl Scheduler {
         let Some(slot) = self.slots.remove(&id) else {
             return;
         };
-        for it in &slot.queue {
+        for (_, it) in slot.queue.iter() {
             self.known.remove(&(it.campaign, it.contact));
         }
         // The store remembers answered contacts; a resumed campaign is refilled from it.
@@ -141,6 +148,42 @@ impl Scheduler {
         self.slots.get(&id).map_or(0, |s| s.queue.len())
     }
 
+    /// Items queued for a campaign in lanes not held back by a prefix limit at the last
+    /// pick: what it can dial soon (its refill is judged on these).
+    pub fn runnable(&self, id: i64) -> usize {
+        self.slots.get(&id).map_or(0, |s| s.queue.runnable())
+    }
+
+    /// Replaces the prefix limits: queued items go to their new lanes.
+    pub fn set_limits(&mut self, limits: Vec<PrefixLimit>) {
+        self.limits = limits;
+        for slot in self.slots.values_mut() {
+            for (_, it) in slot.queue.drain_all() {
+                let key = lane_key(&self.limits, &slot.tenant, &it.number);
+                slot.queue.push_back(key, it);
+            }
+        }
+    }
+
+    /// Whether an emergency campaign has contacts queued (preemption looks then).
+    pub fn has_emergency_queued(&self) -> bool {
+        self.slots
+            .values()
+            .any(|s| s.priority == Priority::Emergency && s.open && !s.queue.is_empty())
+    }
+
+    /// Up to `limit` contacts queued in open emergency campaigns, in lanes not held by a
+    /// prefix limit, whose number is not in a call.
+    pub fn emergency_queued(&self, limit: usize) -> Vec<&DueItem> {
+        self.slots
+            .values()
+            .filter(|s| s.priority == Priority::Emergency && s.open)
+            .flat_map(|s| s.queue.iter_runnable())
+            .filter(|it| !self.in_flight.contains(&it.number))
+            .take(limit)
+            .collect()
+    }
+
     /// Queues a due item; false if it is already queued or in a call, answered, or its
     /// campaign is not running.
     pub fn push(&mut self, item: DueItem) -> bool {
@@ -152,7 +195,8 @@ impl Scheduler {
             return false;
         };
         self.known.insert(key);
-        slot.queue.push_back(item);
+        let lane = lane_key(&self.limits, &slot.tenant, &item.number);
+        slot.queue.push_back(lane, item);
         true
     }
 
@@ -164,7 +208,8 @@ impl Scheduler {
         match self.slots.get_mut(&item.campaign) {
             Some(slot) if !self.answered.contains(&key) => {
                 self.known.insert(key);
-                slot.queue.push_front(item);
+                let lane = lane_key(&self.limits, &slot.tenant, &item.number);
+                slot.queue.push_front(lane, item);
             }
             _ => {
                 self.known.remove(&key);
@@ -188,7 +233,17 @@ impl Scheduler {
     }
 
     /// Picks the next attempt. `route` tells where an item could go now.
-    pub fn next(&mut self, mut route: impl FnMut(&DueItem) -> Route) -> Pick {
+    pub fn next(&mut self, route: impl FnMut(&DueItem) -> Route) -> Pick {
+        self.next_paced(route, |_, _| true)
+    }
+
+    /// Picks the next attempt: `route` tells where an item could go now, `lane_open`
+    /// whether a (tenant, lane) may give a call now under its prefix limits.
+    pub fn next_paced(
+        &mut self,
+        mut route: impl FnMut(&DueItem) -> Route,
+        mut lane_open: impl FnMut(&str, &str) -> bool,
+    ) -> Pick {
         for c in 0..2 {
             let mut blocked = false;
             let nt = self.tenants[c].len();
@@ -200,55 +255,59 @@ impl Scheduler {
                     .get(&key)
                     .map(|q| q.iter().copied().collect())
                     .unwrap_or_default();
-                for (ci, cid) in camps.iter().enumerate() {
-                    let Some(slot) = self.slots.get_mut(cid) else {
+                for cid in camps {
+                    let Some(slot) = self.slots.get_mut(&cid) else {
                         continue;
                     };
                     if !slot.open {
                         continue;
                     }
-                    let mut idx = 0;
-                    let mut scanned = 0;
-                    while idx < slot.queue.len() && scanned < SCAN {
-                        scanned += 1;
-                        let it = &slot.queue[idx];
-                        if self.in_flight.contains(&it.number)
-                            || self.answered.contains(&(it.campaign, it.contact))
-                        {
-                            if self.answered.contains(&(it.campaign, it.contact)) {
-                                let it = slot.queue.remove(idx).expect("in range");
-                                self.known.remove(&(it.campaign, it.contact));
-                                continue;
+                    let (in_flight, answered, known) =
+                        (&self.in_flight, &self.answered, &mut self.known);
+                    let mut routed = None;
+                    let found = slot.queue.scan(
+                        SCAN,
+                        |lane| lane_open(&tenant, lane),
+                        |it| {
+                            if answered.contains(&(it.campaign, it.contact)) {
+                                known.remove(&(it.campaign, it.contact));
+                                return Look::Drop;
                             }
-                            idx += 1;
-                            continue;
-                        }
-                        match route(it) {
-                            Route::Trunk(t) => {
-                                let it = slot.queue.remove(idx).expect("in range");
-                                self.in_flight.insert(it.number.clone());
-                                // Round robin: this tenant and campaign go to the back.
-                                self.tenants[c].remove(ti);
-                                self.tenants[c].push_back(tenant);
-                                if let Some(q) = self.by_tenant.get_mut(&key) {
-                                    if let Some(pos) = q.iter().position(|x| x == cid) {
-                                        q.remove(pos);
-                                        q.push_back(*cid);
-                                    }
+                            if in_flight.contains(&it.number) {
+                                return Look::Skip;
+                            }
+                            match route(it) {
+                                Route::Trunk(t) => {
+                                    routed = Some(t);
+                                    Look::Take
                                 }
-                                let _ = ci;
-                                return Pick::Dial(it, t);
+                                Route::NoRoute => Look::Remove,
+                                Route::Wait => {
+                                    blocked = true;
+                                    Look::Skip
+                                }
                             }
-                            Route::NoRoute => {
-                                let it = slot.queue.remove(idx).expect("in range");
-                                self.known.remove(&(it.campaign, it.contact));
-                                return Pick::NoRoute(it);
+                        },
+                    );
+                    match (found, routed) {
+                        (Some((it, Look::Take)), Some(t)) => {
+                            self.in_flight.insert(it.number.clone());
+                            // Round robin: this tenant and campaign go to the back.
+                            self.tenants[c].remove(ti);
+                            self.tenants[c].push_back(tenant);
+                            if let Some(q) = self.by_tenant.get_mut(&key) {
+                                if let Some(pos) = q.iter().position(|x| *x == cid) {
+                                    q.remove(pos);
+                                    q.push_back(cid);
+                                }
                             }
-                            Route::Wait => {
-                                blocked = true;
-                                idx += 1;
-                            }
+                            return Pick::Dial(it, t);
                         }
+                        (Some((it, _)), _) => {
+                            self.known.remove(&(it.campaign, it.contact));
+                            return Pick::NoRoute(it);
+                        }
+                        (None, _) => {}
                     }
                 }
             }

@@ -20,6 +20,7 @@ pub mod pin;
 pub mod script;
 pub mod staff;
 pub mod texts;
+pub mod warm;
 
 use std::time::Duration;
 

@@ -13,6 +13,7 @@ pub mod dids;
 pub mod heard;
 pub mod numbers;
 pub mod outcome;
+pub mod prefix_limit;
 pub mod registrations;
 pub mod retry;
 pub mod states;

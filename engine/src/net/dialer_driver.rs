@@ -160,6 +160,7 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         &inbound.voice,
         inbound.prompt_dir.clone(),
     );
+    exec.warm_up(&media);
     let driver = Driver {
         core,
         inbound: exec,

@@ -159,6 +159,47 @@ impl<S: Store> InboundExec<S> {
         }
     }
 
+    /// Renders, in the background and one text at a time, every prompt of every line the
+    /// store knows at start, so that the first callers of a line (a town's first flood)
+    /// find its speech ready. Lines added later, and templates changed later, are
+    /// rendered on first use as before.
+    pub fn warm_up<M: CallMedia>(&self, media: &Arc<M>) {
+        let (store, speech, media) = (self.store.clone(), self.speech.clone(), media.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let (mut after, mut texts, mut lines) = (String::new(), 0usize, 0usize);
+            metrics::gauge!(crate::metrics::IVR_PROMPTS_READY).set(0.0);
+            for _ in 0..1000 {
+                let page = match store.dids(&after, 100).await {
+                    Ok(p) => p,
+                    Err(e) => return warn!(error = %e, "inbound warm-up: listing lines"),
+                };
+                let Some(last) = page.last() else { break };
+                after = last.number.clone();
+                for did in page {
+                    let Some(ctx) = lookup(&store, &did.number, None).await else {
+                        continue;
+                    };
+                    lines += 1;
+                    for p in crate::ivr::warm::line_prompts(ctx.flow, &ctx.town, &ctx.zones) {
+                        for a in ctx.voice.audio(&p) {
+                            if let Audio::Speech(t) = a {
+                                texts += usize::from(speech.ensure(&media, &t).await);
+                            }
+                        }
+                    }
+                }
+            }
+            metrics::gauge!(crate::metrics::IVR_PROMPTS_READY).set(1.0);
+            info!(
+                lines,
+                texts,
+                ms = started.elapsed().as_millis() as u64,
+                "inbound prompts ready"
+            );
+        });
+    }
+
     /// Executes one action. `ports` holds RTP ports reserved by `Accept` until
     /// `StartIdle`. A failure the core must know comes back as the note to give it.
     pub fn execute<M: CallMedia, P: IvrSip>(

@@ -365,6 +365,29 @@ impl Store for AnyStore {
         delegate!(self, delete_did(number))
     }
 
+    fn put_prefix_limit(
+        &self,
+        limit: crate::model::prefix_limit::PrefixLimit,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+        delegate!(self, put_prefix_limit(limit, now_ms))
+    }
+
+    fn prefix_limits(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<crate::model::prefix_limit::PrefixLimit>>> + Send
+    {
+        delegate!(self, prefix_limits())
+    }
+
+    fn delete_prefix_limit(
+        &self,
+        tenant: Option<&str>,
+        prefix: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+        delegate!(self, delete_prefix_limit(tenant, prefix))
+    }
+
     fn register(
         &self,
         tenant: &str,

@@ -34,6 +34,8 @@ mod tests_heard;
 mod tests_hooks;
 #[cfg(test)]
 mod tests_ivr;
+#[cfg(test)]
+mod tests_prefix;
 mod wiring;
 
 pub use any::AnyStore;
@@ -354,6 +356,29 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn delete_did(
         &self,
         number: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
+
+    // ---- limits per destination prefix ----
+
+    /// Adds a prefix limit (global when `limit.tenant` is `None`), or replaces the one of
+    /// the same scope and prefix.
+    fn put_prefix_limit(
+        &self,
+        limit: crate::model::prefix_limit::PrefixLimit,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send + use<Self>;
+
+    /// Every stored prefix limit, global ones first.
+    fn prefix_limits(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<crate::model::prefix_limit::PrefixLimit>>> + Send;
+
+    /// Removes a scope's limit on `prefix` (`tenant` `None`: the global one); false if
+    /// there was none.
+    fn delete_prefix_limit(
+        &self,
+        tenant: Option<&str>,
+        prefix: &str,
     ) -> impl Future<Output = StoreResult<bool>> + Send + use<Self>;
 
     // ---- registrations and the staff line ----

@@ -296,6 +296,29 @@ macro_rules! impl_store {
                 self.write(move |c| Box::pin(dids::delete_did(c, n)))
             }
 
+            fn put_prefix_limit(
+                &self,
+                limit: crate::model::prefix_limit::PrefixLimit,
+                now_ms: i64,
+            ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
+                self.write(move |c| Box::pin(prefix_limits::put_prefix_limit(c, limit, now_ms)))
+            }
+
+            async fn prefix_limits(
+                &self,
+            ) -> StoreResult<Vec<crate::model::prefix_limit::PrefixLimit>> {
+                prefix_limits::prefix_limits(&self.read).await
+            }
+
+            fn delete_prefix_limit(
+                &self,
+                tenant: Option<&str>,
+                prefix: &str,
+            ) -> impl Future<Output = StoreResult<bool>> + Send + use<> {
+                let (t, p) = (tenant.map(str::to_string), prefix.to_string());
+                self.write(move |c| Box::pin(prefix_limits::delete_prefix_limit(c, t, p)))
+            }
+
             fn register(
                 &self,
                 tenant: &str,

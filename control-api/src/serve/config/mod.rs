@@ -101,6 +101,10 @@ pub struct ServeConfig {
     /// `[[trunk]]` tables (engine keys, see DESIGN), passed to the engine.
     #[serde(default, rename = "trunk")]
     pub trunks: Vec<toml::Value>,
+    /// `[[prefix_limit]]` tables (engine keys: `prefix`, `cps`, `max_channels`, optional
+    /// `tenant`), passed to the engine.
+    #[serde(default, rename = "prefix_limit")]
+    pub prefix_limits: Vec<toml::Value>,
     /// `[[number]]` tables: inbound numbers (see [`super::config_numbers`]).
     #[serde(default, rename = "number")]
     pub numbers: Vec<super::config_numbers::NumberEntry>,
@@ -294,6 +298,10 @@ impl ServeConfig {
         }
         if !self.trunks.is_empty() {
             t.insert("trunk".into(), toml::Value::Array(self.trunks.clone()));
+        }
+        if !self.prefix_limits.is_empty() {
+            let v = toml::Value::Array(self.prefix_limits.clone());
+            t.insert("prefix_limit".into(), v);
         }
         let text = toml::to_string(&t).map_err(|e| key_err("trunk", e.to_string()))?;
         // Only trunk overrides reach the engine: its top-level keys are ours here.

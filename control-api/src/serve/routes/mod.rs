@@ -9,6 +9,7 @@ pub mod ivr_prompts;
 pub mod metrics;
 pub mod nodes;
 pub mod numbers;
+pub mod prefix_limits;
 pub mod prompts;
 pub mod registrations;
 pub mod streets;

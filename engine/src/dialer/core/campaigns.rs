@@ -18,6 +18,9 @@ use crate::store::{CampaignRecord, DueContact};
 
 /// Refill a campaign's queue when fewer than this many contacts are queued.
 pub const REFILL_BELOW: usize = 200;
+/// Most contacts queued per campaign: a refill waits above it even when they all wait on a
+/// prefix limit (lanes held back do not count towards `REFILL_BELOW`).
+pub const MAX_QUEUED: usize = 20_000;
 /// Contacts asked for per refill, beyond those queued.
 pub const REFILL_BATCH: u32 = 500;
 /// Least time between two refills of one campaign (due retries are found this late).
@@ -162,10 +165,11 @@ impl DialerCore {
     /// Asks the store for a campaign's due contacts.
     pub(super) fn refill(&mut self, now: Instant, wall: i64, c: CampaignId) {
         let queued = self.sched.queued(c.0);
+        let runnable = self.sched.runnable(c.0);
         let Some(rt) = self.campaigns.get_mut(&c) else {
             return;
         };
-        if rt.refilling || queued >= REFILL_BELOW {
+        if rt.refilling || runnable >= REFILL_BELOW || queued >= MAX_QUEUED {
             return;
         }
         rt.refilling = true;
@@ -219,8 +223,9 @@ impl DialerCore {
         let ids: Vec<CampaignId> = self.campaigns.keys().copied().collect();
         for c in ids {
             let queued = self.sched.queued(c.0);
+            let short = self.sched.runnable(c.0) < REFILL_BELOW && queued < MAX_QUEUED;
             let rt = &self.campaigns[&c];
-            if !rt.refilling && queued < REFILL_BELOW {
+            if !rt.refilling && short {
                 let at = rt.last_refill.map_or(now, |t| t + REFILL_EVERY);
                 if at <= now {
                     self.timers.stop(Deadline::Refill(c));

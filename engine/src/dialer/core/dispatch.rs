@@ -36,6 +36,9 @@ impl DialerCore {
         if self.draining.is_none() {
             self.start_direct(now);
             self.pick(now, wall);
+            if self.sched.has_emergency_queued() {
+                self.preempt(now, wall);
+            }
         } else {
             self.drop_direct_waiting();
         }
@@ -52,14 +55,18 @@ impl DialerCore {
                 return;
             }
             let trunks = &self.trunks;
-            let pick = self.sched.next(|it| {
-                let views: Vec<_> = trunks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| s.view(it.excluded.contains(&i), avail[i]))
-                    .collect();
-                routing::route(&views, &it.number, it.number_type)
-            });
+            let pacers = &self.pacers;
+            let pick = self.sched.next_paced(
+                |it| {
+                    let views: Vec<_> = trunks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| s.view(it.excluded.contains(&i), avail[i]))
+                        .collect();
+                    routing::route(&views, &it.number, it.number_type)
+                },
+                |tenant, lane| pacers.can_pick(tenant, lane),
+            );
             match pick {
                 Pick::Idle => return,
                 Pick::NoRoute(it) => {
@@ -97,6 +104,9 @@ impl DialerCore {
         slot.pending += 1;
         let trunk_name = slot.cfg().name.clone();
         let call = self.new_token();
+        if let Some(rt) = self.campaigns.get(&c) {
+            self.pacers.picked(call, &rt.spec.tenant, &item.number);
+        }
         let call_id = format!("{:016x}{:08x}@dialer", self.ids.next(), call.0 as u32);
         let start = AttemptStart {
             campaign: item.campaign,
@@ -171,6 +181,10 @@ impl DialerCore {
     /// INVITE of the trunk awaits placement.
     fn send_queued(&mut self, now: Instant, wall: i64, t: TrunkId) {
         while self.trunks[t.0].sending.is_none() {
+            // Prefix limits: the first attempt they let go goes first.
+            if !self.pacer_ready_first(now, t) {
+                return;
+            }
             let Some(&call) = self.trunks[t.0].send_queue.front() else {
                 return;
             };
@@ -198,6 +212,7 @@ impl DialerCore {
             if !slot.trunk.take_token(now) {
                 return;
             }
+            self.pacers.sending(call, now);
             let session = self.ids.next() as u32 as u64;
             let params = invite_params(
                 slot.cfg(),
@@ -241,6 +256,7 @@ impl DialerCore {
             slot.sending = None;
         }
         slot.trunk.stamp_sent(now);
+        self.pacers.placed(call, now);
         let name = slot.cfg().name.clone();
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         a.phase = phase.placed(handle).unwrap_or_else(|p| p);
@@ -263,6 +279,24 @@ impl DialerCore {
         self.finish(now, wall, call, local_end(Outcome::Failed, why));
     }
 
+    /// Moves to the head of a trunk's send queue the first attempt whose prefix limits
+    /// give a CPS token now; false when none does (the others keep their order).
+    fn pacer_ready_first(&mut self, now: Instant, t: TrunkId) -> bool {
+        let q = &self.trunks[t.0].send_queue;
+        let Some(i) = q
+            .iter()
+            .position(|c| self.pacers.next_ready(*c, now) <= now)
+        else {
+            return false;
+        };
+        let q = &mut self.trunks[t.0].send_queue;
+        if i > 0 {
+            let call = q.remove(i).expect("index in range");
+            q.push_front(call);
+        }
+        true
+    }
+
     /// Arms each trunk's limiter wake-up when work waits for its next token.
     pub(super) fn plan_limiters(&mut self, now: Instant) {
         let work = !self.direct_waiting.is_empty()
@@ -276,7 +310,11 @@ impl DialerCore {
                 self.timers.stop(d);
                 continue;
             }
-            let ready = s.trunk.next_ready(now);
+            let mut ready = s.trunk.next_ready(now);
+            if queued {
+                let paced = s.send_queue.iter().map(|c| self.pacers.next_ready(*c, now));
+                ready = ready.max(paced.min().unwrap_or(now));
+            }
             if ready > now {
                 self.timers.set(d, ready);
             } else {

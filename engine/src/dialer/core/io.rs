@@ -147,6 +147,9 @@ pub enum Command {
     /// Call a number to verify it (the web form's code); replies [`Reply::Verified`] when
     /// the call ends or the code is keyed.
     Verify(Box<super::verify::VerifyRequest>),
+    /// Replaces the limits per destination prefix (configuration and store, global and
+    /// tenants'); replies [`Reply::Done`].
+    PrefixLimits(Vec<crate::dialer::prefix_limit::PrefixLimit>),
 }
 
 /// The answer to a [`Command`].

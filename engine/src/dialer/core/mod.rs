@@ -29,6 +29,7 @@ mod inbound_menu;
 pub mod invite;
 pub mod io;
 pub mod listen;
+pub mod preempt;
 pub mod settle;
 mod signals;
 mod slot;
@@ -36,6 +37,8 @@ mod timers;
 mod trunks;
 pub mod verify;
 
+#[cfg(test)]
+mod preempt_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -122,6 +125,10 @@ pub struct DialerCore {
     stopped: bool,
     /// Trunks are shared with other nodes (see `cluster.rs`).
     clustered: bool,
+    /// Normal calls being ended for an emergency (see `preempt.rs`).
+    preempts: preempt::Preemptions,
+    /// Limits per destination prefix (see `crate::dialer::prefix_limit`).
+    pacers: crate::dialer::prefix_limit::pacer::Pacers,
 }
 
 impl DialerCore {
@@ -148,6 +155,8 @@ impl DialerCore {
             draining: None,
             stopped: false,
             clustered: false,
+            preempts: Default::default(),
+            pacers: Default::default(),
         };
         for (t, addr) in trunks {
             core.add_slot(t, addr, now);
@@ -213,6 +222,11 @@ impl DialerCore {
                 self.reply(reply, Reply::Load(load));
             }
             Command::Verify(req) => self.verify(now, reply, *req),
+            Command::PrefixLimits(limits) => {
+                self.sched.set_limits(limits.clone());
+                self.pacers.set(limits);
+                self.reply(reply, Reply::Done(Ok(())));
+            }
         }
         self.settle_loop(now, wall);
     }

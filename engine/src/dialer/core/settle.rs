@@ -104,6 +104,7 @@ impl DialerCore {
         let Some(mut a) = self.calls.remove(&call) else {
             return;
         };
+        let end = self.preempted_end(call, end);
         if self.is_direct(call) {
             return self.finish_direct(now, call, a, end);
         }
@@ -173,6 +174,7 @@ impl DialerCore {
             metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => state)
                 .decrement(1.0);
         }
+        self.pacers.ended(call, a.phase.sent());
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         let facts = phase.close(now);
         let signal = Signal::of_end(facts.sent, end.status, end.retry_after);

@@ -26,8 +26,8 @@ use super::*;
 
 mod cluster;
 mod db;
-// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks: the SQL
-// in `store/sql/`.
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
+// prefix_limits: the SQL in `store/sql/`.
 crate::store::sql::shared_concerns!();
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "webhooks and audit",
         include_str!("../../../migrations-pg/0005_hooks.sql"),
+    ),
+    (
+        6,
+        "prefix limits",
+        include_str!("../../../migrations-pg/0006_prefix_limits.sql"),
     ),
 ];
 

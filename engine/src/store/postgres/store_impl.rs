@@ -3,7 +3,10 @@
 
 use std::future::Future;
 
-use super::{api, audit_log, campaigns, contacts, dids, journal, registrations, webhooks, PgStore};
+use super::{
+    api, audit_log, campaigns, contacts, dids, journal, prefix_limits, registrations, webhooks,
+    PgStore,
+};
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
     CampaignSpec, CampaignState, Did, NewContact, NewRegistration, Outcome, Registered,

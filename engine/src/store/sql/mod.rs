@@ -45,6 +45,8 @@ macro_rules! shared_concerns {
             audit_log => "../sql/audit.rs",
             /// Webhook endpoints and their delivery outbox.
             webhooks => "../sql/webhooks.rs",
+            /// Limits per destination prefix.
+            prefix_limits => "../sql/prefix_limits.rs",
         }
     };
 }

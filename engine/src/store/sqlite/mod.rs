@@ -22,8 +22,8 @@ use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, R
 use super::*;
 
 mod db;
-// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks: the SQL
-// in `store/sql/`.
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
+// prefix_limits: the SQL in `store/sql/`.
 crate::store::sql::shared_concerns!();
 mod store_impl;
 
@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../migrations/0004_ivr.sql")),
     (5, include_str!("../../../migrations/0005_heard.sql")),
     (6, include_str!("../../../migrations/0006_hooks.sql")),
+    (
+        7,
+        include_str!("../../../migrations/0007_prefix_limits.sql"),
+    ),
 ];
 
 /// Tuning of the SQLite store.

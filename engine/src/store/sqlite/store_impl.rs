@@ -4,7 +4,8 @@
 use std::future::Future;
 
 use super::{
-    api, audit_log, campaigns, contacts, dids, journal, registrations, webhooks, SqliteStore,
+    api, audit_log, campaigns, contacts, dids, journal, prefix_limits, registrations, webhooks,
+    SqliteStore,
 };
 use crate::ivr::{PromptKey, Replacement};
 use crate::model::{
