@@ -1,6 +1,6 @@
 //! `loadtest`: the fake carrier that measures the dialer (`carrier`), a bare `sendmmsg`
 //! loop that measures the machine's floor (`floor`), and the side-by-side benchmark of the
-//! dialer and SIPp (`bench`). See `loadtest/README.md`.
+//! dialer and SIPp (`bench`), and the store benchmark (`store`). See `loadtest/README.md`.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -11,6 +11,7 @@ mod callee;
 mod callee_send;
 mod carrier;
 mod floor;
+mod store_bench;
 mod uas;
 
 /// Load tools for the dialer.
@@ -29,6 +30,9 @@ enum Command {
     Floor(floor::FloorArgs),
     /// The side-by-side benchmark: dialer and SIPp against the carrier at several sizes.
     Bench(bench::BenchArgs),
+    /// The store benchmark: import, claims and journal on PostgreSQL (1 and 3 nodes) and
+    /// SQLite, rows and bytes per million.
+    Store(store_bench::StoreArgs),
 }
 
 fn main() -> Result<()> {
@@ -43,5 +47,6 @@ fn main() -> Result<()> {
         Command::Carrier(a) => carrier::run(*a),
         Command::Floor(a) => floor::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Store(a) => store_bench::run(a),
     }
 }

@@ -346,14 +346,12 @@ impl Server {
             let mut settings = engine::cluster::ClusterSettings::new(join.id.clone());
             settings.beat = std::time::Duration::from_millis(cfg.cluster.beat_ms);
             settings.lease = std::time::Duration::from_millis(cfg.cluster.lease_ms);
+            let id = join.id.clone();
+            let task = engine::cluster::NodeTask::start(pg, dialer.clone(), settings, join);
             state::ClusterNode {
-                id: join.id.clone(),
-                task: std::sync::Mutex::new(Some(engine::cluster::NodeTask::start(
-                    pg,
-                    dialer.clone(),
-                    settings,
-                    join,
-                ))),
+                id,
+                trunks: task.trunks(),
+                task: std::sync::Mutex::new(Some(task)),
             }
         });
         let metrics_listener =

@@ -49,6 +49,8 @@ pub struct Inner {
 pub struct ClusterNode {
     /// Its node id.
     pub id: String,
+    /// Where trunk changes made through the API are shared with the other nodes.
+    pub trunks: std::sync::Arc<engine::cluster::TrunkSync>,
     /// Its heartbeat task, taken when it leaves.
     pub task: std::sync::Mutex<Option<engine::cluster::NodeTask>>,
 }

@@ -8,13 +8,17 @@
 //! claims. A trunk's CPS and channels are the carrier's, so nodes split them
 //! ([`shares`]) at each beat, with no database round trip per call. When a node's lease
 //! runs out the others close the attempts it left open and its claims become free.
+//! Trunks created, replaced or removed through the API on one node are recorded in the
+//! store and followed by every node ([`trunks`]).
 
 pub mod node;
 pub mod shares;
+pub mod trunks;
 
 use std::time::Duration;
 
 pub use node::NodeTask;
+pub use trunks::TrunkSync;
 
 /// `[cluster]`: how a node takes part.
 #[derive(Debug, Clone, PartialEq, Eq)]

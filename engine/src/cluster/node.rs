@@ -5,12 +5,14 @@
 //! node within a beat).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::shares::{applied_cps, my_share, peer_factor, rank};
+use super::trunks::TrunkSync;
 use super::ClusterSettings;
 use crate::dialer::core::{NodeLoad, ShareUpdate};
 use crate::dialer::recovery::recovered_end;
@@ -29,6 +31,7 @@ pub struct NodeTask {
     task: JoinHandle<()>,
     store: PgStore,
     id: String,
+    trunks: Arc<TrunkSync>,
 }
 
 impl NodeTask {
@@ -42,7 +45,9 @@ impl NodeTask {
         let (stop, stop_rx) = watch::channel(false);
         let (draining, draining_rx) = watch::channel(false);
         let id = join.id.clone();
+        let trunks = Arc::new(TrunkSync::new(store.clone()));
         let node = Node {
+            trunks: trunks.clone(),
             store: store.clone(),
             dialer,
             settings,
@@ -57,7 +62,13 @@ impl NodeTask {
             task,
             store,
             id,
+            trunks,
         }
+    }
+
+    /// Where this node makes trunk changes the other nodes follow.
+    pub fn trunks(&self) -> Arc<TrunkSync> {
+        self.trunks.clone()
     }
 
     /// Starts no new call from the next beat on (its CPS shares go to the other nodes)
@@ -86,6 +97,8 @@ struct Node<S: Store> {
     committed: HashMap<String, f64>,
     /// Shutting down: no backlog claimed, no CPS used.
     draining: watch::Receiver<bool>,
+    /// Trunk changes recorded by the nodes, followed at each reload tick.
+    trunks: Arc<TrunkSync>,
 }
 
 impl<S: Store> Node<S> {
@@ -112,7 +125,12 @@ impl<S: Store> Node<S> {
                     }
                     self.take_over().await;
                 }
-                _ = reload.tick() => self.dialer.reload(),
+                _ = reload.tick() => {
+                    self.dialer.reload();
+                    if let Err(DialerError::Stopped) = self.trunks.follow(&self.dialer).await {
+                        return;
+                    }
+                }
             }
         }
     }

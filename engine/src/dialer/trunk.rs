@@ -250,7 +250,12 @@ impl Trunk {
     /// channels and health is kept; the limiter (keeping its recent admissions) and
     /// congestion control restart at the new CPS, and the new limits apply to the next
     /// attempts.
+    ///
+    /// A node sharing the trunk with others scales its share down by as much as the
+    /// trunk's limits went down, so that the nodes' shares still add up to at most the
+    /// new limits once each has seen the change (a rise waits for the next beat's split).
     pub fn reconfigure(&mut self, cfg: TrunkConfig) {
+        self.share = self.share.map(|s| shrunk_share(s, &self.cfg, &cfg));
         let ceiling = self.share.map_or(cfg.cps, |s| s.cps.min(cfg.cps));
         self.limiter = self.limiter.reconfigured(ceiling.max(0.01));
         self.aimd = Aimd::new(cfg.cps, AimdConfig::default());
@@ -350,6 +355,29 @@ impl Trunk {
     }
 }
 
+/// A node's share of a trunk whose limits changed from `old` to `new`: a lower CPS or
+/// channel count scales the share by the same ratio (rounded down); a higher one leaves
+/// it as it is until the cluster splits the trunk again.
+fn shrunk_share(s: NodeShare, old: &TrunkConfig, new: &TrunkConfig) -> NodeShare {
+    let cps = if new.cps < old.cps && old.cps > 0.0 {
+        s.cps * new.cps / old.cps
+    } else {
+        s.cps
+    };
+    let channels = if new.max_channels < old.max_channels && old.max_channels > 0 {
+        let scaled =
+            u64::from(s.channels) * u64::from(new.max_channels) / u64::from(old.max_channels);
+        u32::try_from(scaled).unwrap_or(u32::MAX)
+    } else {
+        s.channels
+    };
+    NodeShare {
+        cps,
+        channels,
+        peer_factor: s.peer_factor,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +407,57 @@ mod tests {
             media_latch: Default::default(),
             inbound_from: vec![],
         }
+    }
+
+    #[test]
+    fn a_lower_limit_shrinks_a_nodes_share_a_higher_one_waits_for_the_split() {
+        let mut t = Trunk::new(cfg("a", 20.0, 60));
+        let share = NodeShare {
+            cps: 10.0,
+            channels: 30,
+            peer_factor: 0.5,
+        };
+        t.set_share(Some(share));
+        t.reconfigure(cfg("a", 10.0, 40));
+        let s = t.share().unwrap();
+        assert_eq!((s.cps, s.channels, s.peer_factor), (5.0, 20, 0.5));
+        t.reconfigure(cfg("a", 40.0, 100));
+        assert_eq!(t.share().unwrap().cps, 5.0);
+        assert_eq!(t.channel_cap(), 20);
+        let mut alone = Trunk::new(cfg("b", 20.0, 60));
+        alone.reconfigure(cfg("b", 10.0, 40));
+        assert_eq!((alone.share(), alone.channel_cap()), (None, 40));
+    }
+
+    /// INVITEs a trunk admits over `secs` virtual seconds, asked every millisecond.
+    fn admitted_in(t: &mut Trunk, secs: u64) -> u32 {
+        let t0 = Instant::now();
+        let mut n = 0;
+        for ms in 0..secs * 1000 {
+            let now = t0 + std::time::Duration::from_millis(ms);
+            if t.available(now) && t.take_token(now) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    #[test]
+    fn a_peers_congestion_slows_this_nodes_share() {
+        // Two nodes share 20 CPS; the other one saw 503s and runs at half its rate: this
+        // node, which saw none, slows to half of its 10 too.
+        let share = |peer_factor| NodeShare {
+            cps: 10.0,
+            channels: 1000,
+            peer_factor,
+        };
+        let mut calm = Trunk::new(cfg("a", 20.0, 1000));
+        calm.set_share(Some(share(1.0)));
+        let mut slowed = Trunk::new(cfg("a", 20.0, 1000));
+        slowed.set_share(Some(share(0.5)));
+        let (fast, slow) = (admitted_in(&mut calm, 20), admitted_in(&mut slowed, 20));
+        assert!((195..=210).contains(&fast), "{fast} in 20 s at 10 CPS");
+        assert!((95..=110).contains(&slow), "{slow} in 20 s at 5 CPS");
     }
 
     #[test]

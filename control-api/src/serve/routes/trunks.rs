@@ -3,7 +3,9 @@
 //! they started on; new limits apply to new calls).
 //!
 //! Changes made here are not written back to the configuration file: at restart the
-//! file's trunks apply again.
+//! file's trunks apply again. On a PostgreSQL store (several nodes) a change is recorded
+//! in the store and every node follows it within about half a second
+//! (`engine::cluster::trunks`); there the recorded changes also outlive restarts.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -201,6 +203,23 @@ fn refused(e: DialerError) -> ApiError {
     }
 }
 
+/// Makes a trunk change on this node (`local`) and, on a cluster, records it for the
+/// others (`config`: the trunk's JSON text, `None` for a removal).
+async fn change<F>(st: &AppState, name: &str, config: Option<String>, local: F) -> ApiResult<()>
+where
+    F: std::future::Future<Output = Result<(), DialerError>>,
+{
+    use engine::cluster::trunks::TrunkChangeError;
+    let Some(node) = &st.cluster else {
+        return local.await.map_err(refused);
+    };
+    match node.trunks.change(name, config, local).await {
+        Ok(()) => Ok(()),
+        Err(TrunkChangeError::Dialer(e)) => Err(refused(e)),
+        Err(e @ TrunkChangeError::Store(_)) => Err(ApiError::unavailable(e.to_string())),
+    }
+}
+
 /// List trunks with live state (admin).
 #[utoipa::path(get, path = "/v1/trunks", tag = "trunks",
     responses((status = 200, body = Page<TrunkOut>), (status = 401, body = Problem),
@@ -239,9 +258,10 @@ pub async fn create(
     _a: Admin,
     ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<(StatusCode, Json<TrunkOut>)> {
-    let cfg = parse(body, None)?;
+    let cfg = parse(body.clone(), None)?;
     let name = cfg.name.clone();
-    st.dialer.add_trunk(cfg).await.map_err(refused)?;
+    let recorded = engine::cluster::trunks::recorded(&body, &name);
+    change(&st, &name, Some(recorded), st.dialer.add_trunk(cfg)).await?;
     tracing::info!(trunk = %name, "trunk added");
     Ok((StatusCode::CREATED, Json(one(&st, &name).await?)))
 }
@@ -260,8 +280,9 @@ pub async fn replace(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<TrunkOut>> {
-    let cfg = parse(body, Some(&name))?;
-    st.dialer.replace_trunk(cfg).await.map_err(refused)?;
+    let cfg = parse(body.clone(), Some(&name))?;
+    let recorded = engine::cluster::trunks::recorded(&body, &name);
+    change(&st, &name, Some(recorded), st.dialer.replace_trunk(cfg)).await?;
     tracing::info!(trunk = %name, "trunk replaced");
     one(&st, &name).await.map(Json)
 }
@@ -277,7 +298,7 @@ pub async fn delete(
     _a: Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.dialer.remove_trunk(&name).await.map_err(refused)?;
+    change(&st, &name, None, st.dialer.remove_trunk(&name)).await?;
     tracing::info!(trunk = %name, "trunk removed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -25,10 +25,12 @@ use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, R
 use super::*;
 
 mod cluster;
+mod cluster_trunks;
 mod db;
 // api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
 // prefix_limits: the SQL in `store/sql/`.
 crate::store::sql::shared_concerns!();
+mod sizes;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
 pub mod test_cluster;
@@ -38,6 +40,8 @@ mod tests;
 mod tests_cluster;
 
 pub use cluster::{BeatOutcome, NodeJoin, NodeRecord, NodeState, PeerShare, TrunkShareRow};
+pub use cluster_trunks::TrunkChange;
+pub use sizes::{IndexUse, TableSize};
 
 /// The schema's migrations, in order (engine/migrations-pg). Applied by sqlx's migrator,
 /// which records them in `_sqlx_migrations` with a checksum.
@@ -71,6 +75,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "prefix limits",
         include_str!("../../../migrations-pg/0006_prefix_limits.sql"),
+    ),
+    (
+        7,
+        "cluster trunks",
+        include_str!("../../../migrations-pg/0007_cluster_trunks.sql"),
+    ),
+    (
+        8,
+        "claim index",
+        include_str!("../../../migrations-pg/0008_claim_index.sql"),
     ),
 ];
 

@@ -48,7 +48,7 @@ pub fn cluster() -> Option<&'static Cluster> {
                 eprintln!("skipping PostgreSQL tests: no initdb in {}", bin.display());
                 return None;
             }
-            Some(start(&bin).unwrap_or_else(|e| panic!("test PostgreSQL cluster: {e}")))
+            Some(start(&bin, false).unwrap_or_else(|e| panic!("test PostgreSQL cluster: {e}")))
         })
         .as_ref()
 }
@@ -73,6 +73,13 @@ pub async fn new_database() -> Option<String> {
     Some(c.url(&name))
 }
 
+/// A throw-away cluster of its own with durable commits (`fsync` on, as in production),
+/// for the store benchmark (`loadtest store`); stopped and deleted when this process ends.
+pub fn start_durable() -> Result<Cluster, String> {
+    let bin = PathBuf::from(std::env::var("DIALER_PG_BIN").unwrap_or(DEFAULT_BIN.into()));
+    start(&bin, true)
+}
+
 impl Cluster {
     /// The URL of database `db` on this cluster.
     pub fn url(&self, db: &str) -> String {
@@ -80,7 +87,7 @@ impl Cluster {
     }
 }
 
-fn start(bin: &Path) -> Result<Cluster, String> {
+fn start(bin: &Path, durable: bool) -> Result<Cluster, String> {
     let root = unsafe { libc::geteuid() } == 0;
     let dir = std::env::temp_dir().join(format!(
         "dialer-pg-{}-{}",
@@ -113,9 +120,10 @@ fn start(bin: &Path) -> Result<Cluster, String> {
         "--no-sync",
     ]))?;
     let port = free_port()?;
-    // Durability is not what these tests measure: fsync off spares the shared disk.
+    // Durability is not what the tests measure: fsync off spares the shared disk.
+    let fsync = if durable { "on" } else { "off" };
     let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={fsync} -c max_connections=300",
         dir.display()
     );
     run(as_pg("pg_ctl")

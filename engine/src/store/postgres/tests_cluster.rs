@@ -203,3 +203,27 @@ async fn shares_written_under_the_lock_never_exceed_the_trunk() {
         .unwrap();
     assert!(rows.iter().all(|r| (r.0 - 10.0).abs() < 1e-9), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunk_changes_are_read_by_version_with_their_author() {
+    let Some(url) = new_database().await else {
+        return;
+    };
+    let (a, b) = (node(&url, "a").await, node(&url, "b").await);
+    assert!(b.cluster_trunk_changes(0).await.unwrap().is_empty());
+    let cfg = r#"{"name":"x","proxy":"127.0.0.1:5060","cps":10,"max_channels":20}"#;
+    let v1 = a.put_cluster_trunk("x", Some(cfg)).await.unwrap();
+    let v2 = b.put_cluster_trunk("y", Some(cfg)).await.unwrap();
+    assert!(v2 > v1);
+    let all = b.cluster_trunk_changes(0).await.unwrap();
+    let names: Vec<(&str, i64)> = all.iter().map(|c| (c.name.as_str(), c.fence)).collect();
+    assert_eq!(names, vec![("x", a.fence()), ("y", b.fence())]);
+    let back: serde_json::Value = serde_json::from_str(all[0].config.as_deref().unwrap()).unwrap();
+    assert_eq!(back["cps"], 10);
+    // Only what is newer than a version is read again; a removal keeps the row, empty.
+    let v3 = b.put_cluster_trunk("x", None).await.unwrap();
+    let after = a.cluster_trunk_changes(v2).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!((after[0].version, after[0].config.as_deref()), (v3, None));
+    assert!(a.cluster_trunk_changes(v3).await.unwrap().is_empty());
+}

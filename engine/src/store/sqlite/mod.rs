@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../../migrations/0007_prefix_limits.sql"),
     ),
+    (8, include_str!("../../../migrations/0008_claim_index.sql")),
 ];
 
 /// Tuning of the SQLite store.
