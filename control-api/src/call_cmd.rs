@@ -11,14 +11,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use codecs::Codec;
-use engine::dialer::call_media::{CallMedia, PumpMedia, PumpMediaConfig, PumpTuning};
+use engine::dialer::call_media::{CallMedia, MediaNote, PumpMedia, PumpMediaConfig, PumpTuning};
 use engine::dialer::core::{CallReport, DirectCall};
-use engine::dialer::{Dialer, DialerConfig};
+use engine::dialer::{Dialer, DialerConfig, DialerError};
 use engine::net::{PumpStats, SendMode};
 use engine::sip::Uri;
 use engine::store::sqlite::{SqliteOptions, SqliteStore};
@@ -121,29 +122,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
     let cfg = dialer_config(&args, &host, proxy, bind)?;
     let trunk_name = cfg.trunks[0].name.clone();
 
-    let (rtp_min, rtp_max) = args.rtp_ports;
-    let tuning = PumpTuning {
-        loops: usize::from(args.media_loops),
-        send_mode: match args.send_mode {
-            SendModeArg::Raw => SendMode::Raw,
-            SendModeArg::Socket => SendMode::PerSocket,
-            SendModeArg::Auto => SendMode::Auto,
-        },
-        play_gap_ms: args.play_gap_ms,
-    };
-    let media_cfg = PumpMediaConfig {
-        ip: local_ip,
-        port_min: rtp_min,
-        port_max: rtp_max,
-        prompt_cache: None,
-        ptimes: vec![20],
-    };
-    let (media, notes) =
-        PumpMedia::start_tuned(media_cfg, tuning).context("starting the media pump")?;
-    // Encoded once, before the first call, for every codec an answer may pick.
-    media
-        .prepare(&prompt)
-        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+    let media = start_media(&args, local_ip, &prompt)?;
     let scratch = Scratch::new()?;
     let store = SqliteStore::open(
         &scratch.0.join("calls.db"),
@@ -154,6 +133,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
     )
     .await
     .context("opening the scratch store")?;
+    let (media, notes) = media;
     let dialer = Dialer::start(cfg, store, media.clone(), notes)
         .await
         .context("starting the dialer")?;
@@ -179,8 +159,55 @@ pub async fn run(args: CallArgs) -> Result<()> {
         });
     }
     drop(tx);
+    let records = print_records(&mut rx, total).await?;
+    let elapsed = started.elapsed();
+    dialer.shutdown().await.context("stopping the dialer")?;
+    let stats = media.shutdown();
+    let mut summary = summary_json(&records, elapsed);
+    summary["summary"]["media"] = media_json(&stats);
+    println!("{summary}");
+    Ok(())
+}
+
+/// The media pump for this run, with the prompt encoded once, before the first call, for
+/// every codec an answer may pick.
+fn start_media(
+    args: &CallArgs,
+    local_ip: std::net::IpAddr,
+    prompt: &str,
+) -> Result<(Arc<PumpMedia>, mpsc::UnboundedReceiver<MediaNote>)> {
+    let (rtp_min, rtp_max) = args.rtp_ports;
+    let tuning = PumpTuning {
+        loops: usize::from(args.media_loops),
+        send_mode: match args.send_mode {
+            SendModeArg::Raw => SendMode::Raw,
+            SendModeArg::Socket => SendMode::PerSocket,
+            SendModeArg::Auto => SendMode::Auto,
+        },
+        play_gap_ms: args.play_gap_ms,
+    };
+    let media_cfg = PumpMediaConfig {
+        ip: local_ip,
+        port_min: rtp_min,
+        port_max: rtp_max,
+        prompt_cache: None,
+        ptimes: vec![20],
+    };
+    let (media, notes) =
+        PumpMedia::start_tuned(media_cfg, tuning).context("starting the media pump")?;
+    media
+        .prepare(prompt)
+        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+    Ok((media, notes))
+}
+
+/// Prints each call's record as a JSON line as it ends (one write per burst of ended
+/// calls rather than one per line); the records.
+async fn print_records(
+    rx: &mut mpsc::UnboundedReceiver<Result<CallReport, DialerError>>,
+    total: usize,
+) -> Result<Vec<CallReport>> {
     let mut records = Vec::with_capacity(total);
-    // One write per burst of ended calls rather than one per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(r) = rx.recv().await {
         let r = r.context("the dialer stopped before the call ended")?;
@@ -191,14 +218,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
         records.push(r);
     }
     out.flush()?;
-    drop(out);
-    let elapsed = started.elapsed();
-    dialer.shutdown().await.context("stopping the dialer")?;
-    let stats = media.shutdown();
-    let mut summary = summary_json(&records, elapsed);
-    summary["summary"]["media"] = media_json(&stats);
-    println!("{summary}");
-    Ok(())
+    Ok(records)
 }
 
 /// The dialer's configuration for this run: SIP on `bind`, one trunk to `proxy` with the

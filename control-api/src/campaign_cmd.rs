@@ -15,8 +15,8 @@ use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::{Dialer, DialerConfig};
 use engine::model::contacts::parse_csv;
 use engine::model::{
-    AmdPolicy, AmdSpec, CallingWindow, CampaignSpec, CampaignState, Delivery, Priority, Target,
-    Until, ZoneMessage,
+    AmdPolicy, AmdSpec, CallingWindow, CampaignSpec, CampaignState, Delivery, Priority,
+    RetryPolicy, Target, Until, ZoneMessage,
 };
 use engine::store::{SqliteOptions, SqliteStore, Store};
 
@@ -179,23 +179,7 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
     .with_context(|| format!("opening {}", a.db.display()))?;
 
     if let Some(path) = &a.contacts {
-        let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        // Zones as written: the CLI has no street list to fill a missing one from.
-        let rows = parse_csv(std::io::BufReader::new(f), &cfg.default_region, |z, _| {
-            Ok(z.to_string())
-        })
-        .with_context(|| format!("contacts {}", path.display()))?;
-        let bad = rows.rejected;
-        for e in bad.iter().take(20) {
-            tracing::warn!("contacts: {e}");
-        }
-        let rep = store.upsert_contacts(&a.tenant, rows.ok).await?;
-        eprintln!(
-            "contacts: {} new, {} updated, {} rejected",
-            rep.inserted,
-            rep.updated,
-            bad.len()
-        );
+        import_contacts(&store, &a.tenant, path, &cfg.default_region).await?;
     }
 
     let (media, notes) = start_media(&cfg, &a.db).await?;
@@ -205,29 +189,7 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
     let rec = match store.campaign_by_name(&a.tenant, &a.name).await? {
         Some(r) => r,
         None => {
-            let priority =
-                Priority::parse(&a.priority).context("--priority: normal or emergency")?;
-            let spec = CampaignSpec {
-                tenant: a.tenant.clone(),
-                name: a.name.clone(),
-                // Absolute, so that a restart from another directory finds it.
-                prompt: std::fs::canonicalize(&a.prompt)
-                    .with_context(|| format!("prompt {}", a.prompt.display()))?
-                    .display()
-                    .to_string(),
-                target: Target {
-                    all: a.all,
-                    zones: a.zones.clone(),
-                    streets: a.streets.clone(),
-                },
-                priority,
-                window: a.no_window.then(CallingWindow::always),
-                caller_id: a.caller_id.clone(),
-                ring_timeout_s: a.ring_timeout,
-                play_count: a.play_count,
-                retry,
-                delivery: delivery(&a)?,
-            };
+            let spec = spec_of(&a, retry)?;
             dialer.create_campaign(spec).await?
         }
     };
@@ -262,6 +224,57 @@ async fn run_campaign(a: RunArgs) -> Result<()> {
         serde_json::json!({ "campaign": id, "state": snap, "progress": p })
     );
     Ok(())
+}
+
+/// Imports a contacts CSV (zones as written: the CLI has no street list to fill a missing
+/// one from); the first rejected rows are logged.
+async fn import_contacts(
+    store: &SqliteStore,
+    tenant: &str,
+    path: &std::path::Path,
+    region: &str,
+) -> Result<()> {
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let rows = parse_csv(std::io::BufReader::new(f), region, |z, _| Ok(z.to_string()))
+        .with_context(|| format!("contacts {}", path.display()))?;
+    let bad = rows.rejected;
+    for e in bad.iter().take(20) {
+        tracing::warn!("contacts: {e}");
+    }
+    let rep = store.upsert_contacts(tenant, rows.ok).await?;
+    eprintln!(
+        "contacts: {} new, {} updated, {} rejected",
+        rep.inserted,
+        rep.updated,
+        bad.len()
+    );
+    Ok(())
+}
+
+/// The campaign the command's flags describe.
+fn spec_of(a: &RunArgs, retry: RetryPolicy) -> Result<CampaignSpec> {
+    let priority = Priority::parse(&a.priority).context("--priority: normal or emergency")?;
+    Ok(CampaignSpec {
+        tenant: a.tenant.clone(),
+        name: a.name.clone(),
+        // Absolute, so that a restart from another directory finds it.
+        prompt: std::fs::canonicalize(&a.prompt)
+            .with_context(|| format!("prompt {}", a.prompt.display()))?
+            .display()
+            .to_string(),
+        target: Target {
+            all: a.all,
+            zones: a.zones.clone(),
+            streets: a.streets.clone(),
+        },
+        priority,
+        window: a.no_window.then(CallingWindow::always),
+        caller_id: a.caller_id.clone(),
+        ring_timeout_s: a.ring_timeout,
+        play_count: a.play_count,
+        retry,
+        delivery: delivery(a)?,
+    })
 }
 
 /// The address for SDP: the one the kernel would use towards the first trunk.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -181,6 +181,41 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     let carrier_port = free_udp_port()?;
     let _carrier = start_carrier(&a, carrier_port, &dir)?;
     let admin = control_api::serve::state::new_token();
+    let server = start_server(&a, carrier_port, &dir, &admin).await?;
+    let addr: SocketAddr = server.addr;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(server.run(rx));
+    println!(
+        "dialer demo: fake carrier on udp 127.0.0.1:{carrier_port}, data in {}",
+        dir.display()
+    );
+    println!("  API      http://{addr}/v1   (admin token: {admin})");
+    println!("  docs     http://{addr}/docs");
+    println!("  metrics  http://{addr}/metrics");
+
+    let api = demo_town(&format!("http://{addr}"), &admin).await?;
+    let id = demo_campaign(&api, a.contacts).await?;
+    let started = Instant::now();
+    api.post_json(&format!("/v1/campaigns/{id}/start"), json!({}))
+        .await?;
+    let last = watch(&api, id).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    summary(&api, id, &last, elapsed).await?;
+
+    if a.linger {
+        println!("serving until Ctrl-C ...");
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = stop.send(true);
+    let _ = serving.await;
+    drop(_carrier);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `dialer serve` on a SQLite file in `dir`, one trunk to the fake carrier, the HTTP
+/// address asked for (a free one if it is taken).
+async fn start_server(a: &DemoArgs, carrier_port: u16, dir: &Path, admin: &str) -> Result<Server> {
     let http = if std::net::TcpListener::bind(&a.http).is_ok() {
         a.http.clone()
     } else {
@@ -197,24 +232,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         a.cps
     );
     let cfg = ServeConfig::parse_with(&text, &|k| std::env::var(k).ok())?;
-    let server = Server::start(cfg).await.context("starting dialer serve")?;
-    let addr: SocketAddr = server.addr;
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let serving = tokio::spawn(server.run(rx));
-    println!(
-        "dialer demo: fake carrier on udp 127.0.0.1:{carrier_port}, data in {}",
-        dir.display()
-    );
-    println!("  API      http://{addr}/v1   (admin token: {admin})");
-    println!("  docs     http://{addr}/docs");
-    println!("  metrics  http://{addr}/metrics");
+    Server::start(cfg).await.context("starting dialer serve")
+}
 
+/// The demo town (its tenant, as the admin) and the API as that tenant.
+async fn demo_town(base: &str, admin: &str) -> Result<Api> {
     let client = Client::builder().timeout(Duration::from_secs(60)).build()?;
-    let base = format!("http://{addr}");
     let admin_api = Api {
         http: client.clone(),
-        base: base.clone(),
-        token: admin.clone(),
+        base: base.to_string(),
+        token: admin.to_string(),
     };
     let t = admin_api
         .post_json(
@@ -224,15 +251,21 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         .await?;
     let api = Api {
         http: client,
-        base,
+        base: base.to_string(),
         token: t["token"].as_str().context("tenant token")?.to_string(),
     };
     println!("  tenant   demo-town (token: {})", api.token);
+    Ok(api)
+}
+
+/// Uploads the message, the streets and `contacts` residents, and creates the campaign;
+/// its id.
+async fn demo_campaign(api: &Api, contacts: u32) -> Result<i64> {
     let p = api
         .post_body("/v1/prompts?name=allerta", "audio/wav", SAMPLE.to_vec())
         .await?;
     let prompt_id = p["id"].as_str().context("prompt id")?.to_string();
-    let (streets, contacts) = contacts_csv(a.contacts);
+    let (streets, contacts) = contacts_csv(contacts);
     api.post_body("/v1/streets", "text/csv", streets.into_bytes())
         .await?;
     let imp = api
@@ -265,10 +298,11 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         "  campaign {id} on zones Centro and Lido: {} contacts, estimate {} s",
         c["estimate"]["contacts"], c["estimate"]["duration_s"]
     );
-    let started = Instant::now();
-    api.post_json(&format!("/v1/campaigns/{id}/start"), json!({}))
-        .await?;
+    Ok(id)
+}
 
+/// Shows the campaign's progress per zone until it ends; its last state.
+async fn watch(api: &Api, id: i64) -> Result<Value> {
     let multi = MultiProgress::new();
     let style = ProgressStyle::with_template("{prefix:>8} [{bar:40.cyan/blue}] {pos}/{len} {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -297,18 +331,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     for b in bars.values() {
         b.finish();
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    summary(&api, id, &last, elapsed).await?;
-
-    if a.linger {
-        println!("serving until Ctrl-C ...");
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    let _ = stop.send(true);
-    let _ = serving.await;
-    drop(_carrier);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    Ok(last)
 }
 
 async fn summary(api: &Api, id: i64, c: &Value, elapsed: f64) -> Result<()> {

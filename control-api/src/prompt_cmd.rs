@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use codecs::{Codec, EncodeSettings, PreparedAudio};
+use codecs::{Codec, EncodeSettings, PreparedAudio, Prompt};
 
 /// Arguments of `dialer prompt`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +66,17 @@ pub fn run(args: PromptArgs) -> Result<()> {
             .with_context(|| format!("writing {}", wav.display()))?;
     }
 
+    if args.json {
+        println!("{}", report_json(&args, &prompt));
+    } else {
+        print_report(&args, &prompt);
+    }
+    Ok(())
+}
+
+/// The report as JSON (`--json`): the encoding, the source and the loudness figures
+/// (rounded to 0.01; not finite: null).
+fn report_json(args: &PromptArgs, prompt: &Prompt) -> serde_json::Value {
     let info = prompt.info();
     let num = |x: f64| {
         if x.is_finite() {
@@ -74,58 +85,58 @@ pub fn run(args: PromptArgs) -> Result<()> {
             serde_json::Value::Null
         }
     };
-    if args.json {
-        let v = serde_json::json!({
-            "file": args.file.display().to_string(),
-            "key": prompt.key().to_hex(),
-            "codec": args.codec.name(),
-            "payload_type": args.codec.payload_type(),
-            "rtpmap": args.codec.rtpmap(),
-            "ptime_ms": prompt.ptime_ms(),
-            "frames": prompt.frame_count(),
-            "duration_ms": prompt.duration_ms(),
-            "timestamp_step": prompt.timestamp_step(),
-            "payload_bytes": prompt.payload_len(),
-            "source": {
-                "format": info.source_format,
-                "sample_rate": info.source_sample_rate,
-                "channels": info.source_channels,
-                "duration_ms": info.source_duration_ms,
-            },
-            "normalized": info.normalized,
-            "loudness_before_lufs": num(info.loudness_before_lufs),
-            "loudness_after_lufs": num(info.loudness_after_lufs),
-            "peak_before_dbfs": num(info.peak_before_dbfs),
-            "peak_after_dbfs": num(info.peak_after_dbfs),
-            "gain_db": num(info.gain_db),
-            "limited": info.limited,
-        });
-        println!("{v}");
-    } else {
-        println!(
-            "{}: {} {} Hz {} ch, {} ms -> {} ptime {} ms: {} frames, {} ms, {} payload bytes",
-            args.file.display(),
-            info.source_format,
-            info.source_sample_rate,
-            info.source_channels,
-            info.source_duration_ms,
-            args.codec,
-            prompt.ptime_ms(),
-            prompt.frame_count(),
-            prompt.duration_ms(),
-            prompt.payload_len(),
-        );
-        println!(
-            "loudness {:.1} LUFS -> {:.1} LUFS (gain {:+.1} dB{}), peak {:.1} dBFS -> {:.1} dBFS",
-            info.loudness_before_lufs,
-            info.loudness_after_lufs,
-            info.gain_db,
-            if info.limited { ", limited" } else { "" },
-            info.peak_before_dbfs,
-            info.peak_after_dbfs,
-        );
-    }
-    Ok(())
+    serde_json::json!({
+        "file": args.file.display().to_string(),
+        "key": prompt.key().to_hex(),
+        "codec": args.codec.name(),
+        "payload_type": args.codec.payload_type(),
+        "rtpmap": args.codec.rtpmap(),
+        "ptime_ms": prompt.ptime_ms(),
+        "frames": prompt.frame_count(),
+        "duration_ms": prompt.duration_ms(),
+        "timestamp_step": prompt.timestamp_step(),
+        "payload_bytes": prompt.payload_len(),
+        "source": {
+            "format": info.source_format,
+            "sample_rate": info.source_sample_rate,
+            "channels": info.source_channels,
+            "duration_ms": info.source_duration_ms,
+        },
+        "normalized": info.normalized,
+        "loudness_before_lufs": num(info.loudness_before_lufs),
+        "loudness_after_lufs": num(info.loudness_after_lufs),
+        "peak_before_dbfs": num(info.peak_before_dbfs),
+        "peak_after_dbfs": num(info.peak_after_dbfs),
+        "gain_db": num(info.gain_db),
+        "limited": info.limited,
+    })
+}
+
+/// The report as two lines of text.
+fn print_report(args: &PromptArgs, prompt: &Prompt) {
+    let info = prompt.info();
+    println!(
+        "{}: {} {} Hz {} ch, {} ms -> {} ptime {} ms: {} frames, {} ms, {} payload bytes",
+        args.file.display(),
+        info.source_format,
+        info.source_sample_rate,
+        info.source_channels,
+        info.source_duration_ms,
+        args.codec,
+        prompt.ptime_ms(),
+        prompt.frame_count(),
+        prompt.duration_ms(),
+        prompt.payload_len(),
+    );
+    println!(
+        "loudness {:.1} LUFS -> {:.1} LUFS (gain {:+.1} dB{}), peak {:.1} dBFS -> {:.1} dBFS",
+        info.loudness_before_lufs,
+        info.loudness_after_lufs,
+        info.gain_db,
+        if info.limited { ", limited" } else { "" },
+        info.peak_before_dbfs,
+        info.peak_after_dbfs,
+    );
 }
 
 #[cfg(test)]

@@ -45,17 +45,7 @@ async fn handle(
         .filter(|k| !k.is_empty() && k.len() <= 255)
         .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1..255 visible characters"))?
         .to_string();
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let scope = format!("{}:{path}", token_hash(auth));
+    let scope = scope_of(&req);
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -83,14 +73,7 @@ async fn handle(
                 "Idempotency-Key already used with a different request",
             ));
         }
-        let mut r = Response::new(Body::from(kept.body));
-        *r.status_mut() = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
-        if let Ok(v) = HeaderValue::from_str(&kept.content_type) {
-            r.headers_mut().insert(header::CONTENT_TYPE, v);
-        }
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(r);
+        return Ok(replay(kept));
     }
 
     let resp = next
@@ -99,6 +82,45 @@ async fn handle(
     if !resp.status().is_success() {
         return Ok(resp);
     }
+    keep(&state, &scope, &key, req_hash, resp).await
+}
+
+/// Whose request to where: the token's hash and the path with its query (a key is
+/// scoped to both).
+fn scope_of(req: &Request) -> String {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    format!("{}:{path}", token_hash(auth))
+}
+
+/// The kept reply, sent again (marked `Idempotent-Replayed: true`).
+fn replay(kept: StoredReply) -> Response {
+    let mut r = Response::new(Body::from(kept.body));
+    *r.status_mut() = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    if let Ok(v) = HeaderValue::from_str(&kept.content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    r
+}
+
+/// Stores a successful reply under the key, then sends it.
+async fn keep(
+    state: &AppState,
+    scope: &str,
+    key: &str,
+    req_hash: String,
+    resp: Response,
+) -> Result<Response, ApiError> {
     let (rparts, rbody) = resp.into_parts();
     let body = axum::body::to_bytes(rbody, MAX_STORED)
         .await
@@ -117,7 +139,7 @@ async fn handle(
     };
     state
         .store
-        .save_idempotent_reply(&scope, &key, kept, now_ms())
+        .save_idempotent_reply(scope, key, kept, now_ms())
         .await?;
     Ok(Response::from_parts(rparts, Body::from(body)))
 }

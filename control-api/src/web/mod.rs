@@ -12,6 +12,7 @@
 pub mod abuse;
 pub mod api_call;
 pub mod citizen;
+mod citizen_verify;
 pub mod config;
 pub mod console;
 pub mod console_campaign;

@@ -10,192 +10,129 @@
 
 use std::collections::HashMap;
 
-/// A prompt with the values it speaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Prompt {
+/// Declares [`Prompt`] and its key [`PromptKey`] from one list: each variant once, with
+/// the values it speaks and the key's word in the API, so the two enums cannot drift.
+macro_rules! prompts {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident $({ $($(#[$fdoc:meta])* $field:ident: $ty:ty),* $(,)? })? => $word:literal,
+    )*) => {
+        /// A prompt with the values it speaks.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Prompt {
+            $($(#[$doc])* $name $({ $($(#[$fdoc])* $field: $ty),* })?,)*
+        }
+
+        /// The name of a prompt: what a tenant's template or uploaded recording replaces.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum PromptKey {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl PromptKey {
+            /// Every key, in menu order.
+            pub const ALL: [PromptKey; [$($word),*].len()] = [$(PromptKey::$name),*];
+
+            /// The key's word in the API (`main_menu`).
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $(PromptKey::$name => $word,)*
+                }
+            }
+        }
+
+        impl Prompt {
+            /// The prompt's key.
+            pub fn key(&self) -> PromptKey {
+                match self {
+                    $(Prompt::$name { .. } => PromptKey::$name,)*
+                }
+            }
+        }
+    };
+}
+
+prompts! {
     /// Welcome, naming the town.
     Greeting {
         /// The tenant's display name.
         town: String,
-    },
+    } => "greeting",
     /// 1 register, 2 unregister, 3 latest message.
-    MainMenu,
+    MainMenu => "main_menu",
     /// The last digits of the caller's number, read back.
     ReadBack {
         /// Digits to read, one by one.
         digits: String,
-    },
+    } => "read_back",
     /// The number is registered already (and for which zone); the zone may change.
     AlreadyRegistered {
         /// The zone it has; None: the whole town.
         zone: Option<String>,
-    },
+    } => "already_registered",
     /// The zone list by number, 0 for the whole town.
     ZoneMenu {
         /// The town's zones, in menu order (1 is the first).
         zones: Vec<String>,
-    },
+    } => "zone_menu",
     /// The consent sentence; 1 to confirm.
-    Consent,
+    Consent => "consent",
     /// Registration stored.
     Registered {
         /// The zone chosen; None: the whole town.
         zone: Option<String>,
-    },
+    } => "registered",
     /// The zone of a registered number was changed.
     ZoneChanged {
         /// The new zone; None: the whole town.
         zone: Option<String>,
-    },
+    } => "zone_changed",
     /// Unregistering a number that is not registered.
-    NotRegistered,
+    NotRegistered => "not_registered",
     /// Unregistering erases the number: 1 to confirm.
-    UnregisterConfirm,
+    UnregisterConfirm => "unregister_confirm",
     /// Unregistered and erased.
-    Unregistered,
+    Unregistered => "unregistered",
     /// The town's latest message (audio of its campaign).
-    LatestMessage,
+    LatestMessage => "latest_message",
     /// The town has sent no message yet.
-    NoMessage,
+    NoMessage => "no_message",
     /// The caller's number is withheld: call again without hiding it, or use the web form.
-    Withheld,
+    Withheld => "withheld",
     /// A key the menu does not know.
-    Invalid,
+    Invalid => "invalid",
     /// Three mistakes: a polite goodbye.
-    TooManyMistakes,
+    TooManyMistakes => "too_many_mistakes",
     /// Goodbye (`#`).
-    Goodbye,
+    Goodbye => "goodbye",
     /// Staff: the line needs the caller's number (for the lockout and the record of who
     /// sent a message); a withheld one is refused.
-    NumberRequired,
+    NumberRequired => "number_required",
     /// Staff: the PIN, then `#`.
-    EnterPin,
+    EnterPin => "enter_pin",
     /// Staff: wrong PIN, try again.
-    WrongPin,
+    WrongPin => "wrong_pin",
     /// Staff: this caller is locked out for now.
-    LockedOut,
+    LockedOut => "locked_out",
     /// Staff: the town has no PIN set: the line is closed.
-    NoPin,
+    NoPin => "no_pin",
     /// Staff: record after the beep, `#` to stop.
-    RecordAfterBeep,
+    RecordAfterBeep => "record_after_beep",
     /// The beep (a tone, not speech).
-    Beep,
+    Beep => "beep",
     /// Staff: their own take, played back.
-    Playback,
+    Playback => "playback",
     /// Staff: 1 keep, 2 record again.
-    KeepOrAgain,
+    KeepOrAgain => "keep_or_again",
     /// Staff: 1 send now to the whole town, 2 keep as a draft.
-    SendOrDraft,
+    SendOrDraft => "send_or_draft",
     /// Staff: the emergency message is being sent.
-    Sent,
+    Sent => "sent",
     /// Staff: kept as a draft.
-    DraftSaved,
-}
-
-/// The name of a prompt: what a tenant's template or uploaded recording replaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // one key per Prompt variant, documented there
-pub enum PromptKey {
-    Greeting,
-    MainMenu,
-    ReadBack,
-    AlreadyRegistered,
-    ZoneMenu,
-    Consent,
-    Registered,
-    ZoneChanged,
-    NotRegistered,
-    UnregisterConfirm,
-    Unregistered,
-    LatestMessage,
-    NoMessage,
-    Withheld,
-    Invalid,
-    TooManyMistakes,
-    Goodbye,
-    NumberRequired,
-    EnterPin,
-    WrongPin,
-    LockedOut,
-    NoPin,
-    RecordAfterBeep,
-    Beep,
-    Playback,
-    KeepOrAgain,
-    SendOrDraft,
-    Sent,
-    DraftSaved,
+    DraftSaved => "draft_saved",
 }
 
 impl PromptKey {
-    /// Every key, in menu order.
-    pub const ALL: [PromptKey; 29] = [
-        PromptKey::Greeting,
-        PromptKey::MainMenu,
-        PromptKey::ReadBack,
-        PromptKey::AlreadyRegistered,
-        PromptKey::ZoneMenu,
-        PromptKey::Consent,
-        PromptKey::Registered,
-        PromptKey::ZoneChanged,
-        PromptKey::NotRegistered,
-        PromptKey::UnregisterConfirm,
-        PromptKey::Unregistered,
-        PromptKey::LatestMessage,
-        PromptKey::NoMessage,
-        PromptKey::Withheld,
-        PromptKey::Invalid,
-        PromptKey::TooManyMistakes,
-        PromptKey::Goodbye,
-        PromptKey::NumberRequired,
-        PromptKey::EnterPin,
-        PromptKey::WrongPin,
-        PromptKey::LockedOut,
-        PromptKey::NoPin,
-        PromptKey::RecordAfterBeep,
-        PromptKey::Beep,
-        PromptKey::Playback,
-        PromptKey::KeepOrAgain,
-        PromptKey::SendOrDraft,
-        PromptKey::Sent,
-        PromptKey::DraftSaved,
-    ];
-
-    /// The key's word in the API (`main_menu`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PromptKey::Greeting => "greeting",
-            PromptKey::MainMenu => "main_menu",
-            PromptKey::ReadBack => "read_back",
-            PromptKey::AlreadyRegistered => "already_registered",
-            PromptKey::ZoneMenu => "zone_menu",
-            PromptKey::Consent => "consent",
-            PromptKey::Registered => "registered",
-            PromptKey::ZoneChanged => "zone_changed",
-            PromptKey::NotRegistered => "not_registered",
-            PromptKey::UnregisterConfirm => "unregister_confirm",
-            PromptKey::Unregistered => "unregistered",
-            PromptKey::LatestMessage => "latest_message",
-            PromptKey::NoMessage => "no_message",
-            PromptKey::Withheld => "withheld",
-            PromptKey::Invalid => "invalid",
-            PromptKey::TooManyMistakes => "too_many_mistakes",
-            PromptKey::Goodbye => "goodbye",
-            PromptKey::NumberRequired => "number_required",
-            PromptKey::EnterPin => "enter_pin",
-            PromptKey::WrongPin => "wrong_pin",
-            PromptKey::LockedOut => "locked_out",
-            PromptKey::NoPin => "no_pin",
-            PromptKey::RecordAfterBeep => "record_after_beep",
-            PromptKey::Beep => "beep",
-            PromptKey::Playback => "playback",
-            PromptKey::KeepOrAgain => "keep_or_again",
-            PromptKey::SendOrDraft => "send_or_draft",
-            PromptKey::Sent => "sent",
-            PromptKey::DraftSaved => "draft_saved",
-        }
-    }
-
     /// Parses a word; `None` for anything else.
     pub fn parse(s: &str) -> Option<PromptKey> {
         PromptKey::ALL.into_iter().find(|k| k.as_str() == s)
@@ -205,45 +142,6 @@ impl PromptKey {
     /// staff member's take, the latest message).
     pub fn default_text(&self) -> Option<&'static str> {
         italian(*self)
-    }
-}
-
-impl Prompt {
-    /// The prompt's key.
-    pub fn key(&self) -> PromptKey {
-        use Prompt as P;
-        use PromptKey as K;
-        match self {
-            P::Greeting { .. } => K::Greeting,
-            P::MainMenu => K::MainMenu,
-            P::ReadBack { .. } => K::ReadBack,
-            P::AlreadyRegistered { .. } => K::AlreadyRegistered,
-            P::ZoneMenu { .. } => K::ZoneMenu,
-            P::Consent => K::Consent,
-            P::Registered { .. } => K::Registered,
-            P::ZoneChanged { .. } => K::ZoneChanged,
-            P::NotRegistered => K::NotRegistered,
-            P::UnregisterConfirm => K::UnregisterConfirm,
-            P::Unregistered => K::Unregistered,
-            P::LatestMessage => K::LatestMessage,
-            P::NoMessage => K::NoMessage,
-            P::Withheld => K::Withheld,
-            P::Invalid => K::Invalid,
-            P::TooManyMistakes => K::TooManyMistakes,
-            P::Goodbye => K::Goodbye,
-            P::NumberRequired => K::NumberRequired,
-            P::EnterPin => K::EnterPin,
-            P::WrongPin => K::WrongPin,
-            P::LockedOut => K::LockedOut,
-            P::NoPin => K::NoPin,
-            P::RecordAfterBeep => K::RecordAfterBeep,
-            P::Beep => K::Beep,
-            P::Playback => K::Playback,
-            P::KeepOrAgain => K::KeepOrAgain,
-            P::SendOrDraft => K::SendOrDraft,
-            P::Sent => K::Sent,
-            P::DraftSaved => K::DraftSaved,
-        }
     }
 }
 

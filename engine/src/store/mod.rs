@@ -19,6 +19,7 @@ use crate::model::{
 
 mod any;
 mod api_records;
+mod batch;
 mod hook_records;
 mod ivr_records;
 pub mod postgres;
@@ -42,6 +43,7 @@ pub use api_records::{
     ContactFilter, ContactGroup, ContactRecord, Loudness, PromptRecord, StoredReply, Street,
     TenantRecord,
 };
+pub(crate) use batch::Queued;
 pub use hook_records::{
     AttemptSubject, DeliveryRecord, DeliveryUpdate, DueDelivery, NewEvent, WebhookRecord,
 };
@@ -53,7 +55,7 @@ pub use postgres::{
 pub use records::{
     fold_groups, result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, CampaignRecord,
     CampaignReport, ContactGroupCount, ContactNext, Dangling, DueContact, GroupRow, ImportReport,
-    MessageCounts, Progress, ResultCounts, ZoneCounts,
+    MessageCounts, Progress, ResultCounts, Tally, ZoneCounts,
 };
 pub use sqlite::{now_ms, SqliteOptions, SqliteStore};
 

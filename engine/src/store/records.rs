@@ -196,6 +196,7 @@ pub struct Progress {
 /// Contacts by their best call result. `heard` counts the confirmed too (a confirmation
 /// says the message was heard).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResultCounts {
     /// Heard the whole message or confirmed.
     pub heard: u64,
@@ -222,19 +223,41 @@ impl ResultCounts {
     }
 }
 
-/// A campaign's figures per zone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ZoneCounts {
-    /// Zone name.
-    pub zone: String,
-    /// Targeted contacts in it.
+/// A campaign's figures over some of its targeted contacts (a zone's, a message's); the
+/// API shows them as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Tally {
+    /// Targeted contacts.
     pub targeted: u64,
     /// Of which finished.
     pub done: u64,
     /// Of which answered.
     pub answered: u64,
     /// Of which heard, confirmed, partial, machine.
+    #[serde(flatten)]
     pub results: ResultCounts,
+}
+
+impl Tally {
+    /// Adds a group of contacts.
+    fn add(&mut self, g: &ContactGroupCount) {
+        self.targeted += g.n;
+        self.done += if g.done { g.n } else { 0 };
+        self.answered += if g.answered { g.n } else { 0 };
+        if let Some(r) = g.result {
+            self.results.add(r, g.n);
+        }
+    }
+}
+
+/// A campaign's figures per zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneCounts {
+    /// Zone name.
+    pub zone: String,
+    /// Its contacts' figures.
+    pub counts: Tally,
 }
 
 /// A campaign's figures per message (per-zone messages; `None` is the default prompt).
@@ -242,14 +265,8 @@ pub struct ZoneCounts {
 pub struct MessageCounts {
     /// Index into the campaign's `messages`; `None`: its default prompt.
     pub message: Option<u32>,
-    /// Targeted contacts hearing it.
-    pub targeted: u64,
-    /// Of which finished.
-    pub done: u64,
-    /// Of which answered.
-    pub answered: u64,
-    /// Of which heard, confirmed, partial, machine.
-    pub results: ResultCounts,
+    /// Figures of the contacts hearing it.
+    pub counts: Tally,
 }
 
 /// One group of a campaign's targeted contacts, as the stores count them: zone, message,
@@ -321,19 +338,13 @@ pub fn fold_groups(
             zone: g.zone.clone(),
             ..Default::default()
         });
-        z.targeted += g.n;
-        z.done += if g.done { g.n } else { 0 };
-        z.answered += if g.answered { g.n } else { 0 };
+        z.counts.add(g);
         let m = messages.entry(g.message).or_insert_with(|| MessageCounts {
             message: g.message,
             ..Default::default()
         });
-        m.targeted += g.n;
-        m.done += if g.done { g.n } else { 0 };
-        m.answered += if g.answered { g.n } else { 0 };
+        m.counts.add(g);
         if let Some(r) = g.result {
-            z.results.add(r, g.n);
-            m.results.add(r, g.n);
             totals.add(r, g.n);
         }
     }

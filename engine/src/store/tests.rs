@@ -342,7 +342,10 @@ async fn campaign_report_counts_outcomes_zones_and_recent_attempts<H: Harness>()
     let zones: Vec<_> = r
         .zones
         .iter()
-        .map(|z| (z.zone.as_str(), z.targeted, z.done, z.answered))
+        .map(|z| {
+            let c = z.counts;
+            (z.zone.as_str(), c.targeted, c.done, c.answered)
+        })
         .collect();
     assert_eq!(zones, vec![("a", 2, 2, 1), ("b", 2, 1, 0)]);
     let mine = s.tenant_campaigns("t", 0, 10).await.unwrap();

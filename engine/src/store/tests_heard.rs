@@ -121,13 +121,23 @@ async fn results_until_opt_out_and_messages<H: Harness>() {
     let zones: Vec<_> = r
         .zones
         .iter()
-        .map(|z| (z.zone.as_str(), z.results.confirmed, z.results.machine))
+        .map(|z| {
+            let r = z.counts.results;
+            (z.zone.as_str(), r.confirmed, r.machine)
+        })
         .collect();
     assert_eq!(zones, vec![("a", 1, 0), ("b", 1, 1)]);
     let msgs: Vec<_> = r
         .messages
         .iter()
-        .map(|m| (m.message, m.targeted, m.done, m.results.heard))
+        .map(|m| {
+            (
+                m.message,
+                m.counts.targeted,
+                m.counts.done,
+                m.counts.results.heard,
+            )
+        })
         .collect();
     assert_eq!(msgs, vec![(None, 2, 1, 1), (Some(0), 2, 2, 1)]);
     let rows = s.attempts(c.id, 0, 10).await.unwrap();

@@ -150,10 +150,7 @@ pub async fn messages_out(
             default: index.is_none(),
             estimate_contacts: reach[i],
             duration_ms,
-            targeted: p.targeted,
-            done: p.done,
-            answered: p.answered,
-            results: p.results.into(),
+            counts: p.counts,
         });
     }
     Ok(out)

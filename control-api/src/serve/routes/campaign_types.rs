@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::store::{AttemptRecord, ResultCounts};
+use engine::store::{AttemptRecord, Tally};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
@@ -175,30 +175,6 @@ pub struct MessageIn {
     pub prompt_id: String,
 }
 
-/// Contacts by their best call result (`heard` counts the confirmed too).
-#[derive(Debug, Serialize, ToSchema, Default, Clone, Copy)]
-pub struct ResultsOut {
-    /// Heard the whole message, or confirmed.
-    pub heard: u64,
-    /// Pressed the confirm key.
-    pub confirmed: u64,
-    /// Hung up before the message ended.
-    pub partial: u64,
-    /// An answering machine took the call.
-    pub machine: u64,
-}
-
-impl From<ResultCounts> for ResultsOut {
-    fn from(r: ResultCounts) -> Self {
-        ResultsOut {
-            heard: r.heard,
-            confirmed: r.confirmed,
-            partial: r.partial,
-            machine: r.machine,
-        }
-    }
-}
-
 /// One message of a campaign with its estimate and progress.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageOut {
@@ -214,15 +190,10 @@ pub struct MessageOut {
     pub estimate_contacts: u64,
     /// The prompt's length, ms (0 when unknown).
     pub duration_ms: i64,
-    /// Targeted contacts hearing it (after start).
-    pub targeted: u64,
-    /// Of which finished.
-    pub done: u64,
-    /// Of which answered.
-    pub answered: u64,
-    /// Of which heard, confirmed, partial, machine.
+    /// Contacts hearing it (after start): targeted, of which finished, answered, heard,
+    /// confirmed, partial, machine.
     #[serde(flatten)]
-    pub results: ResultsOut,
+    pub counts: Tally,
 }
 
 /// How long a campaign should take.
@@ -232,20 +203,6 @@ pub struct Estimate {
     pub contacts: u64,
     /// Seconds at the current trunk capacity (null without trunks).
     pub duration_s: Option<f64>,
-}
-
-/// Per-zone counts.
-#[derive(Debug, Serialize, ToSchema, Default)]
-pub struct ZoneProgress {
-    /// Targeted contacts.
-    pub targeted: u64,
-    /// Finished contacts.
-    pub done: u64,
-    /// Answered contacts.
-    pub answered: u64,
-    /// Heard, confirmed, partial, machine.
-    #[serde(flatten)]
-    pub results: ResultsOut,
 }
 
 /// A campaign.
@@ -298,7 +255,7 @@ pub struct CampaignOut {
     /// best result: `heard` (confirmed included), `confirmed`, `partial`, `machine`.
     pub totals: BTreeMap<String, u64>,
     /// Per zone.
-    pub by_zone: BTreeMap<String, ZoneProgress>,
+    pub by_zone: BTreeMap<String, Tally>,
     /// Finished share, 0..1.
     pub progress: f64,
     /// Attempts per second over the last minute.

@@ -11,11 +11,11 @@ use axum::Json;
 use engine::model::{
     CallingWindow, CampaignAction, CampaignSpec, Outcome, Priority, RetryPolicy, RetryRule, Target,
 };
-use engine::store::{CampaignRecord, Store};
+use engine::store::{CampaignRecord, Store, Tally};
 
 use super::campaign_delivery::{delivery_of, messages_out, prompt_id_of, weighted_prompt_ms};
 pub use super::campaign_types::{
-    CallOut, CampaignOut, Estimate, NewCampaign, RetryIn, RuleIn, TargetIn, WindowIn, ZoneProgress,
+    CallOut, CampaignOut, Estimate, NewCampaign, RetryIn, RuleIn, TargetIn, WindowIn,
 };
 use super::prompts::prompt_path;
 use crate::serve::auth::Tenant;
@@ -87,18 +87,10 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     ] {
         totals.insert(k.into(), n);
     }
-    let by_zone: BTreeMap<String, ZoneProgress> = report
+    let by_zone: BTreeMap<String, Tally> = report
         .zones
         .into_iter()
-        .map(|z| {
-            let counts = ZoneProgress {
-                targeted: z.targeted,
-                done: z.done,
-                answered: z.answered,
-                results: z.results.into(),
-            };
-            (z.zone, counts)
-        })
+        .map(|z| (z.zone, z.counts))
         .collect();
     let recent = report.recent_attempts;
     let rate = recent as f64 / 60.0;

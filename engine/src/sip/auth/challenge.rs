@@ -58,108 +58,141 @@ fn unfold(value: &str) -> Result<String, AuthError> {
 /// never panics, whatever the input.
 pub fn parse_challenge(value: &str) -> Result<Challenge, AuthError> {
     let text = unfold(value)?;
-    let b = text.as_bytes();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && is_ws(b[*i]) {
-            *i += 1;
-        }
-    };
-    let token = |i: &mut usize| -> &str {
-        let start = *i;
-        while *i < b.len() && is_token_char(b[*i]) {
-            *i += 1;
-        }
-        &text[start..*i]
-    };
-
-    skip_ws(&mut i);
-    let scheme = token(&mut i);
+    let mut cur = Cursor { text: &text, i: 0 };
+    cur.skip_ws();
+    let scheme = cur.token();
     if scheme.is_empty() {
         return Err(AuthError::Malformed("no scheme"));
     }
     if !scheme.eq_ignore_ascii_case("Digest") {
         return Err(AuthError::NotDigest(scheme.to_owned()));
     }
-    if i < b.len() && !is_ws(b[i]) {
+    if cur.peek().is_some_and(|c| !is_ws(c)) {
         return Err(AuthError::Malformed("no space after scheme"));
     }
+    challenge_of(cur.params()?)
+}
 
-    let mut params: Vec<(String, String)> = Vec::new();
-    loop {
-        skip_ws(&mut i);
-        while i < b.len() && b[i] == b',' {
-            i += 1;
-            skip_ws(&mut i);
+/// A position in an unfolded challenge.
+struct Cursor<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.i).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while self.peek().is_some_and(is_ws) {
+            self.i += 1;
         }
-        if i >= b.len() {
-            break;
+    }
+
+    fn token(&mut self) -> &'a str {
+        let start = self.i;
+        while self.peek().is_some_and(is_token_char) {
+            self.i += 1;
         }
-        let name = token(&mut i);
+        &self.text[start..self.i]
+    }
+
+    /// The `name=value` list after the scheme: names lowercased, empty elements skipped,
+    /// a name given twice refused.
+    fn params(&mut self) -> Result<Vec<(String, String)>, AuthError> {
+        let mut params: Vec<(String, String)> = Vec::new();
+        loop {
+            self.skip_ws();
+            while self.peek() == Some(b',') {
+                self.i += 1;
+                self.skip_ws();
+            }
+            if self.peek().is_none() {
+                break;
+            }
+            let (name, value) = self.param()?;
+            if params.iter().any(|(n, _)| *n == name) {
+                return Err(AuthError::DuplicateParam(name));
+            }
+            params.push((name, value));
+            self.skip_ws();
+            match self.peek() {
+                None => break,
+                Some(b',') => self.i += 1,
+                Some(_) => return Err(AuthError::Malformed("expected ',' between parameters")),
+            }
+        }
+        Ok(params)
+    }
+
+    /// One `name = value` (a token or a quoted string).
+    fn param(&mut self) -> Result<(String, String), AuthError> {
+        let name = self.token();
         if name.is_empty() {
             return Err(AuthError::Malformed("expected a parameter name"));
         }
         let name = name.to_ascii_lowercase();
-        skip_ws(&mut i);
-        if b.get(i) != Some(&b'=') {
+        self.skip_ws();
+        if self.peek() != Some(b'=') {
             return Err(AuthError::Malformed("expected '=' after a parameter name"));
         }
-        i += 1;
-        skip_ws(&mut i);
-        let value = if b.get(i) == Some(&b'"') {
-            i += 1;
-            let mut v = String::new();
-            let mut start = i;
-            loop {
-                match b.get(i) {
-                    None => return Err(AuthError::Malformed("unterminated quoted string")),
-                    Some(b'"') => {
-                        v.push_str(&text[start..i]);
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        v.push_str(&text[start..i]);
-                        let next = i + 1;
-                        match b.get(next) {
-                            None => return Err(AuthError::Malformed("unterminated quoted string")),
-                            Some(c) if c.is_ascii_control() && *c != b'\t' => {
-                                return Err(AuthError::Malformed("escaped control character"))
-                            }
-                            Some(_) => {}
-                        }
-                        // The escaped character may be multi-byte UTF-8: copy it whole.
-                        let len = text[next..].chars().next().map_or(1, char::len_utf8);
-                        v.push_str(&text[next..next + len]);
-                        i = next + len;
-                        start = i;
-                    }
-                    Some(c) if c.is_ascii_control() && *c != b'\t' => {
-                        return Err(AuthError::Malformed("control character in quoted string"))
-                    }
-                    Some(_) => i += 1,
-                }
-            }
-            v
+        self.i += 1;
+        self.skip_ws();
+        let value = if self.peek() == Some(b'"') {
+            self.i += 1;
+            self.quoted()?
         } else {
-            let v = token(&mut i);
+            let v = self.token();
             if v.is_empty() {
                 return Err(AuthError::Malformed("expected a parameter value"));
             }
             v.to_owned()
         };
-        if params.iter().any(|(n, _)| *n == name) {
-            return Err(AuthError::DuplicateParam(name));
-        }
-        params.push((name, value));
-        skip_ws(&mut i);
-        match b.get(i) {
-            None => break,
-            Some(b',') => i += 1,
-            Some(_) => return Err(AuthError::Malformed("expected ',' between parameters")),
-        }
+        Ok((name, value))
     }
 
+    /// The rest of a quoted string (after its opening quote), escapes resolved.
+    fn quoted(&mut self) -> Result<String, AuthError> {
+        let (text, b) = (self.text, self.text.as_bytes());
+        let mut v = String::new();
+        let mut start = self.i;
+        loop {
+            match b.get(self.i) {
+                None => return Err(AuthError::Malformed("unterminated quoted string")),
+                Some(b'"') => {
+                    v.push_str(&text[start..self.i]);
+                    self.i += 1;
+                    return Ok(v);
+                }
+                Some(b'\\') => {
+                    v.push_str(&text[start..self.i]);
+                    let next = self.i + 1;
+                    match b.get(next) {
+                        None => return Err(AuthError::Malformed("unterminated quoted string")),
+                        Some(c) if c.is_ascii_control() && *c != b'\t' => {
+                            return Err(AuthError::Malformed("escaped control character"))
+                        }
+                        Some(_) => {}
+                    }
+                    // The escaped character may be multi-byte UTF-8: copy it whole.
+                    let len = text[next..].chars().next().map_or(1, char::len_utf8);
+                    v.push_str(&text[next..next + len]);
+                    self.i = next + len;
+                    start = self.i;
+                }
+                Some(c) if c.is_ascii_control() && *c != b'\t' => {
+                    return Err(AuthError::Malformed("control character in quoted string"))
+                }
+                Some(_) => self.i += 1,
+            }
+        }
+    }
+}
+
+/// The challenge a parameter list makes: realm and nonce required, the algorithm known
+/// (MD5 when absent), qop tokens read, unknown parameters ignored.
+fn challenge_of(mut params: Vec<(String, String)>) -> Result<Challenge, AuthError> {
     let mut take = |name: &str| {
         params
             .iter()

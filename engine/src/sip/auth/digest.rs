@@ -99,41 +99,8 @@ impl DigestClient {
         cnonce: &str,
         body: Option<&[u8]>,
     ) -> Result<String, AuthError> {
-        check("username", &creds.username)?;
-        check("method", method)?;
-        check("uri", uri)?;
-        check("cnonce", cnonce)?;
-        check("realm", &ch.realm)?;
-        check("nonce", &ch.nonce)?;
-        if let Some(o) = &ch.opaque {
-            check("opaque", o)?;
-        }
-        if method.is_empty() || !method.bytes().all(is_token_char) {
-            return Err(AuthError::InvalidValue("method"));
-        }
-
-        let qop = if ch.qop.is_empty() {
-            None
-        } else if ch.qop.contains(&Qop::Auth) {
-            Some(Qop::Auth)
-        } else if ch.qop.contains(&Qop::AuthInt) {
-            if body.is_none() {
-                return Err(AuthError::AuthIntNeedsBody);
-            }
-            Some(Qop::AuthInt)
-        } else {
-            let names: Vec<&str> = ch
-                .qop
-                .iter()
-                .map(|q| match q {
-                    Qop::Other(s) => s.as_str(),
-                    Qop::Auth => "auth",
-                    Qop::AuthInt => "auth-int",
-                })
-                .collect();
-            return Err(AuthError::UnsupportedQop(names.join(",")));
-        };
-
+        check_inputs(ch, creds, method, uri, cnonce)?;
+        let qop = choose_qop(ch, body.is_some())?;
         let alg = ch.algorithm;
         let mut ha1 =
             alg.hex(format!("{}:{}:{}", creds.username, ch.realm, creds.password).as_bytes());
@@ -168,31 +135,14 @@ impl DigestClient {
         } else {
             creds.username.clone()
         };
-        let mut out = String::with_capacity(256);
-        out.push_str("Digest username=");
-        push_quoted(&mut out, &username);
-        out.push_str(", realm=");
-        push_quoted(&mut out, &ch.realm);
-        out.push_str(", nonce=");
-        push_quoted(&mut out, &ch.nonce);
-        out.push_str(", uri=");
-        push_quoted(&mut out, uri);
-        let _ = write!(out, ", response=\"{response}\", algorithm={}", alg.as_str());
-        if qop_token.is_some() || alg.is_session() {
-            out.push_str(", cnonce=");
-            push_quoted(&mut out, cnonce);
-        }
-        if let (Some(q), Some(nc)) = (qop_token, nc) {
-            let _ = write!(out, ", qop={q}, nc={nc:08x}");
-        }
-        if let Some(o) = &ch.opaque {
-            out.push_str(", opaque=");
-            push_quoted(&mut out, o);
-        }
-        if ch.userhash {
-            out.push_str(", userhash=true");
-        }
-        Ok(out)
+        let answer = Answer {
+            username: &username,
+            uri,
+            response: &response,
+            cnonce,
+            qop: qop_token.zip(nc),
+        };
+        Ok(answer.header(ch))
     }
 
     fn next_count(&mut self, realm: &str, nonce: &str) -> u32 {
@@ -231,4 +181,101 @@ fn push_quoted(out: &mut String, value: &str) {
         out.push(c);
     }
     out.push('"');
+}
+
+/// What a computed digest answer writes into its `Authorization` header.
+struct Answer<'a> {
+    username: &'a str,
+    uri: &'a str,
+    response: &'a str,
+    cnonce: &'a str,
+    /// The qop token and nonce count, when the challenge offered a qop.
+    qop: Option<(&'static str, u32)>,
+}
+
+impl Answer<'_> {
+    /// `Digest username="..", realm="..", ...` for challenge `ch`.
+    fn header(&self, ch: &Challenge) -> String {
+        let mut out = String::with_capacity(256);
+        out.push_str("Digest username=");
+        push_quoted(&mut out, self.username);
+        out.push_str(", realm=");
+        push_quoted(&mut out, &ch.realm);
+        out.push_str(", nonce=");
+        push_quoted(&mut out, &ch.nonce);
+        out.push_str(", uri=");
+        push_quoted(&mut out, self.uri);
+        let alg = ch.algorithm;
+        let _ = write!(
+            out,
+            ", response=\"{}\", algorithm={}",
+            self.response,
+            alg.as_str()
+        );
+        if self.qop.is_some() || alg.is_session() {
+            out.push_str(", cnonce=");
+            push_quoted(&mut out, self.cnonce);
+        }
+        if let Some((q, nc)) = self.qop {
+            let _ = write!(out, ", qop={q}, nc={nc:08x}");
+        }
+        if let Some(o) = &ch.opaque {
+            out.push_str(", opaque=");
+            push_quoted(&mut out, o);
+        }
+        if ch.userhash {
+            out.push_str(", userhash=true");
+        }
+        out
+    }
+}
+
+/// Refuses values that cannot go into a quoted header parameter, and a method that is not
+/// a token.
+fn check_inputs(
+    ch: &Challenge,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> Result<(), AuthError> {
+    check("username", &creds.username)?;
+    check("method", method)?;
+    check("uri", uri)?;
+    check("cnonce", cnonce)?;
+    check("realm", &ch.realm)?;
+    check("nonce", &ch.nonce)?;
+    if let Some(o) = &ch.opaque {
+        check("opaque", o)?;
+    }
+    if method.is_empty() || !method.bytes().all(is_token_char) {
+        return Err(AuthError::InvalidValue("method"));
+    }
+    Ok(())
+}
+
+/// The qop we answer with: `auth` first, `auth-int` only with a body to hash, none when
+/// the challenge offers none (RFC 2069); an error when it offers only what we cannot do.
+fn choose_qop(ch: &Challenge, has_body: bool) -> Result<Option<Qop>, AuthError> {
+    if ch.qop.is_empty() {
+        Ok(None)
+    } else if ch.qop.contains(&Qop::Auth) {
+        Ok(Some(Qop::Auth))
+    } else if ch.qop.contains(&Qop::AuthInt) {
+        if !has_body {
+            return Err(AuthError::AuthIntNeedsBody);
+        }
+        Ok(Some(Qop::AuthInt))
+    } else {
+        let names: Vec<&str> = ch
+            .qop
+            .iter()
+            .map(|q| match q {
+                Qop::Other(s) => s.as_str(),
+                Qop::Auth => "auth",
+                Qop::AuthInt => "auth-int",
+            })
+            .collect();
+        Err(AuthError::UnsupportedQop(names.join(",")))
+    }
 }

@@ -101,79 +101,77 @@ impl Endpoint {
     }
 
     pub(super) fn on_invite_2xx(&mut self, now: Instant, h: u64, r: &Response<'_>) {
-        let cfg = self.cfg.clone();
-        let Some(c) = self.calls.get_mut(&h) else {
+        let Some(c) = self.calls.get(&h) else {
             return;
         };
-        let Ok(to) = r.headers.to() else {
+        let Some(dialog) = dialog_of(&c.params.request_uri, r) else {
             return;
         };
-        let remote_tag = to.tag().unwrap_or("").to_string();
-        let contact = r
-            .headers
-            .contacts()
-            .ok()
-            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()));
-        let routes: Vec<String> = r
-            .headers
-            .record_routes()
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .map(|n| format!("<{}>", n.uri.raw))
-            .collect();
-        let dialog = Dialog {
-            remote_tag: remote_tag.clone(),
-            remote_party: r.headers.first(HeaderName::To).unwrap_or("").to_string(),
-            remote_target: contact.unwrap_or_else(|| c.params.request_uri.clone()),
-            route_set: routes,
-        };
-        if let Some(d) = &c.dialog {
-            if d.remote_tag == remote_tag {
-                // A retransmitted 2xx: our ACK was lost, send it again.
-                if let Some((ack, dest)) = c.ack.clone() {
-                    let t = c.transport;
-                    self.send(t, dest, ack);
-                }
-                return;
-            }
-            // A 2xx from a second fork: acknowledge it, then end that dialog.
-            let mut fork = Call::fork_of(c, dialog);
-            let (t, invite_cseq) = (c.transport, c.invite_cseq);
-            let branch = self.branch();
-            if let Some((ack, dest)) = build_in_dialog(
-                &cfg,
-                &mut fork,
-                Method::Ack,
-                invite_cseq,
-                &branch,
-                &[],
-                None,
-            ) {
-                self.send(t, dest, ack.into());
-            }
-            let branch = self.branch();
-            if let Some((bye, dest)) = build_in_dialog(
-                &cfg,
-                &mut fork,
-                Method::Bye,
-                invite_cseq + 1,
-                &branch,
-                &[],
-                None,
-            ) {
-                self.start_client(now, branch, Method::Bye, bye.into(), dest, t, None);
-            }
+        if c.dialog.is_some() {
+            self.on_later_2xx(now, h, dialog);
             return;
         }
         if c.state != CallState::Inviting {
             return;
         }
+        self.confirm_and_ack(h, dialog);
+        self.on_answer(now, h, r);
+    }
+
+    /// A 2xx after the call's dialog is set: a retransmission (our ACK was lost: send it
+    /// again), or a 2xx from a second fork (acknowledge it, then end that dialog).
+    fn on_later_2xx(&mut self, now: Instant, h: u64, dialog: Dialog) {
+        let cfg = self.cfg.clone();
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if c.dialog.as_ref().map(|d| &d.remote_tag) == Some(&dialog.remote_tag) {
+            if let Some((ack, dest)) = c.ack.clone() {
+                let t = c.transport;
+                self.send(t, dest, ack);
+            }
+            return;
+        }
+        let mut fork = Call::fork_of(c, dialog);
+        let (t, invite_cseq) = (c.transport, c.invite_cseq);
+        let branch = self.branch();
+        if let Some((ack, dest)) = build_in_dialog(
+            &cfg,
+            &mut fork,
+            Method::Ack,
+            invite_cseq,
+            &branch,
+            &[],
+            None,
+        ) {
+            self.send(t, dest, ack.into());
+        }
+        let branch = self.branch();
+        if let Some((bye, dest)) = build_in_dialog(
+            &cfg,
+            &mut fork,
+            Method::Bye,
+            invite_cseq + 1,
+            &branch,
+            &[],
+            None,
+        ) {
+            self.start_client(now, branch, Method::Bye, bye.into(), dest, t, None);
+        }
+    }
+
+    /// The first 2xx: the call is confirmed with `dialog`, its ring timers stop, and the
+    /// ACK (kept for retransmitted 2xx) is sent.
+    fn confirm_and_ack(&mut self, h: u64, dialog: Dialog) {
+        let cfg = self.cfg.clone();
+        let branch = format!("{BRANCH_MAGIC}{:016x}", self.rng.random::<u64>());
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
         c.dialog = Some(dialog);
         c.state = CallState::Confirmed;
         c.timers.stop(CallTimer::Ring);
         c.timers.stop(CallTimer::CancelGuard);
-        let branch = format!("{BRANCH_MAGIC}{:016x}", self.rng.random::<u64>());
         let extra: Vec<(&str, String)> =
             c.auth_header.iter().map(|(n, v)| (*n, v.clone())).collect();
         let invite_cseq = c.invite_cseq;
@@ -185,6 +183,12 @@ impl Endpoint {
             let t = c.transport;
             self.send(t, dest, ack);
         }
+    }
+
+    /// The answer of a confirmed call: its media negotiated (the 2xx's SDP, or a reliable
+    /// 183's), session timers set, `Answered` reported; a 200 that crossed our CANCEL, or
+    /// an answer we cannot use, ends the call with a BYE.
+    fn on_answer(&mut self, now: Instant, h: u64, r: &Response<'_>) {
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -245,4 +249,30 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The dialog a 2xx sets up: the far end's tag and party, its Contact as the remote target
+/// (the request URI without one) and the reversed Record-Route set. None without a To.
+fn dialog_of(request_uri: &str, r: &Response<'_>) -> Option<Dialog> {
+    let to = r.headers.to().ok()?;
+    let remote_tag = to.tag().unwrap_or("").to_string();
+    let contact = r
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|v| v.first().map(|n| n.uri.raw.to_string()));
+    let route_set = r
+        .headers
+        .record_routes()
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .map(|n| format!("<{}>", n.uri.raw))
+        .collect();
+    Some(Dialog {
+        remote_tag,
+        remote_party: r.headers.first(HeaderName::To).unwrap_or("").to_string(),
+        remote_target: contact.unwrap_or_else(|| request_uri.to_string()),
+        route_set,
+    })
 }

@@ -67,33 +67,9 @@ impl Endpoint {
             return;
         }
         let invite = r.method == Method::Invite;
-        let id = ServerId(self.next_tx);
-        self.next_tx += 1;
-        self.server_keys.insert(key.clone(), id);
-        self.servers.insert(
-            id,
-            ServerEntry {
-                tx: ServerTx::new(invite, transport.reliable(), self.cfg.timers),
-                key,
-                dest: from,
-                transport,
-                call: None,
-            },
-        );
+        let id = self.new_server(key, invite, from, transport);
         let (status, reason, extra, body) = self.decide(now, r);
-        let to_tag = self.token(10);
-        // A 100 is hop-by-hop and opens no dialog: no To tag (RFC 3261 §8.2.6.2).
-        let tag = (status > 100).then_some(to_tag.as_str());
-        let mut w = MessageWriter::response_to(r, status, reason, tag);
-        for (n, v) in &extra {
-            w.push_header(n, v);
-        }
-        w.push_header("Server", &self.cfg.user_agent);
-        let bytes: Wire = match &body {
-            Some(b) => w.finish_with_body(Some("application/sdp"), b.as_bytes()),
-            None => w.finish(),
-        }
-        .into();
+        let bytes = self.response(r, status, reason, &extra, body.as_deref());
         let Some(e) = self.servers.get_mut(&id) else {
             return;
         };
@@ -127,6 +103,55 @@ impl Endpoint {
             }
         }
         self.wakeups.set(Wake::Server(id), next);
+    }
+
+    /// Opens the server transaction of a new request.
+    fn new_server(
+        &mut self,
+        key: String,
+        invite: bool,
+        from: SocketAddr,
+        transport: Transport,
+    ) -> ServerId {
+        let id = ServerId(self.next_tx);
+        self.next_tx += 1;
+        self.server_keys.insert(key.clone(), id);
+        self.servers.insert(
+            id,
+            ServerEntry {
+                tx: ServerTx::new(invite, transport.reliable(), self.cfg.timers),
+                key,
+                dest: from,
+                transport,
+                call: None,
+            },
+        );
+        id
+    }
+
+    /// Our response to `r`: a fresh To tag (none on a 100), the extra headers, our
+    /// Server value and the SDP body if any.
+    fn response(
+        &mut self,
+        r: &Request<'_>,
+        status: u16,
+        reason: &str,
+        extra: &[(String, String)],
+        body: Option<&str>,
+    ) -> Wire {
+        let to_tag = self.token(10);
+        // A 100 is hop-by-hop and opens no dialog: no To tag (RFC 3261 §8.2.6.2).
+        let tag = (status > 100).then_some(to_tag.as_str());
+        let mut w = MessageWriter::response_to(r, status, reason, tag);
+        for (n, v) in extra {
+            w.push_header(n, v);
+        }
+        w.push_header("Server", &self.cfg.user_agent);
+        match body {
+            Some(b) => w.finish_with_body(Some("application/sdp"), b.as_bytes()),
+            None => w.finish(),
+        }
+        .into()
     }
 
     /// Forgets a server transaction and its wake-up.
@@ -211,58 +236,13 @@ impl Endpoint {
         now: Instant,
         r: &Request<'_>,
     ) -> (u16, &'static str, Vec<(String, String)>, Option<String>) {
+        if let Some((status, reason, extra)) = refusal(r) {
+            return (status, reason, extra, None);
+        }
         let h = &r.headers;
         let mut extra = Vec::new();
-        if h.from().is_err() || h.to().is_err() || h.call_id().is_err() || h.cseq().is_err() {
-            return (
-                400,
-                "Bad Request (missing or repeated required header)",
-                extra,
-                None,
-            );
-        }
-        if h.content_length().is_err() {
-            return (400, "Bad Request (Content-Length)", extra, None);
-        }
-        if !matches!(r.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
-            return (416, "Unsupported URI Scheme", extra, None);
-        }
-        let known = matches!(
-            r.method,
-            Method::Invite
-                | Method::Bye
-                | Method::Cancel
-                | Method::Options
-                | Method::Update
-                | Method::Info
-        );
-        if !known {
-            extra.push(("Allow".into(), ALLOW.into()));
-            return match r.method {
-                Method::Other(_) => (501, "Not Implemented", extra, None),
-                _ => (405, "Method Not Allowed", extra, None),
-            };
-        }
-        let unsupported: Vec<&str> = h
-            .require()
-            .filter(|t| !t.eq_ignore_ascii_case("timer"))
-            .collect();
-        if !unsupported.is_empty() && r.method != Method::Cancel {
-            extra.push(("Unsupported".into(), unsupported.join(", ")));
-            return (420, "Bad Extension", extra, None);
-        }
         let to_tag = h.to().ok().and_then(|t| t.tag().map(str::to_string));
-        let call = h
-            .call_id()
-            .ok()
-            .and_then(|id| self.by_call_id.get(id).copied())
-            .filter(|hd| {
-                let c = &self.calls[hd];
-                to_tag.as_deref() == Some(c.local_tag.as_str())
-                    && c.dialog
-                        .as_ref()
-                        .is_some_and(|d| h.from().ok().and_then(|f| f.tag()) == Some(&d.remote_tag))
-            });
+        let call = self.dialog_call(r, to_tag.as_deref());
         match (r.method, call) {
             (Method::Options, _) => {
                 extra.push(("Allow".into(), ALLOW.into()));
@@ -271,25 +251,7 @@ impl Endpoint {
                 (200, "OK", extra, None)
             }
             (Method::Bye, Some(hd)) => {
-                if let Some(c) = self.calls.get(&hd) {
-                    if c.state != CallState::Terminating {
-                        self.end_call(
-                            hd,
-                            CallEnd {
-                                outcome: Outcome::Answered,
-                                status: 200,
-                                reason: "OK".into(),
-                                hangup: Hangup::Remote,
-                                retry_after: None,
-                            },
-                        );
-                    } else if let Some(end) =
-                        self.calls.get_mut(&hd).and_then(|c| c.end_after_bye.take())
-                    {
-                        // BYEs crossed: both sides are done.
-                        self.end_call(hd, end);
-                    }
-                }
+                self.remote_bye(hd);
                 (200, "OK", extra, None)
             }
             (Method::Cancel, None) if self.cancel_target(r).is_some() => (200, "OK", extra, None),
@@ -309,6 +271,45 @@ impl Endpoint {
             }
             (_, None) => (481, "Call/Transaction Does Not Exist", extra, None),
             _ => (501, "Not Implemented", extra, None),
+        }
+    }
+
+    /// The call whose dialog a request is in: its Call-ID, our tag in To and the far
+    /// end's tag in From must all match.
+    fn dialog_call(&self, r: &Request<'_>, to_tag: Option<&str>) -> Option<u64> {
+        let h = &r.headers;
+        h.call_id()
+            .ok()
+            .and_then(|id| self.by_call_id.get(id).copied())
+            .filter(|hd| {
+                let c = &self.calls[hd];
+                to_tag == Some(c.local_tag.as_str())
+                    && c.dialog
+                        .as_ref()
+                        .is_some_and(|d| h.from().ok().and_then(|f| f.tag()) == Some(&d.remote_tag))
+            })
+    }
+
+    /// The far end hung up: the call ends answered, or, when our own BYE crossed its,
+    /// with the end our BYE was for.
+    fn remote_bye(&mut self, hd: u64) {
+        let Some(c) = self.calls.get(&hd) else {
+            return;
+        };
+        if c.state != CallState::Terminating {
+            self.end_call(
+                hd,
+                CallEnd {
+                    outcome: Outcome::Answered,
+                    status: 200,
+                    reason: "OK".into(),
+                    hangup: Hangup::Remote,
+                    retry_after: None,
+                },
+            );
+        } else if let Some(end) = self.calls.get_mut(&hd).and_then(|c| c.end_after_bye.take()) {
+            // BYEs crossed: both sides are done.
+            self.end_call(hd, end);
         }
     }
 
@@ -394,4 +395,53 @@ impl Endpoint {
         };
         self.send(transport, from, bytes.into());
     }
+}
+
+/// A status, its reason and extra headers (`Allow`, `Unsupported`).
+type Refusal = (u16, &'static str, Vec<(String, String)>);
+
+/// A refusal every new request gets whatever its dialog (RFC 3261 §8.2): a missing or
+/// repeated required header, a bad Content-Length, a URI scheme we do not serve, a method
+/// we do not know or allow, an extension we do not support. None: the request may go on.
+fn refusal(r: &Request<'_>) -> Option<Refusal> {
+    let h = &r.headers;
+    let mut extra = Vec::new();
+    if h.from().is_err() || h.to().is_err() || h.call_id().is_err() || h.cseq().is_err() {
+        return Some((
+            400,
+            "Bad Request (missing or repeated required header)",
+            extra,
+        ));
+    }
+    if h.content_length().is_err() {
+        return Some((400, "Bad Request (Content-Length)", extra));
+    }
+    if !matches!(r.uri.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) {
+        return Some((416, "Unsupported URI Scheme", extra));
+    }
+    let known = matches!(
+        r.method,
+        Method::Invite
+            | Method::Bye
+            | Method::Cancel
+            | Method::Options
+            | Method::Update
+            | Method::Info
+    );
+    if !known {
+        extra.push(("Allow".into(), ALLOW.into()));
+        return Some(match r.method {
+            Method::Other(_) => (501, "Not Implemented", extra),
+            _ => (405, "Method Not Allowed", extra),
+        });
+    }
+    let unsupported: Vec<&str> = h
+        .require()
+        .filter(|t| !t.eq_ignore_ascii_case("timer"))
+        .collect();
+    if !unsupported.is_empty() && r.method != Method::Cancel {
+        extra.push(("Unsupported".into(), unsupported.join(", ")));
+        return Some((420, "Bad Extension", extra));
+    }
+    None
 }

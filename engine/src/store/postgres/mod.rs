@@ -2,10 +2,9 @@
 //! (under a PostgreSQL advisory lock, so nodes starting together migrate once), one
 //! writer connection that commits in batches, and a pool of readers.
 //!
-//! Writes keep the SQLite store's contract: queued in call order on one writer task,
-//! which takes every operation already waiting (up to [`PgOptions::max_batch`]), applies
-//! them in one transaction and commits once; a caller awaiting [`Store::begin_attempt`]
-//! is answered only after that commit. Unlike SQLite, a failed statement aborts a
+//! Writes go through the batched writer of `store::batch`, as on SQLite (up to
+//! [`PgOptions::max_batch`] per commit; a caller awaiting [`Store::begin_attempt`] is
+//! answered only after that commit). Unlike SQLite, a failed statement aborts a
 //! PostgreSQL transaction, so each operation runs inside its own savepoint: one that
 //! fails (a name conflict, say) is rolled back alone and the rest of the batch commits.
 //! If the writer's connection breaks (a database restart), the next batch reconnects.
@@ -14,8 +13,6 @@
 //! [`contacts`], [`api`]; this file holds the connection, migrations and the writer.
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -23,36 +20,16 @@ use std::sync::Arc;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, RunOne};
 use super::*;
 
-mod api;
-mod campaigns;
 mod cluster;
 mod cluster_trunks;
-mod contacts;
 mod db;
-/// DIDs: the shared SQL in `store/sql/dids.rs`.
-mod dids {
-    use super::db::*;
-    include!("../sql/dids.rs");
-}
-mod journal;
-mod audit_log {
-    use super::db::*;
-    include!("../sql/audit.rs");
-}
-mod webhooks {
-    use super::db::*;
-    include!("../sql/webhooks.rs");
-}
-/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
-mod prefix_limits {
-    use super::db::*;
-    include!("../sql/prefix_limits.rs");
-}
-mod registrations;
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
+// prefix_limits: the SQL in `store/sql/`.
+crate::store::sql::shared_concerns!();
 mod sizes;
 mod store_impl;
 #[cfg(any(test, feature = "pg-test-cluster"))]
@@ -155,41 +132,16 @@ impl Default for PgOptions {
     }
 }
 
-type Reply<T> = oneshot::Sender<StoreResult<T>>;
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A reply to send once the batch's commit is known.
-type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
-
-/// One queued write: it runs inside the batch's transaction (in a savepoint of its own),
-/// and its reply waits for the commit.
-trait Write: Send {
-    fn apply<'c>(self: Box<Self>, c: &'c mut PgConnection) -> BoxFut<'c, Deferred>;
-    fn fail(self: Box<Self>, msg: &str);
-}
-
-struct Job<T, F> {
-    reply: Reply<T>,
-    run: F,
-}
-
-impl<T, F> Write for Job<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
-{
-    fn apply<'c>(self: Box<Self>, c: &'c mut PgConnection) -> BoxFut<'c, Deferred> {
-        let Job { reply, run } = *self;
-        Box::pin(async move {
-            let r = in_savepoint(c, run).await;
-            defer(reply, r)
-        })
-    }
-
-    fn fail(self: Box<Self>, msg: &str) {
-        let _ = self
-            .reply
-            .send(Err(StoreError::Conflict(format!("begin failed: {msg}"))));
+/// Each operation runs in a savepoint of its own: a failed statement aborts a PostgreSQL
+/// transaction, so one that fails (a name conflict, say) is rolled back alone and the rest
+/// of the batch commits.
+impl RunOne for PgConnection {
+    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+    {
+        Box::pin(in_savepoint(c, run))
     }
 }
 
@@ -214,22 +166,19 @@ where
     }
 }
 
-fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
-    Box::new(move |commit_err| {
-        let r = match (r, commit_err) {
-            (Ok(_), Some(e)) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
-            (r, _) => r,
-        };
-        let _ = reply.send(r);
-    })
-}
-
 /// The PostgreSQL implementation of [`Store`]. Clones share the writer, the readers and
 /// the fence of the node's run.
 #[derive(Clone)]
 pub struct PgStore {
-    tx: mpsc::UnboundedSender<Box<dyn Write>>,
+    queue: Queue<PgConnection>,
     read: ReadPool,
+}
+
+impl Queued for PgStore {
+    type Conn = PgConnection;
+    fn queue(&self) -> &Queue<PgConnection> {
+        &self.queue
+    }
 }
 
 /// The reader pool with the fencing token of this node's run (0 until the node joins a
@@ -267,7 +216,7 @@ impl PgStore {
             .max_connections(o.readers.max(1))
             .connect_with(opts.clone())
             .await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = Queue::new();
         let fence = Arc::new(AtomicI64::new(0));
         let w = Writer {
             opts,
@@ -276,26 +225,9 @@ impl PgStore {
         };
         tokio::spawn(writer(w, conn, rx));
         Ok(PgStore {
-            tx,
+            queue,
             read: ReadPool { pool: read, fence },
         })
-    }
-
-    /// Queues `run` on the writer now (so that writes keep their call order) and returns
-    /// the future of its reply.
-    fn write<T, F>(&self, run: F) -> impl Future<Output = StoreResult<T>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Box::new(Job { reply, run })).is_ok();
-        async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            rx.await.map_err(|_| StoreError::Closed)?
-        }
     }
 }
 
@@ -317,21 +249,15 @@ struct Writer {
     fence: Arc<AtomicI64>,
 }
 
-async fn writer(
-    w: Writer,
-    mut conn: PgConnection,
-    mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>,
-) {
+async fn writer(w: Writer, mut conn: PgConnection, mut rx: Ops<PgConnection>) {
     let mut batch = Vec::with_capacity(w.max);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < w.max {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
+    while next_batch(&mut rx, &mut batch, w.max).await {
+        let started = std::time::Instant::now();
+        let fence = w.fence.load(Ordering::Acquire);
+        match begin_tx(&w.opts, &mut conn, fence).await {
+            Ok(tx) => apply_and_commit(tx, &mut batch, started).await,
+            Err(e) => fail_all(&mut batch, &e.to_string()),
         }
-        commit_batch(&w, &mut conn, &mut batch).await;
     }
 }
 
@@ -355,34 +281,6 @@ async fn begin_tx<'c>(
             .await?;
     }
     Ok(tx)
-}
-
-/// Applies `batch` in one transaction and answers each operation after the commit.
-async fn commit_batch(w: &Writer, conn: &mut PgConnection, batch: &mut Vec<Box<dyn Write>>) {
-    let n = batch.len();
-    let started = std::time::Instant::now();
-    let fence = w.fence.load(Ordering::Acquire);
-    let mut tx = match begin_tx(&w.opts, conn, fence).await {
-        Ok(tx) => tx,
-        Err(e) => {
-            let msg = e.to_string();
-            batch.drain(..).for_each(|op| op.fail(&msg));
-            return;
-        }
-    };
-    let mut replies: Vec<Deferred> = Vec::with_capacity(n);
-    for op in batch.drain(..) {
-        replies.push(op.apply(&mut tx).await);
-    }
-    let err = tx.commit().await.err().map(|e| e.to_string());
-    if let Some(e) = &err {
-        tracing::error!(error = %e, "store: batch commit failed");
-    }
-    metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(n as f64);
-    metrics::histogram!(crate::metrics::STORE_COMMIT).record(started.elapsed());
-    for r in replies {
-        r(err.as_deref());
-    }
 }
 
 /// Whether `url` names a PostgreSQL database (rather than a SQLite file).

@@ -1,3 +1,81 @@
-//! The SQLite names the shared SQL in `store::sql` is compiled against.
+//! The SQLite names the shared SQL in `store::sql` is compiled against, and the few
+//! statements where SQLite's dialect differs from PostgreSQL's.
 
-pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool};
+pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow};
+
+use super::campaigns::DueRow;
+use crate::model::ContactState;
+use crate::store::StoreResult;
+
+/// The reader pool the store's reads take.
+pub(super) type Read = Pool;
+
+/// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated: the
+/// creation time is the statement's own (`$9`) only on a fresh row.
+pub(super) const INSERTED: &str = "created_ms = $9";
+
+/// Row locks: none (the writer's transaction already holds the database's write lock).
+pub(super) const FOR_UPDATE: &str = "";
+
+/// The street list's conflict target: the column is `COLLATE NOCASE`.
+pub(super) const STREET_KEY: &str = "street";
+
+/// Which attempts an answer is journaled on: every one (no other node closes them).
+pub(super) const ANSWER_COUNTS: &str = "TRUE";
+
+/// How a finished attempt leaves its contact's claim: there are no claims.
+pub(super) const RELEASE_CLAIM: &str = "";
+
+/// Which dialling attempts belong to a run that is gone: all (this process is the only
+/// dialer).
+pub(super) const GONE_RUN: &str = "";
+
+/// The fence of this node's run: never clustered.
+pub(super) fn fence(_db: &Read) -> i64 {
+    0
+}
+
+/// Marks the contact dialling before its attempt is journaled (`$1` campaign, `$2`
+/// contact).
+pub(super) const MARK_DIALING: Option<&str> = Some(
+    "UPDATE campaign_contacts SET state = 'dialing' WHERE campaign_id = $1 AND contact_id = $2",
+);
+
+/// Journals an attempt (binds as in `journal::begin`).
+pub(super) const BEGIN_ATTEMPT: &str =
+    "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+
+/// Puts a starting campaign's targets in, one prepared statement per contact (SQLite has
+/// no arrays to pass them in one).
+pub(super) async fn insert_targets(
+    c: &mut Conn,
+    campaign: i64,
+    state: ContactState,
+    ids: &[i64],
+    messages: &[Option<i64>],
+) -> StoreResult<()> {
+    for (id, message) in ids.iter().zip(messages) {
+        sqlx::query(
+            "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms, message)
+             VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(campaign)
+        .bind(id)
+        .bind(state.as_str())
+        .bind(message)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A SQLite store is never a node of a cluster: due contacts are read, not claimed.
+pub(super) async fn claim_due(
+    _db: &Read,
+    _campaign: i64,
+    _now_ms: i64,
+    _limit: u32,
+) -> StoreResult<Option<Vec<DueRow>>> {
+    Ok(None)
+}

@@ -1,18 +1,15 @@
 //! The SQLite store: WAL mode, embedded migrations, one writer task that commits in
 //! batches, and a small pool of readers.
 //!
-//! Every write goes through the writer: it takes the first waiting operation, then every
-//! other already queued (up to [`SqliteOptions::max_batch`]), applies them in one
-//! transaction and commits once. Thousands of attempt updates a second thus cost a few
-//! commits (fsyncs) a second, and a caller awaiting [`Store::begin_attempt`] is answered
-//! only after its commit: the journal entry is durable before the INVITE leaves.
+//! Every write goes through the batched writer of `store::batch` (up to
+//! [`SqliteOptions::max_batch`] operations per commit): a caller awaiting
+//! [`Store::begin_attempt`] is answered only after its commit, so the journal entry is
+//! durable before the INVITE leaves.
 //!
 //! The SQL lives by concern: [`campaigns`], [`journal`], [`contacts`], [`api`] (the control
 //! API's own tables); this file holds the connection, the writer and the trait's wiring.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -20,34 +17,14 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::Connection;
-use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, RunOne};
 use super::*;
 
-mod api;
-mod campaigns;
-mod contacts;
 mod db;
-/// DIDs: the shared SQL in `store/sql/dids.rs`.
-mod dids {
-    use super::db::*;
-    include!("../sql/dids.rs");
-}
-mod journal;
-mod audit_log {
-    use super::db::*;
-    include!("../sql/audit.rs");
-}
-mod webhooks {
-    use super::db::*;
-    include!("../sql/webhooks.rs");
-}
-/// Limits per destination prefix: the shared SQL in `store/sql/prefix_limits.rs`.
-mod prefix_limits {
-    use super::db::*;
-    include!("../sql/prefix_limits.rs");
-}
-mod registrations;
+// api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
+// prefix_limits: the SQL in `store/sql/`.
+crate::store::sql::shared_concerns!();
 mod store_impl;
 
 /// Migrations, in order; each runs once, recorded in `schema_migrations`.
@@ -88,56 +65,30 @@ impl Default for SqliteOptions {
     }
 }
 
-type Reply<T> = oneshot::Sender<StoreResult<T>>;
-type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A reply to send once the batch's commit is known.
-type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
-
-/// One queued write: it runs inside the batch's transaction, and its reply waits for the
-/// commit.
-trait Write: Send {
-    fn apply<'c>(self: Box<Self>, c: &'c mut SqliteConnection) -> BoxFut<'c, Deferred>;
-    fn fail(self: Box<Self>, msg: &str);
-}
-
-struct Job<T, F> {
-    reply: Reply<T>,
-    run: F,
-}
-
-impl<T, F> Write for Job<T, F>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
-{
-    fn apply<'c>(self: Box<Self>, c: &'c mut SqliteConnection) -> BoxFut<'c, Deferred> {
-        let Job { reply, run } = *self;
-        Box::pin(async move { defer(reply, run(c).await) })
-    }
-
-    fn fail(self: Box<Self>, msg: &str) {
-        let _ = self
-            .reply
-            .send(Err(StoreError::Conflict(format!("begin failed: {msg}"))));
-    }
-}
-
-fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
-    Box::new(move |commit_err| {
-        let r = match (r, commit_err) {
-            (Ok(_), Some(e)) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
-            (r, _) => r,
-        };
-        let _ = reply.send(r);
-    })
-}
-
 /// The SQLite implementation of [`Store`]. Clones share the writer and the readers.
 #[derive(Clone)]
 pub struct SqliteStore {
-    tx: mpsc::UnboundedSender<Box<dyn Write>>,
+    queue: Queue<SqliteConnection>,
     read: SqlitePool,
+}
+
+/// An operation runs directly in the batch's transaction (a failed statement does not
+/// abort a SQLite transaction).
+impl RunOne for SqliteConnection {
+    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+    {
+        run(c)
+    }
+}
+
+impl Queued for SqliteStore {
+    type Conn = SqliteConnection;
+    fn queue(&self) -> &Queue<SqliteConnection> {
+        &self.queue
+    }
 }
 
 fn opts(path: &Path, o: &SqliteOptions) -> SqliteConnectOptions {
@@ -163,26 +114,9 @@ impl SqliteStore {
             .max_connections(o.readers.max(1))
             .connect_with(opts(path, &o).read_only(true))
             .await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (queue, rx) = Queue::new();
         tokio::spawn(writer(conn, rx, o.max_batch.max(1)));
-        Ok(SqliteStore { tx, read })
-    }
-
-    /// Queues `run` on the writer now (so that writes keep their call order) and returns
-    /// the future of its reply.
-    fn write<T, F>(&self, run: F) -> impl Future<Output = StoreResult<T>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, StoreResult<T>> + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Box::new(Job { reply, run })).is_ok();
-        async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            rx.await.map_err(|_| StoreError::Closed)?
-        }
+        Ok(SqliteStore { queue, read })
     }
 }
 
@@ -249,44 +183,13 @@ async fn apply_migration(conn: &mut SqliteConnection, v: i64, sql: &str) -> Stor
     Ok(true)
 }
 
-async fn writer(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::UnboundedReceiver<Box<dyn Write>>,
-    max: usize,
-) {
+async fn writer(mut conn: SqliteConnection, mut rx: Ops<SqliteConnection>, max: usize) {
     let mut batch = Vec::with_capacity(max);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let n = batch.len();
-        let mut replies: Vec<Deferred> = Vec::with_capacity(n);
+    while next_batch(&mut rx, &mut batch, max).await {
         let started = std::time::Instant::now();
-        let mut tx = match conn.begin().await {
-            Ok(tx) => tx,
-            Err(e) => {
-                let msg = e.to_string();
-                for op in batch.drain(..) {
-                    op.fail(&msg);
-                }
-                continue;
-            }
-        };
-        for op in batch.drain(..) {
-            replies.push(op.apply(&mut tx).await);
-        }
-        let err = tx.commit().await.err().map(|e| e.to_string());
-        if let Some(e) = &err {
-            tracing::error!(error = %e, "store: batch commit failed");
-        }
-        metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(n as f64);
-        metrics::histogram!(crate::metrics::STORE_COMMIT).record(started.elapsed());
-        for r in replies {
-            r(err.as_deref());
+        match conn.begin().await {
+            Ok(tx) => apply_and_commit(tx, &mut batch, started).await,
+            Err(e) => fail_all(&mut batch, &e.to_string()),
         }
     }
 }

@@ -1,7 +1,7 @@
-//! The phone menus' data: registrations (consent records with the contact they create),
-//! the staff line's PIN hashes and each tenant's prompt replacements.
-
-use sqlx::postgres::{PgConnection, PgPool};
+// The phone menus' data: registrations (consent records with the contact they create),
+// the staff line's PIN hashes and each tenant's prompt replacements.
+//
+// Written once for both stores (see `store::sql`).
 
 use super::{contacts, corrupt};
 use crate::ivr::{PromptKey, Replacement};
@@ -11,7 +11,7 @@ use crate::store::{RegistrationRecord, StoreError, StoreResult};
 /// Stores a registration: the contact (created, or moved to the zone, opt-out cleared:
 /// this is new consent) and the live registration row, in the batch's transaction.
 pub(super) async fn register(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     r: NewRegistration,
     now_ms: i64,
@@ -60,7 +60,7 @@ pub(super) async fn register(
 
 /// Opt-out and erasure of a number, and the end of its live registration.
 pub(super) async fn unregister(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     number: String,
     now_ms: i64,
@@ -112,7 +112,7 @@ const COLS: &str = "id, number, source, zone, consent_ms, notice_version, create
 
 /// The live registration of a number.
 pub(super) async fn live(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     number: &str,
 ) -> StoreResult<Option<RegistrationRecord>> {
@@ -127,7 +127,7 @@ pub(super) async fn live(
 }
 
 pub(super) async fn list(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     after: i64,
     limit: u32,
@@ -144,7 +144,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn set_pin(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     hash: String,
     now_ms: i64,
@@ -162,7 +162,7 @@ pub(super) async fn set_pin(
     Ok(())
 }
 
-pub(super) async fn pin(db: &PgPool, tenant: &str) -> StoreResult<Option<String>> {
+pub(super) async fn pin(db: &Pool, tenant: &str) -> StoreResult<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT pin_hash FROM staff_pins WHERE tenant = $1")
             .bind(tenant)
@@ -172,7 +172,7 @@ pub(super) async fn pin(db: &PgPool, tenant: &str) -> StoreResult<Option<String>
 }
 
 pub(super) async fn set_replacement(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     key: PromptKey,
     r: Replacement,
@@ -198,7 +198,7 @@ pub(super) async fn set_replacement(
 }
 
 pub(super) async fn delete_replacement(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     key: PromptKey,
 ) -> StoreResult<bool> {
@@ -211,7 +211,7 @@ pub(super) async fn delete_replacement(
 }
 
 pub(super) async fn replacements(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
 ) -> StoreResult<Vec<(PromptKey, Replacement)>> {
     let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(

@@ -1,13 +1,15 @@
-//! The control API's own tables on PostgreSQL: tenants and their token hashes, the admin
-//! token's hash, prompt metadata, and replies kept for idempotency keys.
+// The control API's own tables: tenants and their token hashes, the admin token's hash,
+// prompt metadata, and replies kept for idempotency keys.
+//
+// Written once for both stores (see `store::sql`): each backend includes this file with
+// its `Conn`, `Pool` and `DbRow` in scope.
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
 use crate::store::{Loudness, PromptRecord, StoreError, StoreResult, StoredReply, TenantRecord};
 
 pub(super) async fn create_tenant(
-    c: &mut PgConnection,
+    c: &mut Conn,
     t: TenantRecord,
     token_sha256: String,
 ) -> StoreResult<()> {
@@ -29,11 +31,7 @@ pub(super) async fn create_tenant(
     }
 }
 
-pub(super) async fn tenants(
-    db: &PgPool,
-    after: &str,
-    limit: u32,
-) -> StoreResult<Vec<TenantRecord>> {
+pub(super) async fn tenants(db: &Pool, after: &str, limit: u32) -> StoreResult<Vec<TenantRecord>> {
     let rows: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT id, name, created_ms FROM api_tenants WHERE id > $1 ORDER BY id LIMIT $2",
     )
@@ -51,10 +49,7 @@ pub(super) async fn tenants(
         .collect())
 }
 
-pub(super) async fn tenant_by_token(
-    db: &PgPool,
-    token_sha256: &str,
-) -> StoreResult<Option<String>> {
+pub(super) async fn tenant_by_token(db: &Pool, token_sha256: &str) -> StoreResult<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT id FROM api_tenants WHERE token_sha256 = $1")
             .bind(token_sha256)
@@ -65,7 +60,7 @@ pub(super) async fn tenant_by_token(
 
 const ADMIN_KEY: &str = "admin_token_sha256";
 
-pub(super) async fn admin_hash(db: &PgPool) -> StoreResult<Option<String>> {
+pub(super) async fn admin_hash(db: &Pool) -> StoreResult<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT value FROM api_meta WHERE key = $1")
             .bind(ADMIN_KEY)
@@ -74,7 +69,7 @@ pub(super) async fn admin_hash(db: &PgPool) -> StoreResult<Option<String>> {
     )
 }
 
-pub(super) async fn init_admin_hash(c: &mut PgConnection, h: String) -> StoreResult<String> {
+pub(super) async fn init_admin_hash(c: &mut Conn, h: String) -> StoreResult<String> {
     sqlx::query("INSERT INTO api_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(ADMIN_KEY)
         .bind(&h)
@@ -88,7 +83,7 @@ pub(super) async fn init_admin_hash(c: &mut PgConnection, h: String) -> StoreRes
     )
 }
 
-pub(super) async fn insert_prompt(c: &mut PgConnection, p: PromptRecord) -> StoreResult<()> {
+pub(super) async fn insert_prompt(c: &mut Conn, p: PromptRecord) -> StoreResult<()> {
     let codecs =
         serde_json::to_string(&p.codecs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let loud =
@@ -110,7 +105,7 @@ pub(super) async fn insert_prompt(c: &mut PgConnection, p: PromptRecord) -> Stor
     Ok(())
 }
 
-fn prompt_row(r: &PgRow) -> StoreResult<PromptRecord> {
+fn prompt_row(r: &DbRow) -> StoreResult<PromptRecord> {
     let codecs: String = r.try_get("codecs")?;
     let loud: String = r.try_get("loudness")?;
     Ok(PromptRecord {
@@ -119,18 +114,15 @@ fn prompt_row(r: &PgRow) -> StoreResult<PromptRecord> {
         name: r.try_get("name")?,
         path: r.try_get("path")?,
         duration_ms: r.try_get("duration_ms")?,
-        // Display-only figures: a row that does not parse shows empty ones.
+        // Display-only figures: a row written by an older version (or that does not parse)
+        // shows empty ones.
         codecs: serde_json::from_str(&codecs).unwrap_or_default(),
         loudness: serde_json::from_str::<Loudness>(&loud).unwrap_or_default(),
         created_ms: r.try_get("created_ms")?,
     })
 }
 
-pub(super) async fn prompt(
-    db: &PgPool,
-    tenant: &str,
-    id: &str,
-) -> StoreResult<Option<PromptRecord>> {
+pub(super) async fn prompt(db: &Pool, tenant: &str, id: &str) -> StoreResult<Option<PromptRecord>> {
     let r = sqlx::query("SELECT * FROM api_prompts WHERE tenant = $1 AND id = $2")
         .bind(tenant)
         .bind(id)
@@ -140,7 +132,7 @@ pub(super) async fn prompt(
 }
 
 pub(super) async fn prompts(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     after: &str,
     limit: u32,
@@ -155,11 +147,7 @@ pub(super) async fn prompts(
     rows.iter().map(prompt_row).collect()
 }
 
-pub(super) async fn delete_prompt(
-    c: &mut PgConnection,
-    tenant: String,
-    id: String,
-) -> StoreResult<bool> {
+pub(super) async fn delete_prompt(c: &mut Conn, tenant: String, id: String) -> StoreResult<bool> {
     let r = sqlx::query("DELETE FROM api_prompts WHERE tenant = $1 AND id = $2")
         .bind(&tenant)
         .bind(&id)
@@ -169,7 +157,7 @@ pub(super) async fn delete_prompt(
 }
 
 pub(super) async fn idempotent_reply(
-    db: &PgPool,
+    db: &Pool,
     scope: &str,
     key: &str,
 ) -> StoreResult<Option<StoredReply>> {
@@ -192,7 +180,7 @@ pub(super) async fn idempotent_reply(
 }
 
 pub(super) async fn save_idempotent_reply(
-    c: &mut PgConnection,
+    c: &mut Conn,
     scope: String,
     key: String,
     r: StoredReply,
@@ -215,7 +203,9 @@ pub(super) async fn save_idempotent_reply(
     Ok(())
 }
 
-pub(super) async fn ping(db: &PgPool) -> StoreResult<()> {
-    let _: i32 = sqlx::query_scalar("SELECT 1").fetch_one(db).await?;
+pub(super) async fn ping(db: &Pool) -> StoreResult<()> {
+    let _: i64 = sqlx::query_scalar("SELECT CAST(1 AS BIGINT)")
+        .fetch_one(db)
+        .await?;
     Ok(())
 }

@@ -1,7 +1,9 @@
-//! Contacts on PostgreSQL: import (upsert), opt-out, lookups and listings, erasure,
-//! per-street counts, and the town's street list.
+// Contacts: import (upsert), opt-out, lookups and listings, erasure, per-street counts,
+// and the town's street list.
+//
+// Written once for both stores (see `store::sql`); where the engines differ the backend's
+// `db` names the difference (`INSERTED`, `FOR_UPDATE`, `STREET_KEY`).
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
 use super::corrupt;
@@ -12,34 +14,34 @@ use crate::store::{
 };
 
 pub(super) async fn upsert(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     list: Vec<NewContact>,
 ) -> StoreResult<ImportReport> {
     let mut rep = ImportReport::default();
     let now = now_ms();
-    for k in list {
-        // `xmax = 0` holds for a row this statement inserted, not for one it updated.
-        let fresh: bool = sqlx::query_scalar(
-            "INSERT INTO contacts (tenant, number, number_type, street, house_number, zone, source, opt_out, created_ms)
+    let sql = format!(
+        "INSERT INTO contacts (tenant, number, number_type, street, house_number, zone, source, opt_out, created_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (tenant, number) DO UPDATE SET
                number_type = excluded.number_type, street = excluded.street,
                house_number = excluded.house_number, zone = excluded.zone,
                source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out
-             RETURNING (xmax = 0)",
-        )
-        .bind(&tenant)
-        .bind(&k.number)
-        .bind(k.number_type.as_str())
-        .bind(&k.street)
-        .bind(&k.house_number)
-        .bind(&k.zone)
-        .bind(k.source.as_str())
-        .bind(k.opt_out)
-        .bind(now)
-        .fetch_one(&mut *c)
-        .await?;
+             RETURNING ({INSERTED})"
+    );
+    for k in list {
+        let fresh: bool = sqlx::query_scalar(&sql)
+            .bind(&tenant)
+            .bind(&k.number)
+            .bind(k.number_type.as_str())
+            .bind(&k.street)
+            .bind(&k.house_number)
+            .bind(&k.zone)
+            .bind(k.source.as_str())
+            .bind(k.opt_out)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?;
         if fresh {
             rep.inserted += 1;
         } else {
@@ -50,7 +52,7 @@ pub(super) async fn upsert(
 }
 
 pub(super) async fn set_opt_out(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     number: String,
     opt_out: bool,
@@ -64,14 +66,16 @@ pub(super) async fn set_opt_out(
     Ok(r.rows_affected() > 0)
 }
 
-pub(super) async fn erase(c: &mut PgConnection, tenant: String, number: String) -> StoreResult<()> {
-    // Locked so that no other node starts a call to it until this commits.
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM contacts WHERE tenant = $1 AND number = $2 FOR UPDATE")
-            .bind(&tenant)
-            .bind(&number)
-            .fetch_optional(&mut *c)
-            .await?;
+pub(super) async fn erase(c: &mut Conn, tenant: String, number: String) -> StoreResult<()> {
+    // Locked (where the engine has row locks) so that no other node starts a call to it
+    // until this commits.
+    let id: Option<i64> = sqlx::query_scalar(&format!(
+        "SELECT id FROM contacts WHERE tenant = $1 AND number = $2{FOR_UPDATE}"
+    ))
+    .bind(&tenant)
+    .bind(&number)
+    .fetch_optional(&mut *c)
+    .await?;
     let Some(id) = id else {
         return Err(StoreError::NotFound);
     };
@@ -99,7 +103,7 @@ pub(super) async fn erase(c: &mut PgConnection, tenant: String, number: String) 
 const COLS: &str =
     "id, number, number_type, street, house_number, zone, source, opt_out, created_ms";
 
-fn contact_row(r: &PgRow) -> StoreResult<ContactRecord> {
+fn contact_row(r: &DbRow) -> StoreResult<ContactRecord> {
     let source: String = r.try_get("source")?;
     Ok(ContactRecord {
         id: r.try_get("id")?,
@@ -115,7 +119,7 @@ fn contact_row(r: &PgRow) -> StoreResult<ContactRecord> {
 }
 
 pub(super) async fn one(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     number: &str,
 ) -> StoreResult<Option<ContactRecord>> {
@@ -130,7 +134,7 @@ pub(super) async fn one(
 }
 
 pub(super) async fn list(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     f: &ContactFilter,
     after: i64,
@@ -139,8 +143,9 @@ pub(super) async fn list(
     let source = f.source.map(|s| s.as_str());
     let rows = sqlx::query(&format!(
         "SELECT {COLS} FROM contacts WHERE tenant = $1 AND id > $2
-         AND ($3::text IS NULL OR zone = $3) AND ($4::text IS NULL OR street = $4)
-         AND ($5::text IS NULL OR source = $5)
+         AND (CAST($3 AS TEXT) IS NULL OR zone = $3)
+         AND (CAST($4 AS TEXT) IS NULL OR street = $4)
+         AND (CAST($5 AS TEXT) IS NULL OR source = $5)
          ORDER BY id LIMIT $6"
     ))
     .bind(tenant)
@@ -155,7 +160,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn groups(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     callable_only: bool,
 ) -> StoreResult<Vec<ContactGroup>> {
@@ -178,28 +183,29 @@ pub(super) async fn groups(
 }
 
 pub(super) async fn import_streets(
-    c: &mut PgConnection,
+    c: &mut Conn,
     tenant: String,
     streets: Vec<Street>,
 ) -> StoreResult<u64> {
     let mut imported = 0;
+    let sql = format!(
+        "INSERT INTO api_streets (tenant, street, zone) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant, {STREET_KEY}) DO UPDATE SET zone = excluded.zone
+         WHERE api_streets.zone <> excluded.zone"
+    );
     for s in &streets {
-        let r = sqlx::query(
-            "INSERT INTO api_streets (tenant, street, zone) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, lower(street)) DO UPDATE SET zone = excluded.zone
-             WHERE api_streets.zone <> excluded.zone",
-        )
-        .bind(&tenant)
-        .bind(&s.street)
-        .bind(&s.zone)
-        .execute(&mut *c)
-        .await?;
+        let r = sqlx::query(&sql)
+            .bind(&tenant)
+            .bind(&s.street)
+            .bind(&s.zone)
+            .execute(&mut *c)
+            .await?;
         imported += r.rows_affected();
     }
     Ok(imported)
 }
 
-pub(super) async fn streets(db: &PgPool, tenant: &str) -> StoreResult<Vec<Street>> {
+pub(super) async fn streets(db: &Pool, tenant: &str) -> StoreResult<Vec<Street>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT street, zone FROM api_streets WHERE tenant = $1")
             .bind(tenant)

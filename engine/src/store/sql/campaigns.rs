@@ -1,17 +1,20 @@
-//! Campaigns on PostgreSQL: creation, the state change (selecting the targeted contacts
-//! on start), reads, due contacts, progress and the report figures.
+// Campaigns: creation, the state change (selecting the targeted contacts on start),
+// reads, due contacts, progress and the report figures.
+//
+// Written once for both stores (see `store::sql`); the backend's `db` supplies what only
+// one engine does: row locks (`FOR_UPDATE`), the bulk insert of a campaign's targets
+// (`insert_targets`) and a cluster node's claim on due contacts (`claim_due`).
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
-use super::{corrupt, ReadPool};
+use super::corrupt;
 use crate::model::{CampaignSpec, CampaignState, ContactState, NumberType, Outcome};
 use crate::store::{
     fold_groups, CampaignRecord, CampaignReport, ContactGroupCount, DueContact, GroupRow, Progress,
     StoreError, StoreResult,
 };
 
-fn campaign_row(r: &PgRow) -> StoreResult<CampaignRecord> {
+fn campaign_row(r: &DbRow) -> StoreResult<CampaignRecord> {
     let spec: String = r.try_get("spec")?;
     let state: String = r.try_get("state")?;
     Ok(CampaignRecord {
@@ -22,18 +25,21 @@ fn campaign_row(r: &PgRow) -> StoreResult<CampaignRecord> {
     })
 }
 
-/// The campaign, locked against a concurrent state change by another node.
-async fn get_campaign(c: &mut PgConnection, id: i64) -> StoreResult<CampaignRecord> {
-    let r = sqlx::query("SELECT * FROM campaigns WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+/// The campaign, locked (where the engine has row locks) against a concurrent state
+/// change by another node.
+async fn get_campaign(c: &mut Conn, id: i64) -> StoreResult<CampaignRecord> {
+    let r = sqlx::query(&format!(
+        "SELECT * FROM campaigns WHERE id = $1{FOR_UPDATE}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or(StoreError::NotFound)?;
     campaign_row(&r)
 }
 
 pub(super) async fn create(
-    c: &mut PgConnection,
+    c: &mut Conn,
     spec: CampaignSpec,
     now: i64,
 ) -> StoreResult<CampaignRecord> {
@@ -60,7 +66,7 @@ pub(super) async fn create(
 }
 
 pub(super) async fn set_state(
-    c: &mut PgConnection,
+    c: &mut Conn,
     id: i64,
     to: CampaignState,
     now: i64,
@@ -88,8 +94,8 @@ pub(super) async fn set_state(
 }
 
 /// Selects a starting campaign's contacts: the target (a union of zones and streets) is
-/// matched by the model, then the chosen ids go in with one statement.
-async fn select_targets(c: &mut PgConnection, cur: &CampaignRecord) -> StoreResult<()> {
+/// matched by the model, then the backend inserts the chosen ids.
+async fn select_targets(c: &mut Conn, cur: &CampaignRecord) -> StoreResult<()> {
     let rows: Vec<(i64, String, String)> =
         sqlx::query_as("SELECT id, zone, street FROM contacts WHERE tenant = $1 AND NOT opt_out")
             .bind(&cur.spec.tenant)
@@ -100,21 +106,10 @@ async fn select_targets(c: &mut PgConnection, cur: &CampaignRecord) -> StoreResu
         .filter(|(_, zone, street)| cur.spec.target.matches(zone, street))
         .map(|(id, zone, street)| (id, cur.spec.message_for(&zone, &street).map(|i| i as i64)))
         .unzip();
-    sqlx::query(
-        "INSERT INTO campaign_contacts (campaign_id, contact_id, state, next_ms, message)
-         SELECT $1, id, $2, 0, message FROM unnest($3::bigint[], $4::bigint[]) AS t(id, message)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(cur.id)
-    .bind(ContactState::Pending.as_str())
-    .bind(&ids)
-    .bind(&messages)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
+    insert_targets(c, cur.id, ContactState::Pending, &ids, &messages).await
 }
 
-pub(super) async fn by_id(db: &PgPool, id: i64) -> StoreResult<Option<CampaignRecord>> {
+pub(super) async fn by_id(db: &Pool, id: i64) -> StoreResult<Option<CampaignRecord>> {
     let r = sqlx::query("SELECT * FROM campaigns WHERE id = $1")
         .bind(id)
         .fetch_optional(db)
@@ -123,7 +118,7 @@ pub(super) async fn by_id(db: &PgPool, id: i64) -> StoreResult<Option<CampaignRe
 }
 
 pub(super) async fn by_name(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     name: &str,
 ) -> StoreResult<Option<CampaignRecord>> {
@@ -136,22 +131,25 @@ pub(super) async fn by_name(
 }
 
 pub(super) async fn in_states(
-    db: &PgPool,
+    db: &Pool,
     states: &[CampaignState],
 ) -> StoreResult<Vec<CampaignRecord>> {
-    let words: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-    let rows = sqlx::query(
-        "SELECT * FROM campaigns WHERE cardinality($1::text[]) = 0 OR state = ANY($1)
-         ORDER BY id",
-    )
-    .bind(&words)
-    .fetch_all(db)
-    .await?;
-    rows.iter().map(campaign_row).collect()
+    // Filtered here rather than in SQL (SQLite has no arrays): a town has few campaigns.
+    let rows = sqlx::query("SELECT * FROM campaigns ORDER BY id")
+        .fetch_all(db)
+        .await?;
+    let mut out = vec![];
+    for r in &rows {
+        let c = campaign_row(r)?;
+        if states.is_empty() || states.contains(&c.state) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 pub(super) async fn of_tenant(
-    db: &PgPool,
+    db: &Pool,
     tenant: &str,
     after: i64,
     limit: u32,
@@ -166,20 +164,18 @@ pub(super) async fn of_tenant(
     rows.iter().map(campaign_row).collect()
 }
 
-/// Contacts due for a campaign. In a cluster this claims them for this node's run: due
-/// contacts that are free, claimed by a run whose lease ran out, or already this run's
-/// are marked with its fence (`FOR UPDATE SKIP LOCKED`: nodes claiming at once take
-/// different rows without waiting on each other).
+/// Contacts due for a campaign. A node of a cluster claims them for its run instead (see
+/// the PostgreSQL backend's `claim_due`).
 pub(super) async fn due(
-    db: &ReadPool,
+    db: &Read,
     campaign: i64,
     now_ms: i64,
     limit: u32,
 ) -> StoreResult<Vec<DueContact>> {
-    let fence = db.fence();
-    if fence != 0 {
-        return claim(db, fence, campaign, now_ms, limit).await;
+    if let Some(rows) = claim_due(db, campaign, now_ms, limit).await? {
+        return Ok(due_rows(rows));
     }
+    let pool: &Pool = db;
     let rows: Vec<DueRow> = sqlx::query_as(
         "SELECT cc.contact_id, c.number, c.number_type, cc.attempts, cc.message
          FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
@@ -190,13 +186,13 @@ pub(super) async fn due(
     .bind(campaign)
     .bind(now_ms)
     .bind(i64::from(limit))
-    .fetch_all(&**db)
+    .fetch_all(pool)
     .await?;
     Ok(due_rows(rows))
 }
 
 /// contact id, number, number type, counted attempts, per-zone message.
-type DueRow = (i64, String, String, i64, Option<i64>);
+pub(super) type DueRow = (i64, String, String, i64, Option<i64>);
 
 fn due_rows(rows: Vec<DueRow>) -> Vec<DueContact> {
     rows.into_iter()
@@ -210,42 +206,7 @@ fn due_rows(rows: Vec<DueRow>) -> Vec<DueContact> {
         .collect()
 }
 
-async fn claim(
-    db: &ReadPool,
-    fence: i64,
-    campaign: i64,
-    now_ms: i64,
-    limit: u32,
-) -> StoreResult<Vec<DueContact>> {
-    let rows: Vec<DueRow> = sqlx::query_as(
-        "WITH live AS (
-           SELECT fence FROM cluster_nodes
-           WHERE state = 'up' AND beat_ms >= dialer_now_ms() - lease_ms),
-         pick AS (
-           SELECT cc.contact_id FROM campaign_contacts cc JOIN contacts c ON c.id = cc.contact_id
-           WHERE cc.campaign_id = $1 AND cc.state = 'pending' AND cc.next_ms <= $2
-             AND NOT cc.satisfied AND NOT c.opt_out
-             AND (cc.fence IS NULL OR cc.fence = $4 OR cc.fence NOT IN (SELECT fence FROM live))
-           ORDER BY cc.next_ms, cc.contact_id LIMIT $3
-           FOR UPDATE OF cc SKIP LOCKED),
-         took AS (
-           UPDATE campaign_contacts cc SET fence = $4 FROM pick
-           WHERE cc.campaign_id = $1 AND cc.contact_id = pick.contact_id
-           RETURNING cc.contact_id, cc.attempts, cc.next_ms, cc.message)
-         SELECT took.contact_id, c.number, c.number_type, took.attempts, took.message
-         FROM took JOIN contacts c ON c.id = took.contact_id
-         ORDER BY took.next_ms, took.contact_id",
-    )
-    .bind(campaign)
-    .bind(now_ms)
-    .bind(i64::from(limit))
-    .bind(fence)
-    .fetch_all(&**db)
-    .await?;
-    Ok(due_rows(rows))
-}
-
-pub(super) async fn progress(db: &PgPool, campaign: i64) -> StoreResult<Progress> {
+pub(super) async fn progress(db: &Pool, campaign: i64) -> StoreResult<Progress> {
     let (targeted, pending, dialing, done, answered): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*),
                count(*) FILTER (WHERE cc.state = 'pending' AND NOT c.opt_out),
@@ -272,11 +233,7 @@ pub(super) async fn progress(db: &PgPool, campaign: i64) -> StoreResult<Progress
     })
 }
 
-pub(super) async fn report(
-    db: &PgPool,
-    campaign: i64,
-    since_ms: i64,
-) -> StoreResult<CampaignReport> {
+pub(super) async fn report(db: &Pool, campaign: i64, since_ms: i64) -> StoreResult<CampaignReport> {
     let rows: Vec<(Option<String>, i64)> = sqlx::query_as(
         "SELECT last_outcome, count(*) FROM campaign_contacts
          WHERE campaign_id = $1 AND state = 'done' GROUP BY 1",

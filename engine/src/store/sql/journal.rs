@@ -1,49 +1,40 @@
-//! The attempt journal on PostgreSQL: begin (before the INVITE), answered, finish (with
-//! where the contact goes next), closing a contact without an attempt, and its reads.
+// The attempt journal: begin (before the INVITE), answered, finish (with where the
+// contact goes next), closing a contact without an attempt, and its reads.
+//
+// Written once for both stores (see `store::sql`); a cluster node's fencing (PostgreSQL
+// only) is what the backend's `db` adds: `MARK_DIALING`, `BEGIN_ATTEMPT`, `ANSWER_COUNTS`,
+// `RELEASE_CLAIM`, `GONE_RUN` and `fence`.
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
 
-use super::{corrupt, ReadPool};
+use super::corrupt;
 use crate::model::{AttemptState, CallResult, ContactState, Outcome};
 use crate::store::{
     result_rank_sql, AttemptEnd, AttemptRecord, AttemptStart, ContactNext, Dangling, StoreError,
     StoreResult,
 };
 
-/// Journals an attempt. In a cluster (a fence set on the batch, see `dialer_my_fence`)
-/// the contact must be pending, not yet satisfied (`until`) and claimed by this node's live run, or
-/// nothing is written and the attempt is refused: a node back from a stall, whose claims
-/// others took over, cannot call. Outside a cluster the contact is marked dialling as
-/// the SQLite store does.
-pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<i64> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "WITH me AS (SELECT dialer_my_fence() AS f),
-         claimed AS (
-           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
-           WHERE me.f <> 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
-             AND cc.fence = me.f AND cc.state = 'pending' AND NOT cc.satisfied
-             AND dialer_fence_live(me.f)
-           RETURNING me.f),
-         plain AS (
-           UPDATE campaign_contacts cc SET state = 'dialing' FROM me
-           WHERE me.f = 0 AND cc.campaign_id = $1 AND cc.contact_id = $2
-           RETURNING 0::bigint AS f)
-         INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state,
-           started_ms, fence)
-         SELECT $1, $2, $3, $4, $5, $6, $7, NULLIF(go.f, 0)
-         FROM (SELECT f FROM claimed UNION ALL SELECT f FROM me WHERE f = 0) AS go
-         RETURNING id",
-    )
-    .bind(a.campaign)
-    .bind(a.contact)
-    .bind(&a.number)
-    .bind(&a.call_id)
-    .bind(&a.trunk)
-    .bind(AttemptState::Dialing.as_str())
-    .bind(a.started_ms)
-    .fetch_optional(&mut *c)
-    .await?;
+/// Journals an attempt before its INVITE leaves: its contact marked dialling and the
+/// attempt row. How is the backend's (`MARK_DIALING`, `BEGIN_ATTEMPT`): a node of a
+/// cluster journals only a contact it still holds the claim on, or nothing.
+pub(super) async fn begin(c: &mut Conn, a: AttemptStart) -> StoreResult<i64> {
+    if let Some(sql) = MARK_DIALING {
+        sqlx::query(sql)
+            .bind(a.campaign)
+            .bind(a.contact)
+            .execute(&mut *c)
+            .await?;
+    }
+    let id: Option<i64> = sqlx::query_scalar(BEGIN_ATTEMPT)
+        .bind(a.campaign)
+        .bind(a.contact)
+        .bind(&a.number)
+        .bind(&a.call_id)
+        .bind(&a.trunk)
+        .bind(AttemptState::Dialing.as_str())
+        .bind(a.started_ms)
+        .fetch_optional(&mut *c)
+        .await?;
     id.ok_or_else(|| {
         StoreError::Conflict(format!(
             "contact {} of campaign {} is not claimed by this node (claim lost)",
@@ -52,26 +43,32 @@ pub(super) async fn begin(c: &mut PgConnection, a: AttemptStart) -> StoreResult<
     })
 }
 
-/// Journals an answer. In a cluster only an attempt still dialling counts (one another
-/// node closed after this node's lease ran out stays as closed).
-pub(super) async fn answered(c: &mut PgConnection, id: i64, at: i64) -> StoreResult<()> {
-    sqlx::query(
-        "WITH a AS (
-           UPDATE attempts SET answered_ms = $1
-           WHERE id = $2 AND (state = 'dialing' OR dialer_my_fence() = 0)
-           RETURNING campaign_id, contact_id)
-         UPDATE campaign_contacts cc SET answered = TRUE FROM a
-         WHERE cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id",
-    )
+/// Journals an answer, on the attempt and its contact. In a cluster only an attempt
+/// still dialling counts (one another node closed after this node's lease ran out stays
+/// as closed): `ANSWER_COUNTS`.
+pub(super) async fn answered(c: &mut Conn, id: i64, at: i64) -> StoreResult<()> {
+    let r: Option<(i64, i64)> = sqlx::query_as(&format!(
+        "UPDATE attempts SET answered_ms = $1 WHERE id = $2 AND {ANSWER_COUNTS}
+         RETURNING campaign_id, contact_id"
+    ))
     .bind(at)
     .bind(id)
-    .execute(&mut *c)
+    .fetch_optional(&mut *c)
     .await?;
+    if let Some((campaign, contact)) = r {
+        sqlx::query(
+            "UPDATE campaign_contacts SET answered = TRUE WHERE campaign_id = $1 AND contact_id = $2",
+        )
+        .bind(campaign)
+        .bind(contact)
+        .execute(&mut *c)
+        .await?;
+    }
     Ok(())
 }
 
 pub(super) async fn close_contact(
-    c: &mut PgConnection,
+    c: &mut Conn,
     campaign: i64,
     contact: i64,
     outcome: Outcome,
@@ -89,11 +86,7 @@ pub(super) async fn close_contact(
     Ok(())
 }
 
-pub(super) async fn finish(
-    c: &mut PgConnection,
-    e: AttemptEnd,
-    next: ContactNext,
-) -> StoreResult<()> {
+pub(super) async fn finish(c: &mut Conn, e: AttemptEnd, next: ContactNext) -> StoreResult<()> {
     let r: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE attempts SET state = 'final', outcome = $1, sip_status = $2, sip_reason = $3,
            counted = $4, ended_ms = $5, pdd_ms = $6, duration_ms = $7, played_permille = $8,
@@ -129,18 +122,15 @@ pub(super) async fn finish(
     let result = e.result.map(|r| r.as_str());
     let rank = i64::from(e.result.map_or(0, |r| r.rank()));
     // A contact whose campaign's `until` is met stays done whatever a late attempt says;
-    // its result only gets better. The claim is kept for a retry due at once (the node
-    // calls it again, on another trunk, say) and released otherwise, so that a later
-    // retry goes to whichever node claims it.
+    // its result only gets better. In a cluster the claim is kept for a retry due at once
+    // and released otherwise (`RELEASE_CLAIM`).
     let sql = format!(
         "UPDATE campaign_contacts SET
            state = CASE WHEN satisfied OR $1 THEN 'done' ELSE $2 END,
            answered = answered OR $8,
            satisfied = satisfied OR $1,
            result = CASE WHEN $9 > {} THEN $10 ELSE result END,
-           next_ms = $3, attempts = attempts + $4, last_outcome = $5,
-           fence = CASE WHEN NOT (satisfied OR $1) AND $2 = 'pending' AND $3 <= $11
-                        THEN fence END
+           next_ms = $3, attempts = attempts + $4, last_outcome = $5{RELEASE_CLAIM}
          WHERE campaign_id = $6 AND contact_id = $7",
         result_rank_sql("result")
     );
@@ -172,18 +162,18 @@ type DanglingRow = (i64, i64, i64, Option<i64>, Option<i64>);
 
 /// Attempts left dialling by a run that is gone: outside a cluster every one (this
 /// process is the only dialer); in a cluster those of runs whose lease ran out (a dead
-/// node's, this node's previous run's), never a live node's.
-pub(super) async fn dangling(db: &ReadPool) -> StoreResult<Vec<Dangling>> {
-    let rows: Vec<DanglingRow> = sqlx::query_as(
+/// node's, this node's previous run's), never a live node's (`GONE_RUN`).
+pub(super) async fn dangling(db: &Read) -> StoreResult<Vec<Dangling>> {
+    let pool: &Pool = db;
+    let rows: Vec<DanglingRow> = sqlx::query_as(&format!(
         "SELECT a.id, a.campaign_id, a.contact_id, a.answered_ms, cc.attempts
          FROM attempts a LEFT JOIN campaign_contacts cc
            ON cc.campaign_id = a.campaign_id AND cc.contact_id = a.contact_id
-         WHERE a.state = 'dialing'
-           AND ($1 = 0 OR a.fence IS NULL OR NOT dialer_fence_live(a.fence))
-         ORDER BY a.id",
-    )
-    .bind(db.fence())
-    .fetch_all(&**db)
+         WHERE a.state = 'dialing'{GONE_RUN}
+         ORDER BY a.id"
+    ))
+    .bind(fence(db))
+    .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
@@ -199,7 +189,7 @@ pub(super) async fn dangling(db: &ReadPool) -> StoreResult<Vec<Dangling>> {
         .collect())
 }
 
-fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
+fn attempt_row(r: &DbRow) -> StoreResult<AttemptRecord> {
     let state: String = r.try_get("state")?;
     let outcome: Option<String> = r.try_get("outcome")?;
     let result: Option<String> = r.try_get("result")?;
@@ -232,7 +222,7 @@ fn attempt_row(r: &PgRow) -> StoreResult<AttemptRecord> {
 }
 
 pub(super) async fn attempts(
-    db: &PgPool,
+    db: &Pool,
     campaign: i64,
     after: i64,
     limit: u32,

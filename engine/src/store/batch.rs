@@ -1,0 +1,206 @@
+//! The batched writer both stores share: writes are queued in call order on one task,
+//! which takes the first waiting operation and every other already queued (up to a
+//! maximum), applies them in one transaction and commits once; each caller is answered
+//! only after that commit. Thousands of attempt updates a second thus cost a few commits
+//! (fsyncs) a second, and a caller awaiting [`super::Store::begin_attempt`] knows its
+//! journal entry is durable before the INVITE leaves.
+//!
+//! What differs per backend is how one operation runs inside the batch ([`RunOne`]:
+//! PostgreSQL puts each in a savepoint, since a failed statement aborts its transaction)
+//! and how the batch's transaction is opened (reconnecting, setting the node's fence):
+//! each backend's writer task opens it and hands it to [`apply_and_commit`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, StoreResult};
+
+type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+/// A boxed future borrowing the connection for `'a`.
+pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A reply to send once the batch's commit is known.
+pub(crate) type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// How one queued operation runs on a backend's connection inside the batch.
+pub(crate) trait RunOne: Send + 'static {
+    /// Runs `run` on `c`; the backend may wrap it (a savepoint).
+    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static;
+}
+
+/// One queued write: it runs inside the batch's transaction, and its reply waits for the
+/// commit.
+pub(crate) trait Write<C>: Send {
+    /// Runs the operation; the returned reply is sent once the commit is known.
+    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Deferred>;
+    /// The batch could not start: answers the caller with the reason.
+    fn fail(self: Box<Self>, msg: &str);
+}
+
+struct Job<T, F> {
+    reply: Reply<T>,
+    run: F,
+}
+
+impl<C, T, F> Write<C> for Job<T, F>
+where
+    C: RunOne,
+    T: Send + 'static,
+    F: for<'x> FnOnce(&'x mut C) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+{
+    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Deferred> {
+        let Job { reply, run } = *self;
+        Box::pin(async move { defer(reply, C::run_one(c, run).await) })
+    }
+
+    fn fail(self: Box<Self>, msg: &str) {
+        let _ = self
+            .reply
+            .send(Err(StoreError::Conflict(format!("begin failed: {msg}"))));
+    }
+}
+
+/// The reply of an operation that ran: its own result unless the commit failed.
+fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
+    Box::new(move |commit_err| {
+        let r = match (r, commit_err) {
+            (Ok(_), Some(e)) => Err(StoreError::Conflict(format!("commit failed: {e}"))),
+            (r, _) => r,
+        };
+        let _ = reply.send(r);
+    })
+}
+
+/// The sending side of a store's writer: clones share the writer task.
+pub(crate) struct Queue<C> {
+    tx: mpsc::UnboundedSender<Box<dyn Write<C>>>,
+}
+
+impl<C> Clone for Queue<C> {
+    fn clone(&self) -> Self {
+        Queue {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The writer task's side of a [`Queue`].
+pub(crate) type Ops<C> = mpsc::UnboundedReceiver<Box<dyn Write<C>>>;
+
+impl<C: RunOne> Queue<C> {
+    /// A queue and the receiver its writer task drains.
+    pub(crate) fn new() -> (Queue<C>, Ops<C>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Queue { tx }, rx)
+    }
+
+    /// Queues `run` on the writer now (so that writes keep their call order) and returns
+    /// the future of its reply.
+    pub(crate) fn write<T, F>(&self, run: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut C) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Box::new(Job { reply, run })).is_ok();
+        Pending {
+            rx: sent.then_some(rx),
+        }
+    }
+}
+
+/// The reply of a queued write, after its batch's commit; [`StoreError::Closed`] if the
+/// writer is gone. It borrows nothing: callers may hold it past the store.
+pub(crate) struct Pending<T> {
+    rx: Option<oneshot::Receiver<StoreResult<T>>>,
+}
+
+impl<T> Future for Pending<T> {
+    type Output = StoreResult<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<StoreResult<T>> {
+        match self.rx.as_mut() {
+            None => Poll::Ready(Err(StoreError::Closed)),
+            Some(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(StoreError::Closed))),
+        }
+    }
+}
+
+/// A store with a writer: `write` queues an operation on it (the stores' wiring calls
+/// `self.write(..)`).
+pub(crate) trait Queued {
+    /// The backend's connection the operations run on.
+    type Conn: RunOne;
+
+    /// The store's queue.
+    fn queue(&self) -> &Queue<Self::Conn>;
+
+    /// Queues `run` on the writer now and returns the future of its reply.
+    fn write<T, F>(&self, run: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut Self::Conn) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+    {
+        self.queue().write(run)
+    }
+}
+
+/// Waits for the next operation and takes every other already queued, up to `max`;
+/// false once every sender is gone.
+pub(crate) async fn next_batch<C>(
+    rx: &mut Ops<C>,
+    batch: &mut Vec<Box<dyn Write<C>>>,
+    max: usize,
+) -> bool {
+    let Some(first) = rx.recv().await else {
+        return false;
+    };
+    batch.push(first);
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// Answers every operation of a batch whose transaction could not be opened.
+pub(crate) fn fail_all<C>(batch: &mut Vec<Box<dyn Write<C>>>, msg: &str) {
+    batch.drain(..).for_each(|op| op.fail(msg));
+}
+
+/// Applies `batch` in `tx`, commits once, records the batch's size and commit time, and
+/// answers each operation.
+pub(crate) async fn apply_and_commit<DB>(
+    mut tx: sqlx::Transaction<'_, DB>,
+    batch: &mut Vec<Box<dyn Write<DB::Connection>>>,
+    started: std::time::Instant,
+) where
+    DB: sqlx::Database,
+    DB::Connection: RunOne,
+{
+    let n = batch.len();
+    let mut replies: Vec<Deferred> = Vec::with_capacity(n);
+    for op in batch.drain(..) {
+        replies.push(op.apply(&mut *tx).await);
+    }
+    let err = tx.commit().await.err().map(|e| e.to_string());
+    if let Some(e) = &err {
+        tracing::error!(error = %e, "store: batch commit failed");
+    }
+    metrics::histogram!(crate::metrics::STORE_BATCH_SIZE).record(n as f64);
+    metrics::histogram!(crate::metrics::STORE_COMMIT).record(started.elapsed());
+    for r in replies {
+        r(err.as_deref());
+    }
+}

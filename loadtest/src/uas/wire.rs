@@ -1,0 +1,74 @@
+//! Requests the carrier sends inside a dialog (BYE, INFO) and its reason phrases.
+
+use super::*;
+
+pub(super) fn reason_for(code: u16) -> &'static str {
+    match code {
+        403 => "Forbidden",
+        404 => "Not Found",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        603 => "Decline",
+        _ => "Rejected",
+    }
+}
+
+pub(super) fn build_bye(call: &Call, local: SocketAddr, serial: u64) -> Wire {
+    let Ok(Message::Request(req)) = parse(&call.invite) else {
+        return Arc::from(&b""[..]);
+    };
+    let target = req
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|c| c.first().map(|c| c.uri.raw.to_string()))
+        .unwrap_or_else(|| format!("sip:{}", call.peer));
+    let from = req.headers.first(HeaderName::From).unwrap_or("");
+    let to = req.headers.first(HeaderName::To).unwrap_or("");
+    let to = to.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+    MessageWriter::request("BYE", &target)
+        .header(
+            "Via",
+            format_args!("SIP/2.0/UDP {local};branch=z9hG4bKcb{serial:x};rport"),
+        )
+        .header("Max-Forwards", 70)
+        .header("From", format_args!("{to};tag={:x}", call.to_tag))
+        .header("To", from)
+        .header("Call-ID", &call.call_id)
+        .header("CSeq", "1 BYE")
+        .finish()
+        .into()
+}
+
+/// An in-dialog INFO with key `d` (`application/dtmf-relay`), sent once: loopback tests
+/// do not lose it, and a lost key is what a real phone's user would press again.
+pub(super) fn build_info(call: &Call, local: SocketAddr, serial: u64, d: char) -> Wire {
+    let Ok(Message::Request(req)) = parse(&call.invite) else {
+        return Arc::from(&b""[..]);
+    };
+    let target = req
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|c| c.first().map(|c| c.uri.raw.to_string()))
+        .unwrap_or_else(|| format!("sip:{}", call.peer));
+    let from = req.headers.first(HeaderName::From).unwrap_or("");
+    let to = req.headers.first(HeaderName::To).unwrap_or("");
+    let to = to.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+    let cseq = call.cseq;
+    MessageWriter::request("INFO", &target)
+        .header(
+            "Via",
+            format_args!("SIP/2.0/UDP {local};branch=z9hG4bKci{serial:x}x{cseq};rport"),
+        )
+        .header("Max-Forwards", 70)
+        .header("From", format_args!("{to};tag={:x}", call.to_tag))
+        .header("To", from)
+        .header("Call-ID", &call.call_id)
+        .header("CSeq", format_args!("{cseq} INFO"))
+        .finish_with_body(Some("application/dtmf-relay"), info_body(d).as_bytes())
+        .into()
+}
