@@ -159,7 +159,8 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         store_tx.clone(),
         &inbound.voice,
         inbound.prompt_dir.clone(),
-    );
+    )
+    .with_events(inbound.events.clone());
     exec.warm_up(&media);
     let driver = Driver {
         core,

@@ -137,6 +137,9 @@ pub struct InboundExec<S: Store> {
     speech: Arc<Speech>,
     /// Where kept takes are written (the API's prompt directory).
     prompt_dir: Option<PathBuf>,
+    /// Where webhook events go: a campaign started by phone is a state change like one
+    /// started through the API (the civil-protection room learns of it the same way).
+    events: Option<crate::webhook::EventSink>,
 }
 
 fn send(tx: &mpsc::UnboundedSender<StoreReply>, r: InboundReply) {
@@ -144,6 +147,12 @@ fn send(tx: &mpsc::UnboundedSender<StoreReply>, r: InboundReply) {
 }
 
 impl<S: Store> InboundExec<S> {
+    /// Webhook events from the staff line (campaigns started by phone) go to `events`.
+    pub fn with_events(mut self, events: Option<crate::webhook::EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
     /// Inbound execution over `store`; answers go to `replies`.
     pub fn new(
         store: S,
@@ -156,6 +165,7 @@ impl<S: Store> InboundExec<S> {
             replies,
             speech: Arc::new(Speech::new(voice)),
             prompt_dir,
+            events: None,
         }
     }
 
@@ -293,8 +303,9 @@ impl<S: Store> InboundExec<S> {
             }
             InboundAction::Launch(l) => {
                 let (store, tx) = (self.store.clone(), self.replies.clone());
+                let events = self.events.clone();
                 tokio::spawn(async move {
-                    match launch(&store, &l).await {
+                    match launch(&store, &l, events.as_ref()).await {
                         Ok(id) => send(&tx, InboundReply::Launched(id)),
                         Err(e) => {
                             warn!(error = %e, tenant = %l.tenant, "campaign by phone not created")
@@ -525,7 +536,11 @@ async fn keep_take<S: Store>(
 
 /// Creates the staff member's campaign to the whole town (started when `now`). Its name
 /// records who asked, when, and the audio's SHA-256.
-async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::StoreError> {
+async fn launch<S: Store>(
+    store: &S,
+    l: &Launch,
+    events: Option<&crate::webhook::EventSink>,
+) -> Result<i64, crate::store::StoreError> {
     let when = chrono::DateTime::from_timestamp_millis(l.at_ms)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_default();
@@ -554,10 +569,18 @@ async fn launch<S: Store>(store: &S, l: &Launch) -> Result<i64, crate::store::St
         sha256 = %l.sha256, now = l.now, "campaign created by the staff line");
     audit_launch(store, l, rec.id, "campaign.create").await;
     if l.now {
+        let at_ms = crate::store::now_ms();
         store
-            .set_campaign_state(rec.id, CampaignState::Running, crate::store::now_ms())
+            .set_campaign_state(rec.id, CampaignState::Running, at_ms)
             .await?;
         audit_launch(store, l, rec.id, "campaign.start").await;
+        if let Some(ev) = events {
+            ev.emit(crate::webhook::Event::campaign_state(
+                &rec,
+                CampaignState::Running,
+                at_ms,
+            ));
+        }
     }
     Ok(rec.id)
 }
