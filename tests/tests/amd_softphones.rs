@@ -10,6 +10,7 @@
 //! with CI set, a skip otherwise — and the `dialer` binary
 //! (`cargo build -p control-api --bin dialer`).
 
+use e2e::dialer_bin;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -41,24 +42,6 @@ fn available(tool: &str, probe: &[&str], package: &str) -> bool {
         eprintln!("SKIPPED: {reason}");
     }
     ok
-}
-
-fn dialer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DIALER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let bin = dir.join("dialer");
-    assert!(
-        bin.is_file(),
-        "{} is missing: cargo build -p control-api --bin dialer",
-        bin.display()
-    );
-    bin
 }
 
 fn free_port() -> u16 {

@@ -17,6 +17,7 @@
 //! `sipp`, PostgreSQL's server binaries and the `dialer` binary (see dialer_campaign.rs);
 //! skipped without sipp or PostgreSQL locally, a failure under `CI`.
 
+use e2e::dialer_bin;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -51,24 +52,6 @@ fn sipp_available() -> bool {
         eprintln!("SKIPPED: sipp is not runnable");
     }
     ok
-}
-
-fn dialer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DIALER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>");
-    let bin = dir.join("dialer");
-    assert!(
-        bin.is_file(),
-        "{} is missing: cargo build -p control-api --bin dialer",
-        bin.display()
-    );
-    bin
 }
 
 fn free_port() -> u16 {

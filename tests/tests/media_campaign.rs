@@ -8,6 +8,7 @@
 //! and killed on failure. Needs `sipp` (skipped locally without it, a failure in CI) and the
 //! `dialer` binary (`cargo build -p control-api --bin dialer`, or `DIALER_BIN`).
 
+use e2e::dialer_bin;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,24 +38,6 @@ fn sipp_available() -> bool {
             false
         }
     }
-}
-
-fn dialer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DIALER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let bin = dir.join(format!("dialer{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: cargo build -p control-api --bin dialer (or set DIALER_BIN)",
-        bin.display()
-    );
-    bin
 }
 
 fn free_port() -> u16 {

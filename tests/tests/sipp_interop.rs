@@ -14,6 +14,7 @@
 //! The `scenario_selftest_*` tests run each scenario against a SIPp UAC (`tests/sipp/selftest/`),
 //! so a broken scenario shows up even when the dialer is not at fault.
 
+use e2e::dialer_bin;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, UdpSocket};
@@ -57,31 +58,6 @@ fn sipp_available() -> bool {
             false
         }
     }
-}
-
-/// The `dialer` binary: `DIALER_BIN`, else `<target>/<profile>/dialer` next to this test binary
-/// (`<target>/<profile>/deps/sipp_interop-<hash>`), which also honours `CARGO_TARGET_DIR`.
-fn dialer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DIALER_BIN") {
-        let p = PathBuf::from(p);
-        assert!(p.is_file(), "DIALER_BIN={} is not a file", p.display());
-        return p;
-    }
-    let exe = std::env::current_exe().expect("path of the test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in <target>/<profile>/deps");
-    let bin = profile_dir.join(format!("dialer{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "the dialer binary is not built: {} is missing.\n\
-         Build it first (Cargo does not build another package's binaries for these tests):\n    \
-         cargo build -p control-api --bin dialer && cargo test -p e2e --test sipp_interop\n\
-         or point DIALER_BIN at it.",
-        bin.display()
-    );
-    bin
 }
 
 fn scenario(name: &str) -> PathBuf {

@@ -10,6 +10,7 @@
 //! `baresip` (Debian package baresip-core; a failure with CI set, a skip otherwise) and the
 //! `dialer` binary.
 
+use e2e::dialer_bin;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,24 +37,6 @@ fn baresip_available() -> bool {
         eprintln!("SKIPPED: {reason}");
     }
     ok
-}
-
-fn dialer_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DIALER_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let bin = dir.join("dialer");
-    assert!(
-        bin.is_file(),
-        "{} is missing: cargo build -p control-api --bin dialer",
-        bin.display()
-    );
-    bin
 }
 
 /// A port free for UDP and TCP, and the next one free for TCP (baresip listens for TLS on
