@@ -102,14 +102,27 @@ struct Node<S: Store> {
 }
 
 impl<S: Store> Node<S> {
+    /// The beat loop, with the upkeep (reload, trunk changes, take-over) on tasks of
+    /// their own: nothing but the beat itself stands between two lease renewals.
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let upkeep = [
+            tokio::spawn(reload_loop(
+                self.dialer.clone(),
+                self.trunks.clone(),
+                self.settings.reload,
+                stop.clone(),
+            )),
+            tokio::spawn(take_over_loop(
+                self.store.clone(),
+                self.settings.beat,
+                stop.clone(),
+            )),
+        ];
         let mut beat = tokio::time::interval(self.settings.beat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut reload = tokio::time::interval(self.settings.reload);
-        reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
                 Ok(()) = self.draining.changed() => {
                     // Stop admitting at once, then beat as usual with nothing wanted.
                     if let Ok(load) = self.dialer.shares(vec![]).await {
@@ -117,22 +130,36 @@ impl<S: Store> Node<S> {
                     }
                 }
                 _ = beat.tick() => {
-                    if let Err(e) = self.beat().await {
+                    if let Err(e) = self.timed_beat().await {
                         if matches!(e, DialerError::Stopped) {
-                            return;
+                            break;
                         }
                         error!(error = %e, "cluster: beat failed");
-                    }
-                    self.take_over().await;
-                }
-                _ = reload.tick() => {
-                    self.dialer.reload();
-                    if let Err(DialerError::Stopped) = self.trunks.follow(&self.dialer).await {
-                        return;
                     }
                 }
             }
         }
+        for t in upkeep {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// A beat, with a warning naming the slow part when it took a good share of the
+    /// lease (the margin a live node has before the others take its work).
+    async fn timed_beat(&mut self) -> Result<(), DialerError> {
+        let t0 = std::time::Instant::now();
+        let r = self.beat().await;
+        let took = t0.elapsed();
+        if took * 3 > self.settings.lease {
+            warn!(
+                node = %self.join.id,
+                took_ms = took.as_millis() as u64,
+                lease_ms = self.settings.lease.as_millis() as u64,
+                "cluster: slow beat"
+            );
+        }
+        r
     }
 
     /// One beat: the core's load, the lease and shares in the store, the shares applied.
@@ -189,39 +216,84 @@ impl<S: Store> Node<S> {
         }
         out
     }
+}
 
-    /// Closes the attempts that runs whose lease ran out left dialling: answered ones
-    /// stay answered, the others become `failed`, not counted, due again at once (the
-    /// contacts those runs had claimed are free already: claims honour live runs only).
-    async fn take_over(&self) {
-        let dangling = match self.store.dangling().await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cluster: listing dangling attempts");
-                return;
-            }
-        };
-        if dangling.is_empty() {
+/// Closes the attempts that runs whose lease ran out left dialling: answered ones
+/// stay answered, the others become `failed`, not counted, due again at once (the
+/// contacts those runs had claimed are free already: claims honour live runs only).
+async fn take_over(store: &PgStore) {
+    let dangling = match store.dangling().await {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "cluster: listing dangling attempts");
             return;
         }
-        let wall = now_ms();
-        let mut closed = 0;
-        for d in &dangling {
+    };
+    if dangling.is_empty() {
+        return;
+    }
+    let wall = now_ms();
+    // Queued all at once (the writer takes them in one batch, one commit), then awaited.
+    let closing: Vec<_> = dangling
+        .iter()
+        .map(|d| {
             let (mut end, next) = recovered_end(d, wall);
             end.sip_reason = TAKEN_OVER.into();
-            match self.store.finish_attempt(end, next).await {
-                Ok(()) => closed += 1,
-                // Another node closed it first.
-                Err(StoreError::Conflict(_)) => {}
-                Err(e) => warn!(attempt = d.attempt, error = %e, "cluster: closing"),
+            (d.attempt, store.finish_attempt(end, next))
+        })
+        .collect();
+    let mut closed = 0;
+    for (attempt, done) in closing {
+        match done.await {
+            Ok(()) => closed += 1,
+            // Another node closed it first.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => warn!(attempt, error = %e, "cluster: closing"),
+        }
+    }
+    if closed > 0 {
+        warn!(
+            attempts = closed,
+            "cluster: closed attempts of a node whose lease ran out"
+        );
+        metrics::counter!(crate::metrics::CLUSTER_TAKEN_OVER).increment(closed);
+    }
+}
+
+/// Re-reads the running campaigns and follows trunk changes every `every`.
+async fn reload_loop<S: Store>(
+    dialer: Dialer<S>,
+    trunks: Arc<TrunkSync>,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {
+                dialer.reload();
+                if let Err(DialerError::Stopped) = trunks.follow(&dialer).await {
+                    return;
+                }
             }
         }
-        if closed > 0 {
-            warn!(
-                attempts = closed,
-                "cluster: closed attempts of a node whose lease ran out"
-            );
-            metrics::counter!(crate::metrics::CLUSTER_TAKEN_OVER).increment(closed);
+    }
+}
+
+/// Closes dead runs' attempts every `every` (a beat).
+async fn take_over_loop(
+    store: PgStore,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => take_over(&store).await,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! journal entry is durable before the INVITE leaves.
 //!
 //! What differs per backend is how one operation runs inside the batch ([`RunOne`]:
-//! PostgreSQL puts each in a savepoint, since a failed statement aborts its transaction)
+//! PostgreSQL puts each in a savepoint, since a failed statement aborts its transaction,
+//! except the journal's all-or-nothing writes, [`Isolation::Shared`])
 //! and how the batch's transaction is opened (reconnecting, setting the node's fence):
 //! each backend's writer task opens it and hands it to [`apply_and_commit`].
 
@@ -26,10 +27,30 @@ pub(crate) type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A reply to send once the batch's commit is known.
 pub(crate) type Deferred = Box<dyn FnOnce(Option<&str>) + Send>;
 
+/// An operation that ran: its reply, and the database error that aborted the batch's
+/// transaction if it did (an [`Isolation::Shared`] operation's).
+pub(crate) struct Applied {
+    reply: Deferred,
+    aborted: Option<String>,
+}
+
+/// How an operation is kept apart from the others of its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isolation {
+    /// In a savepoint of its own where the backend needs one (PostgreSQL): its failure,
+    /// a name conflict say, is rolled back alone and the rest of the batch commits.
+    Own,
+    /// Straight in the batch's transaction, without the savepoint's two round trips: for
+    /// writes that do all or nothing (a guarded statement; a first statement whose empty
+    /// result ends the operation before it writes). A database error in one aborts the
+    /// whole batch, whose operations are all answered with it, as after a failed commit.
+    Shared,
+}
+
 /// How one queued operation runs on a backend's connection inside the batch.
 pub(crate) trait RunOne: Send + 'static {
-    /// Runs `run` on `c`; the backend may wrap it (a savepoint).
-    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    /// Runs `run` on `c`; the backend may wrap it (a savepoint) as `iso` asks.
+    fn run_one<'c, T, F>(c: &'c mut Self, iso: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static;
@@ -39,13 +60,15 @@ pub(crate) trait RunOne: Send + 'static {
 /// commit.
 pub(crate) trait Write<C>: Send {
     /// Runs the operation; the returned reply is sent once the commit is known.
-    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Deferred>;
-    /// The batch could not start: answers the caller with the reason.
+    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Applied>;
+    /// The operation will not run (the batch could not start, or was aborted): answers
+    /// the caller with the reason.
     fn fail(self: Box<Self>, msg: &str);
 }
 
 struct Job<T, F> {
     reply: Reply<T>,
+    iso: Isolation,
     run: F,
 }
 
@@ -55,15 +78,23 @@ where
     T: Send + 'static,
     F: for<'x> FnOnce(&'x mut C) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
 {
-    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Deferred> {
-        let Job { reply, run } = *self;
-        Box::pin(async move { defer(reply, C::run_one(c, run).await) })
+    fn apply<'c>(self: Box<Self>, c: &'c mut C) -> BoxFut<'c, Applied> {
+        let Job { reply, iso, run } = *self;
+        Box::pin(async move {
+            let r = C::run_one(c, iso, run).await;
+            let aborted = match (&r, iso) {
+                (Err(StoreError::Db(e)), Isolation::Shared) => Some(e.to_string()),
+                _ => None,
+            };
+            Applied {
+                reply: defer(reply, r),
+                aborted,
+            }
+        })
     }
 
     fn fail(self: Box<Self>, msg: &str) {
-        let _ = self
-            .reply
-            .send(Err(StoreError::Conflict(format!("begin failed: {msg}"))));
+        let _ = self.reply.send(Err(StoreError::Conflict(msg.to_string())));
     }
 }
 
@@ -103,13 +134,13 @@ impl<C: RunOne> Queue<C> {
 
     /// Queues `run` on the writer now (so that writes keep their call order) and returns
     /// the future of its reply.
-    pub(crate) fn write<T, F>(&self, run: F) -> Pending<T>
+    pub(crate) fn write<T, F>(&self, iso: Isolation, run: F) -> Pending<T>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut C) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Box::new(Job { reply, run })).is_ok();
+        let sent = self.tx.send(Box::new(Job { reply, iso, run })).is_ok();
         Pending {
             rx: sent.then_some(rx),
         }
@@ -150,7 +181,16 @@ pub(crate) trait Queued {
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self::Conn) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
     {
-        self.queue().write(run)
+        self.queue().write(Isolation::Own, run)
+    }
+
+    /// Queues an all-or-nothing `run` that needs no savepoint ([`Isolation::Shared`]).
+    fn write_shared<T, F>(&self, run: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: for<'x> FnOnce(&'x mut Self::Conn) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
+    {
+        self.queue().write(Isolation::Shared, run)
     }
 }
 
@@ -176,11 +216,14 @@ pub(crate) async fn next_batch<C>(
 
 /// Answers every operation of a batch whose transaction could not be opened.
 pub(crate) fn fail_all<C>(batch: &mut Vec<Box<dyn Write<C>>>, msg: &str) {
-    batch.drain(..).for_each(|op| op.fail(msg));
+    let msg = format!("begin failed: {msg}");
+    batch.drain(..).for_each(|op| op.fail(&msg));
 }
 
 /// Applies `batch` in `tx`, commits once, records the batch's size and commit time, and
-/// answers each operation.
+/// answers each operation. An operation that aborted the transaction (a database error
+/// without a savepoint) rolls the batch back: the operations after it are not run, and
+/// every one is answered with the error.
 pub(crate) async fn apply_and_commit<DB>(
     mut tx: sqlx::Transaction<'_, DB>,
     batch: &mut Vec<Box<dyn Write<DB::Connection>>>,
@@ -191,10 +234,24 @@ pub(crate) async fn apply_and_commit<DB>(
 {
     let n = batch.len();
     let mut replies: Vec<Deferred> = Vec::with_capacity(n);
+    let mut aborted: Option<String> = None;
     for op in batch.drain(..) {
-        replies.push(op.apply(&mut *tx).await);
+        if let Some(e) = &aborted {
+            op.fail(&format!("batch aborted: {e}"));
+            continue;
+        }
+        let a = op.apply(&mut *tx).await;
+        replies.push(a.reply);
+        aborted = a.aborted;
     }
-    let err = tx.commit().await.err().map(|e| e.to_string());
+    let err = match aborted {
+        // PostgreSQL would answer COMMIT with a rollback and no error.
+        Some(e) => {
+            let _ = tx.rollback().await;
+            Some(format!("batch aborted: {e}"))
+        }
+        None => tx.commit().await.err().map(|e| e.to_string()),
+    };
     if let Some(e) = &err {
         tracing::error!(error = %e, "store: batch commit failed");
     }

@@ -21,6 +21,7 @@ mod any;
 mod api_records;
 mod batch;
 mod hook_records;
+mod import_runs;
 mod ivr_records;
 pub mod postgres;
 mod records;

@@ -81,6 +81,7 @@ suite!(
     campaign_report_counts_outcomes_zones_and_recent_attempts,
     api_tables_round_trip,
     writes_keep_call_order_and_a_failed_one_spares_its_batch,
+    an_import_repeating_a_number_ends_as_row_by_row,
 );
 
 pub(super) fn contact(n: u32, zone: &str) -> NewContact {
@@ -500,4 +501,46 @@ async fn writes_keep_call_order_and_a_failed_one_spares_its_batch<H: Harness>() 
         .collect();
     assert_eq!(ids, ["a", "c"]);
     assert_eq!(s.tenant_by_token("ha").await.unwrap().as_deref(), Some("a"));
+}
+
+/// An import is applied in multi-row statements: a number listed twice in one import
+/// (also across the statements' boundary) ends as if the rows were applied one by one
+/// (later fields win, an opt-out sticks), and the report counts the repeat as an update.
+async fn an_import_repeating_a_number_ends_as_row_by_row<H: Harness>() {
+    let Some((_h, s)) = fresh::<H>().await else {
+        return;
+    };
+    let mut list: Vec<_> = (0..7000).map(|i| contact(i, "a")).collect();
+    list[10].opt_out = true;
+    let mut again = contact(10, "b");
+    again.street = "Via Nuova".into();
+    list.insert(6000, again);
+    list.insert(12, contact(11, "c"));
+    let rep = s.upsert_contacts("t", list).await.unwrap();
+    assert_eq!((rep.inserted, rep.updated), (7000, 2));
+    let ten = s
+        .contact("t", &contact(10, "").number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ten.zone.as_str(), ten.street.as_str()), ("b", "Via Nuova"));
+    assert!(ten.opt_out);
+    let eleven = s
+        .contact("t", &contact(11, "").number)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eleven.zone, "c");
+    let rep = s
+        .upsert_contacts("t", vec![contact(10, "a"), contact(7000, "a")])
+        .await
+        .unwrap();
+    assert_eq!((rep.inserted, rep.updated), (1, 1));
+    assert!(
+        s.contact("t", &contact(10, "").number)
+            .await
+            .unwrap()
+            .unwrap()
+            .opt_out
+    );
 }

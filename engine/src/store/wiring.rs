@@ -146,7 +146,7 @@ macro_rules! impl_store {
                 &self,
                 a: AttemptStart,
             ) -> impl Future<Output = StoreResult<i64>> + Send + use<> {
-                self.write(move |c| Box::pin(journal::begin(c, a)))
+                self.write_shared(move |c| Box::pin(journal::begin(c, a)))
             }
 
             fn attempt_answered(
@@ -154,7 +154,7 @@ macro_rules! impl_store {
                 attempt: i64,
                 at_ms: i64,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write(move |c| Box::pin(journal::answered(c, attempt, at_ms)))
+                self.write_shared(move |c| Box::pin(journal::answered(c, attempt, at_ms)))
             }
 
             fn close_contact(
@@ -163,7 +163,9 @@ macro_rules! impl_store {
                 contact: i64,
                 outcome: Outcome,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write(move |c| Box::pin(journal::close_contact(c, campaign, contact, outcome)))
+                self.write_shared(move |c| {
+                    Box::pin(journal::close_contact(c, campaign, contact, outcome))
+                })
             }
 
             fn finish_attempt(
@@ -171,7 +173,7 @@ macro_rules! impl_store {
                 end: AttemptEnd,
                 next: ContactNext,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write(move |c| Box::pin(journal::finish(c, end, next)))
+                self.write_shared(move |c| Box::pin(journal::finish(c, end, next)))
             }
 
             async fn dangling(&self) -> StoreResult<Vec<Dangling>> {

@@ -10,7 +10,8 @@
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use super::PgStore;
 use crate::store::{StoreError, StoreResult};
@@ -150,6 +151,10 @@ impl PgStore {
     /// Renews the lease of node `id` and rewrites its shares of `trunks`: under the
     /// shares lock, `rule` gets the other live nodes' rows of those trunks and returns
     /// this node's. [`BeatOutcome::Lost`] if the lease had run out.
+    ///
+    /// Runs on the heartbeat's own connection, and the lease is renewed in a statement
+    /// of its own before the shares lock is taken: neither readers busy with claims nor
+    /// another node's shares transaction can make a live node miss its lease.
     pub async fn beat<F>(
         &self,
         id: &str,
@@ -160,58 +165,18 @@ impl PgStore {
     where
         F: FnOnce(&[PeerShare]) -> Vec<TrunkShareRow> + Send,
     {
-        let fence = self.fence();
-        let mut tx = self.read.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(SHARES_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let held = sqlx::query(
-            "UPDATE cluster_nodes SET beat_ms = dialer_now_ms(), live_calls = $3
-             WHERE id = $1 AND fence = $2 AND state = 'up'
-               AND beat_ms >= dialer_now_ms() - lease_ms",
-        )
-        .bind(id)
-        .bind(fence)
-        .bind(i64::from(live_calls))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !held {
-            tx.commit().await?;
-            return Ok(BeatOutcome::Lost);
+        let mut slot = self.beat.lock().await;
+        let conn = match slot.take() {
+            Some(c) => c,
+            None => PgConnection::connect_with(&self.opts).await?,
+        };
+        let conn = slot.insert(conn);
+        let r = beat_on(conn, id, self.fence(), live_calls, trunks, rule).await;
+        if r.is_err() {
+            // A broken or confused connection: the next beat opens a fresh one.
+            *slot = None;
         }
-        let rows = sqlx::query(
-            "SELECT s.node, s.trunk, s.wants, s.cps, s.channels, s.reserved, s.factor
-             FROM cluster_trunk_shares s JOIN cluster_nodes n ON n.fence = s.fence
-             WHERE s.node <> $1 AND s.trunk = ANY($2) AND n.state = 'up'
-               AND n.beat_ms >= dialer_now_ms() - n.lease_ms",
-        )
-        .bind(id)
-        .bind(trunks)
-        .fetch_all(&mut *tx)
-        .await?;
-        let peers = rows
-            .iter()
-            .map(|r| -> StoreResult<PeerShare> {
-                Ok(PeerShare {
-                    node: r.try_get("node")?,
-                    row: TrunkShareRow {
-                        trunk: r.try_get("trunk")?,
-                        wants: r.try_get("wants")?,
-                        cps: r.try_get("cps")?,
-                        channels: to_u32(r.try_get("channels")?),
-                        reserved: to_u32(r.try_get("reserved")?),
-                        factor: r.try_get("factor")?,
-                    },
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        let mine = rule(&peers);
-        write_shares(&mut tx, id, fence, &mine).await?;
-        tx.commit().await?;
-        Ok(BeatOutcome::Held { mine, peers })
+        r
     }
 
     /// Leaves the cluster on shutdown: the node's row says `left` (its lease ends now),
@@ -274,6 +239,71 @@ impl PgStore {
             })
             .collect()
     }
+}
+
+/// One beat on the heartbeat's connection: the lease first (committed on its own), then
+/// the shares under the lock.
+async fn beat_on<F>(
+    conn: &mut PgConnection,
+    id: &str,
+    fence: i64,
+    live_calls: u32,
+    trunks: &[String],
+    rule: F,
+) -> StoreResult<BeatOutcome>
+where
+    F: FnOnce(&[PeerShare]) -> Vec<TrunkShareRow> + Send,
+{
+    let held = sqlx::query(
+        "UPDATE cluster_nodes SET beat_ms = dialer_now_ms(), live_calls = $3
+         WHERE id = $1 AND fence = $2 AND state = 'up'
+           AND beat_ms >= dialer_now_ms() - lease_ms",
+    )
+    .bind(id)
+    .bind(fence)
+    .bind(i64::from(live_calls))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !held {
+        return Ok(BeatOutcome::Lost);
+    }
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SHARES_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT s.node, s.trunk, s.wants, s.cps, s.channels, s.reserved, s.factor
+         FROM cluster_trunk_shares s JOIN cluster_nodes n ON n.fence = s.fence
+         WHERE s.node <> $1 AND s.trunk = ANY($2) AND n.state = 'up'
+           AND n.beat_ms >= dialer_now_ms() - n.lease_ms",
+    )
+    .bind(id)
+    .bind(trunks)
+    .fetch_all(&mut *tx)
+    .await?;
+    let peers = rows
+        .iter()
+        .map(|r| -> StoreResult<PeerShare> {
+            Ok(PeerShare {
+                node: r.try_get("node")?,
+                row: TrunkShareRow {
+                    trunk: r.try_get("trunk")?,
+                    wants: r.try_get("wants")?,
+                    cps: r.try_get("cps")?,
+                    channels: to_u32(r.try_get("channels")?),
+                    reserved: to_u32(r.try_get("reserved")?),
+                    factor: r.try_get("factor")?,
+                },
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mine = rule(&peers);
+    write_shares(&mut tx, id, fence, &mine).await?;
+    tx.commit().await?;
+    Ok(BeatOutcome::Held { mine, peers })
 }
 
 fn to_u32(v: i64) -> u32 {

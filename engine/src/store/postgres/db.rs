@@ -5,12 +5,47 @@ pub(super) use super::ReadPool as Read;
 pub(super) use sqlx::postgres::{PgConnection as Conn, PgPool as Pool, PgRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::ContactState;
+use crate::model::{ContactState, NewContact};
 use crate::store::StoreResult;
 
-/// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated:
-/// `xmax` is 0 on a row this statement inserted.
-pub(super) const INSERTED: &str = "xmax = 0";
+/// Upserts `rows` (distinct numbers: a statement may not update a row twice) of `tenant`
+/// in one statement, the columns passed as arrays; how many were new (`xmax` is 0 on a
+/// row this statement inserted). An updated row keeps its opt-out if it had one.
+pub(super) async fn upsert_rows(
+    c: &mut Conn,
+    tenant: &str,
+    rows: &[NewContact],
+    now: i64,
+) -> StoreResult<u64> {
+    let col = |f: fn(&NewContact) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let opt_out: Vec<bool> = rows.iter().map(|k| k.opt_out).collect();
+    let fresh: i64 = sqlx::query_scalar(
+        "WITH up AS (
+           INSERT INTO contacts (tenant, number, number_type, street, house_number, zone,
+             source, opt_out, created_ms)
+           SELECT $1, n, t, s, h, z, src, o, $2
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+             $9::bool[]) AS u(n, t, s, h, z, src, o)
+           ON CONFLICT (tenant, number) DO UPDATE SET
+             number_type = excluded.number_type, street = excluded.street,
+             house_number = excluded.house_number, zone = excluded.zone,
+             source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out
+           RETURNING (xmax = 0) AS fresh)
+         SELECT count(*) FILTER (WHERE fresh) FROM up",
+    )
+    .bind(tenant)
+    .bind(now)
+    .bind(col(|k| &k.number))
+    .bind(col(|k| k.number_type.as_str()))
+    .bind(col(|k| &k.street))
+    .bind(col(|k| &k.house_number))
+    .bind(col(|k| &k.zone))
+    .bind(col(|k| k.source.as_str()))
+    .bind(&opt_out)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(fresh as u64)
+}
 
 /// Row locks: the row is held against other nodes' writers until the commit.
 pub(super) const FOR_UPDATE: &str = " FOR UPDATE";

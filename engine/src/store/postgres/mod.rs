@@ -21,7 +21,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, RunOne};
+use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Queue, RunOne};
 use super::*;
 
 mod cluster;
@@ -132,16 +132,20 @@ impl Default for PgOptions {
     }
 }
 
-/// Each operation runs in a savepoint of its own: a failed statement aborts a PostgreSQL
+/// An operation runs in a savepoint of its own: a failed statement aborts a PostgreSQL
 /// transaction, so one that fails (a name conflict, say) is rolled back alone and the rest
-/// of the batch commits.
+/// of the batch commits. The journal's all-or-nothing writes ([`Isolation::Shared`]) skip
+/// the savepoint's two round trips.
 impl RunOne for PgConnection {
-    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    fn run_one<'c, T, F>(c: &'c mut Self, iso: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
     {
-        Box::pin(in_savepoint(c, run))
+        match iso {
+            Isolation::Own => Box::pin(in_savepoint(c, run)),
+            Isolation::Shared => run(c),
+        }
     }
 }
 
@@ -172,6 +176,10 @@ where
 pub struct PgStore {
     queue: Queue<PgConnection>,
     read: ReadPool,
+    /// The heartbeat's own connection (opened at the first beat, again after an error):
+    /// a lease renewal must not wait for a reader behind claims and API reads.
+    beat: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
+    opts: PgConnectOptions,
 }
 
 impl Queued for PgStore {
@@ -219,7 +227,7 @@ impl PgStore {
         let (queue, rx) = Queue::new();
         let fence = Arc::new(AtomicI64::new(0));
         let w = Writer {
-            opts,
+            opts: opts.clone(),
             max: o.max_batch.max(1),
             fence: fence.clone(),
         };
@@ -227,6 +235,8 @@ impl PgStore {
         Ok(PgStore {
             queue,
             read: ReadPool { pool: read, fence },
+            beat: Arc::default(),
+            opts,
         })
     }
 }

@@ -87,3 +87,64 @@ async fn writes_go_on_after_the_database_drops_the_connections() {
         .collect();
     assert_eq!(ids, ["a", "b"]);
 }
+
+fn start(campaign: i64, contact: i64, call: &str) -> AttemptStart {
+    AttemptStart {
+        campaign,
+        contact,
+        number: format!("+39077100{contact:04}"),
+        call_id: call.into(),
+        trunk: "a".into(),
+        started_ms: 10,
+    }
+}
+
+/// Journal writes run without a savepoint each: one the database refuses (here a second
+/// attempt with the first one's Call-ID) aborts its batch. Every write of that batch
+/// is answered with an error and none lands, as after a failed commit; the next batch
+/// works. (A current-thread runtime: the writer runs only once the test awaits, so the
+/// three writes are one batch.)
+#[tokio::test]
+async fn a_journal_write_the_database_refuses_aborts_its_whole_batch() {
+    let Some(url) = new_database().await else {
+        return;
+    };
+    let s = PgStore::open(&url, PgOptions::default()).await.unwrap();
+    s.upsert_contacts("t", vec![crate::store::tests::contact(1, "a")])
+        .await
+        .unwrap();
+    let c = s
+        .create_campaign(crate::store::tests::spec(&["a"]), 1)
+        .await
+        .unwrap();
+    s.set_campaign_state(c.id, CampaignState::Running, 2)
+        .await
+        .unwrap();
+    let contact = s.due_contacts(c.id, 10, 10).await.unwrap()[0].contact;
+    let good = s.begin_attempt(start(c.id, contact, "good"));
+    let bad = s.begin_attempt(start(c.id, contact, "good"));
+    let after = s.create_tenant(
+        TenantRecord {
+            id: "late".into(),
+            name: "late".into(),
+            created_ms: 1,
+        },
+        "hl",
+    );
+    let bad = bad.await;
+    assert!(matches!(bad, Err(StoreError::Db(_))), "{bad:?}");
+    let good = good.await;
+    assert!(
+        matches!(&good, Err(StoreError::Conflict(m)) if m.contains("batch aborted")),
+        "{good:?}"
+    );
+    assert!(after.await.is_err());
+    assert!(s.attempts(c.id, 0, 10).await.unwrap().is_empty());
+    assert!(s.tenants("", 10).await.unwrap().is_empty());
+    // The writer goes on with the next batch.
+    let id = s
+        .begin_attempt(start(c.id, contact, "again"))
+        .await
+        .unwrap();
+    assert_eq!(s.attempts(c.id, 0, 10).await.unwrap()[0].id, id);
+}

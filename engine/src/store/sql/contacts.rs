@@ -2,17 +2,21 @@
 // and the town's street list.
 //
 // Written once for both stores (see `store::sql`); where the engines differ the backend's
-// `db` names the difference (`INSERTED`, `FOR_UPDATE`, `STREET_KEY`).
+// `db` names the difference (`upsert_rows`, `FOR_UPDATE`, `STREET_KEY`).
 
 use sqlx::Row;
 
 use super::corrupt;
 use crate::model::{NewContact, NumberType, Source};
+use crate::store::import_runs::{distinct_runs, MAX_RUN};
 use crate::store::{
     now_ms, ContactFilter, ContactGroup, ContactRecord, ImportReport, StoreError, StoreResult,
     Street,
 };
 
+/// Imports `list` in statements of many rows each (the backend's `upsert_rows`), in
+/// runs of distinct numbers so that a number listed twice ends as if the rows were
+/// applied one by one.
 pub(super) async fn upsert(
     c: &mut Conn,
     tenant: String,
@@ -20,33 +24,10 @@ pub(super) async fn upsert(
 ) -> StoreResult<ImportReport> {
     let mut rep = ImportReport::default();
     let now = now_ms();
-    let sql = format!(
-        "INSERT INTO contacts (tenant, number, number_type, street, house_number, zone, source, opt_out, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (tenant, number) DO UPDATE SET
-               number_type = excluded.number_type, street = excluded.street,
-               house_number = excluded.house_number, zone = excluded.zone,
-               source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out
-             RETURNING ({INSERTED})"
-    );
-    for k in list {
-        let fresh: bool = sqlx::query_scalar(&sql)
-            .bind(&tenant)
-            .bind(&k.number)
-            .bind(k.number_type.as_str())
-            .bind(&k.street)
-            .bind(&k.house_number)
-            .bind(&k.zone)
-            .bind(k.source.as_str())
-            .bind(k.opt_out)
-            .bind(now)
-            .fetch_one(&mut *c)
-            .await?;
-        if fresh {
-            rep.inserted += 1;
-        } else {
-            rep.updated += 1;
-        }
+    for run in distinct_runs(&list, MAX_RUN) {
+        let fresh = upsert_rows(c, &tenant, run, now).await?;
+        rep.inserted += fresh;
+        rep.updated += run.len() as u64 - fresh;
     }
     Ok(rep)
 }

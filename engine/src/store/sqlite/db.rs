@@ -4,15 +4,49 @@
 pub(super) use sqlx::sqlite::{SqliteConnection as Conn, SqlitePool as Pool, SqliteRow as DbRow};
 
 use super::campaigns::DueRow;
-use crate::model::ContactState;
+use crate::model::{ContactState, NewContact};
 use crate::store::StoreResult;
 
 /// The reader pool the store's reads take.
 pub(super) type Read = Pool;
 
-/// What an upsert's `RETURNING` reads to tell a row it inserted from one it updated: the
-/// creation time is the statement's own (`$9`) only on a fresh row.
-pub(super) const INSERTED: &str = "created_ms = $9";
+/// Upserts `rows` (distinct numbers) of `tenant`, one statement per row (SQLite runs in
+/// process: a statement costs no round trip); how many were new. An updated row keeps
+/// its opt-out if it had one; a row is new when its creation time is the statement's own
+/// (`$9`).
+pub(super) async fn upsert_rows(
+    c: &mut Conn,
+    tenant: &str,
+    rows: &[NewContact],
+    now: i64,
+) -> StoreResult<u64> {
+    let mut fresh = 0;
+    for k in rows {
+        let new: bool = sqlx::query_scalar(
+            "INSERT INTO contacts (tenant, number, number_type, street, house_number, zone,
+               source, opt_out, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (tenant, number) DO UPDATE SET
+               number_type = excluded.number_type, street = excluded.street,
+               house_number = excluded.house_number, zone = excluded.zone,
+               source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out
+             RETURNING (created_ms = $9)",
+        )
+        .bind(tenant)
+        .bind(&k.number)
+        .bind(k.number_type.as_str())
+        .bind(&k.street)
+        .bind(&k.house_number)
+        .bind(&k.zone)
+        .bind(k.source.as_str())
+        .bind(k.opt_out)
+        .bind(now)
+        .fetch_one(&mut *c)
+        .await?;
+        fresh += u64::from(new);
+    }
+    Ok(fresh)
+}
 
 /// Row locks: none (the writer's transaction already holds the database's write lock).
 pub(super) const FOR_UPDATE: &str = "";

@@ -18,7 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Connection;
 
-use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Ops, Queue, RunOne};
+use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Queue, RunOne};
 use super::*;
 
 mod db;
@@ -75,7 +75,7 @@ pub struct SqliteStore {
 /// An operation runs directly in the batch's transaction (a failed statement does not
 /// abort a SQLite transaction).
 impl RunOne for SqliteConnection {
-    fn run_one<'c, T, F>(c: &'c mut Self, run: F) -> BoxFut<'c, StoreResult<T>>
+    fn run_one<'c, T, F>(c: &'c mut Self, _: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
