@@ -179,7 +179,7 @@ pub struct PgStore {
     /// The heartbeat's own connection (opened at the first beat, again after an error):
     /// a lease renewal must not wait for a reader behind claims and API reads.
     beat: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
-    opts: PgConnectOptions,
+    opts: Arc<PgConnectOptions>,
 }
 
 impl Queued for PgStore {
@@ -236,7 +236,7 @@ impl PgStore {
             queue,
             read: ReadPool { pool: read, fence },
             beat: Arc::default(),
-            opts,
+            opts: Arc::new(opts),
         })
     }
 }
