@@ -12,8 +12,10 @@ mod events;
 pub mod schedule;
 pub mod sign;
 mod sink;
+pub mod target;
 
 pub use sink::{Event, EventSink};
+pub use target::TargetPolicy;
 
 /// What happened, as subscribed to and as written in a payload's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
