@@ -29,7 +29,7 @@ pub struct NewWebhook {
     #[schema(example = "https://example.org/hooks/dialer")]
     pub url: String,
     /// Events to receive: `call.completed`, `campaign.state_changed`, `campaign.progress`,
-    /// `registration.created`, `registration.deleted`.
+    /// `registration.created`, `registration.updated` (a zone change), `registration.deleted`.
     #[schema(example = json!(["call.completed", "campaign.state_changed"]))]
     pub events: Vec<String>,
 }
