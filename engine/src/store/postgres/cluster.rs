@@ -18,7 +18,7 @@ use crate::store::{StoreError, StoreResult};
 
 /// Key of the advisory lock every beat takes while it rewrites shares: the shares of all
 /// nodes are then computed one at a time, each from the others' committed rows.
-const SHARES_LOCK: i64 = 0x0D1A_1E15;
+pub(super) const SHARES_LOCK: i64 = 0x0D1A_1E15;
 
 /// What a node says of itself when it joins.
 #[derive(Debug, Clone, PartialEq, Eq)]

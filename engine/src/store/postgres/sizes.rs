@@ -57,6 +57,14 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Refreshes the planner's statistics of the whole database (`ANALYZE`), as an
+    /// operator does after a large import: until autovacuum gets to it the planner knows
+    /// nothing of the new rows and due-contact reads crawl.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        sqlx::query("ANALYZE").execute(&*self.read).await?;
+        Ok(())
+    }
+
     /// Every index of the schema with its scans so far, the least used first.
     pub async fn index_use(&self) -> StoreResult<Vec<IndexUse>> {
         let rows = sqlx::query(

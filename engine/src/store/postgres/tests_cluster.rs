@@ -227,3 +227,63 @@ async fn trunk_changes_are_read_by_version_with_their_author() {
     assert_eq!((after[0].version, after[0].config.as_deref()), (v3, None));
     assert!(a.cluster_trunk_changes(v3).await.unwrap().is_empty());
 }
+
+/// The node's last beat on the database's clock.
+async fn beat_ms(c: &mut sqlx::PgConnection, id: &str) -> i64 {
+    sqlx::query_scalar("SELECT beat_ms FROM cluster_nodes WHERE id = $1")
+        .bind(id)
+        .fetch_one(c)
+        .await
+        .unwrap()
+}
+
+/// The lease is renewed on the beat's own connection and before the shares lock: with
+/// every reader connection taken (claims and API reads under load) and the shares lock
+/// held by another node's beat, the lease still moves on at once; the shares follow once
+/// the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beat_renews_the_lease_with_the_readers_busy_and_the_shares_locked() {
+    use sqlx::Connection;
+    let Some(url) = new_database().await else {
+        return;
+    };
+    let s = node(&url, "a").await;
+    let mut busy = vec![];
+    for _ in 0..PgOptions::default().readers {
+        busy.push(s.read.acquire().await.unwrap());
+    }
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(super::cluster::SHARES_LOCK)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let before = beat_ms(&mut tx, "a").await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let beat = tokio::spawn({
+        let s = s.clone();
+        async move { s.beat("a", 3, &["t".into()], |_| vec![]).await }
+    });
+    let mut renewed = false;
+    for _ in 0..100 {
+        if beat_ms(&mut tx, "a").await > before {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        renewed,
+        "the lease waited for the readers or the shares lock"
+    );
+    assert!(!beat.is_finished(), "the shares did not wait for the lock");
+    tx.commit().await.unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), beat)
+        .await
+        .expect("the beat finishes once the lock is free")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(out, BeatOutcome::Held { .. }));
+    drop(busy);
+}
