@@ -19,10 +19,10 @@
 //! `sipp`, PostgreSQL's server binaries and the `dialer` binary (see dialer_campaign.rs);
 //! skipped without sipp or PostgreSQL locally, a failure under `CI`.
 
-use e2e::dialer_bin;
+use e2e::{dialer_bin, free_port, sipp_available};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,31 +44,6 @@ const ADMIN: &str = "cluster-test-admin-token-0123456789";
 /// The nodes' lease (ms): the production default unless `CLUSTER_LEASE_MS` says.
 fn lease_ms() -> i64 {
     env_size("CLUSTER_LEASE_MS", 5000) as i64
-}
-
-fn sipp_available() -> bool {
-    let ok = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "sipp missing under CI");
-        eprintln!("SKIPPED: sipp is not runnable");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
 }
 
 fn rt() -> tokio::runtime::Runtime {
