@@ -435,19 +435,16 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(body[a..=b].to_string())
 }
 
-/// Calls in progress at node `id`'s last beat, as `GET /v1/nodes` on `port` lists them.
-fn live_calls(port: u16, id: &str) -> i64 {
-    let Some(body) = get(port, "/v1/nodes") else {
-        return 0;
-    };
+/// The node with the most calls in progress at its last beat and how many, as
+/// `GET /v1/nodes` on `port` lists them.
+fn busiest(port: u16) -> Option<(String, i64)> {
+    let body = get(port, "/v1/nodes")?;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["id"] == id)
-        .and_then(|n| n["live_calls"].as_i64())
-        .unwrap_or(0)
+        .as_array()?
+        .iter()
+        .filter_map(|n| Some((n["id"].as_str()?.to_string(), n["live_calls"].as_i64()?)))
+        .max_by_key(|(_, live)| *live)
 }
 
 /// The nodes' states as `GET /v1/nodes` on `port` lists them.
@@ -803,21 +800,32 @@ fn a_node_killed_mid_campaign_is_taken_over() {
     let prompt = write_prompt(d, 2.0);
     let c = rt.block_on(campaign(&store, n, &prompt));
     let started = Instant::now();
-    // Kill k2 once a third of the contacts have attempts and k2 reported calls in progress
-    // at its last beat (a kill between two of its bursts would leave nothing to take over).
+    // Kill the busiest node once a third of the contacts have attempts and it reported
+    // calls in progress at its last beat (a kill between two of its bursts would leave
+    // nothing to take over; with few contacts a node's claim batch may leave another with
+    // none, so the victim is not named in advance).
     let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 20);
-    while rt.block_on(store.progress(c)).unwrap().attempts < n as u64 / 3
-        || live_calls(nodes[0].http, "k2") < 5
-    {
+    let victim = loop {
+        if rt.block_on(store.progress(c)).unwrap().attempts >= n as u64 / 3 {
+            if let Some((id, live)) = busiest(nodes[0].http).filter(|b| b.1 >= 5) {
+                eprintln!("killing {id} with {live} calls in progress");
+                break id;
+            }
+        }
         assert!(
             Instant::now() < deadline,
             "campaign too slow: {}",
             nodes[1].log()
         );
         thread::sleep(Duration::from_millis(100));
-    }
+    };
+    let at = ["k1", "k2", "k3"]
+        .iter()
+        .position(|k| *k == victim)
+        .unwrap();
     let killed_ms = engine::store::now_ms();
-    nodes[1].kill();
+    nodes[at].kill();
+    let witness = nodes[(at + 1) % 3].http;
     let refs: Vec<&Node> = nodes.iter().collect();
     let limit = Duration::from_secs(180 + n as u64 / 10);
     rt.block_on(wait_completed(&store, c, limit, &refs));
@@ -846,9 +854,9 @@ fn a_node_killed_mid_campaign_is_taken_over() {
         after <= lease + 5000,
         "taken over {after} ms after the kill"
     );
-    let states = node_states(nodes[0].http);
+    let states = node_states(witness);
     assert_eq!(
-        states.get("k2").map(String::as_str),
+        states.get(&victim).map(String::as_str),
         Some("dead"),
         "{states:?}"
     );
