@@ -77,20 +77,7 @@ impl Endpoint {
         let offer = (!r.body.is_empty())
             .then(|| sdp::parse(r.body).ok())
             .flatten();
-        let invite = IncomingCall {
-            source,
-            transport,
-            request_uri: r.uri.raw.to_string(),
-            to_uri: to.uri.raw.to_string(),
-            from_uri: from.uri.raw.to_string(),
-            from_display: from.display.map(str::to_string),
-            asserted_identity: h
-                .p_asserted_identity()
-                .ok()
-                .and_then(|v| v.first().map(|n| n.uri.raw.to_string())),
-            privacy: h.first(HeaderName::Other("Privacy")).map(str::to_string),
-            offer: offer.clone(),
-        };
+        let invite = incoming_call(r, &from, &to, source, transport, offer.clone());
         let dialog = uas_dialog(r, &from);
         let remote_target = dialog.remote_target.clone();
         let local_tag = self.token(10);
@@ -458,6 +445,35 @@ impl Endpoint {
             retry_after: None,
         };
         self.send_bye(now, h, end);
+    }
+}
+
+/// What the application is told about an INVITE: who calls whom, from where, with what.
+fn incoming_call(
+    r: &Request<'_>,
+    from: &NameAddr<'_>,
+    to: &NameAddr<'_>,
+    source: SocketAddr,
+    transport: Transport,
+    offer: Option<SessionDescription>,
+) -> IncomingCall {
+    IncomingCall {
+        source,
+        transport,
+        request_uri: r.uri.raw.to_string(),
+        to_uri: to.uri.raw.to_string(),
+        from_uri: from.uri.raw.to_string(),
+        from_display: from.display.map(str::to_string),
+        asserted_identity: r
+            .headers
+            .p_asserted_identity()
+            .ok()
+            .and_then(|v| v.first().map(|n| n.uri.raw.to_string())),
+        privacy: r
+            .headers
+            .first(HeaderName::Other("Privacy"))
+            .map(str::to_string),
+        offer,
     }
 }
 
