@@ -114,8 +114,10 @@ struct CallRec {
 }
 
 /// Every call seen and the counts the report needs, kept from the UAS's events.
-#[derive(Default)]
 struct Books {
+    started: Instant,
+    /// INVITEs received in each second since the start: the rate on the wire over time.
+    offered_per_s: Vec<u32>,
     calls: BTreeMap<u64, CallRec>,
     ended: u64,
     active: i64,
@@ -124,6 +126,18 @@ struct Books {
 }
 
 impl Books {
+    fn new(started: Instant) -> Books {
+        Books {
+            started,
+            offered_per_s: vec![],
+            calls: BTreeMap::new(),
+            ended: 0,
+            active: 0,
+            peak: 0,
+            callees: Default::default(),
+        }
+    }
+
     /// Files one UAS event: the call's record, concurrency, the callee's behaviour and the
     /// address its media comes from (for the analyser).
     fn note(&mut self, ev: UasEvent, analyzer: &Mutex<Analyzer>, callee_tx: &Sender<Burst>) {
@@ -133,6 +147,11 @@ impl Books {
                 call_id,
                 disposition,
             } => {
+                let sec = self.started.elapsed().as_secs() as usize;
+                if self.offered_per_s.len() <= sec {
+                    self.offered_per_s.resize(sec + 1, 0);
+                }
+                self.offered_per_s[sec] += 1;
                 self.calls.insert(
                     call,
                     CallRec {
@@ -251,7 +270,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     info!(%local, %media, "carrier ready");
 
     let started = Instant::now();
-    let mut books = Books::default();
+    let mut books = Books::new(started);
     serve(
         &args, started, &sip, &mut uas, &mut books, &analyzer, &callee_tx,
     )?;

@@ -20,6 +20,7 @@ pub(super) fn write(
 ) -> Result<()> {
     let calls = &books.calls;
     let mut report = build_report(calls, a, books.peak, elapsed);
+    report["offered_per_second"] = json!(books.offered_per_s);
     if !args.callee.is_empty() {
         let ids = calls.iter().map(|(k, c)| (*k, c.call_id.clone())).collect();
         report["callees"] = books.callees.report(&streams_by_call(a), &ids);
