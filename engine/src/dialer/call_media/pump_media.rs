@@ -265,6 +265,13 @@ async fn forward_notes(
     }
 }
 
+/// The codec an answer settled on, as the encoder knows it.
+fn negotiated_codec(m: &NegotiatedMedia) -> io::Result<Codec> {
+    m.codec
+        .parse()
+        .map_err(|e| io::Error::other(format!("codec {}: {e}", m.codec)))
+}
+
 /// Thousandths of `total` that `sent` is (0 when nothing was to be sent).
 fn played_permille(sent: u64, total: u64) -> u32 {
     if total == 0 {
@@ -303,10 +310,7 @@ impl CallMedia for PumpMedia {
         play_count: u32,
         latch: MediaLatch,
     ) -> io::Result<()> {
-        let codec: Codec = m
-            .codec
-            .parse()
-            .map_err(|e| io::Error::other(format!("codec {}: {e}", m.codec)))?;
+        let codec = negotiated_codec(m)?;
         let p = self.frames_for(prompt, codec, m)?;
         let plays = play_count.max(1);
         let total_packets = p.frame_count() as u64 * u64::from(plays);
@@ -355,10 +359,7 @@ impl CallMedia for PumpMedia {
         m: &NegotiatedMedia,
         latch: MediaLatch,
     ) -> io::Result<()> {
-        let codec: Codec = m
-            .codec
-            .parse()
-            .map_err(|e| io::Error::other(format!("codec {}: {e}", m.codec)))?;
+        let codec = negotiated_codec(m)?;
         let ptime = codec.stream_ptime(m.ptime_ms, m.maxptime_ms);
         let silence = self.generated.silence(codec, ptime)?;
         let mut rng = rand::rng();

@@ -521,13 +521,8 @@ impl Pacer {
     }
 
     fn next_rand(&mut self) -> u64 {
-        // xorshift64*: spreading RTCP intervals needs no cryptographic randomness.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        // Spreading RTCP intervals needs no cryptographic randomness.
+        super::xorshift64_star(&mut self.rng)
     }
 }
 
