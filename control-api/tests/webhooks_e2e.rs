@@ -11,8 +11,11 @@
 //!
 //! Needs `sipp` and the venv (skipped locally without them, a failure when `CI` is set).
 
+mod ops_common;
+
+use ops_common::{free_tcp, free_udp, wav};
 use std::collections::HashMap;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,22 +48,6 @@ fn python() -> Option<PathBuf> {
     assert!(std::env::var_os("CI").is_none(), "{reason}");
     eprintln!("SKIPPED: {reason}");
     None
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed when dropped.
@@ -115,25 +102,6 @@ fn receiver(py: &Path, port: u16, out: &Path, secret: &str, hang: bool) -> Proc 
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     Proc(child)
-}
-
-fn wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = std::io::Cursor::new(vec![]);
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..(8000.0 * seconds) as usize {
-            let s = ((i as f32 / 8000.0) * 440.0 * std::f32::consts::TAU).sin() * 9000.0;
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
 }
 
 struct Api {
