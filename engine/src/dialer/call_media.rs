@@ -1,12 +1,13 @@
 //! The seam between the orchestrator and the media path: bind a port for the offer, play
 //! the campaign's prompt on answer, stop; for menus (inbound lines, keys during the message)
 //! start idle, play playlists, prepare prompts from memory and record the callee.
-//! [`PumpMedia`] implements it over the batched [`MediaPump`]; tests or another media engine
-//! can implement [`CallMedia`] instead.
+//! [`PumpMedia`] implements it over the batched [`MediaPump`](crate::net::MediaPump);
+//! tests or another media engine can implement [`CallMedia`] instead.
 //!
-//! Prompts are encoded once: [`PumpMedia`] keeps each message as a [`PromptSet`] whose
-//! encodings (every codec, at 20 ms and at each trunk's `ptime_ms`) live in the on-disk
-//! [`PromptCache`]; an answer then picks the frames of its negotiated codec and packet time.
+//! Prompts are encoded once: [`PumpMedia`] keeps each message as a
+//! [`PromptSet`](codecs::PromptSet) whose encodings (every codec, at 20 ms and at each
+//! trunk's `ptime_ms`) live in the on-disk [`PromptCache`](codecs::PromptCache); an answer
+//! then picks the frames of its negotiated codec and packet time.
 
 mod pump_media;
 mod sounds;
