@@ -381,13 +381,7 @@ impl Endpoint {
         metrics::counter!(crate::metrics::SIP_INBOUND, "result" => "canceled").increment(1);
         self.end_call(
             h,
-            CallEnd {
-                outcome: Outcome::Canceled,
-                status: 487,
-                reason: "caller canceled".into(),
-                hangup: Hangup::Remote,
-                retry_after: None,
-            },
+            CallEnd::new(Outcome::Canceled, 487, "caller canceled", Hangup::Remote),
         );
     }
 
@@ -409,13 +403,7 @@ impl Endpoint {
             self.server_ack(now, id);
         }
         if hangup {
-            let end = CallEnd {
-                outcome: Outcome::Answered,
-                status: 200,
-                reason: "OK".into(),
-                hangup: Hangup::Local,
-                retry_after: None,
-            };
+            let end = CallEnd::new(Outcome::Answered, 200, "OK", Hangup::Local);
             return self.send_bye(now, h, end);
         }
         if let Some(media) = media {
@@ -437,13 +425,7 @@ impl Endpoint {
         }
         c.state = CallState::Confirmed;
         metrics::counter!(crate::metrics::SIP_INBOUND, "result" => "no_ack").increment(1);
-        let end = CallEnd {
-            outcome: Outcome::Failed,
-            status: 200,
-            reason: "no ACK for our 200 OK".into(),
-            hangup: Hangup::Local,
-            retry_after: None,
-        };
+        let end = CallEnd::new(Outcome::Failed, 200, "no ACK for our 200 OK", Hangup::Local);
         self.send_bye(now, h, end);
     }
 }
