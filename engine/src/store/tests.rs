@@ -530,14 +530,16 @@ async fn an_import_repeating_a_number_ends_as_row_by_row<H: Harness>() {
         .contact("t", &contact(10, "").number)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .contact;
     assert_eq!((ten.zone.as_str(), ten.street.as_str()), ("b", "Via Nuova"));
     assert!(ten.opt_out);
     let eleven = s
         .contact("t", &contact(11, "").number)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .contact;
     assert_eq!(eleven.zone, "c");
     let rep = s
         .upsert_contacts("t", vec![contact(10, "a"), contact(7000, "a")])
@@ -549,6 +551,7 @@ async fn an_import_repeating_a_number_ends_as_row_by_row<H: Harness>() {
             .await
             .unwrap()
             .unwrap()
+            .contact
             .opt_out
     );
 }
