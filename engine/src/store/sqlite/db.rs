@@ -11,32 +11,30 @@ use crate::store::StoreResult;
 pub(super) type Read = Pool;
 
 /// Upserts `rows` (distinct numbers) of `tenant`, one statement per row (SQLite runs in
-/// process: a statement costs no round trip); how many were new, found by looking the
-/// number up first (SQLite's upsert does not tell an insert from an update, and the
-/// creation time cannot: a number listed twice in one import is written twice in one
-/// millisecond). An updated row keeps its opt-out if it had one.
+/// process: a statement costs no round trip); how many were new. A new row's id is above
+/// every id stored before the run (SQLite's upsert does not say whether it inserted, and
+/// the creation time cannot: a number listed twice in one import is written twice in one
+/// millisecond, in two runs). An updated row keeps its opt-out if it had one.
 pub(super) async fn upsert_rows(
     c: &mut Conn,
     tenant: &str,
     rows: &[NewContact],
     now: i64,
 ) -> StoreResult<u64> {
+    let floor: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM contacts")
+        .fetch_one(&mut *c)
+        .await?;
     let mut fresh = 0;
     for k in rows {
-        let known: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM contacts WHERE tenant = $1 AND number = $2")
-                .bind(tenant)
-                .bind(&k.number)
-                .fetch_optional(&mut *c)
-                .await?;
-        sqlx::query(
+        let new: bool = sqlx::query_scalar(
             "INSERT INTO contacts (tenant, number, number_type, street, house_number, zone,
                source, opt_out, created_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (tenant, number) DO UPDATE SET
                number_type = excluded.number_type, street = excluded.street,
                house_number = excluded.house_number, zone = excluded.zone,
-               source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out",
+               source = excluded.source, opt_out = contacts.opt_out OR excluded.opt_out
+             RETURNING (id > $10)",
         )
         .bind(tenant)
         .bind(&k.number)
@@ -47,9 +45,10 @@ pub(super) async fn upsert_rows(
         .bind(k.source.as_str())
         .bind(k.opt_out)
         .bind(now)
-        .execute(&mut *c)
+        .bind(floor)
+        .fetch_one(&mut *c)
         .await?;
-        fresh += u64::from(known.is_none());
+        fresh += u64::from(new);
     }
     Ok(fresh)
 }
