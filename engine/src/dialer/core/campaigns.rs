@@ -133,6 +133,7 @@ impl DialerCore {
             };
             added += usize::from(self.sched.push(item));
         }
+        self.sched.due_answered(c.0);
         if added == 0 && self.sched.queued(c.0) == 0 {
             rt.exhausted_at.get_or_insert(now);
         } else {
@@ -174,6 +175,7 @@ impl DialerCore {
         }
         rt.refilling = true;
         rt.last_refill = Some(now);
+        self.sched.asking_due(c.0);
         let limit = queued as u32 + REFILL_BATCH + 64;
         self.actions.push_back(Action::LoadDue {
             campaign: c,
