@@ -16,9 +16,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-/// Arguments of `loadtest bench`.
+/// Arguments of `loadtest bench`: without a scenario, the media benchmark.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// Another scenario than the media benchmark.
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
     /// Concurrent calls to try, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000,8000")]
     pub sizes: Vec<u64>,
@@ -29,8 +33,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20)]
     pub ramp_secs: u64,
     /// The prompt WAV (the dialer imports it; SIPp gets a PCMU copy made with sox).
-    #[arg(long)]
-    pub prompt: PathBuf,
+    #[arg(long, required = true)]
+    pub prompt: Option<PathBuf>,
     /// Where raw results go.
     #[arg(long, default_value = "loadtest/results")]
     pub out: PathBuf,
@@ -55,8 +59,64 @@ pub struct BenchArgs {
     pub sipp_rt: bool,
 }
 
+/// The scenarios beside the media benchmark.
+#[derive(Debug, clap::Subcommand)]
+pub enum Scenario {
+    /// `dialer serve` running one campaign against the carrier: rate over time against the
+    /// trunk's ceiling, CPU per attempt, RSS.
+    Campaign(crate::bench_campaign::CampaignArgs),
+    /// `dialer call` and SIPp's UAC at the same rates against the same SIPp UAS.
+    Signalling(crate::bench_signalling::SignallingArgs),
+}
+
+/// The machine the figures come from: cores, CPU model, kernel, memory, load average.
+pub(crate) fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string());
+    let mem_kib = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+    let uname = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": model,
+        "kernel": uname,
+        "mem_total_kib": mem_kib,
+        "loadavg": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    })
+}
+
+/// CPU seconds (user + system) and resident set (KiB) of a running process, from /proc.
+pub(crate) fn proc_cpu_rss(pid: u32) -> Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the name.
+    let cpu = (ticks(11) + ticks(12)) as f64 / hz;
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    Ok((cpu, rss))
+}
+
 /// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
-fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
+pub(crate) fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
     let pid = child.id() as libc::pid_t;
     let t0 = Instant::now();
     loop {
@@ -84,16 +144,16 @@ fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
     }
 }
 
-fn free_udp_port() -> Result<u16> {
+pub(crate) fn free_udp_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-struct Carrier {
-    child: Child,
-    sip: String,
-    report: PathBuf,
+pub(crate) struct Carrier {
+    pub child: Child,
+    pub sip: String,
+    pub report: PathBuf,
 }
 
 fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) -> Result<Carrier> {
@@ -120,7 +180,7 @@ fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) ->
     Ok(Carrier { child, sip, report })
 }
 
-fn finish_carrier(mut c: Carrier) -> Result<Value> {
+pub(crate) fn finish_carrier(mut c: Carrier) -> Result<Value> {
     let t0 = Instant::now();
     loop {
         if c.child.try_wait()?.is_some() {
@@ -141,6 +201,12 @@ fn finish_carrier(mut c: Carrier) -> Result<Value> {
 
 /// Runs the benchmark.
 pub fn run(a: BenchArgs) -> Result<()> {
+    match a.scenario {
+        Some(Scenario::Campaign(c)) => return crate::bench_campaign::run(c),
+        Some(Scenario::Signalling(s)) => return crate::bench_signalling::run(s),
+        None => {}
+    }
+    let prompt = a.prompt.clone().context("--prompt is required")?;
     let me = std::env::current_exe()?;
     let dialer = a
         .dialer
@@ -157,7 +223,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let wav_u = work.join("prompt-pcmu.wav");
     let st = Command::new("sox")
-        .arg(&a.prompt)
+        .arg(&prompt)
         .args(["-e", "mu-law", "-r", "8000", "-c", "1"])
         .arg(&wav_u)
         .status()
@@ -194,7 +260,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                             "100",
                         ])
                         .arg("--prompt")
-                        .arg(&a.prompt)
+                        .arg(&prompt)
                         .args(["--calls", &n.to_string(), "--concurrency", &n.to_string()])
                         .args(["--cps", &format!("{cps}"), "--rtp-ports", "20000-39999"])
                         .args(["--send-mode", &a.send_mode])

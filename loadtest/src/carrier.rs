@@ -191,6 +191,8 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     let mut ended = 0u64;
     let mut active = 0i64;
     let mut peak = 0i64;
+    // INVITEs received in each second since the start: the rate on the wire over time.
+    let mut offered_per_s: Vec<u32> = vec![];
     let mut buf = vec![0u8; 65536];
     loop {
         if STOP.load(Ordering::Relaxed)
@@ -227,6 +229,11 @@ pub fn run(args: CarrierArgs) -> Result<()> {
                     call_id,
                     disposition,
                 } => {
+                    let sec = started.elapsed().as_secs() as usize;
+                    if offered_per_s.len() <= sec {
+                        offered_per_s.resize(sec + 1, 0);
+                    }
+                    offered_per_s[sec] += 1;
                     calls.insert(
                         call,
                         CallRec {
@@ -279,6 +286,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     let _ = callee_thread.join();
     let a = analyzer.lock().expect("lock");
     let mut report = build_report(&calls, &a, peak, started.elapsed());
+    report["offered_per_second"] = json!(offered_per_s);
     if !args.callee.is_empty() {
         let ids = calls.iter().map(|(k, c)| (*k, c.call_id.clone())).collect();
         report["callees"] = callees.report(&streams_by_call(&a), &ids);

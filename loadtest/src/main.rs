@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod analysis;
 mod bench;
+mod bench_campaign;
+mod bench_chart;
+mod bench_signalling;
 mod callee;
 mod callee_send;
 mod carrier;
