@@ -64,7 +64,7 @@ pub struct BenchArgs {
 pub enum Scenario {
     /// `dialer serve` running one campaign against the carrier: rate over time against the
     /// trunk's ceiling, CPU per attempt, RSS.
-    Campaign(crate::bench_campaign::CampaignArgs),
+    Campaign(Box<crate::bench_campaign::CampaignArgs>),
     /// `dialer call` and SIPp's UAC at the same rates against the same SIPp UAS.
     Signalling(crate::bench_signalling::SignallingArgs),
 }
@@ -202,7 +202,7 @@ pub(crate) fn finish_carrier(mut c: Carrier) -> Result<Value> {
 /// Runs the benchmark.
 pub fn run(a: BenchArgs) -> Result<()> {
     match a.scenario {
-        Some(Scenario::Campaign(c)) => return crate::bench_campaign::run(c),
+        Some(Scenario::Campaign(c)) => return crate::bench_campaign::run(*c),
         Some(Scenario::Signalling(s)) => return crate::bench_signalling::run(s),
         None => {}
     }

@@ -38,13 +38,19 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
 
+/// A named line of (x, y) points in its colour.
+type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
+
+/// A figure of the signalling runs: title, y axis, the value of one run.
+type Metric<'a> = (&'a str, &'a str, &'a dyn Fn(&Value) -> Option<f64>);
+
 /// One line of (x, y) points in a panel with its own y range.
 fn panel(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     title: &str,
     y_desc: &str,
     x_max: f64,
-    lines: &[(&str, RGBColor, Vec<(f64, f64)>)],
+    lines: &[Line],
 ) -> Result<()> {
     let y_max = lines
         .iter()
@@ -164,7 +170,7 @@ pub fn signalling(path: &Path, runs: &[Value]) -> Result<()> {
     let root = BitMapBackend::new(path, (1500, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let cols = root.split_evenly((1, 3));
-    let metrics: [(&str, &str, &dyn Fn(&Value) -> Option<f64>); 3] = [
+    let metrics: [Metric; 3] = [
         (
             "achieved rate over the INVITEs' span",
             "% of the rate asked",
