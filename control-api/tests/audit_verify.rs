@@ -4,6 +4,9 @@
 //! database, and editing any column of one entry in the database (or deleting an entry)
 //! makes it fail and name that entry.
 
+mod ops_common;
+
+use ops_common::wav;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -20,25 +23,6 @@ fn hex_sha256(b: &[u8]) -> String {
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect()
-}
-
-fn wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = std::io::Cursor::new(vec![]);
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..(8000.0 * seconds) as usize {
-            let s = ((i as f32 / 8000.0) * 330.0 * std::f32::consts::TAU).sin() * 8000.0;
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
 }
 
 /// The database under test, for editing rows behind the dialer's back.

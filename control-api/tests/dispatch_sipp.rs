@@ -10,6 +10,9 @@
 //!
 //! Needs `sipp` (skipped locally without it, a failure when `CI` is set).
 
+mod ops_common;
+
+use ops_common::{free_udp, have, wav};
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -28,31 +31,6 @@ const ADMIN: &str = "dispatch-admin-token-0123456789";
 
 /// One SIPp-heavy test at a time (two shared cores).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sipp_available() -> bool {
-    match Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason = format!("sipp is not runnable ({e}); install sip-tester");
-            assert!(std::env::var_os("CI").is_none(), "{reason}");
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A SIPp UAS tracing every message. Killed on drop.
 struct Sipp {
@@ -308,25 +286,6 @@ fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::net::So
     Some((n as usize, from, ts?))
 }
 
-fn wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = std::io::Cursor::new(vec![]);
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..(8000.0 * seconds) as usize {
-            let s = ((i as f32 / 8000.0) * 440.0 * std::f32::consts::TAU).sin() * 9000.0;
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
-}
-
 /// `dialer serve` in process with one trunk to `proxy_port`.
 struct Serve {
     base: String,
@@ -500,7 +459,7 @@ fn now_s() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_emergency_preempts_a_full_trunk_within_a_second() {
-    if !sipp_available() {
+    if !have("sipp", "-v") {
         return;
     }
     let _g = SERIAL.lock().await;
@@ -594,7 +553,7 @@ async fn an_emergency_preempts_a_full_trunk_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_limited_to_5_cps_never_exceeds_it_at_the_carrier() {
-    if !sipp_available() {
+    if !have("sipp", "-v") {
         return;
     }
     let _g = SERIAL.lock().await;

@@ -4,7 +4,8 @@
 //! (`application/dtmf-relay` and `application/dtmf`). Registration with a zone choice, an already-registered
 //! number changing zone, an unregistration, a withheld number, wrong keys, a call from a
 //! non-trunk address (403, nothing stored) and a call to an unknown number (404), each
-//! checked from the API's registrations and the dialer's metrics.
+//! checked from the API's registrations and the dialer's metrics, and each change of a
+//! registration seen by a webhook receiver (`registration.created` / `.updated` / `.deleted`).
 //!
 //! Needs `sipp` and `espeak-ng` (skipped locally without them, a failure in CI).
 
@@ -213,6 +214,7 @@ fn config(dir: &Path, sip: u16, carrier: u16) -> PathBuf {
         format!(
             "admin_token = \"{ADMIN}\"\ndrain_timeout_s = 5\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\
+             [webhooks]\nallow_private_targets = true\n\
              [sip]\nlisten = \"127.0.0.1:{sip}\"\nstrangers = \"reject\"\n\
              [store]\nurl = \"sqlite://{}\"\n\
              [[number]]\nnumber = \"{DID}\"\ntenant = \"itri\"\nflow = \"citizen\"\n\
@@ -269,6 +271,45 @@ async fn metric(api: &Api, name: &str) -> f64 {
         .sum()
 }
 
+/// A webhook receiver on loopback: every JSON body POSTed to it, in arrival order.
+async fn receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/in",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (port, got)
+}
+
+/// Waits (bounded) for the receiver to hold an event of `kind` for `number`; its data.
+async fn event(got: &std::sync::Mutex<Vec<Value>>, kind: &str, number: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let found = got.lock().unwrap().iter().find_map(|e| {
+            (e["type"] == kind && e["data"]["number"] == number).then(|| e["data"].clone())
+        });
+        if let Some(d) = found {
+            return d;
+        }
+        let seen = got.lock().unwrap().clone();
+        assert!(t0.elapsed().as_secs() < 15, "no {kind}: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn citizens_line_against_sipp_callers() {
     if !have("sipp", "-v") || !have("espeak-ng", "--version") {
@@ -299,6 +340,21 @@ async fn citizens_line_against_sipp_callers() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
+    let (hook_port, hooked) = receiver().await;
+    let kinds = [
+        "registration.created",
+        "registration.updated",
+        "registration.deleted",
+    ];
+    let url = format!("http://127.0.0.1:{hook_port}/in");
+    send(
+        &api,
+        Method::POST,
+        "/v1/webhooks",
+        &tok,
+        Some(json!({"url": url, "events": kinds})),
+    )
+    .await;
     let d = dir.path().to_path_buf();
     let run = |name: &'static str,
                ip: &'static str,
@@ -345,6 +401,8 @@ async fn citizens_line_against_sipp_callers() {
     assert_eq!(regs[0]["number"], "+393331234567");
     assert_eq!(regs[0]["source"], "ivr");
     assert_eq!(regs[0]["zone"], "Lido");
+    let e = event(&hooked, "registration.created", "+393331234567").await;
+    assert_eq!((&e["zone"], &e["source"]), (&json!("Lido"), &json!("ivr")));
 
     // 2. The same number again: already registered, zone 1 (Centro), the second key by
     //    INFO application/dtmf-relay.
@@ -363,6 +421,11 @@ async fn citizens_line_against_sipp_callers() {
     let live: Vec<_> = regs.iter().filter(|r| r["deleted_ms"].is_null()).collect();
     assert_eq!(live.len(), 1, "{regs:?}");
     assert_eq!(live[0]["zone"], "Centro", "{regs:?}");
+    let e = event(&hooked, "registration.updated", "+393331234567").await;
+    assert_eq!(
+        e["zone"], "Centro",
+        "a zone change is not a new registration"
+    );
 
     // 3. Unregister: 2, then 1 (by INFO application/dtmf) to confirm the erasure.
     assert!(has_contact(&api, &tok, "+393331234567").await);
@@ -383,6 +446,14 @@ async fn citizens_line_against_sipp_callers() {
         !has_contact(&api, &tok, "+393331234567").await,
         "the contact is erased"
     );
+    event(&hooked, "registration.deleted", "+393331234567").await;
+    let created = hooked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "registration.created")
+        .count();
+    assert_eq!(created, 1, "one registration, one created event");
 
     // 4. A withheld number: told, hung up, nothing stored.
     assert!(run(

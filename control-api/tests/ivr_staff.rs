@@ -289,6 +289,70 @@ fn config(dir: &Path, sip: u16, carrier: u16, codecs: &str) -> PathBuf {
     path
 }
 
+/// Runs one SIPp caller `scen` from this test to the dialer's SIP port `sip`, dialling
+/// `did`, bounded by `timeout`; whether the scenario ran to its end (SIPp's errors, from
+/// `<name>.err`, are printed when it did not).
+async fn sipp_call(
+    dir: &Path,
+    sip: u16,
+    scen: PathBuf,
+    did: &'static str,
+    timeout: &str,
+    name: &str,
+) -> bool {
+    let err = dir.join(format!("{name}.err"));
+    let timeout = timeout.to_string();
+    tokio::task::spawn_blocking(move || {
+        let st = Command::new("sipp")
+            .arg(format!("127.0.0.1:{sip}"))
+            .arg("-sf")
+            .arg(&scen)
+            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
+            .args(["-mp", &free_udp().to_string(), "-s", did])
+            .args([
+                "-m",
+                "1",
+                "-timeout",
+                &timeout,
+                "-nostdin",
+                "-trace_err",
+                "-error_file",
+            ])
+            .arg(&err)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if !st.success() {
+            eprintln!("{}", std::fs::read_to_string(&err).unwrap_or_default());
+        }
+        st.success()
+    })
+    .await
+    .unwrap()
+}
+
+/// The town of Itri with the staff PIN 2468; its tenant token.
+async fn staff_tenant(api: &Api) -> String {
+    let t = send(
+        api,
+        Method::POST,
+        "/v1/tenants",
+        ADMIN,
+        Some(json!({"id": "itri", "name": "Itri"})),
+    )
+    .await;
+    send(
+        api,
+        Method::PUT,
+        "/v1/tenants/itri/staff-pin",
+        ADMIN,
+        Some(json!({"pin": "2468"})),
+    )
+    .await;
+    t["token"].as_str().unwrap().to_string()
+}
+
 async fn staff_call(codec: &str) {
     if !have("sipp", "-v") || !have("espeak-ng", "--version") {
         return;
@@ -308,23 +372,7 @@ async fn staff_call(codec: &str) {
     let (_serve, base) = spawn_serve(&cfg, &[]);
     let api = Api::new(base);
     prompts_ready(&api).await;
-    let t = send(
-        &api,
-        Method::POST,
-        "/v1/tenants",
-        ADMIN,
-        Some(json!({"id": "itri", "name": "Itri"})),
-    )
-    .await;
-    let tok = t["token"].as_str().unwrap().to_string();
-    send(
-        &api,
-        Method::PUT,
-        "/v1/tenants/itri/staff-pin",
-        ADMIN,
-        Some(json!({"pin": "2468"})),
-    )
-    .await;
+    let tok = staff_tenant(&api).await;
     // Two residents; the carrier (SIPp callees) answers in the trunk's first codec.
     let r = api
         .http
@@ -338,38 +386,7 @@ async fn staff_call(codec: &str) {
     assert!(r.status().is_success(), "{}", r.status());
     let (pt, frames, sent, rate) = message(codec);
     let scen = scenario(dir.path(), codec, pt, &frames);
-    let d = dir.path().to_path_buf();
-    let ok = tokio::task::spawn_blocking(move || {
-        let st = Command::new("sipp")
-            .arg(format!("127.0.0.1:{sip}"))
-            .arg("-sf")
-            .arg(&scen)
-            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
-            .args(["-mp", &free_udp().to_string(), "-s", STAFF_DID])
-            .args([
-                "-m",
-                "1",
-                "-timeout",
-                "120s",
-                "-nostdin",
-                "-trace_err",
-                "-error_file",
-            ])
-            .arg(d.join("sipp.err"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        if !st.success() {
-            eprintln!(
-                "{}",
-                std::fs::read_to_string(d.join("sipp.err")).unwrap_or_default()
-            );
-        }
-        st.success()
-    })
-    .await
-    .unwrap();
+    let ok = sipp_call(dir.path(), sip, scen, STAFF_DID, "120s", "sipp").await;
     assert!(ok, "the staff call's scenario ran to its end");
     // The campaign the call created: who, when and the SHA-256 in its name.
     let mut found = None;
@@ -471,32 +488,7 @@ async fn staff_call(codec: &str) {
     // socket of this test that only listens): the town's latest message is the take.
     let ear = Sink::start();
     let scen = listener_scenario(dir.path(), callee_pt, callee, ear.port);
-    let d = dir.path().to_path_buf();
-    let ok = tokio::task::spawn_blocking(move || {
-        Command::new("sipp")
-            .arg(format!("127.0.0.1:{sip}"))
-            .arg("-sf")
-            .arg(&scen)
-            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
-            .args(["-mp", &free_udp().to_string(), "-s", CITIZEN_DID])
-            .args([
-                "-m",
-                "1",
-                "-timeout",
-                "60s",
-                "-nostdin",
-                "-trace_err",
-                "-error_file",
-            ])
-            .arg(d.join("listener.err"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    })
-    .await
-    .unwrap();
+    let ok = sipp_call(dir.path(), sip, scen, CITIZEN_DID, "60s", "listener").await;
     assert!(ok, "the listener's scenario ran to its end");
     let streams = ear.streams();
     assert_eq!(streams.len(), 1, "{:?}", streams.keys());
@@ -897,51 +889,11 @@ async fn staff_line_plays_the_take_back_to_the_caller() {
     let (_serve, base) = spawn_serve(&cfg, &[]);
     let api = Api::new(base);
     prompts_ready(&api).await;
-    send(
-        &api,
-        Method::POST,
-        "/v1/tenants",
-        ADMIN,
-        Some(json!({"id": "itri", "name": "Itri"})),
-    )
-    .await;
-    send(
-        &api,
-        Method::PUT,
-        "/v1/tenants/itri/staff-pin",
-        ADMIN,
-        Some(json!({"pin": "2468"})),
-    )
-    .await;
+    staff_tenant(&api).await;
     let (_, frames, sent, _) = message("PCMA");
     let handset = Handset::start(frames, 12_500);
     let scen = playback_scenario(dir.path(), handset.port);
-    let d = dir.path().to_path_buf();
-    let ok = tokio::task::spawn_blocking(move || {
-        Command::new("sipp")
-            .arg(format!("127.0.0.1:{sip}"))
-            .arg("-sf")
-            .arg(&scen)
-            .args(["-i", "127.0.0.1", "-p", &free_udp().to_string()])
-            .args(["-mp", &free_udp().to_string(), "-s", STAFF_DID])
-            .args([
-                "-m",
-                "1",
-                "-timeout",
-                "90s",
-                "-nostdin",
-                "-trace_err",
-                "-error_file",
-            ])
-            .arg(d.join("playback.err"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    })
-    .await
-    .unwrap();
+    let ok = sipp_call(dir.path(), sip, scen, STAFF_DID, "90s", "playback").await;
     assert!(ok, "the playback scenario ran to its end");
     let heard = handset.heard.lock().unwrap().clone();
     assert!(heard.iter().all(|p| p.0 == 8), "PCMA only");

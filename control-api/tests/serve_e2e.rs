@@ -5,6 +5,9 @@
 //!
 //! Needs `sipp` (skipped locally without it, a failure when `CI` is set).
 
+mod ops_common;
+
+use ops_common::{free_udp, have, wav};
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -18,33 +21,6 @@ const ADMIN: &str = "e2e-admin-token-0123456789";
 
 /// One SIPp-heavy test at a time (two shared cores).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn sipp_available() -> bool {
-    match Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason = format!("sipp is not runnable ({e}); install sip-tester");
-            if std::env::var_os("CI").is_some() {
-                panic!("{reason} (CI is set, so this is a failure, not a skip)");
-            }
-            eprintln!("SKIPPED: {reason}");
-            false
-        }
-    }
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Sipp {
     child: Child,
@@ -96,25 +72,6 @@ fn config(dir: &Path, sipp_port: u16, cps: u32) -> String {
          max_channels = 20\ncps = {cps}\nring_timeout_s = 10\n",
         dir.join("e2e.db").display()
     )
-}
-
-fn wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = std::io::Cursor::new(vec![]);
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..(8000.0 * seconds) as usize {
-            let s = ((i as f32 / 8000.0) * 440.0 * std::f32::consts::TAU).sin() * 9000.0;
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
 }
 
 struct Api {
@@ -251,7 +208,7 @@ fn counter_sum(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_zone_campaign_completes_and_metrics_match_the_journal() {
-    if !sipp_available() {
+    if !have("sipp", "-v") {
         return;
     }
     let _g = SERIAL.lock().await;
@@ -381,7 +338,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_a_restart_resumes_the_campaign() {
-    if !sipp_available() {
+    if !have("sipp", "-v") {
         return;
     }
     let _g = SERIAL.lock().await;
@@ -493,7 +450,7 @@ fn a_bad_config_names_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once_and_the_restart_recovers() {
-    if !sipp_available() {
+    if !have("sipp", "-v") {
         return;
     }
     let _g = SERIAL.lock().await;

@@ -11,8 +11,11 @@
 //!
 //! Needs `sipp` and the venv (skipped locally without them, a failure when `CI` is set).
 
+mod ops_common;
+
+use ops_common::{free_tcp, free_udp, wav};
 use std::collections::HashMap;
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,22 +48,6 @@ fn python() -> Option<PathBuf> {
     assert!(std::env::var_os("CI").is_none(), "{reason}");
     eprintln!("SKIPPED: {reason}");
     None
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed when dropped.
@@ -115,25 +102,6 @@ fn receiver(py: &Path, port: u16, out: &Path, secret: &str, hang: bool) -> Proc 
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
     Proc(child)
-}
-
-fn wav(seconds: f32) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = std::io::Cursor::new(vec![]);
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..(8000.0 * seconds) as usize {
-            let s = ((i as f32 / 8000.0) * 440.0 * std::f32::consts::TAU).sin() * 9000.0;
-            w.write_sample(s as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
 }
 
 struct Api {
@@ -235,9 +203,16 @@ impl Api {
     }
 }
 
-async fn server(dir: &Path, sipp_port: u16) -> (Api, tokio::sync::watch::Sender<bool>) {
+/// A server whose trunk is the SIPp at `sipp_port`; `private_targets`: whether webhooks
+/// may be delivered to loopback (this test's receivers) at all.
+async fn server(
+    dir: &Path,
+    sipp_port: u16,
+    private_targets: bool,
+) -> (Api, tokio::sync::watch::Sender<bool>) {
     let cfg = format!(
         "admin_token = \"{ADMIN}\"\ndrain_timeout_s = 5\n\
+         [webhooks]\nallow_private_targets = {private_targets}\n\
          [http]\nlisten = \"127.0.0.1:0\"\n[sip]\nlisten = \"127.0.0.1:0\"\n\
          [store]\nurl = \"sqlite://{}\"\n\
          [[trunk]]\nname = \"sipp\"\nproxy = \"127.0.0.1:{sipp_port}\"\n\
@@ -272,7 +247,7 @@ async fn a_receiver_down_then_up_gets_every_event_signed() {
     let _g = SERIAL.lock().await;
     let (_sipp, sipp_port, _rtp) = sipp();
     let dir = tempfile::tempdir().unwrap();
-    let (api, _stop) = server(dir.path(), sipp_port).await;
+    let (api, _stop) = server(dir.path(), sipp_port, true).await;
     let (tok, id) = api.setup(30).await;
     let port = free_tcp(); // nobody listens yet: connection refused
     let events = [
@@ -421,7 +396,7 @@ async fn a_hanging_receiver_does_not_slow_calls() {
     let _g = SERIAL.lock().await;
     let (_sipp, sipp_port, _rtp) = sipp();
     let dir = tempfile::tempdir().unwrap();
-    let (api, _stop) = server(dir.path(), sipp_port).await;
+    let (api, _stop) = server(dir.path(), sipp_port, true).await;
     let (tok, id) = api.setup(60).await;
     let port = free_tcp();
     let out = dir.path().join("hung.jsonl");
@@ -492,5 +467,72 @@ async fn a_hanging_receiver_does_not_slow_calls() {
         took.as_secs_f64(),
         ds.len(),
         t1.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_addresses_get_no_webhooks_by_default() {
+    let _g = SERIAL.lock().await;
+    let (_sipp, sipp_port, _rtp) = sipp();
+    let dir = tempfile::tempdir().unwrap();
+    let (api, _stop) = server(dir.path(), sipp_port, false).await;
+    let (tok, id) = api.setup(3).await;
+    // A literal internal address is refused when it is registered...
+    for url in [
+        "http://127.0.0.1:9/in",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+    ] {
+        let r = api
+            .http
+            .post(format!("{}/v1/webhooks", api.base))
+            .bearer_auth(&tok)
+            .json(&json!({"url": url, "events": ["call.completed"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{url}");
+    }
+    // ...and a name that resolves to one gets no connection when it is delivered to.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hook = api
+        .ok(
+            Method::POST,
+            "/v1/webhooks",
+            &tok,
+            Some(
+                json!({"url": format!("http://localhost:{port}/in"), "events": ["call.completed"]}),
+            ),
+        )
+        .await;
+    let hook_id = hook["id"].as_str().unwrap().to_string();
+    api.ok(
+        Method::POST,
+        &format!("/v1/campaigns/{id}/start"),
+        &tok,
+        None,
+    )
+    .await;
+    api.wait_completed(&tok, id).await;
+    let t0 = Instant::now();
+    let ds = loop {
+        let ds = api.deliveries(&tok, &hook_id).await;
+        if ds.len() == 3 && ds.iter().all(|d| d["attempts"].as_i64() >= Some(1)) {
+            break ds;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{ds:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for d in &ds {
+        assert_eq!(d["state"], "pending", "retried later, never delivered: {d}");
+        let why = d["last_error"].as_str().unwrap_or("");
+        assert!(why.contains("webhooks.allow_private_targets"), "{d}");
+    }
+    assert_eq!(
+        listener.accept().err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::WouldBlock),
+        "the receiver on loopback was never connected to"
     );
 }

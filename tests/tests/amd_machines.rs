@@ -11,8 +11,8 @@
 //! executable's directory (`cargo build -p control-api --bin dialer -p loadtest`); skipped
 //! locally without them, a failure in CI.
 
+use e2e::{free_port, workspace_bin};
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -24,42 +24,6 @@ use tempfile::TempDir;
 const TENANT: &str = "sabaudia";
 /// The message: a 2 s sweep, so that a misplaced frame cannot correlate.
 const PROMPT_SECS: f32 = 2.0;
-
-fn bin(name: &str) -> Option<PathBuf> {
-    let var = format!("{}_BIN", name.to_uppercase());
-    if let Some(p) = std::env::var_os(var) {
-        return Some(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>/deps");
-    let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if p.is_file() {
-        return Some(p);
-    }
-    let reason = format!(
-        "{} is missing (cargo build -p control-api -p loadtest)",
-        p.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{reason} (CI is set, so this is a failure, not a skip)");
-    }
-    eprintln!("SKIPPED: {reason}");
-    None
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
-}
 
 /// A sweep from 300 Hz to 1.5 kHz over `secs`, with a slow tremolo.
 fn write_prompt(dir: &Path, secs: f32) -> PathBuf {
@@ -179,8 +143,8 @@ impl Drop for Carrier {
 /// One campaign with `--amd policy` against one callee behaviour, to completion: the
 /// journal's attempts and what each callee heard.
 fn run(callee: &str, policy: &str, n: usize, calls: usize) -> Option<Ran> {
-    let lt = bin("loadtest")?;
-    let dialer = bin("dialer")?;
+    let lt = workspace_bin("loadtest")?;
+    let dialer = workspace_bin("dialer")?;
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().to_path_buf();
     let prompt = write_prompt(&dir, PROMPT_SECS);

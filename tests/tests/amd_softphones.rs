@@ -10,9 +10,9 @@
 //! with CI set, a skip otherwise — and the `dialer` binary
 //! (`cargo build -p control-api --bin dialer`).
 
-use e2e::dialer_bin;
+use e2e::{dialer_bin, free_port, tone_power, tool_available};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -26,34 +26,6 @@ const TENANT: &str = "terracina";
 /// The message: 2 s at 440 Hz, then its "last syllable", 300 ms at 1 kHz.
 const BODY_MS: u32 = 2000;
 const LAST_MS: u32 = 300;
-
-fn available(tool: &str, probe: &[&str], package: &str) -> bool {
-    let ok = Command::new(tool)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        let reason = format!("{tool} is not installed (Debian: {package})");
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        eprintln!("SKIPPED: {reason}");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
-}
 
 /// baresip answering at once on a UDP port, recording what it decodes into its directory;
 /// keys sent with its `sndcode` command (ctrl_tcp) go out as RFC 4733 events.
@@ -159,18 +131,6 @@ impl Drop for Baresip {
     }
 }
 
-/// Power of `x` at `hz` (Goertzel, 8 kHz).
-fn power(x: &[i16], hz: f64) -> f64 {
-    let k = 2.0 * (std::f64::consts::TAU * hz / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for &v in x {
-        let s = f64::from(v) + k * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    s1 * s1 + s2 * s2 - k * s1 * s2
-}
-
 fn write_prompt(path: &Path) {
     let spec = hound::WavSpec {
         channels: 1,
@@ -270,7 +230,7 @@ fn finish(mut child: Child, dir: &Path, callee_log: &dyn Fn() -> String) -> Vec<
 fn last_syllable_ms(x: &[i16]) -> u32 {
     let windows: Vec<(f64, f64)> = x
         .chunks_exact(80)
-        .map(|w| (power(w, 440.0), power(w, 1000.0)))
+        .map(|w| (tone_power(w, 440.0), tone_power(w, 1000.0)))
         .collect();
     let Some(last_body) = windows
         .iter()
@@ -287,7 +247,7 @@ fn last_syllable_ms(x: &[i16]) -> u32 {
 
 #[test]
 fn baresip_keys_reach_the_dialer_and_confirm() {
-    if !available("baresip", &["-h"], "baresip-core") {
+    if !tool_available("baresip", &["-h"], "baresip-core") {
         return;
     }
     let tmp = TempDir::new().unwrap();
@@ -311,7 +271,7 @@ fn baresip_keys_reach_the_dialer_and_confirm() {
 
 #[test]
 fn baresip_plays_out_the_whole_message() {
-    if !available("baresip", &["-h"], "baresip-core") {
+    if !tool_available("baresip", &["-h"], "baresip-core") {
         return;
     }
     let tmp = TempDir::new().unwrap();
@@ -331,8 +291,8 @@ fn baresip_plays_out_the_whole_message() {
             .map(|w| {
                 format!(
                     "{:.0}/{:.0}",
-                    power(w, 440.0).log10() * 10.0,
-                    power(w, 1000.0).log10() * 10.0
+                    tone_power(w, 440.0).log10() * 10.0,
+                    tone_power(w, 1000.0).log10() * 10.0
                 )
             })
             .collect();
@@ -450,7 +410,7 @@ impl Drop for Linphone {
 
 #[test]
 fn linphone_keys_reach_the_dialer_and_confirm() {
-    if !available("linphonec", &["-v"], "linphone-cli") {
+    if !tool_available("linphonec", &["-v"], "linphone-cli") {
         return;
     }
     let tmp = TempDir::new().unwrap();
@@ -473,7 +433,7 @@ fn linphone_keys_reach_the_dialer_and_confirm() {
 
 #[test]
 fn linphone_plays_out_the_whole_message() {
-    if !available("linphonec", &["-v"], "linphone-cli") {
+    if !tool_available("linphonec", &["-v"], "linphone-cli") {
         return;
     }
     let tmp = TempDir::new().unwrap();

@@ -7,9 +7,9 @@
 //! time and killed on failure. Needs `sipp` (skipped locally without it, a failure in CI)
 //! and the `dialer` binary (`cargo build -p control-api --bin dialer`, or `DIALER_BIN`).
 
-use e2e::dialer_bin;
+use e2e::{dialer_bin, free_port, sipp_available};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,41 +28,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn sipp_available() -> bool {
-    match Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason =
-                format!("sipp is not runnable ({e}); install the Debian package sip-tester");
-            if std::env::var_os("CI").is_some() {
-                panic!("{reason} (CI is set, so this is a failure, not a skip)");
-            }
-            eprintln!("SKIPPED: {reason}");
-            false
-        }
-    }
-}
-
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("sipp")
         .join(name)
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
 }
 
 fn write_prompt(dir: &Path, secs: f32) -> PathBuf {

@@ -8,8 +8,8 @@
 //! and killed on failure. Needs `sipp` (skipped locally without it, a failure in CI) and the
 //! `dialer` binary (`cargo build -p control-api --bin dialer`, or `DIALER_BIN`).
 
-use e2e::dialer_bin;
-use std::net::{TcpListener, UdpSocket};
+use e2e::{dialer_bin, free_port, sipp_available};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,37 +19,6 @@ use std::time::{Duration, Instant};
 
 use codecs::{Codec, EncodeSettings, PreparedAudio};
 use tempfile::TempDir;
-
-fn sipp_available() -> bool {
-    match Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason =
-                format!("sipp is not runnable ({e}); install the Debian package sip-tester");
-            if std::env::var_os("CI").is_some() {
-                panic!("{reason} (CI is set, so this is a failure, not a skip)");
-            }
-            eprintln!("SKIPPED: {reason}");
-            false
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port");
-}
 
 /// A 1 s tone at 8 kHz: the message.
 fn write_prompt(dir: &Path) -> (PathBuf, Vec<u8>) {

@@ -6,7 +6,7 @@
 //!
 //! Without `sipp` on PATH the test prints why and passes, unless `CI` is set: then it fails.
 
-use std::net::UdpSocket as StdUdp;
+use e2e::{free_media_port, free_port, sipp_available};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,43 +16,6 @@ use engine::sip::auth::Credentials;
 use engine::sip::endpoint::{CallParams, EndpointConfig, Event, Hangup, Transport};
 use engine::sip::outcome::Outcome;
 use engine::sip::sdp::OfferParams;
-
-fn sipp_available() -> bool {
-    let ok = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        let reason = "sipp is not runnable; install the Debian package sip-tester";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        eprintln!("SKIPPED: {reason}");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A port P for SIPp's media (`-mp`): SIPp binds P and P + 2.
-fn free_media_port() -> u16 {
-    for _ in 0..100 {
-        let a = StdUdp::bind("127.0.0.1:0").expect("bind UDP");
-        let p = a.local_addr().unwrap().port();
-        if p < 65533 && StdUdp::bind(("127.0.0.1", p + 2)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no loopback port pair free for SIPp media");
-}
 
 #[test]
 fn the_bye_after_a_challenged_invite_passes_sipp_verifyauth() {

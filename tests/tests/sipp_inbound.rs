@@ -7,7 +7,8 @@
 //!
 //! Without `sipp` on PATH the test prints why and passes, unless `CI` is set: then it fails.
 
-use std::net::{SocketAddr, UdpSocket as StdUdp};
+use e2e::{free_media_port, free_port, missing};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -21,44 +22,6 @@ use engine::sip::sdp::OfferCodec;
 const PCAP: &str = "/usr/share/sip-tester/dtmf_2833_1.pcap";
 const NUMBER: &str = "+390771286891";
 
-fn sipp_available() -> bool {
-    let ok = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-        && Path::new(PCAP).is_file();
-    if !ok {
-        let reason = "sipp or its dtmf pcaps are missing; install the Debian package sip-tester";
-        if std::env::var_os("CI").is_some() {
-            panic!("{reason} (CI is set, so this is a failure, not a skip)");
-        }
-        eprintln!("SKIPPED: {reason}");
-    }
-    ok
-}
-
-/// A port P for SIPp's media (`-mp`): SIPp binds P and P + 2.
-fn free_media_port() -> u16 {
-    for _ in 0..100 {
-        let a = StdUdp::bind("127.0.0.1:0").expect("bind UDP");
-        let p = a.local_addr().unwrap().port();
-        if p < 65533 && StdUdp::bind(("127.0.0.1", p + 2)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no loopback port pair free for SIPp media");
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// What the answerer saw of the call.
 #[derive(Debug, Default)]
 struct Seen {
@@ -67,6 +30,20 @@ struct Seen {
     rtp_digits: String,
     info_digits: String,
     end: Option<(Outcome, Hangup)>,
+}
+
+/// SIPp and Debian's RFC 4733 pcaps it plays.
+fn sipp_available() -> bool {
+    if !e2e::sipp_available() {
+        return false;
+    }
+    let ok = Path::new(PCAP).is_file();
+    if !ok {
+        missing(&format!(
+            "{PCAP} is missing; install the Debian package sip-tester"
+        ));
+    }
+    ok
 }
 
 #[test]

@@ -14,12 +14,12 @@
 //! The `scenario_selftest_*` tests run each scenario against a SIPp UAC (`tests/sipp/selftest/`),
 //! so a broken scenario shows up even when the dialer is not at fault.
 
-use e2e::dialer_bin;
+use e2e::{dialer_bin, free_media_port, free_port, sipp_available, wait_bounded};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
-use std::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -39,27 +39,6 @@ const CHILD_DEADLINE: Duration = Duration::from_secs(90);
 // Preconditions
 // ---------------------------------------------------------------------------------------------
 
-/// Whether SIPp can run here. Without it: a reason on stderr and `false`, or a panic under CI.
-fn sipp_available() -> bool {
-    match Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason =
-                format!("sipp is not runnable ({e}); install the Debian package sip-tester");
-            if std::env::var_os("CI").is_some() {
-                panic!("{reason} (CI is set, so this is a failure, not a skip)");
-            }
-            eprintln!("SKIPPED: {reason}");
-            false
-        }
-    }
-}
-
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("sipp")
@@ -76,30 +55,6 @@ fn selftest_scenario(name: &str) -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // Ports, prompt, processes
 // ---------------------------------------------------------------------------------------------
-
-/// A loopback port that is free for UDP (and TCP) right now: bind port 0, read it, drop it.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP 127.0.0.1:0");
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no loopback port free for both UDP and TCP");
-}
-
-/// A port P for SIPp's media (`-mp`): SIPp binds P and P + 2 (audio and video echo sockets).
-fn free_media_port() -> u16 {
-    for _ in 0..100 {
-        let a = UdpSocket::bind("127.0.0.1:0").expect("bind UDP 127.0.0.1:0");
-        let p = a.local_addr().unwrap().port();
-        if p < 65533 && UdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no loopback port pair free for SIPp media");
-}
 
 /// An 8 kHz, 16-bit, mono sine (440 Hz) WAV of `secs` seconds.
 fn write_prompt(dir: &Path, secs: f32) -> PathBuf {
@@ -119,21 +74,6 @@ fn write_prompt(dir: &Path, secs: f32) -> PathBuf {
     }
     w.finalize().expect("finalize prompt WAV");
     path
-}
-
-/// Waits for `child` until `deadline`; kills it on overrun and returns `None`.
-fn wait_bounded(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn read_file_lossy(p: &Path) -> String {

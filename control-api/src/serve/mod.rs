@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod webhook_guard;
 pub mod webhook_worker;
 
 use std::net::{IpAddr, SocketAddr};
@@ -334,7 +335,7 @@ impl Server {
             AnyStore::Sqlite(_) => None,
         };
         let (events, event_rx) = engine::webhook::EventSink::new(webhook_worker::QUEUE_CAPACITY);
-        webhook_worker::start(store.clone(), event_rx);
+        webhook_worker::start(store.clone(), event_rx, cfg.webhooks.policy());
         let inbound = InboundSetup {
             region: cfg.default_region.clone(),
             prompt_dir: Some(cfg.prompt_dir()),

@@ -16,7 +16,9 @@ use std::time::Duration;
 use engine::metrics as m;
 use engine::store::{AnyStore, DeliveryUpdate, DueDelivery, NewEvent, Store};
 use engine::webhook::schedule::{self, Next};
-use engine::webhook::{sign, DeliveryState, Event, EventKind};
+use engine::webhook::{sign, DeliveryState, Event, EventKind, TargetPolicy};
+
+use super::webhook_guard::{self as guard, PolicyResolver};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -43,10 +45,10 @@ const PURGE_EVERY_MS: i64 = 3600 * 1000;
 const KEEP_DELIVERED_DAYS: i64 = 7;
 const KEEP_DEAD_DAYS: i64 = 30;
 
-/// Starts both tasks on the current runtime.
-pub fn start(store: AnyStore, rx: mpsc::Receiver<Event>) {
+/// Starts both tasks on the current runtime; deliveries go only where `targets` allows.
+pub fn start(store: AnyStore, rx: mpsc::Receiver<Event>, targets: TargetPolicy) {
     tokio::spawn(write_outbox(store.clone(), rx));
-    tokio::spawn(deliver(store));
+    tokio::spawn(deliver(store, targets));
 }
 
 /// A new message id (`webhook-id`).
@@ -221,8 +223,9 @@ async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
 /// The delivery loop: per endpoint one task at a time sending its due rows in order
 /// (stopping at the first failure: the endpoint is unwell, its rows wait for their
 /// retries), up to [`MAX_IN_FLIGHT`] endpoints at once.
-async fn deliver(store: AnyStore) {
+async fn deliver(store: AnyStore, targets: TargetPolicy) {
     let client = match reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(PolicyResolver(targets)))
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
@@ -235,6 +238,7 @@ async fn deliver(store: AnyStore) {
             return;
         }
     };
+    let poster = Poster { client, targets };
     let mut busy: HashSet<String> = HashSet::new();
     let mut flights: JoinSet<String> = JoinSet::new();
     let mut tick = tokio::time::interval(POLL);
@@ -264,10 +268,10 @@ async fn deliver(store: AnyStore) {
                         break;
                     }
                     if busy.insert(hook.clone()) {
-                        let (store, client) = (store.clone(), client.clone());
+                        let (store, poster) = (store.clone(), poster.clone());
                         flights.spawn(async move {
                             for d in rows {
-                                if !attempt(&store, &client, d).await {
+                                if !attempt(&store, &poster, d).await {
                                     break;
                                 }
                             }
@@ -306,9 +310,9 @@ async fn purge(store: &AnyStore, now: i64) {
 }
 
 /// Sends one row and writes the result back; whether it was delivered.
-async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) -> bool {
+async fn attempt(store: &AnyStore, poster: &Poster, d: DueDelivery) -> bool {
     let row = &d.delivery;
-    let result = send(client, &d).await;
+    let result = send(poster, &d).await;
     let now = now_ms();
     let attempts = row.attempts + 1;
     let (state, next_ms, last_status, last_error, label) = match result {
@@ -343,14 +347,27 @@ async fn attempt(store: &AnyStore, client: &reqwest::Client, d: DueDelivery) -> 
     state == DeliveryState::Delivered
 }
 
+/// The delivery client and the address policy it was built with (the resolver applies
+/// it to names; literal addresses are checked here, before any connection).
+#[derive(Clone)]
+struct Poster {
+    client: reqwest::Client,
+    targets: TargetPolicy,
+}
+
 /// POSTs a row: the 2xx status, or the status (if any) and why it failed.
-async fn send(client: &reqwest::Client, d: &DueDelivery) -> Result<i64, (Option<i64>, String)> {
+async fn send(poster: &Poster, d: &DueDelivery) -> Result<i64, (Option<i64>, String)> {
     let key = sign::key_of(&d.secret).ok_or((None, "unusable secret".to_string()))?;
+    let url = reqwest::Url::parse(&d.url).map_err(|e| (None, format!("bad url: {e}")))?;
+    if guard::literal_ip(&url).is_some_and(|ip| !poster.targets.allows(ip)) {
+        return Err((None, guard::TargetRefused.to_string()));
+    }
+    let client = &poster.client;
     let ts = now_ms() / 1000;
     let body = d.delivery.payload.as_bytes().to_vec();
     let sig = sign::signature(&key, &d.delivery.event_id, ts, &body);
     let r = client
-        .post(&d.url)
+        .post(url)
         .header("content-type", "application/json")
         .header("webhook-id", &d.delivery.event_id)
         .header("webhook-timestamp", ts.to_string())
@@ -372,7 +389,9 @@ async fn send(client: &reqwest::Client, d: &DueDelivery) -> Result<i64, (Option<
 
 /// A transport error without the URL (it may carry credentials in its query).
 fn short_error(e: reqwest::Error) -> String {
-    if e.is_timeout() {
+    if guard::is_refusal(&e) {
+        guard::TargetRefused.to_string()
+    } else if e.is_timeout() {
         "timeout".into()
     } else if e.is_connect() {
         "connection failed".into()

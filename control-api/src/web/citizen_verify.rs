@@ -283,15 +283,14 @@ async fn apply(web: &WebState, tenant: &str, p: &Pending) -> Result<(), engine::
                 notice_version: notice_version.clone(),
             };
             let reg = store.register(tenant, r, now_ms()).await?;
-            if reg == engine::model::Registered::New {
-                web.app.events.emit(engine::webhook::Event::registration(
-                    tenant,
-                    &n.e164,
-                    true,
-                    "web",
-                    now_ms(),
-                ));
-            }
+            web.app.events.emit(engine::webhook::Event::registered(
+                reg,
+                tenant,
+                &n.e164,
+                Some(zone),
+                "web",
+                now_ms(),
+            ));
             let c = NewContact {
                 number: n.e164.clone(),
                 number_type: n.number_type,
@@ -307,9 +306,10 @@ async fn apply(web: &WebState, tenant: &str, p: &Pending) -> Result<(), engine::
             let gone = store.unregister(tenant, &n.e164, now_ms()).await?;
             if gone != engine::model::Unregistered::Unknown {
                 web.app.events.emit(engine::webhook::Event::registration(
+                    engine::webhook::EventKind::RegistrationDeleted,
                     tenant,
                     &n.e164,
-                    false,
+                    None,
                     "web",
                     now_ms(),
                 ));

@@ -33,6 +33,7 @@ pub fn have(tool: &str, probe: &str) -> bool {
     }
 }
 
+/// A free loopback UDP port.
 pub fn free_udp() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -41,6 +42,7 @@ pub fn free_udp() -> u16 {
         .port()
 }
 
+/// A free loopback TCP port.
 pub fn free_tcp() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -164,7 +166,8 @@ pub fn spawn_serve(config: &Path, env: &[(&str, &str)]) -> (Guard, String) {
     (guard, base)
 }
 
-fn wav(seconds: f32) -> Vec<u8> {
+/// `seconds` of a 440 Hz tone as an 8 kHz 16-bit WAV file: the prompt the tests upload.
+pub fn wav(seconds: f32) -> Vec<u8> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,

@@ -382,7 +382,6 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             }
             Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),
             Action::Inbound(a) => {
-                self.registration_event(&a);
                 let r = self
                     .inbound
                     .execute(a, &self.sip, &self.media, &mut self.ports);
@@ -392,21 +391,6 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             }
             store_work => self.spawn_store(store_work),
         }
-    }
-
-    /// A registration or unregistration by phone, for webhooks (a zone change by phone is
-    /// reported as a registration too: the menu does not know which it is).
-    fn registration_event(&self, a: &InboundAction) {
-        let Some(ev) = &self.events else { return };
-        let (tenant, number, created) = match a {
-            InboundAction::Register { tenant, reg } => (tenant, &reg.number, true),
-            InboundAction::Unregister { tenant, number } => (tenant, number, false),
-            _ => return,
-        };
-        let now = crate::store::now_ms();
-        ev.emit(crate::webhook::Event::registration(
-            tenant, number, created, "ivr", now,
-        ));
     }
 
     /// Runs a store action as a future of its own; answers come back as [`StoreReply`].

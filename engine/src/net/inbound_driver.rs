@@ -26,10 +26,13 @@ use crate::dialer::core::{CallToken, StoreReply};
 use crate::ivr::{Audio, PinHash, PromptKey, Replacement, Voice};
 use crate::model::campaign::{CampaignSpec, CampaignState, Priority, Target};
 use crate::model::dids::Flow;
+use crate::model::Unregistered;
 use crate::net::SipDriver;
 use crate::sip::endpoint::CallHandle;
 use crate::sip::sdp::AnswerParams;
+use crate::store::now_ms;
 use crate::store::{PromptRecord, Store};
+use crate::webhook::{Event, EventKind};
 
 /// What inbound calls need of the SIP side that needs no answer back.
 pub trait IvrSip {
@@ -140,6 +143,13 @@ pub struct InboundExec<S: Store> {
     /// Where webhook events go: a campaign started by phone is a state change like one
     /// started through the API (the civil-protection room learns of it the same way).
     events: Option<crate::webhook::EventSink>,
+}
+
+/// Hands an event to the webhook queue, when there is one (built only then).
+fn emit(events: &Option<crate::webhook::EventSink>, ev: impl FnOnce() -> Event) {
+    if let Some(sink) = events {
+        sink.emit(ev());
+    }
 }
 
 fn send(tx: &mpsc::UnboundedSender<StoreReply>, r: InboundReply) {
@@ -267,10 +277,22 @@ impl<S: Store> InboundExec<S> {
                 }
             }
             InboundAction::Register { tenant, reg } => {
+                let (number, zone) = (reg.number.clone(), reg.zone.clone());
                 let f = self.store.register(&tenant, reg, crate::store::now_ms());
+                let events = self.events.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = f.await {
-                        warn!(error = %e, "registration by phone not stored");
+                    match f.await {
+                        Ok(done) => emit(&events, || {
+                            Event::registered(
+                                done,
+                                &tenant,
+                                &number,
+                                zone.as_deref(),
+                                "ivr",
+                                now_ms(),
+                            )
+                        }),
+                        Err(e) => warn!(error = %e, "registration by phone not stored"),
                     }
                 });
             }
@@ -278,9 +300,15 @@ impl<S: Store> InboundExec<S> {
                 let f = self
                     .store
                     .unregister(&tenant, &number, crate::store::now_ms());
+                let events = self.events.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = f.await {
-                        warn!(error = %e, "unregistration by phone not stored");
+                    match f.await {
+                        Ok(Unregistered::Unknown) => {}
+                        Ok(_) => emit(&events, || {
+                            let kind = EventKind::RegistrationDeleted;
+                            Event::registration(kind, &tenant, &number, None, "ivr", now_ms())
+                        }),
+                        Err(e) => warn!(error = %e, "unregistration by phone not stored"),
                     }
                 });
             }

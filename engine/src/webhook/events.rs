@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Event, EventKind};
-use crate::model::CampaignState;
+use crate::model::{CampaignState, Registered};
 use crate::store::{AttemptEnd, CampaignRecord};
 
 impl Event {
@@ -46,25 +46,39 @@ impl Event {
         }
     }
 
-    /// A resident registered (`created`) or unregistered, through `source` (`web`, `ivr`).
+    /// A resident registered, changed zone or unregistered (`kind`), through `source`
+    /// (`web`, `ivr`); `zone` where the resident has one.
     pub fn registration(
+        kind: EventKind,
         tenant: &str,
         number: &str,
-        created: bool,
+        zone: Option<&str>,
         source: &str,
         at_ms: i64,
     ) -> Event {
         Event {
-            kind: if created {
-                EventKind::RegistrationCreated
-            } else {
-                EventKind::RegistrationDeleted
-            },
+            kind,
             tenant: Some(tenant.to_string()),
             campaign: None,
             attempt: None,
             at_ms,
-            data: json!({ "number": number, "source": source }),
+            data: json!({ "number": number, "zone": zone, "source": source }),
         }
+    }
+
+    /// The event a stored registration makes: a new one, or a zone change.
+    pub fn registered(
+        outcome: Registered,
+        tenant: &str,
+        number: &str,
+        zone: Option<&str>,
+        source: &str,
+        at_ms: i64,
+    ) -> Event {
+        let kind = match outcome {
+            Registered::New => EventKind::RegistrationCreated,
+            Registered::ZoneChanged => EventKind::RegistrationUpdated,
+        };
+        Event::registration(kind, tenant, number, zone, source, at_ms)
     }
 }

@@ -12,8 +12,10 @@ mod events;
 pub mod schedule;
 pub mod sign;
 mod sink;
+pub mod target;
 
 pub use sink::{Event, EventSink};
+pub use target::TargetPolicy;
 
 /// What happened, as subscribed to and as written in a payload's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,17 +28,20 @@ pub enum EventKind {
     CampaignProgress,
     /// A resident registered.
     RegistrationCreated,
+    /// A registered resident chose another zone (by phone or on the web form).
+    RegistrationUpdated,
     /// A resident unregistered (opt-out and erasure).
     RegistrationDeleted,
 }
 
 impl EventKind {
     /// Every kind, in the order the API documents them.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::CallCompleted,
         EventKind::CampaignStateChanged,
         EventKind::CampaignProgress,
         EventKind::RegistrationCreated,
+        EventKind::RegistrationUpdated,
         EventKind::RegistrationDeleted,
     ];
 
@@ -47,6 +52,7 @@ impl EventKind {
             EventKind::CampaignStateChanged => "campaign.state_changed",
             EventKind::CampaignProgress => "campaign.progress",
             EventKind::RegistrationCreated => "registration.created",
+            EventKind::RegistrationUpdated => "registration.updated",
             EventKind::RegistrationDeleted => "registration.deleted",
         }
     }

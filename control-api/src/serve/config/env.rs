@@ -41,6 +41,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("cluster", "node_id", Kind::Str),
     ("cluster", "beat_ms", Kind::Int),
     ("cluster", "lease_ms", Kind::Int),
+    ("webhooks", "allow_private_targets", Kind::Bool),
     ("", "admin_token", Kind::Str),
     ("", "drain_timeout_s", Kind::Int),
     ("", "default_region", Kind::Str),

@@ -20,6 +20,7 @@ mod tests;
 pub use env::env_name;
 pub use sections::{
     ClusterSection, HepSection, HttpSection, MediaSection, SipSection, StoreSection, StoreUrl,
+    WebhooksSection,
 };
 
 /// A configuration that cannot be used; the message names the key.
@@ -82,6 +83,9 @@ pub struct ServeConfig {
     /// Several nodes on one PostgreSQL store.
     #[serde(default)]
     pub cluster: ClusterSection,
+    /// Where webhook deliveries may go.
+    #[serde(default)]
+    pub webhooks: WebhooksSection,
     /// Admin bearer token (write `${ENV}`). Absent: `DIALER_ADMIN_TOKEN`, else one is
     /// generated and printed once at first start (only its hash is kept).
     #[serde(default)]

@@ -246,3 +246,24 @@ impl ClusterSection {
         Ok(())
     }
 }
+
+/// `[webhooks]`: where the dialer may post tenants' events.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// Allow webhook URLs on loopback, private, link-local and other non-public
+    /// addresses. Off by default: a tenant's URL must not reach the operator's own
+    /// network (metadata services, admin consoles). On for labs and in-house receivers.
+    pub allow_private_targets: bool,
+}
+
+impl WebhooksSection {
+    /// The delivery policy this section sets.
+    pub fn policy(&self) -> engine::webhook::TargetPolicy {
+        if self.allow_private_targets {
+            engine::webhook::TargetPolicy::Any
+        } else {
+            engine::webhook::TargetPolicy::PublicOnly
+        }
+    }
+}

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
 use engine::store::{DeliveryRecord, Store, WebhookRecord};
-use engine::webhook::{sign, EventKind};
+use engine::webhook::{sign, EventKind, TargetPolicy};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,6 +14,7 @@ use crate::serve::auth::Tenant;
 use crate::serve::pagination::{Page, PageQuery};
 use crate::serve::problem::{parse_query, ApiError, ApiJson, ApiResult, Problem};
 use crate::serve::state::{hex, now_ms, AppState};
+use crate::serve::webhook_guard::literal_ip;
 
 /// Longest accepted URL.
 const MAX_URL: usize = 2048;
@@ -28,7 +29,7 @@ pub struct NewWebhook {
     #[schema(example = "https://example.org/hooks/dialer")]
     pub url: String,
     /// Events to receive: `call.completed`, `campaign.state_changed`, `campaign.progress`,
-    /// `registration.created`, `registration.deleted`.
+    /// `registration.created`, `registration.updated` (a zone change), `registration.deleted`.
     #[schema(example = json!(["call.completed", "campaign.state_changed"]))]
     pub events: Vec<String>,
 }
@@ -123,8 +124,10 @@ impl From<DeliveryRecord> for DeliveryOut {
     }
 }
 
-/// Checks a URL: http(s), a host, no credentials, bounded.
-fn check_url(u: &str) -> Result<String, ApiError> {
+/// Checks a URL: http(s), a host, no credentials, bounded, and a literal address only
+/// where the `[webhooks]` policy allows deliveries to it (names are checked at each
+/// delivery, when they are resolved).
+fn check_url(u: &str, targets: TargetPolicy) -> Result<String, ApiError> {
     if u.len() > MAX_URL {
         return Err(ApiError::invalid(format!("url: longer than {MAX_URL}")));
     }
@@ -137,6 +140,11 @@ fn check_url(u: &str) -> Result<String, ApiError> {
     }
     if !p.username().is_empty() || p.password().is_some() {
         return Err(ApiError::invalid("url: no credentials in the URL"));
+    }
+    if let Some(ip) = literal_ip(&p).filter(|ip| !targets.allows(*ip)) {
+        return Err(ApiError::invalid(format!(
+            "url: {ip} is not a public address (webhooks.allow_private_targets is off)"
+        )));
     }
     Ok(p.to_string())
 }
@@ -169,7 +177,7 @@ pub async fn create(
     Tenant(tenant): Tenant,
     ApiJson(n): ApiJson<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
-    let url = check_url(&n.url)?;
+    let url = check_url(&n.url, st.cfg.webhooks.policy())?;
     let events = check_events(&n.events)?;
     if st.store.webhooks(&tenant, "", MAX_HOOKS).await?.len() >= MAX_HOOKS as usize {
         return Err(ApiError::conflict(format!("at most {MAX_HOOKS} webhooks")));
@@ -303,17 +311,30 @@ mod tests {
 
     #[test]
     fn urls_and_events_are_checked() {
-        assert!(check_url("https://example.org/h?x=1").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/").is_ok());
+        let any = TargetPolicy::Any;
+        assert!(check_url("https://example.org/h?x=1", TargetPolicy::PublicOnly).is_ok());
+        assert!(check_url("http://8.8.8.8/h", TargetPolicy::PublicOnly).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/", any).is_ok());
+        for internal in [
+            "http://127.0.0.1:9000/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
+            "http://10.0.0.5/admin",
+        ] {
+            assert!(
+                check_url(internal, TargetPolicy::PublicOnly).is_err(),
+                "{internal}"
+            );
+        }
         for bad in [
             "ftp://x/",
             "not a url",
             "https://u:p@example.org/",
             "file:///etc/passwd",
         ] {
-            assert!(check_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad, any).is_err(), "{bad}");
         }
-        assert!(check_url(&format!("https://e.org/{}", "a".repeat(MAX_URL))).is_err());
+        assert!(check_url(&format!("https://e.org/{}", "a".repeat(MAX_URL)), any).is_err());
         let ok = check_events(&["call.completed".into(), "call.completed".into()]).unwrap();
         assert_eq!(ok, vec![EventKind::CallCompleted]);
         assert!(check_events(&[]).is_err());
