@@ -343,16 +343,39 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
         .as_array()
         .map(|v| v.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
         .unwrap_or_default();
-    let summary = summarise(&a, &samples, start_sample, &per_s, completed);
+    let run = Run {
+        samples,
+        start: start_sample,
+        per_s,
+        completed,
+        load_before,
+    };
+    write_results(&a, &run, &rep)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// What one campaign run measured.
+struct Run {
+    samples: Vec<Sample>,
+    start: Sample,
+    per_s: Vec<u64>,
+    completed: bool,
+    load_before: Value,
+}
+
+/// Writes `<tag>.json` and `<tag>.png` and prints the summary.
+fn write_results(a: &CampaignArgs, run: &Run, rep: &Value) -> Result<()> {
+    let summary = summarise(a, &run.samples, run.start, &run.per_s, run.completed);
     let result = json!({
         "scenario": "campaign",
         "machine": machine(),
-        "loadavg_before": load_before,
+        "loadavg_before": run.load_before,
         "args": {"contacts": a.contacts, "cps": a.cps, "channels": a.channels,
                  "message_secs": a.message_secs},
         "summary": summary,
-        "invites_per_second": per_s,
-        "samples": samples.iter().map(|s| json!({"t": s.t, "done": s.done,
+        "invites_per_second": run.per_s,
+        "samples": run.samples.iter().map(|s| json!({"t": s.t, "done": s.done,
             "cpu_s": s.cpu_s, "rss_kib": s.rss_kib})).collect::<Vec<_>>(),
         "carrier": {"answered": rep["answered"], "offered": rep["offered"],
                     "peak_concurrent_answered": rep["peak_concurrent_answered"],
@@ -365,7 +388,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
         serde_json::to_string_pretty(&summary)?
     );
     let png = a.out.join(format!("{}.png", a.tag));
-    match crate::bench_chart::campaign(&png, &a, &per_s, &samples) {
+    match crate::bench_chart::campaign(&png, a, &run.per_s, &run.samples) {
         Ok(()) => eprintln!(
             "bench campaign: wrote {} and {}",
             json_path.display(),
@@ -376,7 +399,6 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
             json_path.display()
         ),
     }
-    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 

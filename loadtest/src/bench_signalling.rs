@@ -163,6 +163,88 @@ fn start_uas(
         .context("spawning the SIPp UAS")
 }
 
+/// One UAC run of `calls` calls at `rate` against the UAS on `port`.
+struct Uac<'a> {
+    work: &'a Path,
+    port: u16,
+    calls: u64,
+    rate: u64,
+    limit: Duration,
+}
+
+/// CPU seconds, failed calls, media CPU seconds (the dialer's own report) and the
+/// dialer's summary.
+type UacFigures = (f64, Option<u64>, f64, Value);
+
+impl Uac<'_> {
+    fn dialer(&self, dialer: &Path, prompt: &Path) -> Result<UacFigures> {
+        let (work, port, n, rate, limit) =
+            (self.work, self.port, self.calls, self.rate, self.limit);
+        let out = work.join("dialer.jsonl");
+        let child = Command::new(dialer)
+            .args(["call", "--trunk", &format!("sip:127.0.0.1:{port}")])
+            .args(["--to", "390771286891", "--prompt"])
+            .arg(prompt)
+            .args([
+                "--calls",
+                &n.to_string(),
+                "--concurrency",
+                &(2 * rate).to_string(),
+            ])
+            .args(["--cps", &rate.to_string(), "--bind", "127.0.0.1:0"])
+            .stdout(std::fs::File::create(&out)?)
+            .stderr(std::fs::File::create(work.join("dialer.stderr"))?)
+            .spawn()
+            .context("spawning dialer call")?;
+        let (cpu, _, _) = wait_usage(&child, limit)?;
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let s = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|v| v.get("summary").cloned())
+            .unwrap_or(Value::Null);
+        let answered = s["outcomes"]["answered"].as_u64().unwrap_or(0);
+        let failed = s["calls"].as_u64().map(|c| c.saturating_sub(answered));
+        let media = s["media"]["loop_cpu_seconds"].as_f64().unwrap_or(0.0);
+        Ok((cpu, failed, media, s))
+    }
+
+    fn sipp(&self, sipp: &str, secs: u64) -> Result<UacFigures> {
+        let (work, port, n, rate, limit) =
+            (self.work, self.port, self.calls, self.rate, self.limit);
+        let child = Command::new(sipp)
+            .args([
+                "-sn",
+                "uac",
+                "-i",
+                "127.0.0.1",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["-r", &rate.to_string(), "-m", &n.to_string()])
+            .args([
+                "-l",
+                &(2 * rate).to_string(),
+                "-buff_size",
+                "4194304",
+                "-nostdin",
+            ])
+            .args(["-timeout", &format!("{}s", secs + 50)])
+            .args(["-trace_stat", "-fd", "1", "-stf"])
+            .arg(work.join("uac.csv"))
+            .current_dir(work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning the SIPp UAC")?;
+        let (cpu, _, _) = wait_usage(&child, limit)?;
+        let rows = stat_rows(&work.join("uac.csv"));
+        let failed = rows
+            .last()
+            .and_then(|r| col(r, "FailedCall(C)")?.trim().parse().ok());
+        Ok((cpu, failed, 0.0, Value::Null))
+    }
+}
+
 /// One UAC at one rate; its figures.
 fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -> Result<Value> {
     let work =
@@ -175,68 +257,16 @@ fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -
     let mut uas = start_uas(a, &work, port, n)?;
     std::thread::sleep(Duration::from_millis(500));
     let t0 = std::time::Instant::now();
+    let run = Uac {
+        work: &work,
+        port,
+        calls: n,
+        rate,
+        limit,
+    };
     let (cpu, failed, media_cpu, summary) = match uac {
-        "dialer" => {
-            let out = work.join("dialer.jsonl");
-            let child = Command::new(dialer)
-                .args(["call", "--trunk", &format!("sip:127.0.0.1:{port}")])
-                .args(["--to", "390771286891", "--prompt"])
-                .arg(prompt)
-                .args([
-                    "--calls",
-                    &n.to_string(),
-                    "--concurrency",
-                    &(2 * rate).to_string(),
-                ])
-                .args(["--cps", &rate.to_string(), "--bind", "127.0.0.1:0"])
-                .stdout(std::fs::File::create(&out)?)
-                .stderr(std::fs::File::create(work.join("dialer.stderr"))?)
-                .spawn()
-                .context("spawning dialer call")?;
-            let (cpu, _, _) = wait_usage(&child, limit)?;
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
-            let s = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find_map(|v| v.get("summary").cloned())
-                .unwrap_or(Value::Null);
-            let answered = s["outcomes"]["answered"].as_u64().unwrap_or(0);
-            let failed = s["calls"].as_u64().map(|c| c.saturating_sub(answered));
-            let media = s["media"]["loop_cpu_seconds"].as_f64().unwrap_or(0.0);
-            (cpu, failed, media, s)
-        }
-        "sipp" => {
-            let child = Command::new(&a.sipp)
-                .args([
-                    "-sn",
-                    "uac",
-                    "-i",
-                    "127.0.0.1",
-                    &format!("127.0.0.1:{port}"),
-                ])
-                .args(["-r", &rate.to_string(), "-m", &n.to_string()])
-                .args([
-                    "-l",
-                    &(2 * rate).to_string(),
-                    "-buff_size",
-                    "4194304",
-                    "-nostdin",
-                ])
-                .args(["-timeout", &format!("{}s", a.secs + 50)])
-                .args(["-trace_stat", "-fd", "1", "-stf"])
-                .arg(work.join("uac.csv"))
-                .current_dir(&work)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("spawning the SIPp UAC")?;
-            let (cpu, _, _) = wait_usage(&child, limit)?;
-            let rows = stat_rows(&work.join("uac.csv"));
-            let failed = rows
-                .last()
-                .and_then(|r| col(r, "FailedCall(C)")?.trim().parse().ok());
-            (cpu, failed, 0.0, Value::Null)
-        }
+        "dialer" => run.dialer(dialer, prompt)?,
+        "sipp" => run.sipp(&a.sipp, a.secs)?,
         other => bail!("unknown UAC {other}"),
     };
     let wall = t0.elapsed().as_secs_f64();
