@@ -3,6 +3,8 @@
 //! place. Libraries record through the `metrics` facade with these constants; the binary
 //! installs the Prometheus exporter and calls [`describe`] once.
 
+use metrics::Unit;
+
 /// Counter `{trunk}`: attempts whose INVITE left.
 pub const CALL_ATTEMPTS: &str = "dialer_call_attempts_total";
 /// Counter `{trunk,outcome}`: attempts ended.
@@ -103,133 +105,306 @@ pub const WEBHOOK_DELIVERIES: &str = "dialer_webhook_deliveries_total";
 /// Counter `{reason}`: audit entries that could not be appended (`store`).
 pub const AUDIT_FAILURES: &str = "dialer_audit_failures_total";
 
+/// What kind of metric a name is, for describing it to the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric the dialer emits: name, kind, unit (when it has one) and the description
+/// shown beside it on /metrics. One row per metric, so a new metric is described where it
+/// is listed.
+pub const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
+    (
+        CALL_ATTEMPTS,
+        Kind::Counter,
+        None,
+        "Attempts started, per trunk",
+    ),
+    (
+        WEBHOOK_QUEUE_DEPTH,
+        Kind::Gauge,
+        None,
+        "Webhook events waiting for the outbox writer",
+    ),
+    (
+        WEBHOOK_EVENTS_DROPPED,
+        Kind::Counter,
+        None,
+        "Webhook events dropped because the in-memory queue was full",
+    ),
+    (
+        WEBHOOK_DELIVERIES,
+        Kind::Counter,
+        None,
+        "Webhook delivery attempts, per result",
+    ),
+    (
+        AUDIT_FAILURES,
+        Kind::Counter,
+        None,
+        "Audit entries that could not be appended",
+    ),
+    (
+        CALLS_COMPLETED,
+        Kind::Counter,
+        None,
+        "Attempts ended, per trunk and outcome",
+    ),
+    (
+        CALLS_ACTIVE,
+        Kind::Gauge,
+        None,
+        "Calls in progress, per trunk and state",
+    ),
+    (
+        PREEMPTIONS,
+        Kind::Counter,
+        None,
+        "Normal calls ended for an emergency, per trunk and stage",
+    ),
+    (
+        SIP_RESPONSES,
+        Kind::Counter,
+        None,
+        "SIP responses received, per trunk, method and code",
+    ),
+    (
+        SIP_RETRANSMISSIONS,
+        Kind::Counter,
+        None,
+        "SIP retransmissions, per trunk",
+    ),
+    (
+        POST_DIAL_DELAY,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "INVITE to first ringing or answer",
+    ),
+    (
+        CALL_DURATION,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Answered call duration",
+    ),
+    (
+        TRUNK_UP,
+        Kind::Gauge,
+        None,
+        "1 when the trunk answers OPTIONS pings",
+    ),
+    (
+        TRUNK_CPS_LIMIT,
+        Kind::Gauge,
+        None,
+        "Configured calls per second",
+    ),
+    (
+        TRUNK_CHANNELS_LIMIT,
+        Kind::Gauge,
+        None,
+        "Configured concurrent channels",
+    ),
+    (
+        CPS_THROTTLED,
+        Kind::Counter,
+        None,
+        "Attempts delayed by the CPS limiter",
+    ),
+    (RTP_PACKETS_SENT, Kind::Counter, None, "RTP packets sent"),
+    (
+        RTP_SEND_LAG,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "How late RTP packets leave versus their schedule",
+    ),
+    (
+        RTP_DROPPED,
+        Kind::Counter,
+        None,
+        "RTP packets not sent, by reason",
+    ),
+    (
+        RTP_FAR_END_FRACTION_LOST,
+        Kind::Histogram,
+        None,
+        "Fraction of our RTP lost, as the far end reports in RTCP",
+    ),
+    (
+        RTP_FAR_END_JITTER,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Interarrival jitter of our RTP, as the far end reports in RTCP",
+    ),
+    (
+        STORE_BATCH_SIZE,
+        Kind::Histogram,
+        None,
+        "Journal writes per store commit",
+    ),
+    (
+        CAMPAIGN_CONTACTS,
+        Kind::Gauge,
+        None,
+        "Contacts of running campaigns, by contact state (pending, dialing, done)",
+    ),
+    (
+        CLUSTER_TAKEN_OVER,
+        Kind::Counter,
+        None,
+        "Attempts a dead cluster node left open, closed by this node (failed, retried)",
+    ),
+    (
+        STORE_COMMIT,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Journal batch commit time (attempts are journaled before their INVITE)",
+    ),
+    (
+        READY,
+        Kind::Gauge,
+        None,
+        "1 while /readyz would say ready; 0 while starting or draining",
+    ),
+    (
+        HEP_PACKETS_SENT,
+        Kind::Counter,
+        None,
+        "SIP messages mirrored to the HEP collector",
+    ),
+    (
+        HEP_DROPPED,
+        Kind::Counter,
+        None,
+        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait",
+    ),
+    (
+        INBOUND_REFUSED,
+        Kind::Counter,
+        None,
+        "Inbound INVITEs refused, per reason",
+    ),
+    (
+        INBOUND_CALLS,
+        Kind::Counter,
+        None,
+        "Inbound calls answered, per line",
+    ),
+    (
+        IVR_REGISTRATIONS,
+        Kind::Counter,
+        None,
+        "Registrations, zone changes and unregistrations by phone",
+    ),
+    (
+        IVR_PIN_FAILURES,
+        Kind::Counter,
+        None,
+        "Wrong PINs entered at the IVR",
+    ),
+    (
+        IVR_PIN_LOCKOUTS,
+        Kind::Counter,
+        None,
+        "IVR callers locked out after too many wrong PINs",
+    ),
+    (
+        IVR_STAFF_PIN_CHANGES,
+        Kind::Counter,
+        None,
+        "Staff PINs set or changed through the API",
+    ),
+    (
+        IVR_PROMPTS_READY,
+        Kind::Gauge,
+        None,
+        "Whether the prompts of every inbound line known at start are rendered (1) or not yet (0)",
+    ),
+    (
+        HTTP_REQUESTS,
+        Kind::Counter,
+        None,
+        "API requests, per method, route pattern and status",
+    ),
+    (
+        HTTP_REQUEST_DURATION,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "API request handling time",
+    ),
+    (
+        SIP_DROPPED,
+        Kind::Counter,
+        None,
+        "SIP datagrams or messages lost, per reason",
+    ),
+    (
+        SIP_STRANGERS,
+        Kind::Counter,
+        None,
+        "Requests from non-trunk addresses, per method and action",
+    ),
+    (
+        SIP_INBOUND,
+        Kind::Counter,
+        None,
+        "Incoming INVITEs from allowed sources, per result",
+    ),
+    (
+        SIP_TCP_CONNECTIONS,
+        Kind::Gauge,
+        None,
+        "Open SIP TCP connections",
+    ),
+    (
+        SIP_TCP_REFUSED,
+        Kind::Counter,
+        None,
+        "SIP TCP connections refused, per reason",
+    ),
+    (
+        SIP_TCP_CLOSED,
+        Kind::Counter,
+        None,
+        "SIP TCP connections closed by us, per reason",
+    ),
+    (
+        SIP_TCP_DROPPED,
+        Kind::Counter,
+        None,
+        "SIP messages over TCP dropped, per reason",
+    ),
+    (
+        SIP_TCP_ACCEPT_ERRORS,
+        Kind::Counter,
+        None,
+        "Failed SIP TCP accepts, per kind",
+    ),
+    (
+        SIP_TLS_HANDSHAKE_FAILED,
+        Kind::Counter,
+        None,
+        "SIP TLS handshakes failed or timed out, per side",
+    ),
+    (
+        SRTP_REFUSED,
+        Kind::Counter,
+        None,
+        "Received SRTP packets refused, per reason",
+    ),
+];
+
 /// Registers the description (and unit) of every metric with the installed recorder.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(CALL_ATTEMPTS, "Attempts started, per trunk");
-    describe_gauge!(
-        WEBHOOK_QUEUE_DEPTH,
-        "Webhook events waiting for the outbox writer"
-    );
-    describe_counter!(
-        WEBHOOK_EVENTS_DROPPED,
-        "Webhook events dropped because the in-memory queue was full"
-    );
-    describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, per result");
-    describe_counter!(AUDIT_FAILURES, "Audit entries that could not be appended");
-    describe_counter!(CALLS_COMPLETED, "Attempts ended, per trunk and outcome");
-    describe_gauge!(CALLS_ACTIVE, "Calls in progress, per trunk and state");
-    describe_counter!(
-        PREEMPTIONS,
-        "Normal calls ended for an emergency, per trunk and stage"
-    );
-    describe_counter!(
-        SIP_RESPONSES,
-        "SIP responses received, per trunk, method and code"
-    );
-    describe_counter!(SIP_RETRANSMISSIONS, "SIP retransmissions, per trunk");
-    describe_histogram!(
-        POST_DIAL_DELAY,
-        Unit::Seconds,
-        "INVITE to first ringing or answer"
-    );
-    describe_histogram!(CALL_DURATION, Unit::Seconds, "Answered call duration");
-    describe_gauge!(TRUNK_UP, "1 when the trunk answers OPTIONS pings");
-    describe_gauge!(TRUNK_CPS_LIMIT, "Configured calls per second");
-    describe_gauge!(TRUNK_CHANNELS_LIMIT, "Configured concurrent channels");
-    describe_counter!(CPS_THROTTLED, "Attempts delayed by the CPS limiter");
-    describe_counter!(RTP_PACKETS_SENT, "RTP packets sent");
-    describe_histogram!(
-        RTP_SEND_LAG,
-        Unit::Seconds,
-        "How late RTP packets leave versus their schedule"
-    );
-    describe_counter!(RTP_DROPPED, "RTP packets not sent, by reason");
-    describe_histogram!(
-        RTP_FAR_END_FRACTION_LOST,
-        "Fraction of our RTP lost, as the far end reports in RTCP"
-    );
-    describe_histogram!(
-        RTP_FAR_END_JITTER,
-        Unit::Seconds,
-        "Interarrival jitter of our RTP, as the far end reports in RTCP"
-    );
-    describe_histogram!(STORE_BATCH_SIZE, "Journal writes per store commit");
-    describe_gauge!(
-        CAMPAIGN_CONTACTS,
-        "Contacts of running campaigns, by contact state (pending, dialing, done)"
-    );
-    describe_counter!(
-        CLUSTER_TAKEN_OVER,
-        "Attempts a dead cluster node left open, closed by this node (failed, retried)"
-    );
-    describe_histogram!(
-        STORE_COMMIT,
-        Unit::Seconds,
-        "Journal batch commit time (attempts are journaled before their INVITE)"
-    );
-    describe_gauge!(
-        READY,
-        "1 while /readyz would say ready; 0 while starting or draining"
-    );
-    describe_counter!(
-        HEP_PACKETS_SENT,
-        "SIP messages mirrored to the HEP collector"
-    );
-    describe_counter!(
-        HEP_DROPPED,
-        "HEP captures dropped (queue_full, send_error, unresolved, encode); calls never wait"
-    );
-    describe_counter!(INBOUND_REFUSED, "Inbound INVITEs refused, per reason");
-    describe_counter!(INBOUND_CALLS, "Inbound calls answered, per line");
-    describe_counter!(
-        IVR_REGISTRATIONS,
-        "Registrations, zone changes and unregistrations by phone"
-    );
-    describe_counter!(IVR_PIN_FAILURES, "Wrong PINs entered at the IVR");
-    describe_counter!(
-        IVR_PIN_LOCKOUTS,
-        "IVR callers locked out after too many wrong PINs"
-    );
-    describe_counter!(
-        IVR_STAFF_PIN_CHANGES,
-        "Staff PINs set or changed through the API"
-    );
-    describe_gauge!(
-        IVR_PROMPTS_READY,
-        "Whether the prompts of every inbound line known at start are rendered (1) or not yet (0)"
-    );
-    describe_counter!(
-        HTTP_REQUESTS,
-        "API requests, per method, route pattern and status"
-    );
-    describe_histogram!(
-        HTTP_REQUEST_DURATION,
-        Unit::Seconds,
-        "API request handling time"
-    );
-    describe_counter!(SIP_DROPPED, "SIP datagrams or messages lost, per reason");
-    describe_counter!(
-        SIP_STRANGERS,
-        "Requests from non-trunk addresses, per method and action"
-    );
-    describe_counter!(
-        SIP_INBOUND,
-        "Incoming INVITEs from allowed sources, per result"
-    );
-    describe_gauge!(SIP_TCP_CONNECTIONS, "Open SIP TCP connections");
-    describe_counter!(SIP_TCP_REFUSED, "SIP TCP connections refused, per reason");
-    describe_counter!(
-        SIP_TCP_CLOSED,
-        "SIP TCP connections closed by us, per reason"
-    );
-    describe_counter!(SIP_TCP_DROPPED, "SIP messages over TCP dropped, per reason");
-    describe_counter!(SIP_TCP_ACCEPT_ERRORS, "Failed SIP TCP accepts, per kind");
-    describe_counter!(
-        SIP_TLS_HANDSHAKE_FAILED,
-        "SIP TLS handshakes failed or timed out, per side"
-    );
-    describe_counter!(SRTP_REFUSED, "Received SRTP packets refused, per reason");
+    for &(name, kind, unit, text) in DESCRIPTIONS {
+        metrics::with_recorder(|r| match kind {
+            Kind::Counter => r.describe_counter(name.into(), unit, text.into()),
+            Kind::Gauge => r.describe_gauge(name.into(), unit, text.into()),
+            Kind::Histogram => r.describe_histogram(name.into(), unit, text.into()),
+        });
+    }
 }
 
 #[cfg(test)]
@@ -238,59 +413,14 @@ mod tests {
 
     #[test]
     fn names_follow_the_conventions() {
-        let all = [
-            SIP_DROPPED,
-            SIP_STRANGERS,
-            SIP_INBOUND,
-            SIP_TCP_CONNECTIONS,
-            SIP_TCP_REFUSED,
-            SIP_TCP_CLOSED,
-            SIP_TCP_DROPPED,
-            SIP_TCP_ACCEPT_ERRORS,
-            SIP_TLS_HANDSHAKE_FAILED,
-            SRTP_REFUSED,
-            PREEMPTIONS,
-            WEBHOOK_QUEUE_DEPTH,
-            WEBHOOK_EVENTS_DROPPED,
-            WEBHOOK_DELIVERIES,
-            AUDIT_FAILURES,
-            CALL_ATTEMPTS,
-            CALLS_COMPLETED,
-            CALLS_ACTIVE,
-            SIP_RESPONSES,
-            SIP_RETRANSMISSIONS,
-            POST_DIAL_DELAY,
-            CALL_DURATION,
-            TRUNK_UP,
-            TRUNK_CPS_LIMIT,
-            TRUNK_CHANNELS_LIMIT,
-            CPS_THROTTLED,
-            RTP_PACKETS_SENT,
-            RTP_SEND_LAG,
-            RTP_DROPPED,
-            RTP_FAR_END_FRACTION_LOST,
-            RTP_FAR_END_JITTER,
-            STORE_BATCH_SIZE,
-            CAMPAIGN_CONTACTS,
-            STORE_COMMIT,
-            CLUSTER_TAKEN_OVER,
-            READY,
-            HEP_PACKETS_SENT,
-            HEP_DROPPED,
-            INBOUND_REFUSED,
-            INBOUND_CALLS,
-            IVR_REGISTRATIONS,
-            IVR_PIN_FAILURES,
-            IVR_PIN_LOCKOUTS,
-            IVR_STAFF_PIN_CHANGES,
-            IVR_PROMPTS_READY,
-            HTTP_REQUESTS,
-            HTTP_REQUEST_DURATION,
-        ];
-        for n in all {
-            assert!(n.starts_with("dialer_"), "{n}");
+        for &(name, kind, _, text) in DESCRIPTIONS {
+            assert!(name.starts_with("dialer_"), "{name}");
+            assert!(!text.is_empty(), "{name}");
+            if kind == Kind::Counter {
+                assert!(name.ends_with("_total"), "{name}");
+            }
         }
-        let unique: std::collections::HashSet<_> = all.iter().collect();
-        assert_eq!(unique.len(), all.len());
+        let unique: std::collections::HashSet<_> = DESCRIPTIONS.iter().map(|d| d.0).collect();
+        assert_eq!(unique.len(), DESCRIPTIONS.len());
     }
 }

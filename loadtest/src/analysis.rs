@@ -178,6 +178,116 @@ impl StreamStats {
         let d = (self.sxx * self.syy).sqrt();
         Some(if d > 0.0 { self.sxy / d } else { 0.0 })
     }
+
+    /// The extended sequence number of `seq` relative to the highest seen, counting gaps
+    /// (a jump forward by more than one) and late or duplicate packets.
+    fn extend_seq(&mut self, seq: u16, first: bool) -> u64 {
+        if first {
+            return self.max_ext_seq;
+        }
+        let delta = seq.wrapping_sub(self.max_ext_seq as u16) as i16;
+        let ext = (self.max_ext_seq as i64 + i64::from(delta)) as u64;
+        if delta > 0 {
+            if delta > 1 {
+                self.seq_gaps += 1;
+            }
+            self.max_ext_seq = ext;
+        } else {
+            self.late_or_dup += 1;
+        }
+        ext
+    }
+
+    /// RFC 3550 §6.4.1 / A.8 interarrival jitter, in timestamp units (8 kHz).
+    fn note_jitter(&mut self, ts: u32, arrival_ns: i64, first: bool) {
+        let arrival_ts = arrival_ns as f64 * 8000.0 / 1e9;
+        let transit = arrival_ts - f64::from(ts);
+        if !first {
+            let mut d = transit - self.last_transit;
+            // Timestamps wrap at 2^32.
+            if d > 2_147_483_648.0 {
+                d -= 4_294_967_296.0;
+            } else if d < -2_147_483_648.0 {
+                d += 4_294_967_296.0;
+            }
+            self.jitter += (d.abs() - self.jitter) / 16.0;
+            self.jitter_max = self.jitter_max.max(self.jitter);
+        }
+        self.last_transit = transit;
+    }
+
+    /// Compares a packet's payload with the expected prompt's frame at its place, from the
+    /// packet that carries the prompt's first frame on: exact frames and the correlation
+    /// sums of the decoded G.711 audio.
+    fn compare_audio(&mut self, p: &Prompt, h: &RtpHeader, arrival_ns: i64, payload: &[u8]) {
+        let step = p.timestamp_step().max(1);
+        if self.onset_ts.is_none() && p.frame(0) == Some(payload) {
+            self.onset_ts = Some(h.ts);
+            self.onset_arrival_ns = Some(arrival_ns);
+            self.prompt_frames = p.frame_count() as u64;
+        }
+        let off = self.onset_ts.map(|on| h.ts.wrapping_sub(on));
+        let idx = off
+            .filter(|o| (*o as i32) >= 0)
+            .map(|o| (o / step) as usize);
+        let Some(frame) = idx.and_then(|i| p.frame(i)) else {
+            return;
+        };
+        self.frames_compared += 1;
+        if frame == payload {
+            self.frames_exact += 1;
+        }
+        let dec = if h.pt == 8 {
+            g711::decode_alaw
+        } else {
+            g711::decode_ulaw
+        };
+        for (a, b) in payload.iter().zip(frame) {
+            let x = f64::from(dec(*a));
+            let y = f64::from(dec(*b));
+            self.sxy += x * y;
+            self.sxx += x * x;
+            self.syy += y * y;
+        }
+    }
+}
+
+/// The fixed RTP header fields the analysis reads, and where the payload starts (after
+/// CSRCs and any header extension).
+struct RtpHeader {
+    marker: bool,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    len: usize,
+}
+
+impl RtpHeader {
+    /// `None` for what is not RTP version 2 or is shorter than its own header.
+    fn parse(data: &[u8]) -> Option<RtpHeader> {
+        if data.len() < 12 || data[0] >> 6 != 2 {
+            return None;
+        }
+        let mut len = 12 + 4 * usize::from(data[0] & 0x0f);
+        if data[0] & 0x10 != 0 {
+            if data.len() < len + 4 {
+                return None;
+            }
+            len += 4 + 4 * usize::from(u16::from_be_bytes([data[len + 2], data[len + 3]]));
+        }
+        if data.len() < len {
+            return None;
+        }
+        Some(RtpHeader {
+            marker: data[1] & 0x80 != 0,
+            pt: data[1] & 0x7f,
+            seq: u16::from_be_bytes([data[2], data[3]]),
+            ts: u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
+            ssrc: u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
+            len,
+        })
+    }
 }
 
 /// Every stream the carrier receives, keyed by source address and SSRC.
@@ -201,41 +311,24 @@ impl Analyzer {
     /// Feeds one datagram received at `arrival_ns` (wallclock ns) from `from`.
     pub fn packet(&mut self, from: SocketAddr, arrival_ns: i64, data: &[u8]) {
         self.packets += 1;
-        if data.len() < 12 || data[0] >> 6 != 2 {
+        let Some(h) = RtpHeader::parse(data) else {
             self.malformed += 1;
             return;
-        }
-        let mut hlen = 12 + 4 * usize::from(data[0] & 0x0f);
-        if data[0] & 0x10 != 0 {
-            if data.len() < hlen + 4 {
-                self.malformed += 1;
-                return;
-            }
-            hlen += 4 + 4 * usize::from(u16::from_be_bytes([data[hlen + 2], data[hlen + 3]]));
-        }
-        if data.len() < hlen {
-            self.malformed += 1;
-            return;
-        }
-        let marker = data[1] & 0x80 != 0;
-        let pt = data[1] & 0x7f;
-        let seq = u16::from_be_bytes([data[2], data[3]]);
-        let ts = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-        let payload = &data[hlen..];
+        };
+        let payload = &data[h.len..];
         let call = self.expect_from.get(&from).copied().unwrap_or(0);
         let s = self
             .streams
-            .entry((from, ssrc))
+            .entry((from, h.ssrc))
             .or_insert_with(|| StreamStats {
                 call,
-                ssrc,
-                payload_type: pt,
-                first_ext_seq: u64::from(seq) + (1 << 16),
-                max_ext_seq: u64::from(seq) + (1 << 16),
-                first_ts: ts,
+                ssrc: h.ssrc,
+                payload_type: h.pt,
+                first_ext_seq: u64::from(h.seq) + (1 << 16),
+                max_ext_seq: u64::from(h.seq) + (1 << 16),
+                first_ts: h.ts,
                 first_offset_ns: arrival_ns,
-                first_marked: marker,
+                first_marked: h.marker,
                 step: (payload.len() as u32).max(1),
                 ..StreamStats::default()
             });
@@ -251,51 +344,22 @@ impl Analyzer {
             s.first_arrival_ns = arrival_ns;
         }
         s.last_arrival_ns = s.last_arrival_ns.max(arrival_ns);
-        if marker {
+        if h.marker {
             s.marked += 1;
         }
-        if pt != s.payload_type {
+        if h.pt != s.payload_type {
             s.pt_changes += 1;
         }
-        // Extended sequence number relative to the highest seen.
-        let ext = if first {
-            s.max_ext_seq
-        } else {
-            let delta = seq.wrapping_sub(s.max_ext_seq as u16) as i16;
-            let ext = (s.max_ext_seq as i64 + i64::from(delta)) as u64;
-            if delta > 0 {
-                if delta > 1 {
-                    s.seq_gaps += 1;
-                }
-                s.max_ext_seq = ext;
-            } else {
-                s.late_or_dup += 1;
-            }
-            ext
-        };
+        let ext = s.extend_seq(h.seq, first);
         let n = ext - s.first_ext_seq;
-        let ts_off = ts.wrapping_sub(s.first_ts);
+        let ts_off = h.ts.wrapping_sub(s.first_ts);
         if ts_off != (n as u32).wrapping_mul(s.step) {
             s.ts_errors += 1;
         }
         if (ts_off as i32) >= 0 {
             s.max_ts_off = s.max_ts_off.max(ts_off);
         }
-        // RFC 3550 §6.4.1 / A.8 jitter, in timestamp units (8 kHz).
-        let arrival_ts = arrival_ns as f64 * 8000.0 / 1e9;
-        let transit = arrival_ts - f64::from(ts);
-        if !first {
-            let mut d = transit - s.last_transit;
-            // Timestamps wrap at 2^32.
-            if d > 2_147_483_648.0 {
-                d -= 4_294_967_296.0;
-            } else if d < -2_147_483_648.0 {
-                d += 4_294_967_296.0;
-            }
-            s.jitter += (d.abs() - s.jitter) / 16.0;
-            s.jitter_max = s.jitter_max.max(s.jitter);
-        }
-        s.last_transit = transit;
+        s.note_jitter(h.ts, arrival_ns, first);
         // Arrival lag against the schedule the timestamps imply, anchored at the first packet.
         let sched = i64::from(ts_off as i32) * 125_000; // 1/8000 s in ns
         let offset = arrival_ns - sched;
@@ -303,38 +367,8 @@ impl Analyzer {
             s.first_offset_ns = offset;
         }
         self.lag.record(offset - s.first_offset_ns);
-        // Audio check.
-        if let Some(exp) = &self.expected {
-            if let Some(p) = exp.prompts.get(&pt) {
-                let step = p.timestamp_step().max(1);
-                if s.onset_ts.is_none() && p.frame(0) == Some(payload) {
-                    s.onset_ts = Some(ts);
-                    s.onset_arrival_ns = Some(arrival_ns);
-                    s.prompt_frames = p.frame_count() as u64;
-                }
-                let off = s.onset_ts.map(|on| ts.wrapping_sub(on));
-                let idx = off
-                    .filter(|o| (*o as i32) >= 0)
-                    .map(|o| (o / step) as usize);
-                if let Some(frame) = idx.and_then(|i| p.frame(i)) {
-                    s.frames_compared += 1;
-                    if frame == payload {
-                        s.frames_exact += 1;
-                    }
-                    let dec = if pt == 8 {
-                        g711::decode_alaw
-                    } else {
-                        g711::decode_ulaw
-                    };
-                    for (a, b) in payload.iter().zip(frame) {
-                        let x = f64::from(dec(*a));
-                        let y = f64::from(dec(*b));
-                        s.sxy += x * y;
-                        s.sxx += x * x;
-                        s.syy += y * y;
-                    }
-                }
-            }
+        if let Some(p) = self.expected.as_ref().and_then(|e| e.prompts.get(&h.pt)) {
+            s.compare_audio(p, &h, arrival_ns, payload);
         }
     }
 

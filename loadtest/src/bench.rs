@@ -59,6 +59,7 @@ pub struct BenchArgs {
     pub sipp_rt: bool,
 }
 
+/// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
 /// The scenarios beside the media benchmark.
 #[derive(Debug, clap::Subcommand)]
 pub enum Scenario {
@@ -69,53 +70,6 @@ pub enum Scenario {
     Signalling(crate::bench_signalling::SignallingArgs),
 }
 
-/// The machine the figures come from: cores, CPU model, kernel, memory, load average.
-pub(crate) fn machine() -> Value {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, m)| m.trim().to_string());
-    let mem_kib = read("/proc/meminfo")
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-    let uname = Command::new("uname")
-        .arg("-r")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    json!({
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        "cpu": model,
-        "kernel": uname,
-        "mem_total_kib": mem_kib,
-        "loadavg": read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" "),
-    })
-}
-
-/// CPU seconds (user + system) and resident set (KiB) of a running process, from /proc.
-pub(crate) fn proc_cpu_rss(pid: u32) -> Result<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the name.
-    let cpu = (ticks(11) + ticks(12)) as f64 / hz;
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))?
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    Ok((cpu, rss))
-}
-
-/// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
 pub(crate) fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
     let pid = child.id() as libc::pid_t;
     let t0 = Instant::now();
@@ -221,9 +175,36 @@ pub fn run(a: BenchArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     let work = std::env::temp_dir().join(format!("loadtest-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
+    let bench = Bench {
+        scenario: sipp_scenario(&a, &prompt, &work)?,
+        prompt,
+        limit: a.ramp_secs + a.secs + 120,
+        a: &a,
+        me,
+        dialer,
+        work,
+    };
+    let mut runs = Vec::new();
+    for &n in &a.sizes {
+        let cps = (n as f64 / a.ramp_secs.max(1) as f64).max(1.0);
+        for sender in &a.senders {
+            runs.push(bench.one(sender, n, cps)?);
+        }
+        if a.floor_secs > 0 {
+            runs.push(bench.floor(n)?);
+        }
+    }
+    write_results(&a, runs)?;
+    let _ = std::fs::remove_dir_all(&bench.work);
+    Ok(())
+}
+
+/// SIPp's UAC scenario for the prompt: a PCMU copy of it (made with sox) streamed for the
+/// calls' length; returns the scenario file's path.
+fn sipp_scenario(a: &BenchArgs, prompt: &Path, work: &Path) -> Result<PathBuf> {
     let wav_u = work.join("prompt-pcmu.wav");
     let st = Command::new("sox")
-        .arg(&prompt)
+        .arg(prompt)
         .args(["-e", "mu-law", "-r", "8000", "-c", "1"])
         .arg(&wav_u)
         .status()
@@ -238,124 +219,166 @@ pub fn run(a: BenchArgs) -> Result<()> {
     .replace("@HOLD_MS@", &(a.secs * 1000).to_string());
     let scen = work.join("uac_rtp_stream.xml");
     std::fs::write(&scen, scenario)?;
-    let limit = a.ramp_secs + a.secs + 120;
-    let call_min = a.secs as f64 / 60.0;
-    let mut runs = Vec::new();
-    for &n in &a.sizes {
-        let cps = (n as f64 / a.ramp_secs.max(1) as f64).max(1.0);
-        for sender in &a.senders {
-            let tag = format!("{sender}-{n}");
-            eprintln!("bench: {tag} ({cps:.0} cps, {}s calls)", a.secs);
-            let carrier = start_carrier(&me, &a.out, &tag, n, limit)?;
-            let t0 = Instant::now();
-            let (cpu, rss, code, sender_out) = match sender.as_str() {
-                "dialer" => {
-                    let stdout_path = work.join(format!("{tag}.jsonl"));
-                    let child = Command::new(&dialer)
-                        .args([
-                            "call",
-                            "--trunk",
-                            &format!("sip:{}", carrier.sip),
-                            "--to",
-                            "100",
-                        ])
-                        .arg("--prompt")
-                        .arg(&prompt)
-                        .args(["--calls", &n.to_string(), "--concurrency", &n.to_string()])
-                        .args(["--cps", &format!("{cps}"), "--rtp-ports", "20000-39999"])
-                        .args(["--send-mode", &a.send_mode])
-                        .stdout(std::fs::File::create(&stdout_path)?)
-                        .spawn()
-                        .context("spawning the dialer")?;
-                    let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(limit))?;
-                    let text = std::fs::read_to_string(&stdout_path)?;
-                    let summary = text
-                        .lines()
-                        .last()
-                        .and_then(|l| serde_json::from_str::<Value>(l).ok())
-                        .map(|v| v["summary"].clone())
-                        .unwrap_or(Value::Null);
-                    (cpu, rss, code, summary)
-                }
-                "sipp" => {
-                    let port = free_udp_port()?;
-                    let mut cmd = if a.sipp_rt {
-                        let mut c = Command::new("chrt");
-                        c.args(["-f", "10"]).arg(&a.sipp);
-                        c
-                    } else {
-                        Command::new(&a.sipp)
-                    };
-                    let child = cmd
-                        .arg(&carrier.sip)
-                        .arg("-sf")
-                        .arg(&scen)
-                        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-                        .args(["-p", &port.to_string(), "-mp", "40000"])
-                        .args(["-m", &n.to_string(), "-l", &n.to_string()])
-                        .args(["-r", &format!("{}", cps.round() as u64), "-rp", "1000"])
-                        .args(["-timeout", &format!("{limit}s"), "-nostdin"])
-                        .current_dir(&work)
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .context("spawning sipp")?;
-                    let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(limit))?;
-                    (cpu, rss, code, Value::Null)
-                }
-                other => bail!("unknown sender {other}"),
-            };
-            let wall = t0.elapsed().as_secs_f64();
-            let rep = finish_carrier(carrier)?;
-            let packets = rep["rtp"]["packets"].as_u64().unwrap_or(0);
-            let answered = rep["answered"].as_u64().unwrap_or(0);
-            let caller_bye = rep["ended_by"]["caller_bye"].as_u64().unwrap_or(0);
-            let media = &sender_out["media"];
-            let run = json!({
-                "sender": sender,
-                "calls": n,
-                "cps": cps,
-                "call_secs": a.secs,
-                "exit_code": code,
-                "wall_s": wall,
-                "held": rep["peak_concurrent_answered"],
-                "answered": answered,
-                "failed": n.saturating_sub(caller_bye),
-                "cpu_s": cpu,
-                "cpu_s_per_call_min": cpu / (n as f64 * call_min),
-                "cpu_us_per_packet": if packets > 0 { cpu / packets as f64 * 1e6 } else { 0.0 },
-                "max_rss_kib": rss,
-                "rss_kib_per_call": rss as f64 / n as f64,
-                "send_lag_p50_ms": media["send_lag_p50_ms"],
-                "send_lag_p99_ms": media["send_lag_p99_ms"],
-                "send_lag_max_ms": media["send_lag_max_ms"],
-                "pump_cpu_s": media["loop_cpu_seconds"],
-                "pump_us_per_packet": media["loop_cpu_seconds"].as_f64().map(|c| {
-                    c / media["rtp_packets_sent"].as_f64().unwrap_or(1.0).max(1.0) * 1e6
-                }),
-                "packets_received": packets,
-                "lost": rep["rtp"]["lost"],
-                "calls_with_loss": rep["rtp"]["calls_with_loss"],
-                "arrival_lag_p50_ms": rep["rtp"]["arrival_lag_ms_p50"],
-                "arrival_lag_p99_ms": rep["rtp"]["arrival_lag_ms_p99"],
-                "arrival_lag_max_ms": rep["rtp"]["arrival_lag_ms_max"],
-                "jitter_p99_ms": rep["rtp"]["jitter_ms_p99"],
-                "carrier_cpu_s": rep["process"]["cpu_seconds"],
-                "dialer_summary": sender_out,
-            });
-            eprintln!("bench: {run}");
-            runs.push(run);
-        }
-        if a.floor_secs > 0 {
-            let rate = n * 1000 / 20;
-            let out = Command::new(&me)
-                .args(["floor", "--rate", &rate.to_string()])
-                .args(["--secs", &a.floor_secs.to_string()])
-                .output()?;
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            runs.push(json!({"sender": "floor", "calls": n, "floor": v["floor"]}));
-        }
+    Ok(scen)
+}
+
+/// One benchmark's settings and paths, shared by its runs.
+struct Bench<'a> {
+    a: &'a BenchArgs,
+    /// This binary (the carrier and the floor loop).
+    me: PathBuf,
+    dialer: PathBuf,
+    prompt: PathBuf,
+    /// Scratch directory (dialer output, SIPp's files).
+    work: PathBuf,
+    /// SIPp's UAC scenario.
+    scenario: PathBuf,
+    /// Seconds any process of a run may take.
+    limit: u64,
+}
+
+/// What a sender's run cost: CPU seconds, peak RSS (KiB), exit code, and its own summary
+/// (the dialer's; null for SIPp).
+type Usage = (f64, u64, i32, Value);
+
+impl Bench<'_> {
+    /// `n` calls from `sender` at `cps` against a fresh carrier: the run's record.
+    fn one(&self, sender: &str, n: u64, cps: f64) -> Result<Value> {
+        let a = self.a;
+        let tag = format!("{sender}-{n}");
+        eprintln!("bench: {tag} ({cps:.0} cps, {}s calls)", a.secs);
+        let carrier = start_carrier(&self.me, &a.out, &tag, n, self.limit)?;
+        let t0 = Instant::now();
+        let usage = match sender {
+            "dialer" => self.dialer_calls(&tag, &carrier.sip, n, cps)?,
+            "sipp" => self.sipp_calls(&carrier.sip, n, cps)?,
+            other => bail!("unknown sender {other}"),
+        };
+        let wall = t0.elapsed().as_secs_f64();
+        let rep = finish_carrier(carrier)?;
+        let run = run_record(a, sender, n, cps, wall, usage, &rep);
+        eprintln!("bench: {run}");
+        Ok(run)
     }
+
+    /// `dialer call` with every call at once (concurrency `n`).
+    fn dialer_calls(&self, tag: &str, sip: &str, n: u64, cps: f64) -> Result<Usage> {
+        let stdout_path = self.work.join(format!("{tag}.jsonl"));
+        let child = Command::new(&self.dialer)
+            .args(["call", "--trunk", &format!("sip:{sip}"), "--to", "100"])
+            .arg("--prompt")
+            .arg(&self.prompt)
+            .args(["--calls", &n.to_string(), "--concurrency", &n.to_string()])
+            .args(["--cps", &format!("{cps}"), "--rtp-ports", "20000-39999"])
+            .args(["--send-mode", &self.a.send_mode])
+            .stdout(std::fs::File::create(&stdout_path)?)
+            .spawn()
+            .context("spawning the dialer")?;
+        let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(self.limit))?;
+        let text = std::fs::read_to_string(&stdout_path)?;
+        let summary = text
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| v["summary"].clone())
+            .unwrap_or(Value::Null);
+        Ok((cpu, rss, code, summary))
+    }
+
+    /// SIPp's UAC (under `chrt -f 10` when asked) with the same calls.
+    fn sipp_calls(&self, sip: &str, n: u64, cps: f64) -> Result<Usage> {
+        let a = self.a;
+        let limit = self.limit;
+        let port = free_udp_port()?;
+        let mut cmd = if a.sipp_rt {
+            let mut c = Command::new("chrt");
+            c.args(["-f", "10"]).arg(&a.sipp);
+            c
+        } else {
+            Command::new(&a.sipp)
+        };
+        let child = cmd
+            .arg(sip)
+            .arg("-sf")
+            .arg(&self.scenario)
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "-mp", "40000"])
+            .args(["-m", &n.to_string(), "-l", &n.to_string()])
+            .args(["-r", &format!("{}", cps.round() as u64), "-rp", "1000"])
+            .args(["-timeout", &format!("{limit}s"), "-nostdin"])
+            .current_dir(&self.work)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning sipp")?;
+        let (cpu, rss, code) = wait_usage(&child, Duration::from_secs(limit))?;
+        Ok((cpu, rss, code, Value::Null))
+    }
+
+    /// `loadtest floor` at the packet rate of `n` calls (20 ms packets).
+    fn floor(&self, n: u64) -> Result<Value> {
+        let rate = n * 1000 / 20;
+        let out = Command::new(&self.me)
+            .args(["floor", "--rate", &rate.to_string()])
+            .args(["--secs", &self.a.floor_secs.to_string()])
+            .output()?;
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        Ok(json!({"sender": "floor", "calls": n, "floor": v["floor"]}))
+    }
+}
+
+/// One run's record: the sender's cost and the carrier's view (`rep`) of what it sent.
+fn run_record(
+    a: &BenchArgs,
+    sender: &str,
+    n: u64,
+    cps: f64,
+    wall: f64,
+    (cpu, rss, code, sender_out): Usage,
+    rep: &Value,
+) -> Value {
+    let call_min = a.secs as f64 / 60.0;
+    let packets = rep["rtp"]["packets"].as_u64().unwrap_or(0);
+    let answered = rep["answered"].as_u64().unwrap_or(0);
+    let caller_bye = rep["ended_by"]["caller_bye"].as_u64().unwrap_or(0);
+    let media = &sender_out["media"];
+    json!({
+        "sender": sender,
+        "calls": n,
+        "cps": cps,
+        "call_secs": a.secs,
+        "exit_code": code,
+        "wall_s": wall,
+        "held": rep["peak_concurrent_answered"],
+        "answered": answered,
+        "failed": n.saturating_sub(caller_bye),
+        "cpu_s": cpu,
+        "cpu_s_per_call_min": cpu / (n as f64 * call_min),
+        "cpu_us_per_packet": if packets > 0 { cpu / packets as f64 * 1e6 } else { 0.0 },
+        "max_rss_kib": rss,
+        "rss_kib_per_call": rss as f64 / n as f64,
+        "send_lag_p50_ms": media["send_lag_p50_ms"],
+        "send_lag_p99_ms": media["send_lag_p99_ms"],
+        "send_lag_max_ms": media["send_lag_max_ms"],
+        "pump_cpu_s": media["loop_cpu_seconds"],
+        "pump_us_per_packet": media["loop_cpu_seconds"].as_f64().map(|c| {
+            c / media["rtp_packets_sent"].as_f64().unwrap_or(1.0).max(1.0) * 1e6
+        }),
+        "packets_received": packets,
+        "lost": rep["rtp"]["lost"],
+        "calls_with_loss": rep["rtp"]["calls_with_loss"],
+        "arrival_lag_p50_ms": rep["rtp"]["arrival_lag_ms_p50"],
+        "arrival_lag_p99_ms": rep["rtp"]["arrival_lag_ms_p99"],
+        "arrival_lag_max_ms": rep["rtp"]["arrival_lag_ms_max"],
+        "jitter_p99_ms": rep["rtp"]["jitter_ms_p99"],
+        "carrier_cpu_s": rep["process"]["cpu_seconds"],
+        "dialer_summary": sender_out,
+    })
+}
+
+/// Writes `bench.json` (the machine, the arguments, every run) under `--out` and prints
+/// the Markdown table.
+fn write_results(a: &BenchArgs, runs: Vec<Value>) -> Result<()> {
     let uname = Command::new("uname")
         .arg("-r")
         .output()
@@ -373,7 +396,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
     std::fs::write(&path, serde_json::to_string_pretty(&result)? + "\n")?;
     println!("{}", table(&result));
     eprintln!("raw results: {}", path.display());
-    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 

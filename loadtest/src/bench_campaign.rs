@@ -18,7 +18,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::bench::{finish_carrier, machine, proc_cpu_rss, Carrier};
+use crate::bench::{finish_carrier, Carrier};
+use crate::bench_host::{machine, proc_cpu_rss};
 
 /// Arguments of `loadtest bench campaign`.
 #[derive(Debug, Args)]

@@ -14,7 +14,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::bench::{free_udp_port, machine, wait_usage};
+use crate::bench::{free_udp_port, wait_usage};
+use crate::bench_host::machine;
 
 /// Arguments of `loadtest bench signalling`.
 #[derive(Debug, Args)]

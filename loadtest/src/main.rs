@@ -9,6 +9,7 @@ mod analysis;
 mod bench;
 mod bench_campaign;
 mod bench_chart;
+mod bench_host;
 mod bench_signalling;
 mod callee;
 mod callee_send;

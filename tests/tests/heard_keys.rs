@@ -223,7 +223,7 @@ fn journal(dir: &Path, name: &str) -> (Vec<AttemptRecord>, HashMap<i64, (String,
         let mut contacts = HashMap::new();
         for a in &attempts {
             if let Some(ct) = s.contact(TENANT, &a.number).await.unwrap() {
-                contacts.insert(a.contact, (ct.zone.clone(), ct.opt_out));
+                contacts.insert(a.contact, (ct.contact.zone.clone(), ct.contact.opt_out));
             }
         }
         (attempts, contacts)

@@ -16,6 +16,7 @@ pub mod listen;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod router;
 pub mod routes;
 pub mod state;
 pub mod webhook_guard;
@@ -25,11 +26,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use engine::dialer::call_media::{PumpMedia, PumpMediaConfig};
 use engine::dialer::Dialer;
 use engine::net::dialer_driver::InboundSetup;
@@ -37,11 +33,8 @@ use engine::store::AnyStore;
 use tokio::sync::watch;
 
 pub use config::{ConfigError, ServeConfig};
-use problem::problem_response;
-use routes::{
-    audit, campaigns, contacts, ivr_prompts, metrics, nodes, numbers, prompts, registrations,
-    streets, tenants, trunks, webhooks,
-};
+pub(crate) use router::api_router;
+pub use router::{metrics_router, router};
 use state::{AppState, Inner};
 
 /// Why the server could not start or run.
@@ -91,169 +84,6 @@ pub struct Server {
     metrics_listener: Option<tokio::net::TcpListener>,
 }
 
-/// `/metrics` alone (behind `http.metrics_token` when set), for the API listener or for
-/// `http.metrics_listen`.
-pub fn metrics_router(st: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics::metrics))
-        .layer(axum::middleware::from_fn_with_state(
-            st.clone(),
-            limits::metrics_gate,
-        ))
-        .with_state(st)
-}
-
-/// The router over a state.
-pub fn router(st: AppState) -> Router {
-    let app = api_router(st.clone()).merge(crate::web::router(st.clone()));
-    if st.cfg.http.metrics_listen.is_some() {
-        app
-    } else {
-        app.merge(metrics_router(st))
-    }
-    .layer(axum::middleware::from_fn(observe))
-    .layer(axum::middleware::from_fn(limits::security_headers))
-}
-
-/// The `/v1` API and its docs, with their limits (the web console calls it in process).
-pub(crate) fn api_router(st: AppState) -> Router {
-    let max_body = usize::try_from(st.cfg.http.max_body_bytes).unwrap_or(usize::MAX);
-    let guard_state = (st.clone(), limits::Limits::new(&st.cfg.http));
-    Router::new()
-        .route("/v1/tenants", post(tenants::create).get(tenants::list))
-        .route("/v1/trunks", post(trunks::create).get(trunks::list))
-        .route("/v1/nodes", get(nodes::list))
-        .route(
-            "/v1/trunks/{name}",
-            get(trunks::get).put(trunks::replace).delete(trunks::delete),
-        )
-        .route("/v1/numbers", post(numbers::create).get(numbers::list))
-        .route(
-            "/v1/numbers/{number}",
-            axum::routing::delete(numbers::delete),
-        )
-        .route(
-            "/v1/prefix-limits",
-            post(routes::prefix_limits::create).get(routes::prefix_limits::list),
-        )
-        .route(
-            "/v1/prefix-limits/{prefix}",
-            axum::routing::delete(routes::prefix_limits::delete),
-        )
-        .route("/v1/registrations", get(registrations::list))
-        .route(
-            "/v1/tenants/{id}/staff-pin",
-            axum::routing::put(registrations::set_staff_pin),
-        )
-        .route("/v1/ivr/prompts", get(ivr_prompts::list))
-        .route(
-            "/v1/ivr/prompts/{key}",
-            axum::routing::put(ivr_prompts::put).delete(ivr_prompts::reset),
-        )
-        .route("/v1/prompts", post(prompts::create).get(prompts::list))
-        .route(
-            "/v1/prompts/{id}",
-            get(prompts::get).delete(prompts::delete),
-        )
-        .route("/v1/prompts/{id}/audio", get(prompts::audio))
-        .route("/v1/streets", post(streets::import))
-        .route("/v1/zones", get(streets::zones))
-        .route("/v1/contacts/import", post(contacts::import))
-        .route("/v1/contacts", post(contacts::create).get(contacts::list))
-        .route(
-            "/v1/contacts/{number}",
-            axum::routing::delete(contacts::erase),
-        )
-        .route("/v1/contacts/{number}/opt-out", post(contacts::opt_out))
-        .route(
-            "/v1/campaigns",
-            post(campaigns::create).get(campaigns::list),
-        )
-        .route("/v1/campaigns/{id}", get(campaigns::get))
-        .route("/v1/campaigns/{id}/start", post(campaigns::start))
-        .route("/v1/campaigns/{id}/pause", post(campaigns::pause))
-        .route("/v1/campaigns/{id}/resume", post(campaigns::resume))
-        .route("/v1/campaigns/{id}/cancel", post(campaigns::cancel))
-        .route("/v1/campaigns/{id}/calls", get(campaigns::calls))
-        .route("/v1/campaigns/{id}/calls.csv", get(campaigns::calls_csv))
-        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
-        .route(
-            "/v1/webhooks/{id}",
-            get(webhooks::get).delete(webhooks::delete),
-        )
-        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route(
-            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
-            post(webhooks::retry),
-        )
-        .route("/v1/audit", get(audit::list))
-        .route("/healthz", get(metrics::healthz))
-        .route("/readyz", get(metrics::readyz))
-        .route(
-            "/openapi.json",
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    openapi::json(),
-                )
-            }),
-        )
-        .route("/docs", get(metrics::docs_index))
-        .route("/docs/", get(metrics::docs_index))
-        .route("/docs/swagger-ui-bundle.js", get(metrics::docs_js))
-        .route("/docs/swagger-ui.css", get(metrics::docs_css))
-        .fallback(|| async {
-            problem_response(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
-        })
-        .method_not_allowed_fallback(|| async {
-            problem_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "method not allowed on this endpoint",
-            )
-            .into_response()
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            st.clone(),
-            audit_trail::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            st.clone(),
-            idempotency::layer,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            guard_state,
-            limits::guard,
-        ))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(st)
-}
-
-/// Counts requests (`dialer_http_requests_total{method,route,status}`, the route being the
-/// matched pattern, so labels stay bounded), times them, and logs each at debug level.
-async fn observe(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let t0 = std::time::Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    let secs = t0.elapsed().as_secs_f64();
-    tracing::debug!(%method, %route, %status, ms = secs * 1000.0, "http");
-    ::metrics::counter!("dialer_http_requests_total", "method" => method.clone(),
-        "route" => route.clone(), "status" => status)
-    .increment(1);
-    ::metrics::histogram!("dialer_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(secs);
-    resp
-}
-
 /// The address for SDP offers.
 async fn media_ip(cfg: &ServeConfig, dc: &engine::dialer::DialerConfig) -> IpAddr {
     if let Some(ip) = cfg.media.ip.as_deref().and_then(|s| s.parse().ok()) {
@@ -283,21 +113,75 @@ async fn media_ip(cfg: &ServeConfig, dc: &engine::dialer::DialerConfig) -> IpAdd
     IpAddr::from([127, 0, 0, 1])
 }
 
+/// Opens the configured store, first making the SQLite file's directory.
+async fn open_store(cfg: &ServeConfig) -> Result<AnyStore, ServeError> {
+    if let config::StoreUrl::Sqlite(db_path) = cfg.store_url()? {
+        if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
+                what: format!("creating {}", dir.display()),
+                source,
+            })?;
+        }
+    }
+    let store = AnyStore::open(&cfg.store.url).await?;
+    tracing::info!(store = store.kind(), "store open");
+    Ok(store)
+}
+
+/// Binds a TCP listener; `key` names the setting in the error.
+async fn bind(addr: &str, key: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Io {
+            what: format!("binding {key} {addr}"),
+            source,
+        })
+}
+
+/// On PostgreSQL, joins the cluster (a node row with its fence) before the dialer starts;
+/// SQLite is one node and joins nothing.
+async fn join_cluster(
+    store: &AnyStore,
+    cfg: &ServeConfig,
+    ip: IpAddr,
+    http: SocketAddr,
+) -> Result<Option<(engine::store::PgStore, engine::store::NodeJoin)>, ServeError> {
+    match store {
+        AnyStore::Postgres(pg) => {
+            let join = cluster_join(cfg, ip, http);
+            let fence = pg.join(&join).await?;
+            tracing::info!(node = %join.id, fence, "joined the cluster");
+            Ok(Some((pg.clone(), join)))
+        }
+        AnyStore::Sqlite(_) => Ok(None),
+    }
+}
+
+/// Starts the node's heartbeat and trunk-following task.
+fn cluster_node(
+    cfg: &ServeConfig,
+    pg: engine::store::PgStore,
+    join: engine::store::NodeJoin,
+    dialer: &Dialer<AnyStore>,
+) -> state::ClusterNode {
+    let mut settings = engine::cluster::ClusterSettings::new(join.id.clone());
+    settings.beat = std::time::Duration::from_millis(cfg.cluster.beat_ms);
+    settings.lease = std::time::Duration::from_millis(cfg.cluster.lease_ms);
+    let id = join.id.clone();
+    let task = engine::cluster::NodeTask::start(pg, dialer.clone(), settings, join);
+    state::ClusterNode {
+        id,
+        trunks: task.trunks(),
+        task: std::sync::Mutex::new(Some(task)),
+    }
+}
+
 impl Server {
     /// Opens the store, starts media and dialer, binds HTTP. Must run inside tokio.
     pub async fn start(cfg: ServeConfig) -> Result<Server, ServeError> {
         let metrics = state::metrics_handle();
-        let dc = cfg.dialer_config()?;
-        if let config::StoreUrl::Sqlite(db_path) = cfg.store_url()? {
-            if let Some(dir) = db_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| ServeError::Io {
-                    what: format!("creating {}", dir.display()),
-                    source,
-                })?;
-            }
-        }
-        let store = AnyStore::open(&cfg.store.url).await?;
-        tracing::info!(store = store.kind(), "store open");
+        let mut dc = cfg.dialer_config()?;
+        let store = open_store(&cfg).await?;
         let (admin_hash, generated) = state::admin_hash(&store, cfg.admin_token.as_deref()).await?;
         let dids = config_numbers::parse(&cfg.numbers, &cfg.default_region, state::now_ms())?;
         config_numbers::apply(&store, dids).await?;
@@ -306,34 +190,22 @@ impl Server {
             ip,
             port_min: cfg.media.rtp_port_min,
             port_max: cfg.media.rtp_port_max,
-            prompt_cache: Some(prompts::cache_dir(&cfg.prompt_dir())),
+            prompt_cache: Some(routes::prompts::cache_dir(&cfg.prompt_dir())),
             ptimes: dc.trunks.iter().map(|t| t.ptime_ms).collect(),
         })
         .map_err(|source| ServeError::Io {
             what: "starting the media pump".into(),
             source,
         })?;
-        let listener = tokio::net::TcpListener::bind(&cfg.http.listen)
-            .await
-            .map_err(|source| ServeError::Io {
-                what: format!("binding http.listen {}", cfg.http.listen),
-                source,
-            })?;
+        let listener = bind(&cfg.http.listen, "http.listen").await?;
         let addr = listener.local_addr().map_err(|source| ServeError::Io {
             what: "http address".into(),
             source,
         })?;
-        let mut dc = dc;
-        let joined = match &store {
-            AnyStore::Postgres(pg) => {
-                let join = cluster_join(&cfg, ip, addr);
-                let fence = pg.join(&join).await?;
-                tracing::info!(node = %join.id, fence, "joined the cluster");
-                dc.clustered = true;
-                Some((pg.clone(), join))
-            }
-            AnyStore::Sqlite(_) => None,
-        };
+        let joined = join_cluster(&store, &cfg, ip, addr).await?;
+        if joined.is_some() {
+            dc.clustered = true;
+        }
         let (events, event_rx) = engine::webhook::EventSink::new(webhook_worker::QUEUE_CAPACITY);
         webhook_worker::start(store.clone(), event_rx, cfg.webhooks.policy());
         let inbound = InboundSetup {
@@ -343,28 +215,11 @@ impl Server {
             ..InboundSetup::default()
         };
         let dialer = Dialer::start_with(dc, inbound, store.clone(), media, notes).await?;
-        let cluster = joined.map(|(pg, join)| {
-            let mut settings = engine::cluster::ClusterSettings::new(join.id.clone());
-            settings.beat = std::time::Duration::from_millis(cfg.cluster.beat_ms);
-            settings.lease = std::time::Duration::from_millis(cfg.cluster.lease_ms);
-            let id = join.id.clone();
-            let task = engine::cluster::NodeTask::start(pg, dialer.clone(), settings, join);
-            state::ClusterNode {
-                id,
-                trunks: task.trunks(),
-                task: std::sync::Mutex::new(Some(task)),
-            }
-        });
-        let metrics_listener =
-            match &cfg.http.metrics_listen {
-                Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|source| {
-                    ServeError::Io {
-                        what: format!("binding http.metrics_listen {a}"),
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+        let cluster = joined.map(|(pg, join)| cluster_node(&cfg, pg, join, &dialer));
+        let metrics_listener = match &cfg.http.metrics_listen {
+            Some(a) => Some(bind(a, "http.metrics_listen").await?),
+            None => None,
+        };
         let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
         let prompt_dir = cfg.prompt_dir();
         let state = Arc::new(Inner {

@@ -64,7 +64,39 @@ fn verify_view(
     let now = Instant::now();
     let unsubscribe = p.purpose == Purpose::Unsubscribe;
     let calls_left = MAX_CALLS.saturating_sub(p.calls);
-    let (title, message, class) = match (&p.step, &p.last) {
+    let (title, message, class) = status_text(p, now, calls_left);
+    let message = refusal.unwrap_or(message);
+    let finished = matches!(p.step, Step::Done | Step::StoreFailed);
+    let can_call = p.may_call(now);
+    VerifyPage {
+        title: title.into(),
+        town: t.name.clone(),
+        tenant: t.id.clone(),
+        id: id.to_string(),
+        csrf,
+        code_spaced: p
+            .code
+            .chars()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        code: p.code.clone(),
+        show_code: !finished && !p.expired(now),
+        number: p.number.e164.clone(),
+        message,
+        status_class: class,
+        can_call,
+        calls_left,
+        refresh: p.step == Step::Calling,
+        restart: !finished && !can_call && p.step != Step::Calling,
+        unsubscribe,
+    }
+}
+
+/// The page's title, message and CSS status class for where the verification is.
+fn status_text(p: &Pending, now: Instant, calls_left: u8) -> (&'static str, String, &'static str) {
+    let unsubscribe = p.purpose == Purpose::Unsubscribe;
+    match (&p.step, &p.last) {
         (Step::Done, _) if unsubscribe => (
             "Cancellazione completata",
             "Numero verificato: non riceverai più chiamate e il numero è stato cancellato."
@@ -107,32 +139,6 @@ fn verify_view(
             };
             (title, msg, if last.is_some() { "ko" } else { "" })
         }
-    };
-    let message = refusal.unwrap_or(message);
-    let finished = matches!(p.step, Step::Done | Step::StoreFailed);
-    let can_call = p.may_call(now);
-    VerifyPage {
-        title: title.into(),
-        town: t.name.clone(),
-        tenant: t.id.clone(),
-        id: id.to_string(),
-        csrf,
-        code_spaced: p
-            .code
-            .chars()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-        code: p.code.clone(),
-        show_code: !finished && !p.expired(now),
-        number: p.number.e164.clone(),
-        message,
-        status_class: class,
-        can_call,
-        calls_left,
-        refresh: p.step == Step::Calling,
-        restart: !finished && !can_call && p.step != Step::Calling,
-        unsubscribe,
     }
 }
 

@@ -51,6 +51,19 @@ pub fn session_of(web: &WebState, headers: &HeaderMap) -> Result<(String, Sessio
     }
 }
 
+/// A GET on the API as the signed-in operator: the session and the API's reply, or (boxed)
+/// the redirect to the sign-in page when the browser has no session.
+pub async fn get_signed_in(
+    web: &WebState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    path: &str,
+) -> Result<(Session, Reply), Box<Response>> {
+    let (_, s) = session_of(web, headers)?;
+    let r = api(web, &s, peer, Method::GET, path, None).await;
+    Ok((s, r))
+}
+
 /// Calls the API as the session's tenant.
 pub async fn api(
     web: &WebState,
@@ -155,11 +168,11 @@ async fn campaigns(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match session_of(&web, &headers) {
-        Ok(s) => s,
+    let path = "/v1/campaigns?limit=200";
+    let (s, r) = match get_signed_in(&web, &headers, peer, path).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let r = api(&web, &s, peer, Method::GET, "/v1/campaigns?limit=200", None).await;
     let mut rows: Vec<CampaignRow> = items(&r.json).iter().map(CampaignRow::from_json).collect();
     rows.reverse();
     let page = CampaignsPage {
@@ -181,19 +194,11 @@ async fn registrations(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match session_of(&web, &headers) {
-        Ok(s) => s,
+    let path = "/v1/registrations?limit=500";
+    let (s, r) = match get_signed_in(&web, &headers, peer, path).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let r = api(
-        &web,
-        &s,
-        peer,
-        Method::GET,
-        "/v1/registrations?limit=500",
-        None,
-    )
-    .await;
     let rows = items(&r.json)
         .iter()
         .map(RegistrationRow::from_json)

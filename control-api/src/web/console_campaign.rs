@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde_json::{json, Value};
 
-use super::console::{api, csrf_ok, items, session_of, CsrfForm};
+use super::console::{api, csrf_ok, get_signed_in, items, session_of, CsrfForm};
 use super::pages::{html, see_other};
 use super::session::Session;
 use super::views::{
@@ -218,19 +218,11 @@ async fn show(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match session_of(&web, &headers) {
-        Ok(s) => s,
+    let path = format!("/v1/campaigns/{id}");
+    let (s, r) = match get_signed_in(&web, &headers, peer, &path).await {
+        Ok(v) => v,
         Err(r) => return *r,
     };
-    let r = api(
-        &web,
-        &s,
-        peer,
-        Method::GET,
-        &format!("/v1/campaigns/{id}"),
-        None,
-    )
-    .await;
     if !r.status.is_success() {
         return see_other("/console/campagne", None);
     }
@@ -329,12 +321,15 @@ async fn act(
 /// Passes an API download through (CSV report, message audio).
 async fn pass(
     web: &WebState,
-    s: &Session,
+    headers: &HeaderMap,
     peer: SocketAddr,
     path: &str,
     name: Option<&str>,
 ) -> Response {
-    let r = api(web, s, peer, Method::GET, path, None).await;
+    let r = match get_signed_in(web, headers, peer, path).await {
+        Ok((_, r)) => r,
+        Err(r) => return *r,
+    };
     let mut resp = (r.status, r.bytes).into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&r.content_type) {
@@ -355,12 +350,15 @@ async fn report(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match session_of(&web, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let path = format!("/v1/campaigns/{id}/calls.csv");
-    pass(&web, &s, peer, &path, Some(&format!("campagna-{id}.csv"))).await
+    pass(
+        &web,
+        &headers,
+        peer,
+        &path,
+        Some(&format!("campagna-{id}.csv")),
+    )
+    .await
 }
 
 async fn audio(
@@ -369,13 +367,9 @@ async fn audio(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let (_, s) = match session_of(&web, &headers) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     pass(
         &web,
-        &s,
+        &headers,
         peer,
         &format!("/v1/prompts/{}/audio", enc(&id)),
         None,

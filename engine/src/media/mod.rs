@@ -21,3 +21,15 @@ pub use latch::{Latch, MediaLatch, Verdict};
 pub use pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
 pub use stream::{RtpStream, Segment, StreamParams};
 pub use tap::{AudioTap, Decoded, Recording};
+
+/// The next number of a xorshift64* generator whose state is `state` (never 0): cheap,
+/// deterministic from a seed, and enough for spreading timers or picking test dispositions
+/// where no cryptographic randomness is needed.
+pub fn xorshift64_star(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}

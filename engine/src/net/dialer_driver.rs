@@ -98,37 +98,8 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
     (media, notes): (Arc<M>, mpsc::UnboundedReceiver<MediaNote>),
     clustered: bool,
 ) -> io::Result<DriverHandles> {
-    let mut ep = EndpointConfig::new(bind);
-    ep.user_agent = settings.user_agent.clone();
-    // Inbound INVITEs reach the core (admission, menus) instead of a flat 480.
-    ep.inbound_calls = true;
-    ep.sources = SourcePolicy {
-        // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
-        allowed: Some(
-            trunks
-                .iter()
-                .flat_map(|(c, a)| {
-                    std::iter::once(a.ip().into()).chain(c.inbound_from.iter().copied())
-                })
-                .collect(),
-        ),
-        strangers: settings.strangers,
-        options_from_strangers: settings.options_from_strangers,
-    };
-    // TLS is set up whenever it can be, so that a TLS trunk added later through the API
-    // works; it is an error only when a configured trunk or the listener needs it.
-    let needed = settings.tls_listen.is_some()
-        || trunks
-            .iter()
-            .any(|(c, _)| c.transport == TrunkTransport::Tls);
-    let tls = match TlsSetup::new(&settings.tls_files(), settings.tls_listen.is_some()) {
-        Ok(setup) => Some(Arc::new(setup)),
-        Err(e) if needed => return Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
-        Err(e) => {
-            warn!(error = %e, "SIP over TLS unavailable");
-            None
-        }
-    };
+    let ep = endpoint_config(bind, settings, &trunks);
+    let tls = tls_setup(settings, &trunks)?;
     let opts = DriverOptions {
         limits: settings.tcp_limits(),
         tls,
@@ -180,6 +151,55 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         commands: cmd_tx,
         completed: done_rx,
     })
+}
+
+/// The endpoint's settings: inbound INVITEs reach the core, and only the trunks' proxies
+/// (and their `inbound_from` blocks) may send new requests.
+fn endpoint_config(
+    bind: SocketAddr,
+    settings: &SipSettings,
+    trunks: &[(TrunkConfig, SocketAddr)],
+) -> EndpointConfig {
+    let mut ep = EndpointConfig::new(bind);
+    ep.user_agent = settings.user_agent.clone();
+    // Inbound INVITEs reach the core (admission, menus) instead of a flat 480.
+    ep.inbound_calls = true;
+    ep.sources = SourcePolicy {
+        // Only the trunks' proxies (and their `inbound_from` blocks) may send new requests.
+        allowed: Some(
+            trunks
+                .iter()
+                .flat_map(|(c, a)| {
+                    std::iter::once(a.ip().into()).chain(c.inbound_from.iter().copied())
+                })
+                .collect(),
+        ),
+        strangers: settings.strangers,
+        options_from_strangers: settings.options_from_strangers,
+    };
+    ep
+}
+
+/// The TLS client and server settings, or `None` when they cannot be built and nothing
+/// configured needs them.
+fn tls_setup(
+    settings: &SipSettings,
+    trunks: &[(TrunkConfig, SocketAddr)],
+) -> io::Result<Option<Arc<TlsSetup>>> {
+    // TLS is set up whenever it can be, so that a TLS trunk added later through the API
+    // works; it is an error only when a configured trunk or the listener needs it.
+    let needed = settings.tls_listen.is_some()
+        || trunks
+            .iter()
+            .any(|(c, _)| c.transport == TrunkTransport::Tls);
+    match TlsSetup::new(&settings.tls_files(), settings.tls_listen.is_some()) {
+        Ok(setup) => Ok(Some(Arc::new(setup))),
+        Err(e) if needed => Err(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
+        Err(e) => {
+            warn!(error = %e, "SIP over TLS unavailable");
+            Ok(None)
+        }
+    }
 }
 
 /// Tells the SIP driver which name a TLS trunk's certificate must carry: the host of its

@@ -196,16 +196,7 @@ pub fn install(s: HepSender) -> bool {
 /// Mirrors one SIP message to the collector when HEP is configured; never blocks.
 /// The SIP driver calls it for every message it sends and receives.
 pub fn mirror(src: SocketAddr, dst: SocketAddr, transport: Transport, payload: &[u8]) {
-    if let Some(s) = SENDER.get() {
-        s.offer(Captured {
-            src,
-            dst,
-            transport,
-            time: SystemTime::now(),
-            payload: payload.into(),
-            proto: Proto::Sip,
-        });
-    }
+    offer_sip(src, dst, transport, || payload.into());
 }
 
 /// Whether a collector is configured: callers on hot paths (the pump's send batches) test
@@ -274,13 +265,24 @@ pub fn rtcp_json(datagram: &[u8]) -> Option<String> {
 
 /// Like [`mirror`] for a message already held in shared bytes (no copy).
 pub fn mirror_shared(src: SocketAddr, dst: SocketAddr, transport: Transport, payload: &Arc<[u8]>) {
+    offer_sip(src, dst, transport, || payload.clone());
+}
+
+/// Queues a SIP capture when HEP is configured; `payload` runs only then, so an unset
+/// collector costs no copy.
+fn offer_sip(
+    src: SocketAddr,
+    dst: SocketAddr,
+    transport: Transport,
+    payload: impl FnOnce() -> Arc<[u8]>,
+) {
     if let Some(s) = SENDER.get() {
         s.offer(Captured {
             src,
             dst,
             transport,
             time: SystemTime::now(),
-            payload: payload.clone(),
+            payload: payload(),
             proto: Proto::Sip,
         });
     }

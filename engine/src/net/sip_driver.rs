@@ -329,24 +329,7 @@ async fn run(
                     recv_udp(&mut ep, &udp, &mut batch);
                 }
             }
-            Some(ev) = in_rx.recv() => match ev {
-                TcpEvent::Message(t, from, msg) => {
-                    super::hep::mirror(from, ep.config().local_addr, t, &msg);
-                    ep.handle_datagram(Instant::now(), from, t, &msg);
-                }
-                TcpEvent::Accepted(Transport::Tls, peer, id, tx) => {
-                    if let Some(tls) = tls.as_mut() {
-                        tls.accepted(peer, id, tx);
-                    }
-                }
-                TcpEvent::Accepted(_, peer, id, tx) => tcp.accepted(peer, id, tx),
-                TcpEvent::Closed(Transport::Tls, peer, id) => {
-                    if let Some(tls) = tls.as_mut() {
-                        tls.closed(peer, id);
-                    }
-                }
-                TcpEvent::Closed(_, peer, id) => tcp.closed(peer, id),
-            },
+            Some(ev) = in_rx.recv() => on_stream_event(&mut ep, &mut tcp, tls.as_mut(), ev),
             cmd = cmds.recv(), if commands_open => match cmd {
                 Some(c) => {
                     run_command(&mut ep, &tcp, c, &mut sent_replies);
@@ -364,21 +347,7 @@ async fn run(
                 ep.handle_timeout(Instant::now());
             }
         }
-        while let Some(t) = ep.poll_transmit() {
-            super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
-            match t.transport {
-                Transport::Udp => out.push_back((t.dest, t.bytes)),
-                Transport::Tcp => tcp.send(t.dest, t.bytes),
-                Transport::Tls => match tls.as_mut() {
-                    Some(tls) => tls.send(t.dest, t.bytes),
-                    None => {
-                        warn!(dest = %t.dest, "SIP over TLS is not set up; message dropped");
-                        metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "no_tls")
-                            .increment(1);
-                    }
-                },
-            }
-        }
+        route_transmits(&mut ep, &mut out, &mut tcp, tls.as_mut());
         send_udp(&udp, &mut out).await;
         // Answered once the INVITE is with the kernel: the caller's clock then bounds when
         // it left (the dialer's CPS window is kept on these instants).
@@ -390,6 +359,54 @@ async fn run(
         }
         if !commands_open && ep.active_calls() == 0 && events.is_closed() {
             return;
+        }
+    }
+}
+
+/// A message, an accepted connection or a closed one from the TCP/TLS tasks.
+fn on_stream_event(ep: &mut Endpoint, tcp: &mut Tcp, tls: Option<&mut Tcp>, ev: TcpEvent) {
+    match ev {
+        TcpEvent::Message(t, from, msg) => {
+            super::hep::mirror(from, ep.config().local_addr, t, &msg);
+            ep.handle_datagram(Instant::now(), from, t, &msg);
+        }
+        TcpEvent::Accepted(Transport::Tls, peer, id, tx) => {
+            if let Some(tls) = tls {
+                tls.accepted(peer, id, tx);
+            }
+        }
+        TcpEvent::Accepted(_, peer, id, tx) => tcp.accepted(peer, id, tx),
+        TcpEvent::Closed(Transport::Tls, peer, id) => {
+            if let Some(tls) = tls {
+                tls.closed(peer, id);
+            }
+        }
+        TcpEvent::Closed(_, peer, id) => tcp.closed(peer, id),
+    }
+}
+
+/// Hands every message the endpoint wants sent to its transport: UDP ones queue in `out`
+/// for one batched send, TCP and TLS ones go to their connection's task. Without TLS
+/// settings a message for TLS is dropped (and counted), never sent in clear.
+fn route_transmits(
+    ep: &mut Endpoint,
+    out: &mut VecDeque<(SocketAddr, Wire)>,
+    tcp: &mut Tcp,
+    mut tls: Option<&mut Tcp>,
+) {
+    while let Some(t) = ep.poll_transmit() {
+        super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
+        match t.transport {
+            Transport::Udp => out.push_back((t.dest, t.bytes)),
+            Transport::Tcp => tcp.send(t.dest, t.bytes),
+            Transport::Tls => match tls.as_deref_mut() {
+                Some(tls) => tls.send(t.dest, t.bytes),
+                None => {
+                    warn!(dest = %t.dest, "SIP over TLS is not set up; message dropped");
+                    metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "no_tls")
+                        .increment(1);
+                }
+            },
         }
     }
 }

@@ -241,6 +241,33 @@ fn fd_exhausted(e: &io::Error) -> bool {
     )
 }
 
+/// The `kind` label of a failed accept.
+fn accept_error_kind(e: &io::Error) -> &'static str {
+    if fd_exhausted(e) {
+        "fd_exhausted"
+    } else {
+        "other"
+    }
+}
+
+/// Admits a connection from `ip` within the limits and counts it (until the returned guard
+/// drops); the refusal's reason otherwise.
+fn count_in(
+    census: &Arc<Mutex<Census>>,
+    ip: IpAddr,
+    limits: &TcpLimits,
+) -> Result<Counted, &'static str> {
+    let mut c = census.lock().unwrap_or_else(|p| p.into_inner());
+    admit(&c, ip, limits)?;
+    c.total += 1;
+    *c.by_ip.entry(ip).or_default() += 1;
+    metrics::gauge!(crate::metrics::SIP_TCP_CONNECTIONS).set(c.total as f64);
+    Ok(Counted {
+        census: census.clone(),
+        ip,
+    })
+}
+
 /// Accepts inbound connections until the driver's loop goes away; with `tls`, each
 /// connection's handshake runs in its own task, bounded by the header timeout.
 pub(super) async fn accept_loop(
@@ -266,11 +293,7 @@ pub(super) async fn accept_loop(
         let (s, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                let kind = if fd_exhausted(&e) {
-                    "fd_exhausted"
-                } else {
-                    "other"
-                };
+                let kind = accept_error_kind(&e);
                 metrics::counter!(crate::metrics::SIP_TCP_ACCEPT_ERRORS, "kind" => kind)
                     .increment(1);
                 debug!(error = %e, ?backoff, "SIP TCP accept failed; backing off");
@@ -280,19 +303,12 @@ pub(super) async fn accept_loop(
             }
         };
         backoff = Duration::from_millis(10);
-        let guard = {
-            let mut c = census.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(reason) = admit(&c, peer.ip(), &limits) {
+        let guard = match count_in(&census, peer.ip(), &limits) {
+            Ok(g) => g,
+            Err(reason) => {
                 metrics::counter!(crate::metrics::SIP_TCP_REFUSED, "reason" => reason).increment(1);
                 drop(s);
                 continue;
-            }
-            c.total += 1;
-            *c.by_ip.entry(peer.ip()).or_default() += 1;
-            metrics::gauge!(crate::metrics::SIP_TCP_CONNECTIONS).set(c.total as f64);
-            Counted {
-                census: census.clone(),
-                ip: peer.ip(),
             }
         };
         let id = next_id;
@@ -313,21 +329,36 @@ pub(super) async fn accept_loop(
         tokio::spawn(async move {
             let _guard = guard;
             let _ = s.set_nodelay(true);
-            let Some(acceptor) = tls.as_ref().and_then(|t| t.acceptor.clone()) else {
-                return serve_conn(s, conn, tx, rx, events, limits).await;
-            };
-            match tokio::time::timeout(limits.header_timeout, acceptor.accept(s)).await {
-                Ok(Ok(s)) => serve_conn(s, conn, tx, rx, events, limits).await,
-                failed => {
-                    if let Ok(Err(e)) = failed {
-                        debug!(%peer, error = %e, "SIP TLS handshake refused");
-                    }
-                    metrics::counter!(crate::metrics::SIP_TLS_HANDSHAKE_FAILED, "side" => "server")
-                        .increment(1);
-                    let _ = events.send(TcpEvent::Closed(transport, peer, id));
-                }
-            }
+            serve_accepted(s, conn, tx, rx, events, limits, tls).await;
         });
+    }
+}
+
+/// Serves an accepted connection: at once over TCP; over TLS once the handshake is done
+/// within the header timeout (a failed one is counted and the connection closed).
+async fn serve_accepted(
+    s: tokio::net::TcpStream,
+    conn: Link,
+    tx: mpsc::Sender<Out>,
+    rx: mpsc::Receiver<Out>,
+    events: mpsc::UnboundedSender<TcpEvent>,
+    limits: Arc<TcpLimits>,
+    tls: Option<Arc<TlsSetup>>,
+) {
+    let Some(acceptor) = tls.as_ref().and_then(|t| t.acceptor.clone()) else {
+        return serve_conn(s, conn, tx, rx, events, limits).await;
+    };
+    let (transport, peer, id) = (conn.transport, conn.peer, conn.id);
+    match tokio::time::timeout(limits.header_timeout, acceptor.accept(s)).await {
+        Ok(Ok(s)) => serve_conn(s, conn, tx, rx, events, limits).await,
+        failed => {
+            if let Ok(Err(e)) = failed {
+                debug!(%peer, error = %e, "SIP TLS handshake refused");
+            }
+            metrics::counter!(crate::metrics::SIP_TLS_HANDSHAKE_FAILED, "side" => "server")
+                .increment(1);
+            let _ = events.send(TcpEvent::Closed(transport, peer, id));
+        }
     }
 }
 

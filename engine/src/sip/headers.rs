@@ -72,6 +72,15 @@ impl<'a> Method<'a> {
     /// The method's name as sent.
     pub fn as_str(&self) -> &'a str {
         match self {
+            Method::Other(s) => s,
+            known => known.standard_name().unwrap_or_default(),
+        }
+    }
+
+    /// The name of a method RFC 3261 or its extensions define (`None` for
+    /// [`Method::Other`]): a bounded set, fit for a metric label.
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -86,8 +95,8 @@ impl<'a> Method<'a> {
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Other(s) => s,
-        }
+            Method::Other(_) => return None,
+        })
     }
 }
 

@@ -3,27 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{NumberType, Source};
+use crate::model::{NewContact, Source};
 
-/// A stored contact.
+/// A stored contact: what was imported, with its row id and when it was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRecord {
     /// Internal id (the listing cursor).
     pub id: i64,
-    /// E.164 number.
-    pub number: String,
-    /// Fixed, mobile, unknown.
-    pub number_type: NumberType,
-    /// Street.
-    pub street: String,
-    /// House number.
-    pub house_number: String,
-    /// Zone.
-    pub zone: String,
-    /// Where the number came from.
-    pub source: Source,
-    /// Opted out: never called.
-    pub opt_out: bool,
+    /// The contact as imported (number, type, street, zone, source, opt-out).
+    pub contact: NewContact,
     /// Unix ms.
     pub created_ms: i64,
 }

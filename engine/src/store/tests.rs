@@ -228,7 +228,7 @@ async fn contacts_listing_erasure_and_groups<H: Harness>() {
 
     let one = s.contact("t", "+390771000002").await.unwrap().unwrap();
     assert_eq!(
-        (one.zone.as_str(), one.number_type),
+        (one.contact.zone.as_str(), one.contact.number_type),
         ("a", NumberType::Fixed)
     );
     assert!(s.contact("t", "+390771009999").await.unwrap().is_none());
@@ -275,7 +275,7 @@ async fn contacts_listing_erasure_and_groups<H: Harness>() {
         .begin_attempt(AttemptStart {
             campaign: c.id,
             contact: target.id,
-            number: target.number.clone(),
+            number: target.contact.number.clone(),
             call_id: "x@y".into(),
             trunk: "a".into(),
             started_ms: 5,
@@ -283,7 +283,7 @@ async fn contacts_listing_erasure_and_groups<H: Harness>() {
         .await
         .unwrap();
     assert!(matches!(
-        s.erase_contact("t", &target.number).await,
+        s.erase_contact("t", &target.contact.number).await,
         Err(StoreError::Conflict(_))
     ));
     s.finish_attempt(
@@ -292,12 +292,20 @@ async fn contacts_listing_erasure_and_groups<H: Harness>() {
     )
     .await
     .unwrap();
-    s.erase_contact("t", &target.number).await.unwrap();
-    assert!(s.contact("t", &target.number).await.unwrap().is_none());
-    assert!(s.contact("other", &target.number).await.unwrap().is_some());
+    s.erase_contact("t", &target.contact.number).await.unwrap();
+    assert!(s
+        .contact("t", &target.contact.number)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s
+        .contact("other", &target.contact.number)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(s.attempts(c.id, 0, 10).await.unwrap()[0].number, "");
     assert!(matches!(
-        s.erase_contact("t", &target.number).await,
+        s.erase_contact("t", &target.contact.number).await,
         Err(StoreError::NotFound)
     ));
 }

@@ -107,7 +107,7 @@ async fn results_until_opt_out_and_messages<H: Harness>() {
     .await
     .unwrap();
     let out = s.contact("t", &due[3].number).await.unwrap().unwrap();
-    assert!(out.opt_out);
+    assert!(out.contact.opt_out);
     let r = s.campaign_report(c.id, 0).await.unwrap();
     assert_eq!(
         (

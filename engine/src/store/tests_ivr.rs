@@ -28,7 +28,7 @@ async fn register_change_zone_unregister_and_list<H: Harness>() {
     );
     let c = s.contact("itri", n).await.unwrap().unwrap();
     assert_eq!(
-        (c.source, c.zone.as_str(), c.opt_out),
+        (c.contact.source, c.contact.zone.as_str(), c.contact.opt_out),
         (Source::Ivr, "Lido", false)
     );
     // A second registration of the same number changes its zone: still one row.

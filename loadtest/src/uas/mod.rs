@@ -257,12 +257,7 @@ impl Uas {
     }
 
     fn rand(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        engine::media::xorshift64_star(&mut self.rng)
     }
 
     fn uniform(&mut self, (a, b): (Duration, Duration)) -> Duration {

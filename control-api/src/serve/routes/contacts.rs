@@ -93,9 +93,10 @@ pub struct ContactQuery {
 }
 
 impl From<ContactRecord> for ContactOut {
-    fn from(c: ContactRecord) -> Self {
+    fn from(r: ContactRecord) -> Self {
+        let c = r.contact;
         ContactOut {
-            id: c.id,
+            id: r.id,
             number: c.number,
             number_type: c.number_type.as_str().to_string(),
             street: c.street,
@@ -103,7 +104,7 @@ impl From<ContactRecord> for ContactOut {
             zone: c.zone,
             source: c.source.as_str().to_string(),
             opt_out: c.opt_out,
-            created_ms: c.created_ms,
+            created_ms: r.created_ms,
         }
     }
 }

@@ -140,20 +140,9 @@ impl Menu {
                 }
             }
             ivr::Action::Register { zone, change } => {
-                let CallerId::Known { e164, number_type } = caller else {
-                    return s;
-                };
-                let action = if change { "zone_change" } else { "register" };
-                metrics::counter!(m::IVR_REGISTRATIONS, "action" => action).increment(1);
-                let reg = NewRegistration {
-                    number: e164.clone(),
-                    number_type: *number_type,
-                    source: Source::Ivr,
-                    zone,
-                    consent_ms: wall,
-                    notice_version: NOTICE_VERSION.to_string(),
-                };
-                act(InboundAction::Register { tenant, reg });
+                if let Some(reg) = registration(caller, zone, change, wall) {
+                    act(InboundAction::Register { tenant, reg });
+                }
             }
             ivr::Action::Unregister => {
                 if let Some(number) = caller.number() {
@@ -189,12 +178,11 @@ impl Menu {
                 p.kept = None;
             }
             ivr::Action::LaunchEmergency | ivr::Action::SaveDraft => {
-                let now_flag = matches!(a, ivr::Action::LaunchEmergency);
                 p.decision = Some(Decision {
                     tenant,
                     caller: caller.number().unwrap_or_default().to_string(),
                     at_ms: wall,
-                    now: now_flag,
+                    now: matches!(a, ivr::Action::LaunchEmergency),
                 });
                 if let Some(l) = p.launch_ready() {
                     act(InboundAction::Launch(Box::new(l)));
@@ -204,6 +192,29 @@ impl Menu {
         }
         s
     }
+}
+
+/// The registration (or zone change) a known caller asked for by phone, counted; `None`
+/// for a withheld number, which the menu never registers.
+fn registration(
+    caller: &CallerId,
+    zone: Option<String>,
+    change: bool,
+    wall: i64,
+) -> Option<NewRegistration> {
+    let CallerId::Known { e164, number_type } = caller else {
+        return None;
+    };
+    let action = if change { "zone_change" } else { "register" };
+    metrics::counter!(m::IVR_REGISTRATIONS, "action" => action).increment(1);
+    Some(NewRegistration {
+        number: e164.clone(),
+        number_type: *number_type,
+        source: Source::Ivr,
+        zone,
+        consent_ms: wall,
+        notice_version: NOTICE_VERSION.to_string(),
+    })
 }
 
 /// A staff member's choice, waiting for the take to be stored.

@@ -55,9 +55,18 @@ pub struct Listening {
 }
 
 impl Listening {
-    fn next_id(&mut self) -> u32 {
+    /// Starts playing `items` as what `playing` names (under a fresh playlist id): the
+    /// action that plays them on `call`.
+    fn play(
+        &mut self,
+        call: CallToken,
+        playing: fn(u32) -> Playing,
+        items: Vec<PlayItem>,
+    ) -> Action {
         self.last_id += 1;
-        self.last_id
+        let id = self.last_id;
+        self.playing = playing(id);
+        Action::Play { call, items, id }
     }
 }
 
@@ -108,19 +117,11 @@ impl DialerCore {
         let Some(a) = self.calls.get_mut(&token) else {
             return;
         };
-        a.listen.stage = Some(Stage::Message { repeats: 0 });
-        if a.plan.pre_roll.is_none() {
-            a.listen.playing = Playing::Stream;
-            return;
+        if a.plan.pre_roll.is_some() {
+            return self.play_message(token);
         }
-        let id = a.listen.next_id();
-        a.listen.playing = Playing::Message(id);
-        let items = message_items(&a.plan);
-        self.actions.push_back(Action::Play {
-            call: token,
-            items,
-            id,
-        });
+        a.listen.stage = Some(Stage::Message { repeats: 0 });
+        a.listen.playing = Playing::Stream;
     }
 
     /// Plays the message (pre-roll and plays) from its first frame as a playlist: a
@@ -130,14 +131,10 @@ impl DialerCore {
             return;
         };
         a.listen.stage = Some(Stage::Message { repeats: 0 });
-        let id = a.listen.next_id();
-        a.listen.playing = Playing::Message(id);
-        let items = message_items(&a.plan);
-        self.actions.push_back(Action::Play {
-            call: token,
-            items,
-            id,
-        });
+        let play = a
+            .listen
+            .play(token, Playing::Message, message_items(&a.plan));
+        self.actions.push_back(play);
     }
 
     /// A key pressed on an answered call: act on it by the campaign's rules.
@@ -167,13 +164,8 @@ impl DialerCore {
             }
             KeyEffect::AskOptOut => (Playing::OptOutWait, optout_items()),
         };
-        let id = a.listen.next_id();
-        a.listen.playing = playing(id);
-        self.actions.push_back(Action::Play {
-            call: token,
-            items,
-            id,
-        });
+        let play = a.listen.play(token, playing, items);
+        self.actions.push_back(play);
     }
 
     /// The campaign stream played to its end (`Finished`).
@@ -204,14 +196,10 @@ impl DialerCore {
                 if let Some(Stage::OptOutAsked { repeats }) = a.listen.stage {
                     a.listen.stage = Some(Stage::Message { repeats });
                 }
-                let id = a.listen.next_id();
-                a.listen.playing = Playing::Message(id);
-                let items = message_items(&a.plan);
-                self.actions.push_back(Action::Play {
-                    call: token,
-                    items,
-                    id,
-                });
+                let play = a
+                    .listen
+                    .play(token, Playing::Message, message_items(&a.plan));
+                self.actions.push_back(play);
             }
             _ => {} // an older playlist, replaced since
         }
@@ -234,13 +222,8 @@ impl DialerCore {
                 ms: AFTER_POST_ROLL_MS,
             });
         }
-        let id = a.listen.next_id();
-        a.listen.playing = Playing::PostRoll(id);
-        self.actions.push_back(Action::Play {
-            call: token,
-            items,
-            id,
-        });
+        let play = a.listen.play(token, Playing::PostRoll, items);
+        self.actions.push_back(play);
     }
 
     fn hang_up(&mut self, token: CallToken) {

@@ -1,6 +1,7 @@
 //! Virtual-time tests of the pacer.
 
 use super::*;
+use crate::media::rtcp;
 use codecs::{Codec, EncodeSettings, PreparedAudio};
 
 fn prompt(ms: u32) -> Arc<Prompt> {

@@ -100,12 +100,7 @@ impl Loop {
             Err(e) => {
                 // Counted here, published with the loop's other drops: a flood of forged
                 // packets costs no metrics-registry lookup per packet.
-                let reason = match e {
-                    SrtpError::Auth => 0,
-                    SrtpError::Replay => 1,
-                    SrtpError::Short | SrtpError::NoRoom => 2,
-                };
-                self.local.srtp_refused[reason] += 1;
+                self.local.srtp_refused[srtp_refusal(e)] += 1;
                 return;
             }
         };
@@ -136,15 +131,9 @@ impl Loop {
             Verdict::Accept => {}
             Verdict::AcceptAndSendTo(addr) => {
                 // Symmetric RTP: our media follows the callee's to where its NAT opened.
-                let rtcp_to = if slot.rtcp_mux {
-                    Some(addr)
-                } else {
-                    addr.port()
-                        .checked_add(1)
-                        .map(|p| SocketAddr::new(addr.ip(), p))
-                };
                 if let Some(id) = slot.stream {
-                    self.pacer.set_dest(id, addr, rtcp_to);
+                    self.pacer
+                        .set_dest(id, addr, rtcp_beside(addr, slot.rtcp_mux));
                 }
                 self.local.relatched += 1;
             }
@@ -154,16 +143,8 @@ impl Loop {
             }
         }
         self.local.received += 1;
-        if let Some(d) = slot.dtmf.as_mut() {
-            if d.handle_rtp(data) {
-                while let Some(event) = d.poll_event() {
-                    let _ = self.events.send(MediaEvent::Dtmf {
-                        token: slot.token,
-                        event,
-                    });
-                }
-                return;
-            }
+        if key_press(slot, data, &self.events) {
+            return;
         }
         if slot.listen.is_some() {
             self.listen(route, m, len);
@@ -202,6 +183,50 @@ impl Loop {
             self.report_recording(token, rec, rate);
         }
     }
+}
+
+/// Where a refused SRTP/SRTCP packet is counted in `srtp_refused` (`auth`, `replay`,
+/// `short`).
+fn srtp_refusal(e: SrtpError) -> usize {
+    match e {
+        SrtpError::Auth => 0,
+        SrtpError::Replay => 1,
+        SrtpError::Short | SrtpError::NoRoom => 2,
+    }
+}
+
+/// Where RTCP goes when RTP moves to `rtp`: the same address with rtcp-mux, else the port
+/// above.
+fn rtcp_beside(rtp: SocketAddr, rtcp_mux: bool) -> Option<SocketAddr> {
+    if rtcp_mux {
+        Some(rtp)
+    } else {
+        rtp.port()
+            .checked_add(1)
+            .map(|p| SocketAddr::new(rtp.ip(), p))
+    }
+}
+
+/// Feeds an accepted RTP packet to the call's RFC 4733 decoder; true when it was a
+/// telephone-event (its key presses are sent as events), which is not audio.
+fn key_press(
+    slot: &mut CallSlot,
+    data: &[u8],
+    events: &tokio::sync::mpsc::UnboundedSender<MediaEvent>,
+) -> bool {
+    let Some(d) = slot.dtmf.as_mut() else {
+        return false;
+    };
+    if !d.handle_rtp(data) {
+        return false;
+    }
+    while let Some(event) = d.poll_event() {
+        let _ = events.send(MediaEvent::Dtmf {
+            token: slot.token,
+            event,
+        });
+    }
+    true
 }
 
 /// Records the far end's loss and jitter for our stream from its RTCP receiver reports.

@@ -204,13 +204,12 @@ impl Endpoint {
             .and_then(|a| sdp::negotiate(&c.params.offer, &a).map_err(|e| e.to_string()));
         if let Some(reason) = c.cancel {
             // 200 crossed our CANCEL: acknowledge and hang up at once.
-            let end = CallEnd {
-                outcome: cancel_outcome(Some(reason)),
-                status: 200,
-                reason: "answered after CANCEL".into(),
-                hangup: Hangup::Local,
-                retry_after: None,
-            };
+            let end = CallEnd::new(
+                cancel_outcome(Some(reason)),
+                200,
+                "answered after CANCEL",
+                Hangup::Local,
+            );
             self.send_bye(now, h, end);
             return;
         }
@@ -238,13 +237,12 @@ impl Endpoint {
                 self.schedule_call(h);
             }
             Err(reason) => {
-                let end = CallEnd {
-                    outcome: Outcome::Failed,
-                    status: r.status,
-                    reason: format!("unusable answer: {reason}"),
-                    hangup: Hangup::Local,
-                    retry_after: None,
-                };
+                let end = CallEnd::new(
+                    Outcome::Failed,
+                    r.status,
+                    format!("unusable answer: {reason}"),
+                    Hangup::Local,
+                );
                 self.send_bye(now, h, end);
             }
         }

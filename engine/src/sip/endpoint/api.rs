@@ -167,6 +167,19 @@ pub struct CallEnd {
     pub retry_after: Option<u32>,
 }
 
+impl CallEnd {
+    /// An end without a Retry-After (every end but a final response's).
+    pub fn new(outcome: Outcome, status: u16, reason: impl Into<String>, hangup: Hangup) -> Self {
+        CallEnd {
+            outcome,
+            status,
+            reason: reason.into(),
+            hangup,
+            retry_after: None,
+        }
+    }
+}
+
 /// Something the application must know.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

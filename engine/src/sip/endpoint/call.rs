@@ -66,13 +66,7 @@ impl Endpoint {
                 self.try_cancel(now, call.0);
             }
             CallState::Confirmed => {
-                let end = CallEnd {
-                    outcome: Outcome::Answered,
-                    status: 200,
-                    reason: "OK".into(),
-                    hangup: Hangup::Local,
-                    retry_after: None,
-                };
+                let end = CallEnd::new(Outcome::Answered, 200, "OK", Hangup::Local);
                 self.send_bye(now, call.0, end);
             }
             // Theirs, not answered yet: refuse it.
@@ -233,13 +227,8 @@ impl Endpoint {
                 CallTimer::CancelGuard => return self.give_up_after_cancel(h),
                 CallTimer::Refresh => self.send_refresh(now, h),
                 CallTimer::Expire => {
-                    let end = CallEnd {
-                        outcome: Outcome::Answered,
-                        status: 200,
-                        reason: "session expired".into(),
-                        hangup: Hangup::Local,
-                        retry_after: None,
-                    };
+                    let end =
+                        CallEnd::new(Outcome::Answered, 200, "session expired", Hangup::Local);
                     self.send_bye(now, h, end);
                 }
             }
@@ -258,13 +247,7 @@ impl Endpoint {
         }
         self.end_call(
             h,
-            CallEnd {
-                outcome,
-                status: 0,
-                reason: "no final response after CANCEL".into(),
-                hangup: Hangup::None,
-                retry_after: None,
-            },
+            CallEnd::new(outcome, 0, "no final response after CANCEL", Hangup::None),
         );
     }
 
@@ -304,13 +287,7 @@ impl Endpoint {
                 };
                 self.end_call(
                     h,
-                    CallEnd {
-                        outcome,
-                        status: 408,
-                        reason: "Request Timeout (no response)".into(),
-                        hangup: Hangup::None,
-                        retry_after: None,
-                    },
+                    CallEnd::new(outcome, 408, "Request Timeout (no response)", Hangup::None),
                 );
             }
             (Method::Bye, CallState::Terminating) => {
@@ -321,13 +298,12 @@ impl Endpoint {
             }
             (Method::Update | Method::Invite, CallState::Confirmed) => {
                 // A refresh that times out ends the session (RFC 4028 §10).
-                let end = CallEnd {
-                    outcome: Outcome::Answered,
-                    status: 200,
-                    reason: "session refresh timed out".into(),
-                    hangup: Hangup::Local,
-                    retry_after: None,
-                };
+                let end = CallEnd::new(
+                    Outcome::Answered,
+                    200,
+                    "session refresh timed out",
+                    Hangup::Local,
+                );
                 self.send_bye(now, h, end);
             }
             _ => {}
@@ -365,13 +341,12 @@ impl Endpoint {
                 self.schedule_call(h);
                 // A failed refresh ends the session (RFC 4028 §10).
                 if matches!(r.status, 408 | 481) {
-                    let end = CallEnd {
-                        outcome: Outcome::Answered,
-                        status: 200,
-                        reason: "session refresh failed".into(),
-                        hangup: Hangup::Local,
-                        retry_after: None,
-                    };
+                    let end = CallEnd::new(
+                        Outcome::Answered,
+                        200,
+                        "session refresh failed",
+                        Hangup::Local,
+                    );
                     self.send_bye(now, h, end);
                 }
             }

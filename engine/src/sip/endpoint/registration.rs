@@ -146,20 +146,8 @@ impl Endpoint {
             return;
         };
         reg.in_flight = false;
-        if let (Some(resp), 401 | 407, Some(creds)) = (r, status, reg.params.credentials.clone()) {
-            let uri = reg.params.registrar_uri.clone();
-            if let Some(auth) = answer_challenge(
-                &mut reg.auth,
-                reg.auth_tries,
-                2,
-                resp,
-                &creds,
-                Method::Register,
-                &uri,
-                &cnonce,
-            ) {
-                reg.auth_tries += 1;
-                reg.auth_header = Some(auth);
+        if let (Some(resp), 401 | 407) = (r, status) {
+            if answer_register_challenge(reg, resp, &cnonce) {
                 self.send_register(now, h);
                 return;
             }
@@ -167,33 +155,10 @@ impl Endpoint {
         reg.auth_tries = 0;
         let state = if (200..300).contains(&status) && !reg.unregistering {
             reg.failures = 0;
-            let asked = reg.params.expires;
-            // The registrar's grant: our Contact's expires parameter, else Expires.
-            let granted = r
-                .and_then(|resp| {
-                    resp.headers
-                        .contacts()
-                        .ok()
-                        .and_then(|cs| {
-                            cs.iter()
-                                .find(|c| {
-                                    c.uri.host.map(|h| h.to_string())
-                                        == Some(self.cfg.local_addr.ip().to_string())
-                                })
-                                .and_then(|c| c.params.get("expires").flatten())
-                                .and_then(crate::sip::headers::parse_u32)
-                        })
-                        .or_else(|| resp.headers.expires())
-                })
-                .unwrap_or(asked)
-                .max(1);
-            // Refresh at 80 % of the grant (at least 5 s early on short grants).
-            let lead = (u64::from(granted) / 5).max(5.min(u64::from(granted) / 2));
+            let local_ip = self.cfg.local_addr.ip().to_string();
+            let granted = granted_expires(r, &local_ip, reg.params.expires);
             reg.timers.clear();
-            reg.timers.set(
-                RegTimer::Refresh,
-                now + Duration::from_secs(u64::from(granted) - lead),
-            );
+            reg.timers.set(RegTimer::Refresh, now + refresh_in(granted));
             RegistrationState::Registered { expires: granted }
         } else if reg.unregistering {
             self.regs.remove(&h);
@@ -205,13 +170,7 @@ impl Endpoint {
             return;
         } else {
             reg.failures += 1;
-            // Back off exponentially from 30 s to 30 min; honour Retry-After when larger.
-            let backoff = (30u64 << (reg.failures - 1).min(6)).min(1800);
-            let retry_after = r
-                .and_then(|x| x.headers.retry_after())
-                .map(u64::from)
-                .unwrap_or(0);
-            let retry_in = Duration::from_secs(backoff.max(retry_after));
+            let retry_in = retry_in(reg.failures, r);
             reg.timers.clear();
             reg.timers.set(RegTimer::Retry, now + retry_in);
             RegistrationState::Failed { status, retry_in }
@@ -228,4 +187,65 @@ impl Endpoint {
         let at = self.regs.get(&h).and_then(|r| r.timers.next());
         self.wakeups.set(Wake::Registration(RequestHandle(h)), at);
     }
+}
+
+/// Answers a registrar's digest challenge (at most twice in a row): true when the REGISTER
+/// is to be sent again with the new Authorization.
+fn answer_register_challenge(reg: &mut Registration, resp: &Response<'_>, cnonce: &str) -> bool {
+    let Some(creds) = reg.params.credentials.clone() else {
+        return false;
+    };
+    let uri = reg.params.registrar_uri.clone();
+    let Some(auth) = answer_challenge(
+        &mut reg.auth,
+        reg.auth_tries,
+        2,
+        resp,
+        &creds,
+        Method::Register,
+        &uri,
+        cnonce,
+    ) else {
+        return false;
+    };
+    reg.auth_tries += 1;
+    reg.auth_header = Some(auth);
+    true
+}
+
+/// The registrar's grant (at least 1 s): the expires parameter of our Contact (the one at
+/// `local_ip`), else the Expires header, else what we asked for.
+fn granted_expires(r: Option<&Response<'_>>, local_ip: &str, asked: u32) -> u32 {
+    r.and_then(|resp| {
+        resp.headers
+            .contacts()
+            .ok()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.uri.host.map(|h| h.to_string()).as_deref() == Some(local_ip))
+                    .and_then(|c| c.params.get("expires").flatten())
+                    .and_then(crate::sip::headers::parse_u32)
+            })
+            .or_else(|| resp.headers.expires())
+    })
+    .unwrap_or(asked)
+    .max(1)
+}
+
+/// When to refresh a registration granted for `granted` seconds: at 80 % of the grant, at
+/// least 5 s early on short grants.
+fn refresh_in(granted: u32) -> Duration {
+    let lead = (u64::from(granted) / 5).max(5.min(u64::from(granted) / 2));
+    Duration::from_secs(u64::from(granted) - lead)
+}
+
+/// When to try again after the `failures`-th failed REGISTER in a row: exponentially from
+/// 30 s to 30 min, or the registrar's Retry-After when larger.
+fn retry_in(failures: u32, r: Option<&Response<'_>>) -> Duration {
+    let backoff = (30u64 << (failures - 1).min(6)).min(1800);
+    let retry_after = r
+        .and_then(|x| x.headers.retry_after())
+        .map(u64::from)
+        .unwrap_or(0);
+    Duration::from_secs(backoff.max(retry_after))
 }

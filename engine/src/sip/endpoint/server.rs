@@ -299,13 +299,7 @@ impl Endpoint {
         if c.state != CallState::Terminating {
             self.end_call(
                 hd,
-                CallEnd {
-                    outcome: Outcome::Answered,
-                    status: 200,
-                    reason: "OK".into(),
-                    hangup: Hangup::Remote,
-                    retry_after: None,
-                },
+                CallEnd::new(Outcome::Answered, 200, "OK", Hangup::Remote),
             );
         } else if let Some(end) = self.calls.get_mut(&hd).and_then(|c| c.end_after_bye.take()) {
             // BYEs crossed: both sides are done.

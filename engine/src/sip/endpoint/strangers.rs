@@ -171,25 +171,9 @@ impl Endpoint {
     }
 }
 
-/// A bounded label for a method.
+/// A bounded label for a method: its name, or `other` for one we do not know.
 pub fn method_label(m: &Method<'_>) -> &'static str {
-    match m {
-        Method::Invite => "INVITE",
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Options => "OPTIONS",
-        Method::Register => "REGISTER",
-        Method::Info => "INFO",
-        Method::Update => "UPDATE",
-        Method::Prack => "PRACK",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Notify => "NOTIFY",
-        Method::Refer => "REFER",
-        Method::Message => "MESSAGE",
-        Method::Publish => "PUBLISH",
-        Method::Other(_) => "other",
-    }
+    m.standard_name().unwrap_or("other")
 }
 
 #[cfg(test)]

@@ -77,20 +77,7 @@ impl Endpoint {
         let offer = (!r.body.is_empty())
             .then(|| sdp::parse(r.body).ok())
             .flatten();
-        let invite = IncomingCall {
-            source,
-            transport,
-            request_uri: r.uri.raw.to_string(),
-            to_uri: to.uri.raw.to_string(),
-            from_uri: from.uri.raw.to_string(),
-            from_display: from.display.map(str::to_string),
-            asserted_identity: h
-                .p_asserted_identity()
-                .ok()
-                .and_then(|v| v.first().map(|n| n.uri.raw.to_string())),
-            privacy: h.first(HeaderName::Other("Privacy")).map(str::to_string),
-            offer: offer.clone(),
-        };
+        let invite = incoming_call(r, &from, &to, source, transport, offer.clone());
         let dialog = uas_dialog(r, &from);
         let remote_target = dialog.remote_target.clone();
         let local_tag = self.token(10);
@@ -394,13 +381,7 @@ impl Endpoint {
         metrics::counter!(crate::metrics::SIP_INBOUND, "result" => "canceled").increment(1);
         self.end_call(
             h,
-            CallEnd {
-                outcome: Outcome::Canceled,
-                status: 487,
-                reason: "caller canceled".into(),
-                hangup: Hangup::Remote,
-                retry_after: None,
-            },
+            CallEnd::new(Outcome::Canceled, 487, "caller canceled", Hangup::Remote),
         );
     }
 
@@ -422,13 +403,7 @@ impl Endpoint {
             self.server_ack(now, id);
         }
         if hangup {
-            let end = CallEnd {
-                outcome: Outcome::Answered,
-                status: 200,
-                reason: "OK".into(),
-                hangup: Hangup::Local,
-                retry_after: None,
-            };
+            let end = CallEnd::new(Outcome::Answered, 200, "OK", Hangup::Local);
             return self.send_bye(now, h, end);
         }
         if let Some(media) = media {
@@ -450,14 +425,37 @@ impl Endpoint {
         }
         c.state = CallState::Confirmed;
         metrics::counter!(crate::metrics::SIP_INBOUND, "result" => "no_ack").increment(1);
-        let end = CallEnd {
-            outcome: Outcome::Failed,
-            status: 200,
-            reason: "no ACK for our 200 OK".into(),
-            hangup: Hangup::Local,
-            retry_after: None,
-        };
+        let end = CallEnd::new(Outcome::Failed, 200, "no ACK for our 200 OK", Hangup::Local);
         self.send_bye(now, h, end);
+    }
+}
+
+/// What the application is told about an INVITE: who calls whom, from where, with what.
+fn incoming_call(
+    r: &Request<'_>,
+    from: &NameAddr<'_>,
+    to: &NameAddr<'_>,
+    source: SocketAddr,
+    transport: Transport,
+    offer: Option<SessionDescription>,
+) -> IncomingCall {
+    IncomingCall {
+        source,
+        transport,
+        request_uri: r.uri.raw.to_string(),
+        to_uri: to.uri.raw.to_string(),
+        from_uri: from.uri.raw.to_string(),
+        from_display: from.display.map(str::to_string),
+        asserted_identity: r
+            .headers
+            .p_asserted_identity()
+            .ok()
+            .and_then(|v| v.first().map(|n| n.uri.raw.to_string())),
+        privacy: r
+            .headers
+            .first(HeaderName::Other("Privacy"))
+            .map(str::to_string),
+        offer,
     }
 }
 

@@ -332,84 +332,102 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
     validate_headers(&headers)?;
 
     let rest = &buf_from[body_start..];
-    let body_len = match headers.content_length() {
-        Ok(Some(n)) => {
-            if n > rest.len() {
-                return Err(ParseError::ContentLength);
-            }
-            n
-        }
-        Ok(None) if stream => 0,
-        Ok(None) => rest.len(),
-        // Conflicting values: keep the message so the UAS can answer 400.
-        Err(ParseError::Multiple(_)) => rest.len(),
-        Err(e) => return Err(e),
-    };
+    let body_len = body_len(&headers, rest.len(), stream)?;
     let body = &rest[..body_len];
     let consumed = skip + body_start + body_len;
-
-    let msg = if let Some(after_version) = start_line.strip_prefix("SIP/") {
-        let mut parts = after_version.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let code = parts
-            .next()
-            .ok_or(ParseError::StartLine("no status code"))?;
-        let reason = parts
-            .next()
-            .ok_or(ParseError::StartLine("no reason phrase"))?;
-        if version != "2.0" {
-            return Err(ParseError::Version);
-        }
-        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::StartLine("bad status code"));
-        }
-        let status: u16 = code
-            .parse()
-            .map_err(|_| ParseError::StartLine("bad status code"))?;
-        if !(100..=699).contains(&status) {
-            return Err(ParseError::StartLine("status code out of range"));
-        }
-        if reason.bytes().any(|b| b < b' ' && b != b'\t') {
-            return Err(ParseError::StartLine("bad reason phrase"));
-        }
-        Message::Response(Response {
-            status,
-            reason,
-            headers,
-            body,
-        })
-    } else {
-        let mut parts = start_line.split(' ');
-        let (Some(m), Some(u), Some(v), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(ParseError::StartLine("request line needs three parts"));
-        };
-        let method = Method::parse(m)?;
-        if !is_token(m) {
-            return Err(ParseError::StartLine("bad method"));
-        }
-        if v != "SIP/2.0" {
-            if v.starts_with("SIP/") {
-                return Err(ParseError::Version);
-            }
-            return Err(ParseError::StartLine("bad version"));
-        }
-        let uri = Uri::parse(u)?;
-        if matches!(uri.scheme, Scheme::Sip | Scheme::Sips) && uri.headers.is_some() {
-            return Err(ParseError::Uri("headers in Request-URI"));
-        }
-        if let Ok(cseq) = headers.cseq() {
-            if cseq.method != method {
-                return Err(ParseError::Header("CSeq method"));
-            }
-        }
-        Message::Request(Request {
-            method,
-            uri,
-            headers,
-            body,
-        })
+    let msg = match start_line.strip_prefix("SIP/") {
+        Some(after_version) => Message::Response(parse_response(after_version, headers, body)?),
+        None => Message::Request(parse_request(start_line, headers, body)?),
     };
     Ok((msg, consumed))
+}
+
+/// The body's length: Content-Length when given (never past the bytes there are); without
+/// it, nothing on a stream and the rest of the datagram otherwise.
+fn body_len(headers: &Headers<'_>, available: usize, stream: bool) -> Result<usize, ParseError> {
+    match headers.content_length() {
+        Ok(Some(n)) if n > available => Err(ParseError::ContentLength),
+        Ok(Some(n)) => Ok(n),
+        Ok(None) if stream => Ok(0),
+        Ok(None) => Ok(available),
+        // Conflicting values: keep the message so the UAS can answer 400.
+        Err(ParseError::Multiple(_)) => Ok(available),
+        Err(e) => Err(e),
+    }
+}
+
+/// A response from its status line (after `SIP/`), headers and body.
+fn parse_response<'a>(
+    after_version: &'a str,
+    headers: Headers<'a>,
+    body: &'a [u8],
+) -> Result<Response<'a>, ParseError> {
+    let mut parts = after_version.splitn(3, ' ');
+    let version = parts.next().unwrap_or("");
+    let code = parts
+        .next()
+        .ok_or(ParseError::StartLine("no status code"))?;
+    let reason = parts
+        .next()
+        .ok_or(ParseError::StartLine("no reason phrase"))?;
+    if version != "2.0" {
+        return Err(ParseError::Version);
+    }
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::StartLine("bad status code"));
+    }
+    let status: u16 = code
+        .parse()
+        .map_err(|_| ParseError::StartLine("bad status code"))?;
+    if !(100..=699).contains(&status) {
+        return Err(ParseError::StartLine("status code out of range"));
+    }
+    if reason.bytes().any(|b| b < b' ' && b != b'\t') {
+        return Err(ParseError::StartLine("bad reason phrase"));
+    }
+    Ok(Response {
+        status,
+        reason,
+        headers,
+        body,
+    })
+}
+
+/// A request from its request line, headers and body.
+fn parse_request<'a>(
+    start_line: &'a str,
+    headers: Headers<'a>,
+    body: &'a [u8],
+) -> Result<Request<'a>, ParseError> {
+    let mut parts = start_line.split(' ');
+    let (Some(m), Some(u), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::StartLine("request line needs three parts"));
+    };
+    let method = Method::parse(m)?;
+    if !is_token(m) {
+        return Err(ParseError::StartLine("bad method"));
+    }
+    if v != "SIP/2.0" {
+        if v.starts_with("SIP/") {
+            return Err(ParseError::Version);
+        }
+        return Err(ParseError::StartLine("bad version"));
+    }
+    let uri = Uri::parse(u)?;
+    if matches!(uri.scheme, Scheme::Sip | Scheme::Sips) && uri.headers.is_some() {
+        return Err(ParseError::Uri("headers in Request-URI"));
+    }
+    if let Ok(cseq) = headers.cseq() {
+        if cseq.method != method {
+            return Err(ParseError::Header("CSeq method"));
+        }
+    }
+    Ok(Request {
+        method,
+        uri,
+        headers,
+        body,
+    })
 }

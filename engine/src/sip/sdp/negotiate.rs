@@ -95,42 +95,8 @@ pub fn negotiate(
         .to_canonical();
     let remote_rtp = SocketAddr::new(ip, media.port);
 
-    let is_te = |pt: u8| match media.rtpmap(pt) {
-        Some(map) => map.encoding.eq_ignore_ascii_case("telephone-event"),
-        None => offer.telephone_event_pt == Some(pt),
-    };
-    let mut chosen = None;
-    for pt in media.payload_types() {
-        if is_te(pt) {
-            continue;
-        }
-        let (name, clock, channels) = match media.rtpmap(pt) {
-            Some(map) => (map.encoding.as_str(), map.clock_rate, map.channels),
-            None => match static_payload(pt) {
-                Some((name, clock)) => (name, clock, None),
-                None => continue,
-            },
-        };
-        let found = offer.codecs.iter().find(|c| {
-            c.name.eq_ignore_ascii_case(name)
-                && c.clock_rate == clock
-                && channels.unwrap_or(1) <= c.channels.unwrap_or(1).max(1)
-        });
-        if let Some(codec) = found {
-            chosen = Some((pt, codec));
-            break;
-        }
-    }
-    let (payload_type, codec) = chosen.ok_or(SdpError::NoAcceptableCodec)?;
-
-    let telephone_event_pt = offer
-        .telephone_event_pt
-        .and(media.payload_types().find(|pt| match media.rtpmap(*pt) {
-            Some(map) => {
-                map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == 8000
-            }
-            None => offer.telephone_event_pt == Some(*pt),
-        }));
+    let (payload_type, codec) = choose_codec(offer, media)?;
+    let telephone_event_pt = answered_telephone_event(offer, media);
 
     let remote_rtcp = rtcp_target(media, remote_rtp, media.rtcp_mux);
 
@@ -153,6 +119,52 @@ pub fn negotiate(
         direction,
         srtp,
     })
+}
+
+/// The codec of the answer: the first of its formats, in the answerer's order, that we
+/// offered (see [`negotiate`] for how a format matches), with the answer's payload type.
+fn choose_codec<'o>(
+    offer: &'o OfferParams,
+    media: &MediaDescription,
+) -> Result<(u8, &'o OfferCodec), SdpError> {
+    let is_te = |pt: u8| match media.rtpmap(pt) {
+        Some(map) => map.encoding.eq_ignore_ascii_case("telephone-event"),
+        None => offer.telephone_event_pt == Some(pt),
+    };
+    for pt in media.payload_types() {
+        if is_te(pt) {
+            continue;
+        }
+        let (name, clock, channels) = match media.rtpmap(pt) {
+            Some(map) => (map.encoding.as_str(), map.clock_rate, map.channels),
+            None => match static_payload(pt) {
+                Some((name, clock)) => (name, clock, None),
+                None => continue,
+            },
+        };
+        let found = offer.codecs.iter().find(|c| {
+            c.name.eq_ignore_ascii_case(name)
+                && c.clock_rate == clock
+                && channels.unwrap_or(1) <= c.channels.unwrap_or(1).max(1)
+        });
+        if let Some(codec) = found {
+            return Ok((pt, codec));
+        }
+    }
+    Err(SdpError::NoAcceptableCodec)
+}
+
+/// The answer's payload type for RFC 4733 events (8 kHz telephone-event, or our own number
+/// repeated without an rtpmap), when we offered them.
+fn answered_telephone_event(offer: &OfferParams, media: &MediaDescription) -> Option<u8> {
+    offer
+        .telephone_event_pt
+        .and(media.payload_types().find(|pt| match media.rtpmap(*pt) {
+            Some(map) => {
+                map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == 8000
+            }
+            None => offer.telephone_event_pt == Some(*pt),
+        }))
 }
 
 /// Where the peer wants RTCP: its RTP address when RTCP is muxed, else `a=rtcp` (RFC 3605),

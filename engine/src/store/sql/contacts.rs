@@ -107,13 +107,15 @@ fn contact_row(r: &DbRow) -> StoreResult<ContactRecord> {
     let source: String = r.try_get("source")?;
     Ok(ContactRecord {
         id: r.try_get("id")?,
-        number: r.try_get("number")?,
-        number_type: NumberType::parse(r.try_get("number_type")?),
-        street: r.try_get("street")?,
-        house_number: r.try_get("house_number")?,
-        zone: r.try_get("zone")?,
-        source: Source::parse(&source).ok_or_else(|| corrupt("source", &source))?,
-        opt_out: r.try_get("opt_out")?,
+        contact: NewContact {
+            number: r.try_get("number")?,
+            number_type: NumberType::parse(r.try_get("number_type")?),
+            street: r.try_get("street")?,
+            house_number: r.try_get("house_number")?,
+            zone: r.try_get("zone")?,
+            source: Source::parse(&source).ok_or_else(|| corrupt("source", &source))?,
+            opt_out: r.try_get("opt_out")?,
+        },
         created_ms: r.try_get("created_ms")?,
     })
 }

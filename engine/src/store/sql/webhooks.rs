@@ -1,6 +1,8 @@
 // Webhook endpoints and their outbox (issue 16 item 3), written once for both stores
 // (see `store::sql`).
 
+use sqlx::Row;
+
 use super::corrupt;
 use crate::store::{
     AttemptSubject, DeliveryRecord, DeliveryUpdate, DueDelivery, NewEvent, StoreError, StoreResult,
@@ -126,45 +128,28 @@ pub(super) async fn enqueue_event(c: &mut Conn, e: NewEvent) -> StoreResult<u64>
     Ok(r.rows_affected())
 }
 
-type DeliveryRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    i64,
-    Option<i64>,
-);
-
 const DELIVERY_COLS: &str = "d.id, d.webhook, d.tenant, d.event_id, d.event, d.payload, \
      d.state, d.attempts, d.next_ms, d.since_ms, d.last_status, d.last_error, d.created_ms, \
      d.done_ms";
 
-fn delivery_of(r: DeliveryRow) -> StoreResult<DeliveryRecord> {
-    let (id, webhook, tenant, event_id, event, payload, state, attempts, next_ms, since_ms) =
-        (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9);
+fn delivery_of(r: &DbRow) -> StoreResult<DeliveryRecord> {
+    let event: String = r.try_get("event")?;
+    let state: String = r.try_get("state")?;
     Ok(DeliveryRecord {
         event: EventKind::parse(&event).ok_or_else(|| corrupt("webhook event", &event))?,
         state: DeliveryState::parse(&state).ok_or_else(|| corrupt("delivery state", &state))?,
-        id,
-        webhook,
-        tenant,
-        event_id,
-        payload,
-        attempts,
-        next_ms,
-        since_ms,
-        last_status: r.10,
-        last_error: r.11,
-        created_ms: r.12,
-        done_ms: r.13,
+        id: r.try_get("id")?,
+        webhook: r.try_get("webhook")?,
+        tenant: r.try_get("tenant")?,
+        event_id: r.try_get("event_id")?,
+        payload: r.try_get("payload")?,
+        attempts: r.try_get("attempts")?,
+        next_ms: r.try_get("next_ms")?,
+        since_ms: r.try_get("since_ms")?,
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+        created_ms: r.try_get("created_ms")?,
+        done_ms: r.try_get("done_ms")?,
     })
 }
 
@@ -176,25 +161,7 @@ pub(super) async fn due_deliveries(
     per_hook: u32,
     limit: u32,
 ) -> StoreResult<Vec<DueDelivery>> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-        Option<i64>,
-        Option<String>,
-        i64,
-        Option<i64>,
-        String,
-        String,
-    );
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<DbRow> = sqlx::query(&format!(
         "SELECT {DELIVERY_COLS}, w.url, w.secret FROM \
          (SELECT *, ROW_NUMBER() OVER (PARTITION BY webhook ORDER BY id) AS rn \
           FROM webhook_deliveries WHERE state = 'pending' AND next_ms <= $1) d \
@@ -205,15 +172,12 @@ pub(super) async fn due_deliveries(
     .bind(i64::from(limit))
     .fetch_all(db)
     .await?;
-    rows.into_iter()
+    rows.iter()
         .map(|r| {
-            let d = (
-                r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11, r.12, r.13,
-            );
             Ok(DueDelivery {
-                delivery: delivery_of(d)?,
-                url: r.14,
-                secret: r.15,
+                delivery: delivery_of(r)?,
+                url: r.try_get("url")?,
+                secret: r.try_get("secret")?,
             })
         })
         .collect()
@@ -261,7 +225,7 @@ pub(super) async fn deliveries(
     after: i64,
     limit: u32,
 ) -> StoreResult<Vec<DeliveryRecord>> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+    let rows: Vec<DbRow> = sqlx::query(&format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries d \
          WHERE d.tenant = $1 AND d.webhook = $2 AND d.id > $3 ORDER BY d.id LIMIT $4"
     ))
@@ -271,7 +235,7 @@ pub(super) async fn deliveries(
     .bind(i64::from(limit))
     .fetch_all(db)
     .await?;
-    rows.into_iter().map(delivery_of).collect()
+    rows.iter().map(delivery_of).collect()
 }
 
 /// Makes a row due now with a fresh 24 h window (whatever its state); false if the tenant
