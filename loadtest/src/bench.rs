@@ -16,9 +16,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-/// Arguments of `loadtest bench`.
+/// Arguments of `loadtest bench`: without a scenario, the media benchmark.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// Another scenario than the media benchmark.
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
     /// Concurrent calls to try, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000,2000,5000,8000")]
     pub sizes: Vec<u64>,
@@ -29,8 +33,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20)]
     pub ramp_secs: u64,
     /// The prompt WAV (the dialer imports it; SIPp gets a PCMU copy made with sox).
-    #[arg(long)]
-    pub prompt: PathBuf,
+    #[arg(long, required = true)]
+    pub prompt: Option<PathBuf>,
     /// Where raw results go.
     #[arg(long, default_value = "loadtest/results")]
     pub out: PathBuf,
@@ -56,7 +60,17 @@ pub struct BenchArgs {
 }
 
 /// CPU seconds, peak RSS (KiB) and exit code of a child, reaped with `wait4`.
-fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
+/// The scenarios beside the media benchmark.
+#[derive(Debug, clap::Subcommand)]
+pub enum Scenario {
+    /// `dialer serve` running one campaign against the carrier: rate over time against the
+    /// trunk's ceiling, CPU per attempt, RSS.
+    Campaign(Box<crate::bench_campaign::CampaignArgs>),
+    /// `dialer call` and SIPp's UAC at the same rates against the same SIPp UAS.
+    Signalling(crate::bench_signalling::SignallingArgs),
+}
+
+pub(crate) fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
     let pid = child.id() as libc::pid_t;
     let t0 = Instant::now();
     loop {
@@ -84,16 +98,16 @@ fn wait_usage(child: &Child, limit: Duration) -> Result<(f64, u64, i32)> {
     }
 }
 
-fn free_udp_port() -> Result<u16> {
+pub(crate) fn free_udp_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-struct Carrier {
-    child: Child,
-    sip: String,
-    report: PathBuf,
+pub(crate) struct Carrier {
+    pub child: Child,
+    pub sip: String,
+    pub report: PathBuf,
 }
 
 fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) -> Result<Carrier> {
@@ -120,7 +134,7 @@ fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) ->
     Ok(Carrier { child, sip, report })
 }
 
-fn finish_carrier(mut c: Carrier) -> Result<Value> {
+pub(crate) fn finish_carrier(mut c: Carrier) -> Result<Value> {
     let t0 = Instant::now();
     loop {
         if c.child.try_wait()?.is_some() {
@@ -141,6 +155,12 @@ fn finish_carrier(mut c: Carrier) -> Result<Value> {
 
 /// Runs the benchmark.
 pub fn run(a: BenchArgs) -> Result<()> {
+    match a.scenario {
+        Some(Scenario::Campaign(c)) => return crate::bench_campaign::run(*c),
+        Some(Scenario::Signalling(s)) => return crate::bench_signalling::run(s),
+        None => {}
+    }
+    let prompt = a.prompt.clone().context("--prompt is required")?;
     let me = std::env::current_exe()?;
     let dialer = a
         .dialer
@@ -156,8 +176,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let work = std::env::temp_dir().join(format!("loadtest-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let bench = Bench {
-        scenario: sipp_scenario(&a, &a.prompt, &work)?,
-        prompt: a.prompt.clone(),
+        scenario: sipp_scenario(&a, &prompt, &work)?,
+        prompt,
         limit: a.ramp_secs + a.secs + 120,
         a: &a,
         me,

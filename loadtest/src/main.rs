@@ -7,6 +7,10 @@ use clap::{Parser, Subcommand};
 
 mod analysis;
 mod bench;
+mod bench_campaign;
+mod bench_chart;
+mod bench_host;
+mod bench_signalling;
 mod callee;
 mod callee_send;
 mod carrier;
@@ -29,7 +33,7 @@ enum Command {
     /// A bare sendmmsg loop at a given packet rate: CPU per packet, the machine's floor.
     Floor(floor::FloorArgs),
     /// The side-by-side benchmark: dialer and SIPp against the carrier at several sizes.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// The store benchmark: import, claims and journal on PostgreSQL (1 and 3 nodes) and
     /// SQLite, rows and bytes per million.
     Store(store_bench::StoreArgs),
@@ -46,7 +50,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Carrier(a) => carrier::run(*a),
         Command::Floor(a) => floor::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => bench::run(*a),
         Command::Store(a) => store_bench::run(a),
     }
 }

@@ -8,6 +8,12 @@
 //! limited prefix wait in their own lane, so a prefix at its limit never holds back the
 //! others. Plain data: the dialer core fills the queues from the store and asks routing and
 //! the prefix limits through closures.
+//!
+//! What it holds follows live work, not a campaign's history: a contact answered is kept
+//! only until the store can no longer return it as due. The journal commits writes in the
+//! order they were queued, so once an attempt begun after the answer is committed
+//! ([`Scheduler::journaled`]), a refill asked after that ([`Scheduler::asking_due`]) reads
+//! the answer; its reply ([`Scheduler::due_answered`]) forgets such contacts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -52,6 +58,8 @@ struct Slot {
     tenant: String,
     priority: Priority,
     open: bool,
+    /// Journal writes known committed when the refill in flight was asked.
+    due_floor: u64,
     queue: Lanes<DueItem>,
 }
 
@@ -69,7 +77,13 @@ pub struct Scheduler {
     by_tenant: HashMap<(usize, String), VecDeque<i64>>,
     known: HashSet<(i64, i64)>,
     in_flight: HashSet<String>,
-    answered: HashSet<(i64, i64)>,
+    /// Contacts answered whose answer a refill could still miss, with the number of
+    /// attempts journaled before it ([`Scheduler::begin_journal`]).
+    answered: HashMap<(i64, i64), u64>,
+    /// Attempt journal writes queued so far.
+    journals_queued: u64,
+    /// The highest of them known committed (every earlier write is committed too).
+    journals_committed: u64,
     /// The prefix limits, which give each number its lane.
     limits: Vec<PrefixLimit>,
 }
@@ -99,6 +113,7 @@ impl Scheduler {
                 tenant: tenant.to_string(),
                 priority,
                 open: true,
+                due_floor: 0,
                 queue: Lanes::default(),
             },
         );
@@ -119,7 +134,7 @@ impl Scheduler {
             self.known.remove(&(it.campaign, it.contact));
         }
         // The store remembers answered contacts; a resumed campaign is refilled from it.
-        self.answered.retain(|(c, _)| *c != id);
+        self.answered.retain(|(c, _), _| *c != id);
         let c = class(slot.priority);
         let key = (c, slot.tenant.clone());
         if let Some(q) = self.by_tenant.get_mut(&key) {
@@ -188,7 +203,7 @@ impl Scheduler {
     /// campaign is not running.
     pub fn push(&mut self, item: DueItem) -> bool {
         let key = (item.campaign, item.contact);
-        if self.known.contains(&key) || self.answered.contains(&key) {
+        if self.known.contains(&key) || self.answered.contains_key(&key) {
             return false;
         }
         let Some(slot) = self.slots.get_mut(&item.campaign) else {
@@ -206,7 +221,7 @@ impl Scheduler {
         let key = (item.campaign, item.contact);
         self.in_flight.remove(&item.number);
         match self.slots.get_mut(&item.campaign) {
-            Some(slot) if !self.answered.contains(&key) => {
+            Some(slot) if !self.answered.contains_key(&key) => {
                 self.known.insert(key);
                 let lane = lane_key(&self.limits, &slot.tenant, &item.number);
                 slot.queue.push_front(lane, item);
@@ -223,8 +238,44 @@ impl Scheduler {
         self.in_flight.remove(number);
         self.known.remove(&(campaign, contact));
         if answered {
-            self.answered.insert((campaign, contact));
+            self.answered
+                .insert((campaign, contact), self.journals_queued);
         }
+    }
+
+    /// An attempt's journal write is queued; its sequence number, for
+    /// [`Scheduler::journaled`].
+    pub fn begin_journal(&mut self) -> u64 {
+        self.journals_queued += 1;
+        self.journals_queued
+    }
+
+    /// The journal write `seq` committed: so did every write queued before it.
+    pub fn journaled(&mut self, seq: u64) {
+        self.journals_committed = self.journals_committed.max(seq);
+    }
+
+    /// A refill of `campaign` is asked now: its reply reads every write committed so far.
+    pub fn asking_due(&mut self, campaign: i64) {
+        if let Some(slot) = self.slots.get_mut(&campaign) {
+            slot.due_floor = self.journals_committed;
+        }
+    }
+
+    /// The refill of `campaign` answered: forgets its answered contacts whose answer was
+    /// committed before the refill was asked (the store no longer lists them as due).
+    pub fn due_answered(&mut self, campaign: i64) {
+        let Some(floor) = self.slots.get(&campaign).map(|s| s.due_floor) else {
+            return;
+        };
+        self.answered
+            .retain(|(c, _), queued| *c != campaign || *queued >= floor);
+    }
+
+    /// Entries held: (contacts queued or in calls, numbers in calls, answered contacts
+    /// kept). Each follows live work; none grows with the attempts a campaign has finished.
+    pub fn held(&self) -> (usize, usize, usize) {
+        (self.known.len(), self.in_flight.len(), self.answered.len())
     }
 
     /// Numbers in a call now.
@@ -269,7 +320,7 @@ impl Scheduler {
                         SCAN,
                         |lane| lane_open(&tenant, lane),
                         |it| {
-                            if answered.contains(&(it.campaign, it.contact)) {
+                            if answered.contains_key(&(it.campaign, it.contact)) {
                                 known.remove(&(it.campaign, it.contact));
                                 return Look::Drop;
                             }
@@ -323,6 +374,38 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answered_contact_is_refused_until_a_refill_asked_after_its_commit() {
+        let mut s = Scheduler::new();
+        s.add_campaign(1, "t", Priority::Normal);
+        assert!(s.push(item(1, 7, "+39061")));
+        let Pick::Dial(it, _) = s.next(|_| Route::Trunk(0)) else {
+            panic!("nothing picked")
+        };
+        let first = s.begin_journal();
+        s.journaled(first);
+        s.finish(1, it.contact, &it.number, true);
+        // A refill asked before any later write committed may still list it.
+        s.asking_due(1);
+        assert!(!s.push(item(1, 7, "+39061")), "stale refill");
+        s.due_answered(1);
+        assert_eq!(s.held().2, 1, "kept: that refill could not see the answer");
+        // A later attempt's journal write committed: the answer is in the store too.
+        let later = s.begin_journal();
+        s.asking_due(1);
+        assert!(!s.push(item(1, 7, "+39061")));
+        s.due_answered(1);
+        assert_eq!(s.held().2, 1, "asked before the later write committed");
+        s.journaled(later);
+        s.asking_due(1);
+        s.due_answered(1);
+        assert_eq!(
+            s.held().2,
+            0,
+            "forgotten once a refill can no longer list it"
+        );
+    }
 
     fn item(campaign: i64, contact: i64, number: &str) -> DueItem {
         DueItem {

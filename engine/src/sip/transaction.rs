@@ -46,7 +46,10 @@ pub enum ClientAction {
 pub struct ClientTx {
     invite: bool,
     state: ClientState,
-    request: Wire,
+    /// The request, kept for retransmissions and CANCEL until a final response; dropped
+    /// then, since an INVITE stays Accepted for Timer M (32 s) after its 2xx and at
+    /// thousands of calls a second those bytes would be most of what the endpoint holds.
+    request: Option<Wire>,
     reliable: bool,
     cfg: TimerConfig,
     timers: TxTimers,
@@ -81,7 +84,7 @@ impl ClientTx {
         ClientTx {
             invite,
             state: ClientState::Calling,
-            request,
+            request: Some(request),
             reliable,
             cfg,
             timers,
@@ -96,9 +99,9 @@ impl ClientTx {
         self.state
     }
 
-    /// The request this transaction sends.
-    pub fn request(&self) -> &Wire {
-        &self.request
+    /// The request this transaction sends; `None` once a final response arrived.
+    pub fn request(&self) -> Option<&Wire> {
+        self.request.as_ref()
     }
 
     /// The earliest armed timer.
@@ -129,11 +132,13 @@ impl ClientTx {
                     out.push(ClientAction::PassUp);
                 } else if status < 300 {
                     self.state = Accepted;
+                    self.request = None;
                     self.timers.clear();
                     self.timers.set(Timer::M, now + self.cfg.t64());
                     out.push(ClientAction::PassUp);
                 } else {
                     self.state = Completed;
+                    self.request = None;
                     self.timers.clear();
                     let ack: Wire = ack().into();
                     self.ack = Some(ack.clone());
@@ -170,6 +175,7 @@ impl ClientTx {
                     out.push(ClientAction::PassUp);
                 } else {
                     self.state = Completed;
+                    self.request = None;
                     self.timers.clear();
                     out.push(ClientAction::PassUp);
                     if self.reliable {
@@ -191,14 +197,16 @@ impl ClientTx {
         while let Some(t) = self.timers.pop_expired(now) {
             match t {
                 Timer::A => {
+                    let Some(r) = &self.request else { continue };
                     self.retransmissions += 1;
-                    out.push(ClientAction::Send(self.request.clone()));
+                    out.push(ClientAction::Send(r.clone()));
                     self.interval *= 2;
                     self.timers.set(Timer::A, now + self.interval);
                 }
                 Timer::E => {
+                    let Some(r) = &self.request else { continue };
                     self.retransmissions += 1;
-                    out.push(ClientAction::Send(self.request.clone()));
+                    out.push(ClientAction::Send(r.clone()));
                     self.interval = if self.state == ClientState::Proceeding {
                         self.cfg.t2
                     } else {
@@ -485,6 +493,8 @@ mod tests {
             vec![ClientAction::PassUp]
         );
         assert_eq!(tx.state(), ClientState::Accepted);
+        // Nothing is resent after a 2xx: the INVITE's bytes are not kept for Timer M.
+        assert!(tx.request().is_none());
         assert_eq!(
             tx.on_response(t0, 200, Vec::new),
             vec![ClientAction::PassUp]

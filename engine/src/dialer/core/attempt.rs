@@ -334,6 +334,10 @@ pub struct Attempt {
     pub phase: Phase,
     /// What the answered call plays and what its keys did.
     pub listen: Listening,
+    /// The order of its journal write among all attempts' (0: never journaled), so that
+    /// its commit tells the scheduler which earlier answers the store has (see
+    /// [`crate::dialer::scheduler::Scheduler::journaled`]).
+    pub journal_seq: u64,
 }
 
 #[cfg(test)]

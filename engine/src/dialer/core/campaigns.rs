@@ -25,6 +25,18 @@ pub const MAX_QUEUED: usize = 20_000;
 pub const REFILL_BATCH: u32 = 500;
 /// Least time between two refills of one campaign (due retries are found this late).
 pub const REFILL_EVERY: Duration = Duration::from_millis(500);
+/// A campaign's refill window for trunks whose ceilings add up to `ceiling_cps`: refill
+/// below half a refill period of calls, asking for two periods' worth, so one refill per
+/// [`REFILL_EVERY`] keeps ahead of the ceiling (the fixed 500 a refill capped a campaign at
+/// about 1,128 attempts a second on a 2,000 CPS trunk). Slow trunks keep the defaults.
+/// Returns (refill below this many runnable, contacts asked for beyond those queued).
+pub fn refill_window(ceiling_cps: f64) -> (usize, u32) {
+    let period = (ceiling_cps.max(0.0) * REFILL_EVERY.as_secs_f64()).ceil();
+    let below = (period as usize).clamp(REFILL_BELOW, MAX_QUEUED / 2);
+    let batch = ((2.0 * period) as u32).clamp(REFILL_BATCH, MAX_QUEUED as u32 / 2);
+    (below, batch)
+}
+
 /// How long a campaign's queue stays empty before the store is asked whether it is done.
 pub const SETTLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
 /// How often calling windows are re-read while a campaign has one.
@@ -133,6 +145,7 @@ impl DialerCore {
             };
             added += usize::from(self.sched.push(item));
         }
+        self.sched.due_answered(c.0);
         if added == 0 && self.sched.queued(c.0) == 0 {
             rt.exhausted_at.get_or_insert(now);
         } else {
@@ -162,19 +175,31 @@ impl DialerCore {
         self.actions.push_back(Action::CampaignDone(c));
     }
 
+    /// The trunks' CPS ceilings added up (removed trunks apart): the most a campaign could
+    /// dial.
+    fn ceiling_cps(&self) -> f64 {
+        self.trunks
+            .iter()
+            .filter(|t| !t.removed)
+            .map(|t| t.cfg().cps)
+            .sum()
+    }
+
     /// Asks the store for a campaign's due contacts.
     pub(super) fn refill(&mut self, now: Instant, wall: i64, c: CampaignId) {
         let queued = self.sched.queued(c.0);
         let runnable = self.sched.runnable(c.0);
+        let (below, batch) = refill_window(self.ceiling_cps());
         let Some(rt) = self.campaigns.get_mut(&c) else {
             return;
         };
-        if rt.refilling || runnable >= REFILL_BELOW || queued >= MAX_QUEUED {
+        if rt.refilling || runnable >= below || queued >= MAX_QUEUED {
             return;
         }
         rt.refilling = true;
         rt.last_refill = Some(now);
-        let limit = queued as u32 + REFILL_BATCH + 64;
+        self.sched.asking_due(c.0);
+        let limit = queued as u32 + batch + 64;
         self.actions.push_back(Action::LoadDue {
             campaign: c,
             now_ms: wall,
@@ -221,9 +246,10 @@ impl DialerCore {
     /// Arms (or runs) each campaign's refill and completion check.
     pub(super) fn plan_campaigns(&mut self, now: Instant, wall: i64) {
         let ids: Vec<CampaignId> = self.campaigns.keys().copied().collect();
+        let (below, _) = refill_window(self.ceiling_cps());
         for c in ids {
             let queued = self.sched.queued(c.0);
-            let short = self.sched.runnable(c.0) < REFILL_BELOW && queued < MAX_QUEUED;
+            let short = self.sched.runnable(c.0) < below && queued < MAX_QUEUED;
             let rt = &self.campaigns[&c];
             if !rt.refilling && short {
                 let at = rt.last_refill.map_or(now, |t| t + REFILL_EVERY);
@@ -250,5 +276,22 @@ impl DialerCore {
                 _ => self.timers.stop(Deadline::Completion(c)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refill_window_follows_the_trunks_ceiling() {
+        // Slow trunks: the defaults.
+        assert_eq!(refill_window(0.0), (REFILL_BELOW, REFILL_BATCH));
+        assert_eq!(refill_window(50.0), (REFILL_BELOW, REFILL_BATCH));
+        // 2,000 CPS: half a second below, a second asked for (2,000 per 0.5 s refill
+        // period can keep 4,000 a second queued).
+        assert_eq!(refill_window(2000.0), (1000, 2000));
+        // Bounded by the queue's ceiling.
+        assert_eq!(refill_window(1e9), (MAX_QUEUED / 2, MAX_QUEUED as u32 / 2));
     }
 }

@@ -165,6 +165,7 @@ impl DialerCore {
             digits: String::new(),
             phase,
             listen: Default::default(),
+            journal_seq: 0,
         };
         self.calls.insert(call, a);
         self.trunks[t.0].send_queue.push_back(call);

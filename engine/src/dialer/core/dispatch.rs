@@ -117,6 +117,7 @@ impl DialerCore {
             started_ms: wall,
         };
         self.actions.push_back(Action::JournalBegin(call, start));
+        let journal_seq = self.sched.begin_journal();
         let a = Attempt {
             campaign: c,
             item,
@@ -126,6 +127,7 @@ impl DialerCore {
             digits: String::new(),
             phase: Phase::Journaling,
             listen: Default::default(),
+            journal_seq,
         };
         self.calls.insert(call, a);
     }
@@ -143,6 +145,7 @@ impl DialerCore {
         };
         match r {
             Ok(id) => {
+                self.sched.journaled(a.journal_seq);
                 let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
                 a.phase = phase.journaled(id).unwrap_or_else(|p| p);
                 self.trunks[a.trunk.0].send_queue.push_back(call);

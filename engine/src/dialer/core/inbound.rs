@@ -83,6 +83,13 @@ pub(super) struct Inbound {
     after: HashMap<CallToken, Pending>,
 }
 
+impl Inbound {
+    /// Entries held (calls, their handles, takes waiting), for [`DialerCore::held`].
+    pub(super) fn held(&self) -> usize {
+        self.calls.len() + self.by_handle.len() + self.after.len()
+    }
+}
+
 fn refuse(r: Refusal) {
     metrics::counter!(m::INBOUND_REFUSED, "reason" => r.as_str()).increment(1);
 }

@@ -24,6 +24,7 @@ mod campaigns;
 mod cluster;
 mod direct;
 mod dispatch;
+mod held;
 mod inbound;
 pub mod inbound_io;
 mod inbound_menu;

@@ -101,6 +101,11 @@ pub struct Preemptions {
 }
 
 impl Preemptions {
+    /// Calls being ended, for [`DialerCore::held`].
+    pub(super) fn held(&self) -> usize {
+        self.ending.len()
+    }
+
     fn freeing(&self, t: TrunkId) -> u32 {
         self.ending.values().filter(|x| **x == t).count() as u32
     }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use super::campaigns::{REFILL_BATCH, REFILL_BELOW};
 use super::tests_support::{spec, trunk_cfg};
 use super::*;
 use crate::dialer::campaign::{CampaignSpec, CampaignState};
@@ -550,4 +551,52 @@ fn shutdown_hangs_up_journals_every_end_then_replies() {
         }
     }
     assert_eq!(ended(&h.journal).len(), h.journal.len());
+}
+
+#[test]
+fn what_the_core_holds_follows_live_calls_not_finished_attempts() {
+    // Constant concurrency: 30 channels busy with 2 s calls for 5,000 contacts.
+    let channels = 30;
+    let mut h = Harness::new(vec![trunk_cfg("a", 100.0, channels)], spec(), 5_000);
+    h.carrier = Box::new(|_, _| Answer::Pick(Duration::from_secs(2)));
+    let mut peak: HashMap<&'static str, usize> = HashMap::new();
+    let mut samples = 0;
+    while h.running && samples < 1_000 {
+        h.run_for(Duration::from_secs(5));
+        samples += 1;
+        for (name, n) in h.core.held() {
+            let p = peak.entry(name).or_default();
+            *p = (*p).max(n);
+        }
+    }
+    assert!(!h.running, "the campaign completed");
+    let done = h
+        .contacts
+        .values()
+        .filter(|c| c.0 == ContactState::Done)
+        .count();
+    assert_eq!(done, 5_000);
+    // While it ran: calls within the channels, queued contacts within the refill window,
+    // answered contacts kept only until a refill can no longer list them (before, every
+    // answered contact of the running campaign was kept: 5,000 entries at the end).
+    let window = (REFILL_BELOW + REFILL_BATCH as usize + 64) + channels as usize;
+    for (name, bound) in [
+        ("calls", channels as usize),
+        ("by_handle", channels as usize),
+        ("sched_in_flight", channels as usize),
+        ("sched_known", window),
+        (
+            "sched_answered",
+            2 * (REFILL_BATCH as usize + 64) + channels as usize,
+        ),
+    ] {
+        assert!(
+            peak[name] <= bound,
+            "{name}: {} > {bound} ({peak:?})",
+            peak[name]
+        );
+    }
+    // Done: nothing per call, contact or request is left.
+    let left: Vec<_> = h.core.held().into_iter().filter(|(_, n)| *n > 0).collect();
+    assert!(left.is_empty(), "still held after the campaign: {left:?}");
 }

@@ -39,6 +39,11 @@ pub struct Timers {
 }
 
 impl Timers {
+    /// Deadlines armed, for [`super::DialerCore::held`].
+    pub fn armed(&self) -> usize {
+        self.at.len()
+    }
+
     /// Arms `d` at `at`, replacing an earlier arming.
     pub fn set(&mut self, d: Deadline, at: Instant) {
         self.at.insert(d, at);

@@ -150,6 +150,11 @@ pub(super) struct Verifications {
 }
 
 impl Verifications {
+    /// Entries held (calls and queue places), for [`DialerCore::held`].
+    pub(super) fn held(&self) -> usize {
+        self.calls.len() + self.queue.len()
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }

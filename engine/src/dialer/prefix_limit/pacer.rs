@@ -42,6 +42,11 @@ fn key(l: &PrefixLimit) -> Key {
 }
 
 impl Pacers {
+    /// Calls holding a limit, for the core's retention check.
+    pub fn calls_held(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Replaces the limits. A limit that stays keeps its counts and its window (a lower
     /// rate applies at once); calls holding a removed one stop counting against anything.
     pub fn set(&mut self, limits: Vec<PrefixLimit>) {

@@ -139,7 +139,7 @@ impl Endpoint {
             return;
         };
         let (dest, transport) = (invite.dest, invite.transport);
-        let Some(bytes) = build_cancel(invite.tx.request()) else {
+        let Some(bytes) = invite.tx.request().and_then(|r| build_cancel(r)) else {
             return;
         };
         let branch = invite.branch.clone();

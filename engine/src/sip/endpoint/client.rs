@@ -121,9 +121,10 @@ impl Endpoint {
         if e.method != cseq.method {
             return dropped("no_transaction");
         }
-        let request = e.tx.request().clone();
-        let actions =
-            e.tx.on_response(now, r.status, || build_ack_for_error(&request, r));
+        let request = e.tx.request().cloned();
+        let actions = e.tx.on_response(now, r.status, || {
+            request.map_or_else(Vec::new, |q| build_ack_for_error(&q, r))
+        });
         let (dest, transport, call, method) = (e.dest, e.transport, e.call, e.method);
         let next = e.tx.next_timeout();
         let mut terminated = false;
