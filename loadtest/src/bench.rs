@@ -162,16 +162,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let prompt = a.prompt.clone().context("--prompt is required")?;
     let me = std::env::current_exe()?;
-    let dialer = a
-        .dialer
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("dialer"));
-    if !dialer.is_file() {
-        bail!(
-            "{} missing: cargo build --release -p control-api --bin dialer",
-            dialer.display()
-        );
-    }
+    let dialer = crate::bench_host::dialer_binary(a.dialer.as_ref())?;
     std::fs::create_dir_all(&a.out)?;
     let work = std::env::temp_dir().join(format!("loadtest-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

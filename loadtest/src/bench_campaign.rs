@@ -291,16 +291,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
         a.contacts = 20_000;
     }
     let me = std::env::current_exe()?;
-    let dialer = a
-        .dialer
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("dialer"));
-    if !dialer.is_file() {
-        bail!(
-            "{} missing: cargo build --release -p control-api --bin dialer",
-            dialer.display()
-        );
-    }
+    let dialer = crate::bench_host::dialer_binary(a.dialer.as_ref())?;
     std::fs::create_dir_all(&a.out)?;
     let work = std::env::temp_dir().join(format!("loadtest-campaign-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

@@ -1,8 +1,9 @@
 //! What the `loadtest bench` scenarios record about the machine and a running process.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
 /// The machine the figures come from: cores, CPU model, kernel, memory, load average.
@@ -49,4 +50,20 @@ pub(crate) fn proc_cpu_rss(pid: u32) -> Result<(f64, u64)> {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0);
     Ok((cpu, rss))
+}
+
+/// The `dialer` binary a scenario runs: the one given, else the one beside this `loadtest`
+/// (`cargo build --release` puts both there); an error says how to build it.
+pub fn dialer_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
+    let dialer = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("dialer"),
+    };
+    if !dialer.is_file() {
+        bail!(
+            "{} missing: cargo build --release -p control-api --bin dialer",
+            dialer.display()
+        );
+    }
+    Ok(dialer)
 }

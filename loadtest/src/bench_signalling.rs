@@ -290,17 +290,7 @@ fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -
 
 /// Runs the signalling scenario.
 pub fn run(a: SignallingArgs) -> Result<()> {
-    let me = std::env::current_exe()?;
-    let dialer = a
-        .dialer
-        .clone()
-        .unwrap_or_else(|| me.with_file_name("dialer"));
-    if !dialer.is_file() {
-        bail!(
-            "{} missing: cargo build --release -p control-api --bin dialer",
-            dialer.display()
-        );
-    }
+    let dialer = crate::bench_host::dialer_binary(a.dialer.as_ref())?;
     std::fs::create_dir_all(&a.out)?;
     let prompt = std::env::temp_dir().join(format!("loadtest-sig-{}.wav", std::process::id()));
     short_prompt(&prompt)?;
