@@ -1,7 +1,7 @@
 //! End-to-end tests against real SIP peers live in `tests/`; this library holds what they
 //! share.
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -133,4 +133,85 @@ pub fn dialer_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// A loopback UDP socket on a free port whose datagrams carry the kernel's arrival time
+/// (`SO_TIMESTAMPNS`, read by [`recv_stamped`]): a carrier's view of the INVITE rate, free
+/// of the relay's own scheduling delays on a loaded machine. Reads time out after 100 ms so
+/// that a relay loop can see its stop flag.
+pub fn stamped_socket() -> UdpSocket {
+    use std::os::fd::AsRawFd;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket and a c_int option value of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &on as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_TIMESTAMPNS");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    sock
+}
+
+/// `recvmsg` on a [`stamped_socket`]: length, sender and the kernel's receive time
+/// (seconds since the epoch); None on a timeout or without a timestamp.
+pub fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, f64)> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: zeroed plain C structs.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u8; 128];
+    // SAFETY: msghdr points at live buffers of the given sizes for the duration of the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = control.len() as _;
+    // SAFETY: as above.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return None;
+    }
+    let mut ts = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+    Some((
+        n as usize,
+        SocketAddr::from((ip, u16::from_be(addr.sin_port))),
+        ts?,
+    ))
+}
+
+/// The most timestamps (seconds) in any 1 s window: a rate ceiling as the carrier saw it.
+pub fn max_per_second(mut starts: Vec<f64>) -> usize {
+    starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut best, mut j) = (0, 0);
+    for i in 0..starts.len() {
+        while starts[i] - starts[j] >= 1.0 {
+            j += 1;
+        }
+        best = best.max(i - j + 1);
+    }
+    best
 }

@@ -19,7 +19,7 @@
 //! `sipp`, PostgreSQL's server binaries and the `dialer` binary (see dialer_campaign.rs);
 //! skipped without sipp or PostgreSQL locally, a failure under `CI`.
 
-use e2e::{dialer_bin, free_port, sipp_available};
+use e2e::{dialer_bin, free_port, max_per_second, recv_stamped, sipp_available, stamped_socket};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -86,23 +86,8 @@ fn call_id(text: &str) -> Option<String> {
 
 impl Tap {
     fn start(carrier: u16) -> Tap {
-        use std::os::fd::AsRawFd;
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = stamped_socket();
         let port = sock.local_addr().unwrap().port();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                &on as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_TIMESTAMPNS");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
         let invites = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let (inv, st) = (invites.clone(), stop.clone());
@@ -165,49 +150,6 @@ impl Drop for Tap {
             let _ = t.join();
         }
     }
-}
-
-/// `recvmsg` with the kernel's receive timestamp (seconds since the epoch).
-fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr, f64)> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: zeroed plain C structs.
-    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut control = [0u8; 128];
-    // SAFETY: msghdr points at live buffers of the given sizes for the duration of the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = control.len() as _;
-    // SAFETY: as above.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return None;
-    }
-    let mut ts = None;
-    // SAFETY: walking the control messages the kernel wrote into `control`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
-                let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-    Some((
-        n as usize,
-        SocketAddr::from((ip, u16::from_be(addr.sin_port))),
-        ts?,
-    ))
 }
 
 /// A SIPp UAS that answers and traces every message. Killed on drop.
@@ -314,19 +256,6 @@ fn parse_ts(s: &str) -> Option<f64> {
     let m: f64 = it.next()?.parse().ok()?;
     let sec: f64 = it.next()?.parse().ok()?;
     Some(h * 3600.0 + m * 60.0 + sec)
-}
-
-/// Most INVITEs in any one-second window.
-fn max_per_second(mut t: Vec<f64>) -> usize {
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (mut best, mut j) = (0, 0);
-    for i in 0..t.len() {
-        while t[i] - t[j] >= 1.0 {
-            j += 1;
-        }
-        best = best.max(i - j + 1);
-    }
-    best
 }
 
 /// A `dialer serve` node. Killed on drop.

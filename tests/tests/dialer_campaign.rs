@@ -7,7 +7,7 @@
 //! time and killed on failure. Needs `sipp` (skipped locally without it, a failure in CI)
 //! and the `dialer` binary (`cargo build -p control-api --bin dialer`, or `DIALER_BIN`).
 
-use e2e::{dialer_bin, free_port, sipp_available};
+use e2e::{dialer_bin, free_port, max_per_second, recv_stamped, sipp_available, stamped_socket};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -92,23 +92,8 @@ struct Tap {
 
 impl Tap {
     fn start(carrier: u16) -> Tap {
-        use std::os::fd::AsRawFd;
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = stamped_socket();
         let port = sock.local_addr().unwrap().port();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                &on as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_TIMESTAMPNS");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
         let invites = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let (inv, st) = (invites.clone(), stop.clone());
@@ -165,44 +150,6 @@ impl Drop for Tap {
             let _ = t.join();
         }
     }
-}
-
-/// `recvmsg` with the kernel's receive timestamp (seconds since the epoch).
-fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::net::SocketAddr, f64)> {
-    use std::os::fd::AsRawFd;
-    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut control = [0u8; 128];
-    // SAFETY: msghdr points at live buffers of the given sizes for the duration of the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = control.len() as _;
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return None;
-    }
-    let mut ts = None;
-    // SAFETY: walking the control messages the kernel wrote into `control`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
-                let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-    let from = std::net::SocketAddr::from((ip, u16::from_be(addr.sin_port)));
-    Some((n as usize, from, ts?))
 }
 
 /// A SIPp UAS that traces every message with its timestamp. Killed on drop.
@@ -300,19 +247,6 @@ fn parse_ts(s: &str) -> Option<f64> {
     let m: f64 = it.next()?.parse().ok()?;
     let sec: f64 = it.next()?.parse().ok()?;
     Some(h * 3600.0 + m * 60.0 + sec)
-}
-
-/// Most INVITEs in any one-second window.
-fn max_per_second(mut starts: Vec<f64>) -> usize {
-    starts.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (mut best, mut j) = (0, 0);
-    for i in 0..starts.len() {
-        while starts[i] - starts[j] >= 1.0 {
-            j += 1;
-        }
-        best = best.max(i - j + 1);
-    }
-    best
 }
 
 /// Most calls open at once.
