@@ -12,6 +12,8 @@
 
 mod ops_common;
 
+use e2e::{max_per_second, recv_stamped, stamped_socket};
+
 use ops_common::{free_udp, have, wav};
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -142,19 +144,6 @@ fn max_concurrent(calls: &HashMap<String, (String, f64, Option<f64>)>) -> usize 
     best as usize
 }
 
-/// Most arrivals in any one-second window.
-fn max_per_second(mut t: Vec<f64>) -> usize {
-    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let (mut best, mut j) = (0, 0);
-    for i in 0..t.len() {
-        while t[i] - t[j] >= 1.0 {
-            j += 1;
-        }
-        best = best.max(i - j + 1);
-    }
-    best
-}
-
 /// A UDP relay in front of the carrier that stamps each INVITE with the kernel's arrival
 /// time (`SO_TIMESTAMPNS`): the carrier's view of the rate, free of SIPp's own scheduling.
 struct Tap {
@@ -166,23 +155,8 @@ struct Tap {
 
 impl Tap {
     fn start(carrier: u16) -> Tap {
-        use std::os::fd::AsRawFd;
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = stamped_socket();
         let port = sock.local_addr().unwrap().port();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                &on as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "SO_TIMESTAMPNS");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
         let invites = Arc::new(Mutex::new(vec![]));
         let stop = Arc::new(AtomicBool::new(false));
         let (inv, st) = (invites.clone(), stop.clone());
@@ -244,46 +218,6 @@ impl Drop for Tap {
             let _ = t.join();
         }
     }
-}
-
-/// `recvmsg` with the kernel's receive timestamp (seconds since the epoch).
-fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> Option<(usize, std::net::SocketAddr, f64)> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain C structs, zero is a valid bit pattern.
-    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut control = [0u8; 128];
-    // SAFETY: as above.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = &mut addr as *mut _ as *mut libc::c_void;
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = control.len() as _;
-    // SAFETY: msghdr points at live buffers of the given sizes for the call.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    if n < 0 {
-        return None;
-    }
-    let mut ts = None;
-    // SAFETY: walking the control messages the kernel wrote into `control`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
-                let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-    let from = std::net::SocketAddr::from((ip, u16::from_be(addr.sin_port)));
-    Some((n as usize, from, ts?))
 }
 
 /// `dialer serve` in process with one trunk to `proxy_port`.
