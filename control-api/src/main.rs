@@ -50,9 +50,15 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logs(cli.log_format)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = if std::env::var_os("DIALER_EXPERIMENT_CURRENT_THREAD").is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     match cli.command {
         Command::Call(args) => rt.block_on(async {
             // HEP for `dialer call` comes from DIALER_HEP_* (it reads no config file).

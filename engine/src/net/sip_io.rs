@@ -21,8 +21,9 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -40,7 +41,11 @@ const RECV_PER_PASS: usize = 8 * BATCH;
 /// The endpoint with its sockets; see the module's documentation.
 pub struct SipIo {
     ep: Endpoint,
-    udp: UdpSocket,
+    /// Registered for reading only. A UDP socket registered for writing too is made ready
+    /// by every datagram it sends (the kernel frees the sent buffer and signals room at
+    /// once on loopback, soon after elsewhere), which woke a parked runtime thread for
+    /// nothing at every message; sending never waits on readiness (see `send_udp`).
+    udp: AsyncFd<std::net::UdpSocket>,
     /// Messages, accepted and closed connections from the TCP and TLS tasks.
     streams: mpsc::UnboundedReceiver<TcpEvent>,
     tcp: Tcp,
@@ -76,7 +81,8 @@ impl SipIo {
             tls,
             tls_listen,
         } = opts;
-        let udp = UdpSocket::bind(bind).await?;
+        let udp = std::net::UdpSocket::bind(bind)?;
+        udp.set_nonblocking(true)?;
         let local_addr = udp.local_addr()?;
         match sip_udp::tune(udp.as_raw_fd(), sip_udp::RCVBUF, sip_udp::SNDBUF) {
             Ok((rcv, snd)) => debug!(rcv, snd, "SIP UDP socket buffers"),
@@ -110,6 +116,10 @@ impl SipIo {
         }
         let tcp = Tcp::new(in_tx.clone(), limits.clone(), None);
         let tls_table = tls.clone().map(|t| Tcp::new(in_tx, limits, Some(t)));
+        // SAFETY: the AsyncFd owns the socket, whose descriptor stays open and the same
+        // until the AsyncFd is dropped.
+        let udp = unsafe { AsyncFd::register_with_interest(udp, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
         Ok(SipIo {
             ep: Endpoint::new(cfg),
             udp,
@@ -161,8 +171,10 @@ impl SipIo {
     pub async fn wake(&mut self) -> SipWake {
         tokio::select! {
             r = self.udp.readable() => {
-                if let Err(e) = r {
-                    debug!(error = %e, "SIP UDP socket not readable");
+                match r {
+                    // Readiness stays set until a read finds nothing (`recv_udp`).
+                    Ok(mut guard) => guard.retain_ready(),
+                    Err(e) => debug!(error = %e, "SIP UDP socket not readable"),
                 }
                 SipWake(Wake::Udp)
             }
@@ -269,7 +281,7 @@ impl SipIo {
         let mut read = 0;
         while read < RECV_PER_PASS {
             let batch = &mut self.batch;
-            match self.udp.try_io(Interest::READABLE, || batch.recv(fd)) {
+            match self.udp.try_io(Interest::READABLE, |_| batch.recv(fd)) {
                 Ok(drops) => {
                     if drops > 0 {
                         warn!(drops, "SIP UDP receive buffer overflowed");
@@ -298,21 +310,20 @@ impl SipIo {
         }
     }
 
-    /// Sends every queued UDP datagram, a batch per syscall. A full send buffer waits for
-    /// room (nothing is dropped for it); a datagram the kernel refuses is dropped and
-    /// counted.
+    /// Sends every queued UDP datagram, a batch per syscall. A full send buffer is waited
+    /// out in 1 ms steps (nothing is dropped for it; the buffer holds seconds of
+    /// signalling, so this is the overload case, not the common one); a datagram the
+    /// kernel refuses is dropped and counted.
     async fn send_udp(&mut self) {
         let fd = self.udp.as_raw_fd();
         while !self.out.is_empty() {
             let msgs = self.out.iter().map(|(d, b)| (*d, &b[..]));
-            match self.udp.try_io(Interest::WRITABLE, || send_batch(fd, msgs)) {
+            match send_batch(fd, msgs) {
                 Ok(n) => {
                     self.out.drain(..n.min(self.out.len()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.udp.writable().await.is_err() {
-                        return;
-                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
                 Err(e) => {
                     if let Some((dest, _)) = self.out.pop_front() {

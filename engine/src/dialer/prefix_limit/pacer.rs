@@ -118,7 +118,8 @@ impl Pacers {
 
     /// When every limit of the call would give a CPS token (`now` if it holds none).
     pub fn next_ready(&mut self, call: CallToken, now: Instant) -> Instant {
-        if !self.calls.contains_key(&call) {
+        // No call holds a limit (no limits, or none applying): nothing to look up.
+        if self.calls.is_empty() || !self.calls.contains_key(&call) {
             return now;
         }
         let mut at = now;
