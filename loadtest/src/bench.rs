@@ -316,7 +316,11 @@ impl Bench<'_> {
         cmd.args(["floor", "--rate", &rate.to_string()])
             .args(["--secs", &self.a.floor_secs.to_string()]);
         if raw {
-            cmd.args(["--raw", "--ports", &n.min(u64::from(u16::MAX / 4)).to_string()]);
+            cmd.args([
+                "--raw",
+                "--ports",
+                &n.min(u64::from(u16::MAX / 4)).to_string(),
+            ]);
         }
         let out = cmd.output()?;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);

@@ -349,21 +349,7 @@ impl Loop {
                 (self.slots.len() - 1) as u32
             }
         };
-        for (sock, tag) in [(&port.rtp, 0u64), (&port.rtcp, 1u64)] {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: (u64::from(route) << 1) | tag,
-            };
-            // SAFETY: valid epoll and socket descriptors, pointer to a local event.
-            unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    sock.as_raw_fd(),
-                    &mut ev,
-                );
-            }
-        }
+        self.watch(route, &port);
         let rtcp_dest = if start.rtcp_mux {
             Some(start.remote_rtp)
         } else {
@@ -420,6 +406,26 @@ impl Loop {
         self.srtp_calls += usize::from(slot.srtp.is_some());
         self.slots[route as usize] = Some(slot);
         self.by_token.insert(start.token, route);
+    }
+
+    /// Registers a call's two sockets in the loop's epoll, tagged with its route and which
+    /// port (RTP or RTCP) each is.
+    fn watch(&self, route: u32, port: &RtpPort) {
+        for (sock, tag) in [(&port.rtp, 0u64), (&port.rtcp, 1u64)] {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: (u64::from(route) << 1) | tag,
+            };
+            // SAFETY: valid epoll and socket descriptors, pointer to a local event.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    sock.as_raw_fd(),
+                    &mut ev,
+                );
+            }
+        }
     }
 
     fn stop(&mut self, token: u64) {

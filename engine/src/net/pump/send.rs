@@ -99,7 +99,11 @@ impl Loop {
         let mut v4 = 0usize;
         for i in 0..n {
             let it = self.batch.items()[i];
-            let Some(route) = self.routes.get(it.route as usize).filter(|r| r.rtp_port != 0) else {
+            let Some(route) = self
+                .routes
+                .get(it.route as usize)
+                .filter(|r| r.rtp_port != 0)
+            else {
                 continue;
             };
             let sport = if it.kind == PacketKind::Rtcp {
