@@ -4,8 +4,9 @@
 //! carrier held at once, failed calls, sender CPU (user + system, from `wait4`, i.e. the
 //! kernel's accounting also shown in /proc) per call-minute and per packet, peak RSS, the
 //! dialer's own send lag, and the carrier's view (arrival lag, RFC 3550 jitter, loss). It also
-//! runs `loadtest floor` at the same packet rate. Raw results go to `--out` as JSON, and a
-//! Markdown table is printed.
+//! runs `loadtest floor` at the same packet rate, through a UDP socket (the floor the pump is
+//! held to) and through a raw socket from N source ports as the pump sends (what the socket
+//! kind costs). Raw results go to `--out` as JSON, and a Markdown table is printed.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -182,7 +183,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
             runs.push(bench.one(sender, n, cps)?);
         }
         if a.floor_secs > 0 {
-            runs.push(bench.floor(n)?);
+            runs.push(bench.floor(n, false)?);
+            runs.push(bench.floor(n, true)?);
         }
     }
     write_results(&a, runs)?;
@@ -306,13 +308,21 @@ impl Bench<'_> {
         Ok((cpu, rss, code, Value::Null))
     }
 
-    /// `loadtest floor` at the packet rate of `n` calls (20 ms packets).
-    fn floor(&self, n: u64) -> Result<Value> {
+    /// `loadtest floor` at the packet rate of `n` calls (20 ms packets); with `raw`, through a
+    /// raw socket from `n` source ports.
+    fn floor(&self, n: u64, raw: bool) -> Result<Value> {
         let rate = n * 1000 / 20;
-        let out = Command::new(&self.me)
-            .args(["floor", "--rate", &rate.to_string()])
-            .args(["--secs", &self.a.floor_secs.to_string()])
-            .output()?;
+        let mut cmd = Command::new(&self.me);
+        cmd.args(["floor", "--rate", &rate.to_string()])
+            .args(["--secs", &self.a.floor_secs.to_string()]);
+        if raw {
+            cmd.args([
+                "--raw",
+                "--ports",
+                &n.min(u64::from(u16::MAX / 4)).to_string(),
+            ]);
+        }
+        let out = cmd.output()?;
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         Ok(json!({"sender": "floor", "calls": n, "floor": v["floor"]}))
     }
@@ -400,10 +410,19 @@ pub fn table(result: &Value) -> String {
     for r in result["runs"].as_array().into_iter().flatten() {
         if r["sender"] == "floor" {
             let fl = &r["floor"];
+            let kind = if fl["raw"] == true {
+                format!("bare sendmmsg, raw socket, {} ports", fl["ports"])
+            } else {
+                "bare sendmmsg".to_string()
+            };
             s.push_str(&format!(
-                "| bare sendmmsg | {} pps | | | | {} | | | | | | |\n",
+                "| {kind} | {} pps | | | | {} | | | | | | {} |\n",
                 fl["rate"],
-                f(&fl["sender_us_per_packet"], 2)
+                f(&fl["sender_us_per_packet"], 2),
+                fl["sent"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(fl["received"].as_u64().unwrap_or(0)),
             ));
             continue;
         }

@@ -1,10 +1,20 @@
 //! `loadtest floor`: the cheapest way this machine can send paced RTP-sized datagrams — one
 //! thread, one UDP socket, one `sendmmsg` per 1 ms slot, a per-message destination (as a
 //! pacer with many calls needs), nothing else. Its CPU per packet is the floor the media pump
-//! is compared with (the target: within 1.25×).
+//! is compared with (the target: within 1.15×).
+//!
+//! The datagrams go to a receiving socket set up as the carrier's media port is (a 64 MiB
+//! buffer, kernel receive timestamps, a real-time draining thread): on loopback the sender's
+//! CPU pays for the receiving side's kernel work too, so the floor's packets must meet the
+//! same receiver as the pump's — and none may be dropped there, which would be cheaper.
+//!
+//! With `--raw` the loop sends as the pump does in its raw mode: one raw IPv4 socket
+//! (`IPPROTO_RAW`), the IP and UDP headers written in front of each payload, the source port
+//! spread over `--ports` ports (a call's own port each). That variant tells what the socket
+//! kind costs apart from what the pump does.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +35,12 @@ pub struct FloorArgs {
     /// Datagram size (172 = RTP header + 20 ms of G.711).
     #[arg(long, default_value_t = 172)]
     pub size: usize,
-    /// Destination ports to spread over (distinct destinations, like many calls).
+    /// Send through a raw IPv4 socket with the headers written here, as the pump does.
+    #[arg(long)]
+    pub raw: bool,
+    /// With `--raw`: source ports the packets are spread over (one per call).
     #[arg(long, default_value_t = 1)]
-    pub dests: u16,
+    pub ports: u16,
 }
 
 fn thread_cpu() -> f64 {
@@ -44,30 +57,38 @@ fn thread_cpu() -> f64 {
 /// Runs the loop and prints one JSON line.
 pub fn run(a: FloorArgs) -> Result<()> {
     let sink = UdpSocket::bind("127.0.0.1:0")?;
+    carrier_like(&sink);
     let sink_addr = sink.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
     let drain = spawn_drain(sink, stop.clone(), received.clone());
-    let tx = UdpSocket::bind("127.0.0.1:0")?;
-    let fd = tx.as_raw_fd();
-    let per_slot = (a.rate / 1000).max(1) as usize;
-    let payload = vec![0x80u8; a.size];
     let SocketAddr::V4(sink_v4) = sink_addr else {
         unreachable!("bound to 127.0.0.1")
     };
-    let dests: Vec<libc::sockaddr_in> = vec![sockaddr_v4(sink_v4); usize::from(a.dests.max(1))];
+    let per_slot = (a.rate / 1000).max(1) as usize;
+    let (tx, packets) = if a.raw {
+        let packets = raw_packets(sink_v4, a.size, per_slot, a.ports.max(1));
+        (raw_socket()?, packets)
+    } else {
+        let tx: OwnedFd = UdpSocket::bind("127.0.0.1:0")?.into();
+        (tx, vec![vec![0x80u8; a.size]])
+    };
+    let fd = tx.as_raw_fd();
     let mut iovs: Vec<libc::iovec> = (0..per_slot)
-        .map(|_| libc::iovec {
-            iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
+        .map(|i| {
+            let p = &packets[i % packets.len()];
+            libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            }
         })
         .collect();
     // SAFETY: zeroed mmsghdr is valid; pointers set below.
     let mut hdrs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; per_slot];
-    let mut names = dests.clone();
-    names.resize(per_slot, dests[0]);
+    // A raw socket takes the port from the UDP header it is given (0 in the address).
+    let to = SocketAddrV4::new(*sink_v4.ip(), if a.raw { 0 } else { sink_v4.port() });
+    let mut names = vec![sockaddr_v4(to); per_slot];
     for i in 0..per_slot {
-        names[i] = dests[i % dests.len()];
         hdrs[i].msg_hdr.msg_name = &mut names[i] as *mut _ as *mut libc::c_void;
         hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
@@ -85,6 +106,7 @@ pub fn run(a: FloorArgs) -> Result<()> {
         "{}",
         json!({"floor": {
             "rate": a.rate, "secs": wall, "size": a.size, "sent": sent,
+            "raw": a.raw, "ports": if a.raw { a.ports.max(1) } else { 1 },
             "received": received.load(Ordering::Relaxed),
             "sender_cpu_seconds": cpu,
             "sender_us_per_packet": cpu / sent.max(1) as f64 * 1e6,
@@ -93,14 +115,86 @@ pub fn run(a: FloorArgs) -> Result<()> {
     Ok(())
 }
 
+/// Sets `sink` up as the carrier's media port is (see `carrier::receive`): a 64 MiB receive
+/// buffer (forced past `rmem_max` when permitted) and kernel receive timestamps.
+fn carrier_like(sink: &UdpSocket) {
+    let fd = sink.as_raw_fd();
+    let set = |opt: libc::c_int, v: libc::c_int| {
+        // SAFETY: setsockopt with a pointer to a local int of the stated size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &v as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    if !set(libc::SO_RCVBUFFORCE, 64 << 20) {
+        set(libc::SO_RCVBUF, 64 << 20);
+    }
+    set(libc::SO_TIMESTAMPNS, 1);
+}
+
+/// A raw IPv4 socket for sends with our own headers, with the pump's 4 MiB send buffer.
+fn raw_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        anyhow::bail!(
+            "raw socket (needs CAP_NET_RAW): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: setsockopt with a pointer to a local int of the stated size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &size as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    Ok(owned)
+}
+
+/// One whole datagram (IPv4 and UDP headers, then `size` bytes) per slot place, with source
+/// ports 20000, 20002, ... cycling over `ports`, to `sink`.
+fn raw_packets(sink: SocketAddrV4, size: usize, per_slot: usize, ports: u16) -> Vec<Vec<u8>> {
+    (0..per_slot)
+        .map(|i| {
+            let mut p = vec![0x80u8; 28 + size];
+            let sport = 20000 + 2 * (i % usize::from(ports)) as u16;
+            engine::net::pump::write_ipv4_udp(
+                &mut p[..28],
+                sink.ip().octets(),
+                *sink.ip(),
+                sport,
+                sink.port(),
+                size,
+            );
+            p
+        })
+        .collect()
+}
+
 /// A receiver thread that drains `sink` with `recvmmsg` (so the socket never overflows)
-/// and counts what arrives, until `stop`.
+/// and counts what arrives, until `stop`. It runs under `SCHED_FIFO` when permitted, as the
+/// carrier's receive thread does.
 fn spawn_drain(
     sink: UdpSocket,
     stop: Arc<AtomicBool>,
     received: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let p = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sched_setscheduler on the calling thread with a pointer to a local.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) };
         let _ = sink.set_read_timeout(Some(Duration::from_millis(50)));
         let fd = sink.as_raw_fd();
         let mut bufs = vec![0u8; 64 * 2048];

@@ -91,6 +91,19 @@ impl CallSlot {
     }
 }
 
+/// What the send path needs of a call, kept apart from its [`CallSlot`] in a dense table
+/// indexed by route: sending a packet reads a few bytes here instead of the slot's cache
+/// lines (sockets, latch, decoders), which are cold after a packet time of other calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RouteInfo {
+    /// Source port of the call's RTP.
+    pub(super) rtp_port: u16,
+    /// Source port of its RTCP (the RTP port with rtcp-mux).
+    pub(super) rtcp_port: u16,
+    /// Whether its packets are SRTP-protected before they leave.
+    pub(super) srtp: bool,
+}
+
 pub(super) const RX_BATCH: usize = 32;
 pub(super) const RX_BUF: usize = 2048;
 
@@ -105,6 +118,10 @@ pub(super) struct Loop {
     shared: Arc<Mutex<PumpStats>>,
     /// Route (pacer `route`) -> call slot.
     pub(super) slots: Vec<Option<CallSlot>>,
+    /// Route -> what sending needs (see [`RouteInfo`]).
+    pub(super) routes: Vec<RouteInfo>,
+    /// Calls of this loop whose packets are encrypted (none: the batch skips SRTP at once).
+    pub(super) srtp_calls: usize,
     free: Vec<u32>,
     by_token: HashMap<u64, u32>,
     pub(super) epoll: OwnedFd,
@@ -161,6 +178,8 @@ impl Loop {
             load,
             shared: shared.stats,
             slots: Vec::new(),
+            routes: Vec::new(),
+            srtp_calls: 0,
             free: Vec::new(),
             by_token: HashMap::new(),
             // SAFETY: `ep` is a fresh descriptor.
@@ -326,24 +345,11 @@ impl Loop {
             Some(r) => r,
             None => {
                 self.slots.push(None);
+                self.routes.push(RouteInfo::default());
                 (self.slots.len() - 1) as u32
             }
         };
-        for (sock, tag) in [(&port.rtp, 0u64), (&port.rtcp, 1u64)] {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: (u64::from(route) << 1) | tag,
-            };
-            // SAFETY: valid epoll and socket descriptors, pointer to a local event.
-            unsafe {
-                libc::epoll_ctl(
-                    self.epoll.as_raw_fd(),
-                    libc::EPOLL_CTL_ADD,
-                    sock.as_raw_fd(),
-                    &mut ev,
-                );
-            }
-        }
+        self.watch(route, &port);
         let rtcp_dest = if start.rtcp_mux {
             Some(start.remote_rtp)
         } else {
@@ -372,7 +378,7 @@ impl Loop {
                 packets: 0,
             });
         }
-        self.slots[route as usize] = Some(CallSlot {
+        let slot = CallSlot {
             token: start.token,
             stream,
             final_packets: 0,
@@ -391,8 +397,35 @@ impl Loop {
                     rx: SrtpReceiver::new(&k.remote),
                 })
             }),
-        });
+        };
+        self.routes[route as usize] = RouteInfo {
+            rtp_port: slot.port,
+            rtcp_port: slot.rtcp_port(),
+            srtp: slot.srtp.is_some(),
+        };
+        self.srtp_calls += usize::from(slot.srtp.is_some());
+        self.slots[route as usize] = Some(slot);
         self.by_token.insert(start.token, route);
+    }
+
+    /// Registers a call's two sockets in the loop's epoll, tagged with its route and which
+    /// port (RTP or RTCP) each is.
+    fn watch(&self, route: u32, port: &RtpPort) {
+        for (sock, tag) in [(&port.rtp, 0u64), (&port.rtcp, 1u64)] {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: (u64::from(route) << 1) | tag,
+            };
+            // SAFETY: valid epoll and socket descriptors, pointer to a local event.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    sock.as_raw_fd(),
+                    &mut ev,
+                );
+            }
+        }
     }
 
     fn stop(&mut self, token: u64) {
@@ -409,6 +442,8 @@ impl Loop {
             Some(id) => self.pacer.stop(id).unwrap_or(slot.final_packets),
             None => slot.final_packets,
         };
+        self.srtp_calls -= usize::from(slot.srtp.is_some());
+        self.routes[route as usize] = RouteInfo::default();
         // Dropping the sockets closes them (and removes them from epoll).
         drop(slot);
         self.free.push(route);

@@ -54,8 +54,14 @@ impl Loop {
     /// Encrypts the packets of encrypted calls where they lie in the batch (SRTP, SRTCP).
     /// HEP mirrors RTCP after this, so the collector sees what went on the wire.
     fn protect_batch(&mut self) {
+        if self.srtp_calls == 0 {
+            return;
+        }
         for i in 0..self.batch.len() {
             let it = self.batch.items()[i];
+            if !self.routes.get(it.route as usize).is_some_and(|r| r.srtp) {
+                continue;
+            }
             let Some(pair) = self
                 .slots
                 .get_mut(it.route as usize)
@@ -93,22 +99,26 @@ impl Loop {
         let mut v4 = 0usize;
         for i in 0..n {
             let it = self.batch.items()[i];
-            let Some(slot) = self.slots.get(it.route as usize).and_then(|s| s.as_ref()) else {
-                continue;
-            };
-            let SocketAddr::V4(dest) = it.dest else {
-                // IPv6 peer: its own socket.
-                let fd = slot.rtp.as_raw_fd();
-                let pkt = self.batch.packet(i);
-                if send_to(fd, pkt, it.dest).is_err() {
-                    self.local.send_errors += 1;
-                }
+            let Some(route) = self
+                .routes
+                .get(it.route as usize)
+                .filter(|r| r.rtp_port != 0)
+            else {
                 continue;
             };
             let sport = if it.kind == PacketKind::Rtcp {
-                slot.rtcp_port()
+                route.rtcp_port
             } else {
-                slot.port
+                route.rtp_port
+            };
+            let SocketAddr::V4(dest) = it.dest else {
+                // IPv6 peer: its own socket.
+                if let Some(slot) = self.slots.get(it.route as usize).and_then(|s| s.as_ref()) {
+                    if send_to(slot.rtp.as_raw_fd(), self.batch.packet(i), it.dest).is_err() {
+                        self.local.send_errors += 1;
+                    }
+                }
+                continue;
             };
             let len = usize::from(it.len);
             let p = self.batch.with_headroom_mut(i);
