@@ -1,7 +1,14 @@
-//! The dialer driver: one task that owns the [`DialerCore`], the SIP driver, the media
-//! path and the store. It feeds every input to the core with the current instant and wall
-//! clock, executes the core's actions (store writes and reads run as spawned futures whose
-//! results come back as [`StoreReply`]), and sleeps until the core's next deadline.
+//! The dialer driver: one task that owns the [`DialerCore`], the SIP endpoint with its
+//! sockets ([`SipIo`]), the media path and the store. It feeds every input to the core with
+//! the current instant and wall clock, executes the core's actions (store writes and reads
+//! run as spawned futures whose results come back as [`StoreReply`]), and sleeps until the
+//! core's or the endpoint's next deadline.
+//!
+//! The endpoint lives in this task rather than behind a SIP driver task of its own: a
+//! response read from the socket reaches the core, and the request the core answers with
+//! reaches the socket, in the same pass. With a task between them every message cost two
+//! wake-ups and channel hand-offs, and every INVITE a round trip to learn it had left; at
+//! thousands of calls a second those hops, not the SIP work, were most of the CPU.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,8 +31,8 @@ use crate::dialer::trunk_keys::TrunkTransport;
 use crate::dialer::SipSettings;
 use crate::metrics as m;
 use crate::net::inbound_driver::InboundExec;
-use crate::net::{DriverOptions, SipDriver, SipEvents, TlsSetup};
-use crate::sip::endpoint::{EndpointConfig, SourcePolicy};
+use crate::net::{DriverOptions, SipIo, TlsSetup};
+use crate::sip::endpoint::{CallHandle, EndpointConfig, SourcePolicy};
 use crate::store::sqlite::now_ms;
 use crate::store::{Store, StoreError};
 
@@ -105,7 +112,7 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         tls,
         tls_listen: settings.tls_listen,
     };
-    let (sip, events) = SipDriver::start_opts(bind, ep, opts).await?;
+    let sip = SipIo::bind(bind, ep, opts).await?;
     for (c, addr) in &trunks {
         expect_tls_name(&sip, c, *addr)?;
     }
@@ -146,7 +153,7 @@ pub async fn start_with_inbound<S: Store, M: CallMedia>(
         done_tx,
         events: inbound.events.clone(),
     };
-    tokio::spawn(driver.run(cmd_rx, store_rx, events, notes));
+    tokio::spawn(driver.run(cmd_rx, store_rx, notes));
     Ok(DriverHandles {
         commands: cmd_tx,
         completed: done_rx,
@@ -204,7 +211,7 @@ fn tls_setup(
 
 /// Tells the SIP driver which name a TLS trunk's certificate must carry: the host of its
 /// `proxy` (an IP address is checked as such).
-fn expect_tls_name(sip: &SipDriver, trunk: &TrunkConfig, addr: SocketAddr) -> io::Result<()> {
+fn expect_tls_name(sip: &SipIo, trunk: &TrunkConfig, addr: SocketAddr) -> io::Result<()> {
     if trunk.transport != TrunkTransport::Tls {
         return Ok(());
     }
@@ -221,7 +228,7 @@ struct Driver<S: Store, M: CallMedia> {
     core: DialerCore,
     /// Executes the inbound calls' actions.
     inbound: InboundExec<S>,
-    sip: SipDriver,
+    sip: SipIo,
     media: Arc<M>,
     store: S,
     /// RTP ports reserved for INVITEs, until media starts or the call ends.
@@ -234,28 +241,56 @@ struct Driver<S: Store, M: CallMedia> {
     events: Option<crate::webhook::EventSink>,
 }
 
+/// Queued inputs of one kind taken in a single pass (the first included), so a burst of
+/// media or store notes costs one pass of the loop rather than one each.
+const INPUTS_PER_PASS: usize = 64;
+
+/// How long the endpoint is kept running after the core stopped, for the BYEs and CANCELs
+/// it sent to be answered (their transactions end within Timer F, 32 s).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(32);
+
 impl<S: Store, M: CallMedia> Driver<S, M> {
     async fn run(
         mut self,
         mut cmds: mpsc::UnboundedReceiver<CommandMsg>,
         mut store_rx: mpsc::UnboundedReceiver<StoreReply>,
-        mut sip: SipEvents,
         mut media: mpsc::UnboundedReceiver<MediaNote>,
     ) {
         let mut cmds_open = true;
         loop {
-            self.execute().await;
+            self.settle().await;
             if self.core.is_stopped() {
+                tokio::spawn(self.sip.linger(LINGER));
                 return;
             }
-            let deadline = self.core.poll_timeout().map(tokio::time::Instant::from_std);
+            let deadline = match (self.core.poll_timeout(), self.sip.ep().poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(tokio::time::Instant::from_std);
             tokio::select! {
-                biased;
-                Some(ev) = sip.recv() => self.core.handle_sip(Instant::now(), now_ms(), ev),
-                Some(n) = media.recv() => self.core.handle_media(Instant::now(), now_ms(), n),
-                Some(r) = store_rx.recv() => self.core.handle_store(Instant::now(), now_ms(), r),
+                w = self.sip.wake() => self.sip.handle(w),
+                Some(n) = media.recv() => {
+                    let now = Instant::now();
+                    self.core.handle_media(now, now_ms(), n);
+                    for n in queued(&mut media) {
+                        self.core.handle_media(now, now_ms(), n);
+                    }
+                }
+                Some(r) = store_rx.recv() => {
+                    let now = Instant::now();
+                    self.core.handle_store(now, now_ms(), r);
+                    for r in queued(&mut store_rx) {
+                        self.core.handle_store(now, now_ms(), r);
+                    }
+                }
                 c = cmds.recv(), if cmds_open => match c {
-                    Some((cmd, reply)) => self.command(cmd, reply),
+                    Some((cmd, reply)) => {
+                        self.command(cmd, reply);
+                        for (cmd, reply) in queued(&mut cmds) {
+                            self.command(cmd, reply);
+                        }
+                    }
                     None => {
                         // Every Dialer handle is gone: stop as if asked to.
                         cmds_open = false;
@@ -263,8 +298,40 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                     }
                 },
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
-                    self.core.handle_timeout(Instant::now(), now_ms());
+                    let now = Instant::now();
+                    self.sip.handle_timeout(now);
+                    if self.core.poll_timeout().is_some_and(|d| d <= now) {
+                        self.core.handle_timeout(now, now_ms());
+                    }
                 }
+            }
+        }
+    }
+
+    /// Runs the core and the endpoint against each other until neither has anything left
+    /// to do now: the core's actions executed, what the endpoint has to send sent, its
+    /// events given to the core (which may act on them at once).
+    async fn settle(&mut self) {
+        loop {
+            let mut placed = Vec::new();
+            while let Some(a) = self.core.poll_action() {
+                self.execute(a, &mut placed);
+            }
+            self.sip.flush().await;
+            // Placed once the INVITE is with the kernel: the core keeps its CPS window on
+            // these instants.
+            let now = Instant::now();
+            let mut fed = !placed.is_empty();
+            for (call, h) in placed {
+                self.core
+                    .handle_driver(now, now_ms(), DriverNote::Placed(call, h));
+            }
+            while let Some(ev) = self.sip.ep().poll_event() {
+                self.core.handle_sip(now, now_ms(), ev);
+                fed = true;
+            }
+            if !fed {
+                return;
             }
         }
     }
@@ -287,67 +354,65 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
         self.core.handle_driver(Instant::now(), now_ms(), n);
     }
 
-    /// Executes the core's actions until it has none.
-    async fn execute(&mut self) {
-        while let Some(a) = self.core.poll_action() {
-            match a {
-                Action::Invite {
-                    call,
-                    call_id,
-                    mut params,
-                } => {
-                    let port = match self.media.bind() {
-                        Ok(p) => p,
-                        Err(e) => {
-                            warn!(error = %e, "no RTP port");
-                            self.note(DriverNote::PlaceFailed(call, format!("no RTP port: {e}")));
-                            continue;
-                        }
-                    };
-                    params.offer.rtp_port = M::port_number(&port);
-                    self.ports.insert(call, port);
-                    match self.sip.place_call_with_id(*params, call_id).await {
-                        Ok(h) => self.note(DriverNote::Placed(call, h)),
-                        Err(e) => {
-                            self.ports.remove(&call);
-                            self.note(DriverNote::PlaceFailed(call, format!("SIP driver: {e}")));
-                        }
+    /// Executes one of the core's actions. An INVITE placed is noted in `placed`, for the
+    /// core to learn once it has been handed to the socket.
+    fn execute(&mut self, a: Action, placed: &mut Vec<(CallToken, CallHandle)>) {
+        let now = Instant::now();
+        match a {
+            Action::Invite {
+                call,
+                call_id,
+                mut params,
+            } => {
+                let port = match self.media.bind() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        warn!(error = %e, "no RTP port");
+                        self.note(DriverNote::PlaceFailed(call, format!("no RTP port: {e}")));
+                        return;
                     }
-                }
-                Action::Ping { trunk, dest, uri } => {
-                    // The driver answers at once with the handle; the reply is a later event.
-                    if let Ok(h) = self.sip.send_options(dest, uri).await {
-                        self.note(DriverNote::PingSent(trunk, h));
-                    }
-                }
-                Action::Inbound(InboundAction::Accept {
+                };
+                params.offer.rtp_port = M::port_number(&port);
+                self.ports.insert(call, port);
+                let h = self.sip.ep().place_call_with_id(now, *params, call_id);
+                placed.push((call, h));
+            }
+            Action::Ping { trunk, dest, uri } => {
+                // The handle now; the reply is a later event.
+                let h = self.sip.ep().send_options(now, dest, &uri);
+                self.note(DriverNote::PingSent(trunk, h));
+            }
+            Action::Inbound(InboundAction::Accept {
+                token,
+                call,
+                answer,
+            }) => {
+                let r = self.inbound.accept(
+                    self.sip.ep(),
+                    &self.media,
+                    &mut self.ports,
                     token,
                     call,
                     answer,
-                }) => {
-                    let r = self
-                        .inbound
-                        .accept(&self.sip, &self.media, &mut self.ports, token, call, answer)
-                        .await;
-                    if let Err(n) = r {
-                        self.note(DriverNote::Inbound(n));
-                    }
+                );
+                if let Err(n) = r {
+                    self.note(DriverNote::Inbound(n));
                 }
-                Action::Register(t, params) => match self.sip.register(*params).await {
-                    Ok(h) => self.note(DriverNote::RegisterStarted(t, h)),
-                    Err(e) => warn!(error = %e, "REGISTER not started"),
-                },
-                other => self.execute_sync(other),
             }
+            Action::Register(t, params) => {
+                let h = self.sip.ep().register(now, *params);
+                self.note(DriverNote::RegisterStarted(t, h));
+            }
+            other => self.execute_rest(now, other),
         }
     }
 
-    /// Actions that need no await: SIP and media commands, replies, spawned store work.
-    fn execute_sync(&mut self, a: Action) {
+    /// The other actions: SIP and media commands, replies, spawned store work.
+    fn execute_rest(&mut self, now: Instant, a: Action) {
         match a {
-            Action::Hangup(h) => self.sip.hangup(h),
-            Action::Unregister(h) => self.sip.unregister(h),
-            Action::AllowSources(ips) => self.sip.set_allowed_sources(Some(ips)),
+            Action::Hangup(h) => self.sip.ep().hangup(now, h),
+            Action::Unregister(h) => self.sip.ep().unregister(now, h),
+            Action::AllowSources(ips) => self.sip.ep().set_allowed_sources(Some(ips)),
             Action::StartMedia {
                 call,
                 media,
@@ -404,7 +469,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             Action::Inbound(a) => {
                 let r = self
                     .inbound
-                    .execute(a, &self.sip, &self.media, &mut self.ports);
+                    .execute(a, self.sip.ep(), &self.media, &mut self.ports);
                 if let Err(n) = r {
                     self.note(DriverNote::Inbound(n));
                 }
@@ -553,4 +618,10 @@ fn logged(f: impl std::future::Future<Output = Result<(), StoreError>> + Send + 
             warn!(error = %e, "journal write failed");
         }
     });
+}
+
+/// The inputs already queued on `rx` after the one just received, up to
+/// [`INPUTS_PER_PASS`] in all, without waiting.
+fn queued<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> impl Iterator<Item = T> + '_ {
+    std::iter::from_fn(|| rx.try_recv().ok()).take(INPUTS_PER_PASS - 1)
 }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -26,29 +27,42 @@ use crate::dialer::core::{CallToken, StoreReply};
 use crate::ivr::Audio;
 use crate::model::registrations::NewRegistration;
 use crate::model::Unregistered;
-use crate::net::SipDriver;
-use crate::sip::endpoint::CallHandle;
-use crate::sip::sdp::AnswerParams;
+use crate::sip::endpoint::{AnswerError, CallHandle, Endpoint};
+use crate::sip::sdp::{AnswerParams, NegotiatedMedia};
 use crate::store::now_ms;
 use crate::store::Store;
 use crate::webhook::{Event, EventKind};
 use line_store::{keep_take, launch, lookup};
 pub use speech::{speech_name, take_name, Speech};
 
-/// What inbound calls need of the SIP side that needs no answer back.
+/// What inbound calls need of the SIP side (the endpoint the dialer driver owns; a
+/// trait so the executor can be tested without sockets).
 pub trait IvrSip {
     /// 180 Ringing.
-    fn ring(&self, call: CallHandle);
+    fn ring(&mut self, call: CallHandle);
     /// A final refusal.
-    fn reject(&self, call: CallHandle, status: u16, reason: &str);
+    fn reject(&mut self, call: CallHandle, status: u16, reason: &str);
+    /// 200 OK with our SDP answer; what the answer settled.
+    fn accept(
+        &mut self,
+        call: CallHandle,
+        answer: &AnswerParams,
+    ) -> Result<NegotiatedMedia, AnswerError>;
 }
 
-impl IvrSip for SipDriver {
-    fn ring(&self, call: CallHandle) {
-        SipDriver::ring(self, call);
+impl IvrSip for Endpoint {
+    fn ring(&mut self, call: CallHandle) {
+        Endpoint::ring(self, Instant::now(), call);
     }
-    fn reject(&self, call: CallHandle, status: u16, reason: &str) {
-        SipDriver::reject(self, call, status, reason.to_string());
+    fn reject(&mut self, call: CallHandle, status: u16, reason: &str) {
+        Endpoint::reject(self, Instant::now(), call, status, reason);
+    }
+    fn accept(
+        &mut self,
+        call: CallHandle,
+        answer: &AnswerParams,
+    ) -> Result<NegotiatedMedia, AnswerError> {
+        Endpoint::accept(self, Instant::now(), call, answer)
     }
 }
 
@@ -144,7 +158,7 @@ impl<S: Store> InboundExec<S> {
     pub fn execute<M: CallMedia, P: IvrSip>(
         &self,
         a: InboundAction,
-        sip: &P,
+        sip: &mut P,
         media: &Arc<M>,
         ports: &mut HashMap<CallToken, M::Port>,
     ) -> Result<(), InboundNote> {
@@ -275,9 +289,9 @@ impl<S: Store> InboundExec<S> {
 
     /// Answers an inbound call: an RTP port reserved (kept in `ports` until `StartIdle`),
     /// then `200 OK` with the SDP answer.
-    pub async fn accept<M: CallMedia>(
+    pub fn accept<M: CallMedia, P: IvrSip>(
         &self,
-        sip: &SipDriver,
+        sip: &mut P,
         media: &Arc<M>,
         ports: &mut HashMap<CallToken, M::Port>,
         token: CallToken,
@@ -289,17 +303,16 @@ impl<S: Store> InboundExec<S> {
             .bind()
             .map_err(|e| refused(format!("no RTP port: {e}")))?;
         answer.rtp_port = M::port_number(&port);
-        match sip.accept(call, *answer).await {
-            Ok(Ok(_)) => {
+        match sip.accept(call, &answer) {
+            Ok(_) => {
                 ports.insert(token, port);
                 Ok(())
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 // No acceptable codec in the offer (or the call is gone): refuse it.
-                sip.reject(call, 488, "Not Acceptable Here".to_string());
+                sip.reject(call, 488, "Not Acceptable Here");
                 Err(refused(format!("answer: {e:?}")))
             }
-            Err(e) => Err(refused(format!("SIP driver: {e}"))),
         }
     }
 

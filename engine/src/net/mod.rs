@@ -7,6 +7,7 @@ pub mod hep;
 pub mod inbound_driver;
 pub mod pump;
 pub mod sip_driver;
+mod sip_io;
 
 mod sip_tcp;
 mod sip_tls;
@@ -16,5 +17,5 @@ pub use pump::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
 };
 pub use sip_driver::{
-    DriverOptions, SipDriver, SipEvents, TcpLimits, TlsError, TlsFiles, TlsSetup,
+    DriverOptions, SipDriver, SipEvents, SipIo, SipWake, TcpLimits, TlsError, TlsFiles, TlsSetup,
 };

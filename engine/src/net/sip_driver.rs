@@ -1,40 +1,25 @@
-//! The SIP driver: one task that owns the [`Endpoint`], a UDP socket and TCP connections.
-//!
-//! Every input (a datagram, a framed TCP message, a command, a timer) is handed to the
-//! endpoint with the current instant; afterwards its transmits are sent and its events
-//! forwarded. UDP is read and written in batches (`recvmmsg`/`sendmmsg`, see
-//! [`super::sip_udp`]): a pass drains up to [`RECV_PER_PASS`] datagrams, so replies do not
-//! queue in the socket behind commands and timers, and the socket's buffers are sized for
-//! thousands of calls per second. Every place a datagram can be lost is counted in
-//! `dialer_sip_dropped_total{reason}`: `socket_buffer` (the kernel's `SO_RXQ_OVFL`
-//! count), `parse_error` and `no_transaction` (in the endpoint), `send_error`. No queue on
-//! the path is bounded (commands, events and TCP frames use unbounded channels, a full
-//! send buffer is waited on), so none drops for being full. UDP responses go to the source address (symmetric response routing, RFC
-//! 3581), so peers behind NAT and SIPp's default setup both work.
+//! The SIP driver: a task that runs a [`SipIo`] (the endpoint, its UDP socket and TCP/TLS
+//! connections) for callers that want a handle: commands go in on a channel, the
+//! endpoint's events come out on another. The dialer does not use it (its driver owns a
+//! [`SipIo`] itself, so no task stands between a response and the dialer core); tools and
+//! tests that drive SIP alone do.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::Interest;
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
 
+pub use super::sip_io::{SipIo, SipWake};
 pub use super::sip_tcp::TcpLimits;
-use super::sip_tcp::{accept_loop, Tcp, TcpEvent};
 pub use super::sip_tls::{TlsError, TlsFiles, TlsSetup};
+use super::sip_udp::BATCH;
 use crate::sip::endpoint::{
-    AnswerError, AnswerParams, CallHandle, CallParams, Cidr, Endpoint, EndpointConfig, Event,
-    RegisterParams, RequestHandle, Transport,
+    AnswerError, AnswerParams, CallHandle, CallParams, Cidr, EndpointConfig, Event, RegisterParams,
+    RequestHandle,
 };
 use crate::sip::sdp::NegotiatedMedia;
-use crate::sip::transaction::Wire;
-
-use super::sip_udp::{self, send_batch, RecvBatch, BATCH};
 
 enum Command {
     Place(Box<CallParams>, oneshot::Sender<(CallHandle, String)>),
@@ -74,15 +59,6 @@ pub struct DriverOptions {
     pub tls_listen: Option<SocketAddr>,
 }
 
-/// What the driver's task owns besides the endpoint.
-struct Sockets {
-    udp: Arc<UdpSocket>,
-    tcp_listener: Option<TcpListener>,
-    tls_listener: Option<TcpListener>,
-    tls: Option<Arc<TlsSetup>>,
-    limits: TcpLimits,
-}
-
 /// Events of the endpoint, in order.
 pub type SipEvents = mpsc::UnboundedReceiver<Event>;
 
@@ -115,52 +91,15 @@ impl SipDriver {
     /// of what we send over TLS).
     pub async fn start_opts(
         bind: SocketAddr,
-        mut cfg: EndpointConfig,
+        cfg: EndpointConfig,
         opts: DriverOptions,
     ) -> io::Result<(SipDriver, SipEvents)> {
-        let DriverOptions {
-            limits,
-            tls,
-            tls_listen,
-        } = opts;
-        let udp = UdpSocket::bind(bind).await?;
-        let local_addr = udp.local_addr()?;
-        match sip_udp::tune(udp.as_raw_fd(), sip_udp::RCVBUF, sip_udp::SNDBUF) {
-            Ok((rcv, snd)) => debug!(rcv, snd, "SIP UDP socket buffers"),
-            Err(e) => warn!(error = %e, "SIP UDP socket buffers left at their defaults"),
-        }
-        let tcp = TcpListener::bind(local_addr).await.ok();
-        if tcp.is_none() {
-            warn!(%local_addr, "TCP listener unavailable; inbound TCP disabled");
-        }
-        cfg.local_addr = local_addr;
-        let tls_listener = match (tls_listen, &tls) {
-            (Some(addr), Some(t)) if t.acceptor.is_some() => Some(TcpListener::bind(addr).await?),
-            (Some(_), _) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "a TLS listener needs a certificate and key",
-                ))
-            }
-            (None, _) => None,
-        };
-        cfg.tls_addr = match &tls_listener {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
-        let tls_addr = cfg.tls_addr;
+        let io = SipIo::bind(bind, cfg, opts).await?;
+        let (local_addr, tls_addr) = (io.local_addr(), io.tls_addr());
+        let tls = io.tls_setup().cloned();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let ep = Endpoint::new(cfg);
-        let sockets = Sockets {
-            udp: Arc::new(udp),
-            tcp_listener: tcp,
-            tls_listener,
-            tls,
-            limits,
-        };
-        let tls = sockets.tls.clone();
-        tokio::spawn(run(ep, sockets, cmd_rx, ev_tx));
+        tokio::spawn(run(io, cmd_rx, ev_tx));
         Ok((
             SipDriver {
                 cmd: cmd_tx,
@@ -285,58 +224,24 @@ impl SipDriver {
     }
 }
 
-/// Datagrams read per wake of the receive arm before the loop turns to commands and
-/// timers again (8 `recvmmsg` calls).
-const RECV_PER_PASS: usize = 8 * BATCH;
-
 async fn run(
-    mut ep: Endpoint,
-    sockets: Sockets,
+    mut io: SipIo,
     mut cmds: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let Sockets {
-        udp,
-        tcp_listener,
-        tls_listener,
-        tls: tls_setup,
-        limits,
-    } = sockets;
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel();
-    if let Some(l) = tcp_listener {
-        tokio::spawn(accept_loop(l, in_tx.clone(), limits.clone(), None));
-    }
-    if let Some(l) = tls_listener {
-        tokio::spawn(accept_loop(
-            l,
-            in_tx.clone(),
-            limits.clone(),
-            tls_setup.clone(),
-        ));
-    }
-    let mut tcp = Tcp::new(in_tx.clone(), limits.clone(), None);
-    // No TLS settings, no TLS table: a message for TLS is dropped, never sent in clear.
-    let mut tls = tls_setup.map(|t| Tcp::new(in_tx, limits, Some(t)));
-    let mut batch = RecvBatch::default();
-    let mut out: VecDeque<(SocketAddr, Wire)> = VecDeque::new();
     let mut commands_open = true;
     let mut sent_replies: Vec<(oneshot::Sender<CallHandle>, CallHandle)> = Vec::new();
     loop {
-        let deadline = ep.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = io.ep().poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            r = udp.readable() => {
-                if r.is_ok() {
-                    recv_udp(&mut ep, &udp, &mut batch);
-                }
-            }
-            Some(ev) = in_rx.recv() => on_stream_event(&mut ep, &mut tcp, tls.as_mut(), ev),
+            w = io.wake() => io.handle(w),
             cmd = cmds.recv(), if commands_open => match cmd {
                 Some(c) => {
-                    run_command(&mut ep, &tcp, c, &mut sent_replies);
+                    run_command(&mut io, c, &mut sent_replies);
                     // The commands already queued too, in the same pass (at most a batch).
                     for _ in 1..BATCH {
                         match cmds.try_recv() {
-                            Ok(c) => run_command(&mut ep, &tcp, c, &mut sent_replies),
+                            Ok(c) => run_command(&mut io, c, &mut sent_replies),
                             Err(_) => break,
                         }
                     }
@@ -344,79 +249,34 @@ async fn run(
                 None => commands_open = false,
             },
             _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
-                ep.handle_timeout(Instant::now());
+                io.handle_timeout(Instant::now());
             }
         }
-        route_transmits(&mut ep, &mut out, &mut tcp, tls.as_mut());
-        send_udp(&udp, &mut out).await;
+        io.flush().await;
         // Answered once the INVITE is with the kernel: the caller's clock then bounds when
-        // it left (the dialer's CPS window is kept on these instants).
+        // it left.
         for (reply, h) in sent_replies.drain(..) {
             let _ = reply.send(h);
         }
-        while let Some(e) = ep.poll_event() {
+        while let Some(e) = io.ep().poll_event() {
             let _ = events.send(e);
         }
-        if !commands_open && ep.active_calls() == 0 && events.is_closed() {
+        if !commands_open && io.ep().active_calls() == 0 && events.is_closed() {
             return;
         }
     }
 }
 
-/// A message, an accepted connection or a closed one from the TCP/TLS tasks.
-fn on_stream_event(ep: &mut Endpoint, tcp: &mut Tcp, tls: Option<&mut Tcp>, ev: TcpEvent) {
-    match ev {
-        TcpEvent::Message(t, from, msg) => {
-            super::hep::mirror(from, ep.config().local_addr, t, &msg);
-            ep.handle_datagram(Instant::now(), from, t, &msg);
-        }
-        TcpEvent::Accepted(Transport::Tls, peer, id, tx) => {
-            if let Some(tls) = tls {
-                tls.accepted(peer, id, tx);
-            }
-        }
-        TcpEvent::Accepted(_, peer, id, tx) => tcp.accepted(peer, id, tx),
-        TcpEvent::Closed(Transport::Tls, peer, id) => {
-            if let Some(tls) = tls {
-                tls.closed(peer, id);
-            }
-        }
-        TcpEvent::Closed(_, peer, id) => tcp.closed(peer, id),
-    }
-}
-
-/// Hands every message the endpoint wants sent to its transport: UDP ones queue in `out`
-/// for one batched send, TCP and TLS ones go to their connection's task. Without TLS
-/// settings a message for TLS is dropped (and counted), never sent in clear.
-fn route_transmits(
-    ep: &mut Endpoint,
-    out: &mut VecDeque<(SocketAddr, Wire)>,
-    tcp: &mut Tcp,
-    mut tls: Option<&mut Tcp>,
-) {
-    while let Some(t) = ep.poll_transmit() {
-        super::hep::mirror_shared(ep.config().local_addr, t.dest, t.transport, &t.bytes);
-        match t.transport {
-            Transport::Udp => out.push_back((t.dest, t.bytes)),
-            Transport::Tcp => tcp.send(t.dest, t.bytes),
-            Transport::Tls => match tls.as_deref_mut() {
-                Some(tls) => tls.send(t.dest, t.bytes),
-                None => {
-                    warn!(dest = %t.dest, "SIP over TLS is not set up; message dropped");
-                    metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "no_tls")
-                        .increment(1);
-                }
-            },
-        }
-    }
-}
-
 fn run_command(
-    ep: &mut Endpoint,
-    tcp: &Tcp,
+    io: &mut SipIo,
     cmd: Command,
     sent_replies: &mut Vec<(oneshot::Sender<CallHandle>, CallHandle)>,
 ) {
+    if let Command::TcpConnections(reply) = cmd {
+        let _ = reply.send(io.tcp_connections());
+        return;
+    }
+    let ep = io.ep();
     match cmd {
         Command::Place(params, reply) => {
             let h = ep.place_call(Instant::now(), *params);
@@ -441,69 +301,6 @@ fn run_command(
             let _ = reply.send(ep.accept(Instant::now(), h, &params));
         }
         Command::Reject(h, status, reason) => ep.reject(Instant::now(), h, status, &reason),
-        Command::TcpConnections(reply) => {
-            let _ = reply.send(tcp.len());
-        }
-    }
-}
-
-/// Reads what the UDP socket holds, a batch per syscall, up to [`RECV_PER_PASS`]
-/// datagrams, and feeds each to the endpoint; counts what the socket buffer dropped.
-fn recv_udp(ep: &mut Endpoint, udp: &UdpSocket, batch: &mut RecvBatch) {
-    let fd = udp.as_raw_fd();
-    let mut read = 0;
-    while read < RECV_PER_PASS {
-        match udp.try_io(Interest::READABLE, || batch.recv(fd)) {
-            Ok(drops) => {
-                if drops > 0 {
-                    warn!(drops, "SIP UDP receive buffer overflowed");
-                    metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "socket_buffer")
-                        .increment(u64::from(drops));
-                }
-                let now = Instant::now();
-                let mut n = 0;
-                let local = ep.config().local_addr;
-                for (from, bytes) in batch.datagrams() {
-                    super::hep::mirror(from, local, Transport::Udp, bytes);
-                    ep.handle_datagram(now, from, Transport::Udp, bytes);
-                    n += 1;
-                }
-                read += n;
-                if n < BATCH {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => {
-                debug!(error = %e, "SIP UDP receive failed");
-                return;
-            }
-        }
-    }
-}
-
-/// Sends every queued UDP datagram, a batch per syscall. A full send buffer waits for
-/// room (nothing is dropped for it); a datagram the kernel refuses is dropped and counted.
-async fn send_udp(udp: &UdpSocket, out: &mut VecDeque<(SocketAddr, Wire)>) {
-    let fd = udp.as_raw_fd();
-    while !out.is_empty() {
-        let msgs = out.iter().map(|(d, b)| (*d, &b[..]));
-        match udp.try_io(Interest::WRITABLE, || send_batch(fd, msgs)) {
-            Ok(n) => {
-                out.drain(..n.min(out.len()));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if udp.writable().await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                if let Some((dest, _)) = out.pop_front() {
-                    debug!(%dest, error = %e, "UDP send failed");
-                }
-                metrics::counter!(crate::metrics::SIP_DROPPED, "reason" => "send_error")
-                    .increment(1);
-            }
-        }
+        Command::TcpConnections(_) => {}
     }
 }
