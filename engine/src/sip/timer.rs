@@ -7,8 +7,10 @@
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-/// The timers of RFC 3261 §17 and RFC 6026 (L, M), plus the UAS 2xx retransmission timer of
-/// RFC 3261 §13.3.1.4 (`Ok2xx`).
+/// The timers of RFC 3261 §17 and RFC 6026's Timer L, plus the UAS 2xx retransmission timer
+/// of RFC 3261 §13.3.1.4 (`Ok2xx`). Timer M (RFC 6026) is not here: the INVITE client's
+/// Accepted state is an [`AcceptedInvite`](super::transaction::AcceptedInvite), which keeps
+/// no timer table, only its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// INVITE client: retransmit the INVITE (UDP).
@@ -33,8 +35,6 @@ pub enum Timer {
     K,
     /// INVITE server (RFC 6026): stay Accepted to absorb INVITE retransmissions.
     L,
-    /// INVITE client (RFC 6026): stay Accepted to pass 2xx retransmissions to the TU.
-    M,
     /// INVITE server: retransmit a 2xx until its ACK arrives (RFC 3261 §13.3.1.4).
     Ok2xx,
 }
@@ -52,7 +52,6 @@ impl TimerKind for Timer {
         Timer::J,
         Timer::K,
         Timer::L,
-        Timer::M,
         Timer::Ok2xx,
     ];
 
@@ -115,7 +114,7 @@ pub struct TimerTable<T: TimerKind, const N: usize> {
 }
 
 /// The timers of one transaction.
-pub type TxTimers = TimerTable<Timer, 13>;
+pub type TxTimers = TimerTable<Timer, 12>;
 
 impl<T: TimerKind, const N: usize> Default for TimerTable<T, N> {
     fn default() -> Self {

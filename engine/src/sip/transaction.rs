@@ -3,6 +3,11 @@
 //! A transaction holds the bytes it sent, a [`TxTimers`] table and its state. It decides what to
 //! retransmit and when to give up; the endpoint owns the transactions, feeds them responses,
 //! requests and timer expiries, and carries out the actions they return.
+//!
+//! An INVITE client transaction that gets a 2xx leaves [`ClientTx`] for [`AcceptedInvite`]:
+//! for the 32 s of Timer M it only has to recognise 2xx retransmissions by branch and hand
+//! them to the call (which re-sends its ACK), so it keeps no bytes, timers or addresses. At
+//! thousands of calls a second, what that state holds is multiplied by 32 s of calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,8 +17,9 @@ use super::timer::{Timer, TimerConfig, TxTimers};
 /// Bytes of a message kept for retransmission, shared without copying.
 pub type Wire = Arc<[u8]>;
 
-/// State of a client transaction (INVITE: Calling/Proceeding/Completed/Accepted;
-/// non-INVITE: Trying/Proceeding/Completed).
+/// State of a client transaction (INVITE: Calling/Proceeding/Completed; non-INVITE:
+/// Trying/Proceeding/Completed). The INVITE's Accepted state is a type of its own,
+/// [`AcceptedInvite`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
     /// Request sent, nothing heard (INVITE "Calling", non-INVITE "Trying").
@@ -22,9 +28,8 @@ pub enum ClientState {
     Proceeding,
     /// A final (non-2xx for INVITE) response arrived; absorbing retransmissions.
     Completed,
-    /// INVITE got a 2xx: passing 2xx retransmissions up until Timer M (RFC 6026).
-    Accepted,
-    /// Done; the endpoint removes it.
+    /// Done; the endpoint removes it (an INVITE after its 2xx: replaced by its
+    /// [`AcceptedInvite`]).
     Terminated,
 }
 
@@ -39,6 +44,38 @@ pub enum ClientAction {
     Timeout,
     /// Remove the transaction.
     Terminated,
+    /// INVITE got a 2xx (RFC 6026 §7.2): remove the transaction and keep an
+    /// [`AcceptedInvite`] in its place under the same branch, for the call.
+    Accepted(AcceptedInvite),
+}
+
+/// An INVITE client transaction in the RFC 6026 Accepted state: until Timer M fires it
+/// passes every 2xx with its branch (a retransmission, or another fork's answer) to the
+/// call, which acknowledges it (RFC 6026 §8.4), and absorbs anything else. That is all it
+/// does, so all it keeps is when it ends: the request, its timers and addresses stay with
+/// the [`ClientTx`] it replaces, which is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedInvite {
+    until: Instant,
+}
+
+impl AcceptedInvite {
+    /// Accepted by a 2xx received at `now`: Timer M runs 64·T1 on any transport.
+    pub fn new(now: Instant, cfg: &TimerConfig) -> Self {
+        AcceptedInvite {
+            until: now + cfg.t64(),
+        }
+    }
+
+    /// When Timer M fires and the transaction ends.
+    pub fn until(&self) -> Instant {
+        self.until
+    }
+
+    /// Whether a response of `status` goes up to the call (a 2xx) or is absorbed.
+    pub fn passes_up(&self, status: u16) -> bool {
+        (200..300).contains(&status)
+    }
 }
 
 /// An INVITE or non-INVITE client transaction.
@@ -131,11 +168,11 @@ impl ClientTx {
                     self.state = Proceeding;
                     out.push(ClientAction::PassUp);
                 } else if status < 300 {
-                    self.state = Accepted;
+                    self.state = Terminated;
                     self.request = None;
                     self.timers.clear();
-                    self.timers.set(Timer::M, now + self.cfg.t64());
                     out.push(ClientAction::PassUp);
+                    out.push(ClientAction::Accepted(AcceptedInvite::new(now, &self.cfg)));
                 } else {
                     self.state = Completed;
                     self.request = None;
@@ -160,11 +197,6 @@ impl ClientTx {
                     }
                 }
             }
-            (true, Accepted) => {
-                if (200..300).contains(&status) {
-                    out.push(ClientAction::PassUp);
-                }
-            }
             (false, Calling | Proceeding) => {
                 if provisional {
                     if self.state == Calling && !self.reliable {
@@ -186,7 +218,7 @@ impl ClientTx {
                     }
                 }
             }
-            (false, Completed | Accepted) => {}
+            (false, Completed) => {}
         }
         out
     }
@@ -220,7 +252,7 @@ impl ClientTx {
                     out.push(ClientAction::Timeout);
                     out.push(ClientAction::Terminated);
                 }
-                Timer::D | Timer::K | Timer::M => {
+                Timer::D | Timer::K => {
                     self.timers.clear();
                     self.state = ClientState::Terminated;
                     out.push(ClientAction::Terminated);
@@ -481,27 +513,28 @@ mod tests {
     }
 
     #[test]
-    fn invite_2xx_enters_accepted_and_passes_retransmissions_until_m() {
+    fn invite_2xx_hands_over_to_accepted_until_m() {
         let t0 = Instant::now();
         let mut tx = ClientTx::new(t0, true, wire("INVITE"), false, cfg());
         assert_eq!(
             tx.on_response(t0, 180, Vec::new),
             vec![ClientAction::PassUp]
         );
+        let at = t0 + Duration::from_secs(2);
+        let out = tx.on_response(at, 200, Vec::new);
+        let accepted = AcceptedInvite::new(at, &cfg());
         assert_eq!(
-            tx.on_response(t0, 200, Vec::new),
-            vec![ClientAction::PassUp]
+            out,
+            vec![ClientAction::PassUp, ClientAction::Accepted(accepted)]
         );
-        assert_eq!(tx.state(), ClientState::Accepted);
-        // Nothing is resent after a 2xx: the INVITE's bytes are not kept for Timer M.
+        // The full transaction is done: nothing is resent, no timer is left.
+        assert_eq!(tx.state(), ClientState::Terminated);
         assert!(tx.request().is_none());
-        assert_eq!(
-            tx.on_response(t0, 200, Vec::new),
-            vec![ClientAction::PassUp]
-        );
-        let m = tx.next_timeout().unwrap();
-        assert_eq!(m - t0, Duration::from_secs(32));
-        assert_eq!(tx.on_timeout(m), vec![ClientAction::Terminated]);
+        assert_eq!(tx.next_timeout(), None);
+        // Timer M is 64·T1 from the 2xx, on any transport (RFC 6026 §7.2).
+        assert_eq!(accepted.until() - at, Duration::from_secs(32));
+        assert!(accepted.passes_up(200) && accepted.passes_up(299));
+        assert!(!accepted.passes_up(180) && !accepted.passes_up(486));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Uas {
                     match a {
                         ClientAction::Send(w) => sends.push(w),
                         ClientAction::Timeout | ClientAction::Terminated => {}
-                        ClientAction::PassUp => {}
+                        ClientAction::PassUp | ClientAction::Accepted(_) => {}
                     }
                 }
                 if b.next_timeout().is_none() {

@@ -51,9 +51,10 @@ impl Endpoint {
         id
     }
 
-    /// Forgets a client transaction and its wake-up.
-    pub(super) fn remove_client(&mut self, id: TxId) {
-        if let Some(e) = self.clients.remove(&id) {
+    /// Forgets a client transaction and its wake-up; returns what it was.
+    pub(super) fn remove_client(&mut self, id: TxId) -> Option<ClientEntry> {
+        let removed = self.clients.remove(&id);
+        if let Some(e) = &removed {
             let index = if e.method == Method::Cancel {
                 &mut self.cancel_branches
             } else {
@@ -64,6 +65,7 @@ impl Endpoint {
             }
         }
         self.wakeups.set(Wake::Client(id), None);
+        removed
     }
 
     pub(super) fn client_timeout(&mut self, now: Instant, id: TxId) {
@@ -90,7 +92,7 @@ impl Endpoint {
                     self.remove_client(id);
                     return;
                 }
-                ClientAction::PassUp => {}
+                ClientAction::PassUp | ClientAction::Accepted(_) => {}
             }
         }
         if self.clients.contains_key(&id) {
@@ -113,7 +115,13 @@ impl Endpoint {
             &self.client_branches
         };
         let Some(&id) = index.get(branch) else {
-            return self.on_stray_response(now, r);
+            let accepted = (cseq.method != Method::Cancel)
+                .then(|| self.accepted.call(branch))
+                .flatten();
+            return match accepted {
+                Some(call) => self.on_accepted_response(now, call, r),
+                None => self.on_stray_response(now, r),
+            };
         };
         let Some(e) = self.clients.get_mut(&id) else {
             return dropped("no_transaction");
@@ -128,6 +136,7 @@ impl Endpoint {
         let (dest, transport, call, method) = (e.dest, e.transport, e.call, e.method);
         let next = e.tx.next_timeout();
         let mut terminated = false;
+        let mut accepted = None;
         for a in actions {
             match a {
                 ClientAction::Send(b) => self.send(transport, dest, b),
@@ -139,10 +148,13 @@ impl Endpoint {
                     }
                 }
                 ClientAction::Terminated => terminated = true,
+                ClientAction::Accepted(a) => accepted = Some(a),
                 ClientAction::Timeout => {}
             }
         }
-        if terminated {
+        if let Some(a) = accepted {
+            self.accept_invite(id, a);
+        } else if terminated {
             self.remove_client(id);
         } else if self.clients.contains_key(&id) {
             self.wakeups.set(Wake::Client(id), next);

@@ -24,11 +24,14 @@ use super::sdp::{self, NegotiatedMedia};
 use super::transaction::{ClientAction, ClientTx, ServerAction, ServerTx, Wire};
 use super::uri::{Host, Scheme, Uri};
 
+mod accepted;
 mod answer;
 mod api;
 mod call;
 mod cidr;
 mod client;
+#[cfg(test)]
+mod held;
 mod registration;
 mod server;
 mod strangers;
@@ -179,6 +182,8 @@ pub struct Endpoint {
     /// Client transactions by Via branch (CANCELs apart: they share their INVITE's).
     client_branches: HashMap<String, TxId>,
     cancel_branches: HashMap<String, TxId>,
+    /// INVITE client transactions after their 2xx (RFC 6026 Accepted), kept apart and small.
+    accepted: accepted::AcceptedInvites,
     servers: HashMap<ServerId, ServerEntry>,
     server_keys: HashMap<String, ServerId>,
     wakeups: Wakeups,
@@ -208,6 +213,7 @@ impl Endpoint {
             clients: HashMap::new(),
             client_branches: HashMap::new(),
             cancel_branches: HashMap::new(),
+            accepted: accepted::AcceptedInvites::default(),
             servers: HashMap::new(),
             server_keys: HashMap::new(),
             wakeups: Wakeups::default(),
@@ -234,7 +240,7 @@ impl Endpoint {
 
     /// Number of live transactions (for tests and metrics).
     pub fn transactions(&self) -> usize {
-        self.clients.len() + self.servers.len()
+        self.clients.len() + self.accepted.len() + self.servers.len()
     }
 
     /// The next bytes to send.
@@ -316,6 +322,7 @@ impl Endpoint {
                 Wake::Server(id) => self.server_timeout(now, id),
                 Wake::Call(h) => self.call_timeout(now, h.0),
                 Wake::Registration(h) => self.registration_timeout(now, h.0),
+                Wake::Accepted => self.accepted_timeout(now),
             }
         }
     }

@@ -17,7 +17,13 @@ impl Endpoint {
         let servers = self.servers.values().filter_map(|e| e.tx.next_timeout());
         let calls = self.calls.values().filter_map(|c| c.timers.next());
         let regs = self.regs.values().filter_map(|r| r.timers.next());
-        clients.chain(servers).chain(calls).chain(regs).min()
+        let accepted = self.accepted.next();
+        clients
+            .chain(servers)
+            .chain(calls)
+            .chain(regs)
+            .chain(accepted)
+            .min()
     }
 }
 

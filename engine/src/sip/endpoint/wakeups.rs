@@ -29,6 +29,8 @@ pub(super) enum Wake {
     Server(ServerId),
     Call(CallHandle),
     Registration(RequestHandle),
+    /// The table of Accepted INVITE transactions, for its earliest Timer M.
+    Accepted,
 }
 
 /// Deadlines of a call, beside its transactions' own timers.
