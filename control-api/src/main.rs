@@ -50,14 +50,17 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logs(cli.log_format)?;
-    let rt = if std::env::var_os("DIALER_EXPERIMENT_CURRENT_THREAD").is_some() {
-        tokio::runtime::Builder::new_current_thread()
+    // `dialer call`'s own work (a task per call waiting for its report, printing them) is
+    // small next to the calls' signalling, which runs on the dialer's signalling thread:
+    // one thread for it saves the hand-offs between runtime threads (14 % of the CPU per
+    // call at 2,000 calls per second, measured with both flavours on one binary).
+    let rt = match &cli.command {
+        Command::Call(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?
+            .build()?,
     };
     match cli.command {
         Command::Call(args) => rt.block_on(async {
