@@ -14,7 +14,7 @@
 //! kind costs apart from what the pump does.
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,30 +137,10 @@ fn carrier_like(sink: &UdpSocket) {
     set(libc::SO_TIMESTAMPNS, 1);
 }
 
-/// A raw IPv4 socket for sends with our own headers, with the pump's 4 MiB send buffer.
+/// The pump's raw IPv4 socket (same send buffer), so the bare loop sends as it does.
 fn raw_socket() -> Result<OwnedFd> {
-    // SAFETY: plain socket(2); the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    if fd < 0 {
-        anyhow::bail!(
-            "raw socket (needs CAP_NET_RAW): {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let size: libc::c_int = 4 << 20;
-    // SAFETY: setsockopt with a pointer to a local int of the stated size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            &size as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    Ok(owned)
+    engine::net::pump::open_raw_socket()
+        .map_err(|e| anyhow::anyhow!("raw socket (needs CAP_NET_RAW): {e}"))
 }
 
 /// One whole datagram (IPv4 and UDP headers, then `size` bytes) per slot place, with source

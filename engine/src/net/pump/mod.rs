@@ -53,8 +53,8 @@ use crate::media::pacer::PacerConfig;
 use crate::media::{DtmfEvent, MediaLatch, Segment, StreamParams};
 use event_loop::{Loop, LoopShared};
 pub use lag::LagHistogram;
-use sys::{fd_error, is_fd_exhaustion, open_raw_socket};
-pub use sys::{raise_fd_limit, write_ipv4_udp};
+use sys::{fd_error, is_fd_exhaustion};
+pub use sys::{open_raw_socket, raise_fd_limit, write_ipv4_udp};
 
 /// How packets leave. See the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,9 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     }
 }
 
-pub(super) fn open_raw_socket() -> io::Result<OwnedFd> {
+/// A raw IPv4 socket for sends with our own IP and UDP headers (needs CAP_NET_RAW), with a
+/// 4 MiB send buffer: what each pacing loop sends through (and `loadtest floor --raw`).
+pub fn open_raw_socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned at once.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {

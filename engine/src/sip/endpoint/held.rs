@@ -71,23 +71,6 @@ const PEER: &str = "127.0.0.2:5060";
 const ANSWER: &str = "v=0\r\no=peer 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\n\
 t=0 0\r\nm=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
 
-fn params() -> CallParams {
-    let proxy: SocketAddr = PEER.parse().expect("addr");
-    CallParams {
-        proxy,
-        request_uri: format!("sip:+390771286891@{PEER}"),
-        to_uri: format!("sip:+390771286891@{PEER}"),
-        from_uri: "sip:comune@127.0.0.1".into(),
-        from_display: None,
-        offer: sdp::OfferParams::g711(7, proxy.ip(), 20000),
-        ring_timeout: Duration::from_secs(30),
-        credentials: None,
-        transport: Some(Transport::Udp),
-        extra_headers: Vec::new(),
-        trunk: Some("trunk-a".into()),
-    }
-}
-
 /// The far end: 200 with SDP to an INVITE, sent twice (the second a retransmission, as
 /// when our ACK is late), and 200 to a BYE.
 fn far_end(bytes: &[u8]) -> Vec<Vec<u8>> {
@@ -132,7 +115,7 @@ fn exchange(ep: &mut Endpoint, now: Instant) -> (usize, bool) {
 /// its BYE answered before the next; handles every timer due on the way.
 fn calls(ep: &mut Endpoint, now: &mut Instant, n: usize, gap: Duration) {
     for _ in 0..n {
-        let call = ep.place_call(*now, params());
+        let call = ep.place_call(*now, super::tests::params(Duration::from_secs(30)));
         let (acks, _) = exchange(ep, *now);
         assert_eq!(acks, 2, "the retransmitted 2xx is acknowledged again");
         ep.hangup(*now, call);

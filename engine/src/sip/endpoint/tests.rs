@@ -27,7 +27,8 @@ impl Endpoint {
     }
 }
 
-fn params(ring: Duration) -> CallParams {
+/// A call to the test peer over UDP (also what `held` places).
+pub(super) fn params(ring: Duration) -> CallParams {
     let proxy: SocketAddr = PEER.parse().expect("addr");
     CallParams {
         proxy,
