@@ -111,8 +111,14 @@ pub(crate) struct Carrier {
     pub report: PathBuf,
 }
 
-fn start_carrier(exe: &Path, out: &Path, tag: &str, calls: u64, limit_s: u64) -> Result<Carrier> {
-    let report = out.join(format!("carrier-{tag}.json"));
+/// Starts `loadtest carrier` on loopback, answering `calls` calls for at most `limit_s`
+/// seconds and writing its report to `report`; returns once it printed its ready line.
+pub(crate) fn start_carrier(
+    exe: &Path,
+    report: PathBuf,
+    calls: u64,
+    limit_s: u64,
+) -> Result<Carrier> {
     let mut child = Command::new(exe)
         .args([
             "carrier",
@@ -240,7 +246,7 @@ impl Bench<'_> {
         let a = self.a;
         let tag = format!("{sender}-{n}");
         eprintln!("bench: {tag} ({cps:.0} cps, {}s calls)", a.secs);
-        let carrier = start_carrier(&self.me, &a.out, &tag, n, self.limit)?;
+        let carrier = start_carrier(&self.me, a.out.join(format!("carrier-{tag}.json")), n, self.limit)?;
         let t0 = Instant::now();
         let usage = match sender {
             "dialer" => self.dialer_calls(&tag, &carrier.sip, n, cps)?,

@@ -9,7 +9,6 @@
 //!
 //! Loopback only; every wait is bounded (`--max-secs` for the campaign, 60 s for start-up).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,8 +17,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::bench::{finish_carrier, Carrier};
-use crate::bench_host::{machine, proc_cpu_rss};
+use crate::bench::{finish_carrier, start_carrier};
+use crate::bench_host::{machine, proc_cpu_rss, tone_wav};
 
 /// Arguments of `loadtest bench campaign`.
 #[derive(Debug, Args)]
@@ -76,52 +75,10 @@ impl Drop for Serve {
     }
 }
 
-/// A mono 16-bit 8 kHz WAV of a 440 Hz tone.
-fn tone_wav(path: &Path, secs: f64) -> Result<()> {
-    let n = (8000.0 * secs) as u32;
-    let mut b = Vec::with_capacity(44 + 2 * n as usize);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    b.extend_from_slice(&1u16.to_le_bytes()); // mono
-    b.extend_from_slice(&8000u32.to_le_bytes());
-    b.extend_from_slice(&16000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let x = (i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 12000.0;
-        b.extend_from_slice(&(x as i16).to_le_bytes());
-    }
-    std::fs::write(path, b).with_context(|| format!("writing {}", path.display()))
-}
-
 fn free_tcp_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-fn start_carrier(me: &Path, work: &Path, calls: u64, limit_s: u64) -> Result<Carrier> {
-    let report = work.join("carrier.json");
-    let mut child = Command::new(me)
-        .args(["carrier", "--listen", "127.0.0.1:0"])
-        .args(["--media", "127.0.0.1:0"])
-        .args(["--exit-after-calls", &calls.to_string()])
-        .args(["--duration", &limit_s.to_string()])
-        .arg("--report")
-        .arg(&report)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("spawning the carrier")?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().context("carrier stdout")?).read_line(&mut line)?;
-    let v: Value = serde_json::from_str(&line).context("carrier ready line")?;
-    let sip = v["ready"]["sip"].as_str().context("ready.sip")?.to_string();
-    Ok(Carrier { child, sip, report })
 }
 
 fn start_serve(
@@ -296,7 +253,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
     let work = std::env::temp_dir().join(format!("loadtest-campaign-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let load_before = machine()["loadavg"].clone();
-    let carrier = start_carrier(&me, &work, a.contacts, a.max_secs + 300)?;
+    let carrier = start_carrier(&me, work.join("carrier.json"), a.contacts, a.max_secs + 300)?;
     let admin = format!(
         "bench-admin-{:016x}",
         std::process::id() as u64 * 0x9e37_79b9

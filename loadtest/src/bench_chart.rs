@@ -44,12 +44,20 @@ type Line<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 /// A figure of the signalling runs: title, y axis, the value of one run.
 type Metric<'a> = (&'a str, &'a str, &'a dyn Fn(&Value) -> Option<f64>);
 
-/// One line of (x, y) points in a panel with its own y range.
+/// What a panel's x axis says and whether its points are marked (a few runs) or not (a
+/// second-by-second series).
+struct XAxis<'a> {
+    desc: &'a str,
+    max: f64,
+    dots: bool,
+}
+
+/// Lines of (x, y) points in a panel with its own y range.
 fn panel(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     title: &str,
     y_desc: &str,
-    x_max: f64,
+    axis: &XAxis,
     lines: &[Line],
 ) -> Result<()> {
     let y_max = lines
@@ -62,11 +70,11 @@ fn panel(
         .margin(8)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max.max(1.0), 0f64..y_max)
+        .build_cartesian_2d(0f64..axis.max.max(1.0), 0f64..y_max)
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc("seconds since the campaign's first INVITE")
+        .x_desc(axis.desc)
         .y_desc(y_desc)
         .draw()
         .map_err(plot_err)?;
@@ -77,6 +85,11 @@ fn panel(
             .map_err(plot_err)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        if axis.dots {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(plot_err)?;
+        }
     }
     chart
         .configure_series_labels()
@@ -117,6 +130,11 @@ pub fn campaign(path: &Path, a: &CampaignArgs, per_s: &[u64], samples: &[Sample]
             )
         })
         .collect();
+    let axis = XAxis {
+        desc: "seconds since the campaign's first INVITE",
+        max: x_max,
+        dots: false,
+    };
     let root = BitMapBackend::new(path, (1100, 1000)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let rows = root.split_evenly((3, 1));
@@ -128,7 +146,7 @@ pub fn campaign(path: &Path, a: &CampaignArgs, per_s: &[u64], samples: &[Sample]
         &rows[0],
         &format!("{title}: INVITEs per second at the carrier"),
         "INVITEs / s",
-        x_max,
+        &axis,
         &[
             ("INVITEs received", BLUE, rate),
             ("ceiling", RED, ceiling),
@@ -139,14 +157,14 @@ pub fn campaign(path: &Path, a: &CampaignArgs, per_s: &[u64], samples: &[Sample]
         &rows[1],
         "dialer serve resident set",
         "RSS MiB",
-        x_max,
+        &axis,
         &[("RSS", GREEN, rss)],
     )?;
     panel(
         &rows[2],
         "dialer serve CPU (user + system)",
         "% of one core",
-        x_max,
+        &axis,
         &[("CPU", MAGENTA, cpu)],
     )?;
     root.present().map_err(plot_err)?;
@@ -162,11 +180,15 @@ pub fn signalling(path: &Path, runs: &[Value]) -> Result<()> {
             .filter_map(|r| Some((r["rate_asked"].as_f64()?, f(r)?)))
             .collect()
     };
-    let x_max = runs
-        .iter()
-        .filter_map(|r| r["rate_asked"].as_f64())
-        .fold(1.0, f64::max)
-        * 1.1;
+    let axis = XAxis {
+        desc: "calls per second asked",
+        max: runs
+            .iter()
+            .filter_map(|r| r["rate_asked"].as_f64())
+            .fold(1.0, f64::max)
+            * 1.1,
+        dots: true,
+    };
     let root = BitMapBackend::new(path, (1500, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let cols = root.split_evenly((1, 3));
@@ -186,43 +208,7 @@ pub fn signalling(path: &Path, runs: &[Value]) -> Result<()> {
             ("dialer call", BLUE, series("dialer", f)),
             ("SIPp UAC", RED, series("sipp", f)),
         ];
-        let y_max = lines
-            .iter()
-            .flat_map(|(_, _, p)| p.iter().map(|&(_, y)| y))
-            .fold(1.0f64, f64::max)
-            * 1.15;
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("calls per second asked")
-            .y_desc(y_desc)
-            .draw()
-            .map_err(plot_err)?;
-        for (name, color, pts) in lines {
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
-                .map_err(plot_err)?;
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(plot_err)?;
+        panel(area, title, y_desc, &axis, &lines)?;
     }
     root.present()
         .map_err(plot_err)

@@ -1,9 +1,9 @@
 //! What the `loadtest bench` scenarios record about the machine and a running process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 /// The machine the figures come from: cores, CPU model, kernel, memory, load average.
@@ -66,4 +66,27 @@ pub fn dialer_binary(given: Option<&PathBuf>) -> Result<PathBuf> {
         );
     }
     Ok(dialer)
+}
+
+/// A mono 16-bit 8 kHz WAV of a 440 Hz tone.
+pub(crate) fn tone_wav(path: &Path, secs: f64) -> Result<()> {
+    let n = (8000.0 * secs) as u32;
+    let mut b = Vec::with_capacity(44 + 2 * n as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&8000u32.to_le_bytes());
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(2 * n).to_le_bytes());
+    for i in 0..n {
+        let x = (i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 12000.0;
+        b.extend_from_slice(&(x as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).with_context(|| format!("writing {}", path.display()))
 }

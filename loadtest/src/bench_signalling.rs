@@ -15,7 +15,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::bench::{free_udp_port, wait_usage};
-use crate::bench_host::machine;
+use crate::bench_host::{machine, tone_wav};
 
 /// Arguments of `loadtest bench signalling`.
 #[derive(Debug, Args)]
@@ -41,25 +41,6 @@ pub struct SignallingArgs {
     /// The SIPp binary.
     #[arg(long, default_value = "sipp")]
     pub sipp: String,
-}
-
-/// A 0.1 s tone: the dialer's prompt (the method's short message).
-fn short_prompt(path: &Path) -> Result<()> {
-    let n = 800u32;
-    let mut b = Vec::new();
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + 2 * n).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 8000, 16000, 0x0010_0002] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&(2 * n).to_le_bytes());
-    for i in 0..n {
-        let x = (i as f64 / 8000.0 * 440.0 * std::f64::consts::TAU).sin() * 12000.0;
-        b.extend_from_slice(&(x as i16).to_le_bytes());
-    }
-    Ok(std::fs::write(path, b)?)
 }
 
 /// Seconds of a SIPp `HH:MM:SS` (or `HH:MM:SS:mmm`) elapsed time.
@@ -293,7 +274,8 @@ pub fn run(a: SignallingArgs) -> Result<()> {
     let dialer = crate::bench_host::dialer_binary(a.dialer.as_ref())?;
     std::fs::create_dir_all(&a.out)?;
     let prompt = std::env::temp_dir().join(format!("loadtest-sig-{}.wav", std::process::id()));
-    short_prompt(&prompt)?;
+    // A 0.1 s tone: the dialer's prompt (the method's short message).
+    tone_wav(&prompt, 0.1)?;
     let mut runs = vec![];
     for &rate in &a.rates {
         for uac in &a.uacs {
