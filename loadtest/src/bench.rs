@@ -246,7 +246,12 @@ impl Bench<'_> {
         let a = self.a;
         let tag = format!("{sender}-{n}");
         eprintln!("bench: {tag} ({cps:.0} cps, {}s calls)", a.secs);
-        let carrier = start_carrier(&self.me, a.out.join(format!("carrier-{tag}.json")), n, self.limit)?;
+        let carrier = start_carrier(
+            &self.me,
+            a.out.join(format!("carrier-{tag}.json")),
+            n,
+            self.limit,
+        )?;
         let t0 = Instant::now();
         let usage = match sender {
             "dialer" => self.dialer_calls(&tag, &carrier.sip, n, cps)?,

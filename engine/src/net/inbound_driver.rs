@@ -27,44 +27,13 @@ use crate::dialer::core::{CallToken, StoreReply};
 use crate::ivr::Audio;
 use crate::model::registrations::NewRegistration;
 use crate::model::Unregistered;
-use crate::sip::endpoint::{AnswerError, CallHandle, Endpoint};
-use crate::sip::sdp::{AnswerParams, NegotiatedMedia};
+use crate::sip::endpoint::{CallHandle, Endpoint};
+use crate::sip::sdp::AnswerParams;
 use crate::store::now_ms;
 use crate::store::Store;
 use crate::webhook::{Event, EventKind};
 use line_store::{keep_take, launch, lookup};
 pub use speech::{speech_name, take_name, Speech};
-
-/// What inbound calls need of the SIP side (the endpoint the dialer driver owns; a
-/// trait so the executor can be tested without sockets).
-pub trait IvrSip {
-    /// 180 Ringing.
-    fn ring(&mut self, call: CallHandle);
-    /// A final refusal.
-    fn reject(&mut self, call: CallHandle, status: u16, reason: &str);
-    /// 200 OK with our SDP answer; what the answer settled.
-    fn accept(
-        &mut self,
-        call: CallHandle,
-        answer: &AnswerParams,
-    ) -> Result<NegotiatedMedia, AnswerError>;
-}
-
-impl IvrSip for Endpoint {
-    fn ring(&mut self, call: CallHandle) {
-        Endpoint::ring(self, Instant::now(), call);
-    }
-    fn reject(&mut self, call: CallHandle, status: u16, reason: &str) {
-        Endpoint::reject(self, Instant::now(), call, status, reason);
-    }
-    fn accept(
-        &mut self,
-        call: CallHandle,
-        answer: &AnswerParams,
-    ) -> Result<NegotiatedMedia, AnswerError> {
-        Endpoint::accept(self, Instant::now(), call, answer)
-    }
-}
 
 /// The driver's inbound state.
 pub struct InboundExec<S: Store> {
@@ -155,21 +124,21 @@ impl<S: Store> InboundExec<S> {
 
     /// Executes one action. `ports` holds RTP ports reserved by `Accept` until
     /// `StartIdle`. A failure the core must know comes back as the note to give it.
-    pub fn execute<M: CallMedia, P: IvrSip>(
+    pub fn execute<M: CallMedia>(
         &self,
         a: InboundAction,
-        sip: &mut P,
+        sip: &mut Endpoint,
         media: &Arc<M>,
         ports: &mut HashMap<CallToken, M::Port>,
     ) -> Result<(), InboundNote> {
         let failed = |t: CallToken| move |e: io::Error| InboundNote::MediaFailed(t, e.to_string());
         match a {
-            InboundAction::Ring(call) => sip.ring(call),
+            InboundAction::Ring(call) => sip.ring(Instant::now(), call),
             InboundAction::Reject {
                 call,
                 status,
                 reason,
-            } => sip.reject(call, status, reason),
+            } => sip.reject(Instant::now(), call, status, reason),
             InboundAction::Lookup {
                 token,
                 number,
@@ -289,9 +258,9 @@ impl<S: Store> InboundExec<S> {
 
     /// Answers an inbound call: an RTP port reserved (kept in `ports` until `StartIdle`),
     /// then `200 OK` with the SDP answer.
-    pub fn accept<M: CallMedia, P: IvrSip>(
+    pub fn accept<M: CallMedia>(
         &self,
-        sip: &mut P,
+        sip: &mut Endpoint,
         media: &Arc<M>,
         ports: &mut HashMap<CallToken, M::Port>,
         token: CallToken,
@@ -303,14 +272,14 @@ impl<S: Store> InboundExec<S> {
             .bind()
             .map_err(|e| refused(format!("no RTP port: {e}")))?;
         answer.rtp_port = M::port_number(&port);
-        match sip.accept(call, &answer) {
+        match sip.accept(Instant::now(), call, &answer) {
             Ok(_) => {
                 ports.insert(token, port);
                 Ok(())
             }
             Err(e) => {
                 // No acceptable codec in the offer (or the call is gone): refuse it.
-                sip.reject(call, 488, "Not Acceptable Here");
+                sip.reject(Instant::now(), call, 488, "Not Acceptable Here");
                 Err(refused(format!("answer: {e:?}")))
             }
         }
