@@ -5,6 +5,10 @@
 //! (fsyncs) a second, and a caller awaiting [`super::Store::begin_attempt`] knows its
 //! journal entry is durable before the INVITE leaves.
 //!
+//! A write may also have a synchronous form ([`SyncWrite`]): SQLite's journal writes run on
+//! the writer connection's own handle, a run of them in a batch under one lock of it, instead
+//! of a hand-off to sqlx's worker thread and back for every statement.
+//!
 //! What differs per backend is how one operation runs inside the batch ([`RunOne`]:
 //! PostgreSQL puts each in a savepoint, since a failed statement aborts its transaction,
 //! except the journal's all-or-nothing writes, [`Isolation::Shared`])
@@ -49,11 +53,107 @@ pub(crate) enum Isolation {
 
 /// How one queued operation runs on a backend's connection inside the batch.
 pub(crate) trait RunOne: Send + 'static {
+    /// The handle synchronous writes run on (SQLite: a rusqlite view of the connection);
+    /// a backend without them names a type no write is ever queued for.
+    type Sync: 'static;
+
     /// Runs `run` on `c`; the backend may wrap it (a savepoint) as `iso` asks.
     fn run_one<'c, T, F>(c: &'c mut Self, iso: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static;
+
+    /// Runs a run of consecutive synchronous writes in order on the handle of `c`, inside
+    /// the batch's transaction; stops at the first that aborts it, failing the rest.
+    fn run_sync(c: &mut Self, ops: Vec<Box<dyn SyncWrite<Self::Sync>>>) -> BoxFut<'_, SyncRun>;
+}
+
+/// What a run of synchronous writes did: the replies of those that ran, and the error
+/// that aborted the batch's transaction if one did.
+pub(crate) struct SyncRun {
+    pub(crate) applied: Vec<Applied>,
+    pub(crate) aborted: Option<String>,
+}
+
+impl SyncRun {
+    /// The run could not start (the handle could not be had): every write is failed and
+    /// the batch aborted with `msg`.
+    pub(crate) fn refused<H>(ops: Vec<Box<dyn SyncWrite<H>>>, msg: String) -> SyncRun {
+        ops.into_iter().for_each(|op| op.fail(&msg));
+        SyncRun {
+            applied: Vec::new(),
+            aborted: Some(msg),
+        }
+    }
+
+    /// Runs `ops` in order on `h`, stopping at the first that aborts.
+    pub(crate) fn run<H>(ops: Vec<Box<dyn SyncWrite<H>>>, h: &mut H) -> SyncRun {
+        let mut applied = Vec::with_capacity(ops.len());
+        let mut aborted: Option<String> = None;
+        for op in ops {
+            match &aborted {
+                Some(e) => op.fail(&format!("batch aborted: {e}")),
+                None => {
+                    let mut a = op.apply(h);
+                    aborted = a.aborted.take();
+                    applied.push(a);
+                }
+            }
+        }
+        SyncRun { applied, aborted }
+    }
+}
+
+/// A write with a synchronous form, run on a backend's handle `H` without awaiting; it is
+/// all-or-nothing ([`Isolation::Shared`]): a database error aborts its batch.
+pub(crate) trait SyncWrite<H>: Send {
+    /// Runs the operation; the returned reply is sent once the commit is known.
+    fn apply(self: Box<Self>, h: &mut H) -> Applied;
+    /// The operation will not run: answers the caller with the reason.
+    fn fail(self: Box<Self>, msg: &str);
+}
+
+struct SyncJob<T, F> {
+    reply: Reply<T>,
+    run: F,
+}
+
+impl<H, T, F> SyncWrite<H> for SyncJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut H) -> StoreResult<T> + Send,
+{
+    fn apply(self: Box<Self>, h: &mut H) -> Applied {
+        let SyncJob { reply, run } = *self;
+        let r = run(h);
+        let aborted = match &r {
+            Err(e @ (StoreError::Db(_) | StoreError::Sqlite(_))) => Some(e.to_string()),
+            _ => None,
+        };
+        Applied {
+            reply: defer(reply, r),
+            aborted,
+        }
+    }
+
+    fn fail(self: Box<Self>, msg: &str) {
+        let _ = self.reply.send(Err(StoreError::Conflict(msg.to_string())));
+    }
+}
+
+/// One queued operation: awaited on the connection, or synchronous on its handle.
+pub(crate) enum Op<C: RunOne> {
+    Async(Box<dyn Write<C>>),
+    Sync(Box<dyn SyncWrite<C::Sync>>),
+}
+
+impl<C: RunOne> Op<C> {
+    fn fail(self, msg: &str) {
+        match self {
+            Op::Async(op) => op.fail(msg),
+            Op::Sync(op) => op.fail(msg),
+        }
+    }
 }
 
 /// One queued write: it runs inside the batch's transaction, and its reply waits for the
@@ -110,11 +210,11 @@ fn defer<T: Send + 'static>(reply: Reply<T>, r: StoreResult<T>) -> Deferred {
 }
 
 /// The sending side of a store's writer: clones share the writer task.
-pub(crate) struct Queue<C> {
-    tx: mpsc::UnboundedSender<Box<dyn Write<C>>>,
+pub(crate) struct Queue<C: RunOne> {
+    tx: mpsc::UnboundedSender<Op<C>>,
 }
 
-impl<C> Clone for Queue<C> {
+impl<C: RunOne> Clone for Queue<C> {
     fn clone(&self) -> Self {
         Queue {
             tx: self.tx.clone(),
@@ -123,7 +223,7 @@ impl<C> Clone for Queue<C> {
 }
 
 /// The writer task's side of a [`Queue`].
-pub(crate) type Ops<C> = mpsc::UnboundedReceiver<Box<dyn Write<C>>>;
+pub(crate) type Ops<C> = mpsc::UnboundedReceiver<Op<C>>;
 
 impl<C: RunOne> Queue<C> {
     /// A queue and the receiver its writer task drains.
@@ -140,9 +240,23 @@ impl<C: RunOne> Queue<C> {
         F: for<'x> FnOnce(&'x mut C) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let sent = self.tx.send(Box::new(Job { reply, iso, run })).is_ok();
+        let sent = self.tx.send(Op::Async(Box::new(Job { reply, iso, run })));
         Pending {
-            rx: sent.then_some(rx),
+            rx: sent.is_ok().then_some(rx),
+        }
+    }
+
+    /// Queues `run`, a write with a synchronous form ([`SyncWrite`]), on the writer now and
+    /// returns the future of its reply.
+    pub(crate) fn write_sync<T, F>(&self, run: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut C::Sync) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.tx.send(Op::Sync(Box::new(SyncJob { reply, run })));
+        Pending {
+            rx: sent.is_ok().then_some(rx),
         }
     }
 }
@@ -196,9 +310,9 @@ pub(crate) trait Queued {
 
 /// Waits for the next operation and takes every other already queued, up to `max`;
 /// false once every sender is gone.
-pub(crate) async fn next_batch<C>(
+pub(crate) async fn next_batch<C: RunOne>(
     rx: &mut Ops<C>,
-    batch: &mut Vec<Box<dyn Write<C>>>,
+    batch: &mut Vec<Op<C>>,
     max: usize,
 ) -> bool {
     let Some(first) = rx.recv().await else {
@@ -215,7 +329,7 @@ pub(crate) async fn next_batch<C>(
 }
 
 /// Answers every operation of a batch whose transaction could not be opened.
-pub(crate) fn fail_all<C>(batch: &mut Vec<Box<dyn Write<C>>>, msg: &str) {
+pub(crate) fn fail_all<C: RunOne>(batch: &mut Vec<Op<C>>, msg: &str) {
     let msg = format!("begin failed: {msg}");
     batch.drain(..).for_each(|op| op.fail(&msg));
 }
@@ -226,7 +340,7 @@ pub(crate) fn fail_all<C>(batch: &mut Vec<Box<dyn Write<C>>>, msg: &str) {
 /// every one is answered with the error.
 pub(crate) async fn apply_and_commit<DB>(
     mut tx: sqlx::Transaction<'_, DB>,
-    batch: &mut Vec<Box<dyn Write<DB::Connection>>>,
+    batch: &mut Vec<Op<DB::Connection>>,
     started: std::time::Instant,
 ) where
     DB: sqlx::Database,
@@ -235,14 +349,30 @@ pub(crate) async fn apply_and_commit<DB>(
     let n = batch.len();
     let mut replies: Vec<Deferred> = Vec::with_capacity(n);
     let mut aborted: Option<String> = None;
-    for op in batch.drain(..) {
+    let mut ops = batch.drain(..).peekable();
+    while let Some(op) = ops.next() {
         if let Some(e) = &aborted {
             op.fail(&format!("batch aborted: {e}"));
             continue;
         }
-        let a = op.apply(&mut *tx).await;
-        replies.push(a.reply);
-        aborted = a.aborted;
+        match op {
+            Op::Async(op) => {
+                let a = op.apply(&mut *tx).await;
+                replies.push(a.reply);
+                aborted = a.aborted;
+            }
+            Op::Sync(first) => {
+                let mut run = vec![first];
+                while let Some(Op::Sync(_)) = ops.peek() {
+                    if let Some(Op::Sync(op)) = ops.next() {
+                        run.push(op);
+                    }
+                }
+                let done = DB::Connection::run_sync(&mut *tx, run).await;
+                replies.extend(done.applied.into_iter().map(|a| a.reply));
+                aborted = done.aborted;
+            }
+        }
     }
     let err = match aborted {
         // PostgreSQL would answer COMMIT with a rollback and no error.

@@ -67,6 +67,10 @@ pub enum StoreError {
     /// The database said no.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The database said no to a synchronous write (SQLite's journal writes, which run on
+    /// the writer connection's own handle: `store::sqlite::journal_write`).
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// No such record.
     #[error("not found")]
     NotFound,

@@ -3,7 +3,27 @@
 //! function of the same name in the backend's concern module (`api`, `campaigns`,
 //! `contacts`, `dids`, `journal`, `registrations`). Both backends invoke [`impl_store`] with
 //! those modules in scope, so the SQLite and PostgreSQL stores cannot drift apart in what
-//! each method does, only in their SQL.
+//! each method does, only in their SQL. The journal's writes go through each backend's
+//! [`JournalWrites`].
+
+use super::batch::Pending;
+use super::{AttemptEnd, AttemptStart, ContactNext};
+use crate::model::Outcome;
+
+/// The journal's writes, which each backend queues its own way: SQLite synchronously on
+/// its writer's handle (`sqlite/journal_write.rs`), PostgreSQL awaited in the batch with a
+/// cluster node's fencing (`postgres/journal_write.rs`). Queued when called, like every
+/// write, so they keep their call order.
+pub(crate) trait JournalWrites {
+    /// Journals an attempt before its INVITE leaves; its id.
+    fn journal_begin(&self, a: AttemptStart) -> Pending<i64>;
+    /// Journals an answer.
+    fn journal_answered(&self, attempt: i64, at_ms: i64) -> Pending<()>;
+    /// Closes a contact that gets no attempt.
+    fn journal_close_contact(&self, campaign: i64, contact: i64, outcome: Outcome) -> Pending<()>;
+    /// Journals an attempt's end and where its contact goes next.
+    fn journal_finish(&self, end: AttemptEnd, next: ContactNext) -> Pending<()>;
+}
 
 /// Implements `Store` for `$ty` over the concern modules in scope at the call site.
 macro_rules! impl_store {
@@ -146,7 +166,7 @@ macro_rules! impl_store {
                 &self,
                 a: AttemptStart,
             ) -> impl Future<Output = StoreResult<i64>> + Send + use<> {
-                self.write_shared(move |c| Box::pin(journal::begin(c, a)))
+                $crate::store::wiring::JournalWrites::journal_begin(self, a)
             }
 
             fn attempt_answered(
@@ -154,7 +174,7 @@ macro_rules! impl_store {
                 attempt: i64,
                 at_ms: i64,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write_shared(move |c| Box::pin(journal::answered(c, attempt, at_ms)))
+                $crate::store::wiring::JournalWrites::journal_answered(self, attempt, at_ms)
             }
 
             fn close_contact(
@@ -163,9 +183,9 @@ macro_rules! impl_store {
                 contact: i64,
                 outcome: Outcome,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write_shared(move |c| {
-                    Box::pin(journal::close_contact(c, campaign, contact, outcome))
-                })
+                $crate::store::wiring::JournalWrites::journal_close_contact(
+                    self, campaign, contact, outcome,
+                )
             }
 
             fn finish_attempt(
@@ -173,7 +193,7 @@ macro_rules! impl_store {
                 end: AttemptEnd,
                 next: ContactNext,
             ) -> impl Future<Output = StoreResult<()>> + Send + use<> {
-                self.write_shared(move |c| Box::pin(journal::finish(c, end, next)))
+                $crate::store::wiring::JournalWrites::journal_finish(self, end, next)
             }
 
             async fn dangling(&self) -> StoreResult<Vec<Dangling>> {

@@ -75,7 +75,7 @@ pub(super) fn fence(db: &Read) -> i64 {
     db.fence()
 }
 
-/// Journals an attempt in one statement (binds as in `journal::begin`). In a cluster (a
+/// Journals an attempt in one statement (binds as in `journal_write::begin`). In a cluster (a
 /// fence set on the batch, see `dialer_my_fence`) the contact must be pending, not yet
 /// satisfied (`until`) and claimed by this node's live run, or nothing is written and the
 /// attempt is refused: a node back from a stall, whose claims others took over, cannot
@@ -96,9 +96,6 @@ pub(super) const BEGIN_ATTEMPT: &str = "WITH me AS (SELECT dialer_my_fence() AS 
          SELECT $1, $2, $3, $4, $5, $6, $7, NULLIF(go.f, 0)
          FROM (SELECT f FROM claimed UNION ALL SELECT f FROM me WHERE f = 0) AS go
          RETURNING id";
-
-/// Nothing to mark before the insert: `BEGIN_ATTEMPT` marks the claimed contact.
-pub(super) const MARK_DIALING: Option<&str> = None;
 
 /// Puts a starting campaign's targets in with one statement (the ids and messages passed
 /// as two arrays).

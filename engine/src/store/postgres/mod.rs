@@ -21,12 +21,17 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Queue, RunOne};
+use super::batch::{
+    apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Pending, Queue, Queued, RunOne,
+    SyncRun, SyncWrite,
+};
+use super::wiring::JournalWrites;
 use super::*;
 
 mod cluster;
 mod cluster_trunks;
 mod db;
+mod journal_write;
 // api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
 // prefix_limits: the SQL in `store/sql/`.
 crate::store::sql::shared_concerns!();
@@ -136,7 +141,17 @@ impl Default for PgOptions {
 /// transaction, so one that fails (a name conflict, say) is rolled back alone and the rest
 /// of the batch commits. The journal's all-or-nothing writes ([`Isolation::Shared`]) skip
 /// the savepoint's two round trips.
+/// No write of PostgreSQL's has a synchronous form (its journal writes are awaited in the
+/// batch like the others): the handle type has no value.
+pub(crate) enum NoSync {}
+
 impl RunOne for PgConnection {
+    type Sync = NoSync;
+
+    fn run_sync(_: &mut Self, ops: Vec<Box<dyn SyncWrite<NoSync>>>) -> BoxFut<'_, SyncRun> {
+        Box::pin(async move { SyncRun::refused(ops, "no synchronous writes".into()) })
+    }
+
     fn run_one<'c, T, F>(c: &'c mut Self, iso: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
@@ -180,6 +195,26 @@ pub struct PgStore {
     /// a lease renewal must not wait for a reader behind claims and API reads.
     beat: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
     opts: Arc<PgConnectOptions>,
+}
+
+impl JournalWrites for PgStore {
+    fn journal_begin(&self, a: AttemptStart) -> Pending<i64> {
+        self.write_shared(move |c| Box::pin(journal_write::begin(c, a)))
+    }
+
+    fn journal_answered(&self, attempt: i64, at_ms: i64) -> Pending<()> {
+        self.write_shared(move |c| Box::pin(journal_write::answered(c, attempt, at_ms)))
+    }
+
+    fn journal_close_contact(&self, campaign: i64, contact: i64, outcome: Outcome) -> Pending<()> {
+        self.write_shared(move |c| {
+            Box::pin(journal_write::close_contact(c, campaign, contact, outcome))
+        })
+    }
+
+    fn journal_finish(&self, end: AttemptEnd, next: ContactNext) -> Pending<()> {
+        self.write_shared(move |c| Box::pin(journal_write::finish(c, end, next)))
+    }
 }
 
 impl Queued for PgStore {

@@ -59,12 +59,6 @@ pub(super) const FOR_UPDATE: &str = "";
 /// The street list's conflict target: the column is `COLLATE NOCASE`.
 pub(super) const STREET_KEY: &str = "street";
 
-/// Which attempts an answer is journaled on: every one (no other node closes them).
-pub(super) const ANSWER_COUNTS: &str = "TRUE";
-
-/// How a finished attempt leaves its contact's claim: there are no claims.
-pub(super) const RELEASE_CLAIM: &str = "";
-
 /// Which dialling attempts belong to a run that is gone: all (this process is the only
 /// dialer).
 pub(super) const GONE_RUN: &str = "";
@@ -73,17 +67,6 @@ pub(super) const GONE_RUN: &str = "";
 pub(super) fn fence(_db: &Read) -> i64 {
     0
 }
-
-/// Marks the contact dialling before its attempt is journaled (`$1` campaign, `$2`
-/// contact).
-pub(super) const MARK_DIALING: Option<&str> = Some(
-    "UPDATE campaign_contacts SET state = 'dialing' WHERE campaign_id = $1 AND contact_id = $2",
-);
-
-/// Journals an attempt (binds as in `journal::begin`).
-pub(super) const BEGIN_ATTEMPT: &str =
-    "INSERT INTO attempts (campaign_id, contact_id, number, call_id, trunk, state, started_ms)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
 
 /// Puts a starting campaign's targets in, one prepared statement per contact (SQLite has
 /// no arrays to pass them in one).

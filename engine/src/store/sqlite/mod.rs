@@ -18,10 +18,15 @@ use sqlx::sqlite::{
 };
 use sqlx::Connection;
 
-use super::batch::{apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Queue, RunOne};
+use super::batch::{
+    apply_and_commit, fail_all, next_batch, BoxFut, Isolation, Ops, Pending, Queue, RunOne,
+    SyncRun, SyncWrite,
+};
+use super::wiring::JournalWrites;
 use super::*;
 
 mod db;
+mod journal_write;
 // api, campaigns, contacts, dids, journal, registrations, audit_log, webhooks,
 // prefix_limits: the SQL in `store/sql/`.
 crate::store::sql::shared_concerns!();
@@ -73,14 +78,56 @@ pub struct SqliteStore {
 }
 
 /// An operation runs directly in the batch's transaction (a failed statement does not
-/// abort a SQLite transaction).
+/// abort a SQLite transaction). Synchronous writes run on a rusqlite view of the same
+/// connection, taken from sqlx's worker thread for the run (`lock_handle`).
 impl RunOne for SqliteConnection {
+    type Sync = rusqlite::Connection;
+
     fn run_one<'c, T, F>(c: &'c mut Self, _: Isolation, run: F) -> BoxFut<'c, StoreResult<T>>
     where
         T: Send + 'static,
         F: for<'x> FnOnce(&'x mut Self) -> BoxFut<'x, StoreResult<T>> + Send + 'static,
     {
         run(c)
+    }
+
+    fn run_sync(c: &mut Self, ops: Vec<Box<dyn SyncWrite<Self::Sync>>>) -> BoxFut<'_, SyncRun> {
+        Box::pin(async move {
+            let mut locked = match c.lock_handle().await {
+                Ok(locked) => locked,
+                Err(e) => return SyncRun::refused(ops, e.to_string()),
+            };
+            // SAFETY: the handle is sqlx's open connection, held away from its worker
+            // thread for as long as `locked` lives; the view is dropped first (end of this
+            // block, before `locked`) and never closes the handle (`from_handle`).
+            let view =
+                unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) };
+            match view {
+                Ok(mut view) => SyncRun::run(ops, &mut view),
+                Err(e) => SyncRun::refused(ops, e.to_string()),
+            }
+        })
+    }
+}
+
+impl JournalWrites for SqliteStore {
+    fn journal_begin(&self, a: AttemptStart) -> Pending<i64> {
+        self.queue.write_sync(move |c| journal_write::begin(c, &a))
+    }
+
+    fn journal_answered(&self, attempt: i64, at_ms: i64) -> Pending<()> {
+        self.queue
+            .write_sync(move |c| journal_write::answered(c, attempt, at_ms))
+    }
+
+    fn journal_close_contact(&self, campaign: i64, contact: i64, outcome: Outcome) -> Pending<()> {
+        self.queue
+            .write_sync(move |c| journal_write::close_contact(c, campaign, contact, outcome))
+    }
+
+    fn journal_finish(&self, end: AttemptEnd, next: ContactNext) -> Pending<()> {
+        self.queue
+            .write_sync(move |c| journal_write::finish(c, &end, next))
     }
 }
 
