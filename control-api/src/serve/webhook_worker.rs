@@ -122,20 +122,27 @@ fn new_state(seen: &mut HashMap<i64, String>, ev: &Event) -> bool {
     seen.insert(c, state.clone()).as_ref() != Some(&state)
 }
 
+/// Events taken from the queue at once: their outbox rows are queued on the store's
+/// writer together and land in one commit, instead of one commit awaited per event
+/// (which could not keep up with a campaign's call.completed events).
+const OUTBOX_BATCH: usize = 1024;
+
 async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
     let mut throttle = Throttle::default();
     let mut states: HashMap<i64, String> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut batch = Vec::with_capacity(OUTBOX_BATCH);
     loop {
         tokio::select! {
-            ev = rx.recv() => {
-                let Some(ev) = ev else { return };
-                metrics::gauge!(m::WEBHOOK_QUEUE_DEPTH).set(rx.len() as f64);
-                if !new_state(&mut states, &ev) {
-                    continue;
+            n = rx.recv_many(&mut batch, OUTBOX_BATCH) => {
+                if n == 0 {
+                    return;
                 }
-                if let Some((campaign, tenant)) = enqueue(&store, ev).await {
-                    if throttle.on_call(campaign, &tenant, now_ms()) {
+                metrics::gauge!(m::WEBHOOK_QUEUE_DEPTH).set(rx.len() as f64);
+                let calls = enqueue_all(&store, &mut states, batch.drain(..)).await;
+                let now = now_ms();
+                for (campaign, tenant) in calls {
+                    if throttle.on_call(campaign, &tenant, now) {
                         progress(&store, campaign, &tenant).await;
                     }
                 }
@@ -149,48 +156,73 @@ async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
     }
 }
 
-/// Writes an event's outbox rows; for a call, returns its campaign and tenant.
-async fn enqueue(store: &AnyStore, mut ev: Event) -> Option<(i64, String)> {
-    let mut call = None;
-    if let (EventKind::CallCompleted, Some(attempt)) = (ev.kind, ev.attempt) {
-        let subj = match store.attempt_subject(attempt).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, "webhook: attempt lookup failed");
-                return None;
-            }
-        };
-        if let Some(d) = ev.data.as_object_mut() {
-            d.insert("campaign_id".into(), subj.campaign.into());
-            d.insert("number".into(), subj.number.clone().into());
+/// Queues the outbox rows of `events` in their order and waits for them; returns the
+/// campaign and tenant of each call among them.
+async fn enqueue_all(
+    store: &AnyStore,
+    states: &mut HashMap<i64, String>,
+    events: impl Iterator<Item = Event>,
+) -> Vec<(i64, String)> {
+    let mut writes = Vec::new();
+    let mut calls = Vec::new();
+    for ev in events {
+        if !new_state(states, &ev) {
+            continue;
         }
-        ev.tenant = Some(subj.tenant.clone());
-        ev.campaign = Some(subj.campaign);
-        call = Some((subj.campaign, subj.tenant));
+        let Some(ev) = with_subject(store, ev).await else {
+            continue;
+        };
+        let Some(tenant) = ev.tenant.clone() else {
+            continue;
+        };
+        if let (EventKind::CallCompleted, Some(campaign)) = (ev.kind, ev.campaign) {
+            calls.push((campaign, tenant.clone()));
+        }
+        writes.push((ev.kind, put(store, tenant, ev.kind, ev.at_ms, &ev.data)));
     }
-    let tenant = ev.tenant.clone()?;
-    put(store, tenant, ev.kind, ev.at_ms, &ev.data).await;
-    call
+    for (kind, w) in writes {
+        if let Err(e) = w.await {
+            tracing::warn!(kind = %kind, error = %e, "webhook: outbox write failed");
+        }
+    }
+    calls
 }
 
-async fn put(
+/// A call's event with whose the attempt is, read from the journal when the dialer did
+/// not have it (its campaign was gone); `None` if the attempt is unknown.
+async fn with_subject(store: &AnyStore, mut ev: Event) -> Option<Event> {
+    let (EventKind::CallCompleted, Some(attempt), None) = (ev.kind, ev.attempt, &ev.tenant) else {
+        return Some(ev);
+    };
+    match store.attempt_subject(attempt).await {
+        Ok(Some(subj)) => {
+            ev.set_subject(subj);
+            Some(ev)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(attempt, error = %e, "webhook: attempt lookup failed");
+            None
+        }
+    }
+}
+
+/// Queues an event's outbox rows on the store's writer (now, in call order); the future
+/// is its commit.
+fn put(
     store: &AnyStore,
     tenant: String,
     kind: EventKind,
     at_ms: i64,
     data: &serde_json::Value,
-) {
-    let e = NewEvent {
+) -> impl std::future::Future<Output = engine::store::StoreResult<u64>> + use<> {
+    store.enqueue_event(NewEvent {
         tenant,
         kind,
         event_id: message_id(),
         payload: payload(kind, at_ms, data),
         now_ms: now_ms(),
-    };
-    if let Err(e) = store.enqueue_event(e).await {
-        tracing::warn!(kind = %kind, error = %e, "webhook: outbox write failed");
-    }
+    })
 }
 
 async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
@@ -210,14 +242,16 @@ async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
         "answered": p.answered,
         "attempts": p.attempts,
     });
-    put(
+    let w = put(
         store,
         tenant.to_string(),
         EventKind::CampaignProgress,
         now_ms(),
         &data,
-    )
-    .await;
+    );
+    if let Err(e) = w.await {
+        tracing::warn!(campaign, error = %e, "webhook: outbox write failed");
+    }
 }
 
 /// The delivery loop: per endpoint one task at a time sending its due rows in order

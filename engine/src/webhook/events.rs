@@ -4,13 +4,13 @@ use serde_json::json;
 
 use super::{Event, EventKind};
 use crate::model::{CampaignState, Registered};
-use crate::store::{AttemptEnd, CampaignRecord};
+use crate::store::{AttemptEnd, AttemptSubject, CampaignRecord};
 
 impl Event {
-    /// An attempt ended. Its tenant, campaign and number are looked up by the outbox
-    /// writer (the journal knows them; the dialer's finish action carries only the id).
-    pub fn call_completed(end: &AttemptEnd) -> Event {
-        Event {
+    /// An attempt ended. Whose it is (`subject`) comes from the dialer, which has it in
+    /// hand; without it (the campaign was gone) the outbox writer reads it from the journal.
+    pub fn call_completed(end: &AttemptEnd, subject: Option<AttemptSubject>) -> Event {
+        let mut e = Event {
             kind: EventKind::CallCompleted,
             tenant: None,
             campaign: None,
@@ -27,7 +27,22 @@ impl Event {
                 "played_permille": end.played_permille,
                 "result": end.result.map(|r| r.as_str()),
             }),
+        };
+        if let Some(subj) = subject {
+            e.set_subject(subj);
         }
+        e
+    }
+
+    /// Completes a call's event with whose the attempt is: tenant and campaign for the
+    /// outbox, campaign and number in the payload.
+    pub fn set_subject(&mut self, subj: AttemptSubject) {
+        if let Some(d) = self.data.as_object_mut() {
+            d.insert("campaign_id".into(), subj.campaign.into());
+            d.insert("number".into(), subj.number.into());
+        }
+        self.tenant = Some(subj.tenant);
+        self.campaign = Some(subj.campaign);
     }
 
     /// A campaign is now in `state` (the record may still show the state before).

@@ -15,7 +15,9 @@ use crate::media::MediaLatch;
 use crate::model::Outcome;
 use crate::sip::endpoint::{CallHandle, CallParams, RegisterParams, RequestHandle};
 use crate::sip::sdp::NegotiatedMedia;
-use crate::store::{AttemptEnd, AttemptStart, CampaignRecord, ContactNext, DueContact, StoreError};
+use crate::store::{
+    AttemptEnd, AttemptStart, AttemptSubject, CampaignRecord, ContactNext, DueContact, StoreError,
+};
 
 /// One attempt from pick to journaled end; also the media path's token for the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -220,8 +222,10 @@ pub enum Action {
         /// Unix ms.
         at_ms: i64,
     },
-    /// Journal an attempt's end and where its contact goes (fire and forget).
-    JournalFinish(AttemptEnd, ContactNext),
+    /// Journal an attempt's end and where its contact goes (fire and forget); whose the
+    /// attempt is (tenant, campaign, number) rides along for the call.completed event, so
+    /// the outbox writer need not read it back (`None` if the campaign is gone).
+    JournalFinish(AttemptEnd, ContactNext, Option<AttemptSubject>),
     /// Close a contact no trunk carries (fire and forget).
     CloseContact {
         /// Campaign.

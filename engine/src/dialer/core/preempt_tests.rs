@@ -157,7 +157,7 @@ impl Harness {
                 let r = StoreReply::Journaled(call, Ok(id));
                 self.at(STORE_LATENCY, Pending::Store(r));
             }
-            Action::JournalFinish(end, next) => {
+            Action::JournalFinish(end, next, _) => {
                 let row = &mut self.journal[end.attempt as usize - 1];
                 let c = self.contacts.get_mut(&(row.0, row.1)).unwrap();
                 c.counted += u32::from(end.counted);

@@ -15,6 +15,7 @@ use crate::metrics as m;
 use crate::model::heard::answered_done;
 use crate::model::{CallResult, Listened, Outcome};
 use crate::sip::endpoint::CallEnd;
+use crate::store::AttemptSubject;
 use crate::store::{AttemptEnd, ContactNext};
 
 /// What becomes of a contact after one attempt.
@@ -138,7 +139,13 @@ impl DialerCore {
             opt_out: a.listen.facts.opted_out,
             beep_ms: a.listen.amd.beep_ms.map(i64::from),
         };
-        self.actions.push_back(Action::JournalFinish(rec, s.next));
+        let subject = self.campaigns.get(&a.campaign).map(|rt| AttemptSubject {
+            campaign: a.campaign.0,
+            tenant: rt.spec.tenant.clone(),
+            number: a.item.number.clone(),
+        });
+        self.actions
+            .push_back(Action::JournalFinish(rec, s.next, subject));
         debug!(attempt, outcome = %outcome, status = end.status, trunk = a.trunk.0, failover = s.failover, "attempt ended");
         let mut item = a.item;
         if s.failover {

@@ -172,7 +172,7 @@ impl Harness {
                     Pending::Store(StoreReply::Journaled(call, Ok(id))),
                 );
             }
-            Action::JournalFinish(end, next) => self.journal_finish(end, next),
+            Action::JournalFinish(end, next, _) => self.journal_finish(end, next),
             Action::LoadCampaigns => {
                 let list = self.running.then(|| self.campaign()).into_iter().collect();
                 self.at(STORE_LATENCY, Pending::Store(StoreReply::Campaigns(list)));

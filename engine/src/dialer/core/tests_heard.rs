@@ -183,7 +183,7 @@ impl Call {
         };
         self.core.handle_media(self.now, self.wall, note);
         match self.take(|a| matches!(a, Action::JournalFinish(..))) {
-            Action::JournalFinish(e, n) => (e, n),
+            Action::JournalFinish(e, n, _) => (e, n),
             _ => unreachable!(),
         }
     }

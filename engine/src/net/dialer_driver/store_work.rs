@@ -27,9 +27,9 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             Action::JournalAnswered { attempt, at_ms } => {
                 logged(bg, store.attempt_answered(attempt, at_ms))
             }
-            Action::JournalFinish(end, next) => {
+            Action::JournalFinish(end, next, subject) => {
                 if let Some(ev) = &self.events {
-                    ev.emit(crate::webhook::Event::call_completed(&end));
+                    ev.emit(crate::webhook::Event::call_completed(&end, subject));
                 }
                 logged(bg, store.finish_attempt(end, next))
             }
