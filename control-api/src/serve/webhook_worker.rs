@@ -225,7 +225,37 @@ fn put(
     })
 }
 
+/// Whether an endpoint of `tenant` takes `campaign.progress`. The progress read scans
+/// the campaign's contacts (hundreds of thousands of rows in a town-wide alert), so it is
+/// made only when someone will receive it; asked each time (a small table), so an endpoint
+/// registered a moment ago gets the next one.
+async fn wants_progress(store: &AnyStore, tenant: &str) -> bool {
+    let mut after = String::new();
+    loop {
+        let page = match store.webhooks(tenant, &after, 500).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(tenant, error = %e, "webhook: endpoint list read failed");
+                return false;
+            }
+        };
+        if page
+            .iter()
+            .any(|w| w.events.contains(&EventKind::CampaignProgress))
+        {
+            return true;
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => after = last.id.clone(),
+            _ => return false,
+        }
+    }
+}
+
 async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
+    if !wants_progress(store, tenant).await {
+        return;
+    }
     let p = match store.progress(campaign).await {
         Ok(p) => p,
         Err(e) => {

@@ -18,7 +18,7 @@ use super::sounds::{self, Generated, MemoryNames, PlayItem};
 use super::{CallMedia, MediaNote, PLAY_GAP_MS};
 use crate::media::amd::AmdConfig;
 use crate::media::{MediaLatch, StreamParams};
-use crate::net::pump::{Playlist, RecordSpec};
+use crate::net::pump::{EventTx, Playlist, RecordSpec};
 use crate::net::{
     MediaEvent, MediaHandle, MediaPump, MediaStart, PumpConfig, PumpStats, RtpPort, SendMode,
 };
@@ -81,7 +81,9 @@ pub struct PumpMedia {
     ptimes: Vec<u32>,
     prompts: Mutex<HashMap<String, Arc<PromptSet>>>,
     encoding: Arc<Mutex<HashSet<(String, Codec, u32)>>>,
-    playing: Mutex<HashMap<u64, Playing>>,
+    /// Calls with media, shared with the pump's event function (a stopped call's
+    /// share played is figured from its total packets there).
+    playing: Arc<Mutex<HashMap<u64, Playing>>>,
     play_gap_ms: u32,
     generated: Generated,
     memory_names: Mutex<MemoryNames>,
@@ -109,8 +111,15 @@ impl PumpMedia {
             Some(dir) => Some(PromptCache::new(dir).map_err(|e| io::Error::other(e.to_string()))?),
             None => None,
         };
-        let (pump, events) = MediaPump::start(pc)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let playing = Arc::new(Mutex::new(HashMap::new()));
+        let events = {
+            let playing = playing.clone();
+            EventTx::new(move |e| {
+                let _ = tx.send(note_of(e, &playing));
+            })
+        };
+        let pump = MediaPump::start_with(pc, events)?;
         let me = Arc::new(PumpMedia {
             pump,
             ip: cfg.ip,
@@ -118,12 +127,11 @@ impl PumpMedia {
             ptimes: cfg.ptimes,
             prompts: Mutex::new(HashMap::new()),
             encoding: Arc::new(Mutex::new(HashSet::new())),
-            playing: Mutex::new(HashMap::new()),
+            playing,
             play_gap_ms: tuning.play_gap_ms,
             generated: Generated::default(),
             memory_names: Mutex::new(MemoryNames::default()),
         });
-        tokio::spawn(forward_notes(Arc::downgrade(&me), events, tx));
         Ok((me, rx))
     }
 
@@ -229,39 +237,32 @@ impl PumpMedia {
     }
 }
 
-/// Turns pump events into notes until either side closes.
-async fn forward_notes(
-    me: std::sync::Weak<PumpMedia>,
-    mut events: mpsc::UnboundedReceiver<MediaEvent>,
-    tx: mpsc::UnboundedSender<MediaNote>,
-) {
-    while let Some(e) = events.recv().await {
-        let note = match e {
-            MediaEvent::Finished { token, packets } => MediaNote::Finished { token, packets },
-            MediaEvent::Stopped { token, packets } => {
-                let total = me
-                    .upgrade()
-                    .and_then(|m| m.playing.lock().expect("lock").remove(&token))
-                    .map_or(0, |p| p.total_packets);
-                MediaNote::Stopped {
-                    token,
-                    packets,
-                    played_permille: played_permille(packets, total),
-                }
-            }
-            MediaEvent::Dtmf { token, event } => MediaNote::Digit {
+/// The dialer's note of a pump event, made on the pacing loop's thread and sent from there
+/// straight to the dialer's (a task in between would be one more thread wake-up per event).
+fn note_of(e: MediaEvent, playing: &Mutex<HashMap<u64, Playing>>) -> MediaNote {
+    match e {
+        MediaEvent::Finished { token, packets } => MediaNote::Finished { token, packets },
+        MediaEvent::Stopped { token, packets } => {
+            let total = playing
+                .lock()
+                .expect("lock")
+                .remove(&token)
+                .map_or(0, |p| p.total_packets);
+            MediaNote::Stopped {
                 token,
-                digit: event.digit,
-            },
-            MediaEvent::Played { token, id } => MediaNote::Played { token, id },
-            MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
-            MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
-            MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
-            MediaEvent::GreetingEnd { token, at_ms } => MediaNote::GreetingEnd { token, at_ms },
-        };
-        if tx.send(note).is_err() {
-            break;
+                packets,
+                played_permille: played_permille(packets, total),
+            }
         }
+        MediaEvent::Dtmf { token, event } => MediaNote::Digit {
+            token,
+            digit: event.digit,
+        },
+        MediaEvent::Played { token, id } => MediaNote::Played { token, id },
+        MediaEvent::Recorded { token, pcm, rate } => MediaNote::Recorded { token, pcm, rate },
+        MediaEvent::Amd { token, decision } => MediaNote::Amd { token, decision },
+        MediaEvent::Beep { token, at_ms } => MediaNote::Beep { token, at_ms },
+        MediaEvent::GreetingEnd { token, at_ms } => MediaNote::GreetingEnd { token, at_ms },
     }
 }
 

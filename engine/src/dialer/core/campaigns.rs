@@ -41,8 +41,11 @@ pub fn refill_window(ceiling_cps: f64) -> (usize, u32) {
 pub const SETTLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
 /// How often calling windows are re-read while a campaign has one.
 pub const WINDOW_EVERY: Duration = Duration::from_secs(1);
-/// How often the contacts-by-state gauges are published while campaigns run.
-pub const GAUGES_EVERY: Duration = Duration::from_secs(2);
+/// How often the contacts-by-state gauges are published while campaigns run. Each time
+/// the store counts every contact of every running campaign (~0.5 µs a row: 100 ms for a
+/// 200,000-resident alert), so not faster than a scrape needs: Prometheus scrapes every
+/// 15 s by default and the alert rules take their rates over 5 minutes.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(10);
 
 /// A campaign being dialled.
 #[derive(Debug)]

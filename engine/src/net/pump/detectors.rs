@@ -2,9 +2,7 @@
 //! (once), the beeps (for [`MAX_BEEP_WATCH_MS`]), and after a `machine` verdict the end of
 //! the greeting (once), each sent as a [`MediaEvent`] when found.
 
-use tokio::sync::mpsc;
-
-use super::MediaEvent;
+use super::{EventTx, MediaEvent};
 use crate::media::amd::{Amd, AmdConfig, AmdVerdict, BeepDetector, GreetingEnd};
 use crate::media::tap::MAX_BEEP_WATCH_MS;
 
@@ -35,13 +33,7 @@ impl Detectors {
 
     /// Feeds the call's latest audio (`gap` zero samples, then `pcm`) and sends what the
     /// detectors find.
-    pub(super) fn feed(
-        &mut self,
-        events: &mpsc::UnboundedSender<MediaEvent>,
-        token: u64,
-        gap: usize,
-        pcm: &[i16],
-    ) {
+    pub(super) fn feed(&mut self, events: &EventTx, token: u64, gap: usize, pcm: &[i16]) {
         const ZEROS: [i16; 960] = [0; 960];
         let mut gap_left = gap;
         let zeros = std::iter::from_fn(|| {
@@ -57,11 +49,11 @@ impl Detectors {
         }
     }
 
-    fn chunk(&mut self, events: &mpsc::UnboundedSender<MediaEvent>, token: u64, chunk: &[i16]) {
+    fn chunk(&mut self, events: &EventTx, token: u64, chunk: &[i16]) {
         if let Some(g) = self.greeting_end.as_mut() {
             if let Some(at_ms) = g.push(chunk) {
                 self.greeting_end = None;
-                let _ = events.send(MediaEvent::GreetingEnd { token, at_ms });
+                events.send(MediaEvent::GreetingEnd { token, at_ms });
             }
         }
         if let Some(a) = self.amd.as_mut() {
@@ -70,12 +62,12 @@ impl Detectors {
                     self.greeting_end = Some(a.greeting_end());
                 }
                 self.amd = None;
-                let _ = events.send(MediaEvent::Amd { token, decision });
+                events.send(MediaEvent::Amd { token, decision });
             }
         }
         if let Some(b) = self.beep.as_mut() {
             if let Some(at_ms) = b.push(chunk) {
-                let _ = events.send(MediaEvent::Beep { token, at_ms });
+                events.send(MediaEvent::Beep { token, at_ms });
             }
             self.beep_left = self.beep_left.saturating_sub(chunk.len() as u64);
             if self.beep_left == 0 {
@@ -89,7 +81,7 @@ impl Detectors {
 mod tests {
     use super::*;
 
-    fn events(rx: &mut mpsc::UnboundedReceiver<MediaEvent>) -> Vec<MediaEvent> {
+    fn events(rx: &mut tokio::sync::mpsc::UnboundedReceiver<MediaEvent>) -> Vec<MediaEvent> {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
@@ -98,7 +90,7 @@ mod tests {
     /// after its minute. Prints what analysis costs per 20 ms packet (not asserted).
     #[test]
     fn feed_fills_gaps_and_ends_its_watches() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = EventTx::channel();
         let mut d = Detectors::default();
         d.start(&AmdConfig::default(), 8000);
         let tone: Vec<i16> = (0..160)
@@ -141,7 +133,7 @@ mod tests {
     /// where the silence began, after the verdict.
     #[test]
     fn a_machine_verdict_watches_for_the_greeting_end() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = EventTx::channel();
         let mut d = Detectors::default();
         d.start(&AmdConfig::default(), 8000);
         // 3 s of speech-like bursts (300 ms on, 100 ms off), then 2 s of silence.

@@ -10,12 +10,11 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::detectors::Detectors;
 use super::sys::{pin_to_cpu, thread_cpu};
-use super::{Cmd, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
+use super::{Cmd, EventTx, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
 use crate::media::amd::AmdConfig;
 use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
 use crate::media::srtp::{SrtpReceiver, SrtpSender};
@@ -27,7 +26,7 @@ use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 pub(super) struct LoopShared {
     pub(super) origin: Instant,
     pub(super) src_ip: Ipv4Addr,
-    pub(super) events: mpsc::UnboundedSender<MediaEvent>,
+    pub(super) events: EventTx,
     pub(super) stats: Arc<Mutex<PumpStats>>,
 }
 
@@ -113,7 +112,7 @@ pub(super) struct Loop {
     pub(super) raw: Option<OwnedFd>,
     pub(super) src_ip: Ipv4Addr,
     rx: std_mpsc::Receiver<Cmd>,
-    pub(super) events: mpsc::UnboundedSender<MediaEvent>,
+    pub(super) events: EventTx,
     load: Arc<AtomicUsize>,
     shared: Arc<Mutex<PumpStats>>,
     /// Route (pacer `route`) -> call slot.
@@ -289,10 +288,10 @@ impl Loop {
                             s.final_packets = packets;
                         }
                     }
-                    let _ = self.events.send(MediaEvent::Finished { token, packets });
+                    self.events.send(MediaEvent::Finished { token, packets });
                 }
                 PacerEvent::Played { token, play_id, .. } => {
-                    let _ = self.events.send(MediaEvent::Played { token, id: play_id });
+                    self.events.send(MediaEvent::Played { token, id: play_id });
                 }
             }
         }
@@ -373,7 +372,7 @@ impl Loop {
                 token = start.token,
                 "ptime too long for the pacer; no media"
             );
-            let _ = self.events.send(MediaEvent::Finished {
+            self.events.send(MediaEvent::Finished {
                 token: start.token,
                 packets: 0,
             });
@@ -430,7 +429,7 @@ impl Loop {
 
     fn stop(&mut self, token: u64) {
         let Some(route) = self.by_token.remove(&token) else {
-            let _ = self.events.send(MediaEvent::Stopped { token, packets: 0 });
+            self.events.send(MediaEvent::Stopped { token, packets: 0 });
             return;
         };
         let mut slot = self.slots[route as usize].take().expect("slot of a token");
@@ -448,7 +447,7 @@ impl Loop {
         drop(slot);
         self.free.push(route);
         self.load.fetch_sub(1, Ordering::Relaxed);
-        let _ = self.events.send(MediaEvent::Stopped { token, packets });
+        self.events.send(MediaEvent::Stopped { token, packets });
     }
 }
 
@@ -510,7 +509,7 @@ impl Loop {
     }
 
     pub(super) fn report_recording(&self, token: u64, rec: Recording, rate: u32) {
-        let _ = self.events.send(MediaEvent::Recorded {
+        self.events.send(MediaEvent::Recorded {
             token,
             pcm: Arc::new(rec.into_pcm()),
             rate,

@@ -209,11 +209,7 @@ fn rtcp_beside(rtp: SocketAddr, rtcp_mux: bool) -> Option<SocketAddr> {
 
 /// Feeds an accepted RTP packet to the call's RFC 4733 decoder; true when it was a
 /// telephone-event (its key presses are sent as events), which is not audio.
-fn key_press(
-    slot: &mut CallSlot,
-    data: &[u8],
-    events: &tokio::sync::mpsc::UnboundedSender<MediaEvent>,
-) -> bool {
+fn key_press(slot: &mut CallSlot, data: &[u8], events: &super::EventTx) -> bool {
     let Some(d) = slot.dtmf.as_mut() else {
         return false;
     };
@@ -221,7 +217,7 @@ fn key_press(
         return false;
     }
     while let Some(event) = d.poll_event() {
-        let _ = events.send(MediaEvent::Dtmf {
+        events.send(MediaEvent::Dtmf {
             token: slot.token,
             event,
         });

@@ -31,6 +31,7 @@
 
 mod detectors;
 mod event_loop;
+mod event_tx;
 mod inbound;
 mod lag;
 mod send;
@@ -52,6 +53,7 @@ use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::pacer::PacerConfig;
 use crate::media::{DtmfEvent, MediaLatch, Segment, StreamParams};
 use event_loop::{Loop, LoopShared};
+pub use event_tx::EventTx;
 pub use lag::LagHistogram;
 use sys::{fd_error, is_fd_exhaustion};
 pub use sys::{open_raw_socket, raise_fd_limit, write_ipv4_udp};
@@ -374,9 +376,13 @@ fn spawn_loop(
 
 impl MediaPump {
     /// Starts the pacing threads; media events arrive on the returned receiver.
-    pub fn start(
-        mut cfg: PumpConfig,
-    ) -> io::Result<(MediaPump, mpsc::UnboundedReceiver<MediaEvent>)> {
+    pub fn start(cfg: PumpConfig) -> io::Result<(MediaPump, mpsc::UnboundedReceiver<MediaEvent>)> {
+        let (events, rx) = EventTx::channel();
+        Ok((MediaPump::start_with(cfg, events)?, rx))
+    }
+
+    /// Starts the pacing threads; media events go to `events`, on the loops' threads.
+    pub fn start_with(mut cfg: PumpConfig, events: EventTx) -> io::Result<MediaPump> {
         match raise_fd_limit() {
             Ok(n) => debug!(limit = n, "RLIMIT_NOFILE"),
             Err(e) => warn!(error = %e, "could not raise RLIMIT_NOFILE"),
@@ -394,11 +400,10 @@ impl MediaPump {
         cfg.pacer.headroom = 28;
         cfg.pacer.ntp_at_origin =
             crate::media::pacer::ntp_from_system(std::time::SystemTime::now());
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let shared = LoopShared {
             origin: Instant::now(),
             src_ip: v4.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            events: ev_tx,
+            events,
             stats: Arc::new(Mutex::new(PumpStats {
                 raw,
                 ..PumpStats::default()
@@ -417,16 +422,13 @@ impl MediaPump {
             ctls.push(Mutex::new(ctl));
         }
         let min = cfg.port_min + cfg.port_min % 2;
-        Ok((
-            MediaPump {
-                loops: ctls,
-                loads,
-                next_port: AtomicU32::new(u32::from(min)),
-                cfg,
-                stats: shared.stats,
-            },
-            ev_rx,
-        ))
+        Ok(MediaPump {
+            loops: ctls,
+            loads,
+            next_port: AtomicU32::new(u32::from(min)),
+            cfg,
+            stats: shared.stats,
+        })
     }
 
     /// Binds a free even RTP port and the RTCP port above it, from the configured range.
