@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::model::{AttemptState, CallResult, CampaignSpec, CampaignState, NumberType, Outcome};
+use crate::model::{
+    AttemptState, CallResult, CampaignSpec, CampaignState, ContactState, NumberType, Outcome,
+};
 
 /// A stored campaign.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,6 +116,16 @@ pub enum ContactNext {
     RetryAt(i64),
     /// Finished in this campaign.
     Done,
+}
+
+impl ContactNext {
+    /// The contact row's state and due time it stands for (both backends' `finish`).
+    pub fn row(self) -> (ContactState, i64) {
+        match self {
+            ContactNext::RetryAt(ms) => (ContactState::Pending, ms),
+            ContactNext::Done => (ContactState::Done, 0),
+        }
+    }
 }
 
 /// An attempt left `dialing` by a crash.

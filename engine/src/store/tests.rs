@@ -555,3 +555,15 @@ async fn an_import_repeating_a_number_ends_as_row_by_row<H: Harness>() {
             .opt_out
     );
 }
+
+/// An attempt of `contact` with Call-ID `call` (the journal tests of each backend).
+pub(super) fn attempt(campaign: i64, contact: i64, call: &str) -> AttemptStart {
+    AttemptStart {
+        campaign,
+        contact,
+        number: format!("+39077100{contact:04}"),
+        call_id: call.into(),
+        trunk: "a".into(),
+        started_ms: 10,
+    }
+}

@@ -103,10 +103,7 @@ pub(super) async fn finish(c: &mut Conn, e: AttemptEnd, next: ContactNext) -> St
             e.attempt
         )));
     };
-    let (state, next_ms) = match next {
-        ContactNext::RetryAt(ms) => (ContactState::Pending, ms),
-        ContactNext::Done => (ContactState::Done, 0),
-    };
+    let (state, next_ms) = next.row();
     let answered = e.outcome == Outcome::Answered;
     let result = e.result.map(|r| r.as_str());
     let rank = i64::from(e.result.map_or(0, |r| r.rank()));

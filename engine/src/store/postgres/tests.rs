@@ -88,17 +88,6 @@ async fn writes_go_on_after_the_database_drops_the_connections() {
     assert_eq!(ids, ["a", "b"]);
 }
 
-fn start(campaign: i64, contact: i64, call: &str) -> AttemptStart {
-    AttemptStart {
-        campaign,
-        contact,
-        number: format!("+39077100{contact:04}"),
-        call_id: call.into(),
-        trunk: "a".into(),
-        started_ms: 10,
-    }
-}
-
 /// Journal writes run without a savepoint each: one the database refuses (here a second
 /// attempt with the first one's Call-ID) aborts its batch. Every write of that batch
 /// is answered with an error and none lands, as after a failed commit; the next batch
@@ -121,8 +110,8 @@ async fn a_journal_write_the_database_refuses_aborts_its_whole_batch() {
         .await
         .unwrap();
     let contact = s.due_contacts(c.id, 10, 10).await.unwrap()[0].contact;
-    let good = s.begin_attempt(start(c.id, contact, "good"));
-    let bad = s.begin_attempt(start(c.id, contact, "good"));
+    let good = s.begin_attempt(crate::store::tests::attempt(c.id, contact, "good"));
+    let bad = s.begin_attempt(crate::store::tests::attempt(c.id, contact, "good"));
     let after = s.create_tenant(
         TenantRecord {
             id: "late".into(),
@@ -143,7 +132,7 @@ async fn a_journal_write_the_database_refuses_aborts_its_whole_batch() {
     assert!(s.tenants("", 10).await.unwrap().is_empty());
     // The writer goes on with the next batch.
     let id = s
-        .begin_attempt(start(c.id, contact, "again"))
+        .begin_attempt(crate::store::tests::attempt(c.id, contact, "again"))
         .await
         .unwrap();
     assert_eq!(s.attempts(c.id, 0, 10).await.unwrap()[0].id, id);

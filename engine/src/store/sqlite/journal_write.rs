@@ -133,10 +133,7 @@ pub(super) fn finish(c: &mut Connection, e: &AttemptEnd, next: ContactNext) -> S
             e.attempt
         )));
     };
-    let (state, next_ms) = match next {
-        ContactNext::RetryAt(ms) => (ContactState::Pending, ms),
-        ContactNext::Done => (ContactState::Done, 0),
-    };
+    let (state, next_ms) = next.row();
     c.prepare_cached(&FINISH_CONTACT)?.execute(params![
         e.satisfied,
         state.as_str(),
@@ -159,19 +156,8 @@ pub(super) fn finish(c: &mut Connection, e: &AttemptEnd, next: ContactNext) -> S
 #[cfg(test)]
 mod tests {
     use crate::model::CampaignState;
-    use crate::store::tests::{contact, spec};
-    use crate::store::{AttemptStart, SqliteOptions, SqliteStore, Store, StoreError, TenantRecord};
-
-    fn start(campaign: i64, contact: i64, call: &str) -> AttemptStart {
-        AttemptStart {
-            campaign,
-            contact,
-            number: format!("+39077100{contact:04}"),
-            call_id: call.into(),
-            trunk: "a".into(),
-            started_ms: 10,
-        }
-    }
+    use crate::store::tests::{attempt, contact, spec};
+    use crate::store::{SqliteOptions, SqliteStore, Store, StoreError, TenantRecord};
 
     /// A synchronous journal write the database refuses (a second attempt with the first
     /// one's Call-ID) aborts its batch as an awaited one does: every write of the batch,
@@ -198,8 +184,8 @@ mod tests {
             },
             "he",
         );
-        let good = s.begin_attempt(start(c.id, contact, "good"));
-        let bad = s.begin_attempt(start(c.id, contact, "good"));
+        let good = s.begin_attempt(attempt(c.id, contact, "good"));
+        let bad = s.begin_attempt(attempt(c.id, contact, "good"));
         let after = s.attempt_answered(1, 20);
         let bad = bad.await;
         assert!(matches!(bad, Err(StoreError::Sqlite(_))), "{bad:?}");
@@ -213,7 +199,7 @@ mod tests {
         assert!(s.attempts(c.id, 0, 10).await.unwrap().is_empty());
         assert!(s.tenants("", 10).await.unwrap().is_empty());
         // The writer goes on with the next batch, synchronous writes and awaited ones.
-        let id = s.begin_attempt(start(c.id, contact, "again"));
+        let id = s.begin_attempt(attempt(c.id, contact, "again"));
         let tenant = s.create_tenant(
             TenantRecord {
                 id: "late".into(),
