@@ -41,6 +41,9 @@ pub struct CampaignArgs {
     /// Longest the campaign may take, seconds (then the run stops and says so).
     #[arg(long, default_value_t = 1800)]
     pub max_secs: u64,
+    /// Seconds between two samples: each one GETs the campaign as a dashboard would.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_secs: f64,
     /// Where `<tag>.json` and `<tag>.png` go.
     #[arg(long, default_value = "loadtest/results")]
     pub out: PathBuf,
@@ -63,6 +66,9 @@ pub(crate) struct Sample {
     pub cpu_s: f64,
     /// Server resident set, KiB.
     pub rss_kib: u64,
+    /// How long the campaign's GET took (what a dashboard polling it waits, and what its
+    /// counting costs the server as the campaign grows), ms.
+    pub get_ms: f64,
 }
 
 /// The dialer process; killed on drop.
@@ -205,15 +211,22 @@ async fn campaign(api: &Api, work: &Path, contacts: u64, secs: f64) -> Result<i6
     c["id"].as_i64().context("campaign id")
 }
 
-/// Samples the campaign once a second until it completes or `limit` passes.
-async fn watch(api: &Api, id: i64, pid: u32, limit: Duration) -> Result<(Vec<Sample>, bool)> {
+/// Samples the campaign every `every` until it completes or `limit` passes.
+async fn watch(
+    api: &Api,
+    id: i64,
+    pid: u32,
+    (every, limit): (Duration, Duration),
+) -> Result<(Vec<Sample>, bool)> {
     let t0 = Instant::now();
     let mut samples = vec![];
     let mut next = t0;
     loop {
-        next += Duration::from_secs(1);
+        next += every;
         tokio::time::sleep_until(next.into()).await;
+        let asked = Instant::now();
         let v = api.get(&format!("/v1/campaigns/{id}")).await?;
+        let get_ms = asked.elapsed().as_secs_f64() * 1e3;
         let done: u64 = v["by_zone"]
             .as_object()
             .map(|z| z.values().map(|t| t["done"].as_u64().unwrap_or(0)).sum())
@@ -224,13 +237,15 @@ async fn watch(api: &Api, id: i64, pid: u32, limit: Duration) -> Result<(Vec<Sam
             done,
             cpu_s,
             rss_kib,
+            get_ms,
         };
         eprintln!(
-            "bench campaign: t={:.0}s done={} cpu={:.1}s rss={} MiB",
+            "bench campaign: t={:.0}s done={} cpu={:.1}s rss={} MiB get={:.0} ms",
             s.t,
             s.done,
             s.cpu_s,
-            s.rss_kib / 1024
+            s.rss_kib / 1024,
+            s.get_ms
         );
         samples.push(s);
         if v["state"] == "completed" {
@@ -263,6 +278,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let pid = serve.0.id();
+    let every = Duration::from_secs_f64(a.poll_secs.max(0.1));
     let (samples, completed, start_sample) = rt.block_on(async {
         let api = town(&base, &admin).await?;
         let id = campaign(&api, &work, a.contacts, a.message_secs).await?;
@@ -273,6 +289,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
                 done: 0,
                 cpu_s,
                 rss_kib,
+                get_ms: 0.0,
             }
         };
         api.post(
@@ -281,7 +298,7 @@ pub fn run(mut a: CampaignArgs) -> Result<()> {
             b"{}".to_vec(),
         )
         .await?;
-        let (s, done) = watch(&api, id, pid, Duration::from_secs(a.max_secs)).await?;
+        let (s, done) = watch(&api, id, pid, (every, Duration::from_secs(a.max_secs))).await?;
         anyhow::Ok((s, done, start_sample))
     })?;
     drop(serve);
@@ -325,7 +342,7 @@ fn write_results(a: &CampaignArgs, run: &Run, rep: &Value) -> Result<()> {
         "summary": summary,
         "invites_per_second": run.per_s,
         "samples": run.samples.iter().map(|s| json!({"t": s.t, "done": s.done,
-            "cpu_s": s.cpu_s, "rss_kib": s.rss_kib})).collect::<Vec<_>>(),
+            "cpu_s": s.cpu_s, "rss_kib": s.rss_kib, "get_ms": s.get_ms})).collect::<Vec<_>>(),
         "carrier": {"answered": rep["answered"], "offered": rep["offered"],
                     "peak_concurrent_answered": rep["peak_concurrent_answered"],
                     "rtp": {"lost": rep["rtp"]["lost"], "packets": rep["rtp"]["packets"]}},
@@ -404,5 +421,6 @@ fn summarise(
         "rss_kib_at_100pct": r100,
         "rss_spread_10_50_100": spread,
         "rss_kib_peak": samples.iter().map(|s| s.rss_kib).max(),
+        "get_ms_max": samples.iter().map(|s| s.get_ms).fold(0.0, f64::max),
     })
 }

@@ -234,6 +234,7 @@ impl Server {
             drain_paused: Default::default(),
             cluster,
             events,
+            counts: Default::default(),
         });
         tracing::info!(http = %addr, "dialer serve started");
         Ok(Server {

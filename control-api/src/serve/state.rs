@@ -43,6 +43,8 @@ pub struct Inner {
     pub cluster: Option<ClusterNode>,
     /// Webhook events of the API's own acts (campaign states, web registrations).
     pub events: engine::webhook::EventSink,
+    /// The campaigns' last counts, shared by the views of the next moments.
+    pub counts: super::routes::campaign_counts::CountCache,
 }
 
 /// The server's part in a cluster.

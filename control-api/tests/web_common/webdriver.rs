@@ -114,6 +114,13 @@ impl Browser {
             "DELETE" => self.http.delete(url),
             _ => self.http.post(url).json(&body),
         };
+        // Chrome's first start on a cold machine (its files not yet in the page cache, the
+        // other heavy tests just done) took over 30 s once; chromedriver itself waits 60 s.
+        let req = if path == "/session" {
+            req.timeout(Duration::from_secs(90))
+        } else {
+            req
+        };
         let r = req.send().await.expect("webdriver request");
         let status = r.status();
         let v: Value = r.json().await.expect("webdriver JSON");

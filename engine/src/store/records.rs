@@ -367,9 +367,11 @@ pub fn fold_groups(
     )
 }
 
-/// What a campaign's report needs beyond [`Progress`], read in one go.
+/// A campaign's counts for its report, read in one go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CampaignReport {
+    /// Contacts by state and attempts, as [`crate::store::Store::progress`] counts them.
+    pub progress: Progress,
     /// Finished contacts per last outcome (outcomes with none are absent).
     pub outcomes: Vec<(Outcome, u64)>,
     /// Per zone, by zone name.

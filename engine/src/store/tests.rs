@@ -346,6 +346,13 @@ async fn campaign_report_counts_outcomes_zones_and_recent_attempts<H: Harness>()
             .unwrap();
     }
     let r = s.campaign_report(c.id, 1_000).await.unwrap();
+    // The report's one pass counts contacts by state as `progress` does.
+    assert_eq!(r.progress, s.progress(c.id).await.unwrap());
+    let p = &r.progress;
+    assert_eq!(
+        (p.targeted, p.pending, p.dialing, p.done, p.answered, p.attempts),
+        (4, 1, 0, 3, 1, 3)
+    );
     assert_eq!(r.outcomes, vec![(Outcome::Answered, 1), (Outcome::Busy, 2)]);
     assert_eq!(r.recent_attempts, 2);
     let zones: Vec<_> = r

@@ -3,7 +3,7 @@
 //! and a campaign's messages rendered with their estimate and progress.
 
 use engine::model::{AmdSpec, CampaignSpec, Delivery, Until, ZoneMessage};
-use engine::store::{MessageCounts, Store};
+use engine::store::{ContactGroup, MessageCounts, Store};
 
 use super::campaign_types::{KeyIn, MessageOut, NewCampaign};
 use super::prompts::prompt_path;
@@ -115,10 +115,11 @@ pub fn prompt_id_of(path: &str) -> String {
 pub async fn messages_out(
     st: &AppState,
     spec: &CampaignSpec,
+    groups: &[ContactGroup],
     progress: &[MessageCounts],
 ) -> ApiResult<Vec<MessageOut>> {
     let mut reach = vec![0u64; spec.delivery.messages.len() + 1];
-    for g in st.store.contact_groups(&spec.tenant, true).await? {
+    for g in groups {
         if spec.target.matches(&g.zone, &g.street) {
             let i = spec.message_for(&g.zone, &g.street).map_or(0, |i| i + 1);
             reach[i] += g.contacts;

@@ -262,6 +262,9 @@ pub struct CampaignOut {
     pub rate_cps: f64,
     /// Seconds left at the current rate (null when unknown).
     pub eta_s: Option<f64>,
+    /// When the counts above were taken, Unix ms: a large campaign's counts are shared by
+    /// the views of the next few seconds (at most 10 s old; see `campaign_counts`).
+    pub counted_ms: i64,
 }
 
 /// An attempt record.

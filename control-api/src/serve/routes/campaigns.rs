@@ -11,7 +11,7 @@ use axum::Json;
 use engine::model::{
     CallingWindow, CampaignAction, CampaignSpec, Outcome, Priority, RetryPolicy, RetryRule, Target,
 };
-use engine::store::{CampaignRecord, Store, Tally};
+use engine::store::{CampaignRecord, ContactGroup, Store, Tally};
 
 use super::campaign_delivery::{delivery_of, messages_out, prompt_id_of, weighted_prompt_ms};
 pub use super::campaign_types::{
@@ -21,7 +21,7 @@ use super::prompts::prompt_path;
 use crate::serve::auth::Tenant;
 use crate::serve::pagination::{Page, PageQuery};
 use crate::serve::problem::{parse_query, ApiError, ApiJson, ApiResult, Problem};
-use crate::serve::state::{now_ms, AppState};
+use crate::serve::state::AppState;
 
 /// A rule given in the request, or the default; bounds are checked by the model's one
 /// campaign validation.
@@ -34,15 +34,12 @@ fn rule(r: Option<RuleIn>, d: RetryRule) -> RetryRule {
 
 async fn estimate(
     st: &AppState,
-    tenant: &str,
+    groups: &[ContactGroup],
     target: &Target,
     prompt_ms: i64,
 ) -> ApiResult<Estimate> {
-    let contacts: u64 = st
-        .store
-        .contact_groups(tenant, true)
-        .await?
-        .into_iter()
+    let contacts: u64 = groups
+        .iter()
         .filter(|g| target.matches(&g.zone, &g.street))
         .map(|g| g.contacts)
         .sum();
@@ -64,11 +61,12 @@ async fn estimate(
 
 async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     let prompt_id = prompt_id_of(&c.spec.prompt);
-    let p = st.store.progress(c.id).await?;
-    let report = st.store.campaign_report(c.id, now_ms() - 60_000).await?;
-    let messages = messages_out(st, &c.spec, &report.messages).await?;
+    let counts = st.counts.counts(&st.store, &c).await?;
+    let report = counts.report.clone();
+    let p = &counts.report.progress;
+    let messages = messages_out(st, &c.spec, &counts.groups, &report.messages).await?;
     let pms = weighted_prompt_ms(&messages);
-    let estimate = estimate(st, &c.spec.tenant, &c.spec.target, pms).await?;
+    let estimate = estimate(st, &counts.groups, &c.spec.target, pms).await?;
     let mut totals: BTreeMap<String, u64> = Outcome::ALL
         .iter()
         .map(|o| (o.as_str().to_string(), 0))
@@ -138,6 +136,7 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
             p.done as f64 / p.targeted as f64
         },
         rate_cps: (rate * 100.0).round() / 100.0,
+        counted_ms: counts.counted_ms,
         eta_s,
     })
 }

@@ -1,6 +1,7 @@
 //! Handlers of API v1 and the operational endpoints, one module per resource.
 
 pub mod audit;
+pub mod campaign_counts;
 pub mod campaign_delivery;
 pub mod campaign_types;
 pub mod campaigns;

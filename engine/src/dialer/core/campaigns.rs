@@ -25,15 +25,38 @@ pub const MAX_QUEUED: usize = 20_000;
 pub const REFILL_BATCH: u32 = 500;
 /// Least time between two refills of one campaign (due retries are found this late).
 pub const REFILL_EVERY: Duration = Duration::from_millis(500);
-/// A campaign's refill window for trunks whose ceilings add up to `ceiling_cps`: refill
-/// below half a refill period of calls, asking for two periods' worth, so one refill per
-/// [`REFILL_EVERY`] keeps ahead of the ceiling (the fixed 500 a refill capped a campaign at
-/// about 1,128 attempts a second on a 2,000 CPS trunk). Slow trunks keep the defaults.
-/// Returns (refill below this many runnable, contacts asked for beyond those queued).
-pub fn refill_window(ceiling_cps: f64) -> (usize, u32) {
-    let period = (ceiling_cps.max(0.0) * REFILL_EVERY.as_secs_f64()).ceil();
-    let below = (period as usize).clamp(REFILL_BELOW, MAX_QUEUED / 2);
-    let batch = ((2.0 * period) as u32).clamp(REFILL_BATCH, MAX_QUEUED as u32 / 2);
+/// Contacts a node of a cluster claims per refill at least, and the runnable count it
+/// refills below at least: a claim is the node's own, so it is sized on the node's share of
+/// the trunks (two refill periods of it), not on the trunks' whole ceiling — three nodes
+/// each claiming 564 contacts of a 1,000-resident alert would leave the third with none, and
+/// a killed node would strand seconds of calls more than its share until its lease ran out.
+pub const CLAIM_BATCH: u32 = 50;
+/// See [`CLAIM_BATCH`].
+pub const CLAIM_BELOW: usize = 20;
+
+/// What a campaign's refills are sized on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RefillBasis {
+    /// One node: the trunks' CPS ceilings added up.
+    Alone(f64),
+    /// A node of a cluster: its shares of the trunks' CPS added up (0 until granted).
+    Shared(f64),
+}
+
+/// A campaign's refill window: refill below half a refill period of calls, asking for two
+/// periods' worth, so one refill per [`REFILL_EVERY`] keeps ahead of the rate (the fixed
+/// 500 a refill capped a campaign at about 1,128 attempts a second on a 2,000 CPS trunk).
+/// Slow trunks keep the defaults: [`REFILL_BELOW`]/[`REFILL_BATCH`] alone, the smaller
+/// [`CLAIM_BELOW`]/[`CLAIM_BATCH`] in a cluster. Returns (refill below this many runnable,
+/// contacts asked for beyond those queued).
+pub fn refill_window(basis: RefillBasis) -> (usize, u32) {
+    let (cps, least_below, least_batch) = match basis {
+        RefillBasis::Alone(cps) => (cps, REFILL_BELOW, REFILL_BATCH),
+        RefillBasis::Shared(cps) => (cps, CLAIM_BELOW, CLAIM_BATCH),
+    };
+    let period = (cps.max(0.0) * REFILL_EVERY.as_secs_f64()).ceil();
+    let below = (period as usize).clamp(least_below, MAX_QUEUED / 2);
+    let batch = ((2.0 * period) as u32).clamp(least_batch, MAX_QUEUED as u32 / 2);
     (below, batch)
 }
 
@@ -178,21 +201,23 @@ impl DialerCore {
         self.actions.push_back(Action::CampaignDone(c));
     }
 
-    /// The trunks' CPS ceilings added up (removed trunks apart): the most a campaign could
-    /// dial.
-    fn ceiling_cps(&self) -> f64 {
-        self.trunks
-            .iter()
-            .filter(|t| !t.removed)
-            .map(|t| t.cfg().cps)
-            .sum()
+    /// The most a campaign could dial (removed trunks apart): the trunks' CPS ceilings added
+    /// up, or in a cluster this node's shares of them.
+    fn refill_basis(&self) -> RefillBasis {
+        let live = self.trunks.iter().filter(|t| !t.removed);
+        if self.clustered {
+            let share = |t: &super::slot::TrunkSlot| t.trunk.share().map_or(0.0, |s| s.cps);
+            RefillBasis::Shared(live.map(|t| share(t).min(t.cfg().cps)).sum())
+        } else {
+            RefillBasis::Alone(live.map(|t| t.cfg().cps).sum())
+        }
     }
 
     /// Asks the store for a campaign's due contacts.
     pub(super) fn refill(&mut self, now: Instant, wall: i64, c: CampaignId) {
         let queued = self.sched.queued(c.0);
         let runnable = self.sched.runnable(c.0);
-        let (below, batch) = refill_window(self.ceiling_cps());
+        let (below, batch) = refill_window(self.refill_basis());
         let Some(rt) = self.campaigns.get_mut(&c) else {
             return;
         };
@@ -249,7 +274,7 @@ impl DialerCore {
     /// Arms (or runs) each campaign's refill and completion check.
     pub(super) fn plan_campaigns(&mut self, now: Instant, wall: i64) {
         let ids: Vec<CampaignId> = self.campaigns.keys().copied().collect();
-        let (below, _) = refill_window(self.ceiling_cps());
+        let (below, _) = refill_window(self.refill_basis());
         for c in ids {
             let queued = self.sched.queued(c.0);
             let short = self.sched.runnable(c.0) < below && queued < MAX_QUEUED;
@@ -288,13 +313,36 @@ mod tests {
 
     #[test]
     fn the_refill_window_follows_the_trunks_ceiling() {
+        use RefillBasis::Alone;
         // Slow trunks: the defaults.
-        assert_eq!(refill_window(0.0), (REFILL_BELOW, REFILL_BATCH));
-        assert_eq!(refill_window(50.0), (REFILL_BELOW, REFILL_BATCH));
+        assert_eq!(refill_window(Alone(0.0)), (REFILL_BELOW, REFILL_BATCH));
+        assert_eq!(refill_window(Alone(50.0)), (REFILL_BELOW, REFILL_BATCH));
         // 2,000 CPS: half a second below, a second asked for (2,000 per 0.5 s refill
         // period can keep 4,000 a second queued).
-        assert_eq!(refill_window(2000.0), (1000, 2000));
+        assert_eq!(refill_window(Alone(2000.0)), (1000, 2000));
         // Bounded by the queue's ceiling.
-        assert_eq!(refill_window(1e9), (MAX_QUEUED / 2, MAX_QUEUED as u32 / 2));
+        assert_eq!(
+            refill_window(Alone(1e9)),
+            (MAX_QUEUED / 2, MAX_QUEUED as u32 / 2)
+        );
+    }
+
+    #[test]
+    fn a_cluster_node_claims_on_its_share_so_every_node_finds_work() {
+        use RefillBasis::Shared;
+        // No share yet: a small first claim (batch + 64 contacts), so three nodes starting
+        // a 1,000-resident alert all find some; a node alone would ask for 564 at once.
+        let (_, batch) = refill_window(Shared(0.0));
+        assert!(3 * (batch + 64) < 1000);
+        let (_, alone) = refill_window(RefillBasis::Alone(0.0));
+        assert!(3 * (alone + 64) > 1000);
+        // A third of two 20 CPS trunks: still the floor.
+        assert_eq!(refill_window(Shared(13.3)), (CLAIM_BELOW, CLAIM_BATCH));
+        // A third of 2,000 CPS: two refill periods of the share, as a node alone.
+        assert_eq!(refill_window(Shared(667.0)), (334, 668));
+        assert_eq!(
+            refill_window(Shared(667.0)),
+            refill_window(RefillBasis::Alone(667.0))
+        );
     }
 }

@@ -150,6 +150,8 @@ fn opts(path: &Path, o: &SqliteOptions) -> SqliteConnectOptions {
         })
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
+        // The WAL is copied back by `checkpointer`, not by the committing writer.
+        .pragma("wal_autocheckpoint", "0")
 }
 
 impl SqliteStore {
@@ -161,8 +163,11 @@ impl SqliteStore {
             .max_connections(o.readers.max(1))
             .connect_with(opts(path, &o).read_only(true))
             .await?;
+        let checkpoints = SqliteConnection::connect_with(&opts(path, &o)).await?;
         let (queue, rx) = Queue::new();
-        tokio::spawn(writer(conn, rx, o.max_batch.max(1)));
+        let (alive, writer_gone) = tokio::sync::watch::channel(());
+        tokio::spawn(writer(conn, rx, o.max_batch.max(1), alive));
+        tokio::spawn(checkpointer(checkpoints, writer_gone));
         Ok(SqliteStore { queue, read })
     }
 }
@@ -230,13 +235,49 @@ async fn apply_migration(conn: &mut SqliteConnection, v: i64, sql: &str) -> Stor
     Ok(true)
 }
 
-async fn writer(mut conn: SqliteConnection, mut rx: Ops<SqliteConnection>, max: usize) {
+/// Commits the queued writes in batches until every handle of the store is gone; `_alive`
+/// tells the checkpointer when that is.
+async fn writer(
+    mut conn: SqliteConnection,
+    mut rx: Ops<SqliteConnection>,
+    max: usize,
+    _alive: tokio::sync::watch::Sender<()>,
+) {
     let mut batch = Vec::with_capacity(max);
     while next_batch(&mut rx, &mut batch, max).await {
         let started = std::time::Instant::now();
         match conn.begin().await {
             Ok(tx) => apply_and_commit(tx, &mut batch, started).await,
             Err(e) => fail_all(&mut batch, &e.to_string()),
+        }
+    }
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL back into the database on a connection of its own, every
+/// [`CHECKPOINT_EVERY`], until the writer is gone (closing the last connection then
+/// checkpoints what is left). SQLite's automatic checkpoint runs inside the commit that
+/// crosses 1,000 pages, so the journal writer — whose commits every INVITE waits for —
+/// stalled for the whole copy and its fsync; after a long read (a campaign's counts over
+/// 200,000 contacts) had held the WAL back, that copy was several megabytes. A PASSIVE
+/// checkpoint here never waits for the writer or the readers: it copies what no reader
+/// still needs, and the writer starts the WAL over once all of it is copied.
+async fn checkpointer(
+    mut conn: SqliteConnection,
+    mut writer_gone: tokio::sync::watch::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = writer_gone.changed() => return,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "store: WAL checkpoint failed");
         }
     }
 }
