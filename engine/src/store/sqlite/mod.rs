@@ -161,7 +161,7 @@ impl SqliteStore {
         let conn = open_migrated(path, &o).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(o.readers.max(1))
-            .connect_with(opts(path, &o).read_only(true))
+            .connect_with(opts(path, &o).read_only(true).pragma("cache_size", READER_CACHE))
             .await?;
         let checkpoints = SqliteConnection::connect_with(&opts(path, &o)).await?;
         let (queue, rx) = Queue::new();
@@ -252,6 +252,14 @@ async fn writer(
         }
     }
 }
+
+/// Page cache of each reader connection, KiB (as SQLite's negative `cache_size`). Readers
+/// run the API's scans, whose pages the kernel's page cache holds anyway; at SQLite's
+/// default (2 MiB each) four readers filled 8 MiB more of the server's resident memory
+/// over the first half of a 100,000-contact campaign as their scans reached new pages,
+/// which read as growth with the campaign. The writer keeps the default: its index
+/// updates are what a cache saves.
+const READER_CACHE: &str = "-512";
 
 /// How often the WAL is copied back into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
