@@ -161,7 +161,11 @@ impl SqliteStore {
         let conn = open_migrated(path, &o).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(o.readers.max(1))
-            .connect_with(opts(path, &o).read_only(true).pragma("cache_size", READER_CACHE))
+            .connect_with(
+                opts(path, &o)
+                    .read_only(true)
+                    .pragma("cache_size", READER_CACHE),
+            )
             .await?;
         let checkpoints = SqliteConnection::connect_with(&opts(path, &o)).await?;
         let (queue, rx) = Queue::new();
