@@ -11,7 +11,7 @@ use axum::Json;
 use engine::model::{
     CallingWindow, CampaignAction, CampaignSpec, Outcome, Priority, RetryPolicy, RetryRule, Target,
 };
-use engine::store::{CampaignRecord, ContactGroup, Store, Tally};
+use engine::store::{CampaignRecord, CampaignReport, ContactGroup, Store, Tally};
 
 use super::campaign_delivery::{delivery_of, messages_out, prompt_id_of, weighted_prompt_ms};
 pub use super::campaign_types::{
@@ -59,24 +59,20 @@ async fn estimate(
     })
 }
 
-async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
-    let prompt_id = prompt_id_of(&c.spec.prompt);
-    let counts = st.counts.counts(&st.store, &c).await?;
-    let report = counts.report.clone();
-    let p = &counts.report.progress;
-    let messages = messages_out(st, &c.spec, &counts.groups, &report.messages).await?;
-    let pms = weighted_prompt_ms(&messages);
-    let estimate = estimate(st, &counts.groups, &c.spec.target, pms).await?;
+/// The view's totals: every outcome (0 when none), the contacts waiting and in calls, and
+/// the contacts by best result.
+fn totals(report: &CampaignReport) -> BTreeMap<String, u64> {
     let mut totals: BTreeMap<String, u64> = Outcome::ALL
         .iter()
         .map(|o| (o.as_str().to_string(), 0))
         .collect();
-    for (o, n) in report.outcomes {
-        totals.insert(o.as_str().to_string(), n);
+    for (o, n) in &report.outcomes {
+        totals.insert(o.as_str().to_string(), *n);
     }
+    let p = &report.progress;
     totals.insert("pending".into(), p.pending);
     totals.insert("in_progress".into(), p.dialing);
-    let r = report.results;
+    let r = &report.results;
     for (k, n) in [
         ("heard", r.heard),
         ("confirmed", r.confirmed),
@@ -85,6 +81,18 @@ async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
     ] {
         totals.insert(k.into(), n);
     }
+    totals
+}
+
+async fn render(st: &AppState, c: CampaignRecord) -> ApiResult<CampaignOut> {
+    let prompt_id = prompt_id_of(&c.spec.prompt);
+    let counts = st.counts.counts(&st.store, &c).await?;
+    let report = counts.report.clone();
+    let p = &counts.report.progress;
+    let messages = messages_out(st, &c.spec, &counts.groups, &report.messages).await?;
+    let pms = weighted_prompt_ms(&messages);
+    let estimate = estimate(st, &counts.groups, &c.spec.target, pms).await?;
+    let totals = totals(&report);
     let by_zone: BTreeMap<String, Tally> = report
         .zones
         .into_iter()
