@@ -386,8 +386,9 @@ fn journal(dir: &Path) -> Vec<AttemptRecord> {
     })
 }
 
-/// Polls the journal (read side, as the dialer writes it) until `n` attempts exist.
-fn wait_for_attempts(dir: &Path, n: u64, limit: Duration) {
+/// Polls the journal (read side, as the dialer writes it) until `n` attempts exist. On
+/// time-out it says whether the dialer was still running and what it logged last.
+fn wait_for_attempts(dir: &Path, dialer: &mut Child, n: u64, limit: Duration) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -395,10 +396,14 @@ fn wait_for_attempts(dir: &Path, n: u64, limit: Duration) {
     let deadline = Instant::now() + limit;
     rt.block_on(async {
         loop {
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {n} attempts within {limit:?}"
-            );
+            if Instant::now() >= deadline {
+                let status = dialer.try_wait().unwrap();
+                let err = std::fs::read_to_string(dir.join("dialer.err")).unwrap_or_default();
+                panic!(
+                    "fewer than {n} attempts within {limit:?}; dialer exited: {status:?}\n{}",
+                    &err[err.len().saturating_sub(3000)..]
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
             let path = dir.join("dialer.db");
             if !path.exists() {
@@ -552,7 +557,7 @@ fn crash_mid_campaign_and_restart() {
     let prompt = write_prompt(d, 1.5);
     let mut first = run_args(d, &config, &contacts, &prompt).spawn().unwrap();
     // Crash once some 40 attempts are journaled (calls are then ringing and playing).
-    wait_for_attempts(d, 40, Duration::from_secs(60));
+    wait_for_attempts(d, &mut first, 40, Duration::from_secs(60));
     assert!(
         first.try_wait().unwrap().is_none(),
         "campaign ended before the crash"
