@@ -17,14 +17,6 @@ use std::time::{Duration, Instant};
 /// Costs 2 % of the ceiling: the most the "use ≥ 98 %" requirement leaves.
 const WINDOW: Duration = Duration::from_millis(1020);
 
-/// How many attempts a trunk may have picked but not yet sent (journaling or waiting for a
-/// token): about 200 ms of its rate, at least one. Bounds the journal writes ahead of the
-/// limiter, so a commit stall cannot pile up a burst of INVITEs behind it, and leaves the
-/// rest of the backlog with the scheduler, where other trunks can still take it.
-pub fn burst_cap(cps: f64) -> u32 {
-    ((cps / 5.0).ceil() as u32).max(1)
-}
-
 /// Admits call attempts at most at the current rate and never more than `ceiling` in any
 /// one-second window.
 #[derive(Debug, Clone)]
@@ -161,15 +153,6 @@ impl CpsLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn burst_cap_is_a_fifth_of_a_second() {
-        assert_eq!(burst_cap(100.0), 20);
-        assert_eq!(burst_cap(10.0), 2);
-        assert_eq!(burst_cap(7.5), 2);
-        assert_eq!(burst_cap(1.0), 1);
-        assert_eq!(burst_cap(0.2), 1);
-    }
 
     #[test]
     fn a_vanishing_ceiling_is_the_least_rate_not_a_panic() {

@@ -14,6 +14,7 @@ pub mod congestion;
 pub mod core;
 pub mod facade;
 pub mod limiter;
+pub mod pick_ahead;
 pub mod prefix_limit;
 pub mod recovery;
 pub mod retry;

@@ -338,6 +338,8 @@ pub struct Attempt {
     /// its commit tells the scheduler which earlier answers the store has (see
     /// [`crate::dialer::scheduler::Scheduler::journaled`]).
     pub journal_seq: u64,
+    /// When it was picked: its journal commit's delay sets how far ahead trunks pick.
+    pub picked: Instant,
 }
 
 #[cfg(test)]

@@ -105,11 +105,12 @@ impl DialerCore {
                 self.reply(reply, Reply::Called(Box::new(unplaced(&req, end))));
                 continue;
             };
-            if !self.trunks[t.0].can_take(now) {
+            let horizon = self.journals.horizon(now);
+            if !self.trunks[t.0].can_take(now, horizon) {
                 return;
             }
             let (reply, req) = self.direct_waiting.pop_front().expect("front");
-            self.begin_direct(reply, req, t);
+            self.begin_direct(reply, req, t, now);
         }
     }
 
@@ -121,7 +122,7 @@ impl DialerCore {
         }
     }
 
-    fn begin_direct(&mut self, reply: ReplyTo, req: DirectCall, t: TrunkId) {
+    fn begin_direct(&mut self, reply: ReplyTo, req: DirectCall, t: TrunkId, now: Instant) {
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();
         slot.pending += 1;
@@ -166,6 +167,7 @@ impl DialerCore {
             phase,
             listen: Default::default(),
             journal_seq: 0,
+            picked: now,
         };
         self.calls.insert(call, a);
         self.trunks[t.0].send_queue.push_back(call);

@@ -52,7 +52,12 @@ impl DialerCore {
 
     fn pick(&mut self, now: Instant, wall: i64) {
         loop {
-            let avail: Vec<bool> = self.trunks.iter_mut().map(|s| s.can_take(now)).collect();
+            let horizon = self.journals.horizon(now);
+            let avail: Vec<bool> = self
+                .trunks
+                .iter_mut()
+                .map(|s| s.can_take(now, horizon))
+                .collect();
             if !avail.iter().any(|a| *a) {
                 return;
             }
@@ -67,7 +72,7 @@ impl DialerCore {
                         .collect();
                     routing::route(&views, &it.number, it.number_type)
                 },
-                |tenant, lane| pacers.can_pick(tenant, lane),
+                |tenant, lane| pacers.can_pick(tenant, lane, horizon),
             );
             match pick {
                 Pick::Idle => return,
@@ -84,13 +89,13 @@ impl DialerCore {
                     metrics::counter!(m::CALLS_COMPLETED, "trunk" => "none", "outcome" => "failed")
                         .increment(1);
                 }
-                Pick::Dial(it, t) => self.begin(it, TrunkId(t), wall),
+                Pick::Dial(it, t) => self.begin(it, TrunkId(t), now, wall),
             }
         }
     }
 
     /// Reserves a channel and journals the attempt with a fresh Call-ID.
-    fn begin(&mut self, item: DueItem, t: TrunkId, wall: i64) {
+    fn begin(&mut self, item: DueItem, t: TrunkId, now: Instant, wall: i64) {
         let c = CampaignId(item.campaign);
         let Some(rt) = self.campaigns.get_mut(&c) else {
             self.sched
@@ -128,6 +133,7 @@ impl DialerCore {
             call_id,
             digits: String::new(),
             phase: Phase::Journaling,
+            picked: now,
             listen: Default::default(),
             journal_seq,
         };
@@ -148,6 +154,7 @@ impl DialerCore {
         match r {
             Ok(id) => {
                 self.sched.journaled(a.journal_seq);
+                self.journals.committed(a.picked, now);
                 let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
                 a.phase = phase.journaled(id).unwrap_or_else(|p| p);
                 self.trunks[a.trunk.0].send_queue.push_back(call);

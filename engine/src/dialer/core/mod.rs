@@ -48,6 +48,8 @@ mod tests_amd;
 #[cfg(test)]
 mod tests_heard;
 #[cfg(test)]
+mod tests_pick_ahead;
+#[cfg(test)]
 pub(crate) mod tests_support;
 
 use std::collections::{HashMap, VecDeque};
@@ -133,6 +135,9 @@ pub struct DialerCore {
     preempts: preempt::Preemptions,
     /// Limits per destination prefix (see `crate::dialer::prefix_limit`).
     pacers: crate::dialer::prefix_limit::pacer::Pacers,
+    /// The slowest recent journal commits: how far ahead trunks pick (see
+    /// [`crate::dialer::pick_ahead`]).
+    journals: crate::dialer::pick_ahead::CommitWatch,
 }
 
 impl DialerCore {
@@ -161,6 +166,7 @@ impl DialerCore {
             clustered: false,
             preempts: Default::default(),
             pacers: Default::default(),
+            journals: crate::dialer::pick_ahead::CommitWatch::new(now),
         };
         for (t, addr) in trunks {
             core.add_slot(t, addr, now);

@@ -4,9 +4,9 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::super::limiter::burst_cap;
+use super::super::pick_ahead;
 use super::super::routing::TrunkView;
 use super::super::trunk::{Trunk, TrunkConfig};
 use super::io::{CallToken, TrunkStatus};
@@ -55,9 +55,10 @@ impl TrunkSlot {
     }
 
     /// Whether a new attempt may be picked for it now: live, up, a channel free, the
-    /// limiter ready, and fewer than [`burst_cap`] attempts picked but unsent.
-    pub fn can_take(&mut self, now: Instant) -> bool {
-        let cap = burst_cap(self.trunk.cfg.cps);
+    /// limiter ready, and fewer attempts picked but unsent than its rate over `horizon`
+    /// (see [`pick_ahead`]).
+    pub fn can_take(&mut self, now: Instant, horizon: Duration) -> bool {
+        let cap = pick_ahead::cap(self.trunk.cfg.cps, horizon);
         !self.removed && self.trunk.available(now) && self.pending < cap
     }
 

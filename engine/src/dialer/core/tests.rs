@@ -23,7 +23,7 @@ const SIP_DELAY: Duration = Duration::from_millis(20);
 
 /// What a carrier does with an INVITE.
 #[derive(Debug, Clone, Copy)]
-enum Answer {
+pub(super) enum Answer {
     /// A final failure with this status (and Retry-After).
     Fail(u16, Option<u32>),
     /// 200 OK; the prompt plays for this long.
@@ -31,7 +31,7 @@ enum Answer {
 }
 
 /// A carrier's behaviour: the answer to an INVITE on a trunk (by name) to a number.
-type Script = Box<dyn FnMut(&str, &str) -> Answer>;
+pub(super) type Script = Box<dyn FnMut(&str, &str) -> Answer>;
 
 #[derive(Debug, Clone, PartialEq)]
 enum ContactState {
@@ -41,7 +41,7 @@ enum ContactState {
 }
 
 #[derive(Debug, Clone)]
-struct Row {
+pub(super) struct Row {
     contact: i64,
     trunk: String,
     end: Option<AttemptEnd>,
@@ -54,7 +54,7 @@ enum Pending {
     Media(MediaNote),
 }
 
-struct Harness {
+pub(super) struct Harness {
     core: DialerCore,
     now: Instant,
     t0: Instant,
@@ -63,10 +63,12 @@ struct Harness {
     contacts: BTreeMap<i64, (ContactState, u32)>,
     /// Contacts not done, so that a refill does not scan the finished ones.
     open: std::collections::BTreeSet<i64>,
-    journal: Vec<Row>,
-    carrier: Script,
+    pub(super) journal: Vec<Row>,
+    pub(super) carrier: Script,
+    /// How long the journal write of an attempt picked at this virtual time takes.
+    pub(super) journal_delay: fn(Duration) -> Duration,
     ping_status: HashMap<String, u16>,
-    invites: Vec<(Duration, String, String)>,
+    pub(super) invites: Vec<(Duration, String, String)>,
     calls: HashMap<CallHandle, (CallToken, String, bool)>,
     queue: BTreeMap<(Instant, u64), Pending>,
     seq: u64,
@@ -99,7 +101,7 @@ fn media() -> NegotiatedMedia {
 }
 
 impl Harness {
-    fn new(trunks: Vec<TrunkConfig>, spec: CampaignSpec, contacts: usize) -> Harness {
+    pub(super) fn new(trunks: Vec<TrunkConfig>, spec: CampaignSpec, contacts: usize) -> Harness {
         let t0 = Instant::now();
         let cfg = CoreConfig {
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -118,6 +120,7 @@ impl Harness {
             open: Default::default(),
             journal: vec![],
             carrier: Box::new(|_, _| Answer::Fail(404, None)),
+            journal_delay: |_| STORE_LATENCY,
             ping_status: HashMap::new(),
             invites: vec![],
             calls: HashMap::new(),
@@ -167,10 +170,8 @@ impl Harness {
                     end: None,
                 });
                 let id = self.journal.len() as i64;
-                self.at(
-                    STORE_LATENCY,
-                    Pending::Store(StoreReply::Journaled(call, Ok(id))),
-                );
+                let delay = (self.journal_delay)(self.elapsed());
+                self.at(delay, Pending::Store(StoreReply::Journaled(call, Ok(id))));
             }
             Action::JournalFinish(end, next, _) => self.journal_finish(end, next),
             Action::LoadCampaigns => {
@@ -332,7 +333,7 @@ impl Harness {
     }
 
     /// Runs until `limit` of virtual time has passed or nothing is left to do.
-    fn run_for(&mut self, limit: Duration) {
+    pub(super) fn run_for(&mut self, limit: Duration) {
         let end = self.now + limit;
         self.drain();
         loop {

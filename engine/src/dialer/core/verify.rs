@@ -194,10 +194,11 @@ impl DialerCore {
             let Some(v) = self.verifies.calls.get(&token) else {
                 continue;
             };
+            let horizon = self.journals.horizon(now);
             let avail: Vec<bool> = self
                 .trunks
                 .iter_mut()
-                .map(|s| s.can_take(now) && s.sending.is_none())
+                .map(|s| s.can_take(now, horizon) && s.sending.is_none())
                 .collect();
             let views: Vec<_> = self
                 .trunks

@@ -2,17 +2,19 @@
 //! same "never over the ceiling in any 1 s window" holds) and the channels in use.
 //!
 //! A call is counted from its pick to its end. At the pick a limit must have a channel free
-//! and fewer picked-but-unsent calls than a fifth of a second of its rate (so only a few of
-//! its calls wait in a trunk's send queue); its CPS token is taken when the INVITE leaves,
+//! and fewer picked-but-unsent calls than its rate over the trunks' pick-ahead horizon (a
+//! fifth of a second unless journal commits are slow, see [`pick_ahead`]: a call of the
+//! limit may wait that long in a trunk's send queue, so fewer would starve the limit); its CPS token is taken when the INVITE leaves,
 //! with the trunk's, and stamped with the instant it left. Calls of no limit cost a map
 //! lookup; a pick under a limit checks its state without allocating keys.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{applying, PrefixLimit};
 use crate::dialer::core::CallToken;
-use crate::dialer::limiter::{burst_cap, CpsLimiter};
+use crate::dialer::limiter::CpsLimiter;
+use crate::dialer::pick_ahead;
 
 /// A limit's identity: its tenant (none: global) and prefix.
 type Key = (Option<String>, String);
@@ -81,16 +83,16 @@ impl Pacers {
     }
 
     /// Whether a lane's limits let one more call be picked now: a channel free and fewer
-    /// picked-but-unsent calls than a fifth of a second of the rate. `lane` is a lane key,
+    /// picked-but-unsent calls than its rate over `horizon`. `lane` is a lane key,
     /// which stands for the numbers under it: the limits that apply to it are those of any
     /// of its numbers.
-    pub fn can_pick(&self, tenant: &str, lane: &str) -> bool {
+    pub fn can_pick(&self, tenant: &str, lane: &str, horizon: Duration) -> bool {
         if lane.is_empty() {
             return true;
         }
         applying(&self.limits, tenant, lane).into_iter().all(|i| {
             let (l, s) = (&self.limits[i], &self.state[i]);
-            s.active < l.max_channels && s.pending < burst_cap(l.cps)
+            s.active < l.max_channels && s.pending < pick_ahead::cap(l.cps, horizon)
         })
     }
 
@@ -169,7 +171,9 @@ impl Pacers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    /// The trunks' horizon with fast commits.
+    const H: Duration = pick_ahead::MIN_HORIZON;
 
     fn lim(prefix: &str, cps: f64, ch: u32) -> PrefixLimit {
         PrefixLimit {
@@ -185,14 +189,14 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacers::default();
         p.set(vec![lim("+39077", 5.0, 2)]);
-        assert!(p.can_pick("t", "+39077"));
-        assert!(p.can_pick("t", ""));
+        assert!(p.can_pick("t", "+39077", H));
+        assert!(p.can_pick("t", "", H));
         p.picked(CallToken(1), "t", "+390771111");
         // One picked and unsent is a fifth of a second at 5 CPS: wait for its send.
-        assert!(!p.can_pick("t", "+39077"));
+        assert!(!p.can_pick("t", "+39077", H));
         assert!(p.sending(CallToken(1), t0));
         p.placed(CallToken(1), t0 + Duration::from_millis(5));
-        assert!(p.can_pick("t", "+39077"));
+        assert!(p.can_pick("t", "+39077", H));
         p.picked(CallToken(2), "t", "+390772222");
         // The bucket holds one token: the second waits about 200 ms.
         assert!(!p.sending(CallToken(2), t0 + Duration::from_millis(10)));
@@ -200,9 +204,9 @@ mod tests {
         assert!(at > t0 + Duration::from_millis(150), "{at:?}");
         assert!(p.sending(CallToken(2), at));
         // Two channels in use: no third pick until one ends.
-        assert!(!p.can_pick("t", "+39077"));
+        assert!(!p.can_pick("t", "+39077", H));
         p.ended(CallToken(1), true);
-        assert!(p.can_pick("t", "+39077"));
+        assert!(p.can_pick("t", "+39077", H));
         // Numbers under no limit hold nothing.
         p.picked(CallToken(3), "t", "+4412345");
         assert_eq!(p.next_ready(CallToken(3), t0), t0);
@@ -219,7 +223,7 @@ mod tests {
         let mut next = 0u64;
         let mut unsent: Vec<CallToken> = vec![];
         while now < t0 + Duration::from_secs(20) {
-            if p.can_pick("t", "+39077") {
+            if p.can_pick("t", "+39077", H) {
                 next += 1;
                 p.picked(CallToken(next), "t", "+39077123");
                 unsent.push(CallToken(next));
@@ -251,10 +255,10 @@ mod tests {
         p.set(vec![lim("+39077", 5.0, 1)]);
         p.picked(CallToken(1), "t", "+39077123");
         p.set(vec![lim("+39077", 10.0, 1), lim("+3906", 1.0, 1)]);
-        assert!(!p.can_pick("t", "+39077"), "its one channel is in use");
-        assert!(p.can_pick("t", "+3906"));
+        assert!(!p.can_pick("t", "+39077", H), "its one channel is in use");
+        assert!(p.can_pick("t", "+3906", H));
         p.set(vec![]);
-        assert!(p.can_pick("t", "+39077"));
+        assert!(p.can_pick("t", "+39077", H));
         p.ended(CallToken(1), false);
     }
 }
