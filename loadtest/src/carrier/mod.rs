@@ -116,6 +116,10 @@ struct CallRec {
 /// Every call seen and the counts the report needs, kept from the UAS's events.
 struct Books {
     started: Instant,
+    /// `started` on the wall clock (Unix ns), to place the kernel's arrival stamps.
+    started_wall_ns: i64,
+    /// When the datagram being handled reached the socket (Unix ns, from the kernel).
+    arrived_ns: Option<i64>,
     /// INVITEs received in each second since the start: the rate on the wire over time.
     offered_per_s: Vec<u32>,
     calls: BTreeMap<u64, CallRec>,
@@ -129,6 +133,10 @@ impl Books {
     fn new(started: Instant) -> Books {
         Books {
             started,
+            started_wall_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64),
+            arrived_ns: None,
             offered_per_s: vec![],
             calls: BTreeMap::new(),
             ended: 0,
@@ -147,7 +155,14 @@ impl Books {
                 call_id,
                 disposition,
             } => {
-                let sec = self.started.elapsed().as_secs() as usize;
+                // The second the INVITE reached the socket (kernel stamp), not the one this
+                // loop got to it in: a loop that falls behind would otherwise show a dip
+                // and then a second over the ceiling that the sender never produced.
+                let sec = match self.arrived_ns {
+                    Some(ns) => (ns.saturating_sub(self.started_wall_ns) / 1_000_000_000).max(0)
+                        as usize,
+                    None => self.started.elapsed().as_secs() as usize,
+                };
                 if self.offered_per_s.len() <= sec {
                     self.offered_per_s.resize(sec + 1, 0);
                 }
@@ -238,6 +253,7 @@ pub fn run(args: CarrierArgs) -> Result<()> {
     let sip = UdpSocket::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     set_buf(&sip, libc::SO_RCVBUF, 8 << 20);
     set_buf(&sip, libc::SO_SNDBUF, 8 << 20);
+    receive::enable_timestamps(&sip);
     let local = sip.local_addr()?;
     let (rtp, rtcp) = bind_media(args.media)?;
     grow_rtp_buffer(&rtp);
@@ -311,8 +327,12 @@ fn serve(
             })
             .clamp(Duration::from_micros(200), Duration::from_millis(100));
         sip.set_read_timeout(Some(wait))?;
-        match sip.recv_from(&mut buf) {
-            Ok((n, from)) => uas.handle_datagram(Instant::now(), from, &buf[..n]),
+        match receive::recv_stamped(sip, &mut buf) {
+            Ok((n, Some(from), at)) => {
+                books.arrived_ns = at;
+                uas.handle_datagram(Instant::now(), from, &buf[..n]);
+            }
+            Ok((_, None, _)) => {}
             Err(e)
                 if matches!(
                     e.kind(),
@@ -320,6 +340,10 @@ fn serve(
                 ) => {}
             Err(e) => debug!(error = %e, "SIP recv"),
         }
+        while let Some(ev) = uas.poll_event() {
+            books.note(ev, analyzer, callee_tx);
+        }
+        books.arrived_ns = None;
         uas.handle_timeout(Instant::now());
         while let Some(t) = uas.poll_transmit() {
             let _ = sip.send_to(&t.bytes, t.dest);

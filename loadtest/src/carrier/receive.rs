@@ -1,5 +1,7 @@
-//! The carrier's media receivers: every call's RTP on one shared port drained by
-//! `recvmmsg` with kernel timestamps, RTCP on the port above, both into the [`Analyzer`].
+//! The carrier's receivers: every call's RTP on one shared port drained by
+//! `recvmmsg` with kernel timestamps, RTCP on the port above, both into the [`Analyzer`];
+//! and the SIP socket's kernel arrival stamps, which date each INVITE for the per-second
+//! counts.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -168,6 +170,50 @@ fn rtp_loop(sock: UdpSocket, analyzer: Arc<Mutex<Analyzer>>, stop: Arc<AtomicBoo
             a.packet(from, ts, &bufs[i * MTU..i * MTU + len.min(MTU)]);
         }
     }
+}
+
+/// Asks the kernel to stamp each datagram `sock` receives with its arrival time.
+pub(super) fn enable_timestamps(sock: &UdpSocket) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on an open socket with a pointer to a local int.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// One datagram into `buf`: its length, source and the kernel's arrival time (Unix ns;
+/// `None` when the socket does not stamp). Honours the socket's read timeout.
+pub(super) fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<SocketAddr>, Option<i64>)> {
+    let mut ctrl = [0u8; 64];
+    // SAFETY: a zeroed sockaddr_in6 and msghdr are valid empty values; every pointer set
+    // below refers to a local or to `buf`, all alive for the call.
+    let mut name: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+    h.msg_name = &mut name as *mut _ as *mut libc::c_void;
+    h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    h.msg_iov = &mut iov;
+    h.msg_iovlen = 1;
+    h.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+    h.msg_controllen = ctrl.len();
+    // SAFETY: `h` points at buffers owned by this frame.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut h, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((n as usize, sockaddr(&name), kernel_timestamp(&h)))
 }
 
 fn kernel_timestamp(h: &libc::msghdr) -> Option<i64> {
