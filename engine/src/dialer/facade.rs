@@ -18,7 +18,7 @@ use super::recovery::recover;
 use super::retry::RetryPolicy;
 use super::trunk::TrunkConfig;
 use crate::net::dialer_driver::InboundSetup;
-use crate::net::dialer_driver::{self, CommandMsg};
+use crate::net::dialer_driver::{self, CommandMsg, ReplySink};
 use crate::store::sqlite::now_ms;
 use crate::store::{CampaignRecord, Store};
 
@@ -269,6 +269,24 @@ impl<S: Store> Dialer<S> {
         }
     }
 
+    /// Places these calls as [`Dialer::call`] does, all at once (each waits for its trunk's
+    /// limits in the core); their reports arrive on the returned stream as the calls end,
+    /// in the order they end.
+    pub fn calls(&self, reqs: impl IntoIterator<Item = DirectCall>) -> CallReports {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for req in reqs {
+            let sink = ReplySink::Stream(tx.clone());
+            if self
+                .cmd
+                .send((Command::Call(Box::new(req)), Some(sink)))
+                .is_err()
+            {
+                break;
+            }
+        }
+        CallReports(rx)
+    }
+
     /// Stops dialling, hangs up calls in progress, journals their ends and stops.
     pub async fn shutdown(&self) -> Result<(), DialerError> {
         self.ask(Command::Shutdown).await.map(drop)
@@ -277,8 +295,43 @@ impl<S: Store> Dialer<S> {
     async fn ask(&self, cmd: Command) -> Result<Reply, DialerError> {
         let (tx, rx) = oneshot::channel();
         self.cmd
-            .send((cmd, Some(tx)))
+            .send((cmd, Some(ReplySink::Once(tx))))
             .map_err(|_| DialerError::Stopped)?;
         rx.await.map_err(|_| DialerError::Stopped)
+    }
+}
+
+/// The reports of calls placed with [`Dialer::calls`], as they end.
+#[derive(Debug)]
+pub struct CallReports(mpsc::UnboundedReceiver<Reply>);
+
+/// Every sender of a [`CallReports`] stream is gone: the dialer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl CallReports {
+    /// The next call's report; `None` once every call has reported or the dialer stopped
+    /// (the caller counts what it got against what it placed).
+    pub async fn next(&mut self) -> Option<CallReport> {
+        loop {
+            if let Reply::Called(r) = self.0.recv().await? {
+                return Some(*r);
+            }
+        }
+    }
+
+    /// A report already waiting, without waiting: `Ok(None)` when there is none yet,
+    /// `Err(Stopped)` when none will come any more. Polling this on a timer spares the
+    /// signalling thread a cross-thread wake-up per call.
+    pub fn try_next(&mut self) -> Result<Option<CallReport>, Stopped> {
+        loop {
+            match self.0.try_recv() {
+                Ok(Reply::Called(r)) => return Ok(Some(*r)),
+                // No other reply is sent on a calls stream.
+                Ok(_) => continue,
+                Err(mpsc::error::TryRecvError::Empty) => return Ok(None),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(Stopped),
+            }
+        }
     }
 }

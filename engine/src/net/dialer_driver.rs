@@ -36,7 +36,27 @@ use crate::store::sqlite::now_ms;
 use crate::store::Store;
 
 /// A command for the driver, with where its reply goes (none for fire-and-forget ones).
-pub type CommandMsg = (Command, Option<oneshot::Sender<Reply>>);
+pub type CommandMsg = (Command, Option<ReplySink>);
+
+/// Where a command's reply goes.
+#[derive(Debug)]
+pub enum ReplySink {
+    /// To the one caller waiting for it.
+    Once(oneshot::Sender<Reply>),
+    /// Onto a stream shared by many commands: `dialer call` gets every call's report on
+    /// one channel instead of a task and a oneshot per call (each woke a runtime worker).
+    Stream(mpsc::UnboundedSender<Reply>),
+}
+
+impl ReplySink {
+    fn send(self, r: Reply) {
+        // A caller gone has nothing left to hear.
+        let _ = match self {
+            ReplySink::Once(tx) => tx.send(r).map_err(drop),
+            ReplySink::Stream(tx) => tx.send(r).map_err(drop),
+        };
+    }
+}
 
 /// What the facade keeps of a running driver.
 pub struct DriverHandles {
@@ -327,7 +347,7 @@ struct Driver<S: Store, M: CallMedia> {
     store: S,
     /// RTP ports reserved for INVITEs, until media starts or the call ends.
     ports: HashMap<CallToken, M::Port>,
-    replies: HashMap<ReplyTo, oneshot::Sender<Reply>>,
+    replies: HashMap<ReplyTo, ReplySink>,
     next_reply: u64,
     store_tx: mpsc::UnboundedSender<StoreReply>,
     done_tx: watch::Sender<Vec<i64>>,
@@ -431,7 +451,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
         }
     }
 
-    fn command(&mut self, cmd: Command, reply: Option<oneshot::Sender<Reply>>) {
+    fn command(&mut self, cmd: Command, reply: Option<ReplySink>) {
         if let Command::PutTrunk { cfg, addr, .. } = &cmd {
             if let Err(e) = expect_tls_name(self.sip.tls_setup().map(|t| &**t), cfg, *addr) {
                 warn!(trunk = %cfg.name, error = %e, "TLS trunk's name not usable");
@@ -557,7 +577,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             Action::ReleasePort(call) => drop(self.ports.remove(&call)),
             Action::Reply(to, r) => {
                 if let Some(tx) = self.replies.remove(&to) {
-                    let _ = tx.send(r);
+                    tx.send(r);
                 }
             }
             Action::CampaignDone(c) => self.done_tx.send_modify(|v| v.push(c.0)),

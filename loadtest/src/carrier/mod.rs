@@ -159,8 +159,9 @@ impl Books {
                 // loop got to it in: a loop that falls behind would otherwise show a dip
                 // and then a second over the ceiling that the sender never produced.
                 let sec = match self.arrived_ns {
-                    Some(ns) => (ns.saturating_sub(self.started_wall_ns) / 1_000_000_000).max(0)
-                        as usize,
+                    Some(ns) => {
+                        (ns.saturating_sub(self.started_wall_ns) / 1_000_000_000).max(0) as usize
+                    }
                     None => self.started.elapsed().as_secs() as usize,
                 };
                 if self.offered_per_s.len() <= sec {
