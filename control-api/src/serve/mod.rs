@@ -20,6 +20,7 @@ pub mod router;
 pub mod routes;
 pub mod state;
 pub mod webhook_guard;
+pub mod webhook_subscriptions;
 pub mod webhook_worker;
 
 use std::net::{IpAddr, SocketAddr};

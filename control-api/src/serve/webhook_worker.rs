@@ -19,6 +19,7 @@ use engine::webhook::schedule::{self, Next};
 use engine::webhook::{sign, DeliveryState, Event, EventKind, TargetPolicy};
 
 use super::webhook_guard::{self as guard, PolicyResolver};
+use super::webhook_subscriptions::{kinds_of, Subscriptions};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -130,6 +131,7 @@ const OUTBOX_BATCH: usize = 1024;
 async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
     let mut throttle = Throttle::default();
     let mut states: HashMap<i64, String> = HashMap::new();
+    let mut subs = Subscriptions::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut batch = Vec::with_capacity(OUTBOX_BATCH);
     loop {
@@ -139,7 +141,7 @@ async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
                     return;
                 }
                 metrics::gauge!(m::WEBHOOK_QUEUE_DEPTH).set(rx.len() as f64);
-                let calls = enqueue_all(&store, &mut states, batch.drain(..)).await;
+                let calls = enqueue_all(&store, &mut states, &mut subs, batch.drain(..)).await;
                 let now = now_ms();
                 for (campaign, tenant) in calls {
                     if throttle.on_call(campaign, &tenant, now) {
@@ -161,6 +163,7 @@ async fn write_outbox(store: AnyStore, mut rx: mpsc::Receiver<Event>) {
 async fn enqueue_all(
     store: &AnyStore,
     states: &mut HashMap<i64, String>,
+    subs: &mut Subscriptions,
     events: impl Iterator<Item = Event>,
 ) -> Vec<(i64, String)> {
     let mut writes = Vec::new();
@@ -177,6 +180,9 @@ async fn enqueue_all(
         };
         if let (EventKind::CallCompleted, Some(campaign)) = (ev.kind, ev.campaign) {
             calls.push((campaign, tenant.clone()));
+        }
+        if !subs.wants(store, &tenant, ev.kind).await {
+            continue;
         }
         writes.push((ev.kind, put(store, tenant, ev.kind, ev.at_ms, &ev.data)));
     }
@@ -230,26 +236,9 @@ fn put(
 /// made only when someone will receive it; asked each time (a small table), so an endpoint
 /// registered a moment ago gets the next one.
 async fn wants_progress(store: &AnyStore, tenant: &str) -> bool {
-    let mut after = String::new();
-    loop {
-        let page = match store.webhooks(tenant, &after, 500).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(tenant, error = %e, "webhook: endpoint list read failed");
-                return false;
-            }
-        };
-        if page
-            .iter()
-            .any(|w| w.events.contains(&EventKind::CampaignProgress))
-        {
-            return true;
-        }
-        match page.last() {
-            Some(last) if page.len() == 500 => after = last.id.clone(),
-            _ => return false,
-        }
-    }
+    kinds_of(store, tenant)
+        .await
+        .is_some_and(|k| k.contains(&EventKind::CampaignProgress))
 }
 
 async fn progress(store: &AnyStore, campaign: i64, tenant: &str) {
