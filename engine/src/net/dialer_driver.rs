@@ -10,7 +10,10 @@
 //! wake-ups and channel hand-offs, and every INVITE a round trip to learn it had left; at
 //! thousands of calls a second those hops, not the SIP work, were most of the CPU.
 
+mod reply;
 mod store_work;
+
+pub use reply::ReplySink;
 
 use std::collections::HashMap;
 use std::io;
@@ -37,26 +40,6 @@ use crate::store::Store;
 
 /// A command for the driver, with where its reply goes (none for fire-and-forget ones).
 pub type CommandMsg = (Command, Option<ReplySink>);
-
-/// Where a command's reply goes.
-#[derive(Debug)]
-pub enum ReplySink {
-    /// To the one caller waiting for it.
-    Once(oneshot::Sender<Reply>),
-    /// Onto a stream shared by many commands: `dialer call` gets every call's report on
-    /// one channel instead of a task and a oneshot per call (each woke a runtime worker).
-    Stream(mpsc::UnboundedSender<Reply>),
-}
-
-impl ReplySink {
-    fn send(self, r: Reply) {
-        // A caller gone has nothing left to hear.
-        let _ = match self {
-            ReplySink::Once(tx) => tx.send(r).map_err(drop),
-            ReplySink::Stream(tx) => tx.send(r).map_err(drop),
-        };
-    }
-}
 
 /// What the facade keeps of a running driver.
 pub struct DriverHandles {
