@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::dialer::call_media::{CallMedia, MediaNote};
 use crate::dialer::core::inbound_io::InboundAction;
 use crate::dialer::core::{
-    Action, CallToken, Command, CoreConfig, DialerCore, DriverNote, Reply, ReplyTo, StoreReply,
+    Action, CallToken, Command, CoreConfig, DialerCore, DriverNote, ReplyTo, StoreReply,
 };
 use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::trunk_keys::TrunkTransport;
