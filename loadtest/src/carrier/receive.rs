@@ -104,20 +104,12 @@ fn rtp_loop(sock: UdpSocket, analyzer: Arc<Mutex<Analyzer>>, stop: Arc<AtomicBoo
         debug!("carrier RTP thread: no SCHED_FIFO");
     }
     let fd = sock.as_raw_fd();
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a local int; a receive timeout so the loop can stop.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &one as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    enable_timestamps(&sock);
+    // A receive timeout so the loop can stop.
     let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
     let mut bufs = vec![0u8; BATCH * MTU];
-    let mut ctrl = vec![0u8; BATCH * 64];
+    // 64 bytes of control messages per datagram, aligned for `cmsghdr`.
+    let mut ctrl = vec![0u64; BATCH * 8];
     // SAFETY: zeroed libc structs are valid empty values; pointers are set before each call.
     let mut names: Vec<libc::sockaddr_in6> = vec![unsafe { std::mem::zeroed() }; BATCH];
     let mut iovs: Vec<libc::iovec> = vec![
@@ -139,7 +131,7 @@ fn rtp_loop(sock: UdpSocket, analyzer: Arc<Mutex<Analyzer>>, stop: Arc<AtomicBoo
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
             h.msg_iov = &mut iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = ctrl[i * 64..].as_mut_ptr() as *mut libc::c_void;
+            h.msg_control = ctrl[i * 8..].as_mut_ptr() as *mut libc::c_void;
             h.msg_controllen = 64;
             h.msg_flags = 0;
         }
@@ -193,7 +185,8 @@ pub(super) fn recv_stamped(
     sock: &UdpSocket,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, Option<SocketAddr>, Option<i64>)> {
-    let mut ctrl = [0u8; 64];
+    // Control messages are read as `cmsghdr`s: the buffer must have their alignment.
+    let mut ctrl = [0u64; 8];
     // SAFETY: a zeroed sockaddr_in6 and msghdr are valid empty values; every pointer set
     // below refers to a local or to `buf`, all alive for the call.
     let mut name: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
@@ -207,7 +200,7 @@ pub(super) fn recv_stamped(
     h.msg_iov = &mut iov;
     h.msg_iovlen = 1;
     h.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
-    h.msg_controllen = ctrl.len();
+    h.msg_controllen = std::mem::size_of_val(&ctrl);
     // SAFETY: `h` points at buffers owned by this frame.
     let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut h, 0) };
     if n < 0 {
