@@ -19,8 +19,8 @@ use clap::Args;
 use codecs::Codec;
 use engine::dialer::call_media::{CallMedia, MediaNote, PumpMedia, PumpMediaConfig, PumpTuning};
 use engine::dialer::core::{CallReport, DirectCall};
-use engine::dialer::facade::{CallReports, Stopped};
-use engine::dialer::{Dialer, DialerConfig};
+use engine::dialer::facade::CallReports;
+use engine::dialer::{Dialer, DialerConfig, DialerError};
 use engine::net::{PumpStats, SendMode};
 use engine::sip::Uri;
 use engine::store::sqlite::{SqliteOptions, SqliteStore};
@@ -217,11 +217,11 @@ async fn print_records(reports: &mut CallReports, total: usize) -> Result<Vec<Ca
                     records.push(r);
                 }
                 Ok(None) => break,
-                Err(Stopped) if records.len() == total => break,
-                Err(Stopped) => {
+                Err(DialerError::Stopped) if records.len() == total => break,
+                Err(e) => {
                     out.flush()?;
                     bail!(
-                        "the dialer stopped before every call ended ({} of {total} reported)",
+                        "{e} before every call ended ({} of {total} reported)",
                         records.len()
                     );
                 }

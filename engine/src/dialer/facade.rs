@@ -260,18 +260,9 @@ impl<S: Store> Dialer<S> {
         }
     }
 
-    /// Places one call outside any campaign on the trunk named in `req` (its CPS, channel
-    /// and burst limits apply, as to campaign calls) and waits for its end.
-    pub async fn call(&self, req: DirectCall) -> Result<CallReport, DialerError> {
-        match self.ask(Command::Call(Box::new(req))).await? {
-            Reply::Called(r) => Ok(*r),
-            _ => Err(DialerError::Stopped),
-        }
-    }
-
-    /// Places these calls as [`Dialer::call`] does, all at once (each waits for its trunk's
-    /// limits in the core); their reports arrive on the returned stream as the calls end,
-    /// in the order they end.
+    /// Places these calls outside any campaign, each on the trunk named in its request (its
+    /// CPS, channel and pick-ahead limits apply, as to campaign calls), all at once; their
+    /// reports arrive on the returned stream as the calls end, in the order they end.
     pub fn calls(&self, reqs: impl IntoIterator<Item = DirectCall>) -> CallReports {
         let (tx, rx) = mpsc::unbounded_channel();
         for req in reqs {
@@ -305,32 +296,19 @@ impl<S: Store> Dialer<S> {
 #[derive(Debug)]
 pub struct CallReports(mpsc::UnboundedReceiver<Reply>);
 
-/// Every sender of a [`CallReports`] stream is gone: the dialer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped;
-
 impl CallReports {
-    /// The next call's report; `None` once every call has reported or the dialer stopped
-    /// (the caller counts what it got against what it placed).
-    pub async fn next(&mut self) -> Option<CallReport> {
-        loop {
-            if let Reply::Called(r) = self.0.recv().await? {
-                return Some(*r);
-            }
-        }
-    }
-
     /// A report already waiting, without waiting: `Ok(None)` when there is none yet,
-    /// `Err(Stopped)` when none will come any more. Polling this on a timer spares the
-    /// signalling thread a cross-thread wake-up per call.
-    pub fn try_next(&mut self) -> Result<Option<CallReport>, Stopped> {
+    /// [`DialerError::Stopped`] when none will come any more (every call reported, or the
+    /// dialer stopped). Polling this on a timer spares the signalling thread a cross-thread
+    /// wake-up per call.
+    pub fn try_next(&mut self) -> Result<Option<CallReport>, DialerError> {
         loop {
             match self.0.try_recv() {
                 Ok(Reply::Called(r)) => return Ok(Some(*r)),
                 // No other reply is sent on a calls stream.
                 Ok(_) => continue,
                 Err(mpsc::error::TryRecvError::Empty) => return Ok(None),
-                Err(mpsc::error::TryRecvError::Disconnected) => return Err(Stopped),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Err(DialerError::Stopped),
             }
         }
     }

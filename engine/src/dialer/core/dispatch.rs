@@ -51,8 +51,8 @@ impl DialerCore {
     }
 
     fn pick(&mut self, now: Instant, wall: i64) {
+        let horizon = self.journals.horizon(now);
         loop {
-            let horizon = self.journals.horizon(now);
             let avail: Vec<bool> = self
                 .trunks
                 .iter_mut()
