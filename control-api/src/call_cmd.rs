@@ -313,6 +313,8 @@ fn media_json(m: &PumpStats) -> serde_json::Value {
         "send_lag_max_ms": ms(m.lag.max()),
         "loop_cpu_seconds": m.loop_cpu.as_secs_f64(),
         "realtime_loops": m.realtime_loops,
+        "ports_bound_ahead": m.ports_bound_ahead,
+        "ports_bound_on_demand": m.ports_bound_on_demand,
     })
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use super::detectors::Detectors;
+use super::port_stock::PortStock;
 use super::sys::{pin_to_cpu, thread_cpu};
 use super::{Cmd, EventTx, MediaEvent, MediaStart, Playlist, PumpStats, RecordSpec, RtpPort};
 use crate::media::amd::AmdConfig;
@@ -20,6 +21,9 @@ use crate::media::pacer::{Pacer, PacerConfig, PacerEvent, StreamId, StreamSpec};
 use crate::media::srtp::{SrtpReceiver, SrtpSender};
 use crate::media::{AudioTap, Batch, DtmfDecoder, Latch, Recording};
 
+/// A loop tops up the port stock only in a gap between slots, and stops binding this long
+/// before its next packets are due, so the top-up never makes them late.
+const TOP_UP_MARGIN: Duration = Duration::from_micros(250);
 /// What every loop of a pump shares: the time origin, the raw-send source address, the event
 /// channel and the totals.
 #[derive(Clone)]
@@ -27,6 +31,8 @@ pub(super) struct LoopShared {
     pub(super) origin: Instant,
     pub(super) src_ip: Ipv4Addr,
     pub(super) events: EventTx,
+    /// Port pairs for new calls, topped up by the loops between slots.
+    pub(super) ports: Arc<PortStock>,
     pub(super) stats: Arc<Mutex<PumpStats>>,
 }
 
@@ -115,6 +121,7 @@ pub(super) struct Loop {
     pub(super) events: EventTx,
     load: Arc<AtomicUsize>,
     shared: Arc<Mutex<PumpStats>>,
+    ports: Arc<PortStock>,
     /// Route (pacer `route`) -> call slot.
     pub(super) slots: Vec<Option<CallSlot>>,
     /// Route -> what sending needs (see [`RouteInfo`]).
@@ -176,6 +183,7 @@ impl Loop {
             events: shared.events,
             load,
             shared: shared.stats,
+            ports: shared.ports,
             slots: Vec::new(),
             routes: Vec::new(),
             srtp_calls: 0,
@@ -270,6 +278,10 @@ impl Loop {
             let now = Instant::now();
             let cap = now + Duration::from_millis(2);
             let wake = self.pacer.poll_timeout().map_or(cap, |t| t.min(cap));
+            if let Some(until) = wake.checked_sub(TOP_UP_MARGIN).filter(|u| *u > now) {
+                self.ports.top_up(now, until);
+            }
+            let now = Instant::now();
             if wake > now {
                 std::thread::sleep(wake - now);
             }

@@ -26,20 +26,23 @@
 //! [`SendMode::Auto`] tries raw and falls back. The cost of each mode is measured by
 //! `loadtest` (see `loadtest/README.md`).
 //!
-//! File descriptors: two per call. [`MediaPump::start`] raises `RLIMIT_NOFILE` to its hard
-//! limit; when binding still fails for lack of descriptors the error names the limit.
+//! File descriptors: two per call, plus the pairs the pacing threads bound ahead for the next
+//! calls (`port_stock`: 50 ms of the recent call rate, at most 500 pairs, none when idle).
+//! [`MediaPump::start`] raises `RLIMIT_NOFILE` to its hard limit; when binding still fails
+//! for lack of descriptors the error names the limit.
 
 mod detectors;
 mod event_loop;
 mod event_tx;
 mod inbound;
 mod lag;
+mod port_stock;
 mod send;
 mod sys;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -55,7 +58,7 @@ use crate::media::{DtmfEvent, MediaLatch, Segment, StreamParams};
 use event_loop::{Loop, LoopShared};
 pub use event_tx::EventTx;
 pub use lag::LagHistogram;
-use sys::{fd_error, is_fd_exhaustion};
+use port_stock::PortStock;
 pub use sys::{open_raw_socket, raise_fd_limit, write_ipv4_udp};
 
 /// How packets leave. See the module documentation.
@@ -281,6 +284,11 @@ pub struct PumpStats {
     pub realtime_loops: usize,
     /// Pacing threads pinned to one CPU each.
     pub pinned_loops: usize,
+    /// RTP/RTCP port pairs the pacing threads bound ahead of the calls that took them.
+    pub ports_bound_ahead: u64,
+    /// Pairs bound on the caller's thread because none was ready (the stock follows the
+    /// recent rate of calls, so these are the first calls of a burst).
+    pub ports_bound_on_demand: u64,
 }
 
 enum Cmd {
@@ -303,8 +311,7 @@ struct LoopCtl {
 pub struct MediaPump {
     loops: Vec<Mutex<LoopCtl>>,
     loads: Vec<Arc<AtomicUsize>>,
-    cfg: PumpConfig,
-    next_port: AtomicU32,
+    ports: Arc<PortStock>,
     stats: Arc<Mutex<PumpStats>>,
 }
 
@@ -404,6 +411,7 @@ impl MediaPump {
             origin: Instant::now(),
             src_ip: v4.unwrap_or(Ipv4Addr::UNSPECIFIED),
             events,
+            ports: Arc::new(PortStock::new(cfg.bind_ip, cfg.port_min, cfg.port_max)),
             stats: Arc::new(Mutex::new(PumpStats {
                 raw,
                 ..PumpStats::default()
@@ -421,45 +429,18 @@ impl MediaPump {
             loads.push(ctl.load.clone());
             ctls.push(Mutex::new(ctl));
         }
-        let min = cfg.port_min + cfg.port_min % 2;
         Ok(MediaPump {
             loops: ctls,
             loads,
-            next_port: AtomicU32::new(u32::from(min)),
-            cfg,
+            ports: shared.ports,
             stats: shared.stats,
         })
     }
 
-    /// Binds a free even RTP port and the RTCP port above it, from the configured range.
+    /// A free even RTP port and the RTCP port above it, from the configured range: one the
+    /// pacing threads bound ahead, or one bound now when none is ready (see `port_stock`).
     pub fn bind_port(&self) -> io::Result<RtpPort> {
-        let min = u32::from(self.cfg.port_min + self.cfg.port_min % 2);
-        let max = u32::from(self.cfg.port_max);
-        let span = (max.saturating_sub(min) / 2).max(1);
-        for _ in 0..span {
-            let n = self.next_port.fetch_add(2, Ordering::Relaxed);
-            let port = (min + (n.wrapping_sub(min) % (span * 2))) as u16;
-            let rtp = match UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port)) {
-                Ok(s) => s,
-                Err(e) if is_fd_exhaustion(&e) => return Err(fd_error(e)),
-                Err(_) => continue,
-            };
-            let rtcp = match UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1)) {
-                Ok(s) => s,
-                Err(e) if is_fd_exhaustion(&e) => return Err(fd_error(e)),
-                Err(_) => continue,
-            };
-            rtp.set_nonblocking(true)?;
-            rtcp.set_nonblocking(true)?;
-            return Ok(RtpPort { rtp, rtcp, port });
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            format!(
-                "no free even RTP port pair in {}-{}",
-                self.cfg.port_min, self.cfg.port_max
-            ),
-        ))
+        self.ports.take()
     }
 
     /// Starts a call's media on the least loaded loop.
@@ -532,6 +513,8 @@ impl MediaPump {
 
     /// Totals so far (loops publish about once a second, and at shutdown).
     pub fn stats(&self) -> PumpStats {
-        self.stats.lock().expect("stats lock").clone()
+        let mut s = self.stats.lock().expect("stats lock").clone();
+        (s.ports_bound_ahead, s.ports_bound_on_demand) = self.ports.counts();
+        s
     }
 }
