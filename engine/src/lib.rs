@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cluster;
 pub mod dialer;
+pub mod id_map;
 pub mod ivr;
 pub mod media;
 pub mod metrics;

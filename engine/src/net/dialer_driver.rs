@@ -15,7 +15,6 @@ mod store_work;
 
 pub use reply::ReplySink;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +31,7 @@ use crate::dialer::core::{
 use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::trunk_keys::TrunkTransport;
 use crate::dialer::SipSettings;
+use crate::id_map::IdMap;
 use crate::net::inbound_driver::InboundExec;
 use crate::net::{DriverOptions, SipIo, TlsSetup};
 use crate::sip::endpoint::{CallHandle, EndpointConfig, SourcePolicy};
@@ -237,8 +237,8 @@ fn signalling_thread<S: Store, M: CallMedia>(
             sip,
             media,
             store,
-            ports: HashMap::new(),
-            replies: HashMap::new(),
+            ports: IdMap::default(),
+            replies: IdMap::default(),
             next_reply: 1,
             store_tx,
             done_tx,
@@ -329,8 +329,8 @@ struct Driver<S: Store, M: CallMedia> {
     media: Arc<M>,
     store: S,
     /// RTP ports reserved for INVITEs, until media starts or the call ends.
-    ports: HashMap<CallToken, M::Port>,
-    replies: HashMap<ReplyTo, ReplySink>,
+    ports: IdMap<CallToken, M::Port>,
+    replies: IdMap<ReplyTo, ReplySink>,
     next_reply: u64,
     store_tx: mpsc::UnboundedSender<StoreReply>,
     done_tx: watch::Sender<Vec<i64>>,

@@ -12,7 +12,6 @@
 mod line_store;
 mod speech;
 
-use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +23,7 @@ use tracing::{info, warn};
 use crate::dialer::call_media::{CallMedia, PlayItem};
 use crate::dialer::core::inbound_io::{InboundAction, InboundNote, InboundReply, Launch};
 use crate::dialer::core::{CallToken, StoreReply};
+use crate::id_map::IdMap;
 use crate::ivr::Audio;
 use crate::model::registrations::NewRegistration;
 use crate::model::Unregistered;
@@ -129,7 +129,7 @@ impl<S: Store> InboundExec<S> {
         a: InboundAction,
         sip: &mut Endpoint,
         media: &Arc<M>,
-        ports: &mut HashMap<CallToken, M::Port>,
+        ports: &mut IdMap<CallToken, M::Port>,
     ) -> Result<(), InboundNote> {
         let failed = |t: CallToken| move |e: io::Error| InboundNote::MediaFailed(t, e.to_string());
         match a {
@@ -262,7 +262,7 @@ impl<S: Store> InboundExec<S> {
         &self,
         sip: &mut Endpoint,
         media: &Arc<M>,
-        ports: &mut HashMap<CallToken, M::Port>,
+        ports: &mut IdMap<CallToken, M::Port>,
         token: CallToken,
         call: CallHandle,
         mut answer: Box<AnswerParams>,

@@ -9,7 +9,7 @@
 //! dependency (the media pump uses `sendmmsg` too); the buffers are allocated once.
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::{size_of, zeroed, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
@@ -239,29 +239,41 @@ pub fn send_batch<'a>(
     fd: RawFd,
     msgs: impl Iterator<Item = (SocketAddr, &'a [u8])>,
 ) -> io::Result<usize> {
-    // SAFETY: zeroed iovec/mmsghdr/sockaddr_storage are valid; pointers below refer to
-    // `names`, `iovs` and the callers' byte slices, all alive during the call.
-    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
-    let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
-    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // Only the entries in use are written: zeroing the whole arrays (6.6 KB) cost more
+    // than the rest of the function when a pass sends one or two datagrams.
+    let mut names = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; BATCH];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; BATCH];
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; BATCH];
     let mut n = 0;
     for (dest, bytes) in msgs.take(BATCH) {
         let (s, len) = to_storage(dest);
-        names[n] = s;
-        iovs[n].iov_base = bytes.as_ptr() as *mut libc::c_void;
-        iovs[n].iov_len = bytes.len();
-        let h = &mut hdrs[n].msg_hdr;
-        h.msg_name = (&mut names[n] as *mut libc::sockaddr_storage).cast();
-        h.msg_namelen = len;
-        h.msg_iov = &mut iovs[n];
-        h.msg_iovlen = 1;
+        let name = names[n].write(s);
+        let iov = iovs[n].write(libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        });
+        // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+        let h = hdrs[n].write(unsafe { zeroed() });
+        h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+        h.msg_hdr.msg_namelen = len;
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
         n += 1;
     }
     if n == 0 {
         return Ok(0);
     }
-    // SAFETY: hdrs[..n] describe valid messages (see above).
-    let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT) };
+    // SAFETY: hdrs[..n] are initialised and point into names[..n], iovs[..n] and the
+    // callers' byte slices, all alive during the call; the kernel reads n entries only
+    // (and writes their msg_len).
+    let r = unsafe {
+        libc::sendmmsg(
+            fd,
+            hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            n as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {

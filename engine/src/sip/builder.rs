@@ -1,10 +1,13 @@
 //! Serializing the messages we send.
 //!
 //! Outgoing messages are written straight into one byte buffer with their final layout; a
-//! transaction keeps that buffer for retransmission, so a message is formatted once.
+//! transaction keeps that buffer for retransmission, so a message is formatted once. Names,
+//! separators and string values are copied as bytes; only a value that is not already text
+//! (a number, an address) goes through the formatting machinery, and then through a
+//! `fmt::Write` view of the buffer rather than `io::Write`, whose adapter tracks I/O errors
+//! that a `Vec` never has.
 
-use std::fmt::Display;
-use std::io::Write;
+use std::fmt::{self, Display};
 
 use super::headers::HeaderName;
 use super::message::Request;
@@ -18,16 +21,27 @@ pub struct MessageWriter {
 impl MessageWriter {
     /// Starts a request: `METHOD uri SIP/2.0`.
     pub fn request(method: &str, uri: impl Display) -> Self {
-        let mut buf = Vec::with_capacity(1024);
-        let _ = write!(buf, "{method} {uri} SIP/2.0\r\n");
-        MessageWriter { buf }
+        let mut w = MessageWriter {
+            buf: Vec::with_capacity(1024),
+        };
+        w.text(method);
+        w.text(" ");
+        w.display(uri);
+        w.text(" SIP/2.0\r\n");
+        w
     }
 
     /// Starts a response: `SIP/2.0 code reason`.
     pub fn response(status: u16, reason: &str) -> Self {
-        let mut buf = Vec::with_capacity(512);
-        let _ = write!(buf, "SIP/2.0 {status} {reason}\r\n");
-        MessageWriter { buf }
+        let mut w = MessageWriter {
+            buf: Vec::with_capacity(512),
+        };
+        w.text("SIP/2.0 ");
+        w.display(status);
+        w.text(" ");
+        w.text(reason);
+        w.text("\r\n");
+        w
     }
 
     /// Starts a response to `req` with the headers RFC 3261 §8.2.6.2 copies: every Via,
@@ -47,7 +61,9 @@ impl MessageWriter {
                     // A To with an empty parameter list (`<sip:b@h>;`) parses; appending
                     // `;tag=` to it as written would make `;;`, which does not.
                     let t = t.trim_end_matches(|c: char| c == ';' || c.is_ascii_whitespace());
-                    let _ = write!(w.buf, "To: {t};tag={tag}\r\n");
+                    for part in ["To: ", t, ";tag=", tag, "\r\n"] {
+                        w.text(part);
+                    }
                 }
                 _ => w = w.header("To", t),
             }
@@ -63,13 +79,25 @@ impl MessageWriter {
 
     /// Appends a header line.
     pub fn header(mut self, name: &str, value: impl Display) -> Self {
-        let _ = write!(self.buf, "{name}: {value}\r\n");
+        self.push_header(name, value);
         self
     }
 
     /// Appends a header line in place.
     pub fn push_header(&mut self, name: &str, value: impl Display) {
-        let _ = write!(self.buf, "{name}: {value}\r\n");
+        self.text(name);
+        self.text(": ");
+        self.display(value);
+        self.text("\r\n");
+    }
+
+    fn text(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// Writes a value by its `Display`; a `&str` or `String` ends in one `write_str`.
+    fn display(&mut self, value: impl Display) {
+        let _ = fmt::write(&mut Bytes(&mut self.buf), format_args!("{value}"));
     }
 
     /// Ends the header section with Content-Length 0.
@@ -80,11 +108,23 @@ impl MessageWriter {
     /// Appends Content-Type (when given) and Content-Length, then the body.
     pub fn finish_with_body(mut self, content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
         if let Some(ct) = content_type {
-            let _ = write!(self.buf, "Content-Type: {ct}\r\n");
+            self.push_header("Content-Type", ct);
         }
-        let _ = write!(self.buf, "Content-Length: {}\r\n\r\n", body.len());
+        self.text("Content-Length: ");
+        self.display(body.len());
+        self.text("\r\n\r\n");
         self.buf.extend_from_slice(body);
         self.buf
+    }
+}
+
+/// The buffer as a `fmt::Write` sink.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
     }
 }
 

@@ -262,14 +262,20 @@ impl<'a> Via<'a> {
             }
         };
         let params = Params::parse(params).map_err(|_| E)?;
-        if let Some(Some(r)) = params.get("received") {
-            let r = r.trim_start_matches('[').trim_end_matches(']');
-            if r.parse::<std::net::IpAddr>().is_err() {
-                return Err(E);
+        // One walk over the list for the two parameters whose values have a grammar.
+        for (name, value) in params.iter() {
+            match value {
+                Some(r) if name.eq_ignore_ascii_case("received") => {
+                    let r = r.trim_start_matches('[').trim_end_matches(']');
+                    if r.parse::<std::net::IpAddr>().is_err() {
+                        return Err(E);
+                    }
+                }
+                Some(p) if name.eq_ignore_ascii_case("rport") => {
+                    p.parse::<u16>().map_err(|_| E)?;
+                }
+                _ => {}
             }
-        }
-        if let Some(Some(p)) = params.get("rport") {
-            p.parse::<u16>().map_err(|_| E)?;
         }
         Ok(Via {
             transport,

@@ -85,43 +85,65 @@ fn is_token_byte_or_colon(b: u8) -> bool {
 }
 
 /// Splits on `sep` outside double quotes (a quoted string may hold `;` or `,`) and outside
-/// angle brackets (a URI inside `<...>` has its own `;` and `,`).
+/// angle brackets (a URI inside `<...>` has its own `;` and `,`). Every header and parameter
+/// list of every message goes through here, so it jumps from one byte that can matter in
+/// the current state to the next (`memchr`) rather than looking at every byte.
 pub(crate) fn split_quoted(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     let b = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
     let mut done = false;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
-        let mut in_quote = false;
-        let mut angle = 0u32;
-        while i < b.len() {
-            let c = b[i];
-            if in_quote {
-                if c == b'\\' {
-                    i += 1;
-                } else if c == b'"' {
-                    in_quote = false;
-                }
-            } else if c == b'"' {
-                in_quote = true;
-            } else if c == b'<' {
-                angle += 1;
-            } else if c == b'>' {
-                angle = angle.saturating_sub(1);
-            } else if c == sep && angle == 0 {
-                let item = &s[start..i];
-                i += 1;
-                start = i;
-                return Some(item);
+        match next_separator(b, start, sep) {
+            Some(at) => {
+                let item = &s[start..at];
+                start = at + 1;
+                Some(item)
             }
-            i += 1;
+            None => {
+                done = true;
+                Some(&s[start.min(s.len())..])
+            }
         }
-        done = true;
-        Some(&s[start.min(s.len())..])
     })
+}
+
+/// The index of the next `sep` at or after `from` that is outside quotes and brackets.
+fn next_separator(b: &[u8], from: usize, sep: u8) -> Option<usize> {
+    let mut i = from;
+    let mut angle = 0u32;
+    while i < b.len() {
+        let rest = &b[i..];
+        let hit = if angle == 0 {
+            memchr::memchr3(sep, b'"', b'<', rest)
+        } else {
+            memchr::memchr3(b'"', b'<', b'>', rest)
+        }?;
+        i += hit;
+        match b[i] {
+            b'"' => i = closing_quote(b, i + 1)?,
+            b'<' => angle += 1,
+            b'>' => angle -= 1,
+            _ => return Some(i),
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the `"` that closes a quoted string whose text starts at `from` (a
+/// backslash escapes the byte after it); `None` when the string runs to the end.
+fn closing_quote(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        i += memchr::memchr2(b'\\', b'"', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i);
+        }
+        i += 2;
+    }
 }
 
 #[cfg(test)]
@@ -138,5 +160,23 @@ mod tests {
         assert_eq!(p.get("nope"), None);
         assert!(Params::parse(";;").is_err());
         assert!(Params::parse("a=").is_err());
+    }
+
+    #[test]
+    fn splitting_skips_quoted_and_bracketed_separators() {
+        let split = |s: &'static str, sep| split_quoted(s, sep).collect::<Vec<_>>();
+        assert_eq!(split("", b','), [""]);
+        assert_eq!(split("a,b,", b','), ["a", "b", ""]);
+        assert_eq!(
+            split(r#""x, \"y\"" <sip:a@h;p=1,2>;t=1, <sip:b@h>"#, b','),
+            [r#""x, \"y\"" <sip:a@h;p=1,2>;t=1"#, " <sip:b@h>"]
+        );
+        assert_eq!(split("a<b<c>;d>;e;f", b';'), ["a<b<c>;d>", "e", "f"]);
+        // A stray '>' outside brackets is text; an unclosed quote or bracket swallows the
+        // rest, as before.
+        assert_eq!(split("a>b;c", b';'), ["a>b", "c"]);
+        assert_eq!(split(r#"a;"b;c"#, b';'), ["a", r#""b;c"#]);
+        assert_eq!(split("a;<b;c", b';'), ["a", "<b;c"]);
+        assert_eq!(split(r#"a;"b\"#, b';'), ["a", r#""b\"#]);
     }
 }

@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 
 use super::sounds::{self, Generated, MemoryNames, PlayItem};
 use super::{CallMedia, MediaNote, PLAY_GAP_MS};
+use crate::id_map::IdMap;
 use crate::media::amd::AmdConfig;
 use crate::media::{MediaLatch, StreamParams};
 use crate::net::pump::{EventTx, Playlist, RecordSpec};
@@ -83,7 +84,7 @@ pub struct PumpMedia {
     encoding: Arc<Mutex<HashSet<(String, Codec, u32)>>>,
     /// Calls with media, shared with the pump's event function (a stopped call's
     /// share played is figured from its total packets there).
-    playing: Arc<Mutex<HashMap<u64, Playing>>>,
+    playing: Arc<Mutex<IdMap<u64, Playing>>>,
     play_gap_ms: u32,
     generated: Generated,
     memory_names: Mutex<MemoryNames>,
@@ -112,7 +113,7 @@ impl PumpMedia {
             None => None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let playing = Arc::new(Mutex::new(HashMap::new()));
+        let playing = Arc::new(Mutex::new(IdMap::default()));
         let events = {
             let playing = playing.clone();
             EventTx::new(move |e| {
@@ -239,7 +240,7 @@ impl PumpMedia {
 
 /// The dialer's note of a pump event, made on the pacing loop's thread and sent from there
 /// straight to the dialer's (a task in between would be one more thread wake-up per event).
-fn note_of(e: MediaEvent, playing: &Mutex<HashMap<u64, Playing>>) -> MediaNote {
+fn note_of(e: MediaEvent, playing: &Mutex<IdMap<u64, Playing>>) -> MediaNote {
     match e {
         MediaEvent::Finished { token, packets } => MediaNote::Finished { token, packets },
         MediaEvent::Stopped { token, packets } => {

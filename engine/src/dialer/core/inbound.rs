@@ -13,7 +13,6 @@
 //! actions (play, record, store writes); its deadline is `Deadline::Inbound` in the core's
 //! timer table; keys come from RFC 4733 (media notes) and SIP INFO.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +23,7 @@ use super::inbound_menu::{Menu, Pending};
 use super::io::{Action, CallToken, TrunkId};
 use super::timers::Deadline;
 use super::DialerCore;
+use crate::id_map::IdMap;
 use crate::ivr::admission::{trunk_of, Cidr, Refusal, TrunkSources};
 use crate::ivr::{caller_identity, CallerHeaders, CallerId, Key, PinGuard, Timing};
 use crate::media::dtmf::parse_info;
@@ -76,11 +76,11 @@ struct InCall {
 #[derive(Debug, Default)]
 pub(super) struct Inbound {
     cfg: InboundConfig,
-    calls: HashMap<CallToken, InCall>,
-    by_handle: HashMap<CallHandle, CallToken>,
+    calls: IdMap<CallToken, InCall>,
+    by_handle: IdMap<CallHandle, CallToken>,
     guard: PinGuard,
     /// Calls that ended with a staff member's choice waiting for its take to be stored.
-    after: HashMap<CallToken, Pending>,
+    after: IdMap<CallToken, Pending>,
 }
 
 impl Inbound {

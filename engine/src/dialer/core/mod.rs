@@ -52,7 +52,7 @@ mod tests_pick_ahead;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -76,6 +76,7 @@ use self::timers::Timers;
 use super::scheduler::Scheduler;
 use super::trunk::TrunkConfig;
 use crate::dialer::call_media::MediaNote;
+use crate::id_map::IdMap;
 use crate::sip::endpoint::{CallHandle, Event, RequestHandle};
 
 /// What the core is told once.
@@ -110,17 +111,17 @@ pub struct DialerCore {
     ids: Ids,
     trunks: Vec<TrunkSlot>,
     sched: Scheduler,
-    campaigns: HashMap<CampaignId, CampaignRt>,
-    calls: HashMap<CallToken, Attempt>,
-    by_handle: HashMap<CallHandle, CallToken>,
-    pings: HashMap<RequestHandle, TrunkId>,
+    campaigns: IdMap<CampaignId, CampaignRt>,
+    calls: IdMap<CallToken, Attempt>,
+    by_handle: IdMap<CallHandle, CallToken>,
+    pings: IdMap<RequestHandle, TrunkId>,
     /// Verification calls of the web form (not campaign attempts).
     verifies: verify::Verifications,
-    regs: HashMap<RequestHandle, TrunkId>,
+    regs: IdMap<RequestHandle, TrunkId>,
     /// One-shot calls (`dialer call`) waiting for their trunk to take them.
     direct_waiting: VecDeque<(ReplyTo, DirectCall)>,
     /// One-shot calls in progress: what their report needs beyond the attempt.
-    direct: HashMap<CallToken, direct::Direct>,
+    direct: IdMap<CallToken, direct::Direct>,
     next_token: u64,
     timers: Timers,
     /// Inbound calls (their own map; channels shared through the trunks).
@@ -149,14 +150,14 @@ impl DialerCore {
             cfg,
             trunks: vec![],
             sched: Scheduler::new(),
-            campaigns: HashMap::new(),
-            calls: HashMap::new(),
-            by_handle: HashMap::new(),
-            pings: HashMap::new(),
+            campaigns: IdMap::default(),
+            calls: IdMap::default(),
+            by_handle: IdMap::default(),
+            pings: IdMap::default(),
             verifies: Default::default(),
-            regs: HashMap::new(),
+            regs: IdMap::default(),
             direct_waiting: VecDeque::new(),
-            direct: HashMap::new(),
+            direct: IdMap::default(),
             next_token: 1,
             timers: Timers::default(),
             inbound: inbound::Inbound::default(),

@@ -15,6 +15,7 @@ use super::{applying, PrefixLimit};
 use crate::dialer::core::CallToken;
 use crate::dialer::limiter::CpsLimiter;
 use crate::dialer::pick_ahead;
+use crate::id_map::IdMap;
 
 /// A limit's identity: its tenant (none: global) and prefix.
 type Key = (Option<String>, String);
@@ -36,7 +37,7 @@ pub struct Pacers {
     /// Each limit's state, at its index in `limits`.
     state: Vec<State>,
     /// The limits each call holds, by identity (indices change when the limits do).
-    calls: HashMap<CallToken, Vec<Key>>,
+    calls: IdMap<CallToken, Vec<Key>>,
 }
 
 fn key(l: &PrefixLimit) -> Key {

@@ -8,9 +8,10 @@
 //! `now` only moves forward, so the ends come in the order the transactions were accepted:
 //! a queue orders them and the whole table needs a single wake-up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::*;
+use crate::id_map::IdMap;
 use crate::sip::transaction::AcceptedInvite;
 
 /// The random part of a Via branch the endpoint made (`z9hG4bK` and 16 lowercase hex
@@ -28,7 +29,7 @@ pub(super) fn branch_key(branch: &str) -> Option<u64> {
 #[derive(Debug, Default)]
 pub(super) struct AcceptedInvites {
     /// Branch key → the call that gets the 2xx.
-    calls: HashMap<u64, u64>,
+    calls: IdMap<u64, u64>,
     /// (Timer M, branch key), earliest first.
     ends: VecDeque<(Instant, u64)>,
 }

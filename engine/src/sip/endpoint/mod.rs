@@ -23,6 +23,7 @@ use super::outcome::Outcome;
 use super::sdp::{self, NegotiatedMedia};
 use super::transaction::{ClientAction, ClientTx, ServerAction, ServerTx, Wire};
 use super::uri::{Host, Scheme, Uri};
+use crate::id_map::IdMap;
 
 mod accepted;
 mod answer;
@@ -173,18 +174,18 @@ pub struct Endpoint {
     rng: StdRng,
     reply_limiter: strangers::ReplyLimiter,
     next_handle: u64,
-    calls: HashMap<u64, Call>,
-    pings: HashMap<u64, Ping>,
-    regs: HashMap<u64, Registration>,
+    calls: IdMap<u64, Call>,
+    pings: IdMap<u64, Ping>,
+    regs: IdMap<u64, Registration>,
     by_call_id: HashMap<String, u64>,
     next_tx: u64,
-    clients: HashMap<TxId, ClientEntry>,
+    clients: IdMap<TxId, ClientEntry>,
     /// Client transactions by Via branch (CANCELs apart: they share their INVITE's).
     client_branches: HashMap<String, TxId>,
     cancel_branches: HashMap<String, TxId>,
     /// INVITE client transactions after their 2xx (RFC 6026 Accepted), kept apart and small.
     accepted: accepted::AcceptedInvites,
-    servers: HashMap<ServerId, ServerEntry>,
+    servers: IdMap<ServerId, ServerEntry>,
     server_keys: HashMap<String, ServerId>,
     wakeups: Wakeups,
     transmits: VecDeque<Transmit>,
@@ -205,16 +206,16 @@ impl Endpoint {
             reply_limiter: strangers::ReplyLimiter::default(),
             cfg,
             next_handle: 1,
-            calls: HashMap::new(),
-            pings: HashMap::new(),
-            regs: HashMap::new(),
+            calls: IdMap::default(),
+            pings: IdMap::default(),
+            regs: IdMap::default(),
             by_call_id: HashMap::new(),
             next_tx: 1,
-            clients: HashMap::new(),
+            clients: IdMap::default(),
             client_branches: HashMap::new(),
             cancel_branches: HashMap::new(),
             accepted: accepted::AcceptedInvites::default(),
-            servers: HashMap::new(),
+            servers: IdMap::default(),
             server_keys: HashMap::new(),
             wakeups: Wakeups::default(),
             transmits: VecDeque::new(),

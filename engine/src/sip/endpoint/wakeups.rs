@@ -7,9 +7,10 @@
 //! left by a stopped timer or a finished transaction), and a driver never wakes for
 //! nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::id_map::IdMap;
 use crate::sip::timer::{TimerKind, TimerTable};
 
 use super::{CallHandle, RequestHandle};
@@ -85,7 +86,7 @@ pub(super) type RegTimers = TimerTable<RegTimer, 2>;
 /// One deadline per owner, ordered.
 #[derive(Debug, Default)]
 pub(super) struct Wakeups {
-    filed: HashMap<Wake, Instant>,
+    filed: IdMap<Wake, Instant>,
     order: BTreeSet<(Instant, Wake)>,
 }
 
