@@ -180,6 +180,12 @@ impl Scheduler {
         }
     }
 
+    /// Whether any open campaign has something queued: when none has, a pick would find
+    /// nothing, and the core skips asking the trunks whether they could take a call.
+    pub fn has_work(&self) -> bool {
+        self.slots.values().any(|s| s.open && !s.queue.is_empty())
+    }
+
     /// Whether an emergency campaign has contacts queued (preemption looks then).
     pub fn has_emergency_queued(&self) -> bool {
         self.slots

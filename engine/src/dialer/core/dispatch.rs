@@ -51,6 +51,9 @@ impl DialerCore {
     }
 
     fn pick(&mut self, now: Instant, wall: i64) {
+        if !self.sched.has_work() {
+            return;
+        }
         let horizon = self.journals.horizon(now);
         loop {
             let avail: Vec<bool> = self
