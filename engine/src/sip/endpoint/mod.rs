@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -265,11 +265,18 @@ impl Endpoint {
         self.calls.get(&call.0).map(|c| c.call_id.as_str())
     }
 
+    /// `len` random hex digits (tags, branches, Call-IDs): sixteen from each 64-bit draw.
     fn token(&mut self, len: usize) -> String {
         const HEX: &[u8] = b"0123456789abcdef";
-        (0..len)
-            .map(|_| HEX[self.rng.random_range(0..16)] as char)
-            .collect()
+        let mut s = String::with_capacity(len);
+        while s.len() < len {
+            let mut bits: u64 = self.rng.random();
+            for _ in 0..(len - s.len()).min(16) {
+                s.push(char::from(HEX[(bits & 15) as usize]));
+                bits >>= 4;
+            }
+        }
+        s
     }
 
     fn branch(&mut self) -> String {

@@ -1,6 +1,7 @@
 //! Building the requests and responses the endpoint sends.
 
 use super::*;
+use crate::sip::builder::{push_decimal, push_ip};
 
 pub(super) fn status_label(status: u16) -> &'static str {
     match status {
@@ -40,42 +41,17 @@ pub(super) fn sip_host_port(a: SocketAddr) -> String {
     s
 }
 
-/// Appends `host:port` (an IPv6 host in brackets). Our own address goes into the Via and
-/// Contact of every request: an IPv4 address is written digit by digit, which costs a tenth
-/// of going through `fmt`.
+/// Appends `host:port` (an IPv6 host in brackets).
 fn push_host_port(s: &mut String, a: SocketAddr) {
-    match a.ip() {
-        IpAddr::V4(ip) => {
-            for (i, octet) in ip.octets().into_iter().enumerate() {
-                if i > 0 {
-                    s.push('.');
-                }
-                push_decimal(s, u32::from(octet));
-            }
-        }
-        IpAddr::V6(ip) => {
-            use std::fmt::Write;
-            let _ = write!(s, "[{ip}]");
-        }
+    if a.is_ipv6() {
+        s.push('[');
+        push_ip(s, a.ip());
+        s.push(']');
+    } else {
+        push_ip(s, a.ip());
     }
     s.push(':');
-    push_decimal(s, u32::from(a.port()));
-}
-
-fn push_decimal(s: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        s.push(char::from(*d));
-    }
+    push_decimal(s, u64::from(a.port()));
 }
 
 /// The address we are reached at over `transport`: the TLS listener for TLS when there is

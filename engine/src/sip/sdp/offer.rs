@@ -1,6 +1,7 @@
 //! Our offer: the codecs we can send and the SDP body that offers them.
 
 use super::*;
+use crate::sip::builder::{push_decimal, push_ip};
 
 /// One codec of our offer.
 ///
@@ -139,14 +140,26 @@ pub fn build_offer(params: &OfferParams) -> String {
         IpAddr::V6(_) => "IP6",
     };
     let mut s = String::with_capacity(256);
+    let mut addr = String::with_capacity(40);
+    push_ip(&mut addr, params.addr);
+    s.push_str("v=0\r\no=- ");
+    push_decimal(&mut s, params.session_id);
+    s.push(' ');
+    push_decimal(&mut s, params.version);
+    for part in [
+        " IN ",
+        ip_type,
+        " ",
+        &addr,
+        "\r\ns=-\r\nc=IN ",
+        ip_type,
+        " ",
+        &addr,
+    ] {
+        s.push_str(part);
+    }
+    s.push_str("\r\nt=0 0\r\n");
     // `write!` into a String cannot fail; the results are ignored on purpose.
-    let _ = write!(
-        s,
-        "v=0\r\no=- {} {} IN {ip_type} {addr}\r\ns=-\r\nc=IN {ip_type} {addr}\r\nt=0 0\r\n",
-        params.session_id,
-        params.version,
-        addr = params.addr,
-    );
     let te = params
         .telephone_event_pt
         .filter(|te| params.codecs.iter().all(|c| c.payload_type != *te));
