@@ -82,6 +82,19 @@ impl<'a> Message<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Headers<'a> {
     list: Vec<Header<'a>>,
+    /// What validation parsed on the way, so that the handlers reading the topmost Via,
+    /// From or To do not parse them a second time.
+    parsed: Parsed<'a>,
+}
+
+/// Headers that validation parses anyway, kept: the topmost Via, and From and To when the
+/// message gives one value for each (a second, different line leaves it empty, and the
+/// accessor then reports `Multiple` as it always did).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Parsed<'a> {
+    pub(super) top_via: Option<Via<'a>>,
+    pub(super) from: Option<NameAddr<'a>>,
+    pub(super) to: Option<NameAddr<'a>>,
 }
 
 impl<'a> Headers<'a> {
@@ -125,16 +138,25 @@ impl<'a> Headers<'a> {
 
     /// The topmost Via: it identifies the transaction and where to send the response.
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
+        if let Some(via) = self.parsed.top_via {
+            return Ok(via);
+        }
         self.vias().next().ok_or(ParseError::Missing("Via"))?
     }
 
     /// The From header.
     pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
+        if let Some(from) = self.parsed.from {
+            return Ok(from);
+        }
         NameAddr::parse(self.single(HeaderName::From, "From")?, "From")
     }
 
     /// The To header.
     pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
+        if let Some(to) = self.parsed.to {
+            return Ok(to);
+        }
         NameAddr::parse(self.single(HeaderName::To, "To")?, "To")
     }
 
@@ -328,8 +350,11 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         None => (head, ""),
     };
     let headers = split_headers(header_text)?;
-    let headers = Headers { list: headers };
-    validate_headers(&headers)?;
+    let mut headers = Headers {
+        list: headers,
+        parsed: Parsed::default(),
+    };
+    headers.parsed = validate_headers(&headers)?;
 
     let rest = &buf_from[body_start..];
     let body_len = body_len(&headers, rest.len(), stream)?;

@@ -150,20 +150,26 @@ pub(super) fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
 
 /// Checks the grammar of every header the engine reads, so that a message that parses can
 /// be trusted by the layers above (RFC 4475 §3.1.2 lists what must be rejected).
-pub(super) fn validate_headers(h: &Headers<'_>) -> Result<(), ParseError> {
+pub(super) fn validate_headers<'a>(h: &Headers<'a>) -> Result<Parsed<'a>, ParseError> {
+    let mut parsed = Parsed::default();
+    // The first line's value of From and of To, to tell a repeated line from a different one.
+    let (mut from_line, mut to_line) = (None, None);
     for header in h.iter() {
         let v = header.value;
         match header.name {
             HeaderName::Via => {
                 for e in split_list(v) {
-                    Via::parse(e)?;
+                    let via = Via::parse(e)?;
+                    parsed.top_via.get_or_insert(via);
                 }
             }
             HeaderName::From => {
-                NameAddr::parse(v, "From")?;
+                let from = NameAddr::parse(v, "From")?;
+                keep_single(&mut parsed.from, &mut from_line, v, from);
             }
             HeaderName::To => {
-                NameAddr::parse(v, "To")?;
+                let to = NameAddr::parse(v, "To")?;
+                keep_single(&mut parsed.to, &mut to_line, v, to);
             }
             HeaderName::Contact if v != "*" => {
                 for e in split_list(v) {
@@ -204,5 +210,23 @@ pub(super) fn validate_headers(h: &Headers<'_>) -> Result<(), ParseError> {
             _ => {}
         }
     }
-    Ok(())
+    Ok(parsed)
+}
+
+/// Keeps a header that must appear once as parsed from its first line, and drops it when a
+/// later line differs (the accessor then parses again and reports `Multiple`).
+fn keep_single<'a>(
+    slot: &mut Option<NameAddr<'a>>,
+    first_line: &mut Option<&'a str>,
+    line: &'a str,
+    parsed: NameAddr<'a>,
+) {
+    match *first_line {
+        None => {
+            *first_line = Some(line);
+            *slot = Some(parsed);
+        }
+        Some(first) if first != line => *slot = None,
+        Some(_) => {}
+    }
 }

@@ -69,3 +69,41 @@ fn rejects_truncated_body() {
         Err(ParseError::ContentLength)
     );
 }
+
+/// The Via, From and To that validation keeps are what parsing them again gives, and a
+/// second, different From or To still reads as `Multiple`.
+#[test]
+fn kept_headers_match_a_fresh_parse() {
+    let msg = |extra: &str| {
+        format!(
+            "SIP/2.0 200 OK\r\n\
+             v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKtop, SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK2\r\n\
+             Via: SIP/2.0/TCP 192.0.2.7;branch=z9hG4bK3\r\n\
+             From: <sip:a@192.0.2.1>;tag=f1\r\n\
+             To: <sip:b@192.0.2.2>;tag=t1\r\n\
+             {extra}Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let plain = msg("");
+    let Message::Response(r) = parse(plain.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.headers.top_via().unwrap().branch(), Some("z9hG4bKtop"));
+    assert_eq!(r.headers.top_via(), r.headers.vias().next().unwrap());
+    let fresh = |name, what| NameAddr::parse(r.headers.first(name).unwrap(), what);
+    assert_eq!(r.headers.from(), fresh(HeaderName::From, "From"));
+    assert_eq!(r.headers.to(), fresh(HeaderName::To, "To"));
+
+    let same = msg("From: <sip:a@192.0.2.1>;tag=f1\r\n");
+    let Message::Response(r) = parse(same.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.headers.from().unwrap().tag(), Some("f1"));
+
+    let other = msg("From: <sip:a@192.0.2.1>;tag=f2\r\nTo: <sip:c@192.0.2.3>\r\n");
+    let Message::Response(r) = parse(other.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.headers.from(), Err(ParseError::Multiple("From")));
+    assert_eq!(r.headers.to(), Err(ParseError::Multiple("To")));
+}
