@@ -278,10 +278,13 @@ impl Loop {
             let now = Instant::now();
             let cap = now + Duration::from_millis(2);
             let wake = self.pacer.poll_timeout().map_or(cap, |t| t.min(cap));
-            if let Some(until) = wake.checked_sub(TOP_UP_MARGIN).filter(|u| *u > now) {
-                self.ports.top_up(now, until);
-            }
-            let now = Instant::now();
+            let now = match wake.checked_sub(TOP_UP_MARGIN).filter(|u| *u > now) {
+                Some(until) => {
+                    self.ports.top_up(now, until);
+                    Instant::now()
+                }
+                None => now,
+            };
             if wake > now {
                 std::thread::sleep(wake - now);
             }

@@ -9,10 +9,12 @@
 //! without a system call. A take that finds the stock empty binds on the spot, as before.
 //!
 //! The stock follows demand: it holds what the last fraction of a second handed out over
-//! [`LEAD`], so an idle dialer holds no ports at all (nothing is reserved from the range
-//! that it does not use), and a fast campaign never waits for a loop. Freshly bound pairs
-//! only: a pair is never reused, so a late packet of an old call cannot reach a new one.
+//! [`LEAD`], so a fast campaign never waits for a loop, and when demand falls the loops
+//! close the surplus, so an idle dialer holds no ports at all (nothing is reserved from the
+//! range that it does not use). Pairs go out oldest first. Freshly bound pairs only: a pair
+//! is never reused, so a late packet of an old call cannot reach a new one.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -26,8 +28,8 @@ use super::RtpPort;
 pub(super) const LEAD: Duration = Duration::from_millis(50);
 /// The most pairs held ready, whatever the rate (1,000 descriptors).
 pub(super) const MAX_STOCK: usize = 500;
-/// The most pairs one pass of a loop binds, so a top-up never holds a slot's packets back
-/// for long (a pair costs a few tens of microseconds).
+/// The most pairs one pass of a loop binds or closes, so a top-up never holds a slot's
+/// packets back for long (a pair costs a few tens of microseconds).
 pub(super) const PER_PASS: usize = 8;
 /// How often the rate of takes is re-read.
 const RATE_WINDOW: Duration = Duration::from_millis(100);
@@ -80,7 +82,7 @@ impl Range {
 
 /// Pairs ready, and the demand they follow.
 struct Ready {
-    ports: Vec<RtpPort>,
+    ports: VecDeque<RtpPort>,
     /// Start of the current rate window and the takes counted at its start.
     window: (Instant, u64),
     /// Pairs a second taken over the last full window.
@@ -109,7 +111,7 @@ impl PortStock {
                 next: AtomicU32::new(min),
             },
             ready: Mutex::new(Ready {
-                ports: Vec::new(),
+                ports: VecDeque::new(),
                 window: (Instant::now(), 0),
                 rate: 0,
             }),
@@ -122,7 +124,7 @@ impl PortStock {
     /// A pair for a call: one from the stock, or one bound now when the stock is empty.
     pub(super) fn take(&self) -> io::Result<RtpPort> {
         self.taken.fetch_add(1, Ordering::Relaxed);
-        let ready = self.lock().ports.pop();
+        let ready = self.lock().ports.pop_front();
         match ready {
             Some(p) => Ok(p),
             None => {
@@ -132,12 +134,13 @@ impl PortStock {
         }
     }
 
-    /// Binds up to [`PER_PASS`] pairs towards the target for the recent demand, none after
-    /// `until`; called by a loop between slots. A bind that fails (range full, descriptors
+    /// Moves the stock up to [`PER_PASS`] pairs towards the target for the recent demand:
+    /// binds what is missing (none after `until`) or closes the surplus of a burst that has
+    /// passed; called by a loop between slots. A bind that fails (range full, descriptors
     /// short) stops the top-up: [`PortStock::take`] will report the error to the call that
     /// needs the pair.
     pub(super) fn top_up(&self, now: Instant, until: Instant) {
-        let want = {
+        let (want, surplus) = {
             let mut r = self.lock();
             let (start, at_start) = r.window;
             let elapsed = now.saturating_duration_since(start);
@@ -147,8 +150,14 @@ impl PortStock {
                 r.rate = (u128::from(n) * 1000 / elapsed.as_millis().max(1)) as u64;
                 r.window = (now, taken);
             }
-            target(r.rate).saturating_sub(r.ports.len()).min(PER_PASS)
+            let (target, held) = (target(r.rate), r.ports.len());
+            let surplus: Vec<RtpPort> = r
+                .ports
+                .drain(..held.saturating_sub(target).min(PER_PASS))
+                .collect();
+            (target.saturating_sub(held).min(PER_PASS), surplus)
         };
+        drop(surplus); // closed outside the lock
         if want == 0 {
             return;
         }
@@ -238,6 +247,19 @@ mod tests {
         let before = s.counts().1;
         held.push(s.take().expect("from the stock"));
         assert_eq!(s.counts().1, before, "served from the stock");
+        assert_eq!(s.held(), 19);
+        // Demand falls (one take in the next window, 5 a second: a lead of one pair), then
+        // stops: the loops close the surplus, PER_PASS pairs a pass.
+        let slower = t0 + RATE_WINDOW * 3;
+        s.top_up(slower, far());
+        assert_eq!(s.held(), 19 - PER_PASS);
+        s.top_up(slower, far());
+        assert_eq!(s.held(), 3);
+        s.top_up(slower, far());
+        assert_eq!(s.held(), 1);
+        let idle = t0 + RATE_WINDOW * 5;
+        s.top_up(idle, far());
+        assert_eq!(s.held(), 0, "an idle dialer holds no ports");
         let ports: std::collections::HashSet<u16> = held.iter().map(|p| p.port).collect();
         assert_eq!(ports.len(), held.len(), "every pair its own port");
     }

@@ -76,25 +76,18 @@ pub(super) fn via_value(cfg: &EndpointConfig, transport: Transport, branch: &str
 }
 
 pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> String {
-    match transport {
-        Transport::Udp => {
-            let mut s = String::with_capacity(48);
-            s.push_str("<sip:dialer@");
-            push_host_port(&mut s, cfg.local_addr);
-            s.push('>');
-            s
-        }
-        Transport::Tcp => format!(
-            "<sip:dialer@{};transport=tcp>",
-            sip_host_port(cfg.local_addr)
-        ),
-        // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks
-        // take `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
-        Transport::Tls => format!(
-            "<sip:dialer@{};transport=tls>",
-            sip_host_port(our_addr(cfg, transport))
-        ),
-    }
+    // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks take
+    // `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
+    let suffix = match transport {
+        Transport::Udp => ">",
+        Transport::Tcp => ";transport=tcp>",
+        Transport::Tls => ";transport=tls>",
+    };
+    let mut s = String::with_capacity(64);
+    s.push_str("<sip:dialer@");
+    push_host_port(&mut s, our_addr(cfg, transport));
+    s.push_str(suffix);
+    s
 }
 
 pub(super) fn build_invite(
