@@ -1,7 +1,7 @@
 //! `;name=value` parameter lists, read lazily from the borrowed text.
 
 use super::error::ParseError;
-use super::text::{find_ascii, is_token, trim_lws, unquote};
+use super::text::{find_ascii, is, is_token, trim_lws, unquote, TOKEN_OR_COLON};
 
 /// A parameter list as written (without the leading `;`). Lookups walk the text; lists are
 /// short, so this is cheaper than building a map for every header of every message.
@@ -19,6 +19,15 @@ impl<'a> Params<'a> {
     /// Checks the grammar of `raw` (`name[=value]` separated by `;`, LWS allowed around the
     /// separators, values tokens, bracketed IPv6 references or quoted strings).
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
+        Params::parse_each(raw, |_, _| Ok(()))
+    }
+
+    /// [`Params::parse`], giving `check` each `(name, value)` as [`Params::iter`] would, so
+    /// that a caller with rules of its own (URI parameters) walks the list once.
+    pub fn parse_each(
+        raw: &'a str,
+        mut check: impl FnMut(&'a str, Option<&'a str>) -> Result<(), ParseError>,
+    ) -> Result<Self, ParseError> {
         let p = Params { raw };
         if trim_lws(raw).is_empty() {
             return Ok(Params::empty());
@@ -32,18 +41,22 @@ impl<'a> Params<'a> {
             if name.is_empty() || !is_token(name) {
                 return Err(ParseError::Param);
             }
-            if let Some(v) = value {
-                let ok = if v.starts_with('"') {
-                    unquote(v).is_some()
-                } else if v.starts_with('[') {
-                    v.ends_with(']') && v[1..v.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
-                } else {
-                    !v.is_empty() && v.bytes().all(is_token_byte_or_colon)
-                };
-                if !ok {
-                    return Err(ParseError::Param);
+            let value = match value {
+                Some(v) if v.starts_with('"') => Some(unquote(v).ok_or(ParseError::Param)?),
+                Some(v) if v.starts_with('[') => {
+                    let ipv6 =
+                        v.ends_with(']') && v[1..v.len() - 1].parse::<std::net::Ipv6Addr>().is_ok();
+                    if !ipv6 {
+                        return Err(ParseError::Param);
+                    }
+                    Some(v)
                 }
-            }
+                Some(v) if v.is_empty() || !v.bytes().all(|b| is(b, TOKEN_OR_COLON)) => {
+                    return Err(ParseError::Param)
+                }
+                v => v,
+            };
+            check(name, value)?;
         }
         Ok(p)
     }
@@ -78,10 +91,6 @@ impl<'a> Params<'a> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
-}
-
-fn is_token_byte_or_colon(b: u8) -> bool {
-    super::text::is_token_byte(b) || b == b':'
 }
 
 /// Splits on `sep` outside double quotes (a quoted string may hold `;` or `,`) and outside

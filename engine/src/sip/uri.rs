@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::error::ParseError;
 use super::params::Params;
-use super::text::{find_ascii, rfind_ascii};
+use super::text::{self, find_ascii, rfind_ascii, Class};
 
 /// The scheme of a URI. `sip`, `sips` and `tel` are understood; any other scheme is kept
 /// by name so that a header carrying it (RFC 4475 §3.3.4) still parses.
@@ -84,10 +84,7 @@ impl<'a> Uri<'a> {
         if rest.is_empty() {
             return Err(ParseError::Uri("empty URI"));
         }
-        if rest
-            .bytes()
-            .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"')
-        {
+        if rest.bytes().any(|b| text::is(b, text::URI_ILLEGAL)) {
             return Err(ParseError::Uri("illegal character in URI"));
         }
         let scheme = if scheme_str.eq_ignore_ascii_case("sip") {
@@ -158,16 +155,9 @@ impl fmt::Display for Uri<'_> {
     }
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
-
-/// Checks `%HH` escapes and that every other byte is allowed by `extra`.
-fn check_escaped(s: &str, extra: &[u8], what: &'static str) -> Result<(), ParseError> {
+/// Checks `%HH` escapes and that every other byte is of `class` (unreserved bytes and the
+/// part's own extras, see [`text::URI_USER`] and the others).
+fn check_escaped(s: &str, class: Class, what: &'static str) -> Result<(), ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -175,18 +165,15 @@ fn check_escaped(s: &str, extra: &[u8], what: &'static str) -> Result<(), ParseE
         if c == b'%' {
             let escape =
                 i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit();
-            if !escape {
-                // RFC 4475 §3.1.1.5: a `%` that is not an escape is tolerated in user parts.
-                if !extra.contains(&b'%') {
-                    return Err(ParseError::Uri(what));
-                }
-                i += 1;
+            if escape {
+                i += 3;
                 continue;
             }
-            i += 3;
-            continue;
-        }
-        if !(is_unreserved(c) || extra.contains(&c) || c >= 0x80) {
+            // RFC 4475 §3.1.1.5: a `%` that is not an escape is tolerated in user parts.
+            if class != text::URI_USER {
+                return Err(ParseError::Uri(what));
+            }
+        } else if !text::is(c, class) {
             return Err(ParseError::Uri(what));
         }
         i += 1;
@@ -204,7 +191,7 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
     let hostpart = match find_ascii(hostpart, b'?') {
         Some(i) => {
             let h = &hostpart[i + 1..];
-            check_escaped(h, b"[]/?:+$=&", "bad URI header")?;
+            check_escaped(h, text::URI_HEADER, "bad URI header")?;
             uri.headers = Some(h);
             &hostpart[..i]
         }
@@ -218,9 +205,9 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
         if user.is_empty() {
             return Err(ParseError::Uri("empty user"));
         }
-        check_escaped(user, b"&=+$,;?/%", "bad user part")?;
+        check_escaped(user, text::URI_USER, "bad user part")?;
         if let Some(p) = password {
-            check_escaped(p, b"&=+$,", "bad password")?;
+            check_escaped(p, text::URI_PASSWORD, "bad password")?;
         }
         uri.user = Some(user);
         uri.password = password;
@@ -232,13 +219,13 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
     let (host, port) = parse_host_port(hostport)?;
     uri.host = Some(host);
     uri.port = port;
-    uri.params = Params::parse(params)?;
-    for (name, value) in uri.params.iter() {
-        check_escaped(name, b"[]/:&+$", "bad URI parameter")?;
-        if let Some(v) = value {
-            check_escaped(v, b"[]/:&+$", "bad URI parameter")?;
+    uri.params = Params::parse_each(params, |name, value| {
+        check_escaped(name, text::URI_PARAM, "bad URI parameter")?;
+        match value {
+            Some(v) => check_escaped(v, text::URI_PARAM, "bad URI parameter"),
+            None => Ok(()),
         }
-    }
+    })?;
     Ok(())
 }
 
@@ -329,6 +316,26 @@ mod tests {
         assert_eq!(t.user, Some("+39-0771-286891"));
         assert!(Uri::parse("sip:2001:db8::10").is_err());
         assert!(Uri::parse("sip:[2001:db8:::192.0.2.1]").is_err());
+    }
+
+    #[test]
+    fn escapes_and_extras_by_part() {
+        // A stray `%` is tolerated in the user part only (RFC 4475 §3.1.1.5).
+        assert!(Uri::parse("sip:100%@example.com").is_ok());
+        assert!(Uri::parse("sip:a@example.com;p=100%").is_err());
+        assert!(Uri::parse("sip:a%20b@example.com;p=a%2Cb?h=x%3Dy").is_ok());
+        assert!(Uri::parse("sip:a%2@example.com").is_ok());
+        assert!(Uri::parse("sip:a@example.com;p=%2").is_err());
+        // Each part's own extras.
+        assert!(Uri::parse("sip:a;b?c/d@example.com").is_ok());
+        assert!(Uri::parse("sip:a:p&=+$,@example.com").is_ok());
+        assert!(Uri::parse("sip:a:p;x@example.com").is_err());
+        assert!(Uri::parse("sip:a@example.com;maddr=[::1];x=a:c").is_ok());
+        assert!(Uri::parse("sip:a@example.com;x=a,b").is_err());
+        assert!(Uri::parse("sip:a@example.com?h=[a]/b?c:d+$=&e").is_ok());
+        assert!(Uri::parse("sip:a@example.com?h=a,b").is_err());
+        // Quoted parameter values are checked without their quotes.
+        assert!(Uri::parse("sip:a@example.com;x=\"y\"").is_err());
     }
 
     #[test]

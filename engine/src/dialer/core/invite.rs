@@ -99,9 +99,9 @@ pub fn invite_params(
     let caller = caller_id(trunk, campaign);
     CallParams {
         proxy,
-        request_uri: format!("sip:{number}@{domain}"),
-        to_uri: format!("sip:{number}@{domain}"),
-        from_uri: format!("sip:{caller}@{domain}"),
+        request_uri: ["sip:", number, "@", &domain].concat(),
+        to_uri: ["sip:", number, "@", &domain].concat(),
+        from_uri: ["sip:", &caller, "@", &domain].concat(),
         from_display: None,
         offer: offer(trunk, media_ip, session_id),
         ring_timeout: ring_timeout(trunk, campaign),

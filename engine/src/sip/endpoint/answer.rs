@@ -121,7 +121,6 @@ impl Endpoint {
     /// A 2xx after the call's dialog is set: a retransmission (our ACK was lost: send it
     /// again), or a 2xx from a second fork (acknowledge it, then end that dialog).
     fn on_later_2xx(&mut self, now: Instant, h: u64, dialog: Dialog) {
-        let cfg = self.cfg.clone();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -136,7 +135,7 @@ impl Endpoint {
         let (t, invite_cseq) = (c.transport, c.invite_cseq);
         let branch = self.branch();
         if let Some((ack, dest)) = build_in_dialog(
-            &cfg,
+            &self.cfg,
             &mut fork,
             Method::Ack,
             invite_cseq,
@@ -148,7 +147,7 @@ impl Endpoint {
         }
         let branch = self.branch();
         if let Some((bye, dest)) = build_in_dialog(
-            &cfg,
+            &self.cfg,
             &mut fork,
             Method::Bye,
             invite_cseq + 1,
@@ -163,8 +162,7 @@ impl Endpoint {
     /// The first 2xx: the call is confirmed with `dialog`, its ring timers stop, and the
     /// ACK (kept for retransmitted 2xx) is sent.
     fn confirm_and_ack(&mut self, h: u64, dialog: Dialog) {
-        let cfg = self.cfg.clone();
-        let branch = format!("{BRANCH_MAGIC}{:016x}", self.rng.random::<u64>());
+        let branch = self.branch();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -175,9 +173,15 @@ impl Endpoint {
         let extra: Vec<(&str, String)> =
             c.auth_header.iter().map(|(n, v)| (*n, v.clone())).collect();
         let invite_cseq = c.invite_cseq;
-        if let Some((ack, dest)) =
-            build_in_dialog(&cfg, c, Method::Ack, invite_cseq, &branch, &extra, None)
-        {
+        if let Some((ack, dest)) = build_in_dialog(
+            &self.cfg,
+            c,
+            Method::Ack,
+            invite_cseq,
+            &branch,
+            &extra,
+            None,
+        ) {
             let ack: Wire = ack.into();
             c.ack = Some((ack.clone(), dest));
             let t = c.transport;
@@ -254,11 +258,7 @@ impl Endpoint {
 fn dialog_of(request_uri: &str, r: &Response<'_>) -> Option<Dialog> {
     let to = r.headers.to().ok()?;
     let remote_tag = to.tag().unwrap_or("").to_string();
-    let contact = r
-        .headers
-        .contacts()
-        .ok()
-        .and_then(|v| v.first().map(|n| n.uri.raw.to_string()));
+    let contact = r.headers.first_contact();
     let route_set = r
         .headers
         .record_routes()
@@ -267,10 +267,14 @@ fn dialog_of(request_uri: &str, r: &Response<'_>) -> Option<Dialog> {
         .rev()
         .map(|n| format!("<{}>", n.uri.raw))
         .collect();
-    Some(Dialog {
+    let (remote_target, target_uri) = match contact {
+        Some(c) => (c.uri.raw.to_string(), Some(c.uri)),
+        None => (request_uri.to_string(), None),
+    };
+    Some(Dialog::new(
         remote_tag,
-        remote_party: r.headers.first(HeaderName::To).unwrap_or("").to_string(),
-        remote_target: contact.unwrap_or_else(|| request_uri.to_string()),
+        r.headers.first(HeaderName::To).unwrap_or("").to_string(),
+        (remote_target, target_uri),
         route_set,
-    })
+    ))
 }

@@ -2,6 +2,7 @@
 //! timers (RFC 3261 §13–§15, RFC 4028).
 
 use super::*;
+use std::borrow::Cow;
 
 impl Endpoint {
     // ----- placing calls ---------------------------------------------------------------
@@ -31,7 +32,7 @@ impl Endpoint {
                 d.replace('"', ""),
                 params.from_uri
             ),
-            None => format!("<{}>;tag={local_tag}", params.from_uri),
+            None => ["<", &params.from_uri, ">;tag=", &local_tag].concat(),
         };
         let transport = params.transport.unwrap_or(self.cfg.transport);
         let cseq = self.rng.random_range(1..10_000);
@@ -165,16 +166,22 @@ impl Endpoint {
         body: Option<(&str, &[u8])>,
     ) {
         let branch = self.branch();
-        let cnonce = format!("{:016x}", self.rng.random::<u64>());
-        let cfg = self.cfg.clone();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
         c.cseq += 1;
         let cseq = c.cseq;
-        let mut extra = extra.to_vec();
-        extra.extend(fresh_authorizations(c, method, &cnonce));
-        let Some((bytes, dest)) = build_in_dialog(&cfg, c, method, cseq, &branch, &extra, body)
+        // Credentials are worked out only for a dialog that met a challenge.
+        let extra = if c.auth_challenges.is_empty() {
+            Cow::Borrowed(extra)
+        } else {
+            let cnonce = format!("{:016x}", self.rng.random::<u64>());
+            let mut all = extra.to_vec();
+            all.extend(fresh_authorizations(c, method, &cnonce));
+            Cow::Owned(all)
+        };
+        let Some((bytes, dest)) =
+            build_in_dialog(&self.cfg, c, method, cseq, &branch, &extra, body)
         else {
             return;
         };
@@ -435,17 +442,15 @@ pub(super) fn session_guard(secs: u32) -> Duration {
 /// Request-URI (RFC 2617 §3.2.2: the digest covers the method and URI of the very request
 /// that carries it; the nonce count goes up with each use of the nonce).
 fn fresh_authorizations(c: &mut Call, method: Verb, cnonce: &str) -> Vec<(&'static str, String)> {
-    let (Some(creds), Some((uri, _))) = (
-        c.params.credentials.as_ref(),
-        c.dialog.as_ref().and_then(dialog_target),
-    ) else {
+    let (Some(creds), Some(d)) = (c.params.credentials.as_ref(), c.dialog.as_ref()) else {
         return Vec::new();
     };
+    let (uri, _) = d.target();
     c.auth_challenges
         .iter()
         .filter_map(|(header, ch)| {
             c.auth
-                .authorize(ch, creds, method.as_str(), &uri, cnonce)
+                .authorize(ch, creds, method.as_str(), uri, cnonce)
                 .ok()
                 .map(|v| (*header, v))
         })

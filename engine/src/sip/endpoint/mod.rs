@@ -94,6 +94,10 @@ enum CancelReason {
     User,
 }
 
+/// A dialog as its requests need it. Made by [`Dialog::new`], which works out once how
+/// the dialog's requests are addressed (RFC 3261 §12.2.1.1): target and routes do not
+/// change during a dialog here, and parsing them again for every ACK and BYE was a tenth
+/// of the work of sending those.
 #[derive(Debug, Clone)]
 struct Dialog {
     remote_tag: String,
@@ -101,6 +105,12 @@ struct Dialog {
     remote_party: String,
     remote_target: String,
     route_set: Vec<String>,
+    /// With a strict router first in the route set: its URI as the Request-URI, and the
+    /// Route values that follow (the rest of the set, the remote target last).
+    strict: Option<(String, Vec<String>)>,
+    /// The first hop (the first route, else the remote target) when it is written as an IP
+    /// address; a name is not resolved here, the call's proxy is used instead.
+    hop: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -267,20 +277,30 @@ impl Endpoint {
 
     /// `len` random hex digits (tags, branches, Call-IDs): sixteen from each 64-bit draw.
     fn token(&mut self, len: usize) -> String {
-        const HEX: &[u8] = b"0123456789abcdef";
         let mut s = String::with_capacity(len);
-        while s.len() < len {
-            let mut bits: u64 = self.rng.random();
-            for _ in 0..(len - s.len()).min(16) {
-                s.push(char::from(HEX[(bits & 15) as usize]));
-                bits >>= 4;
-            }
-        }
+        self.push_token(&mut s, len);
         s
     }
 
+    /// Appends `len` random hex digits to `s`, sixteen from each draw.
+    fn push_token(&mut self, s: &mut String, len: usize) {
+        const HEX: &[u8] = b"0123456789abcdef";
+        let mut left = len;
+        while left > 0 {
+            let mut bits: u64 = self.rng.random();
+            for _ in 0..left.min(16) {
+                s.push(char::from(HEX[(bits & 15) as usize]));
+                bits >>= 4;
+            }
+            left -= left.min(16);
+        }
+    }
+
     fn branch(&mut self) -> String {
-        format!("{BRANCH_MAGIC}{}", self.token(16))
+        let mut b = String::with_capacity(BRANCH_MAGIC.len() + 16);
+        b.push_str(BRANCH_MAGIC);
+        self.push_token(&mut b, 16);
+        b
     }
 
     /// The trunk label of the call a transaction belongs to, for metrics (shared, so a

@@ -463,19 +463,15 @@ fn incoming_call(
 /// and From, its Contact as remote target, and the Record-Route set in the order received.
 fn uas_dialog(r: &Request<'_>, from: &NameAddr<'_>) -> Dialog {
     let h = &r.headers;
-    Dialog {
-        remote_tag: from.tag().unwrap_or("").to_string(),
-        remote_party: h.first(HeaderName::From).unwrap_or("").to_string(),
-        remote_target: h
-            .contacts()
-            .ok()
-            .and_then(|v| v.first().map(|n| n.uri.raw.to_string()))
-            .unwrap_or_else(|| from.uri.raw.to_string()),
-        route_set: h
-            .record_routes()
+    let target = h.first_contact().map_or(from.uri, |c| c.uri);
+    Dialog::new(
+        from.tag().unwrap_or("").to_string(),
+        h.first(HeaderName::From).unwrap_or("").to_string(),
+        (target.raw.to_string(), Some(target)),
+        h.record_routes()
             .unwrap_or_default()
             .iter()
             .map(|n| format!("<{}>", n.uri.raw))
             .collect(),
-    }
+    )
 }

@@ -101,7 +101,7 @@ pub(super) fn build_invite(
         .header("Via", via_value(cfg, transport, branch))
         .header("Max-Forwards", 70)
         .header("From", &c.local_party)
-        .header("To", format!("<{}>", c.params.to_uri))
+        .header("To", format_args!("<{}>", c.params.to_uri))
         .header("Call-ID", &c.call_id)
         .header("CSeq", format_args!("{} INVITE", c.cseq))
         .header("Contact", contact_value(cfg, transport))
@@ -129,35 +129,16 @@ pub(super) fn build_in_dialog(
     body: Option<(&str, &[u8])>,
 ) -> Option<(Vec<u8>, SocketAddr)> {
     let d = c.dialog.as_ref()?;
-    let (ruri, routes) = dialog_target(d)?;
-    let next_hop = d
-        .route_set
-        .first()
-        .and_then(|r| {
-            NameAddr::parse(r, "Route")
-                .ok()
-                .map(|n| n.uri.raw.to_string())
-        })
-        .unwrap_or_else(|| d.remote_target.clone());
-    let dest = Uri::parse(&next_hop)
-        .ok()
-        .and_then(|u| {
-            let port = u.port.unwrap_or(5060);
-            match u.host? {
-                Host::V4(ip) => Some(SocketAddr::new(ip.into(), port)),
-                Host::V6(ip) => Some(SocketAddr::new(ip.into(), port)),
-                Host::Domain(_) => None,
-            }
-        })
-        .unwrap_or(c.params.proxy);
-    let mut w = MessageWriter::request(method.as_str(), &ruri)
+    let (ruri, routes) = d.target();
+    let dest = d.hop.unwrap_or(c.params.proxy);
+    let mut w = MessageWriter::request(method.as_str(), ruri)
         .header("Via", via_value(cfg, c.transport, branch))
         .header("Max-Forwards", 70)
         .header("From", &c.local_party)
         .header("To", &d.remote_party)
         .header("Call-ID", &c.call_id)
         .header("CSeq", format_args!("{cseq} {method}"));
-    for r in &routes {
+    for r in routes {
         w.push_header("Route", r);
     }
     if !matches!(method, Method::Bye | Method::Ack) {
@@ -316,26 +297,55 @@ pub(super) fn pick_challenge(
     Some((header, ch))
 }
 
-/// The Request-URI and Route set of the next request in `d` (RFC 3261 §12.2.1.1): the
-/// remote target and the route set, or with a strict first route, that route as the
-/// Request-URI and the remote target last in the Route set.
-pub(super) fn dialog_target(d: &Dialog) -> Option<(String, Vec<String>)> {
-    let first_route_strict = d
-        .route_set
-        .first()
-        .and_then(|r| NameAddr::parse(r, "Route").ok())
-        .is_some_and(|n| !n.uri.is_loose_router());
-    if first_route_strict {
-        let first = NameAddr::parse(&d.route_set[0], "Route")
-            .ok()?
-            .uri
-            .raw
-            .to_string();
-        let mut rest: Vec<String> = d.route_set[1..].to_vec();
-        rest.push(format!("<{}>", d.remote_target));
-        Some((first, rest))
-    } else {
-        Some((d.remote_target.clone(), d.route_set.clone()))
+impl Dialog {
+    /// A dialog with the far end's tag and party, its remote target (with its parsed form
+    /// when the caller has it) and route set (in the order the Route headers are sent).
+    pub(super) fn new(
+        remote_tag: String,
+        remote_party: String,
+        (remote_target, target_uri): (String, Option<Uri<'_>>),
+        route_set: Vec<String>,
+    ) -> Dialog {
+        let first = route_set
+            .first()
+            .and_then(|r| NameAddr::parse(r, "Route").ok());
+        let strict = first.filter(|n| !n.uri.is_loose_router()).map(|n| {
+            let mut rest = route_set[1..].to_vec();
+            rest.push(format!("<{remote_target}>"));
+            (n.uri.raw.to_string(), rest)
+        });
+        let hop = match (first, target_uri) {
+            (Some(n), _) => ip_address(&n.uri),
+            (None, Some(u)) => ip_address(&u),
+            (None, None) => Uri::parse(&remote_target).ok().and_then(|u| ip_address(&u)),
+        };
+        Dialog {
+            remote_tag,
+            remote_party,
+            remote_target,
+            route_set,
+            strict,
+            hop,
+        }
+    }
+
+    /// The Request-URI and Route values of the dialog's next request: the remote target
+    /// and the route set, or with a strict first route, that route's URI and the rest.
+    pub(super) fn target(&self) -> (&str, &[String]) {
+        match &self.strict {
+            Some((uri, routes)) => (uri, routes),
+            None => (&self.remote_target, &self.route_set),
+        }
+    }
+}
+
+/// The address a URI names when its host is an IP address (port 5060 when none is given).
+fn ip_address(u: &Uri<'_>) -> Option<SocketAddr> {
+    let port = u.port.unwrap_or(5060);
+    match u.host? {
+        Host::V4(ip) => Some(SocketAddr::new(ip.into(), port)),
+        Host::V6(ip) => Some(SocketAddr::new(ip.into(), port)),
+        Host::Domain(_) => None,
     }
 }
 

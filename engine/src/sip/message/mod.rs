@@ -87,14 +87,16 @@ pub struct Headers<'a> {
     parsed: Parsed<'a>,
 }
 
-/// Headers that validation parses anyway, kept: the topmost Via, and From and To when the
-/// message gives one value for each (a second, different line leaves it empty, and the
-/// accessor then reports `Multiple` as it always did).
+/// Headers that validation parses anyway, kept: the topmost Via and Contact, and From, To
+/// and CSeq when the message gives one value for each (a second, different line leaves it empty,
+/// and the accessor then reports `Multiple` as it always did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Parsed<'a> {
     pub(super) top_via: Option<Via<'a>>,
     pub(super) from: Option<NameAddr<'a>>,
     pub(super) to: Option<NameAddr<'a>>,
+    pub(super) contact: Option<NameAddr<'a>>,
+    pub(super) cseq: Option<CSeq<'a>>,
 }
 
 impl<'a> Headers<'a> {
@@ -167,6 +169,9 @@ impl<'a> Headers<'a> {
 
     /// The CSeq.
     pub fn cseq(&self) -> Result<CSeq<'a>, ParseError> {
+        if let Some(cseq) = self.parsed.cseq {
+            return Ok(cseq);
+        }
         CSeq::parse(self.single(HeaderName::CSeq, "CSeq")?)
     }
 
@@ -176,6 +181,15 @@ impl<'a> Headers<'a> {
             .filter(|e| *e != "*")
             .map(|e| NameAddr::parse(e, "Contact"))
             .collect()
+    }
+
+    /// The first Contact (the remote target of a dialog), None without one or when one
+    /// does not parse.
+    pub fn first_contact(&self) -> Option<NameAddr<'a>> {
+        if let Some(c) = self.parsed.contact {
+            return Some(c);
+        }
+        self.contacts().ok()?.into_iter().next()
     }
 
     /// The Record-Route set, in the order received.

@@ -153,7 +153,7 @@ pub(super) fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
 pub(super) fn validate_headers<'a>(h: &Headers<'a>) -> Result<Parsed<'a>, ParseError> {
     let mut parsed = Parsed::default();
     // The first line's value of From and of To, to tell a repeated line from a different one.
-    let (mut from_line, mut to_line) = (None, None);
+    let (mut from_line, mut to_line, mut cseq_line) = (None, None, None);
     for header in h.iter() {
         let v = header.value;
         match header.name {
@@ -177,6 +177,7 @@ pub(super) fn validate_headers<'a>(h: &Headers<'a>) -> Result<Parsed<'a>, ParseE
                     if let Some(Some(exp)) = c.params.get("expires") {
                         parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
                     }
+                    parsed.contact.get_or_insert(c);
                 }
             }
             HeaderName::Route | HeaderName::RecordRoute | HeaderName::PAssertedIdentity => {
@@ -188,7 +189,8 @@ pub(super) fn validate_headers<'a>(h: &Headers<'a>) -> Result<Parsed<'a>, ParseE
                 return Err(ParseError::Header("Call-ID"));
             }
             HeaderName::CSeq => {
-                CSeq::parse(v)?;
+                let cseq = CSeq::parse(v)?;
+                keep_single(&mut parsed.cseq, &mut cseq_line, v, cseq);
             }
             HeaderName::MaxForwards => {
                 parse_u32(v)
@@ -215,11 +217,11 @@ pub(super) fn validate_headers<'a>(h: &Headers<'a>) -> Result<Parsed<'a>, ParseE
 
 /// Keeps a header that must appear once as parsed from its first line, and drops it when a
 /// later line differs (the accessor then parses again and reports `Multiple`).
-fn keep_single<'a>(
-    slot: &mut Option<NameAddr<'a>>,
+fn keep_single<'a, T>(
+    slot: &mut Option<T>,
     first_line: &mut Option<&'a str>,
     line: &'a str,
-    parsed: NameAddr<'a>,
+    parsed: T,
 ) {
     match *first_line {
         None => {

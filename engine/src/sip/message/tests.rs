@@ -93,6 +93,21 @@ fn kept_headers_match_a_fresh_parse() {
     let fresh = |name, what| NameAddr::parse(r.headers.first(name).unwrap(), what);
     assert_eq!(r.headers.from(), fresh(HeaderName::From, "From"));
     assert_eq!(r.headers.to(), fresh(HeaderName::To, "To"));
+    assert_eq!(
+        r.headers.cseq(),
+        CSeq::parse(r.headers.first(HeaderName::CSeq).unwrap())
+    );
+    assert_eq!(r.headers.first_contact(), None);
+
+    let contacts = msg("Contact: *\r\nm: <sip:b@192.0.2.2:5070>;q=1, <sip:b@192.0.2.4>\r\n");
+    let Message::Response(r) = parse(contacts.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(
+        r.headers.first_contact(),
+        r.headers.contacts().unwrap().first().copied()
+    );
+    assert_eq!(r.headers.first_contact().unwrap().uri.port, Some(5070));
 
     let same = msg("From: <sip:a@192.0.2.1>;tag=f1\r\n");
     let Message::Response(r) = parse(same.as_bytes()).unwrap() else {
@@ -106,4 +121,10 @@ fn kept_headers_match_a_fresh_parse() {
     };
     assert_eq!(r.headers.from(), Err(ParseError::Multiple("From")));
     assert_eq!(r.headers.to(), Err(ParseError::Multiple("To")));
+
+    let cseqs = msg("CSeq: 2 INVITE\r\n");
+    let Message::Response(r) = parse(cseqs.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.headers.cseq(), Err(ParseError::Multiple("CSeq")));
 }
