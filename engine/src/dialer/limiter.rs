@@ -93,6 +93,11 @@ impl CpsLimiter {
     }
 
     fn refill(&mut self, now: Instant) {
+        // The core asks several times in one pass with the same instant: nothing to add,
+        // and the window was pruned at that instant already.
+        if self.last == Some(now) {
+            return;
+        }
         if let Some(last) = self.last {
             let dt = now.saturating_duration_since(last).as_secs_f64();
             self.tokens = (self.tokens + dt * self.rate).min(self.capacity);
