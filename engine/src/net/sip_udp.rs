@@ -208,6 +208,16 @@ impl RecvBatch {
         Ok(self.drops.wrapping_sub(before))
     }
 
+    /// How many datagrams the last [`RecvBatch::recv`] read.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the last [`RecvBatch::recv`] read nothing.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// The datagrams the last [`RecvBatch::recv`] read, with their sources.
     pub fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         (0..self.n).filter_map(|i| {
