@@ -7,7 +7,7 @@
 //! `fmt::Write` view of the buffer rather than `io::Write`, whose adapter tracks I/O errors
 //! that a `Vec` never has.
 
-use std::fmt::{self, Display};
+use std::fmt;
 
 use super::headers::HeaderName;
 use super::message::Request;
@@ -20,14 +20,13 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts a request: `METHOD uri SIP/2.0`.
-    pub fn request(method: &str, uri: impl Display) -> Self {
+    pub fn request(method: &str, uri: &str) -> Self {
         let mut w = MessageWriter {
             buf: Vec::with_capacity(1024),
         };
-        w.text(method);
-        w.text(" ");
-        w.display(uri);
-        w.text(" SIP/2.0\r\n");
+        for part in [method, " ", uri, " SIP/2.0\r\n"] {
+            w.text(part);
+        }
         w
     }
 
@@ -37,7 +36,7 @@ impl MessageWriter {
             buf: Vec::with_capacity(512),
         };
         w.text("SIP/2.0 ");
-        w.display(status);
+        status.write_to(&mut w.buf);
         w.text(" ");
         w.text(reason);
         w.text("\r\n");
@@ -78,26 +77,21 @@ impl MessageWriter {
     }
 
     /// Appends a header line.
-    pub fn header(mut self, name: &str, value: impl Display) -> Self {
+    pub fn header(mut self, name: &str, value: impl HeaderValue) -> Self {
         self.push_header(name, value);
         self
     }
 
     /// Appends a header line in place.
-    pub fn push_header(&mut self, name: &str, value: impl Display) {
+    pub fn push_header(&mut self, name: &str, value: impl HeaderValue) {
         self.text(name);
         self.text(": ");
-        self.display(value);
+        value.write_to(&mut self.buf);
         self.text("\r\n");
     }
 
     fn text(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
-    }
-
-    /// Writes a value by its `Display`; a `&str` or `String` ends in one `write_str`.
-    fn display(&mut self, value: impl Display) {
-        let _ = fmt::write(&mut Bytes(&mut self.buf), format_args!("{value}"));
     }
 
     /// Ends the header section with Content-Length 0.
@@ -111,10 +105,81 @@ impl MessageWriter {
             self.push_header("Content-Type", ct);
         }
         self.text("Content-Length: ");
-        self.display(body.len());
+        body.len().write_to(&mut self.buf);
         self.text("\r\n\r\n");
         self.buf.extend_from_slice(body);
         self.buf
+    }
+}
+
+/// A header value: text is copied as bytes, a number written digit by digit, and only
+/// `format_args!` goes through the formatting machinery (whose pass cost more than the
+/// copy for every header of every message when all values took it).
+pub trait HeaderValue {
+    /// Appends the value to a message being written.
+    fn write_to(self, buf: &mut Vec<u8>);
+}
+
+impl HeaderValue for &str {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for &String {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for String {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for &&str {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl HeaderValue for fmt::Arguments<'_> {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        let _ = fmt::write(&mut Bytes(buf), self);
+    }
+}
+
+macro_rules! decimal_header_value {
+    ($($t:ty),*) => {$(
+        impl HeaderValue for $t {
+            fn write_to(self, buf: &mut Vec<u8>) {
+                let mut digits = [0u8; 20];
+                let mut i = digits.len();
+                let mut n = self as u64;
+                loop {
+                    i -= 1;
+                    digits[i] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                buf.extend_from_slice(&digits[i..]);
+            }
+        }
+    )*};
+}
+
+decimal_header_value!(u16, u32, u64, usize);
+
+/// A literal such as `70` (Max-Forwards) is an `i32`.
+impl HeaderValue for i32 {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        if self < 0 {
+            buf.push(b'-');
+        }
+        (self.unsigned_abs()).write_to(buf);
     }
 }
 
@@ -138,7 +203,8 @@ pub(crate) fn push_ip(s: &mut String, ip: std::net::IpAddr) {
 }
 
 /// Appends `n` in decimal.
-pub(crate) fn push_decimal(s: &mut String, mut n: u64) {
+pub(crate) fn push_decimal(s: &mut String, n: impl Into<u64>) {
+    let mut n: u64 = n.into();
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -168,6 +234,25 @@ impl fmt::Write for Bytes<'_> {
 mod tests {
     use super::*;
     use crate::sip::message::{parse, Message};
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        fn text(v: impl HeaderValue) -> String {
+            let mut buf = Vec::new();
+            v.write_to(&mut buf);
+            String::from_utf8(buf).expect("ASCII")
+        }
+        for n in [0u64, 7, 10, 70, 65_535, 4_294_967_295, u64::MAX] {
+            assert_eq!(text(n), n.to_string());
+            assert_eq!(text(n as usize), n.to_string());
+        }
+        assert_eq!(text(u16::MAX), "65535");
+        assert_eq!(text(u32::MAX), "4294967295");
+        for n in [0i32, 70, -1, i32::MIN, i32::MAX] {
+            assert_eq!(text(n), n.to_string());
+        }
+        assert_eq!(text(format_args!("{} INVITE", 12)), "12 INVITE");
+    }
 
     #[test]
     fn round_trip() {

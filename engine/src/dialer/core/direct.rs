@@ -127,7 +127,7 @@ impl DialerCore {
         slot.trunk.reserve_channel();
         slot.pending += 1;
         let call = self.new_token();
-        let call_id = format!("{:016x}{:08x}@dialer", self.ids.next(), call.0 as u32);
+        let call_id = super::dispatch::call_id(self.ids.next(), call.0 as u32);
         let item = DueItem {
             campaign: NO_CAMPAIGN.0,
             contact: 0,
@@ -202,12 +202,12 @@ impl DialerCore {
         let ruri = d
             .request_uri
             .clone()
-            .unwrap_or_else(|| format!("sip:{}@{domain}", a.item.number));
+            .unwrap_or_else(|| ["sip:", &a.item.number, "@", &domain].concat());
         let caller = trunk.caller_id.as_deref().or(trunk.from_user.as_deref());
         let from = d
             .from_uri
             .clone()
-            .unwrap_or_else(|| format!("sip:{}@{domain}", caller.unwrap_or("dialer")));
+            .unwrap_or_else(|| ["sip:", caller.unwrap_or("dialer"), "@", &domain].concat());
         Some(CallParams {
             proxy: slot.addr,
             request_uri: ruri.clone(),

@@ -355,7 +355,7 @@ fn first_paced(pacers: &mut Pacers, queue: &VecDeque<CallToken>, now: Instant) -
 
 /// A Call-ID: 16 hex digits of `random`, 8 of `token`, then `@dialer` (as
 /// `format!("{random:016x}{token:08x}@dialer")` writes it, without the formatter's pass).
-fn call_id(random: u64, token: u32) -> String {
+pub(super) fn call_id(random: u64, token: u32) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(31);
     for shift in (0..16).rev() {

@@ -236,7 +236,7 @@ impl DialerCore {
 
     fn place_verify(&mut self, token: CallToken, t: TrunkId) {
         let session = self.ids.next() as u32 as u64;
-        let call_id = format!("{:016x}{:08x}@dialer", self.ids.next(), token.0 as u32);
+        let call_id = super::dispatch::call_id(self.ids.next(), token.0 as u32);
         let v = self.verifies.calls.get_mut(&token).expect("queued");
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();

@@ -167,32 +167,55 @@ pub fn build_offer(params: &OfferParams) -> String {
         Some(srtp) if srtp.required => "RTP/SAVP",
         _ => "RTP/AVP",
     };
-    let _ = write!(s, "m=audio {} {profile}", params.rtp_port);
+    // Numbers are written digit by digit (`push_decimal`): formatting them was a third of
+    // the cost of building the INVITE.
+    s.push_str("m=audio ");
+    push_decimal(&mut s, params.rtp_port);
+    s.push(' ');
+    s.push_str(profile);
     for c in &params.codecs {
-        let _ = write!(s, " {}", c.payload_type);
+        s.push(' ');
+        push_decimal(&mut s, c.payload_type);
     }
     if let Some(te) = te {
-        let _ = write!(s, " {te}");
+        s.push(' ');
+        push_decimal(&mut s, te);
     }
     s.push_str("\r\n");
     for c in &params.codecs {
-        let _ = write!(s, "a=rtpmap:{} {}/{}", c.payload_type, c.name, c.clock_rate);
+        s.push_str("a=rtpmap:");
+        push_decimal(&mut s, c.payload_type);
+        s.push(' ');
+        s.push_str(c.name);
+        s.push('/');
+        push_decimal(&mut s, c.clock_rate);
         if let Some(ch) = c.channels {
-            let _ = write!(s, "/{ch}");
+            s.push('/');
+            push_decimal(&mut s, ch);
         }
         s.push_str("\r\n");
         if let Some(fmtp) = &c.fmtp {
-            let _ = write!(s, "a=fmtp:{} {}\r\n", c.payload_type, fmtp);
+            s.push_str("a=fmtp:");
+            push_decimal(&mut s, c.payload_type);
+            s.push(' ');
+            s.push_str(fmtp);
+            s.push_str("\r\n");
         }
     }
     if let Some(te) = te {
-        let _ = write!(
-            s,
-            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
-        );
+        for (line, rest) in [
+            ("a=rtpmap:", " telephone-event/8000\r\n"),
+            ("a=fmtp:", " 0-16\r\n"),
+        ] {
+            s.push_str(line);
+            push_decimal(&mut s, te);
+            s.push_str(rest);
+        }
     }
     if params.ptime_ms > 0 {
-        let _ = write!(s, "a=ptime:{}\r\n", params.ptime_ms);
+        s.push_str("a=ptime:");
+        push_decimal(&mut s, params.ptime_ms);
+        s.push_str("\r\n");
     }
     if let Some(srtp) = &params.srtp {
         s.push_str(&crypto::write_line(1, &srtp.key));
