@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use codecs::Codec;
-use engine::dialer::call_media::{CallMedia, MediaNote, PumpMedia, PumpMediaConfig, PumpTuning};
+use engine::dialer::call_media::{
+    CallMedia, MediaNote, NoMedia, PumpMedia, PumpMediaConfig, PumpTuning,
+};
 use engine::dialer::core::{CallReport, DirectCall};
 use engine::dialer::facade::CallReports;
 use engine::dialer::{Dialer, DialerConfig, DialerError};
@@ -36,9 +38,9 @@ pub struct CallArgs {
     /// Numbers to call, comma-separated; cycled through when `--calls` is larger.
     #[arg(long, value_delimiter = ',', required = true)]
     to: Vec<String>,
-    /// The WAV prompt to play on answer.
-    #[arg(long)]
-    prompt: PathBuf,
+    /// The WAV prompt to play on answer (not needed with `--no-media`).
+    #[arg(long, required_unless_present = "no_media")]
+    prompt: Option<PathBuf>,
     /// Local SIP address; while the command runs it also answers OPTIONS there.
     #[arg(long)]
     bind: Option<SocketAddr>,
@@ -85,6 +87,12 @@ pub struct CallArgs {
     /// CAP_NET_RAW), `socket` (sendto on each call's socket), `auto` (raw when permitted).
     #[arg(long, value_enum, default_value_t = SendModeArg::Auto)]
     send_mode: SendModeArg,
+    /// Signalling only, as SIPp's built-in UAC calls: offers are `a=inactive` on the
+    /// discard port, no RTP port is bound nor packet sent, and an answered call is hung up
+    /// right after its ACK (the prompt is not read). For trunk admission tests, and for
+    /// measuring the SIP stack's cost apart from the media's.
+    #[arg(long)]
+    no_media: bool,
 }
 
 /// `--send-mode` values.
@@ -110,10 +118,10 @@ pub async fn run(args: CallArgs) -> Result<()> {
     if args.concurrency == 0 || args.cps <= 0.0 {
         bail!("--concurrency and --cps must be positive");
     }
-    let prompt = args
-        .prompt
+    let prompt_path = args.prompt.clone().unwrap_or_default();
+    let prompt = prompt_path
         .to_str()
-        .with_context(|| format!("prompt path {} is not UTF-8", args.prompt.display()))?
+        .with_context(|| format!("prompt path {} is not UTF-8", prompt_path.display()))?
         .to_string();
     let local_ip = match args.bind {
         Some(b) => b.ip(),
@@ -121,9 +129,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
     };
     let bind = args.bind.unwrap_or(SocketAddr::new(local_ip, 0));
     let cfg = dialer_config(&args, &host, proxy, bind)?;
-    let trunk_name = cfg.trunks[0].name.clone();
 
-    let media = start_media(&args, local_ip, &prompt)?;
     let scratch = Scratch::new()?;
     let store = SqliteStore::open(
         &scratch.0.join("calls.db"),
@@ -134,34 +140,67 @@ pub async fn run(args: CallArgs) -> Result<()> {
     )
     .await
     .context("opening the scratch store")?;
-    let (media, notes) = media;
-    let dialer = Dialer::start(cfg, store, media.clone(), notes)
-        .await
-        .context("starting the dialer")?;
-
-    // The Request-URI as the trunk was written (with its port when one was given).
-    let port_suffix = trunk.port.map(|p| format!(":{p}")).unwrap_or_default();
-    let total = args.calls.unwrap_or(args.to.len());
-    let started = Instant::now();
-    let mut reports = dialer.calls((0..total).map(|i| {
-        let number = args.to[i % args.to.len()].clone();
-        DirectCall {
-            trunk: trunk_name.clone(),
-            request_uri: Some(format!("sip:{number}@{host}{port_suffix}")),
-            number,
-            prompt: prompt.clone(),
-            play_count: args.play_count,
-            from_uri: args.from.clone(),
-        }
-    }));
-    let records = print_records(&mut reports, total).await?;
-    let elapsed = started.elapsed();
-    dialer.shutdown().await.context("stopping the dialer")?;
-    let stats = media.shutdown();
+    let run = Run {
+        args: &args,
+        trunk_name: cfg.trunks[0].name.clone(),
+        host: &host,
+        port_suffix: trunk.port.map(|p| format!(":{p}")).unwrap_or_default(),
+        prompt: &prompt,
+    };
+    let (records, elapsed, media_stats) = if args.no_media {
+        let (media, notes) = NoMedia::new(local_ip);
+        let dialer = Dialer::start(cfg, store, media, notes)
+            .await
+            .context("starting the dialer")?;
+        let (records, elapsed) = run.calls(dialer).await?;
+        (records, elapsed, serde_json::Value::Null)
+    } else {
+        let (media, notes) = start_media(&args, local_ip, &prompt)?;
+        let dialer = Dialer::start(cfg, store, media.clone(), notes)
+            .await
+            .context("starting the dialer")?;
+        let (records, elapsed) = run.calls(dialer).await?;
+        (records, elapsed, media_json(&media.shutdown()))
+    };
     let mut summary = summary_json(&records, elapsed);
-    summary["summary"]["media"] = media_json(&stats);
+    summary["summary"]["media"] = media_stats;
     println!("{summary}");
     Ok(())
+}
+
+/// What the calls of one run are placed with.
+struct Run<'a> {
+    args: &'a CallArgs,
+    trunk_name: String,
+    host: &'a str,
+    /// The trunk's port as written (`:5080`), for the Request-URI.
+    port_suffix: String,
+    prompt: &'a str,
+}
+
+impl Run<'_> {
+    /// Places the calls, prints their records, stops the dialer: the records and the time
+    /// from the first call to the last report.
+    async fn calls(&self, dialer: Dialer<SqliteStore>) -> Result<(Vec<CallReport>, Duration)> {
+        let args = self.args;
+        let total = args.calls.unwrap_or(args.to.len());
+        let started = Instant::now();
+        let mut reports = dialer.calls((0..total).map(|i| {
+            let number = args.to[i % args.to.len()].clone();
+            DirectCall {
+                trunk: self.trunk_name.clone(),
+                request_uri: Some(format!("sip:{number}@{}{}", self.host, self.port_suffix)),
+                number,
+                prompt: self.prompt.to_string(),
+                play_count: args.play_count,
+                from_uri: args.from.clone(),
+            }
+        }));
+        let records = print_records(&mut reports, total).await?;
+        let elapsed = started.elapsed();
+        dialer.shutdown().await.context("stopping the dialer")?;
+        Ok((records, elapsed))
+    }
 }
 
 /// The media pump for this run, with the prompt encoded once, before the first call, for
@@ -192,7 +231,7 @@ fn start_media(
         PumpMedia::start_tuned(media_cfg, tuning).context("starting the media pump")?;
     media
         .prepare(prompt)
-        .with_context(|| format!("loading prompt {}", args.prompt.display()))?;
+        .with_context(|| format!("loading prompt {prompt}"))?;
     Ok((media, notes))
 }
 

@@ -206,6 +206,11 @@ pub fn signalling(path: &Path, runs: &[Value]) -> Result<()> {
     for (area, (title, y_desc, f)) in cols.iter().zip(metrics) {
         let lines = [
             ("dialer call", BLUE, series("dialer", f)),
+            (
+                "dialer call --no-media",
+                GREEN,
+                series("dialer-no-media", f),
+            ),
             ("SIPp UAC", RED, series("sipp", f)),
         ];
         panel(area, title, y_desc, &axis, &lines)?;

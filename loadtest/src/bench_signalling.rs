@@ -4,13 +4,15 @@
 //! span (from the UAS's per-second statistics, whole intervals inside the ramp),
 //! retransmissions the UAS counted (its screen: requests received again plus its own
 //! resends), and CPU per call from the UAC's own rusage (`wait4`), for the dialer minus the
-//! media pump's loop CPU it reports. Writes `<tag>.json` and `<tag>.png` under `--out`.
+//! media pump's loop CPU it reports. `dialer-no-media` is `dialer call --no-media`: the
+//! signalling measured apart, its calls placed as SIPp's UAC places its own (answered, then
+//! hung up at once, no RTP). Writes `<tag>.json` and `<tag>.png` under `--out`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -26,9 +28,13 @@ pub struct SignallingArgs {
     /// Seconds of calls per run (rate × secs calls).
     #[arg(long, default_value_t = 10)]
     pub secs: u64,
-    /// UACs to run at each rate, in order: `dialer`, `sipp`.
-    #[arg(long, value_delimiter = ',', default_value = "dialer,sipp")]
-    pub uacs: Vec<String>,
+    /// UACs to run at each rate, in order: `dialer`, `dialer-no-media`, `sipp`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dialer,dialer-no-media,sipp"
+    )]
+    pub uacs: Vec<UacKind>,
     /// Where `<tag>.json` and `<tag>.png` go.
     #[arg(long, default_value = "loadtest/results")]
     pub out: PathBuf,
@@ -41,6 +47,28 @@ pub struct SignallingArgs {
     /// The SIPp binary.
     #[arg(long, default_value = "sipp")]
     pub sipp: String,
+}
+
+/// A UAC the scenario runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UacKind {
+    /// `dialer call` with its prompt played on every call.
+    Dialer,
+    /// `dialer call --no-media`: signalling only.
+    DialerNoMedia,
+    /// SIPp's built-in UAC.
+    Sipp,
+}
+
+impl UacKind {
+    /// The name in the results and on the chart.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UacKind::Dialer => "dialer",
+            UacKind::DialerNoMedia => "dialer-no-media",
+            UacKind::Sipp => "sipp",
+        }
+    }
 }
 
 /// Seconds of a SIPp `HH:MM:SS` (or `HH:MM:SS:mmm`) elapsed time.
@@ -159,14 +187,19 @@ struct Uac<'a> {
 type UacFigures = (f64, Option<u64>, f64, Value);
 
 impl Uac<'_> {
-    fn dialer(&self, dialer: &Path, prompt: &Path) -> Result<UacFigures> {
+    /// `dialer call` with `prompt` played, or signalling only when `prompt` is None.
+    fn dialer(&self, dialer: &Path, prompt: Option<&Path>) -> Result<UacFigures> {
         let (work, port, n, rate, limit) =
             (self.work, self.port, self.calls, self.rate, self.limit);
         let out = work.join("dialer.jsonl");
-        let child = Command::new(dialer)
-            .args(["call", "--trunk", &format!("sip:127.0.0.1:{port}")])
-            .args(["--to", "390771286891", "--prompt"])
-            .arg(prompt)
+        let mut cmd = Command::new(dialer);
+        cmd.args(["call", "--trunk", &format!("sip:127.0.0.1:{port}")])
+            .args(["--to", "390771286891"]);
+        match prompt {
+            Some(p) => cmd.arg("--prompt").arg(p),
+            None => cmd.arg("--no-media"),
+        };
+        let child = cmd
             .args([
                 "--calls",
                 &n.to_string(),
@@ -228,9 +261,12 @@ impl Uac<'_> {
 }
 
 /// One UAC at one rate; its figures.
-fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -> Result<Value> {
-    let work =
-        std::env::temp_dir().join(format!("loadtest-sig-{}-{uac}-{rate}", std::process::id()));
+fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: UacKind, rate: u64) -> Result<Value> {
+    let work = std::env::temp_dir().join(format!(
+        "loadtest-sig-{}-{}-{rate}",
+        std::process::id(),
+        uac.as_str()
+    ));
     std::fs::create_dir_all(&work)?;
     let port = free_udp_port()?;
     let n = rate * a.secs;
@@ -247,9 +283,9 @@ fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -
         limit,
     };
     let (cpu, failed, media_cpu, summary) = match uac {
-        "dialer" => run.dialer(dialer, prompt)?,
-        "sipp" => run.sipp(&a.sipp, a.secs)?,
-        other => bail!("unknown UAC {other}"),
+        UacKind::Dialer => run.dialer(dialer, Some(prompt))?,
+        UacKind::DialerNoMedia => run.dialer(dialer, None)?,
+        UacKind::Sipp => run.sipp(&a.sipp, a.secs)?,
     };
     let wall = t0.elapsed().as_secs_f64();
     let _ = wait_usage(&uas, limit);
@@ -258,7 +294,7 @@ fn one(a: &SignallingArgs, dialer: &Path, prompt: &Path, uac: &str, rate: u64) -
     let retrans = screen_retransmissions(&work.join("uas_screen.log"));
     let _ = std::fs::remove_dir_all(&work);
     Ok(json!({
-        "uac": uac, "rate_asked": rate, "secs": a.secs, "calls": n, "uas_calls": calls,
+        "uac": uac.as_str(), "rate_asked": rate, "secs": a.secs, "calls": n, "uas_calls": calls,
         "failed": failed,
         "rate_over_invite_span": span.map(|s| (calls as f64 / s * 10.0).round() / 10.0),
         "uas_retransmissions": retrans, "wall_s": wall,
@@ -278,7 +314,7 @@ pub fn run(a: SignallingArgs) -> Result<()> {
     tone_wav(&prompt, 0.1)?;
     let mut runs = vec![];
     for &rate in &a.rates {
-        for uac in &a.uacs {
+        for &uac in &a.uacs {
             let r = one(&a, &dialer, &prompt, uac, rate)?;
             eprintln!("bench signalling: {r}");
             runs.push(r);
@@ -288,7 +324,10 @@ pub fn run(a: SignallingArgs) -> Result<()> {
     let result = json!({
         "scenario": "signalling",
         "machine": machine(),
-        "args": {"rates": a.rates, "secs": a.secs, "uacs": a.uacs},
+        "args": {
+            "rates": a.rates, "secs": a.secs,
+            "uacs": a.uacs.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+        },
         "runs": runs,
     });
     let json_path = a.out.join(format!("{}.json", a.tag));

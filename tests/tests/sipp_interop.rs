@@ -675,6 +675,51 @@ fn answer_plays_prompt_then_our_bye() {
     );
 }
 
+/// `--no-media`: signalling only, as SIPp's own UAC calls. The offer is `a=inactive` on the
+/// discard port, the call is answered, acknowledged and hung up, and no RTP is sent.
+#[test]
+fn no_media_call_is_answered_and_hung_up_without_rtp() {
+    let mut case = one_call("uas_answer.xml", 1.0, &["--no-media"]);
+    case.sipp_extra = &["-trace_msg"];
+    let Some(r) = run_case(case) else {
+        return;
+    };
+    r.run.assert_all(1, "answered", 200);
+    let c = &r.run.calls[0];
+    assert_eq!(c["rtp_packets_sent"].as_u64(), Some(0), "{c}");
+    assert!(
+        r.rtp.is_empty(),
+        "RTP reached the carrier: {} packets",
+        r.rtp.len()
+    );
+    assert!(r.run.summary["media"].is_null(), "{}", r.run.summary);
+    let log = std::fs::read_dir(r._dir.path())
+        .expect("the run's directory")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with("messages.log"))
+        .map(|e| read_file_lossy(&e.path()))
+        .unwrap_or_else(|| {
+            let names: Vec<_> = std::fs::read_dir(r._dir.path())
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect();
+            panic!("no SIPp message trace among {names:?}")
+        });
+    // The INVITE as SIPp received it, up to the trace's next entry.
+    let invite = &log[log.find("INVITE sip:").expect("the INVITE in the trace")..];
+    let invite = &invite[..invite.find("\n-----").unwrap_or(invite.len())];
+    assert!(invite.contains("m=audio 9 RTP/AVP"), "{}", tail(&log, 3000));
+    assert!(invite.contains("a=inactive"), "{}", tail(&log, 3000));
+    assert!(!invite.contains("a=sendrecv"), "{}", tail(&log, 3000));
+    assert!(
+        log.contains("BYE sip:"),
+        "the dialer hung up: {}",
+        tail(&log, 2000)
+    );
+}
+
 /// `--codec pcma`: the offer lists PCMA first, the carrier takes it, the RTP is payload type 8.
 #[test]
 fn answer_with_pcma() {

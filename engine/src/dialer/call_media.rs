@@ -9,6 +9,7 @@
 //! trunk's `ptime_ms`) live in the on-disk [`PromptCache`](codecs::PromptCache); an answer
 //! then picks the frames of its negotiated codec and packet time.
 
+mod no_media;
 mod pump_media;
 mod sounds;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use crate::media::amd::{AmdConfig, AmdDecision};
 use crate::media::MediaLatch;
 use crate::sip::sdp::NegotiatedMedia;
+pub use no_media::{NoMedia, NO_MEDIA_PORT};
 pub use pump_media::{PumpMedia, PumpMediaConfig, PumpTuning};
 pub use sounds::PlayItem;
 
@@ -114,6 +116,12 @@ pub trait CallMedia: Send + Sync + 'static {
 
     /// The port number of a reservation.
     fn port_number(port: &Self::Port) -> u16;
+
+    /// Whether offers ask for media: false makes them `a=inactive` (signalling-only runs,
+    /// [`NoMedia`]).
+    fn offers_media(&self) -> bool {
+        true
+    }
 
     /// Loads (once) the prompt a campaign plays; errors when it cannot be used.
     fn prepare(&self, prompt: &str) -> io::Result<()>;

@@ -484,6 +484,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                     }
                 };
                 params.offer.rtp_port = M::port_number(&port);
+                params.offer.inactive = !self.media.offers_media();
                 self.ports.insert(call, port);
                 let h = self.sip.ep().place_call_with_id(now, *params, call_id);
                 placed.push((call, h));

@@ -189,6 +189,7 @@ impl Endpoint {
             ptime_ms: settled.media.ptime_ms,
             telephone_event_pt: settled.media.telephone_event_pt,
             srtp: None,
+            inactive: false,
         };
         c.answer_version = answer.session_id;
         let mut extra: Vec<(&str, String)> = Vec::new();

@@ -38,6 +38,7 @@ impl AnswerParams {
             ptime_ms: self.ptime_ms,
             telephone_event_pt: self.telephone_event_pt,
             srtp: None,
+            inactive: false,
         }
     }
 }

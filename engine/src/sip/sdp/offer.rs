@@ -92,6 +92,9 @@ pub struct OfferParams {
     /// SDES keying (trunk `srtp` not `off`, and only over TLS): our key in `a=crypto`, and
     /// `RTP/SAVP` when encryption is required.
     pub srtp: Option<crypto::SrtpOffer>,
+    /// Offer the stream `a=inactive` (RFC 3264 §5.1) instead of `sendrecv`: signalling-only
+    /// calls that will send and take no RTP.
+    pub inactive: bool,
 }
 
 impl OfferParams {
@@ -108,6 +111,7 @@ impl OfferParams {
             ptime_ms: 20,
             telephone_event_pt: Some(TELEPHONE_EVENT_PT),
             srtp: None,
+            inactive: false,
         }
     }
 }
@@ -221,6 +225,10 @@ pub fn build_offer(params: &OfferParams) -> String {
         s.push_str(&crypto::write_line(1, &srtp.key));
         s.push_str("\r\n");
     }
-    s.push_str("a=sendrecv\r\n");
+    s.push_str(if params.inactive {
+        "a=inactive\r\n"
+    } else {
+        "a=sendrecv\r\n"
+    });
     s
 }

@@ -12,6 +12,19 @@ fn neg(answer: &str) -> Result<NegotiatedMedia, SdpError> {
 }
 
 #[test]
+fn an_inactive_offer_says_so_instead_of_sendrecv() {
+    let mut p = g711_offer();
+    p.inactive = true;
+    let body = build_offer(&p);
+    assert!(body.ends_with("a=ptime:20\r\na=inactive\r\n"), "{body}");
+    assert!(!body.contains("sendrecv"), "{body}");
+    assert_eq!(
+        parse(body.as_bytes()).unwrap().media[0].direction,
+        Some(Direction::Inactive)
+    );
+}
+
+#[test]
 fn offer_is_exact() {
     let body = build_offer(&g711_offer());
     assert_eq!(
