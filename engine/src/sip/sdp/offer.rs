@@ -136,7 +136,8 @@ impl OfferParams {
 ///
 /// Static payload types get an `a=rtpmap` too: RFC 3264 allows it and some answerers only
 /// look at rtpmaps. `sendrecv` is explicit because, although it is the default, a few SBCs
-/// treat its absence as hold after a re-INVITE. A telephone-event payload type equal to a
+/// treat its absence as hold after a re-INVITE (`a=inactive` instead when
+/// [`OfferParams::inactive`]). A telephone-event payload type equal to a
 /// codec's is skipped rather than written twice.
 pub fn build_offer(params: &OfferParams) -> String {
     let ip_type = match params.addr {
@@ -163,7 +164,21 @@ pub fn build_offer(params: &OfferParams) -> String {
         s.push_str(part);
     }
     s.push_str("\r\nt=0 0\r\n");
-    // `write!` into a String cannot fail; the results are ignored on purpose.
+    push_media_lines(&mut s, params);
+    if let Some(srtp) = &params.srtp {
+        s.push_str(&crypto::write_line(1, &srtp.key));
+        s.push_str("\r\n");
+    }
+    s.push_str(if params.inactive {
+        "a=inactive\r\n"
+    } else {
+        "a=sendrecv\r\n"
+    });
+    s
+}
+
+/// The `m=` line and the codecs' `a=rtpmap`/`a=fmtp` lines, telephone-event and `a=ptime`.
+fn push_media_lines(s: &mut String, params: &OfferParams) {
     let te = params
         .telephone_event_pt
         .filter(|te| params.codecs.iter().all(|c| c.payload_type != *te));
@@ -174,33 +189,33 @@ pub fn build_offer(params: &OfferParams) -> String {
     // Numbers are written digit by digit (`push_decimal`): formatting them was a third of
     // the cost of building the INVITE.
     s.push_str("m=audio ");
-    push_decimal(&mut s, params.rtp_port);
+    push_decimal(s, params.rtp_port);
     s.push(' ');
     s.push_str(profile);
     for c in &params.codecs {
         s.push(' ');
-        push_decimal(&mut s, c.payload_type);
+        push_decimal(s, c.payload_type);
     }
     if let Some(te) = te {
         s.push(' ');
-        push_decimal(&mut s, te);
+        push_decimal(s, te);
     }
     s.push_str("\r\n");
     for c in &params.codecs {
         s.push_str("a=rtpmap:");
-        push_decimal(&mut s, c.payload_type);
+        push_decimal(s, c.payload_type);
         s.push(' ');
         s.push_str(c.name);
         s.push('/');
-        push_decimal(&mut s, c.clock_rate);
+        push_decimal(s, c.clock_rate);
         if let Some(ch) = c.channels {
             s.push('/');
-            push_decimal(&mut s, ch);
+            push_decimal(s, ch);
         }
         s.push_str("\r\n");
         if let Some(fmtp) = &c.fmtp {
             s.push_str("a=fmtp:");
-            push_decimal(&mut s, c.payload_type);
+            push_decimal(s, c.payload_type);
             s.push(' ');
             s.push_str(fmtp);
             s.push_str("\r\n");
@@ -212,23 +227,13 @@ pub fn build_offer(params: &OfferParams) -> String {
             ("a=fmtp:", " 0-16\r\n"),
         ] {
             s.push_str(line);
-            push_decimal(&mut s, te);
+            push_decimal(s, te);
             s.push_str(rest);
         }
     }
     if params.ptime_ms > 0 {
         s.push_str("a=ptime:");
-        push_decimal(&mut s, params.ptime_ms);
+        push_decimal(s, params.ptime_ms);
         s.push_str("\r\n");
     }
-    if let Some(srtp) = &params.srtp {
-        s.push_str(&crypto::write_line(1, &srtp.key));
-        s.push_str("\r\n");
-    }
-    s.push_str(if params.inactive {
-        "a=inactive\r\n"
-    } else {
-        "a=sendrecv\r\n"
-    });
-    s
 }
