@@ -37,11 +37,26 @@ struct Baresip {
 }
 
 impl Baresip {
+    /// Starts baresip on fresh ports. The ports are free when picked but another test may
+    /// take one before baresip binds it (its SIP listener needs the UDP and the TCP port),
+    /// and then baresip gives up: that start is retried on new ports, three times at most.
     fn start(dir: &Path) -> Baresip {
+        let mut logs = String::new();
+        for attempt in 0..3 {
+            match Baresip::try_start(&dir.join(format!("baresip-{attempt}"))) {
+                Ok(b) => return b,
+                Err(log) => logs.push_str(&log),
+            }
+        }
+        panic!("baresip did not listen in three starts; its logs:\n{logs}");
+    }
+
+    /// One start: Ok once baresip listens, Err with its log when it exited or did not
+    /// listen within 10 s (it is killed then).
+    fn try_start(conf: &Path) -> Result<Baresip, String> {
         let port = free_port();
         let ctrl = free_port();
-        let conf = dir.join("baresip");
-        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::create_dir_all(conf).unwrap();
         std::fs::write(
             conf.join("config"),
             format!(
@@ -60,9 +75,9 @@ impl Baresip {
         )
         .unwrap();
         let log = std::fs::File::create(conf.join("out.log")).unwrap();
-        let child = Command::new("baresip")
+        let mut child = Command::new("baresip")
             .arg("-f")
-            .arg(&conf)
+            .arg(conf)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -70,15 +85,23 @@ impl Baresip {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(Instant::now() < deadline, "baresip did not listen");
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(conf.join("out.log")).unwrap_or_default();
+                return Err(format!(
+                    "--- ports {port}/{ctrl}, exited: {exited}\n{log}\n"
+                ));
+            }
             thread::sleep(Duration::from_millis(50));
         }
-        Baresip {
+        Ok(Baresip {
             child,
             port,
             ctrl,
-            dir: conf,
-        }
+            dir: conf.to_path_buf(),
+        })
     }
 
     fn log(&self) -> String {

@@ -154,18 +154,7 @@ macro_rules! decimal_header_value {
     ($($t:ty),*) => {$(
         impl HeaderValue for $t {
             fn write_to(self, buf: &mut Vec<u8>) {
-                let mut digits = [0u8; 20];
-                let mut i = digits.len();
-                let mut n = self as u64;
-                loop {
-                    i -= 1;
-                    digits[i] = b'0' + (n % 10) as u8;
-                    n /= 10;
-                    if n == 0 {
-                        break;
-                    }
-                }
-                buf.extend_from_slice(&digits[i..]);
+                buf.extend_from_slice(decimal(self as u64, &mut [0; 20]));
             }
         }
     )*};
@@ -202,20 +191,23 @@ pub(crate) fn push_ip(s: &mut String, ip: std::net::IpAddr) {
     }
 }
 
-/// Appends `n` in decimal.
-pub(crate) fn push_decimal(s: &mut String, n: impl Into<u64>) {
-    let mut n: u64 = n.into();
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+/// The decimal digits of `n`, written at the end of `buf` (20 digits hold any `u64`).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    for d in &digits[i..] {
+    &buf[i..]
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(s: &mut String, n: impl Into<u64>) {
+    for d in decimal(n.into(), &mut [0; 20]) {
         s.push(char::from(*d));
     }
 }
