@@ -281,24 +281,19 @@ impl SipIo {
         let mut read = 0;
         while read < RECV_PER_PASS {
             let batch = &mut self.batch;
-            let (mut emptied, mut short_drops) = (false, 0);
+            // A short batch emptied the socket: its readiness is cleared as after a read that
+            // finds nothing (a datagram arriving later raises a new epoll event), which saves
+            // that read, a third of the receive calls. Its drop count comes back here.
+            let mut emptied = None;
             let r = self.udp.try_io(Interest::READABLE, |_| {
                 let drops = batch.recv(fd)?;
-                // A short batch emptied the socket: its readiness is cleared as after a
-                // read that finds nothing (a datagram arriving later raises a new epoll
-                // event), which saves that read, a third of the receive calls.
-                emptied = batch.len() < BATCH;
-                if emptied {
-                    short_drops = drops;
+                if batch.read_count() < BATCH {
+                    emptied = Some(drops);
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
                 Ok(drops)
             });
-            let r = match r {
-                Err(e) if emptied && e.kind() == io::ErrorKind::WouldBlock => Ok(short_drops),
-                r => r,
-            };
-            match r {
+            match emptied.map_or(r, Ok) {
                 Ok(drops) => {
                     if drops > 0 {
                         warn!(drops, "SIP UDP receive buffer overflowed");
@@ -314,7 +309,7 @@ impl SipIo {
                         n += 1;
                     }
                     read += n;
-                    if emptied {
+                    if emptied.is_some() {
                         return;
                     }
                 }

@@ -209,13 +209,8 @@ impl RecvBatch {
     }
 
     /// How many datagrams the last [`RecvBatch::recv`] read.
-    pub fn len(&self) -> usize {
+    pub fn read_count(&self) -> usize {
         self.n
-    }
-
-    /// Whether the last [`RecvBatch::recv`] read nothing.
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
     }
 
     /// The datagrams the last [`RecvBatch::recv`] read, with their sources.

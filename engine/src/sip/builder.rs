@@ -120,25 +120,14 @@ pub trait HeaderValue {
     fn write_to(self, buf: &mut Vec<u8>);
 }
 
-impl HeaderValue for &str {
+/// Text by reference: `&str`, `&String`, `&&str`.
+impl<T: AsRef<str> + ?Sized> HeaderValue for &T {
     fn write_to(self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl HeaderValue for &String {
-    fn write_to(self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(self.as_bytes());
+        buf.extend_from_slice(self.as_ref().as_bytes());
     }
 }
 
 impl HeaderValue for String {
-    fn write_to(self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl HeaderValue for &&str {
     fn write_to(self, buf: &mut Vec<u8>) {
         buf.extend_from_slice(self.as_bytes());
     }
