@@ -252,7 +252,8 @@ async fn print_records(reports: &mut CallReports, total: usize) -> Result<Vec<Ca
         loop {
             match reports.try_next() {
                 Ok(Some(r)) => {
-                    writeln!(out, "{}", record_json(&r))?;
+                    serde_json::to_writer(&mut out, &record_json(&r))?;
+                    out.write_all(b"\n")?;
                     records.push(r);
                 }
                 Ok(None) => break,
@@ -357,20 +358,37 @@ fn media_json(m: &PumpStats) -> serde_json::Value {
     })
 }
 
-fn record_json(r: &CallReport) -> serde_json::Value {
+/// One call's line of output. Written straight from the report (a `json!` value cost about
+/// twenty allocations a call on the process's main thread); the fields in the order
+/// `json!` printed them, so the lines read as before.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    answer_ms: Option<u64>,
+    call_id: &'a str,
+    dtmf: &'a str,
+    duration_ms: Option<u64>,
+    outcome: &'static str,
+    pdd_ms: Option<u64>,
+    rtp_packets_sent: u64,
+    sip_reason: &'a str,
+    sip_status: u16,
+    to: &'a str,
+}
+
+fn record_json(r: &CallReport) -> Record<'_> {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
-    json!({
-        "to": r.number,
-        "call_id": r.call_id,
-        "outcome": r.end.outcome.as_str(),
-        "sip_status": r.end.status,
-        "sip_reason": r.end.reason,
-        "pdd_ms": ms(r.pdd),
-        "answer_ms": ms(r.answer),
-        "duration_ms": ms(r.duration),
-        "rtp_packets_sent": r.rtp_packets,
-        "dtmf": r.dtmf,
-    })
+    Record {
+        answer_ms: ms(r.answer),
+        call_id: &r.call_id,
+        dtmf: &r.dtmf,
+        duration_ms: ms(r.duration),
+        outcome: r.end.outcome.as_str(),
+        pdd_ms: ms(r.pdd),
+        rtp_packets_sent: r.rtp_packets,
+        sip_reason: &r.end.reason,
+        sip_status: r.end.status,
+        to: &r.number,
+    }
 }
 
 fn summary_json(records: &[CallReport], elapsed: Duration) -> serde_json::Value {

@@ -23,6 +23,7 @@ pub mod scheduler;
 pub mod sip_settings;
 pub mod trunk;
 pub mod trunk_keys;
+pub mod trunk_metrics;
 
 // The domain types moved to `crate::model`; these paths stay for existing callers.
 pub use self::core::{DialerError, DialerSnapshot, TrunkStatus};

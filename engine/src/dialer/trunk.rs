@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::congestion::{Aimd, AimdConfig, Signal};
 use super::limiter::CpsLimiter;
 use super::trunk_keys::{de_codecs, RouteKey, TrunkTransport};
+use super::trunk_metrics::TrunkMetrics;
 use crate::metrics as m;
 
 /// One carrier trunk as configured (`[[trunk]]` in the TOML file).
@@ -189,11 +190,10 @@ pub struct Trunk {
     /// This node's part of the trunk's limits when several nodes share it (`None`: all
     /// of it, a single node).
     share: Option<NodeShare>,
-    /// `dialer_cps_throttled_total` for this trunk, registered once: the core asks for a
-    /// token at every pass while the limiter makes an INVITE wait, and building the
-    /// labelled key each time (a copy of the name, a registry lookup) was 2 % of the
-    /// signalling thread.
-    throttled: metrics::Counter,
+    /// The trunk's metric handles, each registered once: the core asks for a token at
+    /// every pass while the limiter makes an INVITE wait, and building the labelled key
+    /// each time (a copy of the name, a registry lookup) was 2 % of the signalling thread.
+    pub metrics: TrunkMetrics,
 }
 
 /// One node's part of a trunk shared by several nodes (see `crate::cluster::shares`).
@@ -219,7 +219,7 @@ impl Trunk {
             admitted: 0,
             registered: false,
             share: None,
-            throttled: metrics::counter!(m::CPS_THROTTLED, "trunk" => cfg.name.clone()),
+            metrics: TrunkMetrics::new(&cfg.name),
             cfg,
         }
     }
@@ -266,7 +266,7 @@ impl Trunk {
         self.limiter = self.limiter.reconfigured(ceiling.max(0.01));
         self.aimd = Aimd::new(cfg.cps, AimdConfig::default());
         if cfg.name != self.cfg.name {
-            self.throttled = metrics::counter!(m::CPS_THROTTLED, "trunk" => cfg.name.clone());
+            self.metrics = TrunkMetrics::new(&cfg.name);
         }
         self.cfg = cfg;
     }
@@ -313,7 +313,7 @@ impl Trunk {
         if self.limiter.try_acquire(now) {
             true
         } else {
-            self.throttled.increment(1);
+            self.metrics.throttled().increment(1);
             false
         }
     }

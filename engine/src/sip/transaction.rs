@@ -12,10 +12,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smallvec::{smallvec, SmallVec};
+
 use super::timer::{Timer, TimerConfig, TxTimers};
 
 /// Bytes of a message kept for retransmission, shared without copying.
 pub type Wire = Arc<[u8]>;
+
+/// What a client transaction asks of the endpoint after one input: three things at most,
+/// kept inline (in a `Vec`, every response to every call cost an allocation for its list).
+pub type ClientActions = SmallVec<[ClientAction; 3]>;
+
+/// What a server transaction asks of the endpoint after one input, kept inline.
+pub type ServerActions = SmallVec<[ServerAction; 3]>;
 
 /// State of a client transaction (INVITE: Calling/Proceeding/Completed; non-INVITE:
 /// Trying/Proceeding/Completed). The INVITE's Accepted state is a type of its own,
@@ -153,10 +162,10 @@ impl ClientTx {
         now: Instant,
         status: u16,
         ack: impl FnOnce() -> Vec<u8>,
-    ) -> Vec<ClientAction> {
+    ) -> ClientActions {
         use ClientState::*;
         let provisional = status < 200;
-        let mut out = Vec::new();
+        let mut out = SmallVec::new();
         match (self.invite, self.state) {
             (_, Terminated) => {}
             (true, Calling | Proceeding) => {
@@ -224,8 +233,8 @@ impl ClientTx {
     }
 
     /// Handles every timer due at `now`.
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<ClientAction> {
-        let mut out = Vec::new();
+    pub fn on_timeout(&mut self, now: Instant) -> ClientActions {
+        let mut out = SmallVec::new();
         while let Some(t) = self.timers.pop_expired(now) {
             match t {
                 Timer::A => {
@@ -336,8 +345,8 @@ impl ServerTx {
     }
 
     /// The ACK for our final response arrived.
-    pub fn on_ack(&mut self, now: Instant) -> Vec<ServerAction> {
-        let mut out = Vec::new();
+    pub fn on_ack(&mut self, now: Instant) -> ServerActions {
+        let mut out = SmallVec::new();
         match self.state {
             ServerState::Completed if self.invite => {
                 self.timers.clear();
@@ -360,8 +369,8 @@ impl ServerTx {
     }
 
     /// Sends a response.
-    pub fn respond(&mut self, now: Instant, status: u16, bytes: Wire) -> Vec<ServerAction> {
-        let mut out = vec![ServerAction::Send(bytes.clone())];
+    pub fn respond(&mut self, now: Instant, status: u16, bytes: Wire) -> ServerActions {
+        let mut out: ServerActions = smallvec![ServerAction::Send(bytes.clone())];
         if self.state != ServerState::Proceeding {
             return out;
         }
@@ -396,8 +405,8 @@ impl ServerTx {
     }
 
     /// Handles every timer due at `now`.
-    pub fn on_timeout(&mut self, now: Instant) -> Vec<ServerAction> {
-        let mut out = Vec::new();
+    pub fn on_timeout(&mut self, now: Instant) -> ServerActions {
+        let mut out = SmallVec::new();
         while let Some(t) = self.timers.pop_expired(now) {
             match t {
                 Timer::G | Timer::Ok2xx => {
@@ -495,10 +504,10 @@ mod tests {
         assert_eq!(out[1], ClientAction::PassUp);
         // A retransmitted 486 gets the same ACK and is not passed up again.
         let out = tx.on_response(t0 + Duration::from_secs(1), 486, || unreachable!());
-        assert_eq!(out, vec![ClientAction::Send(wire("ACK"))]);
+        assert_eq!(out.to_vec(), vec![ClientAction::Send(wire("ACK"))]);
         assert_eq!(tx.next_timeout().unwrap() - t0, Duration::from_secs(32));
         assert_eq!(
-            tx.on_timeout(t0 + Duration::from_secs(32)),
+            tx.on_timeout(t0 + Duration::from_secs(32)).to_vec(),
             vec![ClientAction::Terminated]
         );
     }
@@ -517,14 +526,14 @@ mod tests {
         let t0 = Instant::now();
         let mut tx = ClientTx::new(t0, true, wire("INVITE"), false, cfg());
         assert_eq!(
-            tx.on_response(t0, 180, Vec::new),
+            tx.on_response(t0, 180, Vec::new).to_vec(),
             vec![ClientAction::PassUp]
         );
         let at = t0 + Duration::from_secs(2);
         let out = tx.on_response(at, 200, Vec::new);
         let accepted = AcceptedInvite::new(at, &cfg());
         assert_eq!(
-            out,
+            out.to_vec(),
             vec![ClientAction::PassUp, ClientAction::Accepted(accepted)]
         );
         // The full transaction is done: nothing is resent, no timer is left.
@@ -575,7 +584,10 @@ mod tests {
         let mut tx = ServerTx::new(true, true, cfg());
         tx.respond(t0, 486, wire("486"));
         let out = tx.on_timeout(t0 + Duration::from_secs(32));
-        assert_eq!(out, vec![ServerAction::NoAck, ServerAction::Terminated]);
+        assert_eq!(
+            out.to_vec(),
+            vec![ServerAction::NoAck, ServerAction::Terminated]
+        );
     }
 
     #[test]
@@ -586,11 +598,14 @@ mod tests {
         assert_eq!(tx.state(), ServerState::Accepted);
         let at = tx.next_timeout().unwrap();
         assert_eq!(at - t0, Duration::from_millis(500));
-        assert_eq!(tx.on_timeout(at), vec![ServerAction::Send(wire("200"))]);
+        assert_eq!(
+            tx.on_timeout(at).to_vec(),
+            vec![ServerAction::Send(wire("200"))]
+        );
         tx.on_ack(at);
         let l = tx.next_timeout().unwrap();
         assert_eq!(l - t0, Duration::from_secs(32));
-        assert_eq!(tx.on_timeout(l), vec![ServerAction::Terminated]);
+        assert_eq!(tx.on_timeout(l).to_vec(), vec![ServerAction::Terminated]);
     }
 
     #[test]
@@ -602,6 +617,6 @@ mod tests {
         assert_eq!(tx.on_retransmission(), Some(wire("200")));
         let j = tx.next_timeout().unwrap();
         assert_eq!(j - t0, Duration::from_secs(32));
-        assert_eq!(tx.on_timeout(j), vec![ServerAction::Terminated]);
+        assert_eq!(tx.on_timeout(j).to_vec(), vec![ServerAction::Terminated]);
     }
 }

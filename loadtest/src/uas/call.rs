@@ -111,7 +111,7 @@ impl Uas {
         }
     }
 
-    pub(super) fn apply(&mut self, _now: Instant, serial: u64, actions: Vec<ServerAction>) {
+    pub(super) fn apply(&mut self, _now: Instant, serial: u64, actions: ServerActions) {
         let Some(call) = self.calls.get_mut(&serial) else {
             return;
         };

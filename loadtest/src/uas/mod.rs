@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use engine::sip::message::{parse, Message, Request};
 use engine::sip::timer::TimerConfig;
-use engine::sip::transaction::{ClientAction, ClientTx, ServerAction, ServerState, ServerTx, Wire};
+use engine::sip::transaction::{
+    ClientAction, ClientTx, ServerAction, ServerActions, ServerState, ServerTx, Wire,
+};
 use engine::sip::{sdp, HeaderName, MessageWriter, Method};
 
 use crate::callee::{info_body, Callee, CalleeMix, Step, Via};

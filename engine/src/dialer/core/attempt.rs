@@ -7,6 +7,7 @@ use super::super::retry::RetryPolicy;
 use super::super::scheduler::DueItem;
 use super::io::{CampaignId, TrunkId};
 use super::listen::Listening;
+use crate::dialer::trunk_metrics::ActiveState;
 use crate::model::{AmdPolicy, CampaignSpec, Keys, Until};
 use crate::sip::endpoint::{CallEnd, CallHandle};
 
@@ -224,10 +225,10 @@ impl Phase {
     }
 
     /// The label of `dialer_calls_active{state}` this phase counts under, if any.
-    pub fn active_state(&self) -> Option<&'static str> {
+    pub fn active_state(&self) -> Option<ActiveState> {
         match self {
-            Phase::Ringing { .. } => Some("ringing"),
-            Phase::Playing { .. } | Phase::Ending { .. } => Some("answered"),
+            Phase::Ringing { .. } => Some(ActiveState::Ringing),
+            Phase::Playing { .. } | Phase::Ending { .. } => Some(ActiveState::Answered),
             _ => None,
         }
     }
@@ -358,7 +359,7 @@ mod tests {
         p.progress(t0 + Duration::from_millis(300));
         p.progress(t0 + Duration::from_millis(900));
         let p = p.answered(t0 + Duration::from_secs(2)).unwrap();
-        assert_eq!(p.active_state(), Some("answered"));
+        assert_eq!(p.active_state(), Some(ActiveState::Answered));
         let mut p = p;
         p.record_played(400);
         p.record_played(250); // a later, smaller count does not lower it

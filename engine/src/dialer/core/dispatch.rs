@@ -14,6 +14,7 @@ use super::DialerCore;
 use crate::dialer::prefix_limit::pacer::Pacers;
 use crate::dialer::routing;
 use crate::dialer::scheduler::{DueItem, Pick};
+use crate::dialer::trunk_metrics::ActiveState;
 use crate::metrics as m;
 use crate::model::Outcome;
 use crate::sip::endpoint::{CallEnd, CallHandle, CallParams, Hangup};
@@ -272,12 +273,14 @@ impl DialerCore {
         }
         slot.trunk.stamp_sent(now);
         self.pacers.placed(call, now);
-        let name = slot.cfg().name.clone();
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         a.phase = phase.placed(handle).unwrap_or_else(|p| p);
         self.by_handle.insert(handle, call);
-        metrics::counter!(m::CALL_ATTEMPTS, "trunk" => name.clone()).increment(1);
-        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "ringing").increment(1.0);
+        slot.trunk.metrics.attempts().increment(1);
+        slot.trunk
+            .metrics
+            .active(ActiveState::Ringing)
+            .increment(1.0);
         if self.draining.is_some() {
             self.actions.push_back(Action::Hangup(handle));
         }

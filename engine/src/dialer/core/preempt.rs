@@ -20,6 +20,7 @@ use super::io::{Action, CallToken, TrunkId};
 use super::DialerCore;
 use crate::dialer::campaign::Priority;
 use crate::dialer::routing::{self, Route};
+use crate::id_map::IdMap;
 use crate::metrics as m;
 use crate::model::Outcome;
 use crate::sip::endpoint::CallEnd;
@@ -97,7 +98,7 @@ fn candidate(call: CallToken, phase: &Phase) -> Option<Candidate> {
 /// Calls being ended for an emergency, until their channel is free.
 #[derive(Debug, Default)]
 pub struct Preemptions {
-    ending: HashMap<CallToken, TrunkId>,
+    ending: IdMap<CallToken, TrunkId>,
 }
 
 impl Preemptions {

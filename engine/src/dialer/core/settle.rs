@@ -11,7 +11,6 @@ use super::DialerCore;
 use crate::dialer::congestion::Signal;
 use crate::dialer::retry::{Next, RetryPolicy};
 use crate::dialer::routing::{self, Route};
-use crate::metrics as m;
 use crate::model::heard::answered_done;
 use crate::model::{CallResult, Listened, Outcome};
 use crate::sip::endpoint::CallEnd;
@@ -171,7 +170,6 @@ impl DialerCore {
             self.by_handle.remove(&h);
         }
         let slot = &mut self.trunks[a.trunk.0];
-        let name = slot.cfg().name.clone();
         if !a.phase.sent() {
             slot.pending = slot.pending.saturating_sub(1);
             slot.send_queue.retain(|x| *x != call);
@@ -180,8 +178,7 @@ impl DialerCore {
             slot.sending = None;
         }
         if let Some(state) = a.phase.active_state() {
-            metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => state)
-                .decrement(1.0);
+            slot.trunk.metrics.active(state).decrement(1.0);
         }
         self.pacers.ended(call, a.phase.sent());
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
@@ -191,15 +188,13 @@ impl DialerCore {
         if facts.sent {
             self.actions.push_back(Action::ReleasePort(call));
         }
-        let outcome = end.outcome.as_str();
-        metrics::counter!(m::CALLS_COMPLETED, "trunk" => name.clone(), "outcome" => outcome)
-            .increment(1);
+        let metrics = &slot.trunk.metrics;
+        metrics.completed(end.outcome).increment(1);
         if let Some(p) = facts.pdd {
-            metrics::histogram!(m::POST_DIAL_DELAY, "trunk" => name.clone())
-                .record(p.as_secs_f64());
+            metrics.post_dial_delay().record(p.as_secs_f64());
         }
         if let Some(d) = facts.duration {
-            metrics::histogram!(m::CALL_DURATION, "trunk" => name).record(d.as_secs_f64());
+            metrics.duration().record(d.as_secs_f64());
         }
         if let Some(rt) = self.campaigns.get_mut(&a.campaign) {
             rt.in_calls = rt.in_calls.saturating_sub(1);

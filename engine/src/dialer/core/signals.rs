@@ -9,8 +9,8 @@ use super::io::{Action, CallToken};
 use super::DialerCore;
 use crate::dialer::call_media::MediaNote;
 use crate::dialer::trunk::ping_ok;
+use crate::dialer::trunk_metrics::ActiveState;
 use crate::media::dtmf::parse_info;
-use crate::metrics as m;
 use crate::sip::endpoint::{CallEnd, CallHandle, Event, RegistrationState};
 
 impl DialerCore {
@@ -100,10 +100,9 @@ impl DialerCore {
                 return;
             }
         }
-        let name = self.trunks[a.trunk.0].cfg().name.clone();
-        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name.clone(), "state" => "ringing")
-            .decrement(1.0);
-        metrics::gauge!(m::CALLS_ACTIVE, "trunk" => name, "state" => "answered").increment(1.0);
+        let metrics = &self.trunks[a.trunk.0].trunk.metrics;
+        metrics.active(ActiveState::Ringing).decrement(1.0);
+        metrics.active(ActiveState::Answered).increment(1.0);
         if let Some(attempt) = a
             .phase
             .attempt()

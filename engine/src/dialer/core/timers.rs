@@ -2,10 +2,10 @@
 //! wake-up, so that [`Timers::next`] is the exact minimum of what is armed and a fired
 //! deadline says what it is for.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use super::io::{CallToken, CampaignId, TrunkId};
+use crate::id_map::IdMap;
 
 /// What a wake-up is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,10 +32,11 @@ pub enum Deadline {
     Amd(CallToken),
 }
 
-/// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan.
+/// Armed deadlines. Small (a few per trunk and campaign), so the minimum is a scan. Keyed
+/// by our own ids, so hashed with foldhash (SipHash here was 4 % of the signalling thread).
 #[derive(Debug, Default)]
 pub struct Timers {
-    at: HashMap<Deadline, Instant>,
+    at: IdMap<Deadline, Instant>,
 }
 
 impl Timers {

@@ -145,7 +145,7 @@ pub(super) struct Verification {
 /// The verification calls of a core.
 #[derive(Debug, Default)]
 pub(super) struct Verifications {
-    calls: std::collections::HashMap<CallToken, Verification>,
+    calls: crate::id_map::IdMap<CallToken, Verification>,
     queue: VecDeque<CallToken>,
 }
 

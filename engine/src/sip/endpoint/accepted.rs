@@ -96,7 +96,7 @@ impl Endpoint {
             return;
         }
         let trunk = self.trunk_label(Some(call));
-        metrics::counter!(crate::metrics::SIP_RESPONSES, "trunk" => trunk, "method" => Method::Invite.as_str(), "code" => status_label(r.status)).increment(1);
+        self.responses.count(trunk, Method::Invite, r.status);
         self.on_call_response(now, call, Method::Invite, r);
     }
 

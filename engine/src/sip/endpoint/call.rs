@@ -391,7 +391,9 @@ impl Call {
     ) -> Call {
         Call {
             trunk_label: match &params.trunk {
-                Some(t) => metrics::SharedString::from_owned(t.clone()),
+                // Shared, so the label a response is counted under is a reference
+                // count, not a copy of the name.
+                Some(t) => metrics::SharedString::from(std::sync::Arc::<str>::from(t.as_str())),
                 None => metrics::SharedString::const_str("none"),
             },
             transport,

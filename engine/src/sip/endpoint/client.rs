@@ -142,7 +142,7 @@ impl Endpoint {
                 ClientAction::Send(b) => self.send(transport, dest, b),
                 ClientAction::PassUp => {
                     let trunk = self.trunk_label(call);
-                    metrics::counter!(crate::metrics::SIP_RESPONSES, "trunk" => trunk, "method" => method.as_str(), "code" => status_label(r.status)).increment(1);
+                    self.responses.count(trunk, method, r.status);
                     if let Some(h) = call {
                         self.on_call_response(now, h, method, r);
                     }

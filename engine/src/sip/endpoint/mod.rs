@@ -31,6 +31,7 @@ mod api;
 mod call;
 mod cidr;
 mod client;
+mod counters;
 #[cfg(test)]
 mod held;
 mod registration;
@@ -200,6 +201,7 @@ pub struct Endpoint {
     wakeups: Wakeups,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    responses: counters::ResponseCounters,
 }
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
@@ -230,6 +232,7 @@ impl Endpoint {
             wakeups: Wakeups::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            responses: counters::ResponseCounters::default(),
         }
     }
 
