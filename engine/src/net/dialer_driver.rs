@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use crate::dialer::call_media::{CallMedia, MediaNote};
 use crate::dialer::core::inbound_io::InboundAction;
 use crate::dialer::core::{
-    Action, CallToken, Command, CoreConfig, DialerCore, DriverNote, ReplyTo, StoreReply,
+    Action, CallToken, Command, CoreConfig, DialerCore, DriverNote, Input, ReplyTo, StoreReply,
 };
 use crate::dialer::trunk::TrunkConfig;
 use crate::dialer::trunk_keys::TrunkTransport;
@@ -380,18 +380,12 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             tokio::select! {
                 w = self.sip.wake() => self.sip.handle(w),
                 Some(n) = media.recv() => {
-                    let now = Instant::now();
-                    self.core.handle_media(now, now_ms(), n);
-                    for n in queued(&mut media) {
-                        self.core.handle_media(now, now_ms(), n);
-                    }
+                    let more = queued(&mut media);
+                    self.core.handle_all(Instant::now(), now_ms(), std::iter::once(n).chain(more).map(Input::Media));
                 }
                 Some(r) = store_rx.recv() => {
-                    let now = Instant::now();
-                    self.core.handle_store(now, now_ms(), r);
-                    for r in queued(&mut store_rx) {
-                        self.core.handle_store(now, now_ms(), r);
-                    }
+                    let more = queued(&mut store_rx);
+                    self.core.handle_all(Instant::now(), now_ms(), std::iter::once(r).chain(more).map(Input::Store));
                 }
                 c = cmds.recv(), if cmds_open => match c {
                     Some((cmd, reply)) => {
@@ -433,12 +427,17 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             // these instants.
             let now = Instant::now();
             let mut fed = !placed.is_empty();
-            for (call, h) in placed {
-                self.core
-                    .handle_driver(now, now_ms(), DriverNote::Placed(call, h));
+            if fed {
+                let notes = placed
+                    .into_iter()
+                    .map(|(c, h)| Input::Driver(DriverNote::Placed(c, h)));
+                self.core.handle_all(now, now_ms(), notes);
             }
-            while let Some(ev) = self.sip.ep().poll_event() {
-                self.core.handle_sip(now, now_ms(), ev);
+            // Every event the endpoint has now, then one pass of the core.
+            if self.sip.ep().has_event() {
+                let ep = self.sip.ep();
+                let events = std::iter::from_fn(|| ep.poll_event().map(Input::Sip));
+                self.core.handle_all(now, now_ms(), events);
                 fed = true;
             }
             if !fed {

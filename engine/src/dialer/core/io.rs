@@ -209,6 +209,19 @@ pub enum DriverNote {
     Inbound(super::inbound_io::InboundNote),
 }
 
+/// One input of [`super::DialerCore::handle_all`], which takes several at one instant.
+#[derive(Debug)]
+pub enum Input {
+    /// A SIP endpoint event.
+    Sip(crate::sip::endpoint::Event),
+    /// A media note.
+    Media(crate::dialer::call_media::MediaNote),
+    /// A store reply.
+    Store(StoreReply),
+    /// What the driver did with an action.
+    Driver(DriverNote),
+}
+
 /// What the core asks the driver to do, drained with
 /// [`super::DialerCore::poll_action`].
 #[derive(Debug)]

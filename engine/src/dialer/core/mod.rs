@@ -63,8 +63,8 @@ pub use cluster::{NodeLoad, ShareUpdate, TrunkLoad};
 pub use direct::{CallReport, DirectCall};
 pub use inbound::InboundConfig;
 pub use io::{
-    Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, PutMode,
-    Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
+    Action, CallToken, CampaignId, Command, DialerError, DialerSnapshot, DriverNote, Input,
+    PutMode, Reply, ReplyTo, StoreReply, TrunkId, TrunkStatus,
 };
 pub use timers::Deadline;
 pub use verify::{VerifyOutcome, VerifyRequest};
@@ -178,22 +178,44 @@ impl DialerCore {
 
     /// A SIP endpoint event.
     pub fn handle_sip(&mut self, now: Instant, wall: i64, ev: Event) {
-        if !self.verify_sip(now, &ev) {
-            self.on_sip(now, wall, ev);
-        }
-        self.settle_loop(now, wall);
+        self.handle_all(now, wall, [Input::Sip(ev)]);
     }
 
     /// A media note.
     pub fn handle_media(&mut self, now: Instant, wall: i64, note: MediaNote) {
-        if !self.verify_media(&note) {
-            self.on_media(now, wall, note);
-        }
-        self.settle_loop(now, wall);
+        self.handle_all(now, wall, [Input::Media(note)]);
     }
 
     /// A store reply.
     pub fn handle_store(&mut self, now: Instant, wall: i64, reply: StoreReply) {
+        self.handle_all(now, wall, [Input::Store(reply)]);
+    }
+
+    /// Several inputs at one instant, then one pass of the core: what one wake of the
+    /// driver brought in. The same as handling each alone, since a pass only does what can
+    /// be done at `now`, but one pass over the trunks, queues and limiters instead of one
+    /// per input (those passes were 12 % of the signalling thread's instructions).
+    pub fn handle_all(&mut self, now: Instant, wall: i64, inputs: impl IntoIterator<Item = Input>) {
+        for input in inputs {
+            match input {
+                Input::Sip(ev) => {
+                    if !self.verify_sip(now, &ev) {
+                        self.on_sip(now, wall, ev);
+                    }
+                }
+                Input::Media(note) => {
+                    if !self.verify_media(&note) {
+                        self.on_media(now, wall, note);
+                    }
+                }
+                Input::Store(reply) => self.on_store(now, wall, reply),
+                Input::Driver(note) => self.on_driver(now, wall, note),
+            }
+        }
+        self.settle_loop(now, wall);
+    }
+
+    fn on_store(&mut self, now: Instant, wall: i64, reply: StoreReply) {
         match reply {
             StoreReply::Journaled(call, r) => self.on_journaled(now, wall, call, r),
             StoreReply::Campaigns(list) => self.on_campaigns(now, wall, list),
@@ -202,7 +224,6 @@ impl DialerCore {
             StoreReply::Completed(c) => self.on_completed(c),
             StoreReply::Inbound(r) => self.on_inbound_reply(now, wall, r),
         }
-        self.settle_loop(now, wall);
     }
 
     /// A command of the facade; its reply comes as [`Action::Reply`] to `reply`.
@@ -244,6 +265,10 @@ impl DialerCore {
 
     /// The result of an action the driver executed.
     pub fn handle_driver(&mut self, now: Instant, wall: i64, note: DriverNote) {
+        self.handle_all(now, wall, [Input::Driver(note)]);
+    }
+
+    fn on_driver(&mut self, now: Instant, wall: i64, note: DriverNote) {
         match note {
             DriverNote::Placed(call, handle) => {
                 if !self.verify_placed(now, call, Ok(handle)) {
@@ -262,7 +287,6 @@ impl DialerCore {
             DriverNote::RegisterStarted(t, h) => self.on_register_started(t, h),
             DriverNote::Inbound(n) => self.on_inbound_note(n),
         }
-        self.settle_loop(now, wall);
     }
 
     /// Deadlines due at `now`.

@@ -267,6 +267,11 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// Whether [`Endpoint::poll_event`] has an event to give.
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// When [`Endpoint::handle_timeout`] must next be called: exactly the earliest live
     /// deadline of any transaction, call or registration.
     pub fn poll_timeout(&self) -> Option<Instant> {
