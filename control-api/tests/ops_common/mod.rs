@@ -59,13 +59,25 @@ pub struct Sipp {
 }
 
 impl Sipp {
+    /// Starts the UAS on fresh ports, again (three tries at most) when it exits or does not
+    /// hold its port: a port found free may be taken by another test before SIPp binds it,
+    /// and a carrier that never listened fails every call of the test that uses it.
     pub fn start(scenario: &str) -> Sipp {
+        for _ in 0..3 {
+            if let Some(s) = Sipp::try_start(scenario) {
+                return s;
+            }
+        }
+        panic!("sipp ({scenario}) did not start: three tries on fresh ports");
+    }
+
+    fn try_start(scenario: &str) -> Option<Sipp> {
         let port = free_udp();
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let scen = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/sipp")
             .join(scenario);
-        let child = Command::new("sipp")
+        let mut child = Command::new("sipp")
             .arg("-sf")
             .arg(scen)
             .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1000000"])
@@ -80,11 +92,18 @@ impl Sipp {
             .spawn()
             .expect("spawn sipp");
         std::thread::sleep(Duration::from_millis(300));
-        Sipp {
+        // Listening: still running, and the port is its (we cannot bind it ourselves).
+        let exited = !matches!(child.try_wait(), Ok(None));
+        if exited || UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Sipp {
             child: Some(child),
             port,
             _rtp: rtp,
-        }
+        })
     }
 
     /// The carrier dies: nothing answers on its port any more.
