@@ -53,6 +53,12 @@ impl TrunkMetrics {
         }
     }
 
+    /// The `trunk` label itself, for series recorded elsewhere (the SIP endpoint's
+    /// response counters): a reference count, not a copy of the name.
+    pub fn label(&self) -> SharedString {
+        self.trunk.clone()
+    }
+
     /// `dialer_cps_throttled_total`: the limiter made an INVITE wait.
     pub fn throttled(&self) -> &Counter {
         self.throttled
@@ -90,11 +96,7 @@ impl TrunkMetrics {
 
     /// `dialer_calls_completed_total{outcome}`.
     pub fn completed(&self, outcome: Outcome) -> &Counter {
-        let i = Outcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or_default();
-        self.completed[i].get_or_init(|| {
+        self.completed[outcome.index()].get_or_init(|| {
             metrics::counter!(m::CALLS_COMPLETED, "trunk" => self.trunk.clone(), "outcome" => outcome.as_str())
         })
     }

@@ -37,6 +37,21 @@ impl Outcome {
         Outcome::Canceled,
     ];
 
+    /// The outcome's place in [`Outcome::ALL`], for tables indexed by outcome. The match
+    /// is exhaustive, so a new variant cannot be forgotten here; a unit test checks that
+    /// it agrees with `ALL`.
+    pub const fn index(self) -> usize {
+        match self {
+            Outcome::Answered => 0,
+            Outcome::Busy => 1,
+            Outcome::NoAnswer => 2,
+            Outcome::Rejected => 3,
+            Outcome::InvalidNumber => 4,
+            Outcome::Failed => 5,
+            Outcome::Canceled => 6,
+        }
+    }
+
     /// The outcome word used in the journal, the API and metric labels.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -116,5 +131,12 @@ mod tests {
         }
         assert_eq!(Outcome::parse("unknown"), Some(Outcome::Failed));
         assert_eq!(Outcome::parse("Busy"), None);
+    }
+
+    #[test]
+    fn index_is_the_place_in_all() {
+        for (i, o) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(o.index(), i, "{o}");
+        }
     }
 }

@@ -219,7 +219,7 @@ impl DialerCore {
             credentials: credentials(trunk),
             transport: Some(trunk.transport.sip()),
             extra_headers: vec![],
-            trunk: Some(trunk.name.clone()),
+            trunk: Some(slot.trunk.metrics.label()),
         })
     }
 

@@ -232,6 +232,7 @@ impl DialerCore {
             let session = self.ids.next() as u32 as u64;
             let params = invite_params(
                 slot.cfg(),
+                slot.trunk.metrics.label(),
                 slot.addr,
                 &rt.spec,
                 &a.item.number,

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use metrics::SharedString;
+
 use super::super::campaign::CampaignSpec;
 use super::super::trunk::TrunkConfig;
 use super::super::trunk_keys::offer_codec;
@@ -87,8 +89,11 @@ pub fn srtp_offer<R: rand::CryptoRng + rand::RngCore>(
 }
 
 /// Everything the INVITE of one attempt says.
+///
+/// `label` is the trunk's metric label, shared with its [`TrunkMetrics`](super::super::trunk_metrics::TrunkMetrics).
 pub fn invite_params(
     trunk: &TrunkConfig,
+    label: SharedString,
     proxy: SocketAddr,
     campaign: &CampaignSpec,
     number: &str,
@@ -108,7 +113,7 @@ pub fn invite_params(
         credentials: credentials(trunk),
         transport: Some(trunk.transport.sip()),
         extra_headers: vec![],
-        trunk: Some(trunk.name.clone()),
+        trunk: Some(label),
     }
 }
 
@@ -179,7 +184,7 @@ mod tests {
         t.ptime_ms = 30;
         t.transport = TrunkTransport::Tcp;
         let proxy: SocketAddr = "[::1]:5070".parse().unwrap();
-        let p = invite_params(&t, proxy, &spec(), "+390771", IP, 42);
+        let p = invite_params(&t, "a".into(), proxy, &spec(), "+390771", IP, 42);
         assert_eq!(p.request_uri, "sip:+390771@::1");
         assert_eq!(p.from_uri, "sip:anonymous@::1");
         let names: Vec<&str> = p.offer.codecs.iter().map(|c| c.name).collect();

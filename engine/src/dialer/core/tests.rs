@@ -289,7 +289,7 @@ impl Harness {
     }
 
     fn invite(&mut self, call: CallToken, params: &CallParams) {
-        let trunk = params.trunk.clone().unwrap();
+        let trunk = params.trunk.as_deref().unwrap().to_string();
         let number = params.request_uri[4..]
             .split('@')
             .next()

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use metrics::SharedString;
 use tracing::debug;
 
 use super::io::{Action, CallToken, Reply, ReplyTo, TrunkId};
@@ -92,6 +93,7 @@ pub fn judge(code: &str, keyed: &str) -> Keyed {
 /// then the tenant's; the trunk's ring timeout.
 pub fn verify_params(
     trunk: &TrunkConfig,
+    label: SharedString,
     proxy: SocketAddr,
     req: &VerifyRequest,
     media_ip: IpAddr,
@@ -115,7 +117,7 @@ pub fn verify_params(
         credentials: credentials(trunk),
         transport: Some(trunk.transport.sip()),
         extra_headers: vec![],
-        trunk: Some(trunk.name.clone()),
+        trunk: Some(label),
     }
 }
 
@@ -241,7 +243,14 @@ impl DialerCore {
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();
         slot.sending = Some(token);
-        let params = verify_params(slot.cfg(), slot.addr, &v.req, self.cfg.media_ip, session);
+        let params = verify_params(
+            slot.cfg(),
+            slot.trunk.metrics.label(),
+            slot.addr,
+            &v.req,
+            self.cfg.media_ip,
+            session,
+        );
         v.step = Step::Sending(t);
         debug!(call = token.0, trunk = t.0, "verification call placed");
         self.actions.push_back(Action::Invite {

@@ -132,8 +132,10 @@ pub struct CallParams {
     /// Extra headers for the INVITE (e.g. P-Asserted-Identity).
     pub extra_headers: Vec<(String, String)>,
     /// Trunk name for metric labels (`dialer_sip_responses_total{trunk}` and
-    /// `dialer_sip_retransmissions_total{trunk}`); `None` is labelled `none`.
-    pub trunk: Option<String>,
+    /// `dialer_sip_retransmissions_total{trunk}`); `None` is labelled `none`. Shared, so
+    /// the dialer hands every call the label its trunk's metrics already hold (a reference
+    /// count per call, not two copies of the name).
+    pub trunk: Option<metrics::SharedString>,
 }
 
 /// Identifies a call placed on this endpoint.

@@ -390,12 +390,10 @@ impl Call {
         cseq: u32,
     ) -> Call {
         Call {
-            trunk_label: match &params.trunk {
-                // Shared, so the label a response is counted under is a reference
-                // count, not a copy of the name.
-                Some(t) => metrics::SharedString::from(std::sync::Arc::<str>::from(t.as_str())),
-                None => metrics::SharedString::const_str("none"),
-            },
+            trunk_label: params
+                .trunk
+                .clone()
+                .unwrap_or(metrics::SharedString::const_str("none")),
             transport,
             call_id,
             local_tag,
