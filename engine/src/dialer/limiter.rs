@@ -11,11 +11,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// The sliding window: one second plus a 20 ms guard, so that scheduling jitter between
-/// the admission and the carrier's clock (our driver task, the network, the carrier's own
-/// receive loop) cannot put `cps + 1` INVITEs into one second as the carrier measures it.
-/// Costs 2 % of the ceiling: the most the "use ≥ 98 %" requirement leaves.
-const WINDOW: Duration = Duration::from_millis(1020);
+/// The sliding window: one second plus a 10 ms guard, so that jitter between the send
+/// (the window counts from it, see [`CpsLimiter::stamp_last`]) and the carrier's clock
+/// cannot put `cps + 1` INVITEs into one second as the carrier measures it. Costs 1 % of
+/// the ceiling. A 20 ms guard (2 %) left nothing of the "use ≥ 98 %" requirement for the
+/// pacing loop's own slack: `dialer call` measured 97.9 % of 5,000 CPS with it.
+const WINDOW: Duration = Duration::from_millis(1010);
 
 /// Admits call attempts at most at the current rate and never more than `ceiling` in any
 /// one-second window.
@@ -222,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn never_over_ceiling_and_uses_98_percent() {
+    fn never_over_ceiling_and_uses_98_5_percent() {
         for (cps, step_us) in [
             (10.0, 1),
             (30.0, 1000),
@@ -240,7 +241,7 @@ mod tests {
             );
             // A fractional ceiling allows floor(cps) calls in a one-second window.
             let used = adm.len() as f64 / (cps.floor() * 60.0);
-            assert!(used >= 0.98, "cps {cps}: used {used:.3} of the ceiling");
+            assert!(used >= 0.985, "cps {cps}: used {used:.3} of the ceiling");
         }
     }
 

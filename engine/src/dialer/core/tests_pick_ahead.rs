@@ -37,7 +37,7 @@ fn a_trunk_keeps_its_rate_through_periodic_450_ms_journal_stalls() {
     h.journal_delay = stalling;
     h.run_for(Duration::from_secs(26));
     // From the second stall on, the horizon has learnt the first one. Each second then
-    // sends what the limiter's 1,020 ms window allows (196); picking a fixed 200 ms ahead,
+    // sends what the limiter's 1,010 ms window allows (198); picking a fixed 200 ms ahead,
     // the stalled seconds sent 168.
     let seconds = per_second(&h, 2, 24);
     for (i, n) in seconds.iter().enumerate() {
