@@ -217,24 +217,34 @@ mod tests {
         );
     }
 
-    fn spec() -> engine::model::CampaignSpec {
-        use engine::model::{Priority, RetryPolicy, Target};
-        engine::model::CampaignSpec {
-            tenant: "latina".into(),
-            name: "water".into(),
-            prompt: "p.wav".into(),
-            target: Target {
-                all: true,
-                ..Default::default()
-            },
-            priority: Priority::Normal,
-            window: None,
-            caller_id: None,
-            ring_timeout_s: None,
-            play_count: 1,
-            retry: RetryPolicy::default(),
-            delivery: Default::default(),
-        }
+    /// A SQLite store in `dir` holding one campaign of the whole town, as the API creates it.
+    async fn store_with_campaign(dir: &tempfile::TempDir) -> (AnyStore, CampaignRecord) {
+        let url = format!("sqlite://{}", dir.path().join("d.db").display());
+        let store = AnyStore::open(&url).await.unwrap();
+        let spec = serde_json::from_str(
+            r#"{"tenant":"latina","name":"water","prompt":"p.wav","target":{"all":true},
+                "priority":"normal","play_count":1,"retry":{}}"#,
+        )
+        .unwrap();
+        let c = store.create_campaign(spec, 0).await.unwrap();
+        (store, c)
+    }
+
+    /// A cache holding counts of `c` that are `MAX_AGE` old and took `cost`; returns them.
+    async fn aged(
+        cache: &CountCache,
+        store: &AnyStore,
+        c: &CampaignRecord,
+        cost: Duration,
+    ) -> Arc<Counts> {
+        let old = Arc::new(count(store, c).await.unwrap());
+        cache.slot(c.id).lock().await.taken = Some(Taken {
+            counts: old.clone(),
+            at: Instant::now() - MAX_AGE,
+            cost,
+            state: c.state,
+        });
+        old
     }
 
     /// Counts that took long and are too old: the view gets them at once and the next
@@ -242,20 +252,9 @@ mod tests {
     #[tokio::test]
     async fn a_slow_count_is_shown_while_renewed_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("d.db").display());
-        let store = AnyStore::open(&url).await.unwrap();
-        let c = store.create_campaign(spec(), 0).await.unwrap();
+        let (store, c) = store_with_campaign(&dir).await;
         let cache = CountCache::default();
-        let old = Arc::new(count(&store, &c).await.unwrap());
-        {
-            let slot = cache.slot(c.id);
-            slot.lock().await.taken = Some(Taken {
-                counts: old.clone(),
-                at: Instant::now() - MAX_AGE,
-                cost: SLOW_COUNT,
-                state: c.state,
-            });
-        }
+        let old = aged(&cache, &store, &c, SLOW_COUNT).await;
         let shown = cache.counts(&store, &c).await.unwrap();
         assert!(Arc::ptr_eq(&shown, &old), "the old counts, shown at once");
         let renewed = tokio::time::timeout(Duration::from_secs(10), async {
@@ -276,17 +275,9 @@ mod tests {
     #[tokio::test]
     async fn a_cheap_count_is_taken_in_the_view() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("d.db").display());
-        let store = AnyStore::open(&url).await.unwrap();
-        let c = store.create_campaign(spec(), 0).await.unwrap();
+        let (store, c) = store_with_campaign(&dir).await;
         let cache = CountCache::default();
-        let old = Arc::new(count(&store, &c).await.unwrap());
-        cache.slot(c.id).lock().await.taken = Some(Taken {
-            counts: old.clone(),
-            at: Instant::now() - MAX_AGE,
-            cost: MS,
-            state: c.state,
-        });
+        let old = aged(&cache, &store, &c, MS).await;
         let shown = cache.counts(&store, &c).await.unwrap();
         assert!(!Arc::ptr_eq(&shown, &old), "counted afresh in the view");
         assert!(!cache.slot(c.id).lock().await.renewing);
