@@ -108,6 +108,14 @@ impl Browser {
     }
 
     async fn raw(&self, method: &str, path: &str, body: Value) -> Value {
+        match self.try_raw(method, path, body).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A WebDriver command: its value, or what the driver said when it failed.
+    async fn try_raw(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let req = match method {
             "GET" => self.http.get(url),
@@ -124,11 +132,10 @@ impl Browser {
         let r = req.send().await.expect("webdriver request");
         let status = r.status();
         let v: Value = r.json().await.expect("webdriver JSON");
-        assert!(
-            status.is_success(),
-            "webdriver {method} {path}: {status} {v}"
-        );
-        v["value"].clone()
+        if !status.is_success() {
+            return Err(format!("webdriver {method} {path}: {status} {v}"));
+        }
+        Ok(v["value"].clone())
     }
 
     /// Opens a URL and waits for the page to load.
@@ -230,7 +237,16 @@ impl Browser {
 
     /// Runs a script (its `return` value), awaiting a promise it returns.
     pub async fn script(&self, js: &str) -> Value {
-        self.raw("POST", "/execute/async", json!({
+        match self.try_script(js).await {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Browser::script`], or what the driver said when it could not run it (a page that
+    /// reloads itself while the script runs makes chromedriver answer "script timeout").
+    pub async fn try_script(&self, js: &str) -> Result<Value, String> {
+        self.try_raw("POST", "/execute/async", json!({
             "script": format!("const done = arguments[arguments.length - 1];\
                                Promise.resolve((async () => {{ {js} }})()).then(done, e => done({{error: String(e)}}));"),
             "args": []
@@ -266,11 +282,16 @@ impl Browser {
     }
 
     /// The text of the first element matching `css` now, read in one script (a page that
-    /// reloads itself cannot leave a stale reference).
+    /// reloads itself cannot leave a stale reference). `None` also when the page went away
+    /// under the script (a reload): the callers poll, and the next read finds the new page.
     pub async fn text_of(&self, css: &str) -> Option<String> {
         let sel = serde_json::to_string(css).unwrap();
         let js = format!("const e = document.querySelector({sel}); return e ? e.innerText : null;");
-        self.script(&js).await.as_str().map(str::to_string)
+        self.try_script(&js)
+            .await
+            .ok()?
+            .as_str()
+            .map(str::to_string)
     }
 
     /// Waits until `css` matches an element whose text contains `needle` (bounded).
