@@ -106,7 +106,8 @@ pub struct CountCache {
 }
 
 impl CountCache {
-    /// The counts for a view of `c`: the last ones while [`reusable`], else new ones.
+    /// The counts for a view of `c`, as [`freshness`] rules: the last ones (renewed behind
+    /// the view when they took long to take), or new ones counted now.
     pub async fn counts(&self, store: &AnyStore, c: &CampaignRecord) -> StoreResult<Arc<Counts>> {
         let slot = self.slot(c.id);
         let mut shared = slot.lock().await;
