@@ -198,13 +198,13 @@ impl Endpoint {
         };
         // The answer is in the 2xx; an answer already given in a reliable 183 also counts.
         let answer = if !r.body.is_empty() && is_sdp(r) {
-            Some(r.body.to_vec())
+            Some(r.body)
         } else {
-            c.early_sdp.clone()
+            c.early_sdp.as_deref()
         };
         let media = answer
             .ok_or_else(|| "no SDP answer".to_string())
-            .and_then(|b| sdp::parse(&b).map_err(|e| e.to_string()))
+            .and_then(|b| sdp::parse(b).map_err(|e| e.to_string()))
             .and_then(|a| sdp::negotiate(&c.params.offer, &a).map_err(|e| e.to_string()));
         if let Some(reason) = c.cancel {
             // 200 crossed our CANCEL: acknowledge and hang up at once.

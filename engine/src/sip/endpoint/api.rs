@@ -321,7 +321,7 @@ pub struct IncomingCall {
     /// The Privacy header (RFC 3323) as written (`id`, `none`, `header;id`...), if any.
     pub privacy: Option<String>,
     /// The SDP offer, parsed; `None` when the INVITE carried none (or none that parses).
-    pub offer: Option<SessionDescription>,
+    pub offer: Option<SessionDescription<'static>>,
 }
 
 /// Why [`super::Endpoint::accept`] could not answer.

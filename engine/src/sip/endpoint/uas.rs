@@ -18,7 +18,7 @@ pub(super) struct Inbound {
     /// The INVITE as received, to build responses from (RFC 3261 §8.2.6.2 copies).
     invite: Vec<u8>,
     /// The parsed offer, answered on accept.
-    offer: Option<SessionDescription>,
+    offer: Option<SessionDescription<'static>>,
     /// The application hung up between our 2xx and its ACK: BYE once the ACK arrives.
     pub(super) hangup_after_ack: bool,
 }
@@ -75,7 +75,7 @@ impl Endpoint {
             return; // decide() answered 400 to these already
         };
         let offer = (!r.body.is_empty())
-            .then(|| sdp::parse(r.body).ok())
+            .then(|| sdp::parse(r.body).ok().map(SessionDescription::into_owned))
             .flatten();
         let invite = incoming_call(r, &from, &to, source, transport, offer.clone());
         let dialog = uas_dialog(r, &from);
@@ -438,7 +438,7 @@ fn incoming_call(
     to: &NameAddr<'_>,
     source: SocketAddr,
     transport: Transport,
-    offer: Option<SessionDescription>,
+    offer: Option<SessionDescription<'static>>,
 ) -> IncomingCall {
     IncomingCall {
         source,

@@ -10,7 +10,7 @@ use super::headers::{
     NameAddr, SessionExpires, Via,
 };
 use super::params::Params;
-use super::text::{is_token, trim_lws};
+use super::text::{find_ascii, is_token, trim_lws};
 use super::uri::{Scheme, Uri};
 use crate::sip::error::ParseError;
 
@@ -358,7 +358,7 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         return Err(ParseError::HeaderLine);
     }
     let head = std::str::from_utf8(&buf_from[..end]).map_err(|_| ParseError::Utf8)?;
-    let (start_line, header_text) = match head.find('\n') {
+    let (start_line, header_text) = match find_ascii(head, b'\n') {
         Some(i) if i > 0 && head.as_bytes()[i - 1] == b'\r' => (&head[..i - 1], &head[i + 1..]),
         Some(_) => return Err(ParseError::StartLine("bare LF")),
         None => (head, ""),
@@ -401,14 +401,14 @@ fn parse_response<'a>(
     headers: Headers<'a>,
     body: &'a [u8],
 ) -> Result<Response<'a>, ParseError> {
-    let mut parts = after_version.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    let code = parts
-        .next()
-        .ok_or(ParseError::StartLine("no status code"))?;
-    let reason = parts
-        .next()
-        .ok_or(ParseError::StartLine("no reason phrase"))?;
+    // Byte searches, not `splitn(' ')`: this runs for every response.
+    let at = |s: &'a str, what| {
+        find_ascii(s, b' ')
+            .map(|i| (&s[..i], &s[i + 1..]))
+            .ok_or(ParseError::StartLine(what))
+    };
+    let (version, rest) = at(after_version, "no status code")?;
+    let (code, reason) = at(rest, "no reason phrase")?;
     if version != "2.0" {
         return Err(ParseError::Version);
     }

@@ -96,7 +96,9 @@ pub(super) fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
     let mut lines = 0;
     while start <= text.len() {
         // One line: [start, end), then CRLF (or the end of the section).
-        let (end, next) = match text[start..].find('\n') {
+        // memchr: header lines are short, and str::find's char searcher costs more per
+        // call than the scan itself.
+        let (end, next) = match memchr::memchr(b'\n', &bytes[start..]) {
             Some(i) => {
                 let lf = start + i;
                 if lf == start || bytes[lf - 1] != b'\r' {

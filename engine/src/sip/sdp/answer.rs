@@ -94,12 +94,12 @@ fn accept_stream(
     }
     let proto = m.protocol.to_ascii_uppercase();
     if proto != "RTP/AVP" && proto != "RTP/AVPF" {
-        return Err(SdpError::UnsupportedTransport(m.protocol.clone()));
+        return Err(SdpError::UnsupportedTransport(m.protocol.to_string()));
     }
     let conn = offer.connection_for(m).ok_or(SdpError::MissingConnection)?;
     let ip = conn
         .ip
-        .ok_or_else(|| SdpError::UnresolvedConnection(conn.address.clone()))?
+        .ok_or_else(|| SdpError::UnresolvedConnection(conn.address.to_string()))?
         .to_canonical();
     let is_te = |pt: u8| {
         m.rtpmap(pt)
@@ -260,11 +260,11 @@ mod tests {
         }
     }
 
-    fn offer(m: &str) -> SessionDescription {
+    fn offer(m: &str) -> SessionDescription<'static> {
         let body = format!(
             "v=0\r\no=caller 1 1 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\nt=0 0\r\n{m}"
         );
-        parse(body.as_bytes()).unwrap()
+        parse(body.as_bytes()).unwrap().into_owned()
     }
 
     #[test]
@@ -351,7 +351,8 @@ mod tests {
     fn a_delayed_offer_is_our_capabilities() {
         let p = ours();
         let o = p.as_offer();
-        let back = parse(build_offer(&o).as_bytes()).unwrap();
+        let text = build_offer(&o);
+        let back = parse(text.as_bytes()).unwrap();
         let a = answer(&back, &p).unwrap();
         assert_eq!(a.media.codec, "G722");
         assert_eq!(a.media.telephone_event_pt, Some(TELEPHONE_EVENT_PT));

@@ -133,7 +133,7 @@ pub fn settle_answer(
     let secure = is_secure_profile(&media.protocol);
     let Some(ours) = offer else {
         return if secure {
-            Err(SdpError::UnsupportedTransport(media.protocol.clone()))
+            Err(SdpError::UnsupportedTransport(media.protocol.to_string()))
         } else {
             Ok(None)
         };

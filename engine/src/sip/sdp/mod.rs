@@ -5,16 +5,20 @@
 //! 2xx). So this module does three things:
 //!
 //! * [`build_offer`] writes our offer from [`OfferParams`];
-//! * [`parse`] reads any SDP body a peer sends into an owned [`SessionDescription`],
-//!   tolerating what real carriers emit (LF line ends, blank lines, `a=rtpmap:31 LPC`
+//! * [`parse`] reads any SDP body a peer sends into a [`SessionDescription`] borrowing the
+//!   body, tolerating what real carriers emit (LF line ends, blank lines, `a=rtpmap:31 LPC`
 //!   without a clock rate, hostnames in `c=`) and rejecting with an [`SdpError`] — never
 //!   a panic — what cannot be SDP at all;
 //! * [`negotiate`] turns our offer and their answer into [`NegotiatedMedia`]: where to send
 //!   RTP, which payload type, at what packet time.
 //!
-//! SDP is parsed once per call and not on the hot path, so the parsed form owns its
-//! strings: it can outlive the datagram and be kept in the dialog without lifetimes.
+//! SDP is parsed once per call, but at thousands of calls a second that is on the hot path:
+//! an owned form cost about twenty allocations per answer (a third of a call's). So the
+//! parsed form borrows the body (`Cow`, owned only where a body was not UTF-8), and the
+//! one place that keeps it past the datagram (an inbound call's offer) calls
+//! [`SessionDescription::into_owned`].
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -24,6 +28,7 @@ mod answer;
 pub mod crypto;
 mod negotiate;
 mod offer;
+mod owned;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -141,30 +146,30 @@ impl Direction {
 /// An `o=` line: identifies the session and its version, which a re-INVITE's SDP compares
 /// to tell a real change from a refresh (RFC 3264 §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub struct Origin<'a> {
     /// `<username>` (`-` when the writer has none).
-    pub username: String,
+    pub username: Cow<'a, str>,
     /// `<sess-id>`, kept as text: some stacks exceed 64 bits.
-    pub session_id: String,
+    pub session_id: Cow<'a, str>,
     /// `<sess-version>`, kept as text for the same reason.
-    pub session_version: String,
+    pub session_version: Cow<'a, str>,
     /// `<nettype>`, normally `IN`.
-    pub net_type: String,
+    pub net_type: Cow<'a, str>,
     /// `<addrtype>`, normally `IP4` or `IP6`.
-    pub addr_type: String,
+    pub addr_type: Cow<'a, str>,
     /// `<unicast-address>`: an IP literal or a hostname.
-    pub address: String,
+    pub address: Cow<'a, str>,
 }
 
 /// A `c=` line (RFC 4566 §5.7), at session or media level.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Connection {
+pub struct Connection<'a> {
     /// `<nettype>`, normally `IN`.
-    pub net_type: String,
+    pub net_type: Cow<'a, str>,
     /// `<addrtype>`, normally `IP4` or `IP6`.
-    pub addr_type: String,
+    pub addr_type: Cow<'a, str>,
     /// The address as written, without a multicast `/ttl` or `/count` suffix.
-    pub address: String,
+    pub address: Cow<'a, str>,
     /// The address as an IP when it is a literal of the family `addr_type` names (`IP4`
     /// with a dotted quad, `IP6` with an IPv6 literal); `None` for hostnames or mismatches,
     /// which [`negotiate`] reports rather than guessing.
@@ -173,12 +178,12 @@ pub struct Connection {
 
 /// An `a=rtpmap:` attribute: what a dynamic (or restated static) payload type means.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtpMap {
+pub struct RtpMap<'a> {
     /// The payload type it describes.
     pub payload_type: u8,
     /// Encoding name as written (`PCMU`, `opus`, `telephone-event`); compare it
     /// case-insensitively.
-    pub encoding: String,
+    pub encoding: Cow<'a, str>,
     /// Clock rate in Hz.
     pub clock_rate: u32,
     /// Encoding parameters; for audio, the channel count (`opus/48000/2`).
@@ -187,68 +192,68 @@ pub struct RtpMap {
 
 /// An `a=fmtp:` attribute: format parameters for one payload type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fmtp {
+pub struct Fmtp<'a> {
     /// The payload type the parameters apply to.
     pub payload_type: u8,
     /// The parameters as written (`0-16`, `useinbandfec=1; stereo=0`).
-    pub params: String,
+    pub params: Cow<'a, str>,
 }
 
 /// An `a=rtcp:` attribute (RFC 3605): where RTCP goes when it is not RTP port + 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rtcp {
+pub struct Rtcp<'a> {
     /// The RTCP port.
     pub port: u16,
     /// An explicit address for RTCP, when the attribute has one.
-    pub connection: Option<Connection>,
+    pub connection: Option<Connection<'a>>,
 }
 
 /// Any `a=` attribute, as written: `name` and the text after the first `:`, if any.
 /// Kept so that callers can read attributes this module does not interpret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribute {
+pub struct Attribute<'a> {
     /// Name before the colon (or the whole property attribute, like `rtcp-mux`).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Value after the colon.
-    pub value: Option<String>,
+    pub value: Option<Cow<'a, str>>,
 }
 
 /// One `m=` section with the attributes this UAC acts on already interpreted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaDescription {
+pub struct MediaDescription<'a> {
     /// Media type: `audio`, `video`, `application`, ...
-    pub media: String,
+    pub media: Cow<'a, str>,
     /// Transport port; 0 means the stream is rejected or disabled (RFC 3264 §6).
     pub port: u16,
     /// The `/<number of ports>` suffix, when present.
     pub port_count: Option<u16>,
     /// Transport protocol: `RTP/AVP`, `RTP/SAVP`, `UDP/TLS/RTP/SAVPF`, ...
-    pub protocol: String,
+    pub protocol: Cow<'a, str>,
     /// Formats in preference order; for RTP these are payload type numbers
     /// (see [`MediaDescription::payload_types`]).
-    pub formats: Vec<String>,
+    pub formats: Vec<Cow<'a, str>>,
     /// Media-level `c=` lines; RFC 4566 allows several (layered multicast), and when any is
     /// present it overrides the session level.
-    pub connections: Vec<Connection>,
+    pub connections: Vec<Connection<'a>>,
     /// Parsed `a=rtpmap:` lines (malformed ones are only in `attributes`).
-    pub rtpmaps: Vec<RtpMap>,
+    pub rtpmaps: Vec<RtpMap<'a>>,
     /// Parsed `a=fmtp:` lines.
-    pub fmtps: Vec<Fmtp>,
+    pub fmtps: Vec<Fmtp<'a>>,
     /// `a=ptime:` in milliseconds (a fractional value is truncated).
     pub ptime: Option<u32>,
     /// `a=maxptime:` in milliseconds.
     pub maxptime: Option<u32>,
     /// `a=rtcp:` (RFC 3605).
-    pub rtcp: Option<Rtcp>,
+    pub rtcp: Option<Rtcp<'a>>,
     /// `a=rtcp-mux` present (RFC 5761).
     pub rtcp_mux: bool,
     /// Media-level direction attribute, if any (the last one wins, as most stacks do).
     pub direction: Option<Direction>,
     /// Every media-level attribute as written, interpreted or not.
-    pub attributes: Vec<Attribute>,
+    pub attributes: Vec<Attribute<'a>>,
 }
 
-impl MediaDescription {
+impl<'a> MediaDescription<'a> {
     /// The formats that are RTP payload type numbers (0..=127), in order.
     pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
         self.formats
@@ -258,7 +263,7 @@ impl MediaDescription {
     }
 
     /// The `a=rtpmap:` entry for a payload type, if present.
-    pub fn rtpmap(&self, payload_type: u8) -> Option<&RtpMap> {
+    pub fn rtpmap(&self, payload_type: u8) -> Option<&RtpMap<'a>> {
         self.rtpmaps.iter().find(|m| m.payload_type == payload_type)
     }
 
@@ -267,37 +272,40 @@ impl MediaDescription {
         self.fmtps
             .iter()
             .find(|f| f.payload_type == payload_type)
-            .map(|f| f.params.as_str())
+            .map(|f| &*f.params)
     }
 
     /// The first attribute with this name (case-sensitive, as RFC 4566 names are).
-    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
+    pub fn attribute(&self, name: &str) -> Option<&Attribute<'a>> {
         self.attributes.iter().find(|a| a.name == name)
     }
 }
 
 /// A parsed SDP body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionDescription {
+pub struct SessionDescription<'a> {
     /// `o=` line, if present and well formed.
-    pub origin: Option<Origin>,
+    pub origin: Option<Origin<'a>>,
     /// `s=` text (may be empty or `-`).
-    pub session_name: String,
+    pub session_name: Cow<'a, str>,
     /// Session-level `c=` lines (RFC 4566 allows one; we keep all that appear).
-    pub connections: Vec<Connection>,
+    pub connections: Vec<Connection<'a>>,
     /// Session-level direction attribute, the default for every media section.
     pub direction: Option<Direction>,
     /// Session-level attributes as written.
-    pub attributes: Vec<Attribute>,
+    pub attributes: Vec<Attribute<'a>>,
     /// The `m=` sections in order; their position is what RFC 3264 matches offers and
     /// answers by.
-    pub media: Vec<MediaDescription>,
+    pub media: Vec<MediaDescription<'a>>,
 }
 
-impl SessionDescription {
+impl<'s> SessionDescription<'s> {
     /// The effective connection of a media section: its own first `c=`, else the session's
     /// first (RFC 4566 §5.7).
-    pub fn connection_for<'a>(&'a self, media: &'a MediaDescription) -> Option<&'a Connection> {
+    pub fn connection_for<'a>(
+        &'a self,
+        media: &'a MediaDescription<'s>,
+    ) -> Option<&'a Connection<'s>> {
         media.connections.first().or(self.connections.first())
     }
 

@@ -83,7 +83,7 @@ pub fn negotiate(
         proto.as_str(),
         "RTP/AVP" | "RTP/AVPF" | "RTP/SAVP" | "RTP/SAVPF"
     ) {
-        return Err(SdpError::UnsupportedTransport(media.protocol.clone()));
+        return Err(SdpError::UnsupportedTransport(media.protocol.to_string()));
     }
     let srtp = crypto::settle_answer(offer.srtp.as_ref(), media)?;
     let conn = answer
@@ -91,7 +91,7 @@ pub fn negotiate(
         .ok_or(SdpError::MissingConnection)?;
     let ip = conn
         .ip
-        .ok_or_else(|| SdpError::UnresolvedConnection(conn.address.clone()))?
+        .ok_or_else(|| SdpError::UnresolvedConnection(conn.address.to_string()))?
         .to_canonical();
     let remote_rtp = SocketAddr::new(ip, media.port);
 
@@ -136,7 +136,7 @@ fn choose_codec<'o>(
             continue;
         }
         let (name, clock, channels) = match media.rtpmap(pt) {
-            Some(map) => (map.encoding.as_str(), map.clock_rate, map.channels),
+            Some(map) => (&*map.encoding, map.clock_rate, map.channels),
             None => match static_payload(pt) {
                 Some((name, clock)) => (name, clock, None),
                 None => continue,

@@ -10,8 +10,14 @@ use super::*;
 /// `a=rtpmap:31 LPC`) is kept in `attributes` but not interpreted, because carriers send
 /// such lines and rejecting the whole answer for them would fail calls that can work.
 /// Non-UTF-8 bytes are replaced, never trusted.
-pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
-    let text = String::from_utf8_lossy(body);
+pub fn parse(body: &[u8]) -> Result<SessionDescription<'_>, SdpError> {
+    match std::str::from_utf8(body) {
+        Ok(text) => parse_text(text),
+        Err(_) => parse_text(&String::from_utf8_lossy(body)).map(SessionDescription::into_owned),
+    }
+}
+
+fn parse_text(text: &str) -> Result<SessionDescription<'_>, SdpError> {
     let mut lines = text
         .split('\n')
         .enumerate()
@@ -25,7 +31,7 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
 
     let mut sdp = SessionDescription {
         origin: None,
-        session_name: String::new(),
+        session_name: Cow::Borrowed(""),
         connections: Vec::new(),
         direction: None,
         attributes: Vec::new(),
@@ -51,7 +57,7 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
                 .connections
                 .push(parse_connection(value).ok_or(SdpError::BadConnection(n))?),
             (b'o', None) => sdp.origin = parse_origin(value),
-            (b's', None) => sdp.session_name = value.to_owned(),
+            (b's', None) => sdp.session_name = value.into(),
             (b'a', None) => {
                 let attr = split_attribute(value);
                 if let Some(d) = Direction::from_attr(&attr.name) {
@@ -59,29 +65,30 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
                 }
                 sdp.attributes.push(attr);
             }
-            (b'a', Some(m)) => apply_media_attribute(m, split_attribute(value)),
+            (b'a', Some(m)) => apply_media_attribute(m, value),
             _ => {}
         }
     }
     Ok(sdp)
 }
 
-fn split_attribute(value: &str) -> Attribute {
+fn split_attribute(value: &str) -> Attribute<'_> {
     match value.split_once(':') {
         Some((name, v)) => Attribute {
-            name: name.trim().to_owned(),
-            value: Some(v.to_owned()),
+            name: name.trim().into(),
+            value: Some(v.into()),
         },
         None => Attribute {
-            name: value.trim().to_owned(),
+            name: value.trim().into(),
             value: None,
         },
     }
 }
 
-fn apply_media_attribute(m: &mut MediaDescription, attr: Attribute) {
-    let value = attr.value.as_deref().unwrap_or("").trim();
-    match attr.name.as_str() {
+fn apply_media_attribute<'a>(m: &mut MediaDescription<'a>, line: &'a str) {
+    let attr = split_attribute(line);
+    let value = line.split_once(':').map_or("", |(_, v)| v.trim());
+    match &*attr.name {
         "rtpmap" => {
             if let Some(map) = parse_rtpmap(value) {
                 if m.rtpmap(map.payload_type).is_none() {
@@ -95,7 +102,7 @@ fn apply_media_attribute(m: &mut MediaDescription, attr: Attribute) {
                     if m.fmtp(payload_type).is_none() {
                         m.fmtps.push(Fmtp {
                             payload_type,
-                            params: params.trim().to_owned(),
+                            params: params.trim().into(),
                         });
                     }
                 }
@@ -121,7 +128,7 @@ fn parse_millis(value: &str) -> Option<u32> {
 }
 
 /// `<pt> <name>/<clock>[/<channels>]`.
-fn parse_rtpmap(value: &str) -> Option<RtpMap> {
+fn parse_rtpmap(value: &str) -> Option<RtpMap<'_>> {
     let (pt, rest) = value.split_once([' ', '\t'])?;
     let payload_type = pt.parse::<u8>().ok().filter(|pt| *pt <= 127)?;
     let mut parts = rest.trim().split('/');
@@ -136,36 +143,39 @@ fn parse_rtpmap(value: &str) -> Option<RtpMap> {
     }
     Some(RtpMap {
         payload_type,
-        encoding: encoding.to_owned(),
+        encoding: encoding.into(),
         clock_rate,
         channels,
     })
 }
 
 /// `<port> [<nettype> <addrtype> <address>]` (RFC 3605).
-fn parse_rtcp(value: &str) -> Option<Rtcp> {
-    let mut fields = value.split_ascii_whitespace();
-    let port = fields.next()?.parse::<u16>().ok()?;
-    let rest: Vec<&str> = fields.collect();
+fn parse_rtcp(value: &str) -> Option<Rtcp<'_>> {
+    let value = value.trim_ascii_start();
+    let (port, rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((value, ""));
+    let port = port.parse::<u16>().ok()?;
+    let rest = rest.trim_ascii();
     let connection = if rest.is_empty() {
         None
     } else {
-        Some(parse_connection(&rest.join(" "))?)
+        Some(parse_connection(rest)?)
     };
     Some(Rtcp { port, connection })
 }
 
 /// `<media> <port>[/<count>] <proto> <fmt> ...`.
-fn parse_media(value: &str) -> Option<MediaDescription> {
+fn parse_media(value: &str) -> Option<MediaDescription<'_>> {
     let mut fields = value.split_ascii_whitespace();
-    let media = fields.next()?.to_owned();
+    let media = fields.next()?.into();
     let port_field = fields.next()?;
     let (port, port_count) = match port_field.split_once('/') {
         Some((p, c)) => (p.parse::<u16>().ok()?, Some(c.parse::<u16>().ok()?)),
         None => (port_field.parse::<u16>().ok()?, None),
     };
-    let protocol = fields.next()?.to_owned();
-    let formats = fields.map(str::to_owned).collect();
+    let protocol = fields.next()?.into();
+    let formats = fields.map(Cow::Borrowed).collect();
     Some(MediaDescription {
         media,
         port,
@@ -185,7 +195,7 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
 }
 
 /// `<nettype> <addrtype> <address>[/<ttl>][/<count>]`.
-fn parse_connection(value: &str) -> Option<Connection> {
+fn parse_connection(value: &str) -> Option<Connection<'_>> {
     let mut fields = value.split_ascii_whitespace();
     let net_type = fields.next()?;
     let addr_type = fields.next()?;
@@ -209,26 +219,24 @@ fn parse_connection(value: &str) -> Option<Connection> {
         None
     };
     Some(Connection {
-        net_type: net_type.to_owned(),
-        addr_type: addr_type.to_owned(),
-        address: address.to_owned(),
+        net_type: net_type.into(),
+        addr_type: addr_type.into(),
+        address: address.into(),
         ip,
     })
 }
 
 /// `<username> <sess-id> <sess-version> <nettype> <addrtype> <address>`; anything else
 /// yields `None` (the origin is informative for a UAC, not worth failing a call over).
-fn parse_origin(value: &str) -> Option<Origin> {
-    let f: Vec<&str> = value.split_ascii_whitespace().collect();
-    match f.as_slice() {
-        [username, session_id, session_version, net_type, addr_type, address] => Some(Origin {
-            username: (*username).to_owned(),
-            session_id: (*session_id).to_owned(),
-            session_version: (*session_version).to_owned(),
-            net_type: (*net_type).to_owned(),
-            addr_type: (*addr_type).to_owned(),
-            address: (*address).to_owned(),
-        }),
-        _ => None,
-    }
+fn parse_origin(value: &str) -> Option<Origin<'_>> {
+    let mut f = value.split_ascii_whitespace().map(Cow::Borrowed);
+    let origin = Origin {
+        username: f.next()?,
+        session_id: f.next()?,
+        session_version: f.next()?,
+        net_type: f.next()?,
+        addr_type: f.next()?,
+        address: f.next()?,
+    };
+    f.next().is_none().then_some(origin)
 }

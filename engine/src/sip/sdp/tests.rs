@@ -71,10 +71,11 @@ fn offer_ipv6_opus_and_no_dtmf() {
 
 #[test]
 fn offer_round_trips_through_parse() {
-    let sdp = parse(build_offer(&g711_offer()).as_bytes()).unwrap();
+    let text = build_offer(&g711_offer());
+    let sdp = parse(text.as_bytes()).unwrap();
     let o = sdp.origin.as_ref().unwrap();
     assert_eq!(
-        (o.session_id.as_str(), o.address.as_str()),
+        (&*o.session_id, &*o.address),
         ("42", "192.0.2.10")
     );
     let m = &sdp.media[0];
@@ -338,7 +339,7 @@ mod srtp {
         o
     }
 
-    fn answer(profile: &str, crypto: Option<&str>) -> SessionDescription {
+    fn answer(profile: &str, crypto: Option<&str>) -> SessionDescription<'static> {
         let mut s = format!(
             "v=0\r\no=- 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
              m=audio 30000 {profile} 8\r\na=rtpmap:8 PCMA/8000\r\n"
@@ -346,7 +347,7 @@ mod srtp {
         if let Some(c) = crypto {
             s.push_str(&format!("a=crypto:{c}\r\n"));
         }
-        parse(s.as_bytes()).unwrap()
+        parse(s.as_bytes()).unwrap().into_owned()
     }
 
     #[test]
