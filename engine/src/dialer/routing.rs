@@ -6,6 +6,7 @@
 //! lowest `priority` that has capacity now is used, so that traffic spills to the next
 //! priority when the first is full; within one priority, `weight` shares the calls.
 
+use smallvec::SmallVec;
 use super::numbers::NumberType;
 use super::trunk_keys::RouteKey;
 
@@ -47,7 +48,8 @@ pub fn specificity(routes: &[RouteKey], e164: &str, ty: NumberType) -> Option<us
 
 /// Picks a trunk for `e164` of type `ty`.
 pub fn route(trunks: &[TrunkView<'_>], e164: &str, ty: NumberType) -> Route {
-    let mut matched: Vec<(usize, usize)> = trunks
+    // Inline for the usual handful of trunks: this runs once per call placed.
+    let mut matched: SmallVec<[(usize, usize); 8]> = trunks
         .iter()
         .enumerate()
         .filter(|(_, t)| t.eligible)

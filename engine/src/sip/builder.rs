@@ -180,6 +180,26 @@ pub(crate) fn push_ip(s: &mut String, ip: std::net::IpAddr) {
     }
 }
 
+/// Appends `host:port` as bytes (an IPv6 host in brackets), for header values written
+/// straight into a message (our own Via and Contact) without a `String` between.
+pub(crate) fn write_host_port(buf: &mut Vec<u8>, a: std::net::SocketAddr) {
+    match a.ip() {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                buf.extend_from_slice(decimal(u64::from(octet), &mut [0; 20]));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = fmt::write(&mut Bytes(buf), format_args!("[{v6}]"));
+        }
+    }
+    buf.push(b':');
+    buf.extend_from_slice(decimal(u64::from(a.port()), &mut [0; 20]));
+}
+
 /// The decimal digits of `n`, written at the end of `buf` (20 digits hold any `u64`).
 fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();

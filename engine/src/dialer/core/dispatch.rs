@@ -1,6 +1,7 @@
 //! From a due contact to an INVITE: pick and route while trunks have capacity, journal,
 //! then send each journaled attempt when its trunk's limiter gives a CPS token.
 
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -57,7 +58,8 @@ impl DialerCore {
         }
         let horizon = self.journals.horizon(now);
         loop {
-            let avail: Vec<bool> = self
+            // Inline for the usual handful of trunks: one pass per call placed.
+            let avail: SmallVec<[bool; 8]> = self
                 .trunks
                 .iter_mut()
                 .map(|s| s.can_take(now, horizon))
@@ -69,7 +71,7 @@ impl DialerCore {
             let pacers = &self.pacers;
             let pick = self.sched.next_paced(
                 |it| {
-                    let views: Vec<_> = trunks
+                    let views: SmallVec<[_; 8]> = trunks
                         .iter()
                         .enumerate()
                         .map(|(i, s)| s.view(it.excluded.contains(&i), avail[i]))

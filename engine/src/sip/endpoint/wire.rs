@@ -1,7 +1,7 @@
 //! Building the requests and responses the endpoint sends.
 
 use super::*;
-use crate::sip::builder::{push_decimal, push_ip};
+use crate::sip::builder::{push_decimal, push_ip, write_host_port, HeaderValue};
 
 pub(super) fn status_label(status: u16) -> &'static str {
     match status {
@@ -63,31 +63,65 @@ fn our_addr(cfg: &EndpointConfig, transport: Transport) -> SocketAddr {
     }
 }
 
-pub(super) fn via_value(cfg: &EndpointConfig, transport: Transport, branch: &str) -> String {
-    let mut s = String::with_capacity(64 + branch.len());
-    s.push_str("SIP/2.0/");
-    s.push_str(transport.as_str());
-    s.push(' ');
-    push_host_port(&mut s, our_addr(cfg, transport));
-    s.push_str(";branch=");
-    s.push_str(branch);
-    s.push_str(";rport");
-    s
+/// Our Via for a request: written into the message as it is built (this and [`OurContact`]
+/// were two `String`s per request before).
+pub(super) fn via_value<'a>(
+    cfg: &EndpointConfig,
+    transport: Transport,
+    branch: &'a str,
+) -> OurVia<'a> {
+    OurVia {
+        addr: our_addr(cfg, transport),
+        transport,
+        branch,
+    }
 }
 
-pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> String {
-    // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks take
-    // `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
-    let suffix = match transport {
-        Transport::Udp => ">",
-        Transport::Tcp => ";transport=tcp>",
-        Transport::Tls => ";transport=tls>",
-    };
-    let mut s = String::with_capacity(64);
-    s.push_str("<sip:dialer@");
-    push_host_port(&mut s, our_addr(cfg, transport));
-    s.push_str(suffix);
-    s
+/// `SIP/2.0/<transport> <our host:port>;branch=<branch>;rport`.
+pub(super) struct OurVia<'a> {
+    addr: SocketAddr,
+    transport: Transport,
+    branch: &'a str,
+}
+
+impl HeaderValue for OurVia<'_> {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"SIP/2.0/");
+        buf.extend_from_slice(self.transport.as_str().as_bytes());
+        buf.push(b' ');
+        write_host_port(buf, self.addr);
+        buf.extend_from_slice(b";branch=");
+        buf.extend_from_slice(self.branch.as_bytes());
+        buf.extend_from_slice(b";rport");
+    }
+}
+
+pub(super) fn contact_value(cfg: &EndpointConfig, transport: Transport) -> OurContact {
+    OurContact {
+        addr: our_addr(cfg, transport),
+        transport,
+    }
+}
+
+/// `<sip:dialer@<our host:port>[;transport=...]>`.
+pub(super) struct OurContact {
+    addr: SocketAddr,
+    transport: Transport,
+}
+
+impl HeaderValue for OurContact {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        // RFC 5630 §3.1.3 asks for a SIPS Contact only when the request is SIPS; trunks take
+        // `sip:` with TLS on each hop, the usual setup toward carriers' SBCs.
+        let suffix: &[u8] = match self.transport {
+            Transport::Udp => b">",
+            Transport::Tcp => b";transport=tcp>",
+            Transport::Tls => b";transport=tls>",
+        };
+        buf.extend_from_slice(b"<sip:dialer@");
+        write_host_port(buf, self.addr);
+        buf.extend_from_slice(suffix);
+    }
 }
 
 pub(super) fn build_invite(
