@@ -6,9 +6,9 @@
 //! lowest `priority` that has capacity now is used, so that traffic spills to the next
 //! priority when the first is full; within one priority, `weight` shares the calls.
 
-use smallvec::SmallVec;
 use super::numbers::NumberType;
 use super::trunk_keys::RouteKey;
+use smallvec::SmallVec;
 
 /// What routing needs to know of a trunk at this instant.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::fmt;
 use super::error::ParseError;
 use super::params::{split_quoted, Params};
 use super::text::{find_ascii, is_lws, is_token, is_token_byte, quoted_end, rfind_ascii, trim_lws};
-use super::uri::{parse_host_port, Host, Uri};
+use super::uri::{parse_host, parse_host_port, Host, Uri};
 
 /// A SIP method. Unknown extension methods keep their name (RFC 4475 §3.1.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -261,22 +261,24 @@ impl<'a> Via<'a> {
                 (host, Some(p.parse().map_err(|_| E)?))
             }
         };
-        let params = Params::parse(params).map_err(|_| E)?;
-        // One walk over the list for the two parameters whose values have a grammar.
-        for (name, value) in params.iter() {
-            match value {
-                Some(r) if name.eq_ignore_ascii_case("received") => {
-                    let r = r.trim_start_matches('[').trim_end_matches(']');
-                    if r.parse::<std::net::IpAddr>().is_err() {
-                        return Err(E);
-                    }
-                }
-                Some(p) if name.eq_ignore_ascii_case("rport") => {
-                    p.parse::<u16>().map_err(|_| E)?;
-                }
-                _ => {}
+        // One walk over the list checks its grammar and the two parameters whose values
+        // have one of their own (every response brings our Via back with both).
+        let params = Params::parse_each(params, |name, value| match value {
+            Some(r) if name.eq_ignore_ascii_case("received") => {
+                let r = r.trim_start_matches('[').trim_end_matches(']');
+                let ip = if r.contains(':') {
+                    r.parse::<std::net::Ipv6Addr>().is_ok()
+                } else {
+                    matches!(parse_host(r), Ok(Host::V4(_)))
+                };
+                ip.then_some(()).ok_or(E)
             }
-        }
+            Some(p) if name.eq_ignore_ascii_case("rport") => {
+                p.parse::<u16>().map(|_| ()).map_err(|_| E)
+            }
+            _ => Ok(()),
+        })
+        .map_err(|_| E)?;
         Ok(Via {
             transport,
             host,
@@ -490,6 +492,32 @@ mod tests {
         assert_eq!(v.rport(), Some(None));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(Via::parse("SIP/3.0/UDP h").is_err());
+    }
+
+    #[test]
+    fn via_received_and_rport_values_have_their_grammar() {
+        let ok = |p: &str| Via::parse(&format!("SIP/2.0/UDP h;branch=z9hG4bKx;{p}")).is_ok();
+        for good in [
+            "received=192.0.2.1",
+            "received=2001:db8::1",
+            "received=[2001:db8::1]",
+            "rport=5060",
+            "rport",
+            "RECEIVED=10.0.0.1;Rport=1",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "received=host.example",
+            "received=192.0.2",
+            "received=192.0.2.256",
+            "received=01.2.3.4",
+            "received=2001:db8::g",
+            "rport=65536",
+            "rport=x",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
     }
 
     #[test]

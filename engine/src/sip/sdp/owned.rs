@@ -17,10 +17,22 @@ impl SessionDescription<'_> {
         SessionDescription {
             origin: self.origin.map(Origin::into_owned),
             session_name: own(self.session_name),
-            connections: self.connections.into_iter().map(Connection::into_owned).collect(),
+            connections: self
+                .connections
+                .into_iter()
+                .map(Connection::into_owned)
+                .collect(),
             direction: self.direction,
-            attributes: self.attributes.into_iter().map(Attribute::into_owned).collect(),
-            media: self.media.into_iter().map(MediaDescription::into_owned).collect(),
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(Attribute::into_owned)
+                .collect(),
+            media: self
+                .media
+                .into_iter()
+                .map(MediaDescription::into_owned)
+                .collect(),
         }
     }
 }
@@ -66,7 +78,11 @@ impl MediaDescription<'_> {
             port_count: self.port_count,
             protocol: own(self.protocol),
             formats: self.formats.into_iter().map(own).collect(),
-            connections: self.connections.into_iter().map(Connection::into_owned).collect(),
+            connections: self
+                .connections
+                .into_iter()
+                .map(Connection::into_owned)
+                .collect(),
             rtpmaps: self
                 .rtpmaps
                 .into_iter()
@@ -91,7 +107,11 @@ impl MediaDescription<'_> {
             }),
             rtcp_mux: self.rtcp_mux,
             direction: self.direction,
-            attributes: self.attributes.into_iter().map(Attribute::into_owned).collect(),
+            attributes: self
+                .attributes
+                .into_iter()
+                .map(Attribute::into_owned)
+                .collect(),
         }
     }
 }

@@ -74,10 +74,7 @@ fn offer_round_trips_through_parse() {
     let text = build_offer(&g711_offer());
     let sdp = parse(text.as_bytes()).unwrap();
     let o = sdp.origin.as_ref().unwrap();
-    assert_eq!(
-        (&*o.session_id, &*o.address),
-        ("42", "192.0.2.10")
-    );
+    assert_eq!((&*o.session_id, &*o.address), ("42", "192.0.2.10"));
     let m = &sdp.media[0];
     assert_eq!(m.payload_types().collect::<Vec<_>>(), [0, 8, 101]);
     assert_eq!(m.rtpmap(101).unwrap().encoding, "telephone-event");
