@@ -11,28 +11,20 @@ fn own(s: Cow<'_, str>) -> Cow<'static, str> {
     Cow::Owned(s.into_owned())
 }
 
+fn each<T, U>(list: Vec<T>, detach: impl FnMut(T) -> U) -> Vec<U> {
+    list.into_iter().map(detach).collect()
+}
+
 impl SessionDescription<'_> {
     /// The same description owning its text.
     pub fn into_owned(self) -> SessionDescription<'static> {
         SessionDescription {
             origin: self.origin.map(Origin::into_owned),
             session_name: own(self.session_name),
-            connections: self
-                .connections
-                .into_iter()
-                .map(Connection::into_owned)
-                .collect(),
+            connections: each(self.connections, Connection::into_owned),
             direction: self.direction,
-            attributes: self
-                .attributes
-                .into_iter()
-                .map(Attribute::into_owned)
-                .collect(),
-            media: self
-                .media
-                .into_iter()
-                .map(MediaDescription::into_owned)
-                .collect(),
+            attributes: each(self.attributes, Attribute::into_owned),
+            media: each(self.media, MediaDescription::into_owned),
         }
     }
 }
@@ -77,28 +69,16 @@ impl MediaDescription<'_> {
             port: self.port,
             port_count: self.port_count,
             protocol: own(self.protocol),
-            formats: self.formats.into_iter().map(own).collect(),
-            connections: self
-                .connections
-                .into_iter()
-                .map(Connection::into_owned)
-                .collect(),
-            rtpmaps: self
-                .rtpmaps
-                .into_iter()
-                .map(|m| RtpMap {
-                    encoding: own(m.encoding),
-                    ..m
-                })
-                .collect(),
-            fmtps: self
-                .fmtps
-                .into_iter()
-                .map(|f| Fmtp {
-                    params: own(f.params),
-                    ..f
-                })
-                .collect(),
+            formats: each(self.formats, own),
+            connections: each(self.connections, Connection::into_owned),
+            rtpmaps: each(self.rtpmaps, |m| RtpMap {
+                encoding: own(m.encoding),
+                ..m
+            }),
+            fmtps: each(self.fmtps, |f| Fmtp {
+                params: own(f.params),
+                ..f
+            }),
             ptime: self.ptime,
             maxptime: self.maxptime,
             rtcp: self.rtcp.map(|r| Rtcp {
@@ -107,11 +87,7 @@ impl MediaDescription<'_> {
             }),
             rtcp_mux: self.rtcp_mux,
             direction: self.direction,
-            attributes: self
-                .attributes
-                .into_iter()
-                .map(Attribute::into_owned)
-                .collect(),
+            attributes: each(self.attributes, Attribute::into_owned),
         }
     }
 }

@@ -390,3 +390,24 @@ mod srtp {
         ));
     }
 }
+
+#[test]
+fn a_parsed_body_detaches_unchanged_and_outlives_it() {
+    let body = "v=0\r\no=- 7 8 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+                m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+                a=fmtp:101 0-16\r\na=rtcp:4005 IN IP4 192.0.2.10\r\na=sendonly\r\n"
+        .to_string();
+    let borrowed = parse(body.as_bytes()).unwrap();
+    let owned = borrowed.clone().into_owned();
+    assert_eq!(owned, borrowed);
+    drop(borrowed);
+    drop(body);
+    let m = &owned.media[0];
+    assert_eq!(m.fmtp(101), Some("0-16"));
+    let rtcp = m.rtcp.as_ref().unwrap();
+    assert_eq!(
+        (rtcp.port, &*rtcp.connection.as_ref().unwrap().address),
+        (4005, "192.0.2.10")
+    );
+    assert_eq!(owned.direction_for(m), Direction::SendOnly);
+}
