@@ -368,7 +368,7 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         list: headers,
         parsed: Parsed::default(),
     };
-    headers.parsed = validate_headers(&headers)?;
+    headers.parsed = validate_headers(&headers, start_line.starts_with("SIP/"))?;
 
     let rest = &buf_from[body_start..];
     let body_len = body_len(&headers, rest.len(), stream)?;

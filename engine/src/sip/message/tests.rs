@@ -128,3 +128,25 @@ fn kept_headers_match_a_fresh_parse() {
     };
     assert_eq!(r.headers.cseq(), Err(ParseError::Multiple("CSeq")));
 }
+
+#[test]
+fn a_responses_from_is_checked_only_when_read_a_requests_always() {
+    let bad_from = "From: <sip:comune@192.0.2.1;tag=1\r\n";
+    let response = format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n\
+         {bad_from}To: <sip:b@192.0.2.2>;tag=9\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let Message::Response(r) = parse(response.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(r.headers.to().unwrap().tag(), Some("9"));
+    assert_eq!(r.headers.from(), Err(ParseError::Header("From")));
+
+    let request = String::from_utf8(INVITE.to_vec()).unwrap().replace(
+        "From: \"Comune\" <sip:comune@192.0.2.1>;tag=1928301774\r\n",
+        bad_from,
+    );
+    assert_eq!(parse(request.as_bytes()), Err(ParseError::Header("From")));
+}
