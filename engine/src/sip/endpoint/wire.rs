@@ -1,7 +1,7 @@
 //! Building the requests and responses the endpoint sends.
 
 use super::*;
-use crate::sip::builder::{push_decimal, push_ip, write_host_port, HeaderValue};
+use crate::sip::builder::{write_host_port, HeaderValue};
 
 pub(super) fn status_label(status: u16) -> &'static str {
     match status {
@@ -36,22 +36,10 @@ pub(super) fn is_sdp(r: &Response<'_>) -> bool {
 }
 
 pub(super) fn sip_host_port(a: SocketAddr) -> String {
-    let mut s = String::with_capacity(48);
-    push_host_port(&mut s, a);
-    s
-}
-
-/// Appends `host:port` (an IPv6 host in brackets).
-fn push_host_port(s: &mut String, a: SocketAddr) {
-    if a.is_ipv6() {
-        s.push('[');
-        push_ip(s, a.ip());
-        s.push(']');
-    } else {
-        push_ip(s, a.ip());
-    }
-    s.push(':');
-    push_decimal(s, u64::from(a.port()));
+    let mut bytes = Vec::with_capacity(48);
+    write_host_port(&mut bytes, a);
+    // Digits, dots, colons and brackets only: always UTF-8.
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// The address we are reached at over `transport`: the TLS listener for TLS when there is

@@ -87,8 +87,8 @@ pub struct Headers<'a> {
     parsed: Parsed<'a>,
 }
 
-/// Headers that validation parses anyway, kept: the topmost Via and Contact, and From, To
-/// and CSeq when the message gives one value for each (a second, different line leaves it empty,
+/// Headers that validation parses anyway, kept: the topmost Via and Contact, and From (of a
+/// request: a response's is not parsed), To and CSeq when the message gives one value for each (a second, different line leaves it empty,
 /// and the accessor then reports `Multiple` as it always did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Parsed<'a> {
@@ -368,13 +368,14 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         list: headers,
         parsed: Parsed::default(),
     };
-    headers.parsed = validate_headers(&headers, start_line.starts_with("SIP/"))?;
+    let after_version = start_line.strip_prefix("SIP/");
+    headers.parsed = validate_headers(&headers, after_version.is_some())?;
 
     let rest = &buf_from[body_start..];
     let body_len = body_len(&headers, rest.len(), stream)?;
     let body = &rest[..body_len];
     let consumed = skip + body_start + body_len;
-    let msg = match start_line.strip_prefix("SIP/") {
+    let msg = match after_version {
         Some(after_version) => Message::Response(parse_response(after_version, headers, body)?),
         None => Message::Request(parse_request(start_line, headers, body)?),
     };

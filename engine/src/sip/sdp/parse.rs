@@ -59,11 +59,11 @@ fn parse_text(text: &str) -> Result<SessionDescription<'_>, SdpError> {
             (b'o', None) => sdp.origin = parse_origin(value),
             (b's', None) => sdp.session_name = value.into(),
             (b'a', None) => {
-                let attr = split_attribute(value);
-                if let Some(d) = Direction::from_attr(&attr.name) {
+                let (name, raw) = split_attribute(value);
+                if let Some(d) = Direction::from_attr(name) {
                     sdp.direction = Some(d);
                 }
-                sdp.attributes.push(attr);
+                sdp.attributes.push(attribute((name, raw)));
             }
             (b'a', Some(m)) => apply_media_attribute(m, value),
             _ => {}
@@ -72,23 +72,25 @@ fn parse_text(text: &str) -> Result<SessionDescription<'_>, SdpError> {
     Ok(sdp)
 }
 
-fn split_attribute(value: &str) -> Attribute<'_> {
-    match value.split_once(':') {
-        Some((name, v)) => Attribute {
-            name: name.trim().into(),
-            value: Some(v.into()),
-        },
-        None => Attribute {
-            name: value.trim().into(),
-            value: None,
-        },
+/// `name[:value]`: the name trimmed, the value as written.
+fn split_attribute(line: &str) -> (&str, Option<&str>) {
+    match line.split_once(':') {
+        Some((name, v)) => (name.trim(), Some(v)),
+        None => (line.trim(), None),
+    }
+}
+
+fn attribute<'a>((name, value): (&'a str, Option<&'a str>)) -> Attribute<'a> {
+    Attribute {
+        name: name.into(),
+        value: value.map(Cow::Borrowed),
     }
 }
 
 fn apply_media_attribute<'a>(m: &mut MediaDescription<'a>, line: &'a str) {
-    let attr = split_attribute(line);
-    let value = line.split_once(':').map_or("", |(_, v)| v.trim());
-    match &*attr.name {
+    let (name, raw) = split_attribute(line);
+    let value = raw.unwrap_or("").trim();
+    match name {
         "rtpmap" => {
             if let Some(map) = parse_rtpmap(value) {
                 if m.rtpmap(map.payload_type).is_none() {
@@ -118,7 +120,7 @@ fn apply_media_attribute<'a>(m: &mut MediaDescription<'a>, line: &'a str) {
             }
         }
     }
-    m.attributes.push(attr);
+    m.attributes.push(attribute((name, raw)));
 }
 
 /// `20`, `20.0` or `22.5` (truncated); zero is meaningless and treated as absent.
