@@ -419,8 +419,11 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     async fn settle(&mut self) {
         loop {
             let mut placed = Vec::new();
+            // One reading of the clock for the pass's actions: they are handed over at
+            // once, and the instants the core's CPS window keeps are taken after the send.
+            let now = Instant::now();
             while let Some(a) = self.core.poll_action() {
-                self.execute(a, &mut placed);
+                self.execute(now, a, &mut placed);
             }
             self.sip.flush().await;
             // Placed once the INVITE is with the kernel: the core keeps its CPS window on
@@ -466,8 +469,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
 
     /// Executes one of the core's actions. An INVITE placed is noted in `placed`, for the
     /// core to learn once it has been handed to the socket.
-    fn execute(&mut self, a: Action, placed: &mut Vec<(CallToken, CallHandle)>) {
-        let now = Instant::now();
+    fn execute(&mut self, now: Instant, a: Action, placed: &mut Vec<(CallToken, CallHandle)>) {
         match a {
             Action::Invite {
                 call,

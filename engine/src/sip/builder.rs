@@ -139,6 +139,28 @@ impl HeaderValue for fmt::Arguments<'_> {
     }
 }
 
+/// A CSeq value, `4711 INVITE`: the number digit by digit, then the method's name.
+pub struct SeqMethod<'a>(pub u32, pub &'a str);
+
+impl HeaderValue for SeqMethod<'_> {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        self.0.write_to(buf);
+        buf.push(b' ');
+        buf.extend_from_slice(self.1.as_bytes());
+    }
+}
+
+/// A URI in angle brackets, `<sip:...>`: a To or From without a display name.
+pub struct Angled<'a>(pub &'a str);
+
+impl HeaderValue for Angled<'_> {
+    fn write_to(self, buf: &mut Vec<u8>) {
+        buf.push(b'<');
+        buf.extend_from_slice(self.0.as_bytes());
+        buf.push(b'>');
+    }
+}
+
 macro_rules! decimal_header_value {
     ($($t:ty),*) => {$(
         impl HeaderValue for $t {
@@ -253,6 +275,8 @@ mod tests {
             assert_eq!(text(n), n.to_string());
         }
         assert_eq!(text(format_args!("{} INVITE", 12)), "12 INVITE");
+        assert_eq!(text(SeqMethod(4711, "INVITE")), "4711 INVITE");
+        assert_eq!(text(Angled("sip:a@b")), "<sip:a@b>");
     }
 
     #[test]

@@ -184,16 +184,32 @@ fn check_escaped(s: &str, class: Class, what: &'static str) -> Result<(), ParseE
 fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError> {
     // Neither URI parameters nor headers may hold an unescaped '@' (RFC 3261 §25.1), but a
     // user part may hold '?' and ';' (RFC 4475 §3.1.1.2, §3.1.1.9): the last '@' ends it.
+    // Walked once (`Uri::parse` checked for illegal bytes already): where the user part
+    // ends, then, in the host part, where its parameters and headers begin. A URI is in
+    // every To, Contact and Request-URI, so one walk instead of one per part counts.
     let (userinfo, hostpart) = match rfind_ascii(rest, b'@') {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),
     };
-    let hostpart = match find_ascii(hostpart, b'?') {
-        Some(i) => {
-            let h = &hostpart[i + 1..];
-            check_escaped(h, text::URI_HEADER, "bad URI header")?;
-            uri.headers = Some(h);
-            &hostpart[..i]
+    let h = hostpart.as_bytes();
+    // The first ';' and '?' of the host part: parameters come before headers.
+    let (mut semi, mut query) = (None, None);
+    for (i, &c) in h.iter().enumerate() {
+        match c {
+            b';' if semi.is_none() && query.is_none() => semi = Some(i),
+            b'?' => {
+                query = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let before_query = match query {
+        Some(q) => {
+            let headers = &hostpart[q + 1..];
+            check_escaped(headers, text::URI_HEADER, "bad URI header")?;
+            uri.headers = Some(headers);
+            &hostpart[..q]
         }
         None => hostpart,
     };
@@ -212,20 +228,22 @@ fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError
         uri.user = Some(user);
         uri.password = password;
     }
-    let (hostport, params) = match find_ascii(hostpart, b';') {
-        Some(i) => (&hostpart[..i], &hostpart[i + 1..]),
-        None => (hostpart, ""),
+    let (hostport, params) = match semi {
+        Some(i) => (&before_query[..i], &before_query[i + 1..]),
+        None => (before_query, ""),
     };
     let (host, port) = parse_host_port(hostport)?;
     uri.host = Some(host);
     uri.port = port;
-    uri.params = Params::parse_each(params, |name, value| {
-        check_escaped(name, text::URI_PARAM, "bad URI parameter")?;
-        match value {
-            Some(v) => check_escaped(v, text::URI_PARAM, "bad URI parameter"),
-            None => Ok(()),
-        }
-    })?;
+    if !params.is_empty() {
+        uri.params = Params::parse_each(params, |name, value| {
+            check_escaped(name, text::URI_PARAM, "bad URI parameter")?;
+            match value {
+                Some(v) => check_escaped(v, text::URI_PARAM, "bad URI parameter"),
+                None => Ok(()),
+            }
+        })?;
+    }
     Ok(())
 }
 
@@ -266,7 +284,9 @@ pub fn parse_host(h: &str) -> Result<Host<'_>, ParseError> {
     if h.is_empty() {
         return Err(ParseError::Uri("empty host"));
     }
-    if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    // An address fails at its first byte that is neither digit nor dot, so a name costs
+    // little here; all digits and dots but not an address is a name, as in `1.2.3`.
+    if h.as_bytes()[0].is_ascii_digit() {
         if let Some(a) = parse_ipv4(h.as_bytes()) {
             return Ok(Host::V4(a));
         }
@@ -285,31 +305,46 @@ pub fn parse_host(h: &str) -> Result<Host<'_>, ParseError> {
 /// A dotted-quad IPv4 address, read as `Ipv4Addr::from_str` reads one (four parts of one
 /// to three digits, none above 255, no leading zero) in a fraction of its instructions: an
 /// address is in the Via, Contact and URIs of every message.
-fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+pub(crate) fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = s.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut v: u16 = 0;
-        for &d in part {
-            if !d.is_ascii_digit() {
-                return None;
+    let (mut part, mut digits, mut value, mut first) = (0usize, 0usize, 0u16, 0u8);
+    for &c in s {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 0 {
+                    first = c;
+                } else if first == b'0' || digits == 3 {
+                    return None;
+                }
+                value = value * 10 + u16::from(c - b'0');
+                digits += 1;
             }
-            v = v * 10 + u16::from(d - b'0');
+            b'.' if digits > 0 && part < 3 => {
+                octets[part] = u8::try_from(value).ok()?;
+                (part, digits, value) = (part + 1, 0, 0);
+            }
+            _ => return None,
         }
-        *octet = u8::try_from(v).ok()?;
     }
-    parts.next().is_none().then(|| Ipv4Addr::from(octets))
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 fn parse_port(p: &str) -> Result<u16, ParseError> {
-    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+    if p.is_empty() || p.len() > 5 {
         return Err(ParseError::Uri("bad port"));
     }
-    p.parse().map_err(|_| ParseError::Uri("port out of range"))
+    let mut n: u32 = 0;
+    for &c in p.as_bytes() {
+        if !c.is_ascii_digit() {
+            return Err(ParseError::Uri("bad port"));
+        }
+        n = n * 10 + u32::from(c - b'0');
+    }
+    u16::try_from(n).map_err(|_| ParseError::Uri("port out of range"))
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ impl Endpoint {
         ) {
             self.send(t, dest, ack.into());
         }
-        let branch = self.branch();
+        let (key, branch) = self.keyed_branch();
         if let Some((bye, dest)) = build_in_dialog(
             &self.cfg,
             &mut fork,
@@ -155,7 +155,7 @@ impl Endpoint {
             &[],
             None,
         ) {
-            self.start_client(now, branch, Method::Bye, bye.into(), dest, t, None);
+            self.start_client(now, key, Method::Bye, bye.into(), dest, t, None);
         }
     }
 

@@ -91,7 +91,7 @@ impl Endpoint {
     }
 
     pub(super) fn send_invite(&mut self, now: Instant, h: u64) {
-        let branch = self.branch();
+        let (key, branch) = self.keyed_branch();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -107,7 +107,7 @@ impl Endpoint {
         }
         let id = self.start_client(
             now,
-            branch,
+            key,
             Method::Invite,
             bytes.into(),
             dest,
@@ -143,7 +143,7 @@ impl Endpoint {
         let Some(bytes) = invite.tx.request().and_then(|r| build_cancel(r)) else {
             return;
         };
-        let branch = invite.branch.clone();
+        let branch = invite.branch;
         self.start_client(
             now,
             branch,
@@ -165,7 +165,7 @@ impl Endpoint {
         extra: &[(&str, String)],
         body: Option<(&str, &[u8])>,
     ) {
-        let branch = self.branch();
+        let (key, branch) = self.keyed_branch();
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -186,7 +186,7 @@ impl Endpoint {
             return;
         };
         let transport = c.transport;
-        self.start_client(now, branch, method, bytes.into(), dest, transport, Some(h));
+        self.start_client(now, key, method, bytes.into(), dest, transport, Some(h));
     }
 
     pub(super) fn send_bye(&mut self, now: Instant, h: u64, end: CallEnd) {

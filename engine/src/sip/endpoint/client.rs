@@ -9,7 +9,7 @@ impl Endpoint {
     pub(super) fn start_client(
         &mut self,
         now: Instant,
-        branch: String,
+        branch: u64,
         method: Verb,
         bytes: Wire,
         dest: SocketAddr,
@@ -33,7 +33,7 @@ impl Endpoint {
         } else {
             &mut self.client_branches
         };
-        if let Some(old) = index.insert(branch.clone(), id) {
+        if let Some(old) = index.insert(branch, id) {
             // A branch is random; a collision only replaces a transaction that is done.
             self.clients.remove(&old);
             self.wakeups.set(Wake::Client(old), None);
@@ -114,10 +114,12 @@ impl Endpoint {
         } else {
             &self.client_branches
         };
-        let Some(&id) = index.get(branch) else {
-            let accepted = (cseq.method != Method::Cancel)
-                .then(|| self.accepted.call(branch))
-                .flatten();
+        // A branch we did not make has no key, and no transaction of ours.
+        let key = accepted::branch_key(branch);
+        let Some(&id) = key.and_then(|k| index.get(&k)) else {
+            let accepted = key
+                .filter(|_| cseq.method != Method::Cancel)
+                .and_then(|k| self.accepted.call(k));
             return match accepted {
                 Some(call) => self.on_accepted_response(now, call, r),
                 None => self.on_stray_response(now, r),

@@ -158,8 +158,8 @@ struct Call {
 /// A client transaction and what it belongs to.
 struct ClientEntry {
     tx: ClientTx,
-    /// Its Via branch, the key responses are matched on.
-    branch: String,
+    /// Its Via branch as the number it encodes, the key responses are matched on.
+    branch: u64,
     dest: SocketAddr,
     transport: Transport,
     /// The call, ping or registration (they share one handle space).
@@ -191,9 +191,10 @@ pub struct Endpoint {
     by_call_id: HashMap<String, u64>,
     next_tx: u64,
     clients: IdMap<TxId, ClientEntry>,
-    /// Client transactions by Via branch (CANCELs apart: they share their INVITE's).
-    client_branches: HashMap<String, TxId>,
-    cancel_branches: HashMap<String, TxId>,
+    /// Client transactions by Via branch, as the number our branches encode (CANCELs
+    /// apart: they share their INVITE's).
+    client_branches: IdMap<u64, TxId>,
+    cancel_branches: IdMap<u64, TxId>,
     /// INVITE client transactions after their 2xx (RFC 6026 Accepted), kept apart and small.
     accepted: accepted::AcceptedInvites,
     servers: IdMap<ServerId, ServerEntry>,
@@ -206,6 +207,15 @@ pub struct Endpoint {
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
 const BRANCH_MAGIC: &str = "z9hG4bK";
+
+/// Appends the low `digits` hex digits of `bits`, most significant first (lowercase, as
+/// [`accepted::branch_key`] reads them).
+fn push_hex(s: &mut String, bits: u64, digits: usize) {
+    const HEX: &[u8] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        s.push(char::from(HEX[(bits >> (4 * i)) as usize & 15]));
+    }
+}
 
 impl Endpoint {
     /// A new endpoint.
@@ -224,8 +234,8 @@ impl Endpoint {
             by_call_id: HashMap::new(),
             next_tx: 1,
             clients: IdMap::default(),
-            client_branches: HashMap::new(),
-            cancel_branches: HashMap::new(),
+            client_branches: IdMap::default(),
+            cancel_branches: IdMap::default(),
             accepted: accepted::AcceptedInvites::default(),
             servers: IdMap::default(),
             server_keys: HashMap::new(),
@@ -292,23 +302,28 @@ impl Endpoint {
 
     /// Appends `len` random hex digits to `s`, sixteen from each draw.
     fn push_token(&mut self, s: &mut String, len: usize) {
-        const HEX: &[u8] = b"0123456789abcdef";
         let mut left = len;
         while left > 0 {
-            let mut bits: u64 = self.rng.random();
-            for _ in 0..left.min(16) {
-                s.push(char::from(HEX[(bits & 15) as usize]));
-                bits >>= 4;
-            }
-            left -= left.min(16);
+            let n = left.min(16);
+            push_hex(s, self.rng.random(), n);
+            left -= n;
         }
     }
 
+    /// A fresh Via branch, for an ACK (which has no transaction of its own).
     fn branch(&mut self) -> String {
+        self.keyed_branch().1
+    }
+
+    /// A fresh Via branch and the number it encodes ([`accepted::branch_key`] reads it
+    /// back from a response): client transactions are filed by that number, so matching
+    /// a response hashes an integer and no copy of the text is kept.
+    fn keyed_branch(&mut self) -> (u64, String) {
+        let key: u64 = self.rng.random();
         let mut b = String::with_capacity(BRANCH_MAGIC.len() + 16);
         b.push_str(BRANCH_MAGIC);
-        self.push_token(&mut b, 16);
-        b
+        push_hex(&mut b, key, 16);
+        (key, b)
     }
 
     /// The trunk label of the call a transaction belongs to, for metrics (shared, so a

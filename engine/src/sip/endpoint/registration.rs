@@ -10,7 +10,7 @@ impl Endpoint {
     pub fn send_options(&mut self, now: Instant, dest: SocketAddr, uri: &str) -> RequestHandle {
         let h = self.next_handle;
         self.next_handle += 1;
-        let branch = self.branch();
+        let (key, branch) = self.keyed_branch();
         let tag = self.token(10);
         let call_id = format!("{}@{}", self.token(20), self.cfg.local_addr.ip());
         let transport = self.cfg.transport;
@@ -33,7 +33,7 @@ impl Endpoint {
         self.pings.insert(h, Ping { sent_at: now });
         self.start_client(
             now,
-            branch,
+            key,
             Method::Options,
             bytes.into(),
             dest,
@@ -78,7 +78,7 @@ impl Endpoint {
     }
 
     pub(super) fn send_register(&mut self, now: Instant, h: u64) {
-        let branch = self.branch();
+        let (key, branch) = self.keyed_branch();
         let cfg = self.cfg.clone();
         let Some(r) = self.regs.get_mut(&h) else {
             return;
@@ -93,7 +93,7 @@ impl Endpoint {
             .header("From", format!("<{}>;tag={}", r.params.aor, r.local_tag))
             .header("To", format!("<{}>", r.params.aor))
             .header("Call-ID", &r.call_id)
-            .header("CSeq", format_args!("{} REGISTER", r.cseq))
+            .header("CSeq", crate::sip::builder::SeqMethod(r.cseq, "REGISTER"))
             .header("Contact", contact_value(&cfg, transport))
             .header("Expires", expires)
             .header("User-Agent", &cfg.user_agent);
@@ -103,7 +103,7 @@ impl Endpoint {
         let dest = r.params.registrar;
         self.start_client(
             now,
-            branch,
+            key,
             Method::Register,
             w.finish().into(),
             dest,

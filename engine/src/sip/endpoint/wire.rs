@@ -1,7 +1,7 @@
 //! Building the requests and responses the endpoint sends.
 
 use super::*;
-use crate::sip::builder::{write_host_port, HeaderValue};
+use crate::sip::builder::{write_host_port, Angled, HeaderValue, SeqMethod};
 
 pub(super) fn status_label(status: u16) -> &'static str {
     match status {
@@ -123,9 +123,9 @@ pub(super) fn build_invite(
         .header("Via", via_value(cfg, transport, branch))
         .header("Max-Forwards", 70)
         .header("From", &c.local_party)
-        .header("To", format_args!("<{}>", c.params.to_uri))
+        .header("To", Angled(&c.params.to_uri))
         .header("Call-ID", &c.call_id)
-        .header("CSeq", format_args!("{} INVITE", c.cseq))
+        .header("CSeq", SeqMethod(c.cseq, "INVITE"))
         .header("Contact", contact_value(cfg, transport))
         .header("Allow", ALLOW)
         .header("Supported", "timer")
@@ -159,7 +159,7 @@ pub(super) fn build_in_dialog(
         .header("From", &c.local_party)
         .header("To", &d.remote_party)
         .header("Call-ID", &c.call_id)
-        .header("CSeq", format_args!("{cseq} {method}"));
+        .header("CSeq", SeqMethod(cseq, method.as_str()));
     for r in routes {
         w.push_header("Route", r);
     }
@@ -190,7 +190,7 @@ pub(super) fn build_cancel(invite: &[u8]) -> Option<Vec<u8>> {
         .header("From", inv.headers.first(HeaderName::From)?)
         .header("To", inv.headers.first(HeaderName::To)?)
         .header("Call-ID", inv.headers.call_id().ok()?)
-        .header("CSeq", format_args!("{} CANCEL", cseq.seq));
+        .header("CSeq", SeqMethod(cseq.seq, "CANCEL"));
     for r in inv.headers.values(HeaderName::Route) {
         w.push_header("Route", r);
     }
@@ -216,7 +216,7 @@ pub(super) fn build_ack_for_error(invite: &[u8], resp: &Response<'_>) -> Vec<u8>
                 .unwrap_or(""),
         )
         .header("Call-ID", inv.headers.call_id().unwrap_or(""))
-        .header("CSeq", format_args!("{seq} ACK"));
+        .header("CSeq", SeqMethod(seq, "ACK"));
     for r in inv.headers.values(HeaderName::Route) {
         w.push_header("Route", r);
     }

@@ -22,10 +22,10 @@ fn parse_text(text: &str) -> Result<SessionDescription<'_>, SdpError> {
         .split('\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
-        .filter(|(_, l)| !l.trim().is_empty());
+        .filter(|(_, l)| !l.trim_ascii().is_empty());
 
     match lines.next() {
-        Some((_, l)) if l.trim_end() == "v=0" => {}
+        Some((_, l)) if l.trim_ascii_end() == "v=0" => {}
         _ => return Err(SdpError::NotSdp),
     }
 
@@ -209,7 +209,7 @@ fn parse_connection(value: &str) -> Option<Connection<'_>> {
     let ip = if !net_type.eq_ignore_ascii_case("IN") {
         None
     } else if addr_type.eq_ignore_ascii_case("IP4") {
-        address.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+        crate::sip::uri::parse_ipv4(address.as_bytes()).map(IpAddr::V4)
     } else if addr_type.eq_ignore_ascii_case("IP6") {
         // Some stacks bracket IPv6 literals as in URIs; accept that spelling too.
         let bare = address
