@@ -388,11 +388,13 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                     self.core.handle_all(Instant::now(), now_ms(), std::iter::once(r).chain(more).map(Input::Store));
                 }
                 c = cmds.recv(), if cmds_open => match c {
-                    Some((cmd, reply)) => {
-                        self.command(cmd, reply);
-                        for (cmd, reply) in queued(&mut cmds) {
-                            self.command(cmd, reply);
-                        }
+                    Some(first) => {
+                        // Every queued command in one pass of the core.
+                        let all: Vec<Input> = std::iter::once(first)
+                            .chain(queued(&mut cmds))
+                            .map(|(cmd, reply)| self.command_input(cmd, reply))
+                            .collect();
+                        self.core.handle_all(Instant::now(), now_ms(), all);
                     }
                     None => {
                         // Every Dialer handle is gone: stop as if asked to.
@@ -429,27 +431,27 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             // Placed once the INVITE is with the kernel: the core keeps its CPS window on
             // these instants.
             let now = Instant::now();
-            let mut fed = !placed.is_empty();
-            if fed {
-                let notes = placed
-                    .into_iter()
-                    .map(|(c, h)| Input::Driver(DriverNote::Placed(c, h)));
-                self.core.handle_all(now, now_ms(), notes);
-            }
-            // Every event the endpoint has now, then one pass of the core.
-            if self.sip.ep().has_event() {
-                let ep = self.sip.ep();
-                let events = std::iter::from_fn(|| ep.poll_event().map(Input::Sip));
-                self.core.handle_all(now, now_ms(), events);
-                fed = true;
-            }
-            if !fed {
+            if placed.is_empty() && !self.sip.ep().has_event() {
                 return;
             }
+            // The INVITEs placed and every event the endpoint has now, in one pass of the
+            // core.
+            let notes = placed
+                .into_iter()
+                .map(|(c, h)| Input::Driver(DriverNote::Placed(c, h)));
+            let ep = self.sip.ep();
+            let events = std::iter::from_fn(|| ep.poll_event().map(Input::Sip));
+            self.core.handle_all(now, now_ms(), notes.chain(events));
         }
     }
 
     fn command(&mut self, cmd: Command, reply: Option<ReplySink>) {
+        let input = self.command_input(cmd, reply);
+        self.core.handle_all(Instant::now(), now_ms(), [input]);
+    }
+
+    /// A command as the core's input, its reply's sink filed under the id the core answers to.
+    fn command_input(&mut self, cmd: Command, reply: Option<ReplySink>) -> Input {
         if let Command::PutTrunk { cfg, addr, .. } = &cmd {
             if let Err(e) = expect_tls_name(self.sip.tls_setup().map(|t| &**t), cfg, *addr) {
                 warn!(trunk = %cfg.name, error = %e, "TLS trunk's name not usable");
@@ -460,7 +462,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
         if let Some(tx) = reply {
             self.replies.insert(to, tx);
         }
-        self.core.handle_command(Instant::now(), now_ms(), to, cmd);
+        Input::Command(to, cmd)
     }
 
     fn note(&mut self, n: DriverNote) {

@@ -220,6 +220,9 @@ pub enum Input {
     Store(StoreReply),
     /// What the driver did with an action.
     Driver(DriverNote),
+    /// A command, with where its reply goes: the commands queued when the driver wakes
+    /// are taken in one pass of the core, as its other inputs are.
+    Command(ReplyTo, Command),
 }
 
 /// What the core asks the driver to do, drained with

@@ -210,6 +210,7 @@ impl DialerCore {
                 }
                 Input::Store(reply) => self.on_store(now, wall, reply),
                 Input::Driver(note) => self.on_driver(now, wall, note),
+                Input::Command(reply, cmd) => self.on_command(now, reply, cmd),
             }
         }
         self.settle_loop(now, wall);
@@ -228,6 +229,10 @@ impl DialerCore {
 
     /// A command of the facade; its reply comes as [`Action::Reply`] to `reply`.
     pub fn handle_command(&mut self, now: Instant, wall: i64, reply: ReplyTo, cmd: Command) {
+        self.handle_all(now, wall, [Input::Command(reply, cmd)]);
+    }
+
+    fn on_command(&mut self, now: Instant, reply: ReplyTo, cmd: Command) {
         match cmd {
             Command::Reload => self.actions.push_back(Action::LoadCampaigns),
             Command::PutTrunk { cfg, addr, mode } => {
@@ -260,7 +265,6 @@ impl DialerCore {
                 self.reply(reply, Reply::Done(Ok(())));
             }
         }
-        self.settle_loop(now, wall);
     }
 
     /// The result of an action the driver executed.
