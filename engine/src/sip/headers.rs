@@ -208,6 +208,9 @@ pub struct Via<'a> {
     pub port: Option<u16>,
     /// Via parameters.
     pub params: Params<'a>,
+    /// The `branch` parameter's value, found by the walk that checks the parameters: every
+    /// message is matched to its transaction by it, so it is not looked up again.
+    branch: Option<&'a str>,
 }
 
 impl<'a> Via<'a> {
@@ -261,35 +264,52 @@ impl<'a> Via<'a> {
                 (host, Some(p.parse().map_err(|_| E)?))
             }
         };
-        // One walk over the list checks its grammar and the two parameters whose values
-        // have one of their own (every response brings our Via back with both).
-        let params = Params::parse_each(params, |name, value| match value {
-            Some(r) if name.eq_ignore_ascii_case("received") => {
-                let r = r.trim_start_matches('[').trim_end_matches(']');
-                let ip = if r.contains(':') {
-                    r.parse::<std::net::Ipv6Addr>().is_ok()
-                } else {
-                    matches!(parse_host(r), Ok(Host::V4(_)))
-                };
-                ip.then_some(()).ok_or(E)
+        // One walk over the list checks its grammar and the values of `received` and
+        // `rport`, and finds the branch (the first `branch`, as `Params::get` finds it).
+        let mut branch = None;
+        let params = Params::parse_each(params, |name, value| {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
             }
-            Some(p) if name.eq_ignore_ascii_case("rport") => {
-                p.parse::<u16>().map(|_| ()).map_err(|_| E)
-            }
-            _ => Ok(()),
+            check_via_param(name, value)
         })
         .map_err(|_| E)?;
+        let branch = branch.flatten();
         Ok(Via {
             transport,
             host,
             port,
             params,
+            branch,
         })
     }
+}
 
+/// The grammar of the two Via parameters whose values have one of their own (every
+/// response brings our Via back with both).
+fn check_via_param(name: &str, value: Option<&str>) -> Result<(), ParseError> {
+    const E: ParseError = ParseError::Header("Via");
+    match value {
+        Some(r) if name.eq_ignore_ascii_case("received") => {
+            let r = r.trim_start_matches('[').trim_end_matches(']');
+            let ip = if r.contains(':') {
+                r.parse::<std::net::Ipv6Addr>().is_ok()
+            } else {
+                matches!(parse_host(r), Ok(Host::V4(_)))
+            };
+            ip.then_some(()).ok_or(E)
+        }
+        Some(p) if name.eq_ignore_ascii_case("rport") => {
+            p.parse::<u16>().map(|_| ()).map_err(|_| E)
+        }
+        _ => Ok(()),
+    }
+}
+
+impl<'a> Via<'a> {
     /// The `branch` parameter: the transaction identifier when it starts with `z9hG4bK`.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
 
     /// The `received` parameter.
@@ -492,6 +512,21 @@ mod tests {
         assert_eq!(v.rport(), Some(None));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(Via::parse("SIP/3.0/UDP h").is_err());
+    }
+
+    #[test]
+    fn the_branch_kept_at_parse_is_the_one_params_find() {
+        for params in [
+            "branch=z9hG4bKa",
+            "BRANCH=z9hG4bKa;branch=z9hG4bKb",
+            "branch;branch=z9hG4bKb",
+            "rport;branch=\"z9hG4bKq\"",
+            "rport",
+        ] {
+            let text = format!("SIP/2.0/UDP h;{params}");
+            let v = Via::parse(&text).unwrap();
+            assert_eq!(v.branch(), v.params.get("branch").flatten(), "{params}");
+        }
     }
 
     #[test]

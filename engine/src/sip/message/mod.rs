@@ -87,9 +87,11 @@ pub struct Headers<'a> {
     parsed: Parsed<'a>,
 }
 
-/// Headers that validation parses anyway, kept: the topmost Via and Contact, and From (of a
-/// request: a response's is not parsed), To and CSeq when the message gives one value for each (a second, different line leaves it empty,
-/// and the accessor then reports `Multiple` as it always did).
+/// Headers that validation parses anyway, kept: the topmost Via; the first Contact (of a
+/// response, only of a 2xx to INVITE or REGISTER, the ones whose Contact is read); From (of
+/// a request: a response's is not parsed), To and CSeq when the message gives one value for
+/// each (a second, different line leaves it empty, and the accessor then reports
+/// `Multiple` as it always did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Parsed<'a> {
     pub(super) top_via: Option<Via<'a>>,
@@ -376,7 +378,11 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
     let body = &rest[..body_len];
     let consumed = skip + body_start + body_len;
     let msg = match after_version {
-        Some(after_version) => Message::Response(parse_response(after_version, headers, body)?),
+        Some(after_version) => {
+            let mut r = parse_response(after_version, headers, body)?;
+            check_response_contacts(&mut r)?;
+            Message::Response(r)
+        }
         None => Message::Request(parse_request(start_line, headers, body)?),
     };
     Ok((msg, consumed))

@@ -156,7 +156,9 @@ pub(super) fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
 /// A response's From is the exception: it is our own From echoed back, and nothing that
 /// handles a response reads it (transactions match on the top Via and CSeq, dialogs on
 /// Call-ID and the tags in To). Parsing it anyway was a fifth of a response's validation at
-/// thousands of calls a second; `Headers::from` still parses and checks it if asked.
+/// thousands of calls a second; `Headers::from` still parses and checks it if asked. A
+/// response's Contact is checked afterwards, once its status is known
+/// ([`check_response_contacts`]).
 pub(super) fn validate_headers<'a>(
     h: &Headers<'a>,
     response: bool,
@@ -181,15 +183,7 @@ pub(super) fn validate_headers<'a>(
                 let to = NameAddr::parse(v, "To")?;
                 keep_single(&mut parsed.to, &mut to_line, v, to);
             }
-            HeaderName::Contact if v != "*" => {
-                for e in split_list(v) {
-                    let c = NameAddr::parse(e, "Contact")?;
-                    if let Some(Some(exp)) = c.params.get("expires") {
-                        parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
-                    }
-                    parsed.contact.get_or_insert(c);
-                }
-            }
+            HeaderName::Contact if !response => check_contact_line(v, &mut parsed.contact)?,
             HeaderName::Route | HeaderName::RecordRoute | HeaderName::PAssertedIdentity => {
                 for e in split_list(v) {
                     NameAddr::parse(e, "Route")?;
@@ -223,6 +217,44 @@ pub(super) fn validate_headers<'a>(
         }
     }
     Ok(parsed)
+}
+
+/// Checks one Contact line's elements (a `*` is REGISTER's wildcard), keeping the first
+/// element of the message in `first`.
+fn check_contact_line<'a>(v: &'a str, first: &mut Option<NameAddr<'a>>) -> Result<(), ParseError> {
+    if v == "*" {
+        return Ok(());
+    }
+    for e in split_list(v) {
+        let c = NameAddr::parse(e, "Contact")?;
+        if let Some(Some(exp)) = c.params.get("expires") {
+            parse_u32(exp).ok_or(ParseError::Header("Contact"))?;
+        }
+        first.get_or_insert(c);
+    }
+    Ok(())
+}
+
+/// A response's Contact is read only from a 2xx to INVITE (the dialog's remote target) or
+/// to REGISTER (the bindings granted); any other response's (a 180's, a BYE's 200's) is
+/// not parsed, as a response's From is not. A response whose CSeq does not parse keeps
+/// the full check.
+pub(super) fn check_response_contacts<'a>(r: &mut Response<'a>) -> Result<(), ParseError> {
+    let read = match r.headers.cseq() {
+        Ok(c) => {
+            (200..300).contains(&r.status) && matches!(c.method, Method::Invite | Method::Register)
+        }
+        Err(_) => true,
+    };
+    if !read {
+        return Ok(());
+    }
+    let mut first = None;
+    for v in r.headers.values(HeaderName::Contact) {
+        check_contact_line(v, &mut first)?;
+    }
+    r.headers.parsed.contact = first;
+    Ok(())
 }
 
 /// Keeps a header that must appear once as parsed from its first line, and drops it when a

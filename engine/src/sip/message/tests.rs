@@ -150,3 +150,46 @@ fn a_responses_from_is_checked_only_when_read_a_requests_always() {
     );
     assert_eq!(parse(request.as_bytes()), Err(ParseError::Header("From")));
 }
+
+#[test]
+fn a_responses_contact_is_checked_when_it_is_read() {
+    let response = |status: &str, method: &str| {
+        format!(
+            "SIP/2.0 {status}\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds\r\n\
+             From: <sip:comune@192.0.2.1>;tag=1\r\nTo: <sip:b@192.0.2.2>;tag=9\r\n\
+             Call-ID: c1\r\nCSeq: 1 {method}\r\nContact: <sip:b@192.0.2.2:5060\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    // Read: a 2xx to INVITE (the remote target) or to REGISTER (the bindings).
+    for (status, method) in [("200 OK", "INVITE"), ("202 Accepted", "REGISTER")] {
+        let r = response(status, method);
+        assert_eq!(
+            parse(r.as_bytes()),
+            Err(ParseError::Header("Contact")),
+            "{status} {method}"
+        );
+    }
+    // Not read: a provisional, a failure, a 2xx to BYE.
+    for (status, method) in [
+        ("180 Ringing", "INVITE"),
+        ("486 Busy", "INVITE"),
+        ("200 OK", "BYE"),
+    ] {
+        let r = response(status, method);
+        let Message::Response(r) = parse(r.as_bytes()).unwrap() else {
+            panic!("not a response")
+        };
+        assert_eq!(r.headers.first_contact(), None, "{status} {method}");
+    }
+    // A good Contact on a 2xx to INVITE is kept as validation parsed it.
+    let good = response("200 OK", "INVITE").replace(":5060\r\n", ":5060>\r\n");
+    let Message::Response(r) = parse(good.as_bytes()).unwrap() else {
+        panic!("not a response")
+    };
+    assert_eq!(
+        r.headers.first_contact().unwrap().uri.raw,
+        "sip:b@192.0.2.2:5060"
+    );
+}
