@@ -399,7 +399,8 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                     None => {
                         // Every Dialer handle is gone: stop as if asked to.
                         cmds_open = false;
-                        self.command(Command::Shutdown, None);
+                        let stop = self.command_input(Command::Shutdown, None);
+                        self.core.handle_all(Instant::now(), now_ms(), [stop]);
                     }
                 },
                 () = &mut sleep, if armed.is_some() => {
@@ -443,11 +444,6 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             let events = std::iter::from_fn(|| ep.poll_event().map(Input::Sip));
             self.core.handle_all(now, now_ms(), notes.chain(events));
         }
-    }
-
-    fn command(&mut self, cmd: Command, reply: Option<ReplySink>) {
-        let input = self.command_input(cmd, reply);
-        self.core.handle_all(Instant::now(), now_ms(), [input]);
     }
 
     /// A command as the core's input, its reply's sink filed under the id the core answers to.
