@@ -283,6 +283,23 @@ impl<'a> Via<'a> {
             branch,
         })
     }
+
+    /// The `branch` parameter: the transaction identifier when it starts with `z9hG4bK`.
+    pub fn branch(&self) -> Option<&'a str> {
+        self.branch
+    }
+
+    /// The `received` parameter.
+    pub fn received(&self) -> Option<&'a str> {
+        self.params.get("received").flatten()
+    }
+
+    /// The `rport` parameter: `None` if absent, `Some(None)` if present without a value.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
+    }
 }
 
 /// The grammar of the two Via parameters whose values have one of their own (every
@@ -303,25 +320,6 @@ fn check_via_param(name: &str, value: Option<&str>) -> Result<(), ParseError> {
             p.parse::<u16>().map(|_| ()).map_err(|_| E)
         }
         _ => Ok(()),
-    }
-}
-
-impl<'a> Via<'a> {
-    /// The `branch` parameter: the transaction identifier when it starts with `z9hG4bK`.
-    pub fn branch(&self) -> Option<&'a str> {
-        self.branch
-    }
-
-    /// The `received` parameter.
-    pub fn received(&self) -> Option<&'a str> {
-        self.params.get("received").flatten()
-    }
-
-    /// The `rport` parameter: `None` if absent, `Some(None)` if present without a value.
-    pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 }
 

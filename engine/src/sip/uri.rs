@@ -184,9 +184,8 @@ fn check_escaped(s: &str, class: Class, what: &'static str) -> Result<(), ParseE
 fn parse_sip_rest<'a>(rest: &'a str, uri: &mut Uri<'a>) -> Result<(), ParseError> {
     // Neither URI parameters nor headers may hold an unescaped '@' (RFC 3261 §25.1), but a
     // user part may hold '?' and ';' (RFC 4475 §3.1.1.2, §3.1.1.9): the last '@' ends it.
-    // Walked once (`Uri::parse` checked for illegal bytes already): where the user part
-    // ends, then, in the host part, where its parameters and headers begin. A URI is in
-    // every To, Contact and Request-URI, so one walk instead of one per part counts.
+    // The host part is walked once for where its parameters and headers begin (it was one
+    // search for each): a URI is in every To, Contact and Request-URI.
     let (userinfo, hostpart) = match rfind_ascii(rest, b'@') {
         Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
         None => (None, rest),

@@ -14,17 +14,6 @@ use super::*;
 use crate::id_map::IdMap;
 use crate::sip::transaction::AcceptedInvite;
 
-/// The random part of a Via branch the endpoint made (`z9hG4bK` and 16 lowercase hex
-/// digits), as the number it encodes; `None` for any other branch.
-pub(super) fn branch_key(branch: &str) -> Option<u64> {
-    let digits = branch.strip_prefix(BRANCH_MAGIC)?;
-    let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
-    if digits.len() != 16 || !digits.as_bytes().iter().all(lower_hex) {
-        return None;
-    }
-    u64::from_str_radix(digits, 16).ok()
-}
-
 /// The Accepted INVITE transactions by branch, with their ends in order.
 #[derive(Debug, Default)]
 pub(super) struct AcceptedInvites {
@@ -110,25 +99,6 @@ impl Endpoint {
 mod tests {
     use super::*;
     use crate::sip::timer::TimerConfig;
-
-    #[test]
-    fn only_our_branches_have_keys() {
-        assert_eq!(branch_key("z9hG4bK00000000000000ff"), Some(255));
-        assert_eq!(branch_key("z9hG4bK00000000000000FF"), None);
-        assert_eq!(branch_key("z9hG4bK00000000000000f"), None);
-        assert_eq!(branch_key("z9hG4bK+0000000000000ff"), None);
-        assert_eq!(branch_key("z9hG4bKé000000000000ff"), None);
-        assert_eq!(branch_key("0000000000000000000000ff"), None);
-    }
-
-    #[test]
-    fn our_branches_read_back_as_the_number_drawn() {
-        for bits in [0, 1, 0xff, 0x0123_4567_89ab_cdef, u64::MAX] {
-            let mut s = String::from(BRANCH_MAGIC);
-            push_hex(&mut s, bits, 16);
-            assert_eq!(branch_key(&s), Some(bits), "{s}");
-        }
-    }
 
     #[test]
     fn ends_in_order_of_timer_m_even_when_filed_out_of_order() {

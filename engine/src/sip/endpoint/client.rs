@@ -115,7 +115,7 @@ impl Endpoint {
             &self.client_branches
         };
         // A branch we did not make has no key, and no transaction of ours.
-        let key = accepted::branch_key(branch);
+        let key = branch_key(branch);
         let Some(&id) = key.and_then(|k| index.get(&k)) else {
             let accepted = key
                 .filter(|_| cseq.method != Method::Cancel)

@@ -28,6 +28,7 @@ use crate::id_map::IdMap;
 mod accepted;
 mod answer;
 mod api;
+mod branch;
 mod call;
 mod cidr;
 mod client;
@@ -48,6 +49,7 @@ pub use api::{
     AnswerError, CallEnd, CallHandle, CallParams, EndpointConfig, Event, Hangup, IncomingCall,
     RegisterParams, RegistrationState, RequestHandle, Transmit, Transport, DEFAULT_USER_AGENT,
 };
+use branch::{branch_key, branch_text, push_hex, BRANCH_MAGIC};
 use call::{cancel_outcome, remember_challenge, session_guard};
 pub use cidr::{Cidr, CidrError};
 pub use strangers::{SourcePolicy, StrangerAction, Verdict};
@@ -206,16 +208,6 @@ pub struct Endpoint {
 }
 
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO";
-const BRANCH_MAGIC: &str = "z9hG4bK";
-
-/// Appends the low `digits` hex digits of `bits`, most significant first (lowercase, as
-/// [`accepted::branch_key`] reads them).
-fn push_hex(s: &mut String, bits: u64, digits: usize) {
-    const HEX: &[u8] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        s.push(char::from(HEX[(bits >> (4 * i)) as usize & 15]));
-    }
-}
 
 impl Endpoint {
     /// A new endpoint.
@@ -315,15 +307,11 @@ impl Endpoint {
         self.keyed_branch().1
     }
 
-    /// A fresh Via branch and the number it encodes ([`accepted::branch_key`] reads it
-    /// back from a response): client transactions are filed by that number, so matching
-    /// a response hashes an integer and no copy of the text is kept.
+    /// A fresh Via branch and the number it encodes, the key its client transaction is
+    /// filed under (see [`branch`]).
     fn keyed_branch(&mut self) -> (u64, String) {
         let key: u64 = self.rng.random();
-        let mut b = String::with_capacity(BRANCH_MAGIC.len() + 16);
-        b.push_str(BRANCH_MAGIC);
-        push_hex(&mut b, key, 16);
-        (key, b)
+        (key, branch_text(key))
     }
 
     /// The trunk label of the call a transaction belongs to, for metrics (shared, so a
