@@ -419,6 +419,11 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     /// Runs the core and the endpoint against each other until neither has anything left
     /// to do now: the core's actions executed, what the endpoint has to send sent, its
     /// events given to the core (which may act on them at once).
+    ///
+    /// The endpoint's messages go out in one batch at the end of the pass (a 2xx's ACK and
+    /// the BYE the core answers the call's end with leave in one `sendmmsg`, not two), and
+    /// before that only when the pass placed INVITEs: the core keeps its CPS window on the
+    /// instants those reached the kernel.
     async fn settle(&mut self) {
         loop {
             let mut placed = Vec::new();
@@ -428,11 +433,12 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
             while let Some(a) = self.core.poll_action() {
                 self.execute(now, a, &mut placed);
             }
-            self.sip.flush().await;
-            // Placed once the INVITE is with the kernel: the core keeps its CPS window on
-            // these instants.
+            if !placed.is_empty() {
+                self.sip.flush().await;
+            }
             let now = Instant::now();
             if placed.is_empty() && !self.sip.ep().has_event() {
+                self.sip.flush().await;
                 return;
             }
             // The INVITEs placed and every event the endpoint has now, in one pass of the

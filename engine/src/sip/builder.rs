@@ -165,7 +165,7 @@ macro_rules! decimal_header_value {
     ($($t:ty),*) => {$(
         impl HeaderValue for $t {
             fn write_to(self, buf: &mut Vec<u8>) {
-                buf.extend_from_slice(decimal(self as u64, &mut [0; 20]));
+                buf.extend_from_slice(itoa::Buffer::new().format(self).as_bytes());
             }
         }
     )*};
@@ -193,7 +193,7 @@ pub(crate) fn push_ip(s: &mut String, ip: std::net::IpAddr) {
                 if i > 0 {
                     s.push('.');
                 }
-                push_decimal(s, u64::from(octet));
+                push_decimal(s, octet);
             }
         }
         std::net::IpAddr::V6(v6) => {
@@ -211,7 +211,7 @@ pub(crate) fn write_host_port(buf: &mut Vec<u8>, a: std::net::SocketAddr) {
                 if i > 0 {
                     buf.push(b'.');
                 }
-                buf.extend_from_slice(decimal(u64::from(octet), &mut [0; 20]));
+                buf.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
             }
         }
         std::net::IpAddr::V6(v6) => {
@@ -219,28 +219,13 @@ pub(crate) fn write_host_port(buf: &mut Vec<u8>, a: std::net::SocketAddr) {
         }
     }
     buf.push(b':');
-    buf.extend_from_slice(decimal(u64::from(a.port()), &mut [0; 20]));
+    buf.extend_from_slice(itoa::Buffer::new().format(a.port()).as_bytes());
 }
 
-/// The decimal digits of `n`, written at the end of `buf` (20 digits hold any `u64`).
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
-
-/// Appends `n` in decimal.
-pub(crate) fn push_decimal(s: &mut String, n: impl Into<u64>) {
-    for d in decimal(n.into(), &mut [0; 20]) {
-        s.push(char::from(*d));
-    }
+/// Appends `n` in decimal (itoa writes two digits per step from a table; the numbers of a
+/// message, its ports, octets, CSeq and SDP fields, are a few hundred a call).
+pub(crate) fn push_decimal(s: &mut String, n: impl itoa::Integer) {
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 /// The buffer as a `fmt::Write` sink.

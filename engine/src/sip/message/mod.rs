@@ -365,27 +365,43 @@ pub fn parse_framed(buf: &[u8], stream: bool) -> Result<(Message<'_>, usize), Pa
         Some(_) => return Err(ParseError::StartLine("bare LF")),
         None => (head, ""),
     };
-    let headers = split_headers(header_text)?;
+    // The message is assembled once, in the return value: built up in steps (headers, then
+    // a response holding them, then the message, then the result) it was copied whole at
+    // each one, a few kilobytes per message.
     let mut headers = Headers {
-        list: headers,
+        list: split_headers(header_text)?,
         parsed: Parsed::default(),
     };
     let after_version = start_line.strip_prefix("SIP/");
-    headers.parsed = validate_headers(&headers, after_version.is_some())?;
+    validate_headers(&headers.list, after_version.is_some(), &mut headers.parsed)?;
 
     let rest = &buf_from[body_start..];
     let body_len = body_len(&headers, rest.len(), stream)?;
     let body = &rest[..body_len];
     let consumed = skip + body_start + body_len;
-    let msg = match after_version {
+    match after_version {
         Some(after_version) => {
-            let mut r = parse_response(after_version, headers, body)?;
-            check_response_contacts(&mut r)?;
-            Message::Response(r)
+            let (status, reason) = status_line(after_version)?;
+            check_response_contacts(status, &mut headers)?;
+            let r = Response {
+                status,
+                reason,
+                headers,
+                body,
+            };
+            Ok((Message::Response(r), consumed))
         }
-        None => Message::Request(parse_request(start_line, headers, body)?),
-    };
-    Ok((msg, consumed))
+        None => {
+            let (method, uri) = request_line(start_line, &headers)?;
+            let r = Request {
+                method,
+                uri,
+                headers,
+                body,
+            };
+            Ok((Message::Request(r), consumed))
+        }
+    }
 }
 
 /// The body's length: Content-Length when given (never past the bytes there are); without
@@ -402,12 +418,8 @@ fn body_len(headers: &Headers<'_>, available: usize, stream: bool) -> Result<usi
     }
 }
 
-/// A response from its status line (after `SIP/`), headers and body.
-fn parse_response<'a>(
-    after_version: &'a str,
-    headers: Headers<'a>,
-    body: &'a [u8],
-) -> Result<Response<'a>, ParseError> {
+/// A response's status code and reason phrase, from its status line after `SIP/`.
+fn status_line<'a>(after_version: &'a str) -> Result<(u16, &'a str), ParseError> {
     // Byte searches, not `splitn(' ')`: this runs for every response.
     let at = |s: &'a str, what| {
         find_ascii(s, b' ')
@@ -431,20 +443,15 @@ fn parse_response<'a>(
     if reason.bytes().any(|b| b < b' ' && b != b'\t') {
         return Err(ParseError::StartLine("bad reason phrase"));
     }
-    Ok(Response {
-        status,
-        reason,
-        headers,
-        body,
-    })
+    Ok((status, reason))
 }
 
-/// A request from its request line, headers and body.
-fn parse_request<'a>(
+/// A request's method and Request-URI, from its request line; the CSeq's method must be
+/// the same.
+fn request_line<'a>(
     start_line: &'a str,
-    headers: Headers<'a>,
-    body: &'a [u8],
-) -> Result<Request<'a>, ParseError> {
+    headers: &Headers<'a>,
+) -> Result<(Method<'a>, Uri<'a>), ParseError> {
     let mut parts = start_line.split(' ');
     let (Some(m), Some(u), Some(v), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -470,10 +477,5 @@ fn parse_request<'a>(
             return Err(ParseError::Header("CSeq method"));
         }
     }
-    Ok(Request {
-        method,
-        uri,
-        headers,
-        body,
-    })
+    Ok((method, uri))
 }

@@ -160,13 +160,13 @@ pub(super) fn split_headers(text: &str) -> Result<Vec<Header<'_>>, ParseError> {
 /// response's Contact is checked afterwards, once its status is known
 /// ([`check_response_contacts`]).
 pub(super) fn validate_headers<'a>(
-    h: &Headers<'a>,
+    list: &[Header<'a>],
     response: bool,
-) -> Result<Parsed<'a>, ParseError> {
-    let mut parsed = Parsed::default();
+    parsed: &mut Parsed<'a>,
+) -> Result<(), ParseError> {
     // The first line's value of From and of To, to tell a repeated line from a different one.
     let (mut from_line, mut to_line, mut cseq_line) = (None, None, None);
-    for header in h.iter() {
+    for header in list {
         let v = header.value;
         match header.name {
             HeaderName::Via => {
@@ -216,7 +216,7 @@ pub(super) fn validate_headers<'a>(
             _ => {}
         }
     }
-    Ok(parsed)
+    Ok(())
 }
 
 /// Checks one Contact line's elements (a `*` is REGISTER's wildcard), keeping the first
@@ -239,10 +239,10 @@ fn check_contact_line<'a>(v: &'a str, first: &mut Option<NameAddr<'a>>) -> Resul
 /// to REGISTER (the bindings granted); any other response's (a 180's, a BYE's 200's) is
 /// not parsed, as a response's From is not. A response whose CSeq does not parse keeps
 /// the full check.
-pub(super) fn check_response_contacts<'a>(r: &mut Response<'a>) -> Result<(), ParseError> {
-    let read = match r.headers.cseq() {
+pub(super) fn check_response_contacts(status: u16, h: &mut Headers<'_>) -> Result<(), ParseError> {
+    let read = match h.cseq() {
         Ok(c) => {
-            (200..300).contains(&r.status) && matches!(c.method, Method::Invite | Method::Register)
+            (200..300).contains(&status) && matches!(c.method, Method::Invite | Method::Register)
         }
         Err(_) => true,
     };
@@ -250,10 +250,10 @@ pub(super) fn check_response_contacts<'a>(r: &mut Response<'a>) -> Result<(), Pa
         return Ok(());
     }
     let mut first = None;
-    for v in r.headers.values(HeaderName::Contact) {
+    for v in h.values(HeaderName::Contact) {
         check_contact_line(v, &mut first)?;
     }
-    r.headers.parsed.contact = first;
+    h.parsed.contact = first;
     Ok(())
 }
 

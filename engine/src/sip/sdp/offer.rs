@@ -186,7 +186,7 @@ fn push_media_lines(s: &mut String, params: &OfferParams) {
         Some(srtp) if srtp.required => "RTP/SAVP",
         _ => "RTP/AVP",
     };
-    // Numbers are written digit by digit (`push_decimal`): formatting them was a third of
+    // Numbers are written with `push_decimal` (itoa), not `fmt`: formatting them was a third of
     // the cost of building the INVITE.
     s.push_str("m=audio ");
     push_decimal(s, params.rtp_port);
