@@ -102,6 +102,12 @@ impl Aimd {
 
     /// The effective rate at `now` (recovery applied).
     pub fn rate(&mut self, now: Instant) -> f64 {
+        // At the ceiling (no congestion: the usual case) recovery has nothing to add, and
+        // this runs several times per pass of the core.
+        if self.rate >= self.ceiling {
+            self.last_update = Some(now);
+            return self.rate;
+        }
         if let Some(last) = self.last_update {
             let dt = now.saturating_duration_since(last).as_secs_f64();
             self.rate = (self.rate + dt * self.cfg.increase_per_s * self.ceiling).min(self.ceiling);

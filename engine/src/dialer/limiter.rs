@@ -44,18 +44,16 @@ impl CpsLimiter {
             1.0
         };
         let window_max = (ceiling.floor() as usize).max(1);
-        let mut l = CpsLimiter {
+        CpsLimiter {
             ceiling,
             window_max,
             rate: ceiling,
             tokens: 1.0,
-            capacity: 1.0,
+            capacity: capacity_at(ceiling),
             last: None,
             recent: VecDeque::with_capacity(window_max + 1),
             hold_until: None,
-        };
-        l.set_rate(ceiling);
-        l
+        }
     }
 
     /// A limiter at full rate `ceiling` that remembers this one's recent admissions,
@@ -83,8 +81,13 @@ impl CpsLimiter {
     /// Changes the rate, clamped to `(0, ceiling]`. The bucket holds at most a tenth of a
     /// second's worth of tokens (and at least one), so a rate cut takes effect at once.
     pub fn set_rate(&mut self, rate: f64) {
-        self.rate = rate.clamp(0.01, self.ceiling);
-        self.capacity = (self.rate / 10.0).max(1.0);
+        let rate = rate.clamp(0.01, self.ceiling);
+        // The trunk sets it before every question it asks, mostly to what it was.
+        if rate == self.rate {
+            return;
+        }
+        self.rate = rate;
+        self.capacity = capacity_at(rate);
         self.tokens = self.tokens.min(self.capacity);
     }
 
@@ -154,6 +157,11 @@ impl CpsLimiter {
         }
         at
     }
+}
+
+/// The bucket's size at `rate`: a tenth of a second's tokens, at least one.
+fn capacity_at(rate: f64) -> f64 {
+    (rate / 10.0).max(1.0)
 }
 
 #[cfg(test)]
