@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The sliding window: one second plus a 10 ms guard, so that jitter between the send
-/// (the window counts from it, see [`CpsLimiter::stamp_last`]) and the carrier's clock
+/// (the window counts from it, see [`CpsLimiter::stamp_since`]) and the carrier's clock
 /// cannot put `cps + 1` INVITEs into one second as the carrier measures it. Costs 1 % of
 /// the ceiling. A 20 ms guard (2 %) left nothing of the "use ≥ 98 %" requirement for the
 /// pacing loop's own slack: `dialer call` measured 97.9 % of 5,000 CPS with it.
@@ -130,12 +130,17 @@ impl CpsLimiter {
         true
     }
 
-    /// Moves the latest admission's instant to `sent` (when the INVITE actually left, known
-    /// only after the send): the window then counts from the send, not the decision, so
-    /// a slow send cannot bunch two seconds' INVITEs into one on the wire.
-    pub fn stamp_last(&mut self, sent: Instant) {
-        if let Some(last) = self.recent.back_mut() {
-            *last = (*last).max(sent);
+    /// Moves the admissions made at or after `decided` to `sent` (when their INVITEs
+    /// actually left, known only after the send): the window then counts from the send,
+    /// not the decision, so a slow send cannot bunch two seconds' INVITEs into one on the
+    /// wire. The INVITEs one pass of the core admits leave in one batch, so they all take
+    /// the batch's instant.
+    pub fn stamp_since(&mut self, decided: Instant, sent: Instant) {
+        for t in self.recent.iter_mut().rev() {
+            if *t < decided {
+                break;
+            }
+            *t = (*t).max(sent);
         }
     }
 
@@ -273,13 +278,33 @@ mod tests {
         let t0 = Instant::now();
         assert!(l.try_acquire(t0));
         // The first INVITE only left 300 ms after its admission.
-        l.stamp_last(t0 + Duration::from_millis(300));
+        l.stamp_since(t0, t0 + Duration::from_millis(300));
         assert!(l.try_acquire(t0 + Duration::from_millis(500)));
         // A third one must wait for a window after the first *send*.
         assert!(!l.try_acquire(t0 + Duration::from_millis(1100)));
         assert_eq!(
             l.next_ready(t0 + Duration::from_millis(1100)),
             t0 + Duration::from_millis(300) + WINDOW
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_its_send_instant_and_earlier_admissions_keep_theirs() {
+        let mut l = CpsLimiter::new(100.0);
+        let t0 = Instant::now();
+        assert!(l.try_acquire(t0));
+        let t1 = t0 + Duration::from_millis(100);
+        assert!(l.try_acquire(t1));
+        assert!(l.try_acquire(t1));
+        l.stamp_since(t1, t1 + Duration::from_millis(2));
+        let stamps: Vec<Instant> = l.recent.iter().copied().collect();
+        assert_eq!(
+            stamps,
+            [
+                t0,
+                t1 + Duration::from_millis(2),
+                t1 + Duration::from_millis(2)
+            ]
         );
     }
 

@@ -323,9 +323,9 @@ impl Trunk {
         self.aimd.hold_until().is_some_and(|h| h > now)
     }
 
-    /// Records when the INVITE that took the last token actually left.
-    pub fn stamp_sent(&mut self, sent: Instant) {
-        self.limiter.stamp_last(sent);
+    /// Records when the INVITEs that took tokens at or after `decided` actually left.
+    pub fn stamp_sent(&mut self, decided: Instant, sent: Instant) {
+        self.limiter.stamp_since(decided, sent);
     }
 
     /// A call that was admitted ended (or never left): frees its channel and feeds

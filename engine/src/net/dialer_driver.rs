@@ -417,18 +417,14 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     }
 
     /// Runs the core and the endpoint against each other until neither has anything left
-    /// to do now: the core's actions executed, what the endpoint has to send sent, its
-    /// events given to the core (which may act on them at once).
-    ///
-    /// The endpoint's messages go out in one batch at the end of the pass (a 2xx's ACK and
-    /// the BYE the core answers the call's end with leave in one `sendmmsg`, not two), and
-    /// before that only when the pass placed INVITEs: the core keeps its CPS window on the
-    /// instants those reached the kernel.
+    /// to do now: the core's actions executed, the endpoint's events given to the core.
+    /// What the endpoint sends goes out in one batch at the end (a 2xx's ACK and the BYE
+    /// answering it share a `sendmmsg`), earlier only after INVITEs were placed: the core
+    /// keeps its CPS window on the instant they reached the kernel.
     async fn settle(&mut self) {
         loop {
             let mut placed = Vec::new();
-            // One reading of the clock for the pass's actions: they are handed over at
-            // once, and the instants the core's CPS window keeps are taken after the send.
+            // One reading of the clock for the pass's actions, handed over at once.
             let now = Instant::now();
             while let Some(a) = self.core.poll_action() {
                 self.execute(now, a, &mut placed);

@@ -106,6 +106,14 @@ impl Phase {
         }
     }
 
+    /// When an INVITE handed to the driver took its CPS token (`None` in any other phase).
+    pub fn invited_at(&self) -> Option<Instant> {
+        match self {
+            Phase::Sending { invited_at, .. } => Some(*invited_at),
+            _ => None,
+        }
+    }
+
     /// The driver placed the INVITE.
     pub fn placed(self, call: CallHandle) -> Result<Phase, Phase> {
         match self {

@@ -195,10 +195,10 @@ impl DialerCore {
         }
     }
 
-    /// Sends the head of a trunk's queue if its limiter gives a token and no earlier
-    /// INVITE of the trunk awaits placement.
+    /// Sends the head of a trunk's queue while its limiter gives tokens: the INVITEs of
+    /// one pass leave in one batch, and each takes the batch's instant when placed.
     fn send_queued(&mut self, now: Instant, wall: i64, t: TrunkId) {
-        while self.trunks[t.0].sending.is_none() {
+        loop {
             // Prefix limits: the first attempt they let go goes first.
             if !self.pacer_ready_first(now, t) {
                 return;
@@ -251,7 +251,6 @@ impl DialerCore {
         let slot = &mut self.trunks[t.0];
         slot.send_queue.pop_front();
         slot.pending = slot.pending.saturating_sub(1);
-        slot.sending = Some(call);
         let a = self.calls.get_mut(&call).expect("queued calls are live");
         let call_id = a.call_id.clone();
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
@@ -270,12 +269,11 @@ impl DialerCore {
             self.actions.push_back(Action::Hangup(handle));
             return;
         };
+        // Its tokens were taken when the core handed it over; they count from its send.
+        let decided = a.phase.invited_at().unwrap_or(now);
         let slot = &mut self.trunks[a.trunk.0];
-        if slot.sending == Some(call) {
-            slot.sending = None;
-        }
-        slot.trunk.stamp_sent(now);
-        self.pacers.placed(call, now);
+        slot.trunk.stamp_sent(decided, now);
+        self.pacers.placed(call, decided, now);
         let phase = std::mem::replace(&mut a.phase, Phase::Journaling);
         a.phase = phase.placed(handle).unwrap_or_else(|p| p);
         self.by_handle.insert(handle, call);
@@ -326,7 +324,7 @@ impl DialerCore {
             let d = Deadline::Limiter(TrunkId(i));
             let t = &s.trunk;
             let could_pick = work && t.health.is_up() && t.active < t.channel_cap();
-            let queued = !s.send_queue.is_empty() && s.sending.is_none();
+            let queued = !s.send_queue.is_empty();
             if s.removed || !(queued || could_pick) {
                 self.timers.stop(d);
                 continue;

@@ -174,9 +174,6 @@ impl DialerCore {
             slot.pending = slot.pending.saturating_sub(1);
             slot.send_queue.retain(|x| *x != call);
         }
-        if slot.sending == Some(call) {
-            slot.sending = None;
-        }
         if let Some(state) = a.phase.active_state() {
             slot.trunk.metrics.active(state).decrement(1.0);
         }

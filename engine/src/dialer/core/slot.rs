@@ -24,9 +24,6 @@ pub struct TrunkSlot {
     pub send_queue: VecDeque<CallToken>,
     /// Attempts picked but not yet sent (journaling or queued).
     pub pending: u32,
-    /// An INVITE handed to the driver whose placement is not confirmed yet: the next one
-    /// waits, so each CPS token is stamped with the instant its own INVITE left.
-    pub sending: Option<CallToken>,
     /// Removed at run time: kept (tokens stay valid) until its calls end, never routed
     /// to, pinged or shown.
     pub removed: bool,
@@ -43,7 +40,6 @@ impl TrunkSlot {
             addr,
             send_queue: VecDeque::new(),
             pending: 0,
-            sending: None,
             removed: false,
             registration: None,
         }

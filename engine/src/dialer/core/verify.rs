@@ -126,8 +126,8 @@ pub fn verify_params(
 enum Step {
     /// Waiting for a trunk with a free channel and a CPS token, since this instant.
     Queued(Instant),
-    /// INVITE handed to the driver on this trunk.
-    Sending(TrunkId),
+    /// INVITE handed to the driver on this trunk, its CPS token taken at this instant.
+    Sending(TrunkId, Instant),
     /// Ringing.
     Ringing(TrunkId, CallHandle),
     /// Answered: the prompt plays and digits are compared.
@@ -200,7 +200,7 @@ impl DialerCore {
             let avail: Vec<bool> = self
                 .trunks
                 .iter_mut()
-                .map(|s| s.can_take(now, horizon) && s.sending.is_none())
+                .map(|s| s.can_take(now, horizon))
                 .collect();
             let views: Vec<_> = self
                 .trunks
@@ -216,7 +216,7 @@ impl DialerCore {
                         waiting.push_back(token);
                         continue;
                     }
-                    self.place_verify(token, TrunkId(t));
+                    self.place_verify(now, token, TrunkId(t));
                 }
             }
         }
@@ -236,13 +236,12 @@ impl DialerCore {
         }
     }
 
-    fn place_verify(&mut self, token: CallToken, t: TrunkId) {
+    fn place_verify(&mut self, now: Instant, token: CallToken, t: TrunkId) {
         let session = self.ids.next() as u32 as u64;
         let call_id = super::dispatch::call_id(self.ids.next(), token.0 as u32);
         let v = self.verifies.calls.get_mut(&token).expect("queued");
         let slot = &mut self.trunks[t.0];
         slot.trunk.reserve_channel();
-        slot.sending = Some(token);
         let params = verify_params(
             slot.cfg(),
             slot.trunk.metrics.label(),
@@ -251,7 +250,7 @@ impl DialerCore {
             self.cfg.media_ip,
             session,
         );
-        v.step = Step::Sending(t);
+        v.step = Step::Sending(t, now);
         debug!(call = token.0, trunk = t.0, "verification call placed");
         self.actions.push_back(Action::Invite {
             call: token,
@@ -271,16 +270,13 @@ impl DialerCore {
         let Some(v) = self.verifies.calls.get_mut(&call) else {
             return false;
         };
-        let Step::Sending(t) = v.step else {
+        let Step::Sending(t, decided) = v.step else {
             return true;
         };
         let slot = &mut self.trunks[t.0];
-        if slot.sending == Some(call) {
-            slot.sending = None;
-        }
         match placed {
             Ok(h) => {
-                slot.trunk.stamp_sent(now);
+                slot.trunk.stamp_sent(decided, now);
                 v.step = Step::Ringing(t, h);
                 // From here the trunk's ring timeout bounds the wait.
                 self.timers.stop(Deadline::Verify(call));
@@ -440,7 +436,7 @@ impl DialerCore {
             Step::Answered(..) | Step::Ringing(..) => {
                 self.decide(token, VerifyOutcome::NotKeyed);
             }
-            Step::Sending(_) => {}
+            Step::Sending(..) => {}
         }
     }
 

@@ -146,10 +146,11 @@ impl Pacers {
         true
     }
 
-    /// The INVITE left at `sent`: its limits' windows count from then.
-    pub fn placed(&mut self, call: CallToken, sent: Instant) {
+    /// The INVITE, given its tokens at `decided`, left at `sent`: its limits' windows
+    /// count from then.
+    pub fn placed(&mut self, call: CallToken, decided: Instant, sent: Instant) {
         for i in self.held(call) {
-            self.state[i].limiter.stamp_last(sent);
+            self.state[i].limiter.stamp_since(decided, sent);
         }
     }
 
@@ -196,7 +197,7 @@ mod tests {
         // One picked and unsent is a fifth of a second at 5 CPS: wait for its send.
         assert!(!p.can_pick("t", "+39077", H));
         assert!(p.sending(CallToken(1), t0));
-        p.placed(CallToken(1), t0 + Duration::from_millis(5));
+        p.placed(CallToken(1), t0, t0 + Duration::from_millis(5));
         assert!(p.can_pick("t", "+39077", H));
         p.picked(CallToken(2), "t", "+390772222");
         // The bucket holds one token: the second waits about 200 ms.
@@ -233,7 +234,7 @@ mod tests {
                 if p.next_ready(call, now) <= now && p.sending(call, now) {
                     unsent.remove(0);
                     sent.push(now);
-                    p.placed(call, now);
+                    p.placed(call, now, now);
                     p.ended(call, true);
                 }
             }
