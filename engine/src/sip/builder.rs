@@ -112,7 +112,7 @@ impl MessageWriter {
     }
 }
 
-/// A header value: text is copied as bytes, a number written digit by digit, and only
+/// A header value: text is copied as bytes, a number written through itoa, and only
 /// `format_args!` goes through the formatting machinery (whose pass cost more than the
 /// copy for every header of every message when all values took it).
 pub trait HeaderValue {
@@ -139,7 +139,7 @@ impl HeaderValue for fmt::Arguments<'_> {
     }
 }
 
-/// A CSeq value, `4711 INVITE`: the number digit by digit, then the method's name.
+/// A CSeq value, `4711 INVITE`: the number (itoa), then the method's name.
 pub struct SeqMethod<'a>(pub u32, pub &'a str);
 
 impl HeaderValue for SeqMethod<'_> {
@@ -185,7 +185,7 @@ impl HeaderValue for i32 {
 
 /// Appends an IP address as text (IPv6 in the RFC 5952 form `Display` gives). Our own
 /// address goes into every Via, Contact, Call-ID and SDP offer: an IPv4 address is written
-/// digit by digit, a tenth of the cost of going through `fmt`.
+/// octet by octet (itoa), a tenth of the cost of going through `fmt`.
 pub(crate) fn push_ip(s: &mut String, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
