@@ -183,9 +183,9 @@ impl CpsLimiter {
     pub fn next_ready(&mut self, now: Instant) -> Instant {
         self.refill(now);
         let mut at = now;
-        let needed = self.needed(now);
-        if self.tokens < needed - 1e-9 {
-            let wait = (needed - self.tokens) / self.rate;
+        // Short of what `now` needs, the next chance is a new burst, whatever is open now.
+        if self.tokens < self.needed(now) - 1e-9 {
+            let wait = (self.quantum - self.tokens) / self.rate;
             at = at.max(now + Duration::from_secs_f64(wait));
         }
         if self.recent.len() >= self.window_max {
@@ -312,6 +312,9 @@ mod tests {
         let burst = |l: &mut CpsLimiter, at| (0..100).take_while(|_| l.try_acquire(at)).count();
         // A fresh trunk sends its first burst at once.
         assert_eq!(burst(&mut l, t0), 20);
+        // The burst spent, the next one is 20 ms away (not the next single token's 1 ms).
+        let next = l.next_ready(t0);
+        assert_eq!(next.duration_since(t0).as_millis(), 20, "{next:?}");
         // One token has gathered after a millisecond: not enough to open a burst.
         assert_eq!(burst(&mut l, t0 + ms(1)), 0);
         let next = l.next_ready(t0 + ms(1));

@@ -340,6 +340,10 @@ struct Driver<S: Store, M: CallMedia> {
     bg: tokio::runtime::Handle,
 }
 
+/// The INVITEs of one pass, on the stack: a burst (up to 50) grown on the heap reached glibc's
+/// large bins, and each such growth consolidated its fast bins (1.2 % of `perf`'s samples).
+type Placed = smallvec::SmallVec<[(CallToken, CallHandle); 64]>;
+
 /// Queued inputs of one kind taken in a single pass (the first included), so a burst of
 /// media or store notes costs one pass of the loop rather than one each.
 const INPUTS_PER_PASS: usize = 64;
@@ -356,9 +360,8 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
         mut media: mpsc::UnboundedReceiver<MediaNote>,
     ) -> SipIo {
         let mut cmds_open = true;
-        // One timer for the loop's whole life, moved only when the next deadline moves: a
-        // fresh one each pass was registered in and removed from the runtime's timer wheel
-        // every time (4 % of the signalling thread's instructions).
+        // One timer for the loop's life, moved only when the next deadline moves (a fresh
+        // one each pass cost 4 % of the thread's instructions in the runtime's timer wheel).
         let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
@@ -423,7 +426,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
     /// keeps its CPS window on the instant they reached the kernel.
     async fn settle(&mut self) {
         loop {
-            let mut placed = Vec::new();
+            let mut placed = Placed::new();
             // One reading of the clock for the pass's actions, handed over at once.
             let now = Instant::now();
             while let Some(a) = self.core.poll_action() {
@@ -437,8 +440,7 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
                 self.sip.flush().await;
                 return;
             }
-            // The INVITEs placed and every event the endpoint has now, in one pass of the
-            // core.
+            // The INVITEs placed and every event the endpoint has now, in one core pass.
             let notes = placed
                 .into_iter()
                 .map(|(c, h)| Input::Driver(DriverNote::Placed(c, h)));
@@ -467,9 +469,8 @@ impl<S: Store, M: CallMedia> Driver<S, M> {
         self.core.handle_driver(Instant::now(), now_ms(), n);
     }
 
-    /// Executes one of the core's actions. An INVITE placed is noted in `placed`, for the
-    /// core to learn once it has been handed to the socket.
-    fn execute(&mut self, now: Instant, a: Action, placed: &mut Vec<(CallToken, CallHandle)>) {
+    /// Executes one of the core's actions; an INVITE placed goes in `placed`, for the core.
+    fn execute(&mut self, now: Instant, a: Action, placed: &mut Placed) {
         match a {
             Action::Invite {
                 call,

@@ -441,6 +441,58 @@ mod tests {
         assert_eq!(core.calls_in_progress(), 0);
     }
 
+    /// Sixty calls queued at once on a trunk of 1,000 CPS: one pass of the core hands over
+    /// a burst of 20 INVITEs (20 ms of tokens), and the next burst is due 20 ms later.
+    #[test]
+    fn a_backlog_leaves_in_bursts_of_one_pass() {
+        let t0 = Instant::now();
+        let cfg = CoreConfig {
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            seed: 1,
+        };
+        let trunk = (
+            trunk_cfg("t", 1000.0, 100),
+            "127.0.0.1:5060".parse().unwrap(),
+        );
+        let mut core = DialerCore::new(cfg, vec![trunk], t0);
+        for i in 0..60 {
+            core.handle_command(t0, 0, ReplyTo(i), Command::Call(Box::new(req("100"))));
+        }
+        let mut handle = 0;
+        // One pass: every action the core has now, then the INVITEs noted as placed.
+        let mut pass = |core: &mut DialerCore, now: Instant| {
+            let mut placed = vec![];
+            while let Some(a) = core.poll_action() {
+                match a {
+                    Action::LoadCampaigns => {
+                        core.handle_store(now, 0, StoreReply::Campaigns(vec![]));
+                    }
+                    Action::Invite { call, .. } => {
+                        handle += 1;
+                        placed.push(super::super::Input::Driver(DriverNote::Placed(
+                            call,
+                            CallHandle(handle),
+                        )));
+                    }
+                    _ => {}
+                }
+            }
+            let n = placed.len();
+            core.handle_all(now, 0, placed);
+            n
+        };
+        assert_eq!(pass(&mut core, t0), 20);
+        let next = core.poll_timeout().expect("the next burst's wake-up");
+        assert!(next > t0 + Duration::from_millis(19), "{:?}", next - t0);
+        assert!(next <= t0 + Duration::from_millis(20), "{:?}", next - t0);
+        // Nothing leaves between bursts, however often the core is woken.
+        core.handle_timeout(t0 + Duration::from_millis(10), 0);
+        assert_eq!(pass(&mut core, t0 + Duration::from_millis(10)), 0);
+        let at = t0 + Duration::from_millis(20);
+        core.handle_timeout(at, 0);
+        assert_eq!(pass(&mut core, at), 20);
+    }
+
     /// A call for a trunk the core does not have is answered at once as failed.
     #[test]
     fn unknown_trunk_is_refused() {
